@@ -1,0 +1,73 @@
+"""Generated artifacts: byte-identical regeneration, and a check that catches stale copies."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from symkl.build import build, generate
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_committed_derivations_are_up_to_date():
+    result = build(ROOT, check=True)
+    assert result.proved
+    assert result.stale == [], f"stale: {result.stale}; run `symkl build` and commit"
+
+
+def test_check_names_a_tampered_file(tmp_path):
+    shutil.copytree(ROOT / "derivations", tmp_path / "derivations")
+    target = tmp_path / "derivations" / "univariate.tex"
+    target.write_text(target.read_text(encoding="utf-8").replace("sigma", "sigmx", 1))
+    (tmp_path / "derivations" / "univariate.md").unlink()
+    result = build(tmp_path, check=True)
+    assert sorted(result.stale) == ["derivations/univariate.md", "derivations/univariate.tex"]
+    # --check writes nothing
+    assert not (tmp_path / "derivations" / "univariate.md").exists()
+
+
+def test_cli_check_exits_non_zero_naming_the_stale_file(tmp_path):
+    shutil.copytree(ROOT / "derivations", tmp_path / "derivations")
+    (tmp_path / "derivations" / "univariate.md").write_text("tampered\n")
+    run = subprocess.run(
+        [sys.executable, "-m", "symkl", "build", "--check", "--root", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 1
+    assert "derivations/univariate.md is stale" in run.stderr
+
+
+def test_build_writes_then_is_idempotent(tmp_path):
+    first = build(tmp_path)
+    assert sorted(first.written) == sorted(first.files)
+    second = build(tmp_path)
+    assert second.written == []
+
+
+def test_generation_is_byte_identical_across_processes_and_hash_seeds():
+    script = (
+        "import hashlib, symkl.build as b; files = b.generate().files; "
+        "print(hashlib.sha256(repr(sorted(files.items())).encode()).hexdigest())"
+    )
+    digests = set()
+    for seed in ("1", "12345"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        run = subprocess.run(
+            [sys.executable, "-c", script],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+            check=True,
+        )
+        digests.add(run.stdout.strip())
+    import hashlib
+
+    here = hashlib.sha256(repr(sorted(generate().files.items())).encode()).hexdigest()
+    assert digests == {here}
