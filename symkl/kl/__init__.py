@@ -17,6 +17,7 @@ __all__ = ["DERIVATIONS", "available_derivations", "derive"]
 #: name -> "module:function" building the derivation
 DERIVATIONS: dict[str, str] = {
     "univariate": "symkl.kl.univariate:derive_univariate",
+    "diagonal": "symkl.kl.diagonal:derive_diagonal",
 }
 
 

@@ -98,6 +98,7 @@ def standalone_latex(derivation: Derivation, report: VerificationReport | None =
             "}",
             r"\paragraph{Named terms.}",
             rf"\[ {expr_latex(derivation.lhs)} = {terms_latex(derivation)} \]",
+            _text(method_note(step_checks(derivation, report).get("named-terms"))),
             verdict,
             r"\end{document}",
             "",

@@ -36,6 +36,9 @@ def derivation_to_markdown(derivation: Derivation, report: VerificationReport | 
             lines += ["", f"*Checked: {note}.*"]
         lines += ["", "$$", f"{lhs} = {expr_latex(step.expr)}", "$$", ""]
     lines += ["**Named terms.**", "", "$$", f"{lhs} = {terms_latex(derivation)}", "$$", ""]
+    note = method_note(checks.get("named-terms"))
+    if note:
+        lines += [f"*Checked: {note}.*", ""]
     if report is not None:
         state = "every step proved" if report.proved else "NOT all steps proved"
         lines.append(
