@@ -42,6 +42,7 @@ import sympy as sp
 
 __all__ = [
     "Derivation",
+    "Fact",
     "NumericResult",
     "Step",
     "StepCheck",
@@ -52,6 +53,7 @@ __all__ = [
     "instantiate",
     "is_zero",
     "proved_for_general_k_or_at",
+    "reverse_and_symmetric_facts",
 ]
 
 #: Breakpoints used to split infinite integration ranges.  Sampled parameters
@@ -251,9 +253,16 @@ def is_zero(expr: sp.Expr) -> tuple[bool, str]:
 
 
 def _substitute(expr: sp.Expr, definitions: Mapping[sp.Expr, sp.Expr] | None) -> sp.Expr:
+    """Replace placeholders by their definitions until none is left (definitions may nest)."""
+    current = sp.sympify(expr)
     if not definitions:
-        return sp.sympify(expr)
-    return sp.sympify(expr).xreplace(dict(definitions))
+        return current
+    for _ in range(8):
+        replaced = current.xreplace(dict(definitions))
+        if replaced == current:
+            return current
+        current = replaced
+    raise ValueError("definitions refer to each other in a cycle")
 
 
 def _integral_key(integral: sp.Integral) -> tuple:
@@ -840,6 +849,18 @@ def check_step(
 
 
 @dataclass(frozen=True)
+class Fact:
+    """A derived statement shown with a derivation: ``lhs = rhs``, both computed by SymPy.
+
+    ``text`` says what it means (e.g. "the log-det term penalises collapse").
+    """
+
+    text: str
+    lhs: sp.Expr
+    rhs: sp.Expr
+
+
+@dataclass(frozen=True)
 class VerificationReport:
     """Per-step verification of a derivation.  ``proved`` needs every step to pass both checks."""
 
@@ -924,12 +945,31 @@ class Derivation:
     derive_seconds: float = 0.0
     terms_prove: Callable[[sp.Expr, sp.Expr], SymbolicResult] | None = None
     terms_instances: tuple[Mapping[sp.Symbol, int], ...] = ()
+    facts: list[Fact] = field(default_factory=list)
+    swap: dict[sp.Basic, sp.Basic] = field(default_factory=dict)
     _reports: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def closed_form(self) -> sp.Expr:
         """The final expression of the chain."""
         return self.steps[-1].expr
+
+    @property
+    def reverse_closed_form(self) -> sp.Expr:
+        """KL(q || p): the closed form with the roles of p and q exchanged."""
+        if not self.swap:
+            raise ValueError(f"derivation {self.name!r} has no p/q exchange")
+        return self.closed_form.xreplace(self.swap)
+
+    @property
+    def symmetric_closed_form(self) -> sp.Expr:
+        """Jeffreys divergence KL(p || q) + KL(q || p), simplified (the log-ratios cancel)."""
+        forward, reverse = self.closed_form, self.reverse_closed_form
+        if isinstance(forward, sp.Sum):  # sum the summands, then simplify termwise
+            summand = forward.function + reverse.function
+            return sp.Sum(sp.factor(sp.expand(sp.expand_log(summand))), *forward.limits)
+        total = forward + reverse
+        return sp.factor(sp.expand(sp.expand_log(total)))
 
     def verify(
         self, *, dps: int = 30, points: int = 5, seed: int = 0, min_digits: float = 25
@@ -981,3 +1021,21 @@ class Derivation:
                 )
             )
         return VerificationReport(self.name, tuple(checks), time.perf_counter() - started)
+
+
+def reverse_and_symmetric_facts(derivation: Derivation) -> list[Fact]:
+    """Facts for the reverse divergence KL(q||p) and the Jeffreys divergence."""
+    reverse = sp.Symbol(r"D_{\mathrm{KL}}\left(q \,\|\, p\right)")
+    jeffreys = sp.Symbol(r"J(p, q) = D_{\mathrm{KL}}(p\|q) + D_{\mathrm{KL}}(q\|p)")
+    return [
+        Fact(
+            "reverse divergence: exchange the roles of p and q",
+            reverse,
+            derivation.reverse_closed_form,
+        ),
+        Fact(
+            "symmetric (Jeffreys) divergence: the log-ratios cancel",
+            jeffreys,
+            derivation.symmetric_closed_form,
+        ),
+    ]

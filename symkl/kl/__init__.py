@@ -18,6 +18,8 @@ __all__ = ["DERIVATIONS", "available_derivations", "derive"]
 DERIVATIONS: dict[str, str] = {
     "univariate": "symkl.kl.univariate:derive_univariate",
     "diagonal": "symkl.kl.diagonal:derive_diagonal",
+    "std-normal": "symkl.kl.std_normal:derive_std_normal",
+    "fisher": "symkl.kl.fisher:derive_fisher",
 }
 
 

@@ -17,7 +17,13 @@ import time
 
 import sympy as sp
 
-from symkl.derivation import Derivation, Step, SymbolicResult, proved_for_general_k_or_at
+from symkl.derivation import (
+    Derivation,
+    Step,
+    SymbolicResult,
+    proved_for_general_k_or_at,
+    reverse_and_symmetric_facts,
+)
 from symkl.kl import derive
 from symkl.kl.univariate import kl_symbol
 from symkl.model import VectorIntegral, diagonal_symbols, normal_pdf
@@ -166,7 +172,8 @@ def derive_diagonal() -> Derivation:
             instances=numeric,
         ),
     ]
-    return Derivation(
+    swap = {s.mu_p: s.mu_q, s.sigma_p: s.sigma_q, s.mu_q: s.mu_p, s.sigma_q: s.sigma_p}
+    derivation = Derivation(
         name="diagonal",
         title=r"KL divergence between diagonal Gaussians on $\mathbb{R}^k$",
         lhs=kl_symbol(),
@@ -183,9 +190,12 @@ def derive_diagonal() -> Derivation:
             "quadrature at $k = 2$ and $3$; each step says how it was checked.",
         ],
         derive_seconds=time.perf_counter() - started,
+        swap=swap,
         terms_prove=general_or_at,
         terms_instances=numeric,
     )
+    derivation.facts = reverse_and_symmetric_facts(derivation)
+    return derivation
 
 
 def direct_integration(size: int) -> tuple[sp.Expr, sp.Expr]:

@@ -22,7 +22,7 @@ import time
 
 import sympy as sp
 
-from symkl.derivation import Derivation, Step
+from symkl.derivation import Derivation, Step, reverse_and_symmetric_facts
 from symkl.model import density_placeholders, normal_pdf, univariate_symbols
 
 __all__ = ["canonical_form", "derive_univariate", "kl_symbol"]
@@ -171,7 +171,8 @@ def derive_univariate() -> Derivation:
             "collect into the named terms: log-ratio, one fraction, a constant",
         ),
     ]
-    return Derivation(
+    swap = {mu_p: mu_q, sigma_p: sigma_q, mu_q: mu_p, sigma_q: sigma_p}
+    derivation = Derivation(
         name="univariate",
         title="KL divergence between two univariate Gaussians",
         lhs=kl_symbol(),
@@ -186,7 +187,10 @@ def derive_univariate() -> Derivation:
             "and the first two central moments of $p$.",
         ],
         derive_seconds=time.perf_counter() - started,
+        swap=swap,
     )
+    derivation.facts = reverse_and_symmetric_facts(derivation)
+    return derivation
 
 
 def canonical_form(terms: dict[str, sp.Expr], denominator: sp.Expr) -> sp.Expr:

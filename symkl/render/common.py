@@ -10,6 +10,7 @@ __all__ = [
     "TERM_TITLES",
     "expr_latex",
     "expr_latex_lines",
+    "fact_latex",
     "method_note",
     "step_checks",
     "terms_latex",
@@ -81,3 +82,8 @@ def terms_latex(derivation: Derivation) -> str:
         title = TERM_TITLES.get(name, name).replace("_", r"\_")
         parts.append(rf"\underbrace{{{expr_latex(term)}}}_{{\text{{{title}}}}}")
     return " + ".join(parts).replace("+ \\underbrace{- ", "- \\underbrace{")
+
+
+def fact_latex(fact) -> str:
+    """``lhs = rhs`` of a :class:`~symkl.derivation.Fact` in LaTeX."""
+    return f"{expr_latex(fact.lhs)} = {expr_latex(fact.rhs)}"

@@ -14,6 +14,7 @@ from symkl.derivation import Derivation, VerificationReport
 from symkl.render.common import (
     expr_latex,
     expr_latex_lines,
+    fact_latex,
     method_note,
     step_checks,
     terms_latex,
@@ -60,6 +61,28 @@ def derivation_to_latex(derivation: Derivation, report: VerificationReport | Non
     return "\\begin{align*}\n" + " \\\\\n".join(rows) + "\n\\end{align*}\n"
 
 
+def _named_terms(derivation: Derivation, report: VerificationReport | None) -> str:
+    if not derivation.terms:
+        return ""
+    note = _text(method_note(step_checks(derivation, report).get("named-terms")))
+    return "\n".join(
+        [
+            r"\paragraph{Named terms.}",
+            rf"\[ {expr_latex(derivation.lhs)} = {terms_latex(derivation)} \]",
+            note,
+        ]
+    )
+
+
+def _facts(derivation: Derivation) -> str:
+    if not derivation.facts:
+        return ""
+    items = "\n".join(
+        rf"\item {_text(fact.text)}: \[ {fact_latex(fact)} \]" for fact in derivation.facts
+    )
+    return f"\\paragraph{{Derived facts.}}\n\\begin{{itemize}}\n{items}\n\\end{{itemize}}"
+
+
 def standalone_latex(derivation: Derivation, report: VerificationReport | None = None) -> str:
     """A complete document (``article`` + ``amsmath``) that compiles with pdflatex."""
     definitions = "\n".join(
@@ -88,7 +111,7 @@ def standalone_latex(derivation: Derivation, report: VerificationReport | None =
             rf"\section*{{{_text(derivation.title)}}}",
             notes,
             "",
-            r"\paragraph{Densities.}",
+            r"\paragraph{Definitions.}",
             definitions,
             rf"\paragraph{{Assumptions.}} {assumption_text}.",
             "",
@@ -96,9 +119,8 @@ def standalone_latex(derivation: Derivation, report: VerificationReport | None =
             r"{\small",
             derivation_to_latex(derivation, report).rstrip("\n"),
             "}",
-            r"\paragraph{Named terms.}",
-            rf"\[ {expr_latex(derivation.lhs)} = {terms_latex(derivation)} \]",
-            _text(method_note(step_checks(derivation, report).get("named-terms"))),
+            _named_terms(derivation, report),
+            _facts(derivation),
             verdict,
             r"\end{document}",
             "",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from symkl.derivation import Derivation, VerificationReport
-from symkl.render.common import expr_latex, method_note, step_checks, terms_latex
+from symkl.render.common import expr_latex, fact_latex, method_note, step_checks, terms_latex
 
 __all__ = ["derivation_to_markdown"]
 
@@ -22,7 +22,7 @@ def derivation_to_markdown(derivation: Derivation, report: VerificationReport | 
     checks = step_checks(derivation, report)
     lines = [HEADER, "", f"# {derivation.title}", ""]
     lines += [note for note in derivation.notes] + [""]
-    lines.append("**Densities.**")
+    lines.append("**Definitions.**")
     lines.append("")
     for placeholder, value in derivation.definitions.items():
         lines += ["$$", f"{expr_latex(placeholder)} = {expr_latex(value)}", "$$", ""]
@@ -35,10 +35,15 @@ def derivation_to_markdown(derivation: Derivation, report: VerificationReport | 
         if note:
             lines += ["", f"*Checked: {note}.*"]
         lines += ["", "$$", f"{lhs} = {expr_latex(step.expr)}", "$$", ""]
-    lines += ["**Named terms.**", "", "$$", f"{lhs} = {terms_latex(derivation)}", "$$", ""]
-    note = method_note(checks.get("named-terms"))
-    if note:
-        lines += [f"*Checked: {note}.*", ""]
+    if derivation.terms:
+        lines += ["**Named terms.**", "", "$$", f"{lhs} = {terms_latex(derivation)}", "$$", ""]
+        note = method_note(checks.get("named-terms"))
+        if note:
+            lines += [f"*Checked: {note}.*", ""]
+    if derivation.facts:
+        lines += ["**Derived facts** (computed by SymPy from the closed form).", ""]
+        for fact in derivation.facts:
+            lines += [f"- {fact.text}:", "", "  $$", f"  {fact_latex(fact)}", "  $$", ""]
     if report is not None:
         state = "every step proved" if report.proved else "NOT all steps proved"
         lines.append(

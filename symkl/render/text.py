@@ -23,8 +23,10 @@ def derivation_to_text(derivation: Derivation, report: VerificationReport | None
         note = method_note(checks.get(step.label))
         if note:
             lines.append(f"   ({note})")
-    lines.append("")
-    lines.append("named terms:")
-    for name, term in derivation.terms.items():
-        lines.append(f"  {name} = {sp.sstr(term)}")
+    if derivation.terms:
+        lines += ["", "named terms:"]
+        lines += [f"  {name} = {sp.sstr(term)}" for name, term in derivation.terms.items()]
+    if derivation.facts:
+        lines += ["", "derived facts:"]
+        lines += [f"  {f.text}: {sp.sstr(f.lhs)} = {sp.sstr(f.rhs)}" for f in derivation.facts]
     return "\n".join(lines) + "\n"

@@ -1,0 +1,190 @@
+"""The VAE prior: KL(N(mu, diag sigma^2) || N(0, I)), its log-variance form, and its dynamics.
+
+Starts from the proved diagonal result.  ``q = N(0, I)`` enters through the
+definitions ``mu_q_i = 0``, ``sigma_q_i = 1``, and the log-variance
+parameterisation through ``sigma_i = exp(logvar_i / 2)``; every rewrite is a
+checked step.  The training-dynamics facts (gradients, stationary point,
+Hessian, what each term does) are computed by SymPy from the closed form.
+"""
+
+from __future__ import annotations
+
+import time
+
+import sympy as sp
+
+from symkl.derivation import Derivation, Fact, Step, proved_for_general_k_or_at
+from symkl.kl import derive
+from symkl.kl.univariate import kl_symbol
+from symkl.model import diagonal_symbols
+
+__all__ = ["derive_std_normal", "vae_symbols"]
+
+
+def vae_symbols() -> tuple[sp.IndexedBase, sp.IndexedBase, sp.IndexedBase]:
+    """``mu`` (real), ``sigma`` (positive) and ``logvar`` (real), indexed by ``i``."""
+    return (
+        sp.IndexedBase("mu", real=True),
+        sp.IndexedBase("sigma", positive=True),
+        sp.IndexedBase("logvar", real=True),
+    )
+
+
+def derive_std_normal() -> Derivation:
+    """Derive the VAE KL term against the standard normal prior.
+
+    Returns
+    -------
+    Derivation
+        Closed form ``-1/2 Sum_i (1 + logvar_i - mu_i^2 - exp(logvar_i))``, the
+        sigma form ``1/2 Sum_i (sigma_i^2 + mu_i^2 - 1 - log sigma_i^2)`` on
+        the way, named terms, and facts on gradients and training dynamics.
+
+    Examples
+    --------
+    >>> d = derive_std_normal()
+    >>> d.terms["dimension_term"]
+    -k/2
+    """
+    started = time.perf_counter()
+    s = diagonal_symbols()
+    k, i = s.k, s.i
+    mu, sigma, logvar = vae_symbols()
+    diagonal = derive("diagonal")
+    general_or_at = proved_for_general_k_or_at(k)
+    half = sp.Rational(1, 2)
+
+    prior = {s.mu_q[i]: 0, s.sigma_q[i]: 1, s.mu_p[i]: mu[i], s.sigma_p[i]: sigma[i]}
+    definitions = {
+        s.mu_q[i]: sp.S.Zero,
+        s.sigma_q[i]: sp.S.One,
+        s.mu_p[i]: mu[i],
+        s.sigma_p[i]: sp.exp(logvar[i] / 2),
+        sigma[i]: sp.exp(logvar[i] / 2),
+    }
+    start = diagonal.closed_form
+    at_prior = start.xreplace(prior)
+    terms_sigma = {name: t.xreplace(prior) for name, t in diagonal.terms.items()}
+
+    # 1/2 Sum (sigma^2 + mu^2 - 1 - log sigma^2): the per-coordinate named terms
+    # (trace, mean, dimension, log-det) times two, kept unevaluated for display
+    summand = at_prior.function
+    twice = sp.expand(2 * summand)
+    log_part = sp.Add(*[t for t in sp.Add.make_args(twice) if t.has(sp.log)])
+    rest = [t for t in sp.Add.make_args(twice) if not t.has(sp.log)]
+    log_sigma_sq = -sp.log(sigma[i] ** 2, evaluate=False)
+    assert sp.expand(sp.expand_log(log_part - log_sigma_sq)) == 0  # built from the derived part
+    half_summand = sp.Add(*rest, log_sigma_sq, evaluate=False)
+    half_sum = half * sp.Sum(half_summand, (i, 1, k))
+
+    logvar_summand = sp.expand(
+        sp.expand_log(-half_summand.xreplace({sigma[i]: sp.exp(logvar[i] / 2)}))
+    )
+    logvar_form = -half * sp.Sum(logvar_summand, (i, 1, k))
+
+    terms = {}
+    for name, term in terms_sigma.items():
+        value = term.xreplace({sigma[i]: sp.exp(logvar[i] / 2)})
+        terms[name] = (
+            sp.Sum(sp.expand_log(value.function), *value.limits)
+            if isinstance(value, sp.Sum)
+            else value
+        )
+
+    steps = [
+        Step("diagonal-result", start, "the diagonal result (derivation 'diagonal', proved)"),
+        Step(
+            "standard-normal-prior",
+            at_prior,
+            r"$q = \mathcal{N}(0, I)$: $\mu_{q,i} = 0$, $\sigma_{q,i} = 1$; write "
+            r"$\mu_i, \sigma_i$ for $p$",
+            prove=general_or_at,
+            instances=({k: 2}, {k: 3}),
+        ),
+        Step(
+            "half-sum",
+            half_sum,
+            "collect over the common factor 1/2",
+            prove=general_or_at,
+            instances=({k: 2}, {k: 3}),
+        ),
+        Step(
+            "log-variance",
+            logvar_form,
+            r"$\sigma_i^2 = e^{\mathrm{logvar}_i}$: the form used in VAE code",
+            (r"$\mathrm{logvar}_i$ real",),
+            prove=general_or_at,
+            instances=({k: 2}, {k: 3}),
+        ),
+    ]
+    derivation = Derivation(
+        name="std-normal",
+        title=r"The VAE prior: KL to $\mathcal{N}(0, I)$",
+        lhs=kl_symbol(),
+        steps=steps,
+        definitions=definitions,
+        terms=terms,
+        parameters=(mu, logvar),
+        notes=[
+            r"$p = \mathcal{N}(\mu, \operatorname{diag} \sigma^2)$ with "
+            r"$\sigma_i = e^{\mathrm{logvar}_i / 2}$, and $q = \mathcal{N}(0, I)$.",
+        ],
+        terms_prove=general_or_at,
+        terms_instances=({k: 2}, {k: 3}),
+    )
+    derivation.facts = training_dynamics(half * half_summand, mu, sigma, i)
+    derivation.derive_seconds = time.perf_counter() - started
+    return derivation
+
+
+def training_dynamics(per_coordinate, mu, sigma, i) -> list[Fact]:
+    """Gradients, stationary point, Hessian and the role of each term, derived by SymPy."""
+    m, s = sp.Symbol("mu", real=True), sp.Symbol("sigma", positive=True)
+    lv = sp.Symbol("logvar", real=True)
+    f = per_coordinate.xreplace({mu[i]: m, sigma[i]: s})
+    f_logvar = sp.expand_log(f.xreplace({s: sp.exp(lv / 2)}))
+    grad_mu, grad_sigma = sp.diff(f, m), sp.simplify(sp.diff(f, s))
+    grad_logvar = sp.simplify(sp.diff(f_logvar, lv))
+    stationary = sp.solve([grad_mu, grad_sigma], [m, s], dict=True)
+    hessian = sp.hessian(f, (m, s))
+    at_optimum = hessian.xreplace(stationary[0])
+    trace_part = s**2 / 2
+    log_part = -sp.log(s)
+    mean_part = m**2 / 2
+    assert sp.expand(sp.expand_log(trace_part + log_part + mean_part - sp.Rational(1, 2) - f)) == 0
+    return [
+        Fact("gradient with respect to the mean", sp.Derivative(f, m), grad_mu),
+        Fact("gradient with respect to the standard deviation", sp.Derivative(f, s), grad_sigma),
+        Fact(
+            "gradient with respect to the log-variance (VAE code)",
+            sp.Derivative(f_logvar, lv),
+            grad_logvar,
+        ),
+        Fact(
+            "the only stationary point (solve gradient = 0)",
+            sp.Matrix([m, s]),
+            sp.Matrix([stationary[0][m], stationary[0][s]]),
+        ),
+        Fact(
+            "Hessian in (mu, sigma); positive definite for every sigma > 0 "
+            f"(eigenvalues {', '.join(sp.sstr(e) for e in hessian.eigenvals())})",
+            sp.Symbol("H"),
+            hessian,
+        ),
+        Fact("Hessian at the optimum: KL is locally quadratic there", sp.Symbol("H_*"), at_optimum),
+        Fact(
+            "trace term penalises large variance: it grows without bound",
+            sp.Limit(trace_part, s, sp.oo),
+            sp.limit(trace_part, s, sp.oo),
+        ),
+        Fact(
+            "log-det term penalises collapse to zero variance",
+            sp.Limit(log_part, s, 0, "+"),
+            sp.limit(log_part, s, 0, "+"),
+        ),
+        Fact(
+            "mean term pulls the mean to zero: its gradient is the mean itself",
+            sp.Derivative(mean_part, m),
+            sp.diff(mean_part, m),
+        ),
+    ]
