@@ -622,7 +622,7 @@ def _gauss_hermite_integral(
         except (ZeroDivisionError, ValueError):
             return None
         centre = covariance * gradient0
-        function = sp.lambdify(variables, integrand_of(integral), modules="mpmath")
+        function = sp.lambdify(variables, integral.function, modules="mpmath")
         jacobian = mpmath.sqrt(2) ** k * mpmath.det(chol)
 
         def rule(n: int) -> mpmath.mpf:
@@ -638,11 +638,6 @@ def _gauss_hermite_integral(
         n = 10 if k == 2 else 6  # exact for Gaussian x polynomial of degree < 2n; n+2 estimates
         coarse, fine = rule(n), rule(n + 2)
     return fine, abs(fine - coarse)
-
-
-def integrand_of(integral: sp.Integral) -> sp.Expr:
-    """The integrand of an integral (a named accessor used by the quadrature code)."""
-    return integral.function
 
 
 def evaluate_mp(expr: sp.Expr, dps: int = 30) -> tuple[mpmath.mpf, mpmath.mpf]:

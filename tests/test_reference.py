@@ -94,8 +94,16 @@ def test_bad_input_is_rejected_with_a_clear_message(args, message):
         kl_quad(*args)
 
 
-def test_quadrature_error_is_an_arithmetic_error():
-    assert issubclass(QuadratureError, ArithmeticError)
+def test_uncertifiable_result_raises_instead_of_returning_a_number():
+    from symkl.reference import _certified
+
+    values = iter(mpmath.mpf(v) for v in ("1", "1.1", "1.2", "1.3", "1.4", "1.5", "1.6"))
+
+    def drifting(working):  # every pass disagrees with the last: no digits certified
+        return next(values), mpmath.mpf(0), mpmath.mpf(1)
+
+    with pytest.raises(QuadratureError, match="could not certify 30 digits"):
+        _certified(drifting, 30, "test")
 
 
 def test_return_error_gives_a_tiny_estimate():
