@@ -32,6 +32,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import numbers
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -419,11 +420,35 @@ def _prove_symbolically(before: sp.Expr, after: sp.Expr) -> SymbolicResult:
     )
 
 
-def instantiate(expr: sp.Expr, setting: Mapping[sp.Symbol, int]) -> sp.Expr:
-    """Substitute concrete sizes and expand sums, products and k-fold integrals (not integrate)."""
+def _finite_outer_sum(expr: sp.Basic) -> bool:
+    if not isinstance(expr, sp.Sum):
+        return False
+    _, low, high = expr.limits[-1]
+    return low.is_Integer and high.is_Integer and high >= low - 1
+
+
+def _unroll_sum(total: sp.Sum) -> sp.Expr:
+    """Write out a sum whose outermost range is concrete (inner ranges may depend on it)."""
+    variable, low, high = total.limits[-1]
+    inner = total.limits[:-1]
+    body = sp.Sum(total.function, *inner) if inner else total.function
+    return sp.Add(*[body.xreplace({variable: n}) for n in range(int(low), int(high) + 1)])
+
+
+def instantiate(expr: sp.Expr, setting: Mapping[sp.Basic, sp.Basic]) -> sp.Expr:
+    """Substitute concrete sizes and expand sums, products and k-fold integrals (not integrate).
+
+    Sums whose outermost range is concrete are written out term by term, so
+    triangular sums such as ``Sum(f(i, j), (j, 1, i - 1), (i, 1, k))`` expand too.
+    """
     current = expr.xreplace(dict(setting))
-    for _ in range(4):
+    for _ in range(6):
         expanded = current.doit(integrals=False)
+        while expanded.has(sp.Sum):
+            unrolled = expanded.replace(_finite_outer_sum, _unroll_sum)
+            if unrolled == expanded:
+                break
+            expanded = unrolled.doit(integrals=False)
         if expanded == current:
             break
         current = expanded
@@ -853,6 +878,10 @@ class Fact:
     text: str
     lhs: sp.Expr
     rhs: sp.Expr
+    #: a fact with a label is checked like a step (``lhs`` before, ``rhs`` after) by ``verify()``
+    label: str = ""
+    prove: Callable[[sp.Expr, sp.Expr], SymbolicResult] | None = None
+    instances: tuple[Mapping[sp.Basic, sp.Basic], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -942,12 +971,42 @@ class Derivation:
     terms_instances: tuple[Mapping[sp.Symbol, int], ...] = ()
     facts: list[Fact] = field(default_factory=list)
     swap: dict[sp.Basic, sp.Basic] = field(default_factory=dict)
+    dimension: sp.Symbol | None = None
     _reports: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def closed_form(self) -> sp.Expr:
         """The final expression of the chain."""
         return self.steps[-1].expr
+
+    def closed_form_at(self, dimension: int) -> sp.Expr:
+        """The closed form with the dimension ``k`` set to a positive integer, sums written out.
+
+        Raises
+        ------
+        ValueError
+            When ``dimension`` is not a positive integer, or this derivation
+            has no dimension (the univariate ones).
+
+        Examples
+        --------
+        >>> from symkl import derive
+        >>> derive("std-normal").closed_form_at(1)
+        exp(logvar[1])/2 - logvar[1]/2 + mu[1]**2/2 - 1/2
+        """
+        if self.dimension is None:
+            raise ValueError(
+                f"derivation {self.name!r} has no dimension parameter; "
+                "derivations with a dimension k: diagonal, std-normal, full"
+            )
+        if isinstance(dimension, bool) or not isinstance(dimension, numbers.Integral):
+            raise ValueError(
+                f"dimension must be a positive integer, got {dimension!r} "
+                f"of type {type(dimension).__name__}"
+            )
+        if dimension < 1:
+            raise ValueError(f"dimension must be a positive integer (k >= 1), got {dimension}")
+        return instantiate(self.closed_form, {self.dimension: sp.Integer(int(dimension))})
 
     @property
     def reverse_closed_form(self) -> sp.Expr:
@@ -1015,6 +1074,23 @@ class Derivation:
                     instances=self.terms_instances,
                 )
             )
+        for fact in self.facts:
+            if fact.label:  # a claimed identity is checked like a step
+                checks.append(
+                    check_step(
+                        fact.lhs,
+                        fact.rhs,
+                        definitions=self.definitions,
+                        dps=dps,
+                        points=points,
+                        seed=seed,
+                        min_digits=min_digits,
+                        label=fact.label,
+                        rule=fact.text,
+                        prove=fact.prove,
+                        instances=fact.instances,
+                    )
+                )
         return VerificationReport(self.name, tuple(checks), time.perf_counter() - started)
 
 

@@ -20,6 +20,7 @@ DERIVATIONS: dict[str, str] = {
     "diagonal": "symkl.kl.diagonal:derive_diagonal",
     "std-normal": "symkl.kl.std_normal:derive_std_normal",
     "fisher": "symkl.kl.fisher:derive_fisher",
+    "full": "symkl.kl.full:derive_full",
 }
 
 

@@ -177,6 +177,7 @@ def derive_diagonal() -> Derivation:
         name="diagonal",
         title=r"KL divergence between diagonal Gaussians on $\mathbb{R}^k$",
         lhs=kl_symbol(),
+        dimension=s.k,
         steps=steps,
         definitions={p: p_product, q: q_product},
         terms=terms,
@@ -210,6 +211,8 @@ def direct_integration(size: int) -> tuple[sp.Expr, sp.Expr]:
     Returns ``(direct, closed)``: the direct result and the derived closed
     form at that size, to be compared.
     """
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ValueError(f"direct_integration: size must be a positive integer, got {size!r}")
     s = diagonal_symbols()
     d = derive_diagonal()
     coordinates = [sp.Symbol(f"x_{n}", real=True) for n in range(1, size + 1)]

@@ -121,6 +121,7 @@ def derive_std_normal() -> Derivation:
         name="std-normal",
         title=r"The VAE prior: KL to $\mathcal{N}(0, I)$",
         lhs=kl_symbol(),
+        dimension=k,
         steps=steps,
         definitions=definitions,
         terms=terms,

@@ -72,7 +72,8 @@ def method_note(check: StepCheck | None) -> str:
         if check.numeric.ok
         else "numeric check FAILED"
     )
-    return f"proved by {symbolic}; {numeric}"
+    verb = "proved" if symbolic.startswith("at ") else "proved by"
+    return f"{verb} {symbolic}; {numeric}"
 
 
 def terms_latex(derivation: Derivation) -> str:

@@ -51,13 +51,16 @@ def derivation_to_latex(derivation: Derivation, report: VerificationReport | Non
     rows = []
     for index, step in enumerate(derivation.steps):
         left = expr_latex(derivation.lhs) if index == 0 else ""
-        reason = rf"\text{{{_text(step.rule)}}}"
+        reason = rf"\parbox[t]{{0.36\textwidth}}{{\raggedright {_text(step.rule)}}}"
         first, *rest = expr_latex_lines(step.expr)
         rows.append(rf"{left} &= {first} && {reason}")
         rows += [rf" &\quad {line} &&" for line in rest]
         note = method_note(checks.get(step.label))
         if note:
-            rows.append(rf" & && \text{{\footnotesize\itshape {_text(note)}}}")
+            rows.append(
+                rf" & && \parbox[t]{{0.36\textwidth}}{{\raggedright\footnotesize\itshape "
+                rf"{_text(note)}}}"
+            )
     return "\\begin{align*}\n" + " \\\\\n".join(rows) + "\n\\end{align*}\n"
 
 
