@@ -7,6 +7,11 @@ Derivation (needs SymPy, imported lazily on first use)::
     >>> d.verify().proved
     True
 
+Numeric functions (NumPy only, SymPy is never imported for them)::
+
+    >>> float(symkl.kl_normal(0.0, 1.0, 1.0, 2.0))
+    0.4431471805599453
+
 ``import symkl`` itself does not import SymPy: the derivation API is loaded
 on first attribute access.
 """
@@ -28,6 +33,26 @@ _LAZY = {
     "StepCheck": "symkl.derivation",
     "VerificationReport": "symkl.derivation",
     "reference": "symkl.reference",
+    # numeric functions (NumPy only; never import SymPy)
+    **{
+        name: "symkl.numeric"
+        for name in (
+            "backend",
+            "CovarianceError",
+            "grad_kl_diag",
+            "grad_kl_mvn",
+            "grad_kl_normal",
+            "grad_kl_std_normal",
+            "kl_diag",
+            "kl_diag_reverse",
+            "kl_diag_symmetric",
+            "kl_mvn",
+            "kl_normal",
+            "kl_normal_reverse",
+            "kl_normal_symmetric",
+            "kl_std_normal",
+        )
+    },
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -1,7 +1,9 @@
 """Generate every artifact under ``derivations/`` and check committed copies are current.
 
 ``symkl build`` derives and verifies every registered derivation, then writes
-``derivations/<name>.tex`` and ``derivations/<name>.md``.  Output is a pure
+``derivations/<name>.tex`` and ``derivations/<name>.md``, and prints the
+proved stable forms into the numeric kernels ``symkl/_kernels.c`` and
+``symkl/_kernels_numpy.py``.  Output is a pure
 function of the code, so it is byte-identical from run to run;
 ``symkl build --check`` regenerates in memory and names every file that
 differs from (or is missing in) the tree.
@@ -69,6 +71,12 @@ def generate(names: tuple[str, ...] | None = None) -> BuildResult:
             "verify": verified - derived,
             "render": time.perf_counter() - verified,
         }
+    if names is None or "stable" in names:
+        from symkl.codegen import generate_sources
+
+        started = time.perf_counter()
+        result.files.update(generate_sources())
+        result.timings["codegen"] = {"generate": time.perf_counter() - started}
     return result
 
 

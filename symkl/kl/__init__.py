@@ -21,6 +21,7 @@ DERIVATIONS: dict[str, str] = {
     "std-normal": "symkl.kl.std_normal:derive_std_normal",
     "fisher": "symkl.kl.fisher:derive_fisher",
     "full": "symkl.kl.full:derive_full",
+    "stable": "symkl.kl.stable:derive_stable",
 }
 
 

@@ -1,0 +1,436 @@
+"""Numerically stable forms of the per-coordinate KL, proved, for code generation.
+
+The textbook form ``log(sigma_q/sigma_p) + (sigma_p^2 + d^2)/(2 sigma_q^2) - 1/2``
+cancels catastrophically when p and q are close: three O(1) terms add up to a
+tiny KL.  The chain below rewrites it, step by checked step, into
+
+    KL = 1/2 [a - log1pmx(x)],   x = (v_p - v_q)/v_q,   a = (mu_p - mu_q)^2 / v_q,
+
+where ``log1pmx(x) = log(1 + x) - x <= 0``.  Both ``a`` and ``-log1pmx(x)`` are
+non-negative, so their sum has no cancellation; ``x`` is computed from the
+variance *difference*, which is exact when the variances are close.  Checked
+facts give the same form for the standard-deviation and log-variance
+parameterisations, the VAE prior, the Jeffreys divergence, the kernel
+``log1pmx`` through ``atanh`` and its series, and the gradients.
+:mod:`symkl.codegen` prints these expressions into the numeric kernels.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import sympy as sp
+from sympy.codegen.cfunctions import expm1, log1p
+
+from symkl.derivation import Derivation, Fact, Step, SymbolicResult, is_zero
+from symkl.kl import derive
+from symkl.kl.univariate import kl_symbol
+from symkl.model import univariate_symbols
+
+__all__ = [
+    "A",
+    "NumericForms",
+    "ParameterisedForm",
+    "R",
+    "X",
+    "derive_stable",
+    "log1pmx",
+    "numeric_forms",
+    "series_coefficients",
+]
+
+#: the atanh series of log1pmx is used for x in this open interval; outside it
+#: the direct ``x - log1p(x)`` loses at most 2 ULP (measured against mpmath)
+SERIES_INTERVAL = (sp.Rational(-45, 100), sp.Rational(40, 100))
+#: terms of S(u) = sum_n u^n / (2n + 3) kept; |t| <= 0.29, u <= 0.084 on the interval
+SERIES_TERMS = 15
+
+
+class log1pmx(sp.Function):  # noqa: N801 - the name of the numeric kernel
+    r"""``log(1 + x) - x``: non-positive for ``x > -1``, ``-x^2/2`` near 0.
+
+    Examples
+    --------
+    >>> x = sp.Symbol("x")
+    >>> sp.expand_func(log1pmx(x))
+    -x + log(x + 1)
+    """
+
+    nargs = 1
+
+    def _eval_expand_func(self, **hints) -> sp.Expr:
+        (x,) = self.args
+        return sp.log(1 + x) - x
+
+    def _eval_evalf(self, prec: int) -> sp.Expr:
+        return sp.expand_func(self)._eval_evalf(prec)
+
+    def _latex(self, printer) -> str:
+        return rf"\operatorname{{log1pmx}}\left({printer._print(self.args[0])}\right)"
+
+
+def _expanded(expr: sp.Expr) -> sp.Expr:
+    """Replace log1pmx, log1p and expm1 by their definitions in log and exp."""
+    return sp.expand_func(
+        expr.replace(lambda e: isinstance(e, (log1p, expm1, log1pmx)), sp.expand_func)
+    )
+
+
+def _prove_with_functions_expanded(before: sp.Expr, after: sp.Expr) -> SymbolicResult:
+    """Algebra after writing log1pmx, log1p, expm1 and atanh in terms of log and exp."""
+    difference = _expanded(before - after).rewrite(sp.log)
+    ok, how = is_zero(difference)
+    return SymbolicResult(ok, "algebra (log1pmx, log1p, expm1, atanh written out)", how)
+
+
+def _prove_series(before: sp.Expr, after: sp.Expr) -> SymbolicResult:
+    """Sum the series with SymPy in ``t = (r - 1)/(r + 1)`` and use its ``|t| < 1`` branch.
+
+    ``r = (1 + t)/(1 - t)`` maps ``t in (-1, 1)`` one-to-one onto ``r > 0``, so
+    proving the identity in ``t`` on ``|t| < 1`` proves it for every ``r > 0``.
+    """
+    method = "series summed by SymPy in t = (r-1)/(r+1), branch |t| < 1"
+    (r,) = (before - after).free_symbols
+    t = sp.Symbol("t", real=True)
+    to_t = {r: (1 + t) / (1 - t)}
+
+    def in_t(expr: sp.Expr) -> sp.Expr:
+        rewritten = expr.xreplace(to_t).replace(
+            lambda e: isinstance(e, sp.Sum),
+            # t^(2n) with n an integer: combining the bases is valid
+            lambda total: sp.Sum(
+                sp.powsimp(sp.simplify(total.function), force=True), *total.limits
+            ),
+        )
+        return sp.piecewise_fold(sp.simplify(rewritten).doit())
+
+    summed = in_t(after)
+    if not isinstance(summed, sp.Piecewise):
+        return SymbolicResult(False, method, f"SymPy did not sum the series: {summed}")
+    branch, condition = summed.args[0]
+    if condition.xreplace({t: sp.Rational(1, 2)}) is not sp.true:
+        return SymbolicResult(False, method, f"first branch is not |t| < 1: {condition}")
+    ok, how = is_zero(sp.simplify(before.xreplace(to_t)) - branch)
+    return SymbolicResult(ok, method, f"{how}; branch condition {condition}")
+
+
+def series_coefficients(terms: int = SERIES_TERMS) -> list[sp.Rational]:
+    """Coefficients of ``S(u) = (atanh(t) - t)/t^3``, ``u = t^2``, from SymPy's Taylor series.
+
+    Examples
+    --------
+    >>> series_coefficients(3)
+    [1/3, 1/5, 1/7]
+    """
+    t = sp.Symbol("t")
+    taylor = sp.series(sp.atanh(t), t, 0, 2 * terms + 3).removeO()
+    return [taylor.coeff(t, 2 * n + 3) for n in range(terms)]
+
+
+@dataclass(frozen=True)
+class ParameterisedForm:
+    """The stable form of one parameterisation, ready to print.
+
+    ``kl = 1/2 (a + excess)`` with ``excess = x - log(1 + x) = -log1pmx(x)``.
+    ``ratio`` is ``1 + x`` computed as a quotient (``v_p/v_q``), for the far
+    branch where ``1 + x`` is not representable; ``log_ratio`` is its log
+    (for the log-variance forms, the exact difference of the inputs).
+    ``gradient`` and ``symmetric`` are written in the placeholders ``X``,
+    ``A`` and ``R`` (standing for ``x``, ``a`` and ``ratio``); each was checked
+    against SymPy's derivative of the KL and against the Jeffreys divergence.
+    """
+
+    name: str
+    parameters: tuple[sp.Symbol, ...]
+    x: sp.Expr
+    a: sp.Expr
+    ratio: sp.Expr
+    log_ratio: sp.Expr
+    gradient: dict[sp.Symbol, sp.Expr]
+    symmetric: sp.Expr | None = None
+
+
+#: placeholders for x, a and ratio in the printed gradient and Jeffreys forms
+X, A, R = sp.Symbol("x", real=True), sp.Symbol("a", nonnegative=True), sp.Symbol("r", positive=True)
+
+
+@dataclass(frozen=True)
+class NumericForms:
+    """Everything the code generator prints, taken from the verified ``stable`` derivation."""
+
+    forms: dict[str, ParameterisedForm]
+    series: list[sp.Rational]
+    interval: tuple[sp.Rational, sp.Rational]
+
+
+def _symbols():
+    s = univariate_symbols()
+    var_p, var_q = sp.symbols("var_p var_q", positive=True)
+    logvar_p, logvar_q = sp.symbols("logvar_p logvar_q", real=True)
+    mu, logvar = sp.symbols("mu logvar", real=True)
+    return s, var_p, var_q, logvar_p, logvar_q, mu, logvar
+
+
+def _swapped(parameters: tuple[sp.Symbol, ...]) -> tuple[sp.Symbol, ...]:
+    mu_p, s_p, mu_q, s_q = parameters
+    return (mu_q, s_q, mu_p, s_p)
+
+
+def numeric_forms() -> NumericForms:
+    """The stable forms for ``var``, ``std``, ``logvar`` and the VAE prior, from ``stable``.
+
+    Raises ``RuntimeError`` when the ``stable`` derivation does not verify: code
+    is only generated from proved expressions.
+    """
+    derivation = derive("stable")
+    report = derivation.verify()
+    if not report.proved:
+        raise RuntimeError(f"refusing to generate code from an unproved derivation:\n{report}")
+    return derivation._numeric_forms  # type: ignore[attr-defined]
+
+
+def derive_stable() -> Derivation:
+    """Derive the stable per-coordinate forms used by the numeric functions.
+
+    Returns
+    -------
+    Derivation
+        Steps from the univariate closed form (in variances) to
+        ``1/2 [a - log1pmx(x)]``, with checked facts for the other
+        parameterisations, the kernel and the gradients.
+
+    Examples
+    --------
+    >>> d = derive_stable()
+    >>> d.closed_form
+    a/2 - log1pmx(x)/2
+    """
+    started = time.perf_counter()
+    s, var_p, var_q, logvar_p, logvar_q, mu, logvar = _symbols()
+    mu_p, mu_q, sigma_p, sigma_q = s.mu_p, s.mu_q, s.sigma_p, s.sigma_q
+    half = sp.Rational(1, 2)
+    univariate = derive("univariate")
+    x, a = sp.Symbol("x", real=True), sp.Symbol("a", nonnegative=True)
+    difference = mu_p - mu_q
+
+    in_variances = univariate.closed_form.xreplace(
+        {sigma_p: sp.sqrt(var_p), sigma_q: sp.sqrt(var_q)}
+    )
+    variance_ratio = half * ((var_p + difference**2) / var_q - 1 - sp.log(var_p / var_q))
+    relative = half * (a + x - sp.log(1 + x))
+    kernel = half * a - half * log1pmx(x)
+    x_var = (var_p - var_q) / var_q
+    a_var = difference**2 / var_q
+
+    steps = [
+        Step(
+            "univariate-result",
+            in_variances,
+            r"the univariate result (derivation 'univariate') with $\sigma^2 = v$",
+        ),
+        Step(
+            "variance-ratio",
+            variance_ratio,
+            r"$\log(\sigma_q/\sigma_p) = -\tfrac12 \log(v_p/v_q)$; collect over $v_q$",
+            (r"$v_p, v_q > 0$",),
+        ),
+        Step(
+            "relative-difference",
+            relative,
+            r"write $v_p/v_q = 1 + x$ with $x = (v_p - v_q)/v_q$, exact when $v_p \approx v_q$, "
+            r"and $a = (\mu_p - \mu_q)^2/v_q$",
+        ),
+        Step(
+            "log1pmx",
+            kernel,
+            r"$\operatorname{log1pmx}(x) = \log(1 + x) - x \le 0$: "
+            "both terms are non-negative, so the sum cannot cancel",
+            prove=_prove_with_functions_expanded,
+        ),
+    ]
+
+    # ------------------------------------------------------------------ other parameterisations
+    s_p, s_q = sp.symbols("s_p s_q", positive=True)
+    x_std = (s_p - s_q) * (s_p + s_q) / s_q**2
+    a_std = (difference / s_q) ** 2
+    std_form = half * (a_std - log1pmx(x_std))
+    delta = logvar_p - logvar_q
+    x_logvar = expm1(delta)
+    a_logvar = difference**2 * sp.exp(-logvar_q)
+    at_logvar = {var_p: sp.exp(logvar_p), var_q: sp.exp(logvar_q)}
+    logvar_form = half * (a_logvar + x_logvar - delta)
+    prior = derive("std-normal")
+    (total,) = prior.closed_form.atoms(sp.Sum)
+    index = total.limits[0][0]
+    summand = (prior.closed_form / total * total.function).xreplace(
+        {prior.parameters[0][index]: mu, prior.parameters[1][index]: logvar}
+    )
+    prior_form = half * (mu**2 + expm1(logvar) - logvar)
+    r = sp.Symbol("r", positive=True)
+    t_of_r = (r - 1) / (r + 1)
+    n = sp.Symbol("n", integer=True, nonnegative=True)
+
+    kl_var = variance_ratio
+    kl_std = univariate.closed_form.xreplace({sigma_p: s_p, sigma_q: s_q})
+    kl_logvar = variance_ratio.xreplace(at_logvar)
+    jeffreys = half * (X**2 + A * (1 + R)) / R
+    forms = {
+        "var": ParameterisedForm(
+            "var",
+            (mu_p, var_p, mu_q, var_q),
+            x_var,
+            a_var,
+            var_p / var_q,
+            sp.log(var_p / var_q),
+            {
+                mu_p: difference / var_q,
+                var_p: X / (2 * var_p),
+                mu_q: -difference / var_q,
+                var_q: -(A + X) / (2 * var_q),
+            },
+            jeffreys,
+        ),
+        "std": ParameterisedForm(
+            "std",
+            (mu_p, s_p, mu_q, s_q),
+            x_std,
+            a_std,
+            (s_p / s_q) ** 2,
+            2 * sp.log(s_p / s_q),
+            {
+                mu_p: difference / s_q**2,
+                s_p: X / s_p,
+                mu_q: -difference / s_q**2,
+                s_q: -(A + X) / s_q,
+            },
+            jeffreys,
+        ),
+        "logvar": ParameterisedForm(
+            "logvar",
+            (mu_p, logvar_p, mu_q, logvar_q),
+            x_logvar,
+            a_logvar,
+            sp.exp(delta),
+            delta,
+            {
+                mu_p: difference * sp.exp(-logvar_q),
+                logvar_p: X / 2,
+                mu_q: -difference * sp.exp(-logvar_q),
+                logvar_q: -(A + X) / 2,
+            },
+            jeffreys,
+        ),
+        "std-normal": ParameterisedForm(
+            "std-normal",
+            (mu, logvar),
+            expm1(logvar),
+            mu**2,
+            sp.exp(logvar),
+            logvar,
+            {mu: mu, logvar: X / 2},
+        ),
+    }
+    kls = {"var": kl_var, "std": kl_std, "logvar": kl_logvar, "std-normal": summand}
+
+    facts = [
+        Fact(
+            "standard deviations: "
+            "$x = (\\sigma_p - \\sigma_q)(\\sigma_p + \\sigma_q)/\\sigma_q^2$, "
+            "$a = ((\\mu_p - \\mu_q)/\\sigma_q)^2$",
+            kl_std,
+            std_form,
+            label="std-form",
+            prove=_prove_with_functions_expanded,
+        ),
+        Fact(
+            "log-variances: $v = e^{\\ell}$, $x = \\operatorname{expm1}(\\ell_p - \\ell_q)$ and "
+            "$\\log(1 + x) = \\ell_p - \\ell_q$ exactly",
+            kl_logvar,
+            logvar_form,
+            label="logvar-form",
+            prove=_prove_with_functions_expanded,
+        ),
+        Fact(
+            "the VAE prior per coordinate (derivation 'std-normal'): "
+            "$\\tfrac12(\\mu^2 + \\operatorname{expm1}(\\ell) - \\ell)$",
+            summand,
+            prior_form,
+            label="std-normal-form",
+            prove=_prove_with_functions_expanded,
+        ),
+        Fact(
+            "the kernel through atanh: with $t = x/(2 + x)$, "
+            "$\\log(1+x) = 2\\operatorname{atanh} t$ (here $x = r - 1$, $r > 0$)",
+            log1pmx(r - 1),
+            -(r - 1) * t_of_r + 2 * (sp.atanh(t_of_r) - t_of_r),
+            label="log1pmx-atanh",
+            prove=_prove_with_functions_expanded,
+        ),
+        Fact(
+            "the atanh series: $\\operatorname{atanh} t - t = t^3 S(t^2)$, "
+            "$S(u) = \\sum_n u^n/(2n+3)$; the kernel keeps "
+            f"{SERIES_TERMS} terms for $x \\in ({float(SERIES_INTERVAL[0])}, "
+            f"{float(SERIES_INTERVAL[1])})$",
+            sp.atanh(t_of_r) - t_of_r,
+            t_of_r**3 * sp.Sum(t_of_r ** (2 * n) / (2 * n + 3), (n, 0, sp.oo)),
+            label="atanh-series",
+            prove=_prove_series,
+        ),
+    ]
+    for form in forms.values():
+        kl = kls[form.name]
+        placeholders = {X: form.x, A: form.a, R: form.ratio}
+        for parameter, derivative in form.gradient.items():
+            facts.append(
+                Fact(
+                    f"gradient ({form.name}) with respect to ${sp.latex(parameter)}$, "
+                    "SymPy's derivative (left) in stable form (right)",
+                    sp.diff(kl, parameter),
+                    derivative.xreplace(placeholders),
+                    label=f"gradient-{form.name}-{parameter}",
+                    prove=_prove_with_functions_expanded,
+                )
+            )
+        if form.symmetric is not None:
+            reverse = kl.xreplace(
+                dict(zip(form.parameters, _swapped(form.parameters), strict=True))
+            )
+            facts.append(
+                Fact(
+                    f"Jeffreys divergence ({form.name}) without logs or cancellation",
+                    kl + reverse,
+                    form.symmetric.xreplace(placeholders),
+                    label=f"jeffreys-{form.name}",
+                    prove=_prove_with_functions_expanded,
+                )
+            )
+
+    derivation = Derivation(
+        name="stable",
+        title="Stable forms for numeric code",
+        lhs=kl_symbol(),
+        steps=steps,
+        definitions={
+            sigma_p: sp.sqrt(var_p),
+            sigma_q: sp.sqrt(var_q),
+            x: x_var,
+            a: a_var,
+        },
+        parameters=(mu_p, var_p, mu_q, var_q),
+        notes=[
+            "The textbook form adds three $O(1)$ terms to get a KL that may be $10^{-30}$: "
+            "every digit cancels.  The last step has two non-negative terms and no "
+            "cancellation; $x$ comes from the variance difference, exact (Sterbenz) when the "
+            "variances are within a factor 2.",
+            "The numeric kernels are printed from these expressions by SymPy's C and NumPy "
+            "printers (`symkl/_kernels.c`, `symkl/_kernels_numpy.py`, regenerated by "
+            "`symkl build`).",
+        ],
+        facts=facts,
+    )
+    derivation._numeric_forms = NumericForms(  # type: ignore[attr-defined]
+        forms, series_coefficients(), SERIES_INTERVAL
+    )
+    derivation.derive_seconds = time.perf_counter() - started
+    return derivation
