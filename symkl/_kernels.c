@@ -46,9 +46,9 @@ static inline double symkl_term_var(double mu_p, double var_p, double mu_q, doub
     return 0.5 * (a + excess);
 }
 
-/* std: x = (s_p - s_q)*(s_p + s_q)/s_q**2, a = (mu_p - mu_q)**2/s_q**2 */
+/* std: x = (2 + (s_p - s_q)/s_q)*(s_p - s_q)/s_q, a = (mu_p - mu_q)**2/s_q**2 */
 static inline double symkl_term_std(double mu_p, double s_p, double mu_q, double s_q) {
-    const double x = (s_p - s_q)*(s_p + s_q)/((s_q)*(s_q));
+    const double x = (2 + (s_p - s_q)/s_q)*(s_p - s_q)/s_q;
     const double a = (((mu_p - mu_q))*((mu_p - mu_q)))/((s_q)*(s_q));
     double excess;
     if (x > SYMKL_SERIES_LOW && x < SYMKL_SERIES_HIGH) {
@@ -62,13 +62,16 @@ static inline double symkl_term_std(double mu_p, double s_p, double mu_q, double
 
 /* logvar: x = expm1(logvar_p - logvar_q), a = (mu_p - mu_q)**2*exp(-logvar_q) */
 static inline double symkl_term_logvar(double mu_p, double logvar_p, double mu_q, double logvar_q) {
-    const double x = expm1(logvar_p - logvar_q);
+    const double d_hi = logvar_p - logvar_q;
+    const double d_bv = d_hi - logvar_p;
+    const double d_lo = (logvar_p - (d_hi - d_bv)) + (-logvar_q - d_bv);
+    const double x = expm1(d_hi) + d_lo * exp(d_hi);
     const double a = (mu_p == mu_q) ? 0.0 : (((mu_p - mu_q))*((mu_p - mu_q)))*exp(-logvar_q);
     double excess;
     if (x > SYMKL_SERIES_LOW && x < SYMKL_SERIES_HIGH) {
         excess = symkl_excess_series(x);
     } else {
-        excess = x - (logvar_p - logvar_q);
+        excess = (x - d_hi) - d_lo;
     }
     if (!(excess > 0.0)) excess = 0.0; /* -0.0 and rounding below zero */
     return 0.5 * (a + excess);
@@ -112,7 +115,8 @@ int64_t symkl_kl_var_f64(const double *p0, int64_t row0, int64_t col0, const dou
             compensation += fabs(sum) >= fabs(term) ? (sum - next) + term : (term - next) + sum;
             sum = next;
         }
-        out[r] = (double)(sum + compensation);
+        /* an infinite term (overflow) makes the compensation NaN: drop it */
+        out[r] = (double)(isfinite(sum) ? sum + compensation : sum);
     }
     return 0;
 }
@@ -138,7 +142,8 @@ int64_t symkl_kl_var_f32(const float *p0, int64_t row0, int64_t col0, const floa
             compensation += fabs(sum) >= fabs(term) ? (sum - next) + term : (term - next) + sum;
             sum = next;
         }
-        out[r] = (float)(sum + compensation);
+        /* an infinite term (overflow) makes the compensation NaN: drop it */
+        out[r] = (float)(isfinite(sum) ? sum + compensation : sum);
     }
     return 0;
 }
@@ -164,7 +169,8 @@ int64_t symkl_kl_std_f64(const double *p0, int64_t row0, int64_t col0, const dou
             compensation += fabs(sum) >= fabs(term) ? (sum - next) + term : (term - next) + sum;
             sum = next;
         }
-        out[r] = (double)(sum + compensation);
+        /* an infinite term (overflow) makes the compensation NaN: drop it */
+        out[r] = (double)(isfinite(sum) ? sum + compensation : sum);
     }
     return 0;
 }
@@ -190,7 +196,8 @@ int64_t symkl_kl_std_f32(const float *p0, int64_t row0, int64_t col0, const floa
             compensation += fabs(sum) >= fabs(term) ? (sum - next) + term : (term - next) + sum;
             sum = next;
         }
-        out[r] = (float)(sum + compensation);
+        /* an infinite term (overflow) makes the compensation NaN: drop it */
+        out[r] = (float)(isfinite(sum) ? sum + compensation : sum);
     }
     return 0;
 }
@@ -216,7 +223,8 @@ int64_t symkl_kl_logvar_f64(const double *p0, int64_t row0, int64_t col0, const 
             compensation += fabs(sum) >= fabs(term) ? (sum - next) + term : (term - next) + sum;
             sum = next;
         }
-        out[r] = (double)(sum + compensation);
+        /* an infinite term (overflow) makes the compensation NaN: drop it */
+        out[r] = (double)(isfinite(sum) ? sum + compensation : sum);
     }
     return 0;
 }
@@ -242,7 +250,8 @@ int64_t symkl_kl_logvar_f32(const float *p0, int64_t row0, int64_t col0, const f
             compensation += fabs(sum) >= fabs(term) ? (sum - next) + term : (term - next) + sum;
             sum = next;
         }
-        out[r] = (float)(sum + compensation);
+        /* an infinite term (overflow) makes the compensation NaN: drop it */
+        out[r] = (float)(isfinite(sum) ? sum + compensation : sum);
     }
     return 0;
 }
@@ -264,7 +273,8 @@ int64_t symkl_kl_std_normal_f64(const double *p0, int64_t row0, int64_t col0, co
             compensation += fabs(sum) >= fabs(term) ? (sum - next) + term : (term - next) + sum;
             sum = next;
         }
-        out[r] = (double)(sum + compensation);
+        /* an infinite term (overflow) makes the compensation NaN: drop it */
+        out[r] = (double)(isfinite(sum) ? sum + compensation : sum);
     }
     return 0;
 }
@@ -286,7 +296,8 @@ int64_t symkl_kl_std_normal_f32(const float *p0, int64_t row0, int64_t col0, con
             compensation += fabs(sum) >= fabs(term) ? (sum - next) + term : (term - next) + sum;
             sum = next;
         }
-        out[r] = (float)(sum + compensation);
+        /* an infinite term (overflow) makes the compensation NaN: drop it */
+        out[r] = (float)(isfinite(sum) ? sum + compensation : sum);
     }
     return 0;
 }

@@ -25,10 +25,11 @@ def excess_series(x):
     return x * t - 2.0 * (u * t) * s
 
 
-def excess(x, log_ratio):
-    """x - log(1 + x) >= 0: series near 0, else the direct form with log_ratio."""
+def excess(x, log_ratio, log_ratio_low=0.0):
+    """x - log(1 + x) >= 0: series near 0, else x - (log_ratio + log_ratio_low)."""
     near = (x > SERIES_LOW) & (x < SERIES_HIGH)
-    value = np.where(near, excess_series(np.where(near, x, 0.0)), x - log_ratio)
+    direct = (x - log_ratio) - log_ratio_low
+    value = np.where(near, excess_series(np.where(near, x, 0.0)), direct)
     return np.maximum(value, 0.0)
 
 
@@ -44,7 +45,7 @@ def term_var(mu_p, var_p, mu_q, var_q):
     with np.errstate(all='ignore'):
         x, a = x_a_var(mu_p, var_p, mu_q, var_q)
         log_ratio = np.where(x < FAR_BELOW, log(var_p/var_q), np.log1p(np.maximum(x, -0.5)))
-        return 0.5 * (a + excess(x, log_ratio))
+        return 0.5 * (a + excess(x, *np.broadcast_arrays(log_ratio)))
 
 
 def gradient_var(mu_p, var_p, mu_q, var_q):
@@ -68,8 +69,8 @@ def jeffreys_var(mu_p, var_p, mu_q, var_q):
 
 
 def x_a_std(mu_p, s_p, mu_q, s_q):
-    """x = (s_p - s_q)*(s_p + s_q)/s_q**2 and a = (mu_p - mu_q)**2/s_q**2."""
-    x = (s_p - s_q)*(s_p + s_q)/s_q**2
+    """x = (2 + (s_p - s_q)/s_q)*(s_p - s_q)/s_q and a = (mu_p - mu_q)**2/s_q**2."""
+    x = (2 + (s_p - s_q)/s_q)*(s_p - s_q)/s_q
     a = (mu_p - mu_q)**2/s_q**2
     return x, a
 
@@ -79,7 +80,7 @@ def term_std(mu_p, s_p, mu_q, s_q):
     with np.errstate(all='ignore'):
         x, a = x_a_std(mu_p, s_p, mu_q, s_q)
         log_ratio = np.where(x < FAR_BELOW, 2*log(s_p/s_q), np.log1p(np.maximum(x, -0.5)))
-        return 0.5 * (a + excess(x, log_ratio))
+        return 0.5 * (a + excess(x, *np.broadcast_arrays(log_ratio)))
 
 
 def gradient_std(mu_p, s_p, mu_q, s_q):
@@ -104,7 +105,10 @@ def jeffreys_std(mu_p, s_p, mu_q, s_q):
 
 def x_a_logvar(mu_p, logvar_p, mu_q, logvar_q):
     """x = expm1(logvar_p - logvar_q) and a = (mu_p - mu_q)**2*exp(-logvar_q)."""
-    x = expm1(logvar_p - logvar_q)
+    d_hi = logvar_p - logvar_q
+    d_bv = d_hi - logvar_p
+    d_lo = (logvar_p - (d_hi - d_bv)) + (-logvar_q - d_bv)  # TwoSum: exact error
+    x = expm1(d_hi) + d_lo * exp(d_hi)
     a = np.where(mu_p == mu_q, 0.0, (mu_p - mu_q)**2*exp(-logvar_q))
     return x, a
 
@@ -113,8 +117,11 @@ def term_logvar(mu_p, logvar_p, mu_q, logvar_q):
     """Per-coordinate KL (logvar): 1/2 (a + x - log(1 + x))."""
     with np.errstate(all='ignore'):
         x, a = x_a_logvar(mu_p, logvar_p, mu_q, logvar_q)
-        log_ratio = logvar_p - logvar_q
-        return 0.5 * (a + excess(x, log_ratio))
+        d_hi = logvar_p - logvar_q
+        d_bv = d_hi - logvar_p
+        d_lo = (logvar_p - (d_hi - d_bv)) + (-logvar_q - d_bv)
+        log_ratio = (d_hi, d_lo)
+        return 0.5 * (a + excess(x, *log_ratio))
 
 
 def gradient_logvar(mu_p, logvar_p, mu_q, logvar_q):
@@ -149,7 +156,7 @@ def term_std_normal(mu, logvar):
     with np.errstate(all='ignore'):
         x, a = x_a_std_normal(mu, logvar)
         log_ratio = logvar
-        return 0.5 * (a + excess(x, log_ratio))
+        return 0.5 * (a + excess(x, *np.broadcast_arrays(log_ratio)))
 
 
 def gradient_std_normal(mu, logvar):

@@ -18,6 +18,7 @@ Examples
 from __future__ import annotations
 
 import sympy as sp
+from sympy.codegen.cfunctions import expm1
 from sympy.printing.c import C99CodePrinter
 from sympy.printing.numpy import NumPyPrinter
 
@@ -108,10 +109,24 @@ def _c_term(form: ParameterisedForm) -> list[str]:
         direct = f"        excess = x - ({_c(form.log_ratio)});"
     else:
         direct = f"        excess = x - (x < SYMKL_FAR_BELOW ? {_c(form.log_ratio)} : log1p(x));"
+    difference = _input_difference(form)
+    if difference is None:
+        x_lines = [f"    const double x = {_c(form.x)};"]
+    else:
+        # expm1(u - v) with u - v rounded: TwoSum recovers the rounding error e exactly,
+        # and expm1(d + e) = expm1(d) + e exp(d) to within e^2 (|e| <= 2^-53 |d|)
+        u, v = difference
+        x_lines = [
+            f"    const double d_hi = {u} - {v};",
+            f"    const double d_bv = d_hi - {u};",
+            f"    const double d_lo = ({u} - (d_hi - d_bv)) + (-{v} - d_bv);",
+            "    const double x = expm1(d_hi) + d_lo * exp(d_hi);",
+        ]
+        direct = "        excess = (x - d_hi) - d_lo;"
     return [
         f"/* {form.name}: x = {sp.sstr(form.x)}, a = {sp.sstr(form.a)} */",
         f"static inline double symkl_term_{name}({arguments}) {{",
-        f"    const double x = {_c(form.x)};",
+        *x_lines,
         f"    const double a = {a_expr};",
         "    double excess;",
         "    if (x > SYMKL_SERIES_LOW && x < SYMKL_SERIES_HIGH) {",
@@ -124,6 +139,18 @@ def _c_term(form: ParameterisedForm) -> list[str]:
         "}",
         "",
     ]
+
+
+def _input_difference(form: ParameterisedForm) -> tuple[str, str] | None:
+    """``(u, v)`` when ``x = expm1(u - v)`` for two inputs ``u``, ``v`` (log-variances)."""
+    if not isinstance(form.x, expm1):
+        return None
+    argument = form.x.args[0]
+    positive = [t for t in sp.Add.make_args(argument) if t in form.parameters]
+    negative = [-t for t in sp.Add.make_args(argument) if -t in form.parameters]
+    if len(positive) == 1 and len(negative) == 1:
+        return str(positive[0]), str(negative[0])
+    return None
 
 
 def _validation(form: ParameterisedForm) -> list[str]:
@@ -175,7 +202,8 @@ def _c_loops(forms: NumericForms) -> list[str]:
                 " : (term - next) + sum;",
                 "            sum = next;",
                 "        }",
-                f"        out[r] = ({ctype})(sum + compensation);",
+                "        /* an infinite term (overflow) makes the compensation NaN: drop it */",
+                f"        out[r] = ({ctype})(isfinite(sum) ? sum + compensation : sum);",
                 "    }",
                 "    return 0;",
                 "}",
@@ -215,10 +243,11 @@ def _numpy_source(forms: NumericForms) -> str:
         "    return x * t - 2.0 * (u * t) * s",
         "",
         "",
-        "def excess(x, log_ratio):",
-        '    """x - log(1 + x) >= 0: series near 0, else the direct form with log_ratio."""',
+        "def excess(x, log_ratio, log_ratio_low=0.0):",
+        '    """x - log(1 + x) >= 0: series near 0, else x - (log_ratio + log_ratio_low)."""',
         "    near = (x > SERIES_LOW) & (x < SERIES_HIGH)",
-        "    value = np.where(near, excess_series(np.where(near, x, 0.0)), x - log_ratio)",
+        "    direct = (x - log_ratio) - log_ratio_low",
+        "    value = np.where(near, excess_series(np.where(near, x, 0.0)), direct)",
         "    return np.maximum(value, 0.0)",
         "",
     ]
@@ -236,11 +265,30 @@ def _numpy_source(forms: NumericForms) -> str:
                 f"    log_ratio = np.where(x < FAR_BELOW, {_np(form.log_ratio)}, "
                 "np.log1p(np.maximum(x, -0.5)))"
             )
+        difference = _input_difference(form)
+        if difference is None:
+            x_lines = [f"    x = {_np(form.x)}"]
+        else:
+            u, v = difference
+            x_lines = [
+                f"    d_hi = {u} - {v}",
+                f"    d_bv = d_hi - {u}",
+                f"    d_lo = ({u} - (d_hi - d_bv)) + (-{v} - d_bv)  # TwoSum: exact error",
+                "    x = expm1(d_hi) + d_lo * exp(d_hi)",
+            ]
+            log_ratio = "\n        ".join(
+                [
+                    "    d_hi = " + f"{u} - {v}",
+                    f"d_bv = d_hi - {u}",
+                    f"d_lo = ({u} - (d_hi - d_bv)) + (-{v} - d_bv)",
+                    "log_ratio = (d_hi, d_lo)",
+                ]
+            )
         lines += [
             "",
             f"def x_a_{name}({arguments}):",
             f'    """x = {sp.sstr(form.x)} and a = {sp.sstr(form.a)}."""',
-            f"    x = {_np(form.x)}",
+            *x_lines,
             a_line,
             "    return x, a",
             "",
@@ -250,7 +298,9 @@ def _numpy_source(forms: NumericForms) -> str:
             "    with np.errstate(all='ignore'):",
             f"        x, a = x_a_{name}({arguments})",
             "    " + log_ratio,
-            "        return 0.5 * (a + excess(x, log_ratio))",
+            "        return 0.5 * (a + excess(x, *np.broadcast_arrays(log_ratio)))"
+            if difference is None
+            else "        return 0.5 * (a + excess(x, *log_ratio))",
             "",
             "",
             f"def gradient_{name}({arguments}):",

@@ -20,8 +20,15 @@ def test_committed_derivations_are_up_to_date():
     assert result.stale == [], f"stale: {result.stale}; run `symkl build` and commit"
 
 
-def test_check_names_a_tampered_file(tmp_path):
+def _copy_generated(tmp_path: Path) -> None:
     shutil.copytree(ROOT / "derivations", tmp_path / "derivations")
+    (tmp_path / "symkl").mkdir()
+    for name in ("_kernels.c", "_kernels_numpy.py"):
+        shutil.copy(ROOT / "symkl" / name, tmp_path / "symkl" / name)
+
+
+def test_check_names_a_tampered_file(tmp_path):
+    _copy_generated(tmp_path)
     target = tmp_path / "derivations" / "univariate.tex"
     target.write_text(target.read_text(encoding="utf-8").replace("sigma", "sigmx", 1))
     (tmp_path / "derivations" / "univariate.md").unlink()
@@ -34,10 +41,17 @@ def test_check_names_a_tampered_file(tmp_path):
 def test_cli_check_exits_non_zero_naming_the_stale_file(tmp_path, capsys):
     from symkl.cli import main
 
-    shutil.copytree(ROOT / "derivations", tmp_path / "derivations")
+    _copy_generated(tmp_path)
     (tmp_path / "derivations" / "univariate.md").write_text("tampered\n")
     assert main(["build", "--check", "--root", str(tmp_path)]) == 1
     assert "derivations/univariate.md is stale" in capsys.readouterr().err
+
+
+def test_check_catches_a_hand_edited_kernel(tmp_path):
+    _copy_generated(tmp_path)
+    kernel = tmp_path / "symkl" / "_kernels.c"
+    kernel.write_text(kernel.read_text(encoding="utf-8").replace("0.5 * (a", "0.49 * (a", 1))
+    assert build(tmp_path, check=True).stale == ["symkl/_kernels.c"]
 
 
 def test_build_writes_then_is_idempotent(tmp_path):

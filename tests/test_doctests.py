@@ -13,7 +13,7 @@ import symkl
 MODULES = sorted(
     name
     for _, name, _ in pkgutil.walk_packages(symkl.__path__, "symkl.")
-    if not name.endswith("__main__")
+    if not name.endswith("__main__") and not name.endswith("_ckernels")  # C library, ctypes
 )
 
 

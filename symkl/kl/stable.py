@@ -252,7 +252,9 @@ def derive_stable() -> Derivation:
 
     # ------------------------------------------------------------------ other parameterisations
     s_p, s_q = sp.symbols("s_p s_q", positive=True)
-    x_std = (s_p - s_q) * (s_p + s_q) / s_q**2
+    # x = (s_p^2 - s_q^2)/s_q^2 = r (2 + r) with r = (s_p - s_q)/s_q: two roundings
+    relative_std = (s_p - s_q) / s_q
+    x_std = relative_std * (2 + relative_std)
     a_std = (difference / s_q) ** 2
     std_form = half * (a_std - log1pmx(x_std))
     delta = logvar_p - logvar_q
@@ -335,8 +337,8 @@ def derive_stable() -> Derivation:
 
     facts = [
         Fact(
-            "standard deviations: "
-            "$x = (\\sigma_p - \\sigma_q)(\\sigma_p + \\sigma_q)/\\sigma_q^2$, "
+            "standard deviations: $x = \\rho(2 + \\rho)$ with "
+            "$\\rho = (\\sigma_p - \\sigma_q)/\\sigma_q$, "
             "$a = ((\\mu_p - \\mu_q)/\\sigma_q)^2$",
             kl_std,
             std_form,

@@ -1,0 +1,427 @@
+"""Numeric KL functions: accuracy in ULPs against mpmath, properties, bad input, sync."""
+
+from __future__ import annotations
+
+import math
+import shutil
+import subprocess
+import sys
+
+import mpmath
+import numpy as np
+import pytest
+
+import symkl
+from symkl import numeric
+from symkl.harness import reference_term, run_harness
+
+FLOAT64_ULP = 4.0
+FLOAT32_ULP = 1.0
+
+
+def _bound(dtype: str, k: int = 1) -> float:
+    return FLOAT32_ULP if dtype == "float32" else FLOAT64_ULP + math.log2(max(k, 1))
+
+
+HARNESS = [
+    ("normal", symkl.kl_normal, "std", 1),
+    ("diag", symkl.kl_diag, "std", 1),
+    ("diag", symkl.kl_diag, "var", 1),
+    ("diag", symkl.kl_diag, "logvar", 1),
+    ("diag", symkl.kl_diag, "var", 64),
+    ("diag", symkl.kl_diag, "logvar", 64),
+    ("std-normal", symkl.kl_std_normal, "logvar", 1),
+]
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize(("family", "function", "param", "k"), HARNESS)
+def test_accuracy_in_ulps_against_mpmath(family, function, param, k, dtype):
+    cases = 1500 if k == 1 else 40
+    result = run_harness(function, family, param, dtype, cases=cases, seed=11, k=k)
+    assert result.worst_ulp <= _bound(dtype, k), result.message()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("param", ["std", "var", "logvar"])
+def test_accuracy_exhaustive(param, dtype):
+    for seed in range(5):
+        result = run_harness(symkl.kl_diag, "diag", param, dtype, cases=20000, seed=seed)
+        assert result.worst_ulp <= _bound(dtype), result.message()
+    result = run_harness(symkl.kl_diag, "diag", param, dtype, cases=20, seed=9, k=1024)
+    assert result.worst_ulp <= _bound(dtype, 1024), result.message()
+
+
+def test_numpy_backend_matches_the_c_backend_and_meets_the_same_bounds():
+    code = (
+        "import symkl; from symkl.harness import run_harness\n"
+        "assert symkl.backend() == 'numpy'\n"
+        "for p in ('std', 'var', 'logvar'):\n"
+        "    r = run_harness(symkl.kl_diag, 'diag', p, 'float64', cases=800, seed=2)\n"
+        "    assert r.worst_ulp <= 4, r.message()\n"
+        "r = run_harness(symkl.kl_std_normal, 'std-normal', 'logvar', 'float64', cases=800)\n"
+        "assert r.worst_ulp <= 4, r.message()\n"
+    )
+    env = {"SYMKL_BACKEND": "numpy", "PATH": "/usr/bin:/bin"}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=300)
+
+
+def test_compiled_backend_is_used_when_a_compiler_exists():
+    if shutil.which("cc") is None and shutil.which("gcc") is None:
+        pytest.skip("no C compiler on this machine: the NumPy kernels are used")
+    assert symkl.backend() == "c", "a C compiler exists but symkl/_kernels.c was not built"
+
+
+def test_textbook_formula_fails_where_symkl_does_not():
+    """The motivating case: a 1e-12 variance difference."""
+    sigma_q = 1.0 + 1e-12
+    textbook = math.log(sigma_q) + 1.0 / (2 * sigma_q**2) - 0.5
+    truth = reference_term(0.0, 1.0, 0.0, sigma_q, "std")
+    got = float(symkl.kl_normal(0.0, 1.0, 0.0, sigma_q))
+    assert abs(got - float(truth)) <= 4 * np.spacing(float(truth))
+    assert abs(textbook - float(truth)) >= 0.5 * float(truth)  # returns 0 or noise
+
+
+def test_tiny_kl_down_to_1e_minus_30_and_exact_zero():
+    var_q = 1.0 + 2e-15
+    got = float(symkl.kl_diag([0.0], [1.0], [0.0], [var_q]))
+    truth = float(reference_term(0.0, 1.0, 0.0, var_q, "var"))
+    assert 1e-31 < truth < 1e-29
+    assert abs(got - truth) <= 4 * np.spacing(truth)
+    assert symkl.kl_diag(np.ones(3), np.ones(3), np.ones(3), np.ones(3)) == 0.0
+    assert symkl.kl_std_normal(np.zeros(4), np.zeros(4)) == 0.0
+
+
+def test_kl_std_normal_over_logvar_minus_60_to_60_is_finite_and_accurate():
+    logvar = np.linspace(-60, 60, 241)
+    got = symkl.kl_std_normal(np.zeros_like(logvar)[:, None], logvar[:, None])
+    assert np.all(np.isfinite(got)) and np.all(got >= 0)
+    for value, lv in zip(got, logvar, strict=True):
+        truth = reference_term(0.0, float(lv), 0.0, 0.0, "logvar")
+        assert abs(value - float(truth)) <= 4 * np.spacing(float(truth)) or truth == 0
+    assert np.isinf(symkl.kl_std_normal([0.0], [800.0]))
+
+
+def test_never_negative_on_random_valid_input():
+    rng = np.random.default_rng(5)
+    for param in ("std", "var", "logvar"):
+        mu = rng.normal(size=(2000, 8))
+        s = rng.uniform(0.5, 2, size=(2000, 8)) if param != "logvar" else rng.normal(size=(2000, 8))
+        close = s * (1 + rng.normal(size=s.shape) * 1e-14) if param != "logvar" else s + 1e-15
+        values = symkl.kl_diag(mu, s, mu, close, param=param)
+        assert np.all(values >= 0)
+
+
+def test_parameterisations_agree_and_dimensions_add():
+    rng = np.random.default_rng(6)
+    mu_p, mu_q = rng.normal(size=(2, 50, 7))
+    sigma_p, sigma_q = rng.uniform(0.2, 3, size=(2, 50, 7))
+    std = symkl.kl_diag(mu_p, sigma_p, mu_q, sigma_q, param="std")
+    var = symkl.kl_diag(mu_p, sigma_p**2, mu_q, sigma_q**2, param="var")
+    logvar = symkl.kl_diag(mu_p, 2 * np.log(sigma_p), mu_q, 2 * np.log(sigma_q), param="logvar")
+    np.testing.assert_allclose(std, var, rtol=1e-14)
+    np.testing.assert_allclose(std, logvar, rtol=1e-13)
+    per_coordinate = symkl.kl_normal(mu_p, sigma_p, mu_q, sigma_q)
+    np.testing.assert_allclose(std, per_coordinate.sum(axis=-1), rtol=1e-14)
+
+
+def test_invariant_under_the_same_affine_map():
+    rng = np.random.default_rng(7)
+    mu_p, mu_q = rng.normal(size=(2, 100))
+    sigma_p, sigma_q = rng.uniform(0.2, 3, size=(2, 100))
+    scale, shift = 3.7, -12.5
+    before = symkl.kl_normal(mu_p, sigma_p, mu_q, sigma_q)
+    after = symkl.kl_normal(
+        scale * mu_p + shift, scale * sigma_p, scale * mu_q + shift, scale * sigma_q
+    )
+    np.testing.assert_allclose(before, after, rtol=1e-12)
+
+
+def test_axis_and_broadcasting():
+    rng = np.random.default_rng(8)
+    mu = rng.normal(size=(4, 5, 6))
+    logvar = rng.normal(size=(4, 5, 6))
+    along_1 = symkl.kl_std_normal(mu, logvar, axis=1)
+    assert along_1.shape == (4, 6)
+    np.testing.assert_allclose(
+        along_1, symkl.kl_std_normal(np.moveaxis(mu, 1, -1), np.moveaxis(logvar, 1, -1)), rtol=1e-15
+    )
+    # q = N(0, I) through broadcasting scalars equals the VAE term
+    np.testing.assert_allclose(
+        symkl.kl_diag(mu, logvar, 0.0, 0.0, param="logvar"),
+        symkl.kl_std_normal(mu, logvar),
+        rtol=1e-14,
+    )
+
+
+def test_large_input_uses_threads_and_matches_small_blocks():
+    rng = np.random.default_rng(9)
+    mu_p, mu_q = rng.normal(size=(2, 3000, 100))
+    var_p, var_q = rng.uniform(0.1, 2, size=(2, 3000, 100))
+    whole = symkl.kl_diag(mu_p, var_p, mu_q, var_q)
+    pieces = np.concatenate(
+        [
+            symkl.kl_diag(mu_p[i : i + 7], var_p[i : i + 7], mu_q[i : i + 7], var_q[i : i + 7])
+            for i in range(0, 3000, 7)
+        ]
+    )
+    np.testing.assert_array_equal(whole, pieces)
+
+
+def test_dtypes_and_integers():
+    assert (
+        symkl.kl_diag(
+            np.zeros(3, np.float32),
+            np.ones(3, np.float32),
+            np.ones(3, np.float32),
+            np.ones(3, np.float32),
+        ).dtype
+        == np.float32
+    )
+    assert (
+        symkl.kl_diag(np.zeros(3, np.float32), np.ones(3, np.float32), 0.0, 1.0).dtype == np.float32
+    )
+    value = symkl.kl_normal(0, 1, 1, 2)
+    assert value.dtype == np.float64 and float(value) == float(symkl.kl_normal(0.0, 1.0, 1.0, 2.0))
+
+
+def test_reverse_and_symmetric():
+    args = (0.3, 1.2, -0.4, 0.7)
+    forward = symkl.kl_normal(*args)
+    reverse = symkl.kl_normal_reverse(*args)
+    assert forward != reverse
+    np.testing.assert_allclose(symkl.kl_normal_symmetric(*args), forward + reverse, rtol=1e-14)
+    np.testing.assert_allclose(
+        symkl.kl_normal_symmetric(*args),
+        symkl.kl_normal_symmetric(args[2], args[3], args[0], args[1]),
+        rtol=1e-15,
+    )
+    np.testing.assert_allclose(
+        symkl.kl_diag_symmetric([0.3], [1.44], [-0.4], [0.49]), forward + reverse, rtol=1e-14
+    )
+
+
+def _finite_difference(function, args, index):
+    with mpmath.workdps(60):
+        step = mpmath.mpf("1e-20")
+        up = list(map(mpmath.mpf, args))
+        down = list(map(mpmath.mpf, args))
+        up[index] += step
+        down[index] -= step
+        return (function(*up) - function(*down)) / (2 * step)
+
+
+@pytest.mark.parametrize("param", ["std", "var", "logvar"])
+def test_gradients_match_high_precision_finite_differences(param):
+    rng = np.random.default_rng(10)
+    for _ in range(5):
+        mu_p, mu_q = rng.normal(size=2)
+        s_p, s_q = rng.uniform(0.3, 2, size=2)
+        if param == "logvar":
+            s_p, s_q = np.log(s_p), np.log(s_q)
+        args = [float(mu_p), float(s_p), float(mu_q), float(s_q)]
+        grads = symkl.grad_kl_diag(*args, param=param)
+
+        def kl(a, b, c, d):
+            return _mp_term(a, b, c, d, param)
+
+        for index in range(4):
+            expected = float(_finite_difference(kl, args, index))
+            assert float(grads[index]) == pytest.approx(expected, rel=1e-12, abs=1e-14)
+    mu, logvar = 0.7, -0.3
+    g_mu, g_logvar = symkl.grad_kl_std_normal(mu, logvar)
+    assert float(g_mu) == pytest.approx(0.7) and float(g_logvar) == pytest.approx(
+        math.expm1(-0.3) / 2
+    )
+
+
+def _mp_term(mu_p, s_p, mu_q, s_q, param):
+    if param == "std":
+        vp, vq = s_p**2, s_q**2
+    elif param == "var":
+        vp, vq = s_p, s_q
+    else:
+        vp, vq = mpmath.exp(s_p), mpmath.exp(s_q)
+    return mpmath.log(vq / vp) / 2 + (vp + (mu_p - mu_q) ** 2) / (2 * vq) - mpmath.mpf(1) / 2
+
+
+# --------------------------------------------------------------------------- kl_mvn
+
+
+def _mvn_truth(mu_p, cov_p, mu_q, cov_q):
+    with mpmath.workdps(50):
+        cp, cq = mpmath.matrix(cov_p.tolist()), mpmath.matrix(cov_q.tolist())
+        d = mpmath.matrix((np.asarray(mu_q) - np.asarray(mu_p)).tolist())
+        inverse = cq**-1
+        k = len(mu_p)
+        trace = mpmath.fsum((inverse * cp)[i, i] for i in range(k))
+        return 0.5 * (
+            trace + (d.T * inverse * d)[0] - k + mpmath.log(mpmath.det(cq) / mpmath.det(cp))
+        )
+
+
+def test_kl_mvn_relative_error_for_condition_up_to_1e4():
+    rng = np.random.default_rng(12)
+    worst = 0.0
+    for _ in range(60):
+        k = int(rng.integers(1, 6))
+        matrices = []
+        for _ in range(2):
+            q, _ = np.linalg.qr(rng.normal(size=(k, k)))
+            eigen = 10 ** rng.uniform(-2, 2, size=k)
+            matrices.append((q * eigen) @ q.T)
+            matrices[-1] = (matrices[-1] + matrices[-1].T) / 2
+        mu_p, mu_q = rng.normal(size=(2, k))
+        got = float(symkl.kl_mvn(mu_p, matrices[0], mu_q, matrices[1]))
+        truth = _mvn_truth(mu_p, matrices[0], mu_q, matrices[1])
+        if truth >= 1e-8:
+            worst = max(worst, float(abs(got - truth) / truth))
+    assert worst <= 1e-12
+
+
+def test_kl_mvn_exactly_zero_never_negative_and_diagonal_agrees():
+    rng = np.random.default_rng(13)
+    a = rng.normal(size=(5, 4, 4))
+    cov = a @ np.swapaxes(a, -1, -2) + 4 * np.eye(4)
+    mu = rng.normal(size=(5, 4))
+    assert np.all(symkl.kl_mvn(mu, cov, mu, cov) == 0.0)
+    close = cov * (1 + 1e-13)
+    assert np.all(symkl.kl_mvn(mu, cov, mu, close) >= 0)
+    var_p, var_q = rng.uniform(0.1, 3, size=(2, 4))
+    np.testing.assert_allclose(
+        symkl.kl_mvn(mu[0], np.diag(var_p), mu[1], np.diag(var_q)),
+        symkl.kl_diag(mu[0], var_p, mu[1], var_q),
+        rtol=1e-13,
+    )
+
+
+def test_grad_kl_mvn_matches_finite_differences():
+    rng = np.random.default_rng(14)
+    a = rng.normal(size=(3, 3))
+    cov_p, cov_q = a @ a.T + np.eye(3), np.eye(3) * 2 + 0.3
+    mu_p, mu_q = rng.normal(size=(2, 3))
+    grads = symkl.grad_kl_mvn(mu_p, cov_p, mu_q, cov_q)
+    step = 1e-6
+    for which, base in ((1, cov_p), (3, cov_q)):
+        for i in range(3):
+            for j in range(3):
+                bumped = [mu_p, cov_p, mu_q, cov_q]
+                up, down = base.copy(), base.copy()
+                up[i, j] += step
+                down[i, j] -= step
+                # a non-symmetric bump: evaluate the textbook form directly
+                expected = (
+                    _textbook(*_replace(bumped, which, up))
+                    - _textbook(*_replace(bumped, which, down))
+                ) / (2 * step)
+                assert grads[which][i, j] == pytest.approx(expected, rel=1e-6, abs=1e-8)
+    for which in (0, 2):
+        for i in range(3):
+            args = [mu_p.copy(), cov_p, mu_q.copy(), cov_q]
+            up, down = args[which].copy(), args[which].copy()
+            up[i] += step
+            down[i] -= step
+            expected = (
+                _textbook(*_replace(args, which, up)) - _textbook(*_replace(args, which, down))
+            ) / (2 * step)
+            assert grads[which][i] == pytest.approx(expected, rel=1e-6, abs=1e-8)
+
+
+def _replace(args, index, value):
+    args = list(args)
+    args[index] = value
+    return args
+
+
+def _textbook(mu_p, cov_p, mu_q, cov_q):
+    inverse = np.linalg.inv(cov_q)
+    d = mu_q - mu_p
+    return 0.5 * (
+        np.trace(inverse @ cov_p)
+        + d @ inverse @ d
+        - len(d)
+        + np.log(np.linalg.det(cov_q) / np.linalg.det(cov_p))
+    )
+
+
+# --------------------------------------------------------------------------- bad input
+
+BAD_DIAG = [
+    (dict(s_p=[0.0]), "'s_p' (param='var') must be finite and > 0"),
+    (dict(s_p=[-1.0]), "got -1.0"),
+    (dict(s_q=[np.nan]), "'s_q' (param='var') must be finite and > 0"),
+    (dict(s_q=[np.inf]), "must be finite and > 0"),
+    (dict(mu_p=[np.nan]), "'mu_p' must be finite"),
+    (dict(mu_q=[1.0, 2.0, 3.0]), "shapes do not broadcast"),
+    (dict(mu_p=[1j]), "'mu_p' is complex"),
+    (dict(s_p=["a"]), "'s_p' has non-numeric dtype"),
+    (dict(s_p=[True]), "'s_p' is boolean"),
+]
+
+
+@pytest.mark.parametrize(("change", "message"), BAD_DIAG)
+def test_kl_diag_bad_input_names_the_argument(change, message):
+    args = {"mu_p": [0.0, 1.0], "s_p": [1.0, 2.0], "mu_q": [0.0, 0.0], "s_q": [1.0, 1.0]}
+    args.update(change)
+    with pytest.raises(
+        ValueError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")
+    ):
+        symkl.kl_diag(**args)
+
+
+def test_bad_input_reports_the_index_in_the_broadcast_shape():
+    s_p = np.ones((3, 4))
+    s_p[2, 1] = -2.0
+    with pytest.raises(ValueError, match=r"got -2.0 at index \(2, 1\)"):
+        symkl.kl_diag(np.zeros((3, 4)), s_p, 0.0, 1.0)
+    with pytest.raises(ValueError, match=r"at index \(2, 1\)"):
+        symkl.kl_diag(np.zeros((3, 4)), s_p, 0.0, 1.0, axis=0)
+
+
+def test_unknown_param_axis_and_validate_false():
+    with pytest.raises(
+        ValueError, match="unknown param='variance'; expected one of 'std', 'var', 'logvar'"
+    ):
+        symkl.kl_diag([0.0], [1.0], [0.0], [1.0], param="variance")
+    with pytest.raises(ValueError, match="axis=3 is out of range"):
+        symkl.kl_diag([0.0], [1.0], [0.0], [1.0], axis=3)
+    assert symkl.kl_diag([0.0], [1.0], [0.0], [1.0], validate=False) == 0.0
+    with pytest.raises(ValueError, match="'logvar' \\(param='logvar'\\) must be finite"):
+        symkl.kl_std_normal([0.0], [np.nan])
+    with pytest.raises(ValueError, match="'sigma_p' \\(param='std'\\) must be finite and > 0"):
+        symkl.kl_normal(0.0, 0.0, 0.0, 1.0)
+
+
+@pytest.mark.parametrize(
+    ("cov_p", "message"),
+    [
+        (np.ones((2, 3)), "'cov_p' must be a square matrix"),
+        (np.array([[1.0, 0.5], [0.0, 1.0]]), "'cov_p' is not symmetric"),
+        (np.array([[1.0, 2.0], [2.0, 1.0]]), "'cov_p' is not positive definite"),
+        (np.eye(3), "'cov_p' is 3x3 but the means have dimension 2"),
+        (np.array([[np.nan, 0.0], [0.0, 1.0]]), "'cov_p' contains NaN"),
+    ],
+)
+def test_kl_mvn_bad_covariance(cov_p, message):
+    with pytest.raises(numeric.CovarianceError, match=message):
+        symkl.kl_mvn([0.0, 0.0], cov_p, [0.0, 0.0], np.eye(2))
+    assert issubclass(numeric.CovarianceError, np.linalg.LinAlgError)
+    assert issubclass(numeric.CovarianceError, ValueError)
+
+
+def test_kl_mvn_bad_means():
+    with pytest.raises(ValueError, match="mu_p has dimension 2 but mu_q has 3"):
+        symkl.kl_mvn([0.0, 0.0], np.eye(2), [0.0, 0.0, 0.0], np.eye(2))
+    with pytest.raises(ValueError, match="'mu_q' must be finite"):
+        symkl.kl_mvn([0.0, 0.0], np.eye(2), [0.0, np.inf], np.eye(2))
+
+
+def test_numeric_api_does_not_import_sympy():
+    code = (
+        "import sys, symkl\n"
+        "symkl.kl_diag([0.0], [1.0], [0.0], [2.0]); symkl.kl_mvn([0.0], [[1.0]], [1.0], [[2.0]])\n"
+        "symkl.grad_kl_diag(0.0, 1.0, 0.0, 2.0); symkl.kl_std_normal([0.0], [0.0])\n"
+        "assert 'sympy' not in sys.modules, 'sympy was imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
