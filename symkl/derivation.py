@@ -1040,58 +1040,45 @@ class Derivation:
 
     def _verify(self, dps: int, points: int, seed: int, min_digits: float) -> VerificationReport:
         started = time.perf_counter()
-        checks = []
-        for previous, step in zip(self.steps, self.steps[1:], strict=False):
-            checks.append(
-                check_step(
-                    previous.expr,
-                    step.expr,
-                    definitions=self.definitions,
-                    dps=dps,
-                    points=points,
-                    seed=seed,
-                    min_digits=min_digits,
-                    label=step.label,
-                    rule=step.rule,
-                    prove=step.prove,
-                    instances=step.instances,
-                )
-            )
+        # (before, after, label, rule, prove, instances): the steps, then the named
+        # terms adding up to the closed form, then every labelled fact
+        claims = [
+            (previous.expr, step.expr, step.label, step.rule, step.prove, step.instances)
+            for previous, step in zip(self.steps, self.steps[1:], strict=False)
+        ]
         if self.terms:
-            # the named terms must add up to the closed form: a checked step too
-            checks.append(
-                check_step(
+            claims.append(
+                (
                     self.closed_form,
                     sp.Add(*self.terms.values()),
-                    definitions=self.definitions,
-                    dps=dps,
-                    points=points,
-                    seed=seed,
-                    min_digits=min_digits,
-                    label="named-terms",
-                    rule="the named terms add up to the closed form",
-                    prove=self.terms_prove,
-                    instances=self.terms_instances,
+                    "named-terms",
+                    "the named terms add up to the closed form",
+                    self.terms_prove,
+                    self.terms_instances,
                 )
             )
-        for fact in self.facts:
-            if fact.label:  # a claimed identity is checked like a step
-                checks.append(
-                    check_step(
-                        fact.lhs,
-                        fact.rhs,
-                        definitions=self.definitions,
-                        dps=dps,
-                        points=points,
-                        seed=seed,
-                        min_digits=min_digits,
-                        label=fact.label,
-                        rule=fact.text,
-                        prove=fact.prove,
-                        instances=fact.instances,
-                    )
-                )
-        return VerificationReport(self.name, tuple(checks), time.perf_counter() - started)
+        claims += [
+            (fact.lhs, fact.rhs, fact.label, fact.text, fact.prove, fact.instances)
+            for fact in self.facts
+            if fact.label
+        ]
+        checks = tuple(
+            check_step(
+                before,
+                after,
+                definitions=self.definitions,
+                dps=dps,
+                points=points,
+                seed=seed,
+                min_digits=min_digits,
+                label=label,
+                rule=rule,
+                prove=prove,
+                instances=instances,
+            )
+            for before, after, label, rule, prove, instances in claims
+        )
+        return VerificationReport(self.name, checks, time.perf_counter() - started)
 
 
 def reverse_and_symmetric_facts(derivation: Derivation) -> list[Fact]:

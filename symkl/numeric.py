@@ -483,14 +483,12 @@ def kl_normal_symmetric(
     >>> float(kl_normal_symmetric(0.0, 1.0, 0.0, 2.0))
     1.125
     """
-    return kl_diag_symmetric(
-        np.asarray(mu_p)[..., None] if np.ndim(mu_p) else [mu_p],
-        np.asarray(sigma_p)[..., None] if np.ndim(sigma_p) else [sigma_p],
-        np.asarray(mu_q)[..., None] if np.ndim(mu_q) else [mu_q],
-        np.asarray(sigma_q)[..., None] if np.ndim(sigma_q) else [sigma_q],
-        param="std",
-        validate=validate,
+    names = ("mu_p", "sigma_p", "mu_q", "sigma_q")
+    dtype, compute = _prepare(
+        "kl_normal_symmetric", names, (mu_p, sigma_p, mu_q, sigma_q), "std", validate
     )
+    result = np.asarray(kernels.jeffreys_std(*compute), dtype=dtype)
+    return result[()] if result.ndim == 0 else result
 
 
 def kl_diag_symmetric(
@@ -510,26 +508,29 @@ def kl_diag_symmetric(
     """
     _check_param("kl_diag_symmetric", param)
     names = ("mu_p", "s_p", "mu_q", "s_q")
-    values = (mu_p, s_p, mu_q, s_q)
-    arrays = [_as_real("kl_diag_symmetric", n, v) for n, v in zip(names, values, strict=True)]
-    dtype = _result_dtype(arrays, values)
-    _broadcast("kl_diag_symmetric", names, arrays)
-    if validate:
-        _validate_numpy("kl_diag_symmetric", names, arrays, param)
-    compute = [a.astype(np.float64) for a in arrays]
+    dtype, compute = _prepare("kl_diag_symmetric", names, (mu_p, s_p, mu_q, s_q), param, validate)
     terms = getattr(kernels, f"jeffreys_{param}")(*compute)
     result = np.asarray(np.sum(terms, axis=axis), dtype=dtype)
     return result[()] if result.ndim == 0 else result
 
 
-def _gradient(function: str, kernel: str, names, values, param: str, validate: bool):
+def _prepare(function: str, names, values, param: str, validate: bool):
+    """Real arrays, result dtype, broadcast check and validation for the NumPy-only paths.
+
+    Returns ``(dtype, arrays)`` with the arrays broadcast to one shape in float64.
+    """
     arrays = [_as_real(function, n, v) for n, v in zip(names, values, strict=True)]
     dtype = _result_dtype(arrays, values)
     shape = _broadcast(function, names, arrays)
     if validate:
         _validate_numpy(function, names, arrays, param)
-    compute = [np.broadcast_to(a.astype(np.float64), shape) for a in arrays]
+    return dtype, [np.broadcast_to(a.astype(np.float64), shape) for a in arrays]
+
+
+def _gradient(function: str, kernel: str, names, values, param: str, validate: bool):
+    dtype, compute = _prepare(function, names, values, param, validate)
     parts = getattr(kernels, f"gradient_{kernel.replace('-', '_')}")(*compute)
+    shape = compute[0].shape
     # + 0.0 turns -0.0 into 0.0
     return tuple(np.broadcast_to(np.asarray(p, dtype=dtype) + 0.0, shape).copy() for p in parts)
 
@@ -629,26 +630,19 @@ def _cholesky(function: str, name: str, covariance: np.ndarray) -> np.ndarray:
     try:
         return np.linalg.cholesky(covariance)
     except np.linalg.LinAlgError:
-        batch = covariance.shape[:-2]
-        for index in np.ndindex(*batch):
-            if np.any(np.linalg.eigvalsh(covariance[index]) <= 0) or not _chol_ok(
-                covariance[index]
-            ):
-                eigenvalue = float(np.linalg.eigvalsh(covariance[index])[0])
-                where = f" at batch index {index}" if batch else ""
-                raise CovarianceError(
-                    f"{function}: argument {name!r} is not positive definite{where} "
-                    f"(smallest eigenvalue {eigenvalue:.3g})"
-                ) from None
-        raise
-
-
-def _chol_ok(matrix: np.ndarray) -> bool:
-    try:
-        np.linalg.cholesky(matrix)
-    except np.linalg.LinAlgError:
-        return False
-    return True
+        pass
+    batch = covariance.shape[:-2]
+    for index in np.ndindex(*batch):  # name the first failing matrix
+        try:
+            np.linalg.cholesky(covariance[index])
+        except np.linalg.LinAlgError:
+            eigenvalue = float(np.linalg.eigvalsh(covariance[index])[0])
+            where = f" at batch index {index}" if batch else ""
+            raise CovarianceError(
+                f"{function}: argument {name!r} is not positive definite{where} "
+                f"(smallest eigenvalue {eigenvalue:.3g})"
+            ) from None
+    raise CovarianceError(f"{function}: argument {name!r} is not positive definite")
 
 
 def _mvn_inputs(function, mu_p, cov_p, mu_q, cov_q):
@@ -730,9 +724,9 @@ def kl_mvn(mu_p: Any, cov_p: Any, mu_q: Any, cov_q: Any) -> np.ndarray | np.floa
     diagonal_part = 2.0 * np.sum(kernels.term_std(zeros, diagonal, zeros, zeros + 1.0), axis=-1)
     lower_part = np.sum(np.where(below, m * m, 0.0), axis=(-1, -2))
     mean_part = np.sum(w * w, axis=-1)
-    result = 0.5 * (diagonal_part + lower_part + mean_part)
-    same = np.all(covariance_p == covariance_q, axis=(-1, -2)) & np.all(mean_p == mean_q, axis=-1)
-    result = np.where(same, 0.0, np.maximum(result, 0.0)).astype(dtype)
+    # p == q gives L_p == L_q, so forward substitution yields M = I and w = 0 exactly,
+    # and every term is exactly 0: no special case is needed
+    result = np.maximum(0.5 * (diagonal_part + lower_part + mean_part), 0.0).astype(dtype)
     return result[()] if result.ndim == 0 else result
 
 

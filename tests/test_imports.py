@@ -29,3 +29,11 @@ def test_reference_does_not_import_sympy():
 
 def test_derive_imports_sympy_lazily():
     assert "sympy" in _modules_after("import symkl; symkl.derive")
+
+
+def test_lazy_names_cover_the_numeric_api_exactly():
+    import symkl
+    from symkl import numeric
+
+    lazy = {name for name, module in symkl._LAZY.items() if module == "symkl.numeric"}
+    assert lazy == set(numeric.__all__)
