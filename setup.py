@@ -11,7 +11,7 @@ setup(
         Extension(
             "symkl._ckernels",
             sources=["symkl/_kernels.c"],
-            extra_compile_args=["-O3", "-std=c99", "-fno-fast-math"],
+            extra_compile_args=["-O3", "-std=c99", "-fno-fast-math", "-fno-math-errno"],
             libraries=["m"],
             optional=True,
         )

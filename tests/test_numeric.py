@@ -42,15 +42,8 @@ def test_accuracy_in_ulps_against_mpmath(family, function, param, k, dtype):
     assert result.worst_ulp <= _bound(dtype, k), result.message()
 
 
-KNOWN_GAP = pytest.mark.xfail(
-    strict=True,
-    reason="known gap: variance ratios in (0.15, 0.6), i.e. x in (-0.85, -0.4), reach 6-7 ULP "
-    "in float64 (x - log1p(x) with x rounded); see docs/numerics.md",
-)
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize("dtype", [pytest.param("float64", marks=KNOWN_GAP), "float32"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("param", ["std", "var", "logvar"])
 def test_accuracy_exhaustive(param, dtype):
     for seed in range(5):

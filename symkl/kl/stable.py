@@ -45,6 +45,12 @@ __all__ = [
 SERIES_INTERVAL = (sp.Rational(-45, 100), sp.Rational(40, 100))
 #: terms of S(u) = sum_n u^n / (2n + 3) kept; |t| <= 0.29, u <= 0.084 on the interval
 SERIES_TERMS = 15
+#: log-variance differences d in [TABLE_RANGE] outside the series interval use a table of
+#: expm1mx at c = j * TABLE_STEP: there expm1(d) - d loses 2-3 bits to the rounding of x
+TABLE_STEP = sp.Rational(1, 32)
+TABLE_RANGE = (sp.Rational(-77, 32), sp.Rational(45, 32))
+#: terms r^2/2! ... r^n/n! of expm1mx(r) = e^r - 1 - r kept for |r| <= TABLE_STEP/2
+TABLE_SERIES_TERMS = 7
 
 
 class log1pmx(sp.Function):  # noqa: N801 - the name of the numeric kernel
@@ -128,6 +134,39 @@ def series_coefficients(terms: int = SERIES_TERMS) -> list[sp.Rational]:
     return [taylor.coeff(t, 2 * n + 3) for n in range(terms)]
 
 
+def expm1mx_series(terms: int = TABLE_SERIES_TERMS) -> list[sp.Rational]:
+    """Coefficients of ``r^2, r^3, ...`` in ``e^r - 1 - r`` from SymPy's Taylor series.
+
+    Examples
+    --------
+    >>> expm1mx_series(3)
+    [1/2, 1/6, 1/24]
+    """
+    r = sp.Symbol("r")
+    taylor = sp.series(sp.exp(r) - 1 - r, r, 0, terms + 2).removeO()
+    return [taylor.coeff(r, n) for n in range(2, terms + 2)]
+
+
+def expm1mx_table() -> list[tuple[sp.Rational, sp.Expr, sp.Expr, sp.Expr]]:
+    """Rows ``(c, e^c - 1 - c, e^c - 1, e^c)`` at ``c = j * TABLE_STEP`` over ``TABLE_RANGE``.
+
+    With ``d = c + r``, the checked fact ``expm1mx-table`` gives
+    ``e^d - 1 - d = (e^c - 1 - c) + (e^c - 1) r + e^c (e^r - 1 - r)``.
+    """
+    low, high = (int(bound / TABLE_STEP) for bound in TABLE_RANGE)
+    rows = []
+    for j in range(low, high + 1):
+        c = j * TABLE_STEP
+        rows.append((c, sp.exp(c) - 1 - c, sp.exp(c) - 1, sp.exp(c)))
+    return rows
+
+
+def _prove_sum(before: sp.Expr, after: sp.Expr) -> SymbolicResult:
+    """SymPy sums the series on the right; the difference then simplifies to 0."""
+    ok, how = is_zero(sp.simplify(after.doit() - before))
+    return SymbolicResult(ok, "series summed by SymPy", how)
+
+
 @dataclass(frozen=True)
 class ParameterisedForm:
     """The stable form of one parameterisation, ready to print.
@@ -162,6 +201,9 @@ class NumericForms:
     forms: dict[str, ParameterisedForm]
     series: list[sp.Rational]
     interval: tuple[sp.Rational, sp.Rational]
+    #: expm1mx(r) coefficients of r^2, r^3, ... and the table rows (c, F, G, E)
+    table_series: list[sp.Rational]
+    table: list[tuple[sp.Rational, sp.Expr, sp.Expr, sp.Expr]]
 
 
 def _symbols():
@@ -272,6 +314,7 @@ def derive_stable() -> Derivation:
     r = sp.Symbol("r", positive=True)
     t_of_r = (r - 1) / (r + 1)
     n = sp.Symbol("n", integer=True, nonnegative=True)
+    c_point, r_offset = sp.symbols("c r", real=True)
 
     kl_var = variance_ratio
     kl_std = univariate.closed_form.xreplace({sigma_p: s_p, sigma_q: s_q})
@@ -379,6 +422,25 @@ def derive_stable() -> Derivation:
             label="atanh-series",
             prove=_prove_series,
         ),
+        Fact(
+            "log-variance differences away from 0: with $d = c + r$ ($c$ a table point), "
+            "$e^d - 1 - d = (e^c - 1 - c) + (e^c - 1) r + e^c (e^r - 1 - r)$",
+            sp.exp(c_point + r_offset) - 1 - (c_point + r_offset),
+            (sp.exp(c_point) - 1 - c_point)
+            + (sp.exp(c_point) - 1) * r_offset
+            + sp.exp(c_point) * (sp.exp(r_offset) - 1 - r_offset),
+            label="expm1mx-table",
+            prove=_prove_with_functions_expanded,
+        ),
+        Fact(
+            "the series of the table kernel: $e^r - 1 - r = \\sum_{n \\ge 2} r^n/n!$; "
+            f"the kernel keeps {TABLE_SERIES_TERMS} terms for "
+            f"$|r| \\le {sp.latex(TABLE_STEP / 2)}$",
+            sp.exp(r_offset) - 1 - r_offset,
+            sp.Sum(r_offset**n / sp.factorial(n), (n, 2, sp.oo)),
+            label="expm1mx-series",
+            prove=_prove_sum,
+        ),
     ]
     for form in forms.values():
         kl = kls[form.name]
@@ -432,7 +494,7 @@ def derive_stable() -> Derivation:
         facts=facts,
     )
     derivation._numeric_forms = NumericForms(  # type: ignore[attr-defined]
-        forms, series_coefficients(), SERIES_INTERVAL
+        forms, series_coefficients(), SERIES_INTERVAL, expm1mx_series(), expm1mx_table()
     )
     derivation.derive_seconds = time.perf_counter() - started
     return derivation
