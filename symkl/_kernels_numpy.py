@@ -337,7 +337,10 @@ def jeffreys_logvar(mu_p, logvar_p, mu_q, logvar_q):
     """KL(p||q) + KL(q||p) (logvar): (a*(r + 1)/2 + x**2/2)/r."""
     with np.errstate(all='ignore'):
         x, a = x_a_logvar(mu_p, logvar_p, mu_q, logvar_q)
-        r = exp(logvar_p - logvar_q)
+        d_hi = logvar_p - logvar_q
+        d_bv = d_hi - logvar_p
+        d_lo = (logvar_p - (d_hi - d_bv)) + (-logvar_q - d_bv)
+        r = np.exp(d_hi) * (1.0 + d_lo)
         return np.maximum(((1/2)*a*(r + 1) + (1/2)*x**2)/r, 0.0)
 
 

@@ -536,7 +536,19 @@ def _numpy_source(forms: NumericForms) -> str:
                 f'    """KL(p||q) + KL(q||p) ({form.name}): {sp.sstr(form.symmetric)}."""',
                 "    with np.errstate(all='ignore'):",
                 f"        x, a = x_a_{name}({arguments})",
-                f"        r = {_np(form.ratio)}",
+                *(
+                    [f"        r = {_np(form.ratio)}"]
+                    if difference is None
+                    else [
+                        # exp(u - v) with u - v rounded: |u - v| 2^-53 relative error
+                        # (60 logvar units: 15 ULP) unless the TwoSum error is added back
+                        f"        d_hi = {difference[0]} - {difference[1]}",
+                        f"        d_bv = d_hi - {difference[0]}",
+                        f"        d_lo = ({difference[0]} - (d_hi - d_bv))"
+                        f" + (-{difference[1]} - d_bv)",
+                        "        r = np.exp(d_hi) * (1.0 + d_lo)",
+                    ]
+                ),
                 f"        return np.maximum({_np(form.symmetric)}, 0.0)",
                 "",
             ]

@@ -27,7 +27,15 @@ from typing import Any
 import mpmath
 import numpy as np
 
-__all__ = ["HarnessResult", "generate_cases", "reference", "run_harness", "ulp_distance"]
+__all__ = [
+    "HarnessResult",
+    "generate_cases",
+    "reference",
+    "reference_term",
+    "reference_term_mp",
+    "run_harness",
+    "ulp_distance",
+]
 
 FAMILIES = ("normal", "diag", "std-normal")
 DPS = 50
@@ -37,23 +45,30 @@ def _mp(value: float) -> mpmath.mpf:
     return mpmath.mpf(float(value))  # exact: every double is a dyadic rational
 
 
+def reference_term_mp(
+    mu_p: mpmath.mpf, s_p: mpmath.mpf, mu_q: mpmath.mpf, s_q: mpmath.mpf, param: str
+) -> mpmath.mpf:
+    """One coordinate's KL at ``DPS`` digits (or more, if the caller works at more)."""
+    with mpmath.workdps(max(DPS, mpmath.mp.dps)):
+        if param == "std":
+            vp, vq = s_p**2, s_q**2
+            log_ratio = mpmath.log(s_q / s_p)
+        elif param == "var":
+            vp, vq = s_p, s_q
+            log_ratio = mpmath.log(vq / vp) / 2
+        elif param == "logvar":
+            vp, vq = mpmath.exp(s_p), mpmath.exp(s_q)
+            log_ratio = (s_q - s_p) / 2
+        else:
+            raise ValueError(f"unknown param {param!r}; expected 'std', 'var' or 'logvar'")
+        # the derived closed form: log(s_q/s_p) + (v_p + d^2)/(2 v_q) - 1/2
+        return log_ratio + (vp + (mu_p - mu_q) ** 2) / (2 * vq) - mpmath.mpf(1) / 2
+
+
 def reference_term(mu_p: float, s_p: float, mu_q: float, s_q: float, param: str) -> mpmath.mpf:
     """One coordinate's KL at ``DPS`` digits from the exact input values."""
     with mpmath.workdps(DPS):
-        mp, mq = _mp(mu_p), _mp(mu_q)
-        if param == "std":
-            vp, vq = _mp(s_p) ** 2, _mp(s_q) ** 2
-            log_ratio = mpmath.log(_mp(s_q) / _mp(s_p))
-        elif param == "var":
-            vp, vq = _mp(s_p), _mp(s_q)
-            log_ratio = mpmath.log(vq / vp) / 2
-        elif param == "logvar":
-            vp, vq = mpmath.exp(_mp(s_p)), mpmath.exp(_mp(s_q))
-            log_ratio = (_mp(s_q) - _mp(s_p)) / 2
-        else:
-            raise ValueError(f"unknown param {param!r}")
-        # the derived closed form: log(s_q/s_p) + (v_p + d^2)/(2 v_q) - 1/2
-        return log_ratio + (vp + (mp - mq) ** 2) / (2 * vq) - mpmath.mpf(1) / 2
+        return reference_term_mp(_mp(mu_p), _mp(s_p), _mp(mu_q), _mp(s_q), param)
 
 
 def reference(family: str, param: str, arrays: dict[str, np.ndarray]) -> list[mpmath.mpf]:
@@ -107,8 +122,12 @@ def generate_cases(
     ``(cases, k)`` arrays for the diagonal family.
     """
     rng = np.random.default_rng(seed)
-    shape = (cases, k) if family == "diag" else (cases,)
+    shape = (cases, k) if family == "diag" or k > 1 else (cases,)
     kind = rng.integers(0, 4, size=shape)  # 0: ratio, 1: close, 2: equal, 3: very close
+    if len(shape) == 2:
+        # a quarter of the rows are close in every coordinate: a KL near 0 needs all k
+        close_rows = rng.random(cases) < 0.25
+        kind = np.where(close_rows[:, None], rng.choice([1, 2, 3], size=shape), kind)
     if family == "std-normal":
         logvar = np.where(
             kind < 2,
@@ -119,7 +138,11 @@ def generate_cases(
         mu = np.where(
             rng.random(shape) < 0.3,
             0.0,
-            rng.choice([-1, 1], size=shape) * 10 ** rng.uniform(-8, 3, size=shape),
+            rng.choice([-1, 1], size=shape)
+            * 10
+            ** np.where(
+                kind >= 2, rng.uniform(-15, -8, size=shape), rng.uniform(-8, 3, size=shape)
+            ),
         )
         return {"mu": mu.astype(dtype), "logvar": logvar.astype(dtype)}
     base = 10 ** rng.uniform(-3, 3, size=shape)
@@ -133,7 +156,7 @@ def generate_cases(
     s_p = base
     s_q = base * ratio
     offset = np.where(
-        rng.random(shape) < 0.3,
+        (rng.random(shape) < 0.3) | ((kind >= 1) & (rng.random(shape) < 0.5)),
         0.0,
         rng.choice([-1, 1], size=shape) * 10 ** rng.uniform(-8, 6, size=shape),
     )

@@ -684,7 +684,12 @@ def kl_mvn(mu_p: Any, cov_p: Any, mu_q: Any, cov_q: Any) -> np.ndarray | np.floa
     ``M = L_q^-1 L_p`` and ``w = L_q^-1 (mu_q - mu_p)``,
     ``1/2 [sum_i (M_ii^2 - 1 - 2 log M_ii) + sum_{i>j} M_ij^2 + |w|^2]``; every
     term is non-negative and the diagonal terms use the same stable kernel
-    as :func:`kl_normal`.  Exactly 0 when p == q.
+    as :func:`kl_normal`.  Exactly 0 when p == q.  Where the two covariances
+    are close (every eigenvalue of ``B = L_q^-1 (cov_p - cov_q) L_q^-T`` within
+    0.25 of 0), the covariance terms are ``sum_i (l_i - log1p(l_i))`` over the
+    eigenvalues ``l_i`` of ``B`` instead (``tr B - log det(I + B)``, fact
+    ``near-equal`` of derivation ``full``), because there the rounding of the
+    two Cholesky factors would dominate ``M - I``.
 
     Parameters
     ----------
@@ -726,7 +731,19 @@ def kl_mvn(mu_p: Any, cov_p: Any, mu_q: Any, cov_q: Any) -> np.ndarray | np.floa
     mean_part = np.sum(w * w, axis=-1)
     # p == q gives L_p == L_q, so forward substitution yields M = I and w = 0 exactly,
     # and every term is exactly 0: no special case is needed
-    result = np.maximum(0.5 * (diagonal_part + lower_part + mean_part), 0.0).astype(dtype)
+    covariance_part = diagonal_part + lower_part
+    # Near p == q the Cholesky factors' own rounding (eps cond(L)) is large next to
+    # M - I: there use the eigenvalues of B = L_q^-1 (cov_p - cov_q) L_q^-T, computed
+    # from the exact-ish difference, and tr B - log det(I + B) = sum(l - log1p(l)).
+    difference = _solve_lower(lower_q, covariance_p - covariance_q)
+    b = _solve_lower(lower_q, np.swapaxes(difference, -1, -2))
+    eigenvalues = np.linalg.eigvalsh((b + np.swapaxes(b, -1, -2)) / 2)
+    near = np.max(np.abs(eigenvalues), axis=-1) <= 0.25
+    if np.any(near):
+        close = np.where(near[..., None], eigenvalues, 0.0)
+        series = kernels.excess_series(close)
+        covariance_part = np.where(near, np.sum(np.maximum(series, 0.0), axis=-1), covariance_part)
+    result = np.maximum(0.5 * (covariance_part + mean_part), 0.0).astype(dtype)
     return result[()] if result.ndim == 0 else result
 
 

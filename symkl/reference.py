@@ -20,11 +20,20 @@ from __future__ import annotations
 
 import fractions
 import numbers
+from dataclasses import dataclass
 from typing import Any
 
 import mpmath
+import numpy as np
 
-__all__ = ["QuadratureError", "kl_closed_form", "kl_quad", "to_mpf"]
+__all__ = [
+    "MonteCarloEstimate",
+    "QuadratureError",
+    "kl_closed_form",
+    "kl_monte_carlo",
+    "kl_quad",
+    "to_mpf",
+]
 
 #: z-range split points: p is the standard normal in z
 _Z_BREAKPOINTS = (-8, -4, 0, 4, 8)
@@ -240,3 +249,119 @@ def _closed_form_function():
             derivation.parameters, derivation.closed_form, modules="mpmath"
         )
     return _CLOSED_FORM_FUNCTION
+
+
+@dataclass(frozen=True)
+class MonteCarloEstimate:
+    """A Monte Carlo estimate of a KL divergence with its standard error."""
+
+    value: float
+    standard_error: float
+    samples: int
+
+    def interval(self, width: float = 4.0) -> tuple[float, float]:
+        """``value -/+ width * standard_error``."""
+        return (
+            self.value - width * self.standard_error,
+            self.value + width * self.standard_error,
+        )
+
+
+def kl_monte_carlo(
+    mu_p: Any,
+    s_p: Any,
+    mu_q: Any,
+    s_q: Any,
+    *,
+    samples: int,
+    rng: np.random.Generator,
+    param: str = "std",
+) -> MonteCarloEstimate:
+    r"""Estimate KL(p || q) for diagonal Gaussians by sampling from p.
+
+    .. math::
+        \widehat{KL} = \frac1n \sum_{i=1}^n \left[\log p(x_i) - \log q(x_i)\right],
+        \quad x_i \sim p,
+
+    with standard error ``std(log p - log q) / sqrt(n)``.  This is the
+    estimator behind "can I compute the KL by sampling?"; it converges as
+    ``1/sqrt(n)`` and needs no closed form.  It is *not*
+    ``torch.nn.functional.kl_div`` on the samples: that function expects
+    log-probabilities and probabilities of one discrete distribution and
+    returns a number with no relation to this KL (docs/sampling.md).
+
+    Parameters
+    ----------
+    mu_p, s_p, mu_q, s_q : array_like, shape (k,) or scalars
+        Means and scales of the diagonal Gaussians; ``param`` says whether
+        ``s`` holds standard deviations (``"std"``), variances (``"var"``) or
+        log-variances (``"logvar"``).
+    samples : int
+        Number of draws, at least 2.
+    rng : numpy.random.Generator
+        An explicit, seeded generator (``numpy.random.default_rng(seed)``),
+        so that every estimate can be reproduced.
+    param : {"std", "var", "logvar"}
+
+    Returns
+    -------
+    MonteCarloEstimate
+
+    Raises
+    ------
+    ValueError
+        For a missing or wrong ``rng``, too few samples, an unknown ``param``,
+        non-finite means, non-positive or non-finite scales, or shapes that do
+        not match.
+
+    Examples
+    --------
+    >>> estimate = kl_monte_carlo(0.0, 1.0, 1.0, 2.0, samples=100_000,
+    ...                           rng=np.random.default_rng(0))
+    >>> abs(estimate.value - 0.4431471805599453) < 4 * estimate.standard_error
+    True
+    """
+    if not isinstance(rng, np.random.Generator):
+        raise ValueError(
+            "rng must be a numpy.random.Generator (numpy.random.default_rng(seed)), "
+            f"got {type(rng).__name__}"
+        )
+    if isinstance(samples, bool) or not isinstance(samples, numbers.Integral) or samples < 2:
+        raise ValueError(f"samples must be an integer >= 2, got {samples!r}")
+    if param not in ("std", "var", "logvar"):
+        raise ValueError(f"param must be 'std', 'var' or 'logvar', got {param!r}")
+    names = ("mu_p", "s_p", "mu_q", "s_q")
+    arrays = []
+    for name, value in zip(names, (mu_p, s_p, mu_q, s_q), strict=True):
+        try:
+            array = np.atleast_1d(np.asarray(value, dtype=np.float64))
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{name} must be real numbers, got {value!r}") from error
+        if array.ndim != 1:
+            raise ValueError(f"{name} must be a scalar or a vector (k,), got shape {array.shape}")
+        if not np.all(np.isfinite(array)):
+            raise ValueError(f"{name} must be finite, got {value!r}")
+        if name.startswith("s") and param != "logvar" and np.any(array <= 0):
+            raise ValueError(f"{name} must be positive ({param}), got {value!r}")
+        arrays.append(array)
+    try:
+        mean_p, scale_p, mean_q, scale_q = np.broadcast_arrays(*arrays)
+    except ValueError:
+        shapes = ", ".join(f"{n} {a.shape}" for n, a in zip(names, arrays, strict=True))
+        raise ValueError(f"shapes do not match: {shapes}") from None
+    if param == "var":
+        scale_p, scale_q = np.sqrt(scale_p), np.sqrt(scale_q)
+    elif param == "logvar":
+        scale_p, scale_q = np.exp(scale_p / 2), np.exp(scale_q / 2)
+    draws = mean_p + scale_p * rng.standard_normal((int(samples), mean_p.size))
+
+    def log_density(x: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
+        standardised = (x - mean) / scale
+        return np.sum(-0.5 * standardised**2 - np.log(scale) - 0.5 * np.log(2 * np.pi), axis=-1)
+
+    log_ratio = log_density(draws, mean_p, scale_p) - log_density(draws, mean_q, scale_q)
+    return MonteCarloEstimate(
+        value=float(np.mean(log_ratio)),
+        standard_error=float(np.std(log_ratio, ddof=1) / np.sqrt(samples)),
+        samples=int(samples),
+    )

@@ -182,3 +182,23 @@ def test_closed_form_at_rejects_non_positive_or_non_integer_dimension(bad):
 def test_closed_form_at_without_dimension_lists_the_dimensioned_derivations():
     with pytest.raises(ValueError, match="diagonal, std-normal, full"):
         derive("univariate").closed_form_at(2)
+
+
+def test_wrong_near_equal_form_is_rejected():
+    """The near-equal form with the difference the wrong way round must not verify."""
+    from symkl.kl.full import _with_identity
+
+    d = derive("full")
+    fact = next(f for f in d.facts if f.label == "near-equal")
+    flipped = S.L_q.I * (S.Sigma_q - S.Sigma_p) * S.L_q.I.T
+    wrong = half * (sp.Trace(flipped) - sp.log(sp.Determinant(sp.Identity(S.k) + flipped)) + MEAN)
+    prove = proved_at_sizes(functools.partial(_with_identity, S), (1, 2))
+    result = check_step(
+        fact.lhs,
+        wrong,
+        definitions=d.definitions,
+        prove=prove,
+        instances=(_with_identity(S, 2),),
+        points=3,
+    )
+    assert not result.symbolic.ok and not result.numeric.ok

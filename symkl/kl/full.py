@@ -88,6 +88,11 @@ def explicit_setting(s: FullSymbols, size: int) -> dict[sp.Basic, sp.Basic]:
     }
 
 
+def _with_identity(s: FullSymbols, size: int) -> dict[sp.Basic, sp.Basic]:
+    """:func:`explicit_setting` with the identity matrix ``I_k`` written out."""
+    return explicit_setting(s, size) | {sp.Identity(s.k): sp.ImmutableMatrix(sp.eye(size))}
+
+
 def diagonal_setting(s: FullSymbols, size: int) -> dict[sp.Basic, sp.Basic]:
     """Diagonal covariances ``diag(sigma^2)`` in the symbols of the ``diagonal`` derivation."""
     from symkl.model import diagonal_symbols
@@ -396,6 +401,7 @@ def derive_full() -> Derivation:
     from symkl.kl import derive
 
     diagonal = derive("diagonal")
+    near_equal = s.L_q.I * (s.Sigma_p - s.Sigma_q) * s.L_q.I.T
     facts = [
         Fact(
             "diagonal covariances $\\Sigma = \\operatorname{diag}(\\sigma^2)$ give the "
@@ -407,6 +413,27 @@ def derive_full() -> Derivation:
             instances=tuple(diagonal_setting(s, n) for n in NUMERIC_AT),
         ),
         expectation_identity(s),
+        Fact(
+            "near-equal covariances (used by the numeric code): with "
+            "$B = L_q^{-1}(\\Sigma_p - \\Sigma_q)L_q^{-\\top}$, the covariance terms are "
+            "$\\operatorname{tr} B - \\log\\det(I + B) = \\sum_i (\\lambda_i - \\log(1 + "
+            "\\lambda_i))$ over the eigenvalues of $B$, computed from the difference "
+            "$\\Sigma_p - \\Sigma_q$",
+            textbook,
+            sp.Mul(
+                half,
+                sp.Add(
+                    sp.Trace(near_equal),
+                    -sp.log(sp.Determinant(sp.Identity(k) + near_equal)),
+                    QuadraticForm(s.Sigma_q.I, s.mu_q - s.mu_p),
+                    evaluate=False,
+                ),
+                evaluate=False,
+            ),
+            label="near-equal",
+            prove=proved_at_sizes(functools.partial(_with_identity, s)),
+            instances=tuple(_with_identity(s, n) for n in NUMERIC_AT),
+        ),
         Fact(
             "reverse divergence: exchange the roles of p and q",
             sp.Symbol(r"D_{\mathrm{KL}}\left(q \,\|\, p\right)"),

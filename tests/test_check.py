@@ -1,0 +1,288 @@
+"""`symkl check`, `symkl.testing` and the Monte Carlo reference: the cross-checks can fail."""
+
+from __future__ import annotations
+
+import json
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import symkl
+from symkl import check
+from symkl.cli import main
+from symkl.reference import MonteCarloEstimate, kl_monte_carlo
+from symkl.testing import KLAccuracyError, assert_kl_accurate
+
+
+def naive_kl_logvar(mu_p, logvar_p, mu_q, logvar_q):
+    """The KL every VAE code base carries: right formula, cancels near KL = 0."""
+    return 0.5 * np.sum(
+        logvar_q - logvar_p + (np.exp(logvar_p) + (mu_p - mu_q) ** 2) / np.exp(logvar_q) - 1,
+        axis=-1,
+    )
+
+
+def symkl_kl_logvar(mu_p, logvar_p, mu_q, logvar_q):
+    return symkl.kl_diag(mu_p, logvar_p, mu_q, logvar_q, param="logvar")
+
+
+# --- the harness behind `symkl check`, quick, every public function ---------------------
+
+
+def test_every_public_numeric_function_is_checked():
+    checked = {name.split("[")[0] for name in check.CHECKS}
+    public = {n for n in symkl.numeric.__all__ if n.startswith(("kl_", "grad_kl_"))}
+    assert public <= checked, f"not cross-checked: {sorted(public - checked)}"
+
+
+def test_quick_check_of_every_function_passes():
+    results = check.run_checks(cases=120, seed=7, quadrature_cases=0)
+    failures = [r.message() for r in results if not r.passed]
+    assert not failures, "\n".join(failures)
+
+
+@pytest.mark.slow
+def test_full_check_passes():
+    results = check.run_checks(cases=4000, seed=11, quadrature_cases=3)
+    failures = [r.message() for r in results if not r.passed]
+    assert not failures, "\n".join(failures)
+
+
+def test_references_agree_with_quadrature_of_the_definition():
+    result = check.run_check(check.CHECKS["kl_normal"], "float64", cases=20, quadrature_cases=2)
+    assert result.passed and "quadrature agrees on 2" in result.reference
+
+
+def test_mvn_reference_agrees_with_2d_quadrature():
+    arrays = check.mvn_cases(3, 5, 2)
+    values = [arrays[n][2] for n in ("mu_p", "cov_p", "mu_q", "cov_q")]
+    closed, integral = check.mvn_reference(*values), check.mvn_quad(*values, dps=15)
+    assert abs(closed - integral) <= 1e-12 * abs(closed)
+
+
+def test_a_check_fails_for_a_function_off_by_a_few_ulps():
+    """The checker can fail: symkl's own result times (1 + 16 eps) is rejected."""
+    spec = check.user_check(
+        lambda *a: symkl.kl_diag(*a, param="var") * (1 + 16 * 2.0**-52), "diag", "var", 4
+    )
+    result = check.run_check(spec, "float64", cases=100)
+    assert not result.passed and result.worst > 4
+
+
+# --- symkl.testing ----------------------------------------------------------------------
+
+
+def test_naive_kl_fails_near_zero_with_a_readable_report():
+    with pytest.raises(KLAccuracyError) as failure:
+        assert_kl_accurate(naive_kl_logvar, family="diag", param="logvar", ulps=8)
+    message = str(failure.value)
+    assert "naive_kl_logvar is not accurate to 8 ULP" in message
+    assert "cases exceed 8 ULP; worst:" in message and "!=" in message
+    assert failure.value.results[0].worst > 1e6
+
+
+def test_symkl_passes_its_own_assertion_in_both_dtypes():
+    result = assert_kl_accurate(
+        symkl_kl_logvar, family="diag", param="logvar", ulps=8, dtypes=("float64", "float32")
+    )
+    assert result.worst <= 8
+
+
+def test_std_normal_family_and_wrong_shapes():
+    assert_kl_accurate(symkl.kl_std_normal, family="std-normal", param="logvar", cases=100)
+    with pytest.raises(KLAccuracyError, match=r"returned shape \(100, 8\); expected \(100,\)"):
+        assert_kl_accurate(
+            lambda mu, logvar: mu * 0.0, family="std-normal", param="logvar", cases=100
+        )
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"family": "gamma", "param": "var"}, "family must be one of"),
+        ({"family": "diag", "param": "sigma"}, "param must be one of"),
+        ({"family": "std-normal", "param": "var"}, "takes param='logvar'"),
+        ({"family": "diag", "param": "var", "ulps": 0}, "ulps must be a positive number"),
+    ],
+)
+def test_testing_rejects_bad_options(options, match):
+    with pytest.raises(ValueError, match=match):
+        assert_kl_accurate(symkl_kl_logvar, **options)
+
+
+# --- the command line -------------------------------------------------------------------
+
+
+def test_cli_check_quick_prints_the_table(capsys):
+    status = main(["check", "--quick", "--only", "kl_normal", "kl_mvn[k=2]", "--cases", "60"])
+    out = capsys.readouterr().out
+    assert status == 0
+    assert "function" in out and "verdict" in out and "kl_mvn[k=2]" in out
+    assert "within their documented bounds" in out
+
+
+def test_cli_check_json(capsys):
+    status = main(["check", "--json", "--only", "kl_std_normal", "--cases", "40"])
+    document = json.loads(capsys.readouterr().out)
+    assert status == 0 and document["passed"] is True
+    assert {r["dtype"] for r in document["results"]} == {"float64", "float32"}
+    assert all(r["verdict"] == "ok" for r in document["results"])
+
+
+@pytest.fixture
+def user_module(tmp_path, monkeypatch):
+    source = textwrap.dedent(
+        """
+        import numpy as np
+        import symkl
+
+        def naive(mu_p, logvar_p, mu_q, logvar_q):
+            return 0.5 * np.sum(logvar_q - logvar_p
+                                + (np.exp(logvar_p) + (mu_p - mu_q) ** 2) / np.exp(logvar_q) - 1,
+                                axis=-1)
+
+        def good(mu_p, logvar_p, mu_q, logvar_q):
+            return symkl.kl_diag(mu_p, logvar_p, mu_q, logvar_q, param="logvar")
+
+        not_callable = 3
+        """
+    )
+    (tmp_path / "my_vae_kl.py").write_text(source)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield "my_vae_kl"
+    sys.modules.pop("my_vae_kl", None)
+
+
+def test_cli_check_user_function(user_module, capsys):
+    options = ["--family", "diag", "--param", "logvar", "--ulps", "8", "--cases", "300"]
+    assert main(["check", "--function", f"{user_module}:naive", *options]) == 1
+    captured = capsys.readouterr()
+    assert "FAIL" in captured.out and "naive" in captured.err
+    assert main(["check", "--function", f"{user_module}:good", *options]) == 0
+    assert "1/1 within" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--only", "kl_nope"], "unknown check(s) ['kl_nope']"),
+        (["--function", "no_colon"], "must look like 'package.module:function'"),
+        (
+            ["--function", "not_a_module_xyz:f", "--family", "diag", "--param", "var"],
+            "cannot import module 'not_a_module_xyz'",
+        ),
+        (
+            ["--function", "USER:missing", "--family", "diag", "--param", "var"],
+            "has no attribute 'missing'",
+        ),
+        (
+            ["--function", "USER:not_callable", "--family", "diag", "--param", "var"],
+            "is not callable",
+        ),
+        (["--function", "USER:good"], "--function needs --family and --param"),
+        (["--family", "diag"], "--family and --param go with --function"),
+        (["--cases", "2"], "--cases must be at least 4"),
+    ],
+)
+def test_cli_check_usage_errors(user_module, capsys, arguments, message):
+    arguments = [a.replace("USER", user_module) for a in arguments]
+    assert main(["check", *arguments]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_cli_check_unknown_option_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["check", "--fast"])
+    assert exit_.value.code == 2
+    assert "unrecognized arguments: --fast" in capsys.readouterr().err
+
+
+# --- peers ------------------------------------------------------------------------------
+
+
+def test_peers_against_torch(capsys):
+    pytest.importorskip("torch")
+    results = {(r.distribution, r.dtype): r for r in check.run_peers(cases=200, seed=3)}
+    normal = results[("Normal", "float64")]
+    # where torch is accurate it agrees with symkl (median within a few ULP) ...
+    assert normal.peer_median <= 4 and normal.symkl_worst <= 4
+    # ... and near KL = 0 it loses digits that symkl keeps
+    assert normal.near_zero_cases > 0 and normal.peer_near_zero > 1e-6
+    assert results[("Normal", "float32")].peer_near_zero > 1e-2
+    mvn = results[("MultivariateNormal", "float64")]
+    assert mvn.symkl_worst <= 1e-12 and mvn.peer_median <= 1e-12
+    assert main(["check", "--quick", "--peers", "--only", "kl_normal", "--cases", "40"]) == 0
+    assert "torch.distributions.kl_divergence" in capsys.readouterr().out
+
+
+# --- Monte Carlo ------------------------------------------------------------------------
+
+
+def test_closed_form_lies_within_a_few_standard_errors():
+    rng = np.random.default_rng(2024)
+    outside = 0
+    for _ in range(40):
+        k = int(rng.integers(1, 6))
+        mu_p, mu_q = rng.normal(size=k), rng.normal(size=k)
+        s_p, s_q = np.exp(rng.normal(size=k) * 0.5), np.exp(rng.normal(size=k) * 0.5)
+        estimate = kl_monte_carlo(mu_p, s_p, mu_q, s_q, samples=20_000, rng=rng)
+        exact = float(symkl.kl_diag(mu_p, s_p, mu_q, s_q, param="std"))
+        low, high = estimate.interval(4.0)
+        outside += not (low <= exact <= high)
+    assert outside == 0
+
+
+def test_monte_carlo_error_shrinks_as_one_over_root_n():
+    errors = {}
+    for samples in (1_000, 100_000):
+        estimate = kl_monte_carlo(
+            [0.0, 1.0],
+            [1.0, 0.5],
+            [0.5, 0.0],
+            [2.0, 1.0],
+            samples=samples,
+            rng=np.random.default_rng(1),
+        )
+        errors[samples] = estimate.standard_error
+    assert 8 < errors[1_000] / errors[100_000] < 12  # sqrt(100) = 10
+
+
+def test_monte_carlo_parameterisations_agree_and_seed_reproduces():
+    def run(param, s_p, s_q):
+        return kl_monte_carlo(
+            0.3, s_p, -0.2, s_q, samples=5000, rng=np.random.default_rng(5), param=param
+        )
+
+    std = run("std", 1.5, 0.7)
+    assert run("var", 2.25, 0.49).value == pytest.approx(std.value, rel=1e-12)
+    assert run("logvar", np.log(2.25), np.log(0.49)).value == pytest.approx(std.value, rel=1e-12)
+    assert run("std", 1.5, 0.7) == std
+    assert isinstance(std, MonteCarloEstimate)
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"rng": None}, "rng must be a numpy.random.Generator"),
+        ({"rng": 42}, "rng must be a numpy.random.Generator"),
+        ({"samples": 1}, "samples must be an integer >= 2"),
+        ({"param": "precision"}, "param must be 'std', 'var' or 'logvar'"),
+        ({"s_p": -1.0}, "s_p must be positive"),
+        ({"mu_q": float("nan")}, "mu_q must be finite"),
+        ({"s_q": [1.0, 2.0, 3.0], "s_p": [1.0, 2.0]}, "shapes do not match"),
+    ],
+)
+def test_monte_carlo_rejects_bad_input(options, match):
+    arguments = {
+        "mu_p": 0.0,
+        "s_p": 1.0,
+        "mu_q": 0.0,
+        "s_q": 2.0,
+        "samples": 100,
+        "rng": np.random.default_rng(0),
+    } | options
+    with pytest.raises(ValueError, match=match):
+        kl_monte_carlo(**arguments)
