@@ -487,7 +487,7 @@ def kl_normal_symmetric(
     dtype, compute = _prepare(
         "kl_normal_symmetric", names, (mu_p, sigma_p, mu_q, sigma_q), "std", validate
     )
-    result = np.asarray(kernels.jeffreys_std(*compute), dtype=dtype)
+    result = np.asarray(kernels.jeffreys_std(*_canonical_order(compute)), dtype=dtype)
     return result[()] if result.ndim == 0 else result
 
 
@@ -509,9 +509,21 @@ def kl_diag_symmetric(
     _check_param("kl_diag_symmetric", param)
     names = ("mu_p", "s_p", "mu_q", "s_q")
     dtype, compute = _prepare("kl_diag_symmetric", names, (mu_p, s_p, mu_q, s_q), param, validate)
-    terms = getattr(kernels, f"jeffreys_{param}")(*compute)
+    terms = getattr(kernels, f"jeffreys_{param}")(*_canonical_order(compute))
     result = np.asarray(np.sum(terms, axis=axis), dtype=dtype)
     return result[()] if result.ndim == 0 else result
+
+
+def _canonical_order(compute):
+    """Swap p and q elementwise into one order, so the Jeffreys divergence is exactly symmetric."""
+    mu_p, s_p, mu_q, s_q = np.broadcast_arrays(*compute)
+    swap = (s_p < s_q) | ((s_p == s_q) & (mu_p < mu_q))
+    return (
+        np.where(swap, mu_q, mu_p),
+        np.where(swap, s_q, s_p),
+        np.where(swap, mu_p, mu_q),
+        np.where(swap, s_p, s_q),
+    )
 
 
 def _prepare(function: str, names, values, param: str, validate: bool):
