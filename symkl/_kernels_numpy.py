@@ -6,8 +6,21 @@ gradients and the Jeffreys divergence, printed by SymPy's NumPy printer.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 from numpy import exp, expm1, log, log1p  # names in the printed expressions
+
+
+def _table_rows(table, index):
+    return np.moveaxis(table[index.astype(np.intp)], -1, 0)
+
+
+xp = SimpleNamespace(
+    asarray=np.asarray, clip=np.clip, errstate=np.errstate, floor=np.floor,
+    full_like=np.full_like, isfinite=np.isfinite, maximum=np.maximum, where=np.where,
+    table_rows=_table_rows,
+)
 
 SERIES_LOW = -0.45
 SERIES_HIGH = 0.4
@@ -19,7 +32,7 @@ def excess_series(x):
     """x - log1p(x) by the atanh series (accurate on the series interval)."""
     t = x / (2.0 + x)
     u = t * t
-    s = np.full_like(x, SERIES[-1])
+    s = xp.full_like(x, SERIES[-1])
     for coefficient in SERIES[-2::-1]:
         s = s * u + coefficient
     return x * t - 2.0 * (u * t) * s
@@ -51,25 +64,25 @@ def relative_difference(u, v):
     rho = d_hi / v
     p = rho * v
     rho_lo = (((d_hi - p) - product_error(rho, v, p)) + d_lo) / v
-    return rho, np.where(np.isfinite(rho_lo), rho_lo, 0.0)
+    return rho, xp.where(xp.isfinite(rho_lo), rho_lo, 0.0)
 
 
 def excess_compensated(x, x_lo, rho, rho_lo, power, far_log_ratio):
     """x - log(1 + x) for 1 + x = (1 + rho)**power, with x + x_lo and rho + rho_lo."""
     near = (x > SERIES_LOW) & (x < SERIES_HIGH)
-    series = excess_series(np.where(near, x, 0.0)) + x_lo * (x / (1.0 + x))
+    series = excess_series(xp.where(near, x, 0.0)) + x_lo * (x / (1.0 + x))
     far = x < FAR_BELOW
-    r = np.where(far, 0.0, rho)
+    r = xp.where(far, 0.0, rho)
     direct = (x - power * log1p(r)) + (x_lo - power * rho_lo / (1.0 + r))
-    direct = np.where(x < 2.0**60, direct, x)
-    value = np.where(near, series, np.where(far, (x - far_log_ratio) + x_lo, direct))
-    return np.maximum(value, 0.0)
+    direct = xp.where(x < 2.0**60, direct, x)
+    value = xp.where(near, series, xp.where(far, (x - far_log_ratio) + x_lo, direct))
+    return xp.maximum(value, 0.0)
 
 
 TABLE_LOW, TABLE_HIGH, TABLE_SCALE, TABLE_FIRST = -2.421875, 1.421875, 32.0, -77
 TABLE_SERIES = (0.5, 0.16666666666666666, 0.041666666666666664, 0.008333333333333333, 0.001388888888888889, 0.0001984126984126984, 2.48015873015873e-05)
 #: rows (F_hi, F_lo, G, E) at c = j/TABLE_SCALE: F = e^c - 1 - c, G = e^c - 1, E = e^c
-TABLE = np.array([
+TABLE = xp.asarray([
     (1.4964027342308164, 1.8033258050569757e-18, -0.9098472657691836, 0.09015273423081638),
     (1.4680144892106635, 2.20531645240607e-17, -0.9069855107893365, 0.09301448921066349),
     (1.4397170860449984, 9.335931591426127e-17, -0.9040329139550015, 0.09596708604499847),
@@ -198,12 +211,11 @@ TABLE = np.array([
 
 def expm1mx_table(d, d_lo):
     """e^d - 1 - d for d in the table range: F + G r + E (e^r - 1 - r), d = c + r."""
-    scaled = np.floor(d * TABLE_SCALE + 0.5)
+    scaled = xp.floor(d * TABLE_SCALE + 0.5)
     r = d - scaled / TABLE_SCALE
-    index = np.clip(scaled, TABLE_FIRST, TABLE_FIRST + len(TABLE) - 1)
-    rows = TABLE[index.astype(np.intp) - TABLE_FIRST]
-    high, low, expm1_c, exp_c = np.moveaxis(rows, -1, 0)
-    q = np.full_like(r, TABLE_SERIES[-1])
+    index = xp.clip(scaled, TABLE_FIRST, TABLE_FIRST + len(TABLE) - 1)
+    high, low, expm1_c, exp_c = xp.table_rows(TABLE, index - TABLE_FIRST)
+    q = xp.full_like(r, TABLE_SERIES[-1])
     for coefficient in TABLE_SERIES[-2::-1]:
         q = q * r + coefficient
     q = r * r * q
@@ -215,10 +227,10 @@ def excess_exact_log(x, d_hi, d_lo=0.0):
     near = (x > SERIES_LOW) & (x < SERIES_HIGH)
     tabled = ~near & (d_hi > TABLE_LOW) & (d_hi < TABLE_HIGH)
     value = (x - d_hi) - d_lo
-    value = np.where(near, excess_series(np.where(near, x, 0.0)), value)
-    d_table = np.where(tabled, d_hi, 0.0)
-    value = np.where(tabled, expm1mx_table(d_table, np.where(tabled, d_lo, 0.0)), value)
-    return np.maximum(value, 0.0)
+    value = xp.where(near, excess_series(xp.where(near, x, 0.0)), value)
+    d_table = xp.where(tabled, d_hi, 0.0)
+    value = xp.where(tabled, expm1mx_table(d_table, xp.where(tabled, d_lo, 0.0)), value)
+    return xp.maximum(value, 0.0)
 
 
 
@@ -232,7 +244,7 @@ def x_a_var(mu_p, var_p, mu_q, var_q):
 
 def term_var(mu_p, var_p, mu_q, var_q):
     """Per-coordinate KL (var): 1/2 (a + x - log(1 + x))."""
-    with np.errstate(all='ignore'):
+    with xp.errstate(all='ignore'):
         x, a = x_a_var(mu_p, var_p, mu_q, var_q)
         rho, rho_lo = relative_difference(var_p, var_q)
         x = rho
@@ -243,7 +255,7 @@ def term_var(mu_p, var_p, mu_q, var_q):
 
 def gradient_var(mu_p, var_p, mu_q, var_q):
     """Gradient of term_var with respect to (mu_p, var_p, mu_q, var_q)."""
-    with np.errstate(all='ignore'):
+    with xp.errstate(all='ignore'):
         x, a = x_a_var(mu_p, var_p, mu_q, var_q)
         return (
             (mu_p - mu_q)/var_q,
@@ -255,10 +267,10 @@ def gradient_var(mu_p, var_p, mu_q, var_q):
 
 def jeffreys_var(mu_p, var_p, mu_q, var_q):
     """KL(p||q) + KL(q||p) (var): (a*(r + 1)/2 + x**2/2)/r."""
-    with np.errstate(all='ignore'):
+    with xp.errstate(all='ignore'):
         x, a = x_a_var(mu_p, var_p, mu_q, var_q)
         r = var_p/var_q
-        return np.maximum(((1/2)*a*(r + 1) + (1/2)*x**2)/r, 0.0)
+        return xp.maximum(((1/2)*a*(r + 1) + (1/2)*x**2)/r, 0.0)
 
 
 def x_a_std(mu_p, s_p, mu_q, s_q):
@@ -270,7 +282,7 @@ def x_a_std(mu_p, s_p, mu_q, s_q):
 
 def term_std(mu_p, s_p, mu_q, s_q):
     """Per-coordinate KL (std): 1/2 (a + x - log(1 + x))."""
-    with np.errstate(all='ignore'):
+    with xp.errstate(all='ignore'):
         x, a = x_a_std(mu_p, s_p, mu_q, s_q)
         rho, rho_lo = relative_difference(s_p, s_q)
         x = rho*(rho + 2)
@@ -282,7 +294,7 @@ def term_std(mu_p, s_p, mu_q, s_q):
 
 def gradient_std(mu_p, s_p, mu_q, s_q):
     """Gradient of term_std with respect to (mu_p, s_p, mu_q, s_q)."""
-    with np.errstate(all='ignore'):
+    with xp.errstate(all='ignore'):
         x, a = x_a_std(mu_p, s_p, mu_q, s_q)
         return (
             (mu_p - mu_q)/s_q**2,
@@ -294,10 +306,10 @@ def gradient_std(mu_p, s_p, mu_q, s_q):
 
 def jeffreys_std(mu_p, s_p, mu_q, s_q):
     """KL(p||q) + KL(q||p) (std): (a*(r + 1)/2 + x**2/2)/r."""
-    with np.errstate(all='ignore'):
+    with xp.errstate(all='ignore'):
         x, a = x_a_std(mu_p, s_p, mu_q, s_q)
         r = s_p**2/s_q**2
-        return np.maximum(((1/2)*a*(r + 1) + (1/2)*x**2)/r, 0.0)
+        return xp.maximum(((1/2)*a*(r + 1) + (1/2)*x**2)/r, 0.0)
 
 
 def x_a_logvar(mu_p, logvar_p, mu_q, logvar_q):
@@ -306,13 +318,13 @@ def x_a_logvar(mu_p, logvar_p, mu_q, logvar_q):
     d_bv = d_hi - logvar_p
     d_lo = (logvar_p - (d_hi - d_bv)) + (-logvar_q - d_bv)  # TwoSum: exact error
     x = expm1(d_hi) + d_lo * exp(d_hi)
-    a = np.where(mu_p == mu_q, 0.0, (mu_p - mu_q)**2*exp(-logvar_q))
+    a = xp.where(mu_p == mu_q, 0.0, (mu_p - mu_q)**2*exp(-logvar_q))
     return x, a
 
 
 def term_logvar(mu_p, logvar_p, mu_q, logvar_q):
     """Per-coordinate KL (logvar): 1/2 (a + x - log(1 + x))."""
-    with np.errstate(all='ignore'):
+    with xp.errstate(all='ignore'):
         x, a = x_a_logvar(mu_p, logvar_p, mu_q, logvar_q)
         d_hi = logvar_p - logvar_q
         d_bv = d_hi - logvar_p
@@ -323,7 +335,7 @@ def term_logvar(mu_p, logvar_p, mu_q, logvar_q):
 
 def gradient_logvar(mu_p, logvar_p, mu_q, logvar_q):
     """Gradient of term_logvar with respect to (mu_p, logvar_p, mu_q, logvar_q)."""
-    with np.errstate(all='ignore'):
+    with xp.errstate(all='ignore'):
         x, a = x_a_logvar(mu_p, logvar_p, mu_q, logvar_q)
         return (
             (mu_p - mu_q)*exp(-logvar_q),
@@ -335,13 +347,13 @@ def gradient_logvar(mu_p, logvar_p, mu_q, logvar_q):
 
 def jeffreys_logvar(mu_p, logvar_p, mu_q, logvar_q):
     """KL(p||q) + KL(q||p) (logvar): (a*(r + 1)/2 + x**2/2)/r."""
-    with np.errstate(all='ignore'):
+    with xp.errstate(all='ignore'):
         x, a = x_a_logvar(mu_p, logvar_p, mu_q, logvar_q)
         d_hi = logvar_p - logvar_q
         d_bv = d_hi - logvar_p
         d_lo = (logvar_p - (d_hi - d_bv)) + (-logvar_q - d_bv)
-        r = np.exp(d_hi) * (1.0 + d_lo)
-        return np.maximum(((1/2)*a*(r + 1) + (1/2)*x**2)/r, 0.0)
+        r = xp.exp(d_hi) * (1.0 + d_lo)
+        return xp.maximum(((1/2)*a*(r + 1) + (1/2)*x**2)/r, 0.0)
 
 
 def x_a_std_normal(mu, logvar):
@@ -353,7 +365,7 @@ def x_a_std_normal(mu, logvar):
 
 def term_std_normal(mu, logvar):
     """Per-coordinate KL (std-normal): 1/2 (a + x - log(1 + x))."""
-    with np.errstate(all='ignore'):
+    with xp.errstate(all='ignore'):
         x, a = x_a_std_normal(mu, logvar)
         log_ratio = logvar
         return 0.5 * (a + excess_exact_log(x, log_ratio))
@@ -361,7 +373,7 @@ def term_std_normal(mu, logvar):
 
 def gradient_std_normal(mu, logvar):
     """Gradient of term_std_normal with respect to (mu, logvar)."""
-    with np.errstate(all='ignore'):
+    with xp.errstate(all='ignore'):
         x, a = x_a_std_normal(mu, logvar)
         return (
             mu,

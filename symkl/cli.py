@@ -70,6 +70,17 @@ def _parser() -> argparse.ArgumentParser:
         help="dtypes for --function (default float64)",
     )
 
+    export = commands.add_parser(
+        "export",
+        help="write a standalone KL module for numpy, torch, jax or c",
+        description="Write the proved stable KL forms (univariate, diagonal in each "
+        "parameterisation, VAE prior, and their gradients) as a standalone file that "
+        "depends only on its framework.",
+    )
+    export.add_argument("--target", required=True, help="numpy, torch, jax or c")
+    export.add_argument("-o", "--output", required=True, metavar="PATH", help="file to write")
+    export.add_argument("--force", action="store_true", help="overwrite an existing file")
+
     commands.add_parser("list", help="list the available derivations")
     return parser
 
@@ -260,6 +271,17 @@ def _check(args: argparse.Namespace) -> int:
     return 0 if passed else 1
 
 
+def _export(args: argparse.Namespace) -> int:
+    from symkl.export import write_export
+
+    try:
+        path = write_export(args.target, args.output, force=args.force)
+    except (FileExistsError, OSError) as error:
+        raise ValueError(str(error)) from error
+    print(f"wrote {path} ({args.target})")
+    return 0
+
+
 def _list(_: argparse.Namespace) -> int:
     from symkl.kl import available_derivations
 
@@ -277,6 +299,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "verify": _verify,
         "build": _build,
         "check": _check,
+        "export": _export,
         "list": _list,
     }
     try:

@@ -337,22 +337,52 @@ def _c_loops(forms: NumericForms) -> list[str]:
     return lines
 
 
+#: the runtime NumPy kernels: ``xp`` is NumPy behind the few names the body uses
+NUMPY_PRELUDE = [
+    "from __future__ import annotations",
+    "",
+    "from types import SimpleNamespace",
+    "",
+    "import numpy as np",
+    "from numpy import exp, expm1, log, log1p  # names in the printed expressions",
+    "",
+    "",
+    "def _table_rows(table, index):",
+    "    return np.moveaxis(table[index.astype(np.intp)], -1, 0)",
+    "",
+    "",
+    "xp = SimpleNamespace(",
+    "    asarray=np.asarray, clip=np.clip, errstate=np.errstate, floor=np.floor,",
+    "    full_like=np.full_like, isfinite=np.isfinite, maximum=np.maximum, where=np.where,",
+    "    table_rows=_table_rows,",
+    ")",
+]
+
+
 def _numpy_source(forms: NumericForms) -> str:
-    low, high = (_literal(v) for v in forms.interval)
-    table_low, table_high, table_scale, table_first = _table_constants(forms)
-    table_series = ", ".join(_literal(c) for c in forms.table_series)
-    coefficients = ", ".join(_literal(c) for c in forms.series)
-    lines = [
+    docstring = [
         f'"""{_HEADER}',
         "",
         "NumPy versions of the kernels in ``_kernels.c``: elementwise terms, their",
         "gradients and the Jeffreys divergence, printed by SymPy's NumPy printer.",
         '"""',
         "",
-        "from __future__ import annotations",
-        "",
-        "import numpy as np",
-        "from numpy import exp, expm1, log, log1p  # names in the printed expressions",
+    ]
+    return "\n".join(docstring + NUMPY_PRELUDE) + "\n" + array_kernels(forms)
+
+
+def array_kernels(forms: NumericForms) -> str:
+    """The kernel body, written against an array namespace ``xp`` (NumPy, PyTorch, JAX).
+
+    Uses ``xp.asarray, clip, errstate, floor, full_like, isfinite, maximum, where,
+    table_rows`` and the names ``exp, expm1, log, log1p``; the caller's prelude
+    provides them.
+    """
+    low, high = (_literal(v) for v in forms.interval)
+    table_low, table_high, table_scale, table_first = _table_constants(forms)
+    table_series = ", ".join(_literal(c) for c in forms.table_series)
+    coefficients = ", ".join(_literal(c) for c in forms.series)
+    lines = [
         "",
         f"SERIES_LOW = {low}",
         f"SERIES_HIGH = {high}",
@@ -415,7 +445,7 @@ def _numpy_source(forms: NumericForms) -> str:
         f"{table_scale}, {table_first}",
         f"TABLE_SERIES = ({table_series})",
         "#: rows (F_hi, F_lo, G, E) at c = j/TABLE_SCALE: F = e^c - 1 - c, G = e^c - 1, E = e^c",
-        "TABLE = np.array([",
+        "TABLE = xp.asarray([",
         *(f"    ({', '.join(repr(v) for v in row)})," for row in _table_rows(forms)),
         "])",
         "",
@@ -425,8 +455,7 @@ def _numpy_source(forms: NumericForms) -> str:
         "    scaled = np.floor(d * TABLE_SCALE + 0.5)",
         "    r = d - scaled / TABLE_SCALE",
         "    index = np.clip(scaled, TABLE_FIRST, TABLE_FIRST + len(TABLE) - 1)",
-        "    rows = TABLE[index.astype(np.intp) - TABLE_FIRST]",
-        "    high, low, expm1_c, exp_c = np.moveaxis(rows, -1, 0)",
+        "    high, low, expm1_c, exp_c = xp.table_rows(TABLE, index - TABLE_FIRST)",
         "    q = np.full_like(r, TABLE_SERIES[-1])",
         "    for coefficient in TABLE_SERIES[-2::-1]:",
         "        q = q * r + coefficient",
@@ -552,7 +581,8 @@ def _numpy_source(forms: NumericForms) -> str:
                 f"        return np.maximum({_np(form.symmetric)}, 0.0)",
                 "",
             ]
-    return "\n".join(lines).rstrip("\n") + "\n"
+    body = "\n".join(lines).rstrip("\n") + "\n"
+    return body.replace("np.", "xp.")
 
 
 def generate_sources() -> dict[str, str]:
