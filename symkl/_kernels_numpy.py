@@ -352,7 +352,7 @@ def jeffreys_logvar(mu_p, logvar_p, mu_q, logvar_q):
         d_hi = logvar_p - logvar_q
         d_bv = d_hi - logvar_p
         d_lo = (logvar_p - (d_hi - d_bv)) + (-logvar_q - d_bv)
-        r = xp.exp(d_hi) * (1.0 + d_lo)
+        r = exp(d_hi) * (1.0 + d_lo)
         return xp.maximum(((1/2)*a*(r + 1) + (1/2)*x**2)/r, 0.0)
 
 

@@ -366,7 +366,10 @@ def _mvn_gradient_truth(arrays: Arrays, param: str, row: int) -> list[mpmath.mpf
 
         with mpmath.workdps(DPS):
             result.append(mpmath.diff(along, 0))
-    return result
+    # differentiation noise (about 1e-60) where the gradient is exactly 0 (p == q)
+    inverse = float(np.max(np.abs(np.linalg.inv(values[3]))))
+    size = max(float(np.max(np.abs(d))) for d in _mvn_directions(arrays, row))
+    return _chopped(result, mpmath.mpf(inverse * size))
 
 
 def _mvn_reference_mp(mean_p, cov_p, mean_q, cov_q) -> mpmath.mpf:

@@ -575,7 +575,7 @@ def array_kernels(forms: NumericForms) -> str:
                         f"        d_bv = d_hi - {difference[0]}",
                         f"        d_lo = ({difference[0]} - (d_hi - d_bv))"
                         f" + (-{difference[1]} - d_bv)",
-                        "        r = np.exp(d_hi) * (1.0 + d_lo)",
+                        "        r = exp(d_hi) * (1.0 + d_lo)",
                     ]
                 ),
                 f"        return np.maximum({_np(form.symmetric)}, 0.0)",

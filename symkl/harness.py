@@ -48,8 +48,12 @@ def _mp(value: float) -> mpmath.mpf:
 def reference_term_mp(
     mu_p: mpmath.mpf, s_p: mpmath.mpf, mu_q: mpmath.mpf, s_q: mpmath.mpf, param: str
 ) -> mpmath.mpf:
-    """One coordinate's KL at ``DPS`` digits (or more, if the caller works at more)."""
-    with mpmath.workdps(max(DPS, mpmath.mp.dps)):
+    """One coordinate's KL to ``DPS`` digits (or more, if the caller works at more).
+
+    The closed form's O(1) terms cancel down to KL values near 1e-31 on the
+    grid, so it is evaluated with ``DPS + 40`` digits of working precision.
+    """
+    with mpmath.workdps(max(DPS + 40, mpmath.mp.dps)):
         if param == "std":
             vp, vq = s_p**2, s_q**2
             log_ratio = mpmath.log(s_q / s_p)

@@ -424,8 +424,14 @@ def kl_diag(
     array([1.03972077, 1.03972077])
     >>> float(kl_diag([0.0], [0.0], [0.0], [1e-14], param="logvar"))
     2.4999999999999915e-29
+
+    Dask arrays stay lazy: the result is a Dask array computed block by block
+    (the summed axis is rechunked into one chunk; bad input raises when the
+    blocks are computed).
     """
     _check_param("kl_diag", param)
+    if _is_dask(mu_p, s_p, mu_q, s_q):
+        return _kl_diag_dask(mu_p, s_p, mu_q, s_q, param=param, axis=axis, validate=validate)
     return _reduce(
         "kl_diag",
         param,
@@ -434,6 +440,36 @@ def kl_diag(
         param=param,
         axis=axis,
         validate=validate,
+    )
+
+
+def _is_dask(*values: Any) -> bool:
+    return any(type(v).__module__.split(".")[0] == "dask" for v in values)
+
+
+def _kl_diag_dask(mu_p, s_p, mu_q, s_q, *, param: str, axis: int, validate: bool):
+    """kl_diag on Dask arrays, lazily: one block-wise call per block of rows."""
+    import dask.array as da
+
+    arrays = da.broadcast_arrays(*(da.asarray(v) for v in (mu_p, s_p, mu_q, s_q)))
+    ndim = arrays[0].ndim
+    if ndim == 0:
+        raise ValueError("kl_diag: Dask inputs need at least one axis to sum over")
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"kl_diag: axis {axis} is out of range for {ndim}-dimensional input")
+    arrays = [da.moveaxis(a, axis, -1).rechunk({ndim - 1: -1}) for a in arrays]
+    float32 = all(a.dtype == np.float32 for a in arrays)
+    chunks = arrays[0].chunks
+    arrays = [a.rechunk(chunks) for a in arrays]
+
+    def block(*parts: np.ndarray) -> np.ndarray:
+        return np.asarray(kl_diag(*parts, param=param, axis=-1, validate=validate))
+
+    return da.map_blocks(
+        block,
+        *arrays,
+        drop_axis=ndim - 1,
+        dtype=np.float32 if float32 else np.float64,
     )
 
 
