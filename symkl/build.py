@@ -20,6 +20,7 @@ from pathlib import Path
 from symkl.derivation import VerificationReport
 from symkl.kl import available_derivations, derive
 from symkl.render import derivation_to_markdown, standalone_latex
+from symkl.render.notebook import notebook_text
 
 __all__ = ["BuildResult", "build", "generate", "write_atomically"]
 
@@ -65,6 +66,7 @@ def generate(names: tuple[str, ...] | None = None) -> BuildResult:
         verified = time.perf_counter()
         result.files[f"derivations/{name}.tex"] = standalone_latex(derivation, report)
         result.files[f"derivations/{name}.md"] = derivation_to_markdown(derivation, report)
+        result.files[f"derivations/{name}.ipynb"] = notebook_text(derivation, report)
         result.reports[name] = report
         result.timings[name] = {
             "derive": derived - started,

@@ -902,6 +902,16 @@ class VerificationReport:
         """The steps that did not pass."""
         return tuple(check for check in self.checks if not check.ok)
 
+    def check(self, label: str) -> StepCheck:
+        """The check of the step (or labelled fact) ``label``.
+
+        Raises ``KeyError`` naming the labels that exist.
+        """
+        for check in self.checks:
+            if check.label == label:
+                return check
+        raise KeyError(f"no check labelled {label!r}; labels: {[c.label for c in self.checks]}")
+
     def __str__(self) -> str:
         lines = [f"derivation {self.name!r}: {len(self.checks)} steps checked"]
         lines += ["  " + check.summary() for check in self.checks]
