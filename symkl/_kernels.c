@@ -11,6 +11,14 @@
 #define SYMKL_SERIES_HIGH (0.4)
 #define SYMKL_FAR_BELOW (-0.9)
 
+/* Knuth's TwoSum: a + b = sum + *error exactly */
+static inline double symkl_two_sum(double a, double b, double *error) {
+    const double sum = a + b;
+    const double b_virtual = sum - a;
+    *error = (a - (sum - b_virtual)) + (b - b_virtual);
+    return sum;
+}
+
 static inline double symkl_excess_series(double x) {
     const double t = x / (2.0 + x);
     const double u = t * t;
@@ -175,9 +183,8 @@ static inline double symkl_expm1mx_table(double d, double d_lo) {
 }
 /* var: x = (var_p - var_q)/var_q, a = (mu_p - mu_q)**2/var_q */
 static inline double symkl_term_var(double mu_p, double var_p, double mu_q, double var_q) {
-    const double d_hi = var_p - var_q;
-    const double d_bv = d_hi - var_p;
-    const double d_lo = (var_p - (d_hi - d_bv)) + (-var_q - d_bv);
+    double d_lo;
+    const double d_hi = symkl_two_sum(var_p, -var_q, &d_lo);
     const double rho = d_hi / var_q;
     const double rho_lo = (fma(-rho, var_q, d_hi) + d_lo) / var_q;
     const double x = rho;
@@ -201,15 +208,13 @@ static inline double symkl_term_var(double mu_p, double var_p, double mu_q, doub
 
 /* std: x = (2 + (s_p - s_q)/s_q)*(s_p - s_q)/s_q, a = (mu_p - mu_q)**2/s_q**2 */
 static inline double symkl_term_std(double mu_p, double s_p, double mu_q, double s_q) {
-    const double d_hi = s_p - s_q;
-    const double d_bv = d_hi - s_p;
-    const double d_lo = (s_p - (d_hi - d_bv)) + (-s_q - d_bv);
+    double d_lo;
+    const double d_hi = symkl_two_sum(s_p, -s_q, &d_lo);
     const double rho = d_hi / s_q;
     const double rho_lo = (fma(-rho, s_q, d_hi) + d_lo) / s_q;
     const double x = rho*(rho + 2);
-    const double two = 2.0 + rho;
-    const double two_bv = two - 2.0;
-    const double two_lo = (2.0 - (two - two_bv)) + (rho - two_bv);
+    double two_lo;
+    const double two = symkl_two_sum(2.0, rho, &two_lo);
     const double x_lo = fma(rho, two, -x) + rho * two_lo + 2.0 * rho_lo * (1.0 + rho);
     const double a = (((mu_p - mu_q))*((mu_p - mu_q)))/((s_q)*(s_q));
     double excess;
@@ -230,9 +235,8 @@ static inline double symkl_term_std(double mu_p, double s_p, double mu_q, double
 
 /* logvar: x = expm1(logvar_p - logvar_q), a = (mu_p - mu_q)**2*exp(-logvar_q) */
 static inline double symkl_term_logvar(double mu_p, double logvar_p, double mu_q, double logvar_q) {
-    const double d_hi = logvar_p - logvar_q;
-    const double d_bv = d_hi - logvar_p;
-    const double d_lo = (logvar_p - (d_hi - d_bv)) + (-logvar_q - d_bv);
+    double d_lo;
+    const double d_hi = symkl_two_sum(logvar_p, -logvar_q, &d_lo);
     const double x = expm1(d_hi) + d_lo * exp(d_hi);
     const double a = (mu_p == mu_q) ? 0.0 : (((mu_p - mu_q))*((mu_p - mu_q)))*exp(-logvar_q);
     double excess;

@@ -314,9 +314,7 @@ def jeffreys_std(mu_p, s_p, mu_q, s_q):
 
 def x_a_logvar(mu_p, logvar_p, mu_q, logvar_q):
     """x = expm1(logvar_p - logvar_q) and a = (mu_p - mu_q)**2*exp(-logvar_q)."""
-    d_hi = logvar_p - logvar_q
-    d_bv = d_hi - logvar_p
-    d_lo = (logvar_p - (d_hi - d_bv)) + (-logvar_q - d_bv)  # TwoSum: exact error
+    d_hi, d_lo = two_sum(logvar_p, -logvar_q)  # the exact rounding error of logvar_p - logvar_q
     x = expm1(d_hi) + d_lo * exp(d_hi)
     a = xp.where(mu_p == mu_q, 0.0, (mu_p - mu_q)**2*exp(-logvar_q))
     return x, a
@@ -326,10 +324,7 @@ def term_logvar(mu_p, logvar_p, mu_q, logvar_q):
     """Per-coordinate KL (logvar): 1/2 (a + x - log(1 + x))."""
     with xp.errstate(all='ignore'):
         x, a = x_a_logvar(mu_p, logvar_p, mu_q, logvar_q)
-        d_hi = logvar_p - logvar_q
-        d_bv = d_hi - logvar_p
-        d_lo = (logvar_p - (d_hi - d_bv)) + (-logvar_q - d_bv)
-        log_ratio = (d_hi, d_lo)
+        log_ratio = two_sum(logvar_p, -logvar_q)
         return 0.5 * (a + excess_exact_log(x, *log_ratio))
 
 
@@ -349,9 +344,7 @@ def jeffreys_logvar(mu_p, logvar_p, mu_q, logvar_q):
     """KL(p||q) + KL(q||p) (logvar): (a*(r + 1)/2 + x**2/2)/r."""
     with xp.errstate(all='ignore'):
         x, a = x_a_logvar(mu_p, logvar_p, mu_q, logvar_q)
-        d_hi = logvar_p - logvar_q
-        d_bv = d_hi - logvar_p
-        d_lo = (logvar_p - (d_hi - d_bv)) + (-logvar_q - d_bv)
+        d_hi, d_lo = two_sum(logvar_p, -logvar_q)
         r = exp(d_hi) * (1.0 + d_lo)
         return xp.maximum(((1/2)*a*(r + 1) + (1/2)*x**2)/r, 0.0)
 

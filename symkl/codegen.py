@@ -106,6 +106,14 @@ def _c_source(forms: NumericForms) -> str:
         f"#define SYMKL_SERIES_HIGH ({high})",
         f"#define SYMKL_FAR_BELOW ({FAR_BELOW!r})",
         "",
+        "/* Knuth's TwoSum: a + b = sum + *error exactly */",
+        "static inline double symkl_two_sum(double a, double b, double *error) {",
+        "    const double sum = a + b;",
+        "    const double b_virtual = sum - a;",
+        "    *error = (a - (sum - b_virtual)) + (b - b_virtual);",
+        "    return sum;",
+        "}",
+        "",
         "static inline double symkl_excess_series(double x) {",
         "    const double t = x / (2.0 + x);",
         "    const double u = t * t;",
@@ -168,9 +176,8 @@ def _c_term(form: ParameterisedForm) -> list[str]:
         # power log1p(rho + rho_lo) = power (log1p(rho) + rho_lo/(1 + rho)).
         u, v, power, x_of_rho = quotient
         x_lines = [
-            f"    const double d_hi = {u} - {v};",
-            f"    const double d_bv = d_hi - {u};",
-            f"    const double d_lo = ({u} - (d_hi - d_bv)) + (-{v} - d_bv);",
+            "    double d_lo;",
+            f"    const double d_hi = symkl_two_sum({u}, -{v}, &d_lo);",
             f"    const double rho = d_hi / {v};",
             f"    const double rho_lo = (fma(-rho, {v}, d_hi) + d_lo) / {v};",
             f"    const double x = {_c(x_of_rho)};",
@@ -179,9 +186,8 @@ def _c_term(form: ParameterisedForm) -> list[str]:
             x_lines.append("    const double x_lo = rho_lo;")
         else:
             x_lines += [
-                "    const double two = 2.0 + rho;",
-                "    const double two_bv = two - 2.0;",
-                "    const double two_lo = (2.0 - (two - two_bv)) + (rho - two_bv);",
+                "    double two_lo;",
+                "    const double two = symkl_two_sum(2.0, rho, &two_lo);",
                 "    const double x_lo = fma(rho, two, -x) + rho * two_lo"
                 " + 2.0 * rho_lo * (1.0 + rho);",
             ]
@@ -203,9 +209,8 @@ def _c_term(form: ParameterisedForm) -> list[str]:
         # and expm1(d + e) = expm1(d) + e exp(d) to within e^2 (|e| <= 2^-53 |d|)
         u, v = difference
         x_lines = [
-            f"    const double d_hi = {u} - {v};",
-            f"    const double d_bv = d_hi - {u};",
-            f"    const double d_lo = ({u} - (d_hi - d_bv)) + (-{v} - d_bv);",
+            "    double d_lo;",
+            f"    const double d_hi = symkl_two_sum({u}, -{v}, &d_lo);",
             "    const double x = expm1(d_hi) + d_lo * exp(d_hi);",
         ]
         direct = [
@@ -511,19 +516,10 @@ def array_kernels(forms: NumericForms) -> str:
         else:
             u, v = difference
             x_lines = [
-                f"    d_hi = {u} - {v}",
-                f"    d_bv = d_hi - {u}",
-                f"    d_lo = ({u} - (d_hi - d_bv)) + (-{v} - d_bv)  # TwoSum: exact error",
+                f"    d_hi, d_lo = two_sum({u}, -{v})  # the exact rounding error of {u} - {v}",
                 "    x = expm1(d_hi) + d_lo * exp(d_hi)",
             ]
-            log_ratio = "\n        ".join(
-                [
-                    "    d_hi = " + f"{u} - {v}",
-                    f"d_bv = d_hi - {u}",
-                    f"d_lo = ({u} - (d_hi - d_bv)) + (-{v} - d_bv)",
-                    "log_ratio = (d_hi, d_lo)",
-                ]
-            )
+            log_ratio = f"    log_ratio = two_sum({u}, -{v})"
         lines += [
             "",
             f"def x_a_{name}({arguments}):",
@@ -571,10 +567,7 @@ def array_kernels(forms: NumericForms) -> str:
                     else [
                         # exp(u - v) with u - v rounded: |u - v| 2^-53 relative error
                         # (60 logvar units: 15 ULP) unless the TwoSum error is added back
-                        f"        d_hi = {difference[0]} - {difference[1]}",
-                        f"        d_bv = d_hi - {difference[0]}",
-                        f"        d_lo = ({difference[0]} - (d_hi - d_bv))"
-                        f" + (-{difference[1]} - d_bv)",
+                        f"        d_hi, d_lo = two_sum({difference[0]}, -{difference[1]})",
                         "        r = exp(d_hi) * (1.0 + d_lo)",
                     ]
                 ),

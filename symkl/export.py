@@ -22,7 +22,7 @@ from pathlib import Path
 
 import sympy as sp
 
-from symkl.codegen import _c, _c_source, _identifier, array_kernels
+from symkl.codegen import NUMPY_PRELUDE, _c, _c_source, _identifier, array_kernels
 from symkl.kl.stable import NumericForms, numeric_forms
 
 __all__ = ["TARGETS", "export_source", "write_export"]
@@ -58,23 +58,7 @@ def _header(target: str) -> list[str]:
 
 _PRELUDES = {
     "numpy": [
-        "from __future__ import annotations",
-        "",
-        "from types import SimpleNamespace",
-        "",
-        "import numpy as np",
-        "from numpy import exp, expm1, log, log1p  # names in the printed expressions",
-        "",
-        "",
-        "def _table_rows(table, index):",
-        "    return np.moveaxis(table[index.astype(np.intp)], -1, 0)",
-        "",
-        "",
-        "xp = SimpleNamespace(",
-        "    asarray=np.asarray, clip=np.clip, errstate=np.errstate, floor=np.floor,",
-        "    full_like=np.full_like, isfinite=np.isfinite, maximum=np.maximum, where=np.where,",
-        "    table_rows=_table_rows,",
-        ")",
+        *NUMPY_PRELUDE,
         "",
         "",
         "def _inputs(*values):",
