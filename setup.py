@@ -11,7 +11,15 @@ setup(
         Extension(
             "symkl._ckernels",
             sources=["symkl/_kernels.c"],
-            extra_compile_args=["-O3", "-std=c99", "-fno-fast-math", "-fno-math-errno"],
+            extra_compile_args=[
+                "-O3",
+                "-std=c99",
+                "-fno-fast-math",
+                "-fno-math-errno",
+                # values unchanged; lets GCC if-convert the branch-free kernels and vectorise
+                "-fno-trapping-math",
+                "-ffp-contract=off",
+            ],
             libraries=["m"],
             optional=True,
         )

@@ -6,6 +6,7 @@
  */
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 
 #define SYMKL_SERIES_LOW (-0.45)
 #define SYMKL_SERIES_HIGH (0.4)
@@ -181,6 +182,99 @@ static inline double symkl_expm1mx_table(double d, double d_lo) {
     const double q = r * r * (0.5 + r * (0.16666666666666666 + r * (0.041666666666666664 + r * (0.008333333333333333 + r * (0.001388888888888889 + r * (0.0001984126984126984 + r * (2.48015873015873e-05)))))));
     return row[0] + (row[1] + row[2] * r + row[3] * q + d_lo * (row[2] + row[3] * r));
 }
+/* Vectorisable kernels for the quotient forms (var, std).  The quotient q = u/v is
+ * split as 2^e m, m in [3/4, 3/2), and log m = 2 atanh(s), s = (m - 1)/(m + 1)
+ * (fact log-split); at e = 0, s = rho/(2 + rho) from the exact relative difference
+ * (facts log1pmx-atanh, std-near).  No branch and no libm call but fma, so the
+ * compiler vectorises them; every quantity is carried as hi + lo, and the term is
+ * within a few tenths of an ulp.  Inputs outside [2^-500, 2^500] (and invalid
+ * ones) take the scalar kernels above. */
+#define SYMKL_LN2_HI (0.6931471804855391) /* 33 bits: n * SYMKL_LN2_HI is exact */
+#define SYMKL_LN2_LO (7.440617110012397e-11)
+#define SYMKL_FAST_MIN (0x1p-500)
+#define SYMKL_FAST_MAX (0x1p500)
+#define SYMKL_BLOCK 256
+/* a lo part, or nothing where `exact` is 0 (the compiler removes its arithmetic) */
+#define SYMKL_LO(value) (exact ? (value) : 0.0)
+
+/* One build, two instruction sets where GCC and glibc allow: AVX2 + FMA on CPUs that
+ * have them (chosen at load time), the x86-64 baseline elsewhere.  Both compute the
+ * same bits: no contraction (-ffp-contract=off) and fma is exact either way. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__GLIBC__)
+#define SYMKL_VECTOR __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define SYMKL_VECTOR
+#endif
+
+static inline uint64_t symkl_bits(double value) {
+    uint64_t bits;
+    memcpy(&bits, &value, sizeof bits);
+    return bits;
+}
+
+static inline double symkl_from_bits(uint64_t bits) {
+    double value;
+    memcpy(&value, &bits, sizeof value);
+    return value;
+}
+
+/* S(u) = sum u^n/(2n+3), 13 terms: atanh(s) = s + s^3 S(s^2), |s| <= 1/5 */
+static inline double symkl_fast_series(double u) {
+    double s = 0.037037037037037035;
+    s = s * u + 0.04;
+    s = s * u + 0.043478260869565216;
+    s = s * u + 0.047619047619047616;
+    s = s * u + 0.05263157894736842;
+    s = s * u + 0.058823529411764705;
+    s = s * u + 0.06666666666666667;
+    s = s * u + 0.07692307692307693;
+    s = s * u + 0.09090909090909091;
+    s = s * u + 0.1111111111111111;
+    s = s * u + 0.14285714285714285;
+    s = s * u + 0.2;
+    s = s * u + 0.3333333333333333;
+    return s;
+}
+
+/* Adds each row's terms (rows of `padded` terms, a multiple of 4) into four TwoSum
+ * lanes, lane = index mod 4: the lanes are independent, so SIMD or not, the bits are
+ * the same. */
+SYMKL_VECTOR static void symkl_lane_sums(int64_t rows, int64_t padded,
+        const double *restrict terms, double (*restrict lane_sum)[4],
+        double (*restrict lane_error)[4]) {
+    for (int64_t i = 0; i < rows; ++i) {
+        double sum[4], error[4];
+        for (int lane = 0; lane < 4; ++lane) {
+            sum[lane] = lane_sum[i][lane];
+            error[lane] = lane_error[i][lane];
+        }
+        for (int64_t c = i * padded; c < (i + 1) * padded; c += 4) {
+            for (int lane = 0; lane < 4; ++lane) {
+                const double term = terms[c + lane];
+                const double next = sum[lane] + term;
+                const double virtual_term = next - sum[lane];
+                error[lane] += (sum[lane] - (next - virtual_term)) + (term - virtual_term);
+                sum[lane] = next;
+            }
+        }
+        for (int lane = 0; lane < 4; ++lane) {
+            lane_sum[i][lane] = sum[lane];
+            lane_error[i][lane] = error[lane];
+        }
+    }
+}
+
+static double symkl_lanes_total(const double *lane_sum, const double *lane_error) {
+    double total = 0.0, error = 0.0;
+    for (int lane = 0; lane < 4; ++lane) {
+        double rounding;
+        total = symkl_two_sum(total, lane_sum[lane], &rounding);
+        error += rounding + lane_error[lane];
+    }
+    /* an infinite term (overflow) makes the errors NaN: drop them */
+    return isfinite(total) ? total + error : total;
+}
+
 /* var: x = (var_p - var_q)/var_q, a = (mu_p - mu_q)**2/var_q */
 static inline double symkl_term_var(double mu_p, double var_p, double mu_q, double var_q) {
     double d_lo;
@@ -204,6 +298,92 @@ static inline double symkl_term_var(double mu_p, double var_p, double mu_q, doub
     }
     if (!(excess > 0.0)) excess = 0.0; /* -0.0 and rounding below zero */
     return 0.5 * (a + excess);
+}
+
+/* var, vectorisable: valid when symkl_fast_ok_var holds */
+static inline int symkl_fast_ok_var(double mu_p, double var_p, double mu_q, double var_q) {
+    return (var_p >= SYMKL_FAST_MIN) & (var_p <= SYMKL_FAST_MAX)
+        & (var_q >= SYMKL_FAST_MIN) & (var_q <= SYMKL_FAST_MAX)
+        & (fabs(mu_p) <= 0x1.fffffffffffffp1023) & (fabs(mu_q) <= 0x1.fffffffffffffp1023);
+}
+
+static inline double symkl_fast_term_var(double mu_p, double var_p, double mu_q, double var_q, const int exact) {
+    const double inv_v = 1.0 / var_q;
+    /* rho = (u - v)/v as rho + rho_lo: TwoSum, then the remainder by fma */
+    double d_lo;
+    const double d_hi = symkl_two_sum(var_p, -var_q, &d_lo);
+    const double rho = d_hi * inv_v;
+    const double rho_lo = SYMKL_LO((fma(-rho, var_q, d_hi) + d_lo) * inv_v);
+    const double x = rho;
+    const double x_lo = rho_lo;
+    /* q = u/v = 2^e m, m in [3/4, 3/2); u/v = q + q_rem/v exactly */
+    const double q = var_p * inv_v;
+    const uint64_t q_bits = symkl_bits(q);
+    const uint64_t biased = (q_bits - 0x3fe8000000000000u + 0x4000000000000000u) >> 52;
+    const double e = symkl_from_bits(biased | 0x4330000000000000u) - 0x1.00000000004p52;
+    const double mantissa = symkl_from_bits(q_bits - ((biased - 1024u) << 52));
+    const int near = biased == 1024u; /* e = 0 */
+    /* 1 + f = m (1 + q_rem/(q v)): f = m - 1 exactly (Sterbenz) + 2^-e q_rem/v */
+    const double f = near ? rho : mantissa - 1.0;
+    const double scale = symkl_from_bits((2047u - biased) << 52); /* 2^-e */
+    const double f_lo = near ? rho_lo : SYMKL_LO(fma(-q, var_q, var_p) * inv_v * scale);
+    /* s = f/(2 + f) as s + s_lo; log(1 + f) = 2 atanh s = 2 (s + tail) */
+    const double denominator = 2.0 + f;
+    const double denominator_lo = SYMKL_LO(((2.0 - denominator) + f) + f_lo); /* |f| < 2 */
+    const double inv_denominator = 1.0 / denominator;
+    const double s = f * inv_denominator;
+    const double s_lo =
+        SYMKL_LO((fma(-s, denominator, f) + f_lo - s * denominator_lo) * inv_denominator);
+    const double s2 = s * s;
+    const double tail = s * s2 * symkl_fast_series(s2);
+    /* excess = x s - 2 (atanh s - s), s = x/(2 + x) (fact log1pmx-atanh) */
+    const double near_hi = x * s;
+    const double near_lo =
+        SYMKL_LO(fma(x, s, -near_hi) + x * s_lo + x_lo * s) - 2.0 * tail;
+    /* e != 0: excess = x - 1 (e log 2 + 2 atanh s) (fact log-split) */
+    const double exponent = 1.0 * e;
+    double shifted_lo, far_lo;
+    const double shifted = symkl_two_sum(x, -exponent * SYMKL_LN2_HI, &shifted_lo);
+    const double far_hi = symkl_two_sum(shifted, -2.0 * s, &far_lo);
+    far_lo = SYMKL_LO(far_lo + shifted_lo + x_lo - 2.0 * s_lo)
+        - exponent * SYMKL_LN2_LO - 2.0 * tail;
+    const double excess_hi = near ? near_hi : far_hi;
+    const double excess_lo = near ? near_lo : far_lo;
+    /* a = (mu_p - mu_q)**2/var_q as a + a_lo, with w = (mu_p - mu_q)/v */
+    double m_lo;
+    const double m = symkl_two_sum(mu_p, -mu_q, &m_lo);
+    const double w = m * inv_v;
+    const double w_lo = SYMKL_LO((fma(-w, var_q, m) + m_lo) * inv_v);
+    const double a = w * m;
+    const double a_lo = SYMKL_LO(fma(w, m, -a) + w_lo * m + w * m_lo);
+    double total_lo;
+    const double total = symkl_two_sum(a, excess_hi, &total_lo);
+    const double corrected = 0.5 * (total + (SYMKL_LO(total_lo + a_lo) + excess_lo));
+    /* a may overflow to inf (its lo parts are then NaN); never below zero */
+    const double term = total - total == 0.0 ? corrected : 0.5 * total;
+    return term > 0.0 ? term : 0.0;
+}
+
+SYMKL_VECTOR static int64_t symkl_block_var_f64(int64_t n, const double *restrict b0,
+        const double *restrict b1, const double *restrict b2,
+        const double *restrict b3, double *restrict terms) {
+    int64_t slow = 0;
+    for (int64_t c = 0; c < n; ++c) {
+        terms[c] = symkl_fast_term_var(b0[c], b1[c], b2[c], b3[c], 1);
+        slow |= !symkl_fast_ok_var(b0[c], b1[c], b2[c], b3[c]);
+    }
+    return slow;
+}
+
+SYMKL_VECTOR static int64_t symkl_block_var_f32(int64_t n, const double *restrict b0,
+        const double *restrict b1, const double *restrict b2,
+        const double *restrict b3, double *restrict terms) {
+    int64_t slow = 0;
+    for (int64_t c = 0; c < n; ++c) {
+        terms[c] = symkl_fast_term_var(b0[c], b1[c], b2[c], b3[c], 0);
+        slow |= !symkl_fast_ok_var(b0[c], b1[c], b2[c], b3[c]);
+    }
+    return slow;
 }
 
 /* std: x = (2 + (s_p - s_q)/s_q)*(s_p - s_q)/s_q, a = (mu_p - mu_q)**2/s_q**2 */
@@ -231,6 +411,100 @@ static inline double symkl_term_std(double mu_p, double s_p, double mu_q, double
     }
     if (!(excess > 0.0)) excess = 0.0; /* -0.0 and rounding below zero */
     return 0.5 * (a + excess);
+}
+
+/* std, vectorisable: valid when symkl_fast_ok_std holds */
+static inline int symkl_fast_ok_std(double mu_p, double s_p, double mu_q, double s_q) {
+    return (s_p >= SYMKL_FAST_MIN) & (s_p <= SYMKL_FAST_MAX)
+        & (s_q >= SYMKL_FAST_MIN) & (s_q <= SYMKL_FAST_MAX)
+        & (fabs(mu_p) <= 0x1.fffffffffffffp1023) & (fabs(mu_q) <= 0x1.fffffffffffffp1023);
+}
+
+static inline double symkl_fast_term_std(double mu_p, double s_p, double mu_q, double s_q, const int exact) {
+    const double inv_v = 1.0 / s_q;
+    /* rho = (u - v)/v as rho + rho_lo: TwoSum, then the remainder by fma */
+    double d_lo;
+    const double d_hi = symkl_two_sum(s_p, -s_q, &d_lo);
+    const double rho = d_hi * inv_v;
+    const double rho_lo = SYMKL_LO((fma(-rho, s_q, d_hi) + d_lo) * inv_v);
+    const double x = rho*(rho + 2);
+    double two_lo;
+    const double two = symkl_two_sum(2.0, rho, &two_lo);
+    const double x_lo =
+        SYMKL_LO(fma(rho, two, -x) + rho * two_lo + 2.0 * rho_lo * (1.0 + rho));
+    /* q = u/v = 2^e m, m in [3/4, 3/2); u/v = q + q_rem/v exactly */
+    const double q = s_p * inv_v;
+    const uint64_t q_bits = symkl_bits(q);
+    const uint64_t biased = (q_bits - 0x3fe8000000000000u + 0x4000000000000000u) >> 52;
+    const double e = symkl_from_bits(biased | 0x4330000000000000u) - 0x1.00000000004p52;
+    const double mantissa = symkl_from_bits(q_bits - ((biased - 1024u) << 52));
+    const int near = biased == 1024u; /* e = 0 */
+    /* 1 + f = m (1 + q_rem/(q v)): f = m - 1 exactly (Sterbenz) + 2^-e q_rem/v */
+    const double f = near ? rho : mantissa - 1.0;
+    const double scale = symkl_from_bits((2047u - biased) << 52); /* 2^-e */
+    const double f_lo = near ? rho_lo : SYMKL_LO(fma(-q, s_q, s_p) * inv_v * scale);
+    /* s = f/(2 + f) as s + s_lo; log(1 + f) = 2 atanh s = 2 (s + tail) */
+    const double denominator = 2.0 + f;
+    const double denominator_lo = SYMKL_LO(((2.0 - denominator) + f) + f_lo); /* |f| < 2 */
+    const double inv_denominator = 1.0 / denominator;
+    const double s = f * inv_denominator;
+    const double s_lo =
+        SYMKL_LO((fma(-s, denominator, f) + f_lo - s * denominator_lo) * inv_denominator);
+    const double s2 = s * s;
+    const double tail = s * s2 * symkl_fast_series(s2);
+    /* excess = rho s (4 + rho) - 4 (atanh s - s), s = rho/(2 + rho) (fact std-near) */
+    const double rho_s = rho * s;
+    const double rho_s_lo = SYMKL_LO(fma(rho, s, -rho_s) + rho_lo * s + rho * s_lo);
+    const double four = 4.0 + rho;
+    const double four_lo = SYMKL_LO(((4.0 - four) + rho) + rho_lo); /* |rho| < 4 */
+    const double near_hi = rho_s * four;
+    const double near_lo =
+        SYMKL_LO(fma(rho_s, four, -near_hi) + rho_s_lo * four + rho_s * four_lo)
+        - 4.0 * tail;
+    /* e != 0: excess = x - 2 (e log 2 + 2 atanh s) (fact log-split) */
+    const double exponent = 2.0 * e;
+    double shifted_lo, far_lo;
+    const double shifted = symkl_two_sum(x, -exponent * SYMKL_LN2_HI, &shifted_lo);
+    const double far_hi = symkl_two_sum(shifted, -4.0 * s, &far_lo);
+    far_lo = SYMKL_LO(far_lo + shifted_lo + x_lo - 4.0 * s_lo)
+        - exponent * SYMKL_LN2_LO - 4.0 * tail;
+    const double excess_hi = near ? near_hi : far_hi;
+    const double excess_lo = near ? near_lo : far_lo;
+    /* a = (mu_p - mu_q)**2/s_q**2 as a + a_lo, with w = (mu_p - mu_q)/v */
+    double m_lo;
+    const double m = symkl_two_sum(mu_p, -mu_q, &m_lo);
+    const double w = m * inv_v;
+    const double w_lo = SYMKL_LO((fma(-w, s_q, m) + m_lo) * inv_v);
+    const double a = w * w;
+    const double a_lo = SYMKL_LO(fma(w, w, -a) + 2.0 * w * w_lo);
+    double total_lo;
+    const double total = symkl_two_sum(a, excess_hi, &total_lo);
+    const double corrected = 0.5 * (total + (SYMKL_LO(total_lo + a_lo) + excess_lo));
+    /* a may overflow to inf (its lo parts are then NaN); never below zero */
+    const double term = total - total == 0.0 ? corrected : 0.5 * total;
+    return term > 0.0 ? term : 0.0;
+}
+
+SYMKL_VECTOR static int64_t symkl_block_std_f64(int64_t n, const double *restrict b0,
+        const double *restrict b1, const double *restrict b2,
+        const double *restrict b3, double *restrict terms) {
+    int64_t slow = 0;
+    for (int64_t c = 0; c < n; ++c) {
+        terms[c] = symkl_fast_term_std(b0[c], b1[c], b2[c], b3[c], 1);
+        slow |= !symkl_fast_ok_std(b0[c], b1[c], b2[c], b3[c]);
+    }
+    return slow;
+}
+
+SYMKL_VECTOR static int64_t symkl_block_std_f32(int64_t n, const double *restrict b0,
+        const double *restrict b1, const double *restrict b2,
+        const double *restrict b3, double *restrict terms) {
+    int64_t slow = 0;
+    for (int64_t c = 0; c < n; ++c) {
+        terms[c] = symkl_fast_term_std(b0[c], b1[c], b2[c], b3[c], 0);
+        slow |= !symkl_fast_ok_std(b0[c], b1[c], b2[c], b3[c]);
+    }
+    return slow;
 }
 
 /* logvar: x = expm1(logvar_p - logvar_q), a = (mu_p - mu_q)**2*exp(-logvar_q) */
@@ -276,108 +550,240 @@ static inline double symkl_term_std_normal(double mu, double logvar) {
  * argument j at flat position i when validate is set. */
 int64_t symkl_kl_var_f64(const double *p0, int64_t row0, int64_t col0, const double *p1, int64_t row1, int64_t col1, const double *p2, int64_t row2, int64_t col2, const double *p3, int64_t row3, int64_t col3,
         int64_t rows, int64_t k, double *out, int32_t validate) {
-    for (int64_t r = 0; r < rows; ++r) {
-        double sum = 0.0, compensation = 0.0; /* Neumaier */
-        for (int64_t c = 0; c < k; ++c) {
-            const double mu_p = (double)p0[r * row0 + c * col0];
-            const double var_p = (double)p1[r * row1 + c * col1];
-            const double mu_q = (double)p2[r * row2 + c * col2];
-            const double var_q = (double)p3[r * row3 + c * col3];
-            if (validate) {
-                const int64_t index = r * k + c;
-                if (!isfinite(mu_p)) return -(index * 8 + 0) - 1;
-                if (!(var_p > 0.0) || !isfinite(var_p)) return -(index * 8 + 1) - 1;
-                if (!isfinite(mu_q)) return -(index * 8 + 2) - 1;
-                if (!(var_q > 0.0) || !isfinite(var_q)) return -(index * 8 + 3) - 1;
-            }
-            const double term = symkl_term_var(mu_p, var_p, mu_q, var_q);
-            const double next = sum + term;
-            compensation += fabs(sum) >= fabs(term) ? (sum - next) + term : (term - next) + sum;
-            sum = next;
+    double buffer[4][SYMKL_BLOCK], terms[SYMKL_BLOCK];
+    const int64_t width = (k + 3) & ~(int64_t)3;
+    /* rows per block and columns per row per block */
+    const int64_t group = width <= SYMKL_BLOCK ? SYMKL_BLOCK / width : 1;
+    const int64_t step = width <= SYMKL_BLOCK ? width : SYMKL_BLOCK;
+    double lane_sum[SYMKL_BLOCK / 4][4], lane_error[SYMKL_BLOCK / 4][4];
+    for (int64_t r0 = 0; r0 < rows; r0 += group) {
+        const int64_t group_rows = rows - r0 < group ? rows - r0 : group;
+        for (int64_t i = 0; i < group_rows; ++i) {
+            for (int lane = 0; lane < 4; ++lane) lane_sum[i][lane] = lane_error[i][lane] = 0.0;
         }
-        /* an infinite term (overflow) makes the compensation NaN: drop it */
-        out[r] = (double)(isfinite(sum) ? sum + compensation : sum);
+        for (int64_t start = 0; start < k; start += step) {
+            const int64_t span = k - start < step ? k - start : step;
+            const int64_t padded = (span + 3) & ~(int64_t)3;
+            for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
+                for (int64_t c = 0; c < span; ++c) {
+                    buffer[0][at + c] = (double)p0[(r0 + i) * row0 + (start + c) * col0];
+                    buffer[1][at + c] = (double)p1[(r0 + i) * row1 + (start + c) * col1];
+                    buffer[2][at + c] = (double)p2[(r0 + i) * row2 + (start + c) * col2];
+                    buffer[3][at + c] = (double)p3[(r0 + i) * row3 + (start + c) * col3];
+                }
+                for (int64_t c = span; c < padded; ++c) {
+                    buffer[0][at + c] = 0.0;
+                    buffer[1][at + c] = 1.0;
+                    buffer[2][at + c] = 0.0;
+                    buffer[3][at + c] = 1.0;
+                }
+            }
+            if (symkl_block_var_f64(group_rows * padded, buffer[0], buffer[1], buffer[2], buffer[3], terms)) {
+                /* invalid input, or outside the fast kernel's range */
+                for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
+                    for (int64_t c = 0; c < span; ++c) {
+                        const double mu_p = buffer[0][at + c];
+                        const double var_p = buffer[1][at + c];
+                        const double mu_q = buffer[2][at + c];
+                        const double var_q = buffer[3][at + c];
+                        if (validate) {
+                            const int64_t index = (r0 + i) * k + start + c;
+                            if (!isfinite(mu_p)) return -(index * 8 + 0) - 1;
+                            if (!(var_p > 0.0) || !isfinite(var_p)) return -(index * 8 + 1) - 1;
+                            if (!isfinite(mu_q)) return -(index * 8 + 2) - 1;
+                            if (!(var_q > 0.0) || !isfinite(var_q)) return -(index * 8 + 3) - 1;
+                        }
+                        if (!symkl_fast_ok_var(mu_p, var_p, mu_q, var_q)) {
+                            terms[at + c] = symkl_term_var(mu_p, var_p, mu_q, var_q);
+                        }
+                    }
+                }
+            }
+            symkl_lane_sums(group_rows, padded, terms, lane_sum, lane_error);
+        }
+        for (int64_t i = 0; i < group_rows; ++i) {
+            out[r0 + i] = (double)symkl_lanes_total(lane_sum[i], lane_error[i]);
+        }
     }
     return 0;
 }
 
 int64_t symkl_kl_var_f32(const float *p0, int64_t row0, int64_t col0, const float *p1, int64_t row1, int64_t col1, const float *p2, int64_t row2, int64_t col2, const float *p3, int64_t row3, int64_t col3,
         int64_t rows, int64_t k, float *out, int32_t validate) {
-    for (int64_t r = 0; r < rows; ++r) {
-        double sum = 0.0, compensation = 0.0; /* Neumaier */
-        for (int64_t c = 0; c < k; ++c) {
-            const double mu_p = (double)p0[r * row0 + c * col0];
-            const double var_p = (double)p1[r * row1 + c * col1];
-            const double mu_q = (double)p2[r * row2 + c * col2];
-            const double var_q = (double)p3[r * row3 + c * col3];
-            if (validate) {
-                const int64_t index = r * k + c;
-                if (!isfinite(mu_p)) return -(index * 8 + 0) - 1;
-                if (!(var_p > 0.0) || !isfinite(var_p)) return -(index * 8 + 1) - 1;
-                if (!isfinite(mu_q)) return -(index * 8 + 2) - 1;
-                if (!(var_q > 0.0) || !isfinite(var_q)) return -(index * 8 + 3) - 1;
-            }
-            const double term = symkl_term_var(mu_p, var_p, mu_q, var_q);
-            const double next = sum + term;
-            compensation += fabs(sum) >= fabs(term) ? (sum - next) + term : (term - next) + sum;
-            sum = next;
+    double buffer[4][SYMKL_BLOCK], terms[SYMKL_BLOCK];
+    const int64_t width = (k + 3) & ~(int64_t)3;
+    /* rows per block and columns per row per block */
+    const int64_t group = width <= SYMKL_BLOCK ? SYMKL_BLOCK / width : 1;
+    const int64_t step = width <= SYMKL_BLOCK ? width : SYMKL_BLOCK;
+    double lane_sum[SYMKL_BLOCK / 4][4], lane_error[SYMKL_BLOCK / 4][4];
+    for (int64_t r0 = 0; r0 < rows; r0 += group) {
+        const int64_t group_rows = rows - r0 < group ? rows - r0 : group;
+        for (int64_t i = 0; i < group_rows; ++i) {
+            for (int lane = 0; lane < 4; ++lane) lane_sum[i][lane] = lane_error[i][lane] = 0.0;
         }
-        /* an infinite term (overflow) makes the compensation NaN: drop it */
-        out[r] = (float)(isfinite(sum) ? sum + compensation : sum);
+        for (int64_t start = 0; start < k; start += step) {
+            const int64_t span = k - start < step ? k - start : step;
+            const int64_t padded = (span + 3) & ~(int64_t)3;
+            for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
+                for (int64_t c = 0; c < span; ++c) {
+                    buffer[0][at + c] = (double)p0[(r0 + i) * row0 + (start + c) * col0];
+                    buffer[1][at + c] = (double)p1[(r0 + i) * row1 + (start + c) * col1];
+                    buffer[2][at + c] = (double)p2[(r0 + i) * row2 + (start + c) * col2];
+                    buffer[3][at + c] = (double)p3[(r0 + i) * row3 + (start + c) * col3];
+                }
+                for (int64_t c = span; c < padded; ++c) {
+                    buffer[0][at + c] = 0.0;
+                    buffer[1][at + c] = 1.0;
+                    buffer[2][at + c] = 0.0;
+                    buffer[3][at + c] = 1.0;
+                }
+            }
+            if (symkl_block_var_f32(group_rows * padded, buffer[0], buffer[1], buffer[2], buffer[3], terms)) {
+                /* invalid input, or outside the fast kernel's range */
+                for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
+                    for (int64_t c = 0; c < span; ++c) {
+                        const double mu_p = buffer[0][at + c];
+                        const double var_p = buffer[1][at + c];
+                        const double mu_q = buffer[2][at + c];
+                        const double var_q = buffer[3][at + c];
+                        if (validate) {
+                            const int64_t index = (r0 + i) * k + start + c;
+                            if (!isfinite(mu_p)) return -(index * 8 + 0) - 1;
+                            if (!(var_p > 0.0) || !isfinite(var_p)) return -(index * 8 + 1) - 1;
+                            if (!isfinite(mu_q)) return -(index * 8 + 2) - 1;
+                            if (!(var_q > 0.0) || !isfinite(var_q)) return -(index * 8 + 3) - 1;
+                        }
+                        if (!symkl_fast_ok_var(mu_p, var_p, mu_q, var_q)) {
+                            terms[at + c] = symkl_term_var(mu_p, var_p, mu_q, var_q);
+                        }
+                    }
+                }
+            }
+            symkl_lane_sums(group_rows, padded, terms, lane_sum, lane_error);
+        }
+        for (int64_t i = 0; i < group_rows; ++i) {
+            out[r0 + i] = (float)symkl_lanes_total(lane_sum[i], lane_error[i]);
+        }
     }
     return 0;
 }
 
 int64_t symkl_kl_std_f64(const double *p0, int64_t row0, int64_t col0, const double *p1, int64_t row1, int64_t col1, const double *p2, int64_t row2, int64_t col2, const double *p3, int64_t row3, int64_t col3,
         int64_t rows, int64_t k, double *out, int32_t validate) {
-    for (int64_t r = 0; r < rows; ++r) {
-        double sum = 0.0, compensation = 0.0; /* Neumaier */
-        for (int64_t c = 0; c < k; ++c) {
-            const double mu_p = (double)p0[r * row0 + c * col0];
-            const double s_p = (double)p1[r * row1 + c * col1];
-            const double mu_q = (double)p2[r * row2 + c * col2];
-            const double s_q = (double)p3[r * row3 + c * col3];
-            if (validate) {
-                const int64_t index = r * k + c;
-                if (!isfinite(mu_p)) return -(index * 8 + 0) - 1;
-                if (!(s_p > 0.0) || !isfinite(s_p)) return -(index * 8 + 1) - 1;
-                if (!isfinite(mu_q)) return -(index * 8 + 2) - 1;
-                if (!(s_q > 0.0) || !isfinite(s_q)) return -(index * 8 + 3) - 1;
-            }
-            const double term = symkl_term_std(mu_p, s_p, mu_q, s_q);
-            const double next = sum + term;
-            compensation += fabs(sum) >= fabs(term) ? (sum - next) + term : (term - next) + sum;
-            sum = next;
+    double buffer[4][SYMKL_BLOCK], terms[SYMKL_BLOCK];
+    const int64_t width = (k + 3) & ~(int64_t)3;
+    /* rows per block and columns per row per block */
+    const int64_t group = width <= SYMKL_BLOCK ? SYMKL_BLOCK / width : 1;
+    const int64_t step = width <= SYMKL_BLOCK ? width : SYMKL_BLOCK;
+    double lane_sum[SYMKL_BLOCK / 4][4], lane_error[SYMKL_BLOCK / 4][4];
+    for (int64_t r0 = 0; r0 < rows; r0 += group) {
+        const int64_t group_rows = rows - r0 < group ? rows - r0 : group;
+        for (int64_t i = 0; i < group_rows; ++i) {
+            for (int lane = 0; lane < 4; ++lane) lane_sum[i][lane] = lane_error[i][lane] = 0.0;
         }
-        /* an infinite term (overflow) makes the compensation NaN: drop it */
-        out[r] = (double)(isfinite(sum) ? sum + compensation : sum);
+        for (int64_t start = 0; start < k; start += step) {
+            const int64_t span = k - start < step ? k - start : step;
+            const int64_t padded = (span + 3) & ~(int64_t)3;
+            for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
+                for (int64_t c = 0; c < span; ++c) {
+                    buffer[0][at + c] = (double)p0[(r0 + i) * row0 + (start + c) * col0];
+                    buffer[1][at + c] = (double)p1[(r0 + i) * row1 + (start + c) * col1];
+                    buffer[2][at + c] = (double)p2[(r0 + i) * row2 + (start + c) * col2];
+                    buffer[3][at + c] = (double)p3[(r0 + i) * row3 + (start + c) * col3];
+                }
+                for (int64_t c = span; c < padded; ++c) {
+                    buffer[0][at + c] = 0.0;
+                    buffer[1][at + c] = 1.0;
+                    buffer[2][at + c] = 0.0;
+                    buffer[3][at + c] = 1.0;
+                }
+            }
+            if (symkl_block_std_f64(group_rows * padded, buffer[0], buffer[1], buffer[2], buffer[3], terms)) {
+                /* invalid input, or outside the fast kernel's range */
+                for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
+                    for (int64_t c = 0; c < span; ++c) {
+                        const double mu_p = buffer[0][at + c];
+                        const double s_p = buffer[1][at + c];
+                        const double mu_q = buffer[2][at + c];
+                        const double s_q = buffer[3][at + c];
+                        if (validate) {
+                            const int64_t index = (r0 + i) * k + start + c;
+                            if (!isfinite(mu_p)) return -(index * 8 + 0) - 1;
+                            if (!(s_p > 0.0) || !isfinite(s_p)) return -(index * 8 + 1) - 1;
+                            if (!isfinite(mu_q)) return -(index * 8 + 2) - 1;
+                            if (!(s_q > 0.0) || !isfinite(s_q)) return -(index * 8 + 3) - 1;
+                        }
+                        if (!symkl_fast_ok_std(mu_p, s_p, mu_q, s_q)) {
+                            terms[at + c] = symkl_term_std(mu_p, s_p, mu_q, s_q);
+                        }
+                    }
+                }
+            }
+            symkl_lane_sums(group_rows, padded, terms, lane_sum, lane_error);
+        }
+        for (int64_t i = 0; i < group_rows; ++i) {
+            out[r0 + i] = (double)symkl_lanes_total(lane_sum[i], lane_error[i]);
+        }
     }
     return 0;
 }
 
 int64_t symkl_kl_std_f32(const float *p0, int64_t row0, int64_t col0, const float *p1, int64_t row1, int64_t col1, const float *p2, int64_t row2, int64_t col2, const float *p3, int64_t row3, int64_t col3,
         int64_t rows, int64_t k, float *out, int32_t validate) {
-    for (int64_t r = 0; r < rows; ++r) {
-        double sum = 0.0, compensation = 0.0; /* Neumaier */
-        for (int64_t c = 0; c < k; ++c) {
-            const double mu_p = (double)p0[r * row0 + c * col0];
-            const double s_p = (double)p1[r * row1 + c * col1];
-            const double mu_q = (double)p2[r * row2 + c * col2];
-            const double s_q = (double)p3[r * row3 + c * col3];
-            if (validate) {
-                const int64_t index = r * k + c;
-                if (!isfinite(mu_p)) return -(index * 8 + 0) - 1;
-                if (!(s_p > 0.0) || !isfinite(s_p)) return -(index * 8 + 1) - 1;
-                if (!isfinite(mu_q)) return -(index * 8 + 2) - 1;
-                if (!(s_q > 0.0) || !isfinite(s_q)) return -(index * 8 + 3) - 1;
-            }
-            const double term = symkl_term_std(mu_p, s_p, mu_q, s_q);
-            const double next = sum + term;
-            compensation += fabs(sum) >= fabs(term) ? (sum - next) + term : (term - next) + sum;
-            sum = next;
+    double buffer[4][SYMKL_BLOCK], terms[SYMKL_BLOCK];
+    const int64_t width = (k + 3) & ~(int64_t)3;
+    /* rows per block and columns per row per block */
+    const int64_t group = width <= SYMKL_BLOCK ? SYMKL_BLOCK / width : 1;
+    const int64_t step = width <= SYMKL_BLOCK ? width : SYMKL_BLOCK;
+    double lane_sum[SYMKL_BLOCK / 4][4], lane_error[SYMKL_BLOCK / 4][4];
+    for (int64_t r0 = 0; r0 < rows; r0 += group) {
+        const int64_t group_rows = rows - r0 < group ? rows - r0 : group;
+        for (int64_t i = 0; i < group_rows; ++i) {
+            for (int lane = 0; lane < 4; ++lane) lane_sum[i][lane] = lane_error[i][lane] = 0.0;
         }
-        /* an infinite term (overflow) makes the compensation NaN: drop it */
-        out[r] = (float)(isfinite(sum) ? sum + compensation : sum);
+        for (int64_t start = 0; start < k; start += step) {
+            const int64_t span = k - start < step ? k - start : step;
+            const int64_t padded = (span + 3) & ~(int64_t)3;
+            for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
+                for (int64_t c = 0; c < span; ++c) {
+                    buffer[0][at + c] = (double)p0[(r0 + i) * row0 + (start + c) * col0];
+                    buffer[1][at + c] = (double)p1[(r0 + i) * row1 + (start + c) * col1];
+                    buffer[2][at + c] = (double)p2[(r0 + i) * row2 + (start + c) * col2];
+                    buffer[3][at + c] = (double)p3[(r0 + i) * row3 + (start + c) * col3];
+                }
+                for (int64_t c = span; c < padded; ++c) {
+                    buffer[0][at + c] = 0.0;
+                    buffer[1][at + c] = 1.0;
+                    buffer[2][at + c] = 0.0;
+                    buffer[3][at + c] = 1.0;
+                }
+            }
+            if (symkl_block_std_f32(group_rows * padded, buffer[0], buffer[1], buffer[2], buffer[3], terms)) {
+                /* invalid input, or outside the fast kernel's range */
+                for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
+                    for (int64_t c = 0; c < span; ++c) {
+                        const double mu_p = buffer[0][at + c];
+                        const double s_p = buffer[1][at + c];
+                        const double mu_q = buffer[2][at + c];
+                        const double s_q = buffer[3][at + c];
+                        if (validate) {
+                            const int64_t index = (r0 + i) * k + start + c;
+                            if (!isfinite(mu_p)) return -(index * 8 + 0) - 1;
+                            if (!(s_p > 0.0) || !isfinite(s_p)) return -(index * 8 + 1) - 1;
+                            if (!isfinite(mu_q)) return -(index * 8 + 2) - 1;
+                            if (!(s_q > 0.0) || !isfinite(s_q)) return -(index * 8 + 3) - 1;
+                        }
+                        if (!symkl_fast_ok_std(mu_p, s_p, mu_q, s_q)) {
+                            terms[at + c] = symkl_term_std(mu_p, s_p, mu_q, s_q);
+                        }
+                    }
+                }
+            }
+            symkl_lane_sums(group_rows, padded, terms, lane_sum, lane_error);
+        }
+        for (int64_t i = 0; i < group_rows; ++i) {
+            out[r0 + i] = (float)symkl_lanes_total(lane_sum[i], lane_error[i]);
+        }
     }
     return 0;
 }

@@ -101,6 +101,7 @@ def _c_source(forms: NumericForms) -> str:
         " */",
         "#include <math.h>",
         "#include <stdint.h>",
+        "#include <string.h>",
         "",
         f"#define SYMKL_SERIES_LOW ({low})",
         f"#define SYMKL_SERIES_HIGH ({high})",
@@ -122,11 +123,254 @@ def _c_source(forms: NumericForms) -> str:
         "}",
         "",
         *_c_table(forms),
+        *_c_fast_common(forms),
     ]
     for form in forms.forms.values():
         lines += _c_term(form)
+        if _quotient(form) is not None:
+            lines += _c_fast_term(form)
     lines += _c_loops(forms)
     return "\n".join(lines) + "\n"
+
+
+def _ln2_split() -> tuple[float, float]:
+    """``ln 2 = hi + lo`` with ``hi`` of 33 significant"
+    " bits: ``n * hi`` is exact for ``|n| < 2^20``."""
+    ln2 = sp.log(2).evalf(60)
+    high = sp.floor(ln2 * 2**33) / sp.Integer(2) ** 33
+    return float(high), float((ln2 - high).evalf(40))
+
+
+def _c_fast_common(forms: NumericForms) -> list[str]:
+    """Helpers of the vectorisable variance / standard-deviation kernels."""
+    low, high = forms.mantissa_range
+    if (low, high) != (sp.Rational(3, 4), sp.Rational(3, 2)):
+        raise NotImplementedError("the exponent split below is written for m in [3/4, 3/2)")
+    ln2_high, ln2_low = _ln2_split()
+    coefficients = forms.fast_series
+    horner = [f"    double s = {_literal(coefficients[-1])};"]
+    horner += [f"    s = s * u + {_literal(c)};" for c in reversed(coefficients[:-1])]
+    return [
+        "/* Vectorisable kernels for the quotient forms (var, std).  The quotient q = u/v is",
+        " * split as 2^e m, m in [3/4, 3/2), and log m = 2 atanh(s), s = (m - 1)/(m + 1)",
+        " * (fact log-split); at e = 0, s = rho/(2 + rho) from the exact relative difference",
+        " * (facts log1pmx-atanh, std-near).  No branch and no libm call but fma, so the",
+        " * compiler vectorises them; every quantity is carried as hi + lo, and the term is",
+        " * within a few tenths of an ulp.  Inputs outside [2^-500, 2^500] (and invalid",
+        " * ones) take the scalar kernels above. */",
+        f"#define SYMKL_LN2_HI ({ln2_high!r}) /* 33 bits: n * SYMKL_LN2_HI is exact */",
+        f"#define SYMKL_LN2_LO ({ln2_low!r})",
+        "#define SYMKL_FAST_MIN (0x1p-500)",
+        "#define SYMKL_FAST_MAX (0x1p500)",
+        "#define SYMKL_BLOCK 256",
+        "/* a lo part, or nothing where `exact` is 0 (the compiler removes its arithmetic) */",
+        "#define SYMKL_LO(value) (exact ? (value) : 0.0)",
+        "",
+        "/* One build, two instruction sets where GCC and glibc allow: AVX2 + FMA on CPUs that",
+        " * have them (chosen at load time), the x86-64 baseline elsewhere.  Both compute the",
+        " * same bits: no contraction (-ffp-contract=off) and fma is exact either way. */",
+        "#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__GLIBC__)",
+        '#define SYMKL_VECTOR __attribute__((target_clones("arch=x86-64-v3", "default")))',
+        "#else",
+        "#define SYMKL_VECTOR",
+        "#endif",
+        "",
+        "static inline uint64_t symkl_bits(double value) {",
+        "    uint64_t bits;",
+        "    memcpy(&bits, &value, sizeof bits);",
+        "    return bits;",
+        "}",
+        "",
+        "static inline double symkl_from_bits(uint64_t bits) {",
+        "    double value;",
+        "    memcpy(&value, &bits, sizeof value);",
+        "    return value;",
+        "}",
+        "",
+        f"/* S(u) = sum u^n/(2n+3), {len(coefficients)} terms:"
+        " atanh(s) = s + s^3 S(s^2), |s| <= 1/5 */",
+        "static inline double symkl_fast_series(double u) {",
+        *horner,
+        "    return s;",
+        "}",
+        "",
+        "/* Adds each row's terms (rows of `padded` terms, a multiple of 4) into four TwoSum",
+        " * lanes, lane = index mod 4: the lanes are independent, so SIMD or not, the bits are",
+        " * the same. */",
+        "SYMKL_VECTOR static void symkl_lane_sums(int64_t rows, int64_t padded,",
+        "        const double *restrict terms, double (*restrict lane_sum)[4],",
+        "        double (*restrict lane_error)[4]) {",
+        "    for (int64_t i = 0; i < rows; ++i) {",
+        "        double sum[4], error[4];",
+        "        for (int lane = 0; lane < 4; ++lane) {",
+        "            sum[lane] = lane_sum[i][lane];",
+        "            error[lane] = lane_error[i][lane];",
+        "        }",
+        "        for (int64_t c = i * padded; c < (i + 1) * padded; c += 4) {",
+        "            for (int lane = 0; lane < 4; ++lane) {",
+        "                const double term = terms[c + lane];",
+        "                const double next = sum[lane] + term;",
+        "                const double virtual_term = next - sum[lane];",
+        "                error[lane] += (sum[lane] - (next"
+        " - virtual_term)) + (term - virtual_term);",
+        "                sum[lane] = next;",
+        "            }",
+        "        }",
+        "        for (int lane = 0; lane < 4; ++lane) {",
+        "            lane_sum[i][lane] = sum[lane];",
+        "            lane_error[i][lane] = error[lane];",
+        "        }",
+        "    }",
+        "}",
+        "",
+        "static double symkl_lanes_total(const double *lane_sum, const double *lane_error) {",
+        "    double total = 0.0, error = 0.0;",
+        "    for (int lane = 0; lane < 4; ++lane) {",
+        "        double rounding;",
+        "        total = symkl_two_sum(total, lane_sum[lane], &rounding);",
+        "        error += rounding + lane_error[lane];",
+        "    }",
+        "    /* an infinite term (overflow) makes the errors NaN: drop them */",
+        "    return isfinite(total) ? total + error : total;",
+        "}",
+        "",
+    ]
+
+
+def _c_fast_term(form: ParameterisedForm) -> list[str]:
+    """The branch-free term of a quotient form, every quantity as hi + lo.
+
+    ``exact`` (a constant at each call) keeps the lo parts; float32 inputs drop
+    them, since double precision alone leaves 29 bits to spare there.
+    """
+    quotient = _quotient(form)
+    assert quotient is not None
+    u, v, power, x_of_rho = quotient
+    mu_p, _, mu_q, _ = form.parameters
+    symbols = {str(p): p for p in form.parameters}
+    expected_a = (mu_p - mu_q) ** 2 / symbols[v] ** power
+    if sp.simplify(form.a - expected_a) != 0:
+        raise NotImplementedError(f"a = {form.a} is not (mu_p - mu_q)^2 / {v}^{power}")
+    name = _identifier(form.name)
+    arguments = ", ".join(f"double {p}" for p in form.parameters)
+    finite = "0x1.fffffffffffffp1023"
+    if power == 1:
+        x_lines = ["    const double x_lo = rho_lo;"]
+        near = [
+            "    /* excess = x s - 2 (atanh s - s), s = x/(2 + x) (fact log1pmx-atanh) */",
+            "    const double near_hi = x * s;",
+            "    const double near_lo =",
+            "        SYMKL_LO(fma(x, s, -near_hi) + x * s_lo + x_lo * s) - 2.0 * tail;",
+        ]
+        square = [
+            "    const double a = w * m;",
+            "    const double a_lo = SYMKL_LO(fma(w, m, -a) + w_lo * m + w * m_lo);",
+        ]
+    else:
+        x_lines = [
+            "    double two_lo;",
+            "    const double two = symkl_two_sum(2.0, rho, &two_lo);",
+            "    const double x_lo =",
+            "        SYMKL_LO(fma(rho, two, -x) + rho * two_lo + 2.0 * rho_lo * (1.0 + rho));",
+        ]
+        near = [
+            "    /* excess = rho s (4 + rho) - 4 (atanh s"
+            " - s), s = rho/(2 + rho) (fact std-near) */",
+            "    const double rho_s = rho * s;",
+            "    const double rho_s_lo = SYMKL_LO(fma(rho, s, -rho_s) + rho_lo * s + rho * s_lo);",
+            "    const double four = 4.0 + rho;",
+            "    const double four_lo = SYMKL_LO(((4.0 - four) + rho) + rho_lo); /* |rho| < 4 */",
+            "    const double near_hi = rho_s * four;",
+            "    const double near_lo =",
+            "        SYMKL_LO(fma(rho_s, four, -near_hi) + rho_s_lo * four + rho_s * four_lo)",
+            "        - 4.0 * tail;",
+        ]
+        square = [
+            "    const double a = w * w;",
+            "    const double a_lo = SYMKL_LO(fma(w, w, -a) + 2.0 * w * w_lo);",
+        ]
+    return [
+        f"/* {form.name}, vectorisable: valid when symkl_fast_ok_{name} holds */",
+        f"static inline int symkl_fast_ok_{name}({arguments}) {{",
+        f"    return ({u} >= SYMKL_FAST_MIN) & ({u} <= SYMKL_FAST_MAX)",
+        f"        & ({v} >= SYMKL_FAST_MIN) & ({v} <= SYMKL_FAST_MAX)",
+        f"        & (fabs({mu_p}) <= {finite}) & (fabs({mu_q}) <= {finite});",
+        "}",
+        "",
+        f"static inline double symkl_fast_term_{name}({arguments}, const int exact) {{",
+        f"    const double inv_v = 1.0 / {v};",
+        "    /* rho = (u - v)/v as rho + rho_lo: TwoSum, then the remainder by fma */",
+        "    double d_lo;",
+        f"    const double d_hi = symkl_two_sum({u}, -{v}, &d_lo);",
+        "    const double rho = d_hi * inv_v;",
+        f"    const double rho_lo = SYMKL_LO((fma(-rho, {v}, d_hi) + d_lo) * inv_v);",
+        f"    const double x = {_c(x_of_rho)};",
+        *x_lines,
+        "    /* q = u/v = 2^e m, m in [3/4, 3/2); u/v = q + q_rem/v exactly */",
+        f"    const double q = {u} * inv_v;",
+        "    const uint64_t q_bits = symkl_bits(q);",
+        "    const uint64_t biased = (q_bits - 0x3fe8000000000000u + 0x4000000000000000u) >> 52;",
+        "    const double e = symkl_from_bits(biased | 0x4330000000000000u) - 0x1.00000000004p52;",
+        "    const double mantissa = symkl_from_bits(q_bits - ((biased - 1024u) << 52));",
+        "    const int near = biased == 1024u; /* e = 0 */",
+        "    /* 1 + f = m (1 + q_rem/(q v)): f = m - 1 exactly (Sterbenz) + 2^-e q_rem/v */",
+        "    const double f = near ? rho : mantissa - 1.0;",
+        "    const double scale = symkl_from_bits((2047u - biased) << 52); /* 2^-e */",
+        f"    const double f_lo = near ? rho_lo : SYMKL_LO(fma(-q, {v}, {u}) * inv_v * scale);",
+        "    /* s = f/(2 + f) as s + s_lo; log(1 + f) = 2 atanh s = 2 (s + tail) */",
+        "    const double denominator = 2.0 + f;",
+        "    const double denominator_lo = SYMKL_LO(((2.0"
+        " - denominator) + f) + f_lo); /* |f| < 2 */",
+        "    const double inv_denominator = 1.0 / denominator;",
+        "    const double s = f * inv_denominator;",
+        "    const double s_lo =",
+        "        SYMKL_LO((fma(-s, denominator, f) + f_lo"
+        " - s * denominator_lo) * inv_denominator);",
+        "    const double s2 = s * s;",
+        "    const double tail = s * s2 * symkl_fast_series(s2);",
+        *near,
+        f"    /* e != 0: excess = x - {power} (e log 2 + 2 atanh s) (fact log-split) */",
+        f"    const double exponent = {power}.0 * e;",
+        "    double shifted_lo, far_lo;",
+        "    const double shifted = symkl_two_sum(x, -exponent * SYMKL_LN2_HI, &shifted_lo);",
+        f"    const double far_hi = symkl_two_sum(shifted, -{2 * power}.0 * s, &far_lo);",
+        f"    far_lo = SYMKL_LO(far_lo + shifted_lo + x_lo - {2 * power}.0 * s_lo)",
+        f"        - exponent * SYMKL_LN2_LO - {2 * power}.0 * tail;",
+        "    const double excess_hi = near ? near_hi : far_hi;",
+        "    const double excess_lo = near ? near_lo : far_lo;",
+        f"    /* a = {sp.sstr(form.a)} as a + a_lo, with w = (mu_p - mu_q)/v */",
+        "    double m_lo;",
+        f"    const double m = symkl_two_sum({mu_p}, -{mu_q}, &m_lo);",
+        "    const double w = m * inv_v;",
+        f"    const double w_lo = SYMKL_LO((fma(-w, {v}, m) + m_lo) * inv_v);",
+        *square,
+        "    double total_lo;",
+        "    const double total = symkl_two_sum(a, excess_hi, &total_lo);",
+        "    const double corrected = 0.5 * (total + (SYMKL_LO(total_lo + a_lo) + excess_lo));",
+        "    /* a may overflow to inf (its lo parts are then NaN); never below zero */",
+        "    const double term = total - total == 0.0 ? corrected : 0.5 * total;",
+        "    return term > 0.0 ? term : 0.0;",
+        "}",
+        "",
+        *[
+            line
+            for suffix, exact in (("f64", 1), ("f32", 0))
+            for line in (
+                "SYMKL_VECTOR static int64_t "
+                f"symkl_block_{name}_{suffix}(int64_t n, const double *restrict b0,",
+                "        const double *restrict b1, const double *restrict b2,",
+                "        const double *restrict b3, double *restrict terms) {",
+                "    int64_t slow = 0;",
+                "    for (int64_t c = 0; c < n; ++c) {",
+                f"        terms[c] = symkl_fast_term_{name}(b0[c], b1[c], b2[c], b3[c], {exact});",
+                f"        slow |= !symkl_fast_ok_{name}(b0[c], b1[c], b2[c], b3[c]);",
+                "    }",
+                "    return slow;",
+                "}",
+                "",
+            )
+        ],
+    ]
 
 
 def _c_table(forms: NumericForms) -> list[str]:
@@ -303,43 +547,129 @@ def _c_loops(forms: NumericForms) -> list[str]:
         " * argument j at flat position i when validate is set. */",
     ]
     for form in forms.forms.values():
-        name = _identifier(form.name)
-        count = len(form.parameters)
         for suffix, ctype in (("f64", "double"), ("f32", "float")):
-            pointers = ", ".join(
-                f"const {ctype} *p{j}, int64_t row{j}, int64_t col{j}" for j in range(count)
-            )
-            loads = [
-                f"            const double {p} = (double)p{j}[r * row{j} + c * col{j}];"
-                for j, p in enumerate(form.parameters)
-            ]
-            checks = [f"                {check}" for check in _validation(form)]
-            call = ", ".join(str(p) for p in form.parameters)
-            lines += [
-                f"int64_t symkl_kl_{name}_{suffix}({pointers},",
-                f"        int64_t rows, int64_t k, {ctype} *out, int32_t validate) {{",
-                "    for (int64_t r = 0; r < rows; ++r) {",
-                "        double sum = 0.0, compensation = 0.0; /* Neumaier */",
-                "        for (int64_t c = 0; c < k; ++c) {",
-                *loads,
-                "            if (validate) {",
-                "                const int64_t index = r * k + c;",
-                *checks,
-                "            }",
-                f"            const double term = symkl_term_{name}({call});",
-                "            const double next = sum + term;",
-                "            compensation += fabs(sum) >= fabs(term) ? (sum - next) + term"
-                " : (term - next) + sum;",
-                "            sum = next;",
-                "        }",
-                "        /* an infinite term (overflow) makes the compensation NaN: drop it */",
-                f"        out[r] = ({ctype})(isfinite(sum) ? sum + compensation : sum);",
-                "    }",
-                "    return 0;",
-                "}",
-                "",
-            ]
+            if _quotient(form) is not None:
+                lines += _c_block_loop(form, suffix, ctype)
+            else:
+                lines += _c_scalar_loop(form, suffix, ctype)
     return lines
+
+
+def _c_signature(form: ParameterisedForm, suffix: str, ctype: str) -> list[str]:
+    pointers = ", ".join(
+        f"const {ctype} *p{j}, int64_t row{j}, int64_t col{j}" for j in range(len(form.parameters))
+    )
+    return [
+        f"int64_t symkl_kl_{_identifier(form.name)}_{suffix}({pointers},",
+        f"        int64_t rows, int64_t k, {ctype} *out, int32_t validate) {{",
+    ]
+
+
+def _c_scalar_loop(form: ParameterisedForm, suffix: str, ctype: str) -> list[str]:
+    """One term at a time, Neumaier's compensated sum (the log-variance forms)."""
+    loads = [
+        f"            const double {p} = (double)p{j}[r * row{j} + c * col{j}];"
+        for j, p in enumerate(form.parameters)
+    ]
+    checks = [f"                {check}" for check in _validation(form)]
+    call = ", ".join(str(p) for p in form.parameters)
+    return [
+        *_c_signature(form, suffix, ctype),
+        "    for (int64_t r = 0; r < rows; ++r) {",
+        "        double sum = 0.0, compensation = 0.0; /* Neumaier */",
+        "        for (int64_t c = 0; c < k; ++c) {",
+        *loads,
+        "            if (validate) {",
+        "                const int64_t index = r * k + c;",
+        *checks,
+        "            }",
+        f"            const double term = symkl_term_{_identifier(form.name)}({call});",
+        "            const double next = sum + term;",
+        "            compensation += fabs(sum) >= fabs(term) ? (sum - next) + term"
+        " : (term - next) + sum;",
+        "            sum = next;",
+        "        }",
+        "        /* an infinite term (overflow) makes the compensation NaN: drop it */",
+        f"        out[r] = ({ctype})(isfinite(sum) ? sum + compensation : sum);",
+        "    }",
+        "    return 0;",
+        "}",
+        "",
+    ]
+
+
+def _c_block_loop(form: ParameterisedForm, suffix: str, ctype: str) -> list[str]:
+    """Blocks of SYMKL_BLOCK terms: gather, the vectorised terms, a scalar pass where needed.
+
+    A row's terms are padded to a multiple of 4 (the summation lanes) with inputs
+    whose term is exactly 0 (equal means, unit scales); short rows share a block.
+    """
+    name = _identifier(form.name)
+    count = len(form.parameters)
+    pads = ["0.0" if str(p).startswith("mu") else "1.0" for p in form.parameters]
+    loads = [
+        f"                    buffer[{j}][at + c] = (double)p{j}[(r0"
+        f" + i) * row{j} + (start + c) * col{j}];"
+        for j in range(count)
+    ]
+    pad_lines = [f"                    buffer[{j}][at + c] = {pads[j]};" for j in range(count)]
+    unpack = [
+        f"                        const double {p} = buffer[{j}][at + c];"
+        for j, p in enumerate(form.parameters)
+    ]
+    checks = [f"                            {check}" for check in _validation(form)]
+    call = ", ".join(str(p) for p in form.parameters)
+    buffers = ", ".join(f"buffer[{j}]" for j in range(count))
+    return [
+        *_c_signature(form, suffix, ctype),
+        f"    double buffer[{count}][SYMKL_BLOCK], terms[SYMKL_BLOCK];",
+        "    const int64_t width = (k + 3) & ~(int64_t)3;",
+        "    /* rows per block and columns per row per block */",
+        "    const int64_t group = width <= SYMKL_BLOCK ? SYMKL_BLOCK / width : 1;",
+        "    const int64_t step = width <= SYMKL_BLOCK ? width : SYMKL_BLOCK;",
+        "    double lane_sum[SYMKL_BLOCK / 4][4], lane_error[SYMKL_BLOCK / 4][4];",
+        "    for (int64_t r0 = 0; r0 < rows; r0 += group) {",
+        "        const int64_t group_rows = rows - r0 < group ? rows - r0 : group;",
+        "        for (int64_t i = 0; i < group_rows; ++i) {",
+        "            for (int lane = 0; lane < 4; ++lane)"
+        " lane_sum[i][lane] = lane_error[i][lane] = 0.0;",
+        "        }",
+        "        for (int64_t start = 0; start < k; start += step) {",
+        "            const int64_t span = k - start < step ? k - start : step;",
+        "            const int64_t padded = (span + 3) & ~(int64_t)3;",
+        "            for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {",
+        "                for (int64_t c = 0; c < span; ++c) {",
+        *loads,
+        "                }",
+        "                for (int64_t c = span; c < padded; ++c) {",
+        *pad_lines,
+        "                }",
+        "            }",
+        f"            if (symkl_block_{name}_{suffix}(group_rows * padded, {buffers}, terms)) {{",
+        "                /* invalid input, or outside the fast kernel's range */",
+        "                for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {",
+        "                    for (int64_t c = 0; c < span; ++c) {",
+        *unpack,
+        "                        if (validate) {",
+        "                            const int64_t index = (r0 + i) * k + start + c;",
+        *checks,
+        "                        }",
+        f"                        if (!symkl_fast_ok_{name}({call})) {{",
+        f"                            terms[at + c] = symkl_term_{name}({call});",
+        "                        }",
+        "                    }",
+        "                }",
+        "            }",
+        "            symkl_lane_sums(group_rows, padded, terms, lane_sum, lane_error);",
+        "        }",
+        "        for (int64_t i = 0; i < group_rows; ++i) {",
+        f"            out[r0 + i] = ({ctype})symkl_lanes_total(lane_sum[i], lane_error[i]);",
+        "        }",
+        "    }",
+        "    return 0;",
+        "}",
+        "",
+    ]
 
 
 #: the runtime NumPy kernels: ``xp`` is NumPy behind the few names the body uses

@@ -51,6 +51,11 @@ TABLE_STEP = sp.Rational(1, 32)
 TABLE_RANGE = (sp.Rational(-77, 32), sp.Rational(45, 32))
 #: terms r^2/2! ... r^n/n! of expm1mx(r) = e^r - 1 - r kept for |r| <= TABLE_STEP/2
 TABLE_SERIES_TERMS = 7
+#: the vectorised variance / standard-deviation kernels write the quotient q = u/v as
+#: 2^e m with m in [MANTISSA_RANGE) and take log m = 2 atanh(s), s = (m - 1)/(m + 1), so
+#: |s| <= 1/5 and u = s^2 <= 1/25; FAST_SERIES_TERMS terms of S(u) leave < 2^-60 relative
+MANTISSA_RANGE = (sp.Rational(3, 4), sp.Rational(3, 2))
+FAST_SERIES_TERMS = 13
 
 
 class log1pmx(sp.Function):  # noqa: N801 - the name of the numeric kernel
@@ -204,6 +209,9 @@ class NumericForms:
     #: expm1mx(r) coefficients of r^2, r^3, ... and the table rows (c, F, G, E)
     table_series: list[sp.Rational]
     table: list[tuple[sp.Rational, sp.Expr, sp.Expr, sp.Expr]]
+    #: S(u) coefficients for the vectorised kernels (|s| <= 1/5) and their mantissa range
+    fast_series: list[sp.Rational]
+    mantissa_range: tuple[sp.Rational, sp.Rational]
 
 
 def _symbols():
@@ -315,6 +323,9 @@ def derive_stable() -> Derivation:
     t_of_r = (r - 1) / (r + 1)
     n = sp.Symbol("n", integer=True, nonnegative=True)
     c_point, r_offset = sp.symbols("c r", real=True)
+    exponent, mantissa = sp.Symbol("e", real=True), sp.Symbol("m", positive=True)
+    rho_std = r - 1
+    s_std = rho_std / (2 + rho_std)
 
     kl_var = variance_ratio
     kl_std = univariate.closed_form.xreplace({sigma_p: s_p, sigma_q: s_q})
@@ -441,6 +452,27 @@ def derive_stable() -> Derivation:
             label="expm1mx-series",
             prove=_prove_sum,
         ),
+        Fact(
+            "the vectorised kernels' logarithm: with the quotient $q = 2^e m$, "
+            "$\\log q = e \\log 2 + 2\\operatorname{atanh} s$, $s = (m-1)/(m+1)$; "
+            f"$m \\in [{sp.latex(MANTISSA_RANGE[0])}, {sp.latex(MANTISSA_RANGE[1])})$ "
+            f"gives $|s| \\le 1/5$ and {FAST_SERIES_TERMS} terms of $S$ "
+            "(fact atanh-series).  Where $e = 0$ the kernels take $s = \\rho/(2 + \\rho)$ "
+            "from the exact relative difference instead (facts log1pmx-atanh, std-near)",
+            sp.log(2**exponent * mantissa),
+            exponent * sp.log(2) + 2 * sp.atanh((mantissa - 1) / (mantissa + 1)),
+            label="log-split",
+            prove=_prove_with_functions_expanded,
+        ),
+        Fact(
+            "standard deviations near each other: with $x = \\rho(2 + \\rho)$ and "
+            "$s = \\rho/(2 + \\rho)$, $x - \\log(1 + x) = \\rho s (4 + \\rho) - "
+            "4(\\operatorname{atanh} s - s)$, no cancellation (here $\\rho = r - 1$, $r > 0$)",
+            -log1pmx(rho_std * (2 + rho_std)),
+            rho_std * s_std * (4 + rho_std) - 4 * (sp.atanh(s_std) - s_std),
+            label="std-near",
+            prove=_prove_with_functions_expanded,
+        ),
     ]
     for form in forms.values():
         kl = kls[form.name]
@@ -494,7 +526,13 @@ def derive_stable() -> Derivation:
         facts=facts,
     )
     derivation._numeric_forms = NumericForms(  # type: ignore[attr-defined]
-        forms, series_coefficients(), SERIES_INTERVAL, expm1mx_series(), expm1mx_table()
+        forms,
+        series_coefficients(),
+        SERIES_INTERVAL,
+        expm1mx_series(),
+        expm1mx_table(),
+        series_coefficients(FAST_SERIES_TERMS),
+        MANTISSA_RANGE,
     )
     derivation.derive_seconds = time.perf_counter() - started
     return derivation
