@@ -238,7 +238,7 @@ def excess_exact_log(x, d_hi, d_lo=0.0):
 def x_a_var(mu_p, var_p, mu_q, var_q):
     """x = (var_p - var_q)/var_q and a = (mu_p - mu_q)**2/var_q."""
     x = (var_p - var_q)/var_q
-    a = (mu_p - mu_q)**2/var_q
+    a = ((mu_p - mu_q) / var_q) * (mu_p - mu_q)
     return x, a
 
 
@@ -276,7 +276,7 @@ def jeffreys_var(mu_p, var_p, mu_q, var_q):
 def x_a_std(mu_p, s_p, mu_q, s_q):
     """x = (2 + (s_p - s_q)/s_q)*(s_p - s_q)/s_q and a = (mu_p - mu_q)**2/s_q**2."""
     x = (2 + (s_p - s_q)/s_q)*(s_p - s_q)/s_q
-    a = (mu_p - mu_q)**2/s_q**2
+    a = ((mu_p - mu_q) / s_q) * ((mu_p - mu_q) / s_q)
     return x, a
 
 

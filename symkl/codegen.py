@@ -169,10 +169,12 @@ def _c_fast_common(forms: NumericForms) -> list[str]:
         "/* One build, two instruction sets where GCC and glibc allow: AVX2 + FMA on CPUs that",
         " * have them (chosen at load time), the x86-64 baseline elsewhere.  Both compute the",
         " * same bits: no contraction (-ffp-contract=off) and fma is exact either way. */",
+        "#ifndef SYMKL_VECTOR /* -DSYMKL_VECTOR= builds one instruction set (the tests do) */",
         "#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__GLIBC__)",
         '#define SYMKL_VECTOR __attribute__((target_clones("arch=x86-64-v3", "default")))',
         "#else",
         "#define SYMKL_VECTOR",
+        "#endif",
         "#endif",
         "",
         "static inline uint64_t symkl_bits(double value) {",
@@ -403,11 +405,29 @@ def _c_table(forms: NumericForms) -> list[str]:
     ]
 
 
+def _scaled_square(form: ParameterisedForm) -> str | None:
+    """``a = (mu_p - mu_q)^2 / v^p`` of a quotient form, written to neither under- nor
+    overflow in ``v^p`` or ``(mu_p - mu_q)^2``: ``w * w`` or ``w * d`` with ``w = d/v``.
+
+    The same text is valid C and Python; None for the other forms.
+    """
+    quotient = _quotient(form)
+    if quotient is None:
+        return None
+    _, v, power, _ = quotient
+    mu_p, _, mu_q, _ = form.parameters
+    symbols = {str(p): p for p in form.parameters}
+    if sp.simplify(form.a - (mu_p - mu_q) ** 2 / symbols[v] ** power) != 0:
+        raise NotImplementedError(f"a = {form.a} is not (mu_p - mu_q)^2 / {v}^{power}")
+    w = f"(({mu_p} - {mu_q}) / {v})"
+    return f"{w} * {w}" if power == 2 else f"{w} * ({mu_p} - {mu_q})"
+
+
 def _c_term(form: ParameterisedForm) -> list[str]:
     name = _identifier(form.name)
     arguments = ", ".join(f"double {p}" for p in form.parameters)
     mu_arguments = [p for p in form.parameters if str(p).startswith("mu")]
-    a_expr = _c(form.a)
+    a_expr = _scaled_square(form) or _c(form.a)
     if form.a.has(sp.exp) and len(mu_arguments) == 2:
         # 0 * exp(huge) would be NaN; equal means contribute exactly 0
         a_expr = f"({mu_arguments[0]} == {mu_arguments[1]}) ? 0.0 : {a_expr}"
@@ -815,7 +835,7 @@ def array_kernels(forms: NumericForms) -> str:
         name = _identifier(form.name)
         arguments = ", ".join(str(p) for p in form.parameters)
         mu_arguments = [str(p) for p in form.parameters if str(p).startswith("mu")]
-        a_line = f"    a = {_np(form.a)}"
+        a_line = f"    a = {_scaled_square(form) or _np(form.a)}"
         if form.a.has(sp.exp) and len(mu_arguments) == 2:
             a_line = f"    a = np.where({mu_arguments[0]} == {mu_arguments[1]}, 0.0, {_np(form.a)})"
         log_ratio = f"    log_ratio = {_np(form.log_ratio)}"

@@ -1,0 +1,157 @@
+"""The vectorised C kernels for var/std: their facts, range split, blocks and bits."""
+
+from __future__ import annotations
+
+import ctypes
+import math
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sympy as sp
+
+import symkl
+from symkl import derive
+from symkl.derivation import check_step
+from symkl.harness import generate_cases, reference, ulp_distance
+from symkl.kl.stable import _prove_with_functions_expanded, log1pmx
+
+SOURCE = Path(symkl.__file__).with_name("_kernels.c")
+
+
+def _fact(label: str):
+    return next(f for f in derive("stable").facts if f.label == label)
+
+
+@pytest.mark.parametrize(
+    ("label", "wrong"),
+    [
+        # log q = e log 2 + atanh s: the factor 2 of atanh dropped
+        ("log-split", lambda e, m, r: e * sp.log(2) + sp.atanh((m - 1) / (m + 1))),
+        # the exponent's log 2 counted with the wrong sign
+        ("log-split", lambda e, m, r: -e * sp.log(2) + 2 * sp.atanh((m - 1) / (m + 1))),
+        # std near each other with 2 (the var factor) instead of 4
+        (
+            "std-near",
+            lambda e, m, r: (
+                (r - 1) * ((r - 1) / (r + 1)) * (3 + r)
+                - 2 * (sp.atanh((r - 1) / (r + 1)) - (r - 1) / (r + 1))
+            ),
+        ),
+    ],
+)
+def test_wrong_kernel_identities_are_rejected(label, wrong):
+    fact = _fact(label)
+    e, m, r = (
+        sp.Symbol("e", real=True),
+        sp.Symbol("m", positive=True),
+        sp.Symbol("r", positive=True),
+    )
+    result = check_step(fact.lhs, wrong(e, m, r), prove=_prove_with_functions_expanded, points=3)
+    assert not result.symbolic.ok and not result.numeric.ok
+
+
+def test_kernel_identities_are_proved_facts():
+    report = derive("stable").verify()
+    for label in ("log-split", "std-near", "log1pmx-atanh", "atanh-series"):
+        assert report.check(label).ok, label
+    rho = sp.Symbol("r", positive=True) - 1
+    assert _fact("std-near").lhs == -log1pmx(rho * (2 + rho))
+
+
+def _worst_ulp(param: str, arrays: dict[str, np.ndarray]) -> float:
+    got = symkl.kl_diag(*(arrays[n] for n in ("mu_p", "s_p", "mu_q", "s_q")), param=param)
+    truth = reference("diag", param, arrays)
+    dtype = arrays["s_p"].dtype
+    return max(ulp_distance(g, t, dtype) for g, t in zip(np.ravel(got), truth, strict=True))
+
+
+@pytest.mark.parametrize("param", ["var", "std"])
+def test_scales_outside_the_fast_range_take_the_scalar_kernel_and_stay_accurate(param):
+    """Scales near 2^±500 and beyond, mixed in one block with ordinary ones."""
+    rng = np.random.default_rng(3)
+    cases, k = 60, 8
+    exponents = rng.choice([-1020, -600, -501, -499, -300, 0, 300, 499, 501, 600, 1000], (cases, k))
+    s_q = np.ldexp(rng.uniform(1, 2, (cases, k)), exponents)
+    ratio = np.where(rng.random((cases, k)) < 0.5, 1 + rng.uniform(-1e-6, 1e-6, (cases, k)), 2.5)
+    s_p = s_q * ratio
+    finite = np.isfinite(s_p) & (s_p > 0)
+    s_p = np.where(finite, s_p, s_q)
+    scale = np.sqrt(s_q) if param == "var" else s_q
+    mu_p = rng.normal(size=(cases, k)) * scale
+    mu_q = mu_p + np.where(rng.random((cases, k)) < 0.5, 0.0, 1e-3) * scale
+    arrays = {"mu_p": mu_p, "s_p": s_p, "mu_q": mu_q, "s_q": s_q}
+    assert _worst_ulp(param, arrays) <= 4 + math.log2(k)
+
+
+@pytest.mark.parametrize("k", [1, 3, 4, 5, 63, 64, 65, 255, 256, 257, 1000])
+def test_a_row_does_not_depend_on_its_neighbours_or_on_k_blocking(k):
+    """Short rows share a block and long rows span several: each row's bits are its own."""
+    arrays = generate_cases("diag", "var", "float64", 40, seed=k, k=k)
+    columns = [arrays[n] for n in ("mu_p", "s_p", "mu_q", "s_q")]
+    together = symkl.kl_diag(*columns)
+    alone = np.array([symkl.kl_diag(*(c[i] for c in columns)) for i in range(40)])
+    assert np.array_equal(together, alone)
+    truth = reference("diag", "var", arrays)
+    worst = max(
+        ulp_distance(g, t, np.dtype("float64")) for g, t in zip(together, truth, strict=True)
+    )
+    assert worst <= 4 + math.log2(k)
+
+
+def test_invalid_input_in_a_later_block_is_reported_at_its_index():
+    mu = np.zeros((3, 600))
+    var = np.ones((3, 600))
+    bad = var.copy()
+    bad[2, 517] = -1.0
+    with pytest.raises(ValueError, match=r"s_p.*\(2, 517\)"):
+        symkl.kl_diag(mu, bad, mu, var)
+
+
+def _compile(tmp_path: Path, name: str, flags: list[str]) -> ctypes.CDLL:
+    compiler = shutil.which("gcc")
+    library = tmp_path / f"{name}.so"
+    command = [compiler, "-O3", "-std=c99", "-shared", "-fPIC", "-fno-math-errno"]
+    command += ["-fno-trapping-math", "-ffp-contract=off", *flags]
+    subprocess.run([*command, "-o", str(library), str(SOURCE), "-lm"], check=True)
+    return ctypes.CDLL(str(library))
+
+
+def _run(library: ctypes.CDLL, param: str, arrays: dict[str, np.ndarray]) -> np.ndarray:
+    kernel = getattr(library, f"symkl_kl_{param}_f64")
+    kernel.restype = ctypes.c_int64
+    rows, k = arrays["mu_p"].shape
+    arguments: list = []
+    for name in ("mu_p", "s_p", "mu_q", "s_q"):
+        arguments += [
+            ctypes.c_void_p(arrays[name].ctypes.data),
+            ctypes.c_int64(k),
+            ctypes.c_int64(1),
+        ]
+    out = np.empty(rows)
+    status = kernel(
+        *arguments,
+        ctypes.c_int64(rows),
+        ctypes.c_int64(k),
+        ctypes.c_void_p(out.ctypes.data),
+        ctypes.c_int32(1),
+    )
+    assert status == 0
+    return out
+
+
+def test_avx2_and_baseline_builds_compute_the_same_bits(tmp_path):
+    if shutil.which("gcc") is None:
+        pytest.skip("needs gcc")
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    if " avx2 " not in flags or " fma " not in flags:
+        pytest.skip("needs an x86-64 CPU with AVX2 and FMA")
+    baseline = _compile(tmp_path, "baseline", ["-DSYMKL_VECTOR="])
+    avx2 = _compile(tmp_path, "avx2", ["-DSYMKL_VECTOR=", "-march=x86-64-v3"])
+    for param in ("var", "std"):
+        for seed in range(3):
+            arrays = generate_cases("diag", param, "float64", 2000, seed=seed, k=7)
+            arrays = {n: np.ascontiguousarray(a) for n, a in arrays.items()}
+            assert np.array_equal(_run(baseline, param, arrays), _run(avx2, param, arrays))
