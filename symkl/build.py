@@ -1,9 +1,10 @@
 """Generate every artifact under ``derivations/`` and check committed copies are current.
 
 ``symkl build`` derives and verifies every registered derivation, then writes
-``derivations/<name>.tex`` and ``derivations/<name>.md``, and prints the
-proved stable forms into the numeric kernels ``symkl/_kernels.c`` and
-``symkl/_kernels_numpy.py``.  Output is a pure
+``derivations/<name>.tex``, ``derivations/<name>.md`` and
+``derivations/<name>.ipynb``, prints the proved stable forms into the numeric
+kernels ``symkl/_kernels.c`` and ``symkl/_kernels_numpy.py``, and writes the
+API reference ``docs/api.md`` from the docstrings.  Output is a pure
 function of the code, so it is byte-identical from run to run;
 ``symkl build --check`` regenerates in memory and names every file that
 differs from (or is missing in) the tree.
@@ -79,6 +80,10 @@ def generate(names: tuple[str, ...] | None = None) -> BuildResult:
         started = time.perf_counter()
         result.files.update(generate_sources())
         result.timings["codegen"] = {"generate": time.perf_counter() - started}
+    if names is None:
+        from symkl.render.api import api_reference
+
+        result.files["docs/api.md"] = api_reference()
     return result
 
 
