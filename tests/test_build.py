@@ -25,6 +25,8 @@ def _copy_generated(tmp_path: Path) -> None:
     (tmp_path / "symkl").mkdir()
     for name in ("_kernels.c", "_kernels_numpy.py"):
         shutil.copy(ROOT / "symkl" / name, tmp_path / "symkl" / name)
+    (tmp_path / "docs").mkdir()
+    shutil.copy(ROOT / "docs" / "api.md", tmp_path / "docs" / "api.md")
 
 
 def test_check_names_a_tampered_file(tmp_path):
@@ -52,6 +54,13 @@ def test_check_catches_a_hand_edited_kernel(tmp_path):
     kernel = tmp_path / "symkl" / "_kernels.c"
     kernel.write_text(kernel.read_text(encoding="utf-8").replace("0.5 * (a", "0.49 * (a", 1))
     assert build(tmp_path, check=True).stale == ["symkl/_kernels.c"]
+
+
+def test_check_catches_a_stale_api_reference(tmp_path):
+    _copy_generated(tmp_path)
+    page = tmp_path / "docs" / "api.md"
+    page.write_text(page.read_text(encoding="utf-8").replace("kl_diag", "kl_diagonal", 1))
+    assert build(tmp_path, check=True).stale == ["docs/api.md"]
 
 
 def test_build_writes_then_is_idempotent(tmp_path):
