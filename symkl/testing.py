@@ -1,10 +1,11 @@
-"""Pytest-friendly accuracy assertions for *your* KL, against symkl's mpmath reference.
+"""Pytest-friendly accuracy assertions for *your* KL, against symkl's certified reference.
 
 Every VAE code base carries a hand-written KL.  :func:`assert_kl_accurate`
-measures it on the same seeded grid and 50-digit reference that ``symkl
-check`` uses (scale ratios 1e-6..1e6, relative scale differences down to
-1e-15, mean offsets up to 1e6 scales, KL down to 1e-30) and fails with a
-readable report of the worst cases.  Importing this module does not import
+measures it on the same seeded grid and certified 50-digit reference (the
+derived closed form in ball arithmetic) that ``symkl check`` uses (scale
+ratios 1e-6..1e6, relative scale differences down to 1e-15, mean offsets up
+to 1e6 scales, KL down to 1e-30) and fails with a readable report of the
+worst cases.  Importing this module does not import
 SymPy.
 
 Examples
@@ -25,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from symkl.check import CheckResult, run_check, user_check
+from symkl.accuracy.runner import CheckResult, run_check
+from symkl.accuracy.user import user_check
 
 __all__ = ["KLAccuracyError", "assert_kl_accurate"]
 
@@ -60,6 +62,7 @@ def assert_kl_accurate(
     seed: int = 0,
     k: int = 8,
     convert: Callable[[np.ndarray], Any] | None = None,
+    framework: str | None = None,
     show: int = 5,
 ) -> CheckResult:
     """Assert that ``function`` computes the Gaussian KL to within ``ulps`` ULPs.
@@ -83,6 +86,11 @@ def assert_kl_accurate(
     convert : callable, optional
         Turns each NumPy input into your framework's array, for example
         ``torch.from_numpy``; results are read back with ``numpy.asarray``.
+    framework : {"numpy", "torch", "jax"}, optional
+        Instead of ``convert``: feed ``function`` tensors (``"torch"``) or JAX
+        arrays (``"jax"``) of the dtype under test, as your training code
+        would; tensor results are read back (detached) as NumPy.  JAX float64
+        needs ``jax.config.update("jax_enable_x64", True)`` first.
     show : int
         How many of the worst cases the failure report lists.
 
@@ -97,9 +105,10 @@ def assert_kl_accurate(
         (an ``AssertionError``) listing the worst cases when a bound is exceeded
         or the function raised.
     ValueError
-        For an unknown family or param, or a non-positive ``ulps``.
+        For an unknown family, param or framework, a non-positive ``ulps``, or
+        JAX float64 without ``jax_enable_x64``.
     """
-    check = user_check(function, family, param, ulps, k=k, convert=convert)
+    check = user_check(function, family, param, ulps, k=k, convert=convert, framework=framework)
     results = [run_check(check, dtype, cases=cases, seed=seed) for dtype in dtypes]
     failed = [result for result in results if not result.passed]
     if failed:

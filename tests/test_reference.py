@@ -1,13 +1,26 @@
-"""The mpmath reference: kl_quad is right where naive quadrature is silently wrong."""
+"""The references: certified ball quadrature and closed forms, where naive quadrature fails."""
 
 from __future__ import annotations
 
 import itertools
+import math
 from fractions import Fraction
 
 import mpmath
+import numpy as np
 import pytest
+from flint import arb, ctx
 
+from symkl.accuracy import ball
+from symkl.accuracy.ball import Enclosure, PrecisionError, certify, to_ball
+from symkl.accuracy.references import (
+    kl_closed_form_enclosure,
+    kl_mvn_quad,
+    kl_mvn_reference,
+    kl_quad_enclosure,
+    kl_term,
+    kl_term_gradient,
+)
 from symkl.reference import QuadratureError, kl_closed_form, kl_quad
 
 # sigma_p/sigma_q from 1e-6 to 1e6; mean separations up to 1e3 sigma_q.  Exact
@@ -15,6 +28,16 @@ from symkl.reference import QuadratureError, kl_closed_form, kl_quad
 RATIOS = ["1e-6", "1e-3", "1", "1e3", "1e6"]
 SEPARATIONS = ["0", "50", "1e3"]
 GRID = list(itertools.product(RATIOS, SEPARATIONS))
+#: the hard cases of the issue: nearly equal, scale ratios 1e+-6, means 1e3 scales apart
+HARD = [
+    ("0", "1", "0", "1.000000000000001"),
+    ("0", "1", "1e-12", "1"),
+    ("0.25", "1e-6", "0", "1"),
+    ("0.25", "1e6", "0", "1"),
+    ("0", "1", "1e3", "1"),
+    ("0.3", "1e-6", "1e3", "1"),
+    ("-7", "3", "-7", "3.0000001"),
+]
 
 
 def _digits(a, b):
@@ -25,11 +48,20 @@ def _digits(a, b):
 
 
 @pytest.mark.parametrize(("ratio", "separation"), GRID, ids=[f"r{r}-d{d}" for r, d in GRID])
-def test_kl_quad_agrees_with_derived_closed_form_to_40_digits(ratio, separation):
+def test_kl_quad_agrees_with_derived_closed_form(ratio, separation):
     args = ("0.25", ratio, separation, "1")  # mu_p, sigma_p, mu_q, sigma_q
-    quad = kl_quad(*args, dps=50)
-    closed = kl_closed_form(*args, dps=50)
-    assert _digits(quad, closed) >= 40, f"{mpmath.nstr(quad, 50)} != {mpmath.nstr(closed, 50)}"
+    quad = kl_quad_enclosure(*args, dps=50)
+    closed = kl_closed_form_enclosure(*args, dps=50)
+    # two certified enclosures of one number overlap, and each certifies 50 digits
+    assert quad.digits >= 50 and closed.digits >= 50
+    assert quad.ball.overlaps(closed.ball), f"{quad} != {closed}"
+
+
+@pytest.mark.parametrize("args", HARD, ids=[f"hard{i}" for i in range(len(HARD))])
+def test_ball_and_mpmath_quadrature_agree_on_the_hard_cases(args):
+    certified = kl_quad(*args, dps=30)
+    independent = kl_quad(*args, dps=30, method="mpmath")
+    assert _digits(independent, certified) >= 28
 
 
 @pytest.mark.parametrize(
@@ -58,24 +90,27 @@ def test_naive_quadrature_is_silently_wrong_where_kl_quad_is_right(args):
 
 def test_exact_inputs_are_exact():
     # "0.1" is one tenth; the float 0.1 is not, and the difference is visible at 50 digits
-    from_string = kl_quad("0", "0.1", "0", "1", dps=50)
-    from_fraction = kl_quad(0, Fraction(1, 10), 0, 1, dps=50)
-    from_float = kl_quad(0, 0.1, 0, 1, dps=50)
-    assert from_string == from_fraction
-    assert from_float != from_string
+    from_string = kl_quad_enclosure("0", "0.1", "0", "1", dps=50)
+    from_fraction = kl_quad_enclosure(0, Fraction(1, 10), 0, 1, dps=50)
+    from_float = kl_quad_enclosure(0, 0.1, 0, 1, dps=50)
+    assert from_string.ball.overlaps(from_fraction.ball)
+    assert not from_float.ball.overlaps(from_string.ball)
 
 
 def test_nearly_equal_distributions_keep_their_digits():
-    # KL ~ 1e-30: everything cancels; the reference raises precision to match
+    # KL ~ 1e-30: everything cancels; the ball shows it and the precision rises to match
     args = ("0", "1.000000000000001", "0", "1")
-    quad = kl_quad(*args, dps=40)
-    closed = kl_closed_form(*args, dps=40)
-    assert mpmath.mpf("9e-31") < quad < mpmath.mpf("1.1e-30")
-    assert _digits(quad, closed) >= 38
+    quad = kl_quad_enclosure(*args, dps=40)
+    closed = kl_closed_form_enclosure(*args, dps=40)
+    assert mpmath.mpf("9e-31") < quad.mid < mpmath.mpf("1.1e-30")
+    assert quad.digits >= 40 and quad.ball.overlaps(closed.ball)
 
 
 def test_equal_distributions_give_exactly_zero():
     assert kl_quad("1.5", "2", "1.5", "2", dps=30) == 0
+    assert kl_quad("0.1", "0.3", "0.1", "0.3", dps=30) == 0  # the same decimals
+    assert kl_term([(0.1, -3.0, 0.1, -3.0)], "logvar").ball.is_zero()
+    assert kl_mvn_reference([1, 2], [[2, 1], [1, 3]], [1, 2], [[2, 1], [1, 3]]).ball.is_zero()
 
 
 @pytest.mark.parametrize(
@@ -89,23 +124,134 @@ def test_equal_distributions_give_exactly_zero():
         (("0", [1], "0", "1"), "sigma_p must be a real number"),
     ],
 )
-def test_bad_input_is_rejected_with_a_clear_message(args, message):
+@pytest.mark.parametrize("method", ["arb", "mpmath"])
+def test_bad_input_is_rejected_with_a_clear_message(args, message, method):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        kl_quad(*args)
+        kl_quad(*args, method=method)
 
 
-def test_uncertifiable_result_raises_instead_of_returning_a_number():
-    from symkl.reference import _certified
-
-    values = iter(mpmath.mpf(v) for v in ("1", "1.1", "1.2", "1.3", "1.4", "1.5", "1.6"))
-
-    def drifting(working):  # every pass disagrees with the last: no digits certified
-        return next(values), mpmath.mpf(0), mpmath.mpf(1)
-
-    with pytest.raises(QuadratureError, match="could not certify 30 digits"):
-        _certified(drifting, 30, "test")
+def test_bad_method_and_dps():
+    with pytest.raises(ValueError, match="method must be 'arb' or 'mpmath', got 'simpson'"):
+        kl_quad(0, 1, 1, 2, method="simpson")
+    with pytest.raises(ValueError, match="dps must be an integer >= 5, got 2"):
+        kl_quad(0, 1, 1, 2, dps=2)
 
 
-def test_return_error_gives_a_tiny_estimate():
-    value, error = kl_quad("0", "1", "1", "2", dps=30, return_error=True)
-    assert error < value * mpmath.mpf(10) ** -30
+# --- an enclosure too wide is reported, never accepted -----------------------------------
+
+
+def test_an_enclosure_too_wide_raises_with_the_best_ball():
+    # a value known only to +-1e-10: no precision certifies 30 digits of it
+    def wide() -> arb:
+        return arb(1) + arb(0, 1e-10)
+
+    with pytest.raises(PrecisionError, match="could not certify 30 digits") as failure:
+        certify(wide, 30)
+    assert failure.value.enclosure is not None and 9 < failure.value.enclosure.digits < 11
+
+
+def test_kl_quad_that_cannot_reach_the_digits_says_so():
+    # sigma_p known only to 20 digits (a ball): 50 digits of KL cannot be certified
+    with ctx.workprec(66):
+        sigma_p = to_ball("0.3", "sigma_p")
+    with pytest.raises(QuadratureError, match="could not certify 50 digits of kl_quad") as failure:
+        kl_quad_enclosure(0, sigma_p, 1, 2, dps=50)
+    best = failure.value.enclosure
+    assert 15 < best.digits < 50 and best.ball.overlaps(kl_quad_enclosure(0, "0.3", 1, 2).ball)
+
+
+def test_the_radius_is_the_error():
+    value, radius = kl_quad("0", "1", "1", "2", dps=30, return_error=True)
+    assert 0 < radius < value * mpmath.mpf(10) ** -30
+    with mpmath.workdps(50):
+        truth = mpmath.log(2) + mpmath.mpf(2) / 8 - mpmath.mpf(1) / 2  # log 2 + (1 + 1)/8 - 1/2
+    assert abs(value - truth) <= mpmath.mpf(10) ** -30
+
+
+# --- the closed forms in balls -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("param", ["std", "var", "logvar"])
+def test_one_parameter_conversion_for_every_param(param):
+    sigma_p, sigma_q, mu_p, mu_q = 0.75, 2.5, 0.5, -1.0
+    values = {"std": (sigma_p, sigma_q), "var": (sigma_p**2, sigma_q**2)}
+    values["logvar"] = (2 * math.log(sigma_p), 2 * math.log(sigma_q))
+    s_p, s_q = values[param]
+    kl = kl_term([(mu_p, s_p, mu_q, s_q)], param, dps=40)
+    sigma = {
+        "std": lambda s: mpmath.mpf(s),
+        "var": mpmath.sqrt,
+        "logvar": lambda s: mpmath.exp(s / 2),
+    }
+    with mpmath.workdps(60):
+        sp_, sq_ = sigma[param](mpmath.mpf(s_p)), sigma[param](mpmath.mpf(s_q))
+        # the textbook formula, typed here as an independent check
+        truth = (
+            mpmath.log(sq_ / sp_) + (sp_**2 + (mpmath.mpf(mu_p) - mu_q) ** 2) / (2 * sq_**2) - 0.5
+        )
+        assert abs(kl.mid - truth) <= abs(truth) * mpmath.mpf(10) ** -40
+
+
+def test_gradient_reference_matches_the_textbook_derivatives():
+    mu_p, sigma_p, mu_q, sigma_q = 0.3, 1.7, -0.4, 0.9
+    gradient = kl_term_gradient((mu_p, sigma_p, mu_q, sigma_q), "std")
+    with mpmath.workdps(40):
+        m_p, s_p, m_q, s_q = (mpmath.mpf(v) for v in (mu_p, sigma_p, mu_q, sigma_q))
+        d = m_p - m_q
+        # typed here as an independent check of sympy.diff of the derived form
+        textbook = [
+            d / s_q**2,
+            -1 / s_p + s_p / s_q**2,
+            -d / s_q**2,
+            1 / s_q - (s_p**2 + d**2) / s_q**3,
+        ]
+        for got, truth in zip(gradient, textbook, strict=True):
+            assert abs(got - truth) <= abs(truth) * mpmath.mpf(10) ** -28
+
+
+# --- kl_mvn ------------------------------------------------------------------------------
+
+
+def test_mvn_reference_agrees_with_certified_2d_quadrature():
+    from symkl.accuracy.cases import mvn_cases
+
+    arrays = mvn_cases(3, 5, 2)
+    values = [arrays[n][2] for n in ("mu_p", "cov_p", "mu_q", "cov_q")]
+    closed, integral = kl_mvn_reference(*values), kl_mvn_quad(*values, dps=12)
+    assert integral.digits >= 12 and closed.ball.overlaps(integral.ball)
+
+
+def test_diagonal_mvn_at_k_64_is_the_sum_of_univariate_forms():
+    rng = np.random.default_rng(4)
+    variances_p, variances_q = 10 ** rng.uniform(-6, 6, (2, 64))
+    mu_p, mu_q = rng.normal(size=(2, 64))
+    full = kl_mvn_reference(mu_p, np.diag(variances_p), mu_q, np.diag(variances_q))
+    rows = list(zip(mu_p, variances_p, mu_q, variances_q, strict=True))
+    assert full.digits >= 50 and full.ball.overlaps(kl_term(rows, "var").ball)
+
+
+def test_mvn_reference_rejects_bad_matrices():
+    with pytest.raises(ValueError, match="cov_q must be exactly symmetric"):
+        kl_mvn_reference([0, 0], np.eye(2), [0, 0], [[1, 0.5], [0.25, 1]])
+    with pytest.raises(ValueError, match="cov_p must be symmetric positive definite"):
+        kl_mvn_reference([0, 0], [[1, 2], [2, 1]], [0, 0], np.eye(2))
+    with pytest.raises(ValueError, match=r"cov_p must have shape \(2, 2\)"):
+        kl_mvn_reference([0, 0], np.eye(3), [0, 0], np.eye(2))
+
+
+# --- the generic ball module -------------------------------------------------------------
+
+
+def test_compile_expression_keeps_rationals_exact():
+    import sympy as sp
+
+    x = sp.Symbol("x", positive=True)
+    f = ball.compile_expression(x / 3 + sp.Rational(1, 3), [x])
+    with ctx.workprec(300):
+        assert f(arb(2)).contains(arb(1)) and f(arb(2)).rad() < arb(2) ** -290
+
+
+def test_enclosure_reports_digits():
+    assert Enclosure(arb(0)).digits == math.inf
+    assert Enclosure(arb(0, 1e-3)).digits == 0.0
+    assert 9 < Enclosure(arb(1, 1e-10)).digits < 11

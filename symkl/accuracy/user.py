@@ -1,0 +1,164 @@
+"""A user's own KL on symkl's grid: import it by name, feed it NumPy, torch or JAX arrays.
+
+Examples
+--------
+>>> import symkl
+>>> from symkl.accuracy.runner import run_check
+>>> spec = user_check(symkl.kl_std_normal, "std-normal", "logvar", ulps=8)
+>>> run_check(spec, "float64", cases=40).passed
+True
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from symkl.accuracy.cases import FAMILIES
+from symkl.accuracy.references import PARAMS
+from symkl.accuracy.registry import PAIR, Arrays, Check, kl_truth, prior_truth
+
+__all__ = ["FRAMEWORKS", "array_converter", "load_function", "user_check"]
+
+#: what a user's function may be fed
+FRAMEWORKS = ("numpy", "torch", "jax")
+
+
+def load_function(spec: str) -> Callable[..., Any]:
+    """Import ``"package.module:function"`` (the current directory is importable).
+
+    Raises ``ValueError`` with what was wrong: no colon, no module, no attribute,
+    or an attribute that is not callable.
+    """
+    module_name, colon, attribute = spec.partition(":")
+    if not colon or not module_name or not attribute:
+        raise ValueError(f"--function must look like 'package.module:function', got {spec!r}")
+    if "" not in sys.path and "." not in sys.path:
+        sys.path.insert(0, "")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise ValueError(f"cannot import module {module_name!r} for --function: {error}") from error
+    try:
+        function = module
+        for part in attribute.split("."):
+            function = getattr(function, part)
+    except AttributeError as error:
+        raise ValueError(f"module {module_name!r} has no attribute {attribute!r}") from error
+    if not callable(function):
+        raise ValueError(f"{spec!r} is not callable (it is a {type(function).__name__})")
+    return function
+
+
+def array_converter(framework: str, *, enable_x64: bool = False) -> Callable[[np.ndarray], Any]:
+    """The function that turns a NumPy input into ``framework``'s array of the same dtype.
+
+    ``"torch"`` gives CPU tensors (``torch.from_numpy``), ``"jax"`` JAX arrays
+    (``jax.numpy.asarray``).  JAX keeps float64 only when ``jax_enable_x64`` is
+    on: with ``enable_x64=True`` it is switched on, otherwise a float64 input
+    with it off raises ``ValueError`` (JAX would silently compute in float32).
+
+    Raises
+    ------
+    ValueError
+        For an unknown framework, or one that is not installed.
+    """
+    if framework not in FRAMEWORKS:
+        raise ValueError(f"framework must be one of {', '.join(FRAMEWORKS)}, got {framework!r}")
+    if framework == "numpy":
+        return lambda array: array
+    try:
+        module = importlib.import_module(framework)
+    except ImportError as error:
+        raise ValueError(f"framework {framework!r} is not installed: {error}") from error
+    if framework == "torch":
+        return lambda array: module.from_numpy(np.ascontiguousarray(array))
+    import jax.numpy as jnp
+
+    if enable_x64:
+        module.config.update("jax_enable_x64", True)
+
+    def to_jax(array: np.ndarray) -> Any:
+        if array.dtype == np.float64 and not module.config.jax_enable_x64:
+            raise ValueError(
+                "float64 inputs need jax.config.update('jax_enable_x64', True); without it "
+                "JAX computes in float32"
+            )
+        return jnp.asarray(array)
+
+    return to_jax
+
+
+def _to_numpy(result: Any) -> np.ndarray:
+    detach = getattr(result, "detach", None)
+    if detach is not None:  # a torch tensor
+        result = detach().cpu()
+        if str(result.dtype) == "torch.bfloat16":
+            result = result.float()
+        result = result.numpy()
+    return np.asarray(result, dtype=float)
+
+
+def user_check(
+    function: Callable[..., Any],
+    family: str,
+    param: str,
+    ulps: float,
+    *,
+    k: int = 1,
+    convert: Callable[[np.ndarray], Any] | None = None,
+    framework: str | None = None,
+) -> Check:
+    """A :class:`~symkl.accuracy.registry.Check` of a user's KL on symkl's grid and reference.
+
+    ``function`` is called positionally: ``f(mu_p, s_p, mu_q, s_q)`` for the
+    ``normal`` family (elementwise, 1-D arrays), the same with ``(cases, k)``
+    arrays summed over the last axis for ``diag``, and ``f(mu, logvar)`` with
+    ``(cases, k)`` arrays for ``std-normal``.  ``param`` says what ``s_p``,
+    ``s_q`` hold.  The inputs are arrays of the dtype under test, converted
+    by ``convert`` or for ``framework`` (``"torch"``: tensors, ``"jax"``: JAX
+    arrays, as the user's own code would receive them); results (tensors
+    included) are read back as NumPy.
+    """
+    if family not in FAMILIES:
+        raise ValueError(f"family must be one of {', '.join(FAMILIES)}, got {family!r}")
+    if family == "std-normal":
+        if param != "logvar":
+            raise ValueError(f"the std-normal family takes param='logvar', got {param!r}")
+    elif param not in PARAMS:
+        raise ValueError(f"param must be one of {', '.join(PARAMS)}, got {param!r}")
+    if isinstance(ulps, bool) or not (isinstance(ulps, int | float) and ulps > 0):
+        raise ValueError(f"ulps must be a positive number, got {ulps!r}")
+    if convert is not None and framework not in (None, "numpy"):
+        raise ValueError("give convert or framework, not both")
+    if convert is None:
+        convert = array_converter(framework or "numpy")
+    name = getattr(function, "__qualname__", getattr(function, "__name__", repr(function)))
+
+    def call(arrays: Arrays, param: str) -> np.ndarray:
+        names = ("mu", "logvar") if family == "std-normal" else PAIR
+        result = _to_numpy(function(*(convert(arrays[n]) for n in names)))
+        rows = len(arrays[names[0]])
+        if result.shape != (rows,):
+            raise ValueError(
+                f"{name} returned shape {result.shape}; expected ({rows},), one KL per case"
+                + (" (sum over the last axis)" if family != "normal" else "")
+            )
+        return result
+
+    return Check(
+        name=name,
+        family=family,
+        param=param,
+        metric="ulp",
+        bound=float(ulps),
+        call=call,
+        truth=prior_truth if family == "std-normal" else kl_truth,
+        reference="derived closed form in ball arithmetic (50 digits)",
+        k=k if family != "normal" else 1,
+        float32_bound=None,
+    )
