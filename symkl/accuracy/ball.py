@@ -202,6 +202,10 @@ def to_ball(value: Any, name: str) -> arb:
     >>> to_ball(0.5, "sigma").is_exact()
     True
     """
+    if type(value) is float:  # the common case, exact: no further checks needed
+        if not math.isfinite(value):
+            raise ValueError(f"{name} must be finite, got {value!r}")
+        return arb(value)
     _reject_non_numbers(value, name)
     if isinstance(value, arb):
         ball = value
@@ -268,6 +272,9 @@ def certify(
             if accuracy < best_accuracy + 8:
                 best = ball
                 break  # more working precision no longer helps: the inputs limit the digits
+        if not ball.is_finite() and best is not None and not best.is_finite():
+            best = ball
+            break  # not finite twice: a singularity, not a lack of precision
         best, best_accuracy = ball, accuracy
         if bits >= max_bits:
             break

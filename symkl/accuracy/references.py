@@ -146,7 +146,9 @@ def _balls(mu_p: Any, sigma_p: Any, mu_q: Any, sigma_q: Any) -> dict[str, arb]:
 def _identical(*pairs: tuple[Any, Any]) -> bool:
     """Whether p and q are given by the very same exact numbers (then KL = 0 exactly)."""
     if all(type(a) is type(b) and a == b for a, b in pairs):
-        return True  # the same decimal strings, Fractions, ...
+        return True  # the same floats, decimal strings, Fractions, ...
+    if all(isinstance(a, float) and isinstance(b, float) for pair in pairs for a, b in [pair]):
+        return False  # floats are exact: different floats are different numbers
     with ctx.workprec(64):
         balls = [(to_ball(a, "p"), to_ball(b, "q")) for a, b in pairs]
     return all(a.is_exact() and b.is_exact() and a == b for a, b in balls)
@@ -422,18 +424,22 @@ def kl_term(rows: Sequence[Sequence[Any]], param: str = "std", dps: int = 50) ->
     _check_dps(dps)
     function = _term_function(param)
     with ctx.workprec(64):
-        for row in rows:
-            _term_balls(row, param)
-
+        converted = [_term_balls(row, param) for row in rows]  # validates every row
     # a coordinate where p and q are the same exact numbers adds exactly 0
-    rows = [row for row in rows if not _identical((row[0], row[2]), (row[1], row[3]))]
-    if not rows:
+    kept = [
+        (row, balls)
+        for row, balls in zip(rows, converted, strict=True)
+        if not _identical((row[0], row[2]), (row[1], row[3]))
+    ]
+    if not kept:
         return Enclosure(arb(0))
+    # exact inputs (every float is) are the same balls at any precision: convert once
+    exact = all(ball.is_exact() for _, balls in kept for ball in balls)
 
     def evaluate() -> arb:
         total = arb(0)
-        for row in rows:
-            total += function(*_term_balls(row, param))
+        for row, balls in kept:
+            total += function(*(balls if exact else _term_balls(row, param)))
         return total
 
     return certify(evaluate, dps, what=f"the closed form ({param})")
@@ -540,16 +546,18 @@ def _mvn_evaluator(k: int) -> Callable[[list[list[Any]], Any], Any]:
             raise NotImplementedError(f"a summand with {len(entries)} matrix entries: {summand}")
         entry = sp.Symbol("_entry")
         function = compile_expression(summand.xreplace({entries[0]: entry}), [entry])
+        # an exactly-zero entry whose summand is exactly 0 can be skipped (M_ij^2 for j < i)
+        skip_zero = summand.xreplace({entries[0]: sp.Integer(0)}) == 0
         indices = [limit[0] for limit in limits]
         index_of_entry = [indices.index(s) for s in entries[0].args[1:]]
         bounds = [
             (sp.lambdify(indices, lo, "math"), sp.lambdify(indices, hi, "math"))
             for _, lo, hi in limits
         ]
-        plans.append((function, index_of_entry, bounds, len(indices)))
+        plans.append((function, index_of_entry, bounds, len(indices), skip_zero))
 
     def run(plan, matrix) -> Any:
-        function, index_of_entry, bounds, depth = plan
+        function, index_of_entry, bounds, depth, skip_zero = plan
         total = arb(0)
         values = [0] * depth
 
@@ -557,7 +565,9 @@ def _mvn_evaluator(k: int) -> Callable[[list[list[Any]], Any], Any]:
             nonlocal total
             if level < 0:
                 row, column = (values[i] for i in index_of_entry)
-                total += function(matrix[row - 1][column - 1])
+                entry = matrix[row - 1][column - 1]
+                if not (skip_zero and entry.is_zero()):
+                    total += function(entry)
                 return
             lo, hi = bounds[level]
             for value in range(int(lo(*values)), int(hi(*values)) + 1):
@@ -574,33 +584,37 @@ def _mvn_evaluator(k: int) -> Callable[[list[list[Any]], Any], Any]:
 
 
 def _cholesky(matrix: list[list[arb]], name: str) -> list[list[arb]]:
+    """Cholesky factor in balls; exact zeros are tracked, so a diagonal matrix costs O(k)."""
     size = len(matrix)
     lower = [[arb(0)] * size for _ in range(size)]
+    nonzero: list[list[int]] = [[] for _ in range(size)]  # columns m < i with L[i][m] != 0
     for i in range(size):
         for j in range(i + 1):
             total = matrix[i][j]
-            for m in range(j):
-                if not (lower[i][m].is_zero() or lower[j][m].is_zero()):
-                    total -= lower[i][m] * lower[j][m]
+            common = set(nonzero[i]).intersection(nonzero[j]) if j else ()
+            for m in sorted(m for m in common if m < j):
+                total -= lower[i][m] * lower[j][m]
             if i == j:
                 if not total > 0:
                     raise ValueError(f"{name} must be symmetric positive definite")
                 lower[i][i] = total.sqrt()
             elif not total.is_zero():
                 lower[i][j] = total / lower[j][j]
+                nonzero[i].append(j)
     return lower
 
 
 def _forward_solve(lower: list[list[arb]], columns: list[list[arb]]) -> list[list[arb]]:
-    """``L^{-1} B`` for lower-triangular ``L`` and the columns of ``B``."""
+    """``L^{-1} B`` for lower-triangular ``L`` and the columns of ``B`` (exact zeros skipped)."""
     size = len(lower)
+    below = [[m for m in range(i) if not lower[i][m].is_zero()] for i in range(size)]
     result = []
     for column in columns:
         x = [arb(0)] * size
         for i in range(size):
             total = column[i]
-            for m in range(i):
-                if not (lower[i][m].is_zero() or x[m].is_zero()):
+            for m in below[i]:
+                if not x[m].is_zero():
                     total -= lower[i][m] * x[m]
             x[i] = total / lower[i][i] if not total.is_zero() else arb(0)
         result.append(x)
@@ -655,12 +669,20 @@ def kl_mvn_reference(mu_p: Any, cov_p: Any, mu_q: Any, cov_q: Any, dps: int = 50
         ):
             return Enclosure(arb(0))
 
+    inputs = [mean_p, *exact, mean_q]
+    reuse = all(ball.is_exact() for ball in [*mean_p, *mean_q]) and all(
+        entry.is_exact() for matrix in exact for row in matrix for entry in row
+    )  # exact inputs (floats) are the same balls at every precision
+
     def evaluate() -> arb:
-        lower_p = _cholesky(_matrix(cov_p, "cov_p", k), "cov_p")
-        lower_q = _cholesky(_matrix(cov_q, "cov_q", k), "cov_q")
-        difference = [
-            b - a for a, b in zip(_vector(mu_p, "mu_p"), _vector(mu_q, "mu_q"), strict=True)
-        ]
+        if reuse:
+            means_p, matrix_p, matrix_q, means_q = inputs
+        else:
+            means_p, means_q = _vector(mu_p, "mu_p"), _vector(mu_q, "mu_q")
+            matrix_p, matrix_q = _matrix(cov_p, "cov_p", k), _matrix(cov_q, "cov_q", k)
+        lower_p = _cholesky(matrix_p, "cov_p")
+        lower_q = _cholesky(matrix_q, "cov_q")
+        difference = [b - a for a, b in zip(means_p, means_q, strict=True)]
         columns = _forward_solve(lower_q, [[lower_p[i][j] for i in range(k)] for j in range(k)])
         matrix = [[columns[j][i] for j in range(k)] for i in range(k)]
         (w,) = _forward_solve(lower_q, [difference])
