@@ -227,7 +227,7 @@ def _check(args: argparse.Namespace) -> int:
     cases = args.cases or (200 if args.quick else 4000)
     if cases < 4:
         raise ValueError(f"--cases must be at least 4, got {cases}")
-    quadrature, mpmath_cases = (2, 1) if args.quick else (8, 3)
+    quadrature, mpmath_cases = (2, 1) if args.quick else (8, 1)
     progress = _Progress(not args.json)
     started = time.perf_counter()
     if args.function:

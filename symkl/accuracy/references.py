@@ -291,10 +291,12 @@ def _parameters_mpf(mu_p: Any, sigma_p: Any, mu_q: Any, sigma_q: Any) -> list[mp
     return values
 
 
-def _log_normal_pdf(x: mpmath.mpf, mu: mpmath.mpf, sigma: mpmath.mpf) -> mpmath.mpf:
-    """log N(x; mu, sigma^2), straight from the density."""
+def _log_normal_pdf(
+    x: mpmath.mpf, mu: mpmath.mpf, sigma: mpmath.mpf, log_normaliser: mpmath.mpf
+) -> mpmath.mpf:
+    """log N(x; mu, sigma^2) from the density; ``log_normaliser`` is ``log(sigma sqrt(2 pi))``."""
     standardised = (x - mu) / sigma
-    return -(standardised**2) / 2 - mpmath.log(sigma) - mpmath.log(2 * mpmath.pi) / 2
+    return -(standardised**2) / 2 - log_normaliser
 
 
 def _kl_quad_mpmath(mu_p, sigma_p, mu_q, sigma_q, dps: int) -> tuple[mpmath.mpf, mpmath.mpf]:
@@ -308,18 +310,25 @@ def _kl_quad_mpmath(mu_p, sigma_p, mu_q, sigma_q, dps: int) -> tuple[mpmath.mpf,
         mean_p, scale_p, mean_q, scale_q = parameters
         x = mean_p + scale_p * z
         return mpmath.npdf(z) * (
-            _log_normal_pdf(x, mean_p, scale_p) - _log_normal_pdf(x, mean_q, scale_q)
+            _log_normal_pdf(x, mean_p, scale_p, normalisers[0])
+            - _log_normal_pdf(x, mean_q, scale_q, normalisers[1])
         )
+
+    def normalisers_of(values: list[mpmath.mpf]) -> tuple[mpmath.mpf, mpmath.mpf]:
+        half_log_two_pi = mpmath.log(2 * mpmath.pi) / 2
+        return mpmath.log(values[1]) + half_log_two_pi, mpmath.log(values[3]) + half_log_two_pi
 
     ranges = [-mpmath.inf, *_Z_BREAKPOINTS, mpmath.inf]
     with mpmath.workdps(20):
         parameters = _parameters_mpf(mu_p, sigma_p, mu_q, sigma_q)
+        normalisers = normalisers_of(parameters)
         magnitude = mpmath.quad(lambda z: abs(integrand(z)), ranges)
 
     def evaluate(working: int):
-        nonlocal parameters
+        nonlocal parameters, normalisers
         with mpmath.workdps(working):
             parameters = _parameters_mpf(mu_p, sigma_p, mu_q, sigma_q)
+            normalisers = normalisers_of(parameters)
             value, error = mpmath.quad(integrand, ranges, error=True)
             return value, error, magnitude / abs(value) if value else mpmath.inf
 
