@@ -102,7 +102,11 @@ class Enclosure:
         return digits_of(self.ball)
 
     def contains(self, value: Any) -> bool:
-        """Whether the exact value ``value`` (see :func:`to_ball`) lies in the enclosure."""
+        """Whether ``value`` certainly lies in the enclosure.
+
+        Dyadic values (floats, integers, mpf) are tested exactly; others are
+        enclosed in a ball first, so ``False`` may mean "not decided".
+        """
         with ctx.workprec(max(ctx.prec, 128)):
             return bool(self.ball.contains(to_ball(value, "value")))
 
@@ -197,7 +201,7 @@ def to_ball(value: Any, name: str) -> arb:
 
     Examples
     --------
-    >>> to_ball("0.1", "sigma").contains(fmpq(1, 10))
+    >>> (to_ball("0.1", "sigma") * 10).contains(1)  # the ball holds one tenth itself
     True
     >>> to_ball(0.5, "sigma").is_exact()
     True

@@ -4,7 +4,7 @@ Examples
 --------
 >>> import symkl
 >>> from symkl.accuracy.runner import run_check
->>> spec = user_check(symkl.kl_std_normal, "std-normal", "logvar", ulps=8)
+>>> spec = user_check(symkl.kl_std_normal, "std-normal", "logvar", ulps=8, k=8)
 >>> run_check(spec, "float64", cases=40).passed
 True
 """
