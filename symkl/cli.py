@@ -54,7 +54,9 @@ def _parser() -> argparse.ArgumentParser:
         "exit 1 when any exceeds its documented bound.",
     )
     check.add_argument(
-        "--quick", action="store_true", help="200 cases per function, about 4 s (full mode: 4,000, 15-35 s)"
+        "--quick",
+        action="store_true",
+        help="200 cases per function, about 4 s (full mode: 4,000, 15-35 s)",
     )
     check.add_argument("--json", action="store_true", help="machine-readable results")
     check.add_argument("--peers", action="store_true", help="also compare torch.distributions")
