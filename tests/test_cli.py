@@ -338,3 +338,30 @@ def test_check_ends_with_a_verdict_stating_its_scope(capsys):
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert last.startswith("symkl check: ok: 2/2 checks of the selected functions within")
     assert "float32, float64" in last and "seed 0" in last and "quick mode" in last
+
+
+def test_derive_without_a_matching_certificate_verifies_and_says_so(capsys, monkeypatch):
+    import symkl.build
+
+    monkeypatch.setattr(symkl.build, "read_certificate", lambda derivation: None)
+    assert main(["derive", "univariate", "--format", "text"]) == 0
+    captured = capsys.readouterr()
+    assert "no certificate matches the claims of 'univariate'" in captured.err
+    assert "checked: proved by linearity of the integral" in captured.out
+
+
+def test_function_from_a_package_in_the_current_directory(tmp_path, monkeypatch, capsys):
+    package = tmp_path / "my_losses_pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    _module(package, "losses", GOOD)
+    monkeypatch.chdir(tmp_path)
+    before = list(sys.path)
+    try:
+        args = ["--family", "std-normal", "--cases", "4", "--k", "1"]
+        assert main(["check", "--function", "my_losses_pkg.losses:kl", *args]) == 0
+    finally:
+        for name in ("my_losses_pkg", "my_losses_pkg.losses"):
+            sys.modules.pop(name, None)
+    assert sys.path == before
+    assert "symkl check: ok:" in capsys.readouterr().out
