@@ -358,7 +358,7 @@ def test_function_from_a_package_in_the_current_directory(tmp_path, monkeypatch,
     monkeypatch.chdir(tmp_path)
     before = list(sys.path)
     try:
-        args = ["--family", "std-normal", "--cases", "4", "--k", "1"]
+        args = ["--family", "std-normal", "--cases", "4", "--k", "2"]
         assert main(["check", "--function", "my_losses_pkg.losses:kl", *args]) == 0
     finally:
         for name in ("my_losses_pkg", "my_losses_pkg.losses"):
