@@ -189,8 +189,8 @@ def _run(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace,
         return EXIT_USAGE
     except OSError as error:
         # an unwritable --root, a full disk, a missing file: the user's environment
-        where = f" {error.filename}" if error.filename else ""
-        print(f"{name}: error: cannot access{where}: {error.strerror or error}", file=sys.stderr)
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"{name}: error: {where}{error.strerror or error}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"{name}: interrupted", file=sys.stderr)
