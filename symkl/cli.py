@@ -482,7 +482,7 @@ def _failure_report(result: Any) -> str:
 
 def _table(results) -> str:
     header = (
-        f"{'function':28s} {'dtype':8s} {'cases':>6s} {'failing':>7s} {'worst':>10s} "
+        f"{'function':28s} {'dtype':8s} {'cases':>6s} {'failing':>7s} {'worst':>11s} "
         f"{'bound':>8s}  verdict  worst case"
     )
     lines = [header, "-" * len(header)]
@@ -491,7 +491,7 @@ def _table(results) -> str:
         detail = r.error or _inputs(r.worst_inputs)
         failing = _failing_cases(r) if not r.passed else 0
         lines.append(
-            f"{r.name:28s} {r.dtype:8s} {r.cases:6d} {failing:7d} {_worst(r):>6s} {unit:3s} "
+            f"{r.name:28s} {r.dtype:8s} {r.cases:6d} {failing:7d} {_worst(r):>7s} {unit:3s} "
             f"{r.bound:8.3g}  {r.verdict:7s}  {detail}"
         )
     return "\n".join(lines)
@@ -531,18 +531,21 @@ def select_checks(requested: Sequence[str] | None, known: Sequence[str]) -> list
     if requested is None:
         return None
     chosen: set[str] = set()
+    unknown = []
     for word in requested:
         exact = [name for name in known if name == word]
         function = [name for name in known if name.partition("[")[0] == word]
         prefix = [name for name in known if name.startswith(word)]
         matches = exact or function or prefix
         if not matches:
-            functions = sorted({name.partition("[")[0] for name in known})
-            raise UsageError(
-                f"--only {word!r} matches no check; functions: {', '.join(functions)} "
-                "(or a full check name such as kl_diag[std], or a prefix)"
-            )
+            unknown.append(word)
         chosen.update(matches)
+    if unknown:
+        functions = sorted({name.partition("[")[0] for name in known})
+        raise UsageError(
+            f"--only: unknown check(s) {unknown}; give a function ({', '.join(functions)}), "
+            "a check such as kl_diag[std], or a prefix such as grad_"
+        )
     return [name for name in known if name in chosen]
 
 
@@ -559,6 +562,14 @@ def _guarded(function: Callable[..., Any], spec: str) -> Callable[..., Any]:
     return call
 
 
+def _function_spec(spec: str) -> tuple[str, str]:
+    """``(module, attribute)`` of ``"package.module:function"``, or a UsageError."""
+    module_name, colon, attribute = spec.partition(":")
+    if not colon or not module_name or not attribute:
+        raise UsageError(f"--function must look like 'package.module:function', got {spec!r}")
+    return module_name, attribute
+
+
 def load_user_function(spec: str) -> Callable[..., Any]:
     """Import ``"package.module:function"`` without putting the current directory on ``sys.path``.
 
@@ -569,9 +580,7 @@ def load_user_function(spec: str) -> Callable[..., Any]:
     the module (a ``SyntaxError``, an exception, ``sys.exit``) is reported in one
     line with its file and line.
     """
-    module_name, colon, attribute = spec.partition(":")
-    if not colon or not module_name or not attribute:
-        raise UsageError(f"--function must look like 'package.module:function', got {spec!r}")
+    module_name, attribute = _function_spec(spec)
     top = module_name.partition(".")[0]
     try:
         if top not in sys.modules:
@@ -589,8 +598,8 @@ def load_user_function(spec: str) -> Callable[..., Any]:
         raise
     except ModuleNotFoundError as error:
         raise UsageError(
-            f"--function {spec!r}: no module named {error.name!r} "
-            "(in the current directory or installed)"
+            f"--function {spec!r}: cannot import module {module_name!r}: no module named "
+            f"{error.name!r} (in the current directory or installed)"
         ) from None
     except SyntaxError as error:
         raise UsageError(
@@ -615,7 +624,9 @@ def load_user_function(spec: str) -> Callable[..., Any]:
     function: Any = module
     for part in attribute.split("."):
         if not hasattr(function, part):
-            raise UsageError(f"--function {spec!r}: module {module_name!r} has no {attribute!r}")
+            raise UsageError(
+                f"--function {spec!r}: module {module_name!r} has no attribute {attribute!r}"
+            )
         function = getattr(function, part)
     if not callable(function):
         raise UsageError(f"--function {spec!r} is not callable (it is a {type(function).__name__})")
@@ -628,6 +639,7 @@ def _check_settings(args: argparse.Namespace) -> int:
     if cases < 4:
         raise UsageError(f"--cases must be at least 4, got {cases}")
     if args.function:
+        _function_spec(args.function)
         if args.family == "std-normal":
             if args.param not in (None, "logvar"):
                 raise UsageError(
@@ -637,8 +649,8 @@ def _check_settings(args: argparse.Namespace) -> int:
             args.param = "logvar"
         if not args.family or not args.param:
             raise UsageError(
-                "--function needs --family (normal, diag, std-normal) and, except for "
-                "std-normal, --param (std, var or logvar: what s_p, s_q hold)"
+                "--function needs --family and --param (normal or diag: std, var or logvar, "
+                "what s_p, s_q hold; std-normal implies logvar)"
             )
         if args.family != "normal" and args.k < 1:
             raise UsageError(f"--k must be at least 1 (the dimension), got {args.k}")
@@ -705,19 +717,20 @@ def _check(args: argparse.Namespace) -> int:
         for r in failed:
             print(_failure_report(r), file=sys.stderr)
         dtypes = sorted({r.dtype for r in results})
-        scope = (
-            f"{args.function} ({args.family}, {args.param})"
-            if args.function
-            else ("the selected functions" if args.only else "every public numeric function")
-        )
+        if args.function:
+            scope = f"your {args.function} ({args.family}, {args.param})"
+        elif args.only:
+            scope = f"the selected checks ({', '.join(sorted({r.name for r in results}))})"
+        else:
+            scope = "every public numeric function"
         print()
         _verdict(
             "symkl check",
             passed,
-            f"{len(results) - len(failed)}/{len(results)} checks of {scope} within their "
-            f"bounds ({sum(r.cases for r in results)} cases, {', '.join(dtypes)}, seed "
+            f"{len(results) - len(failed)}/{len(results)} within their documented bounds: "
+            f"{scope}; {sum(r.cases for r in results)} cases, {', '.join(dtypes)}, seed "
             f"{args.seed}, {'quick' if args.quick else 'full'} mode, "
-            f"{time.perf_counter() - started:.1f} s)",
+            f"{time.perf_counter() - started:.1f} s",
         )
     return EXIT_OK if passed else EXIT_FAILED
 
