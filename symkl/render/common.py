@@ -1,17 +1,34 @@
-"""Pieces shared by the renderers: LaTeX of expressions, method notes, term names."""
+"""Pieces shared by the renderers: textbook printing, check notes, term names, plain text.
+
+The printers are SymPy printer subclasses that print a few shapes as a
+textbook does: a Gaussian density as ``e^{…}/(σ√(2π))`` (not
+``√2 e^{…}/(2√π σ)``), sums without ``+ -``.  The check notes are read from
+``report.as_dict()``, so a live :class:`~symkl.derivation.VerificationReport`
+and a stored certificate (:class:`symkl.build.Certificate`) render alike.
+"""
 
 from __future__ import annotations
 
-import sympy as sp
+import re
+from typing import Any, ClassVar
 
-from symkl.derivation import Derivation, StepCheck, VerificationReport
+import sympy as sp
+from sympy.printing.latex import LatexPrinter
+from sympy.printing.str import StrPrinter
+
+from symkl.derivation import Derivation
 
 __all__ = [
     "TERM_TITLES",
+    "TextbookLatexPrinter",
+    "TextbookStrPrinter",
+    "displayed_steps",
     "expr_latex",
     "expr_latex_lines",
+    "expr_text",
     "fact_latex",
     "method_note",
+    "plain_text",
     "step_checks",
     "terms_latex",
 ]
@@ -24,24 +41,138 @@ TERM_TITLES = {
     "dimension_term": "dimension constant",
 }
 
+#: the minimum digits of agreement when a report does not say (``Derivation.verify``'s default)
+_DEFAULT_MIN_DIGITS = 25
+_TWO_PI = sp.sqrt(2 * sp.pi)
 
-def expr_latex(expr: sp.Expr) -> str:
-    """LaTeX of an expression, with the natural-log printed as ``\\log``."""
-    return sp.latex(expr, ln_notation=False, order="none")
+
+def _density_parts(expr: sp.Expr) -> tuple[sp.Expr, sp.Expr] | None:
+    """``(exponent, scale)`` when ``expr`` is ``exp(exponent) / (scale * sqrt(2*pi))``.
+
+    ``scale`` is what is left of the normalising constant once ``sqrt(2*pi)`` is
+    taken out (``sigma``), and must be free of ``pi``.
+    """
+    if not isinstance(expr, sp.Mul):
+        return None
+    exponentials = [factor for factor in expr.args if isinstance(factor, sp.exp)]
+    if len(exponentials) != 1:
+        return None
+    [exponential] = exponentials
+    constant = sp.Mul(*(factor for factor in expr.args if factor is not exponential))
+    if not constant.has(sp.pi):
+        return None
+    scale = sp.powsimp(sp.powdenest(1 / (constant * _TWO_PI), force=False))
+    if scale.has(sp.pi) or scale.has(sp.exp):
+        return None
+    return exponential.args[0], scale
 
 
-def expr_latex_lines(expr: sp.Expr, width: int = 110) -> list[str]:
+def _textbook_add_order(expr: sp.Add) -> list[sp.Expr]:
+    """Terms of a sum as a textbook writes them: logarithms first, constants last."""
+    terms = list(expr.args)
+    return sorted(
+        terms,
+        key=lambda term: 0 if term.has(sp.log) else 2 if term.is_number else 1,
+    )
+
+
+class TextbookLatexPrinter(LatexPrinter):
+    """LaTeX with textbook shapes: ``\\frac{e^{…}}{\\sigma \\sqrt{2 \\pi}}``, no ``+ -``.
+
+    Examples
+    --------
+    >>> x, s = sp.Symbol("x", real=True), sp.Symbol("sigma", positive=True)
+    >>> TextbookLatexPrinter().doprint(sp.exp(-x**2 / (2 * s**2)) / (sp.sqrt(2 * sp.pi) * s))
+    '\\\\frac{e^{- \\\\frac{x^{2}}{2 \\\\sigma^{2}}}}{\\\\sigma \\\\sqrt{2 \\\\pi}}'
+    """
+
+    _default_settings: ClassVar[dict[str, Any]] = {
+        **LatexPrinter._default_settings,
+        "ln_notation": False,
+        "order": "none",
+    }
+
+    def _print_Mul(self, expr: sp.Mul) -> str:
+        parts = _density_parts(expr)
+        if parts is None:
+            return super()._print_Mul(expr)
+        exponent, scale = parts
+        scale_tex = "" if scale == 1 else self._print(scale) + " "
+        return rf"\frac{{e^{{{self._print(exponent)}}}}}{{{scale_tex}\sqrt{{2 \pi}}}}"
+
+    def _print_Add(self, expr: sp.Add, order: str | None = None) -> str:
+        return re.sub(r"\+ -\s*", "- ", super()._print_Add(expr, order))
+
+
+class TextbookStrPrinter(StrPrinter):
+    """Plain text with the same shapes: ``exp(-x**2/(2*sigma**2))/(sigma*sqrt(2*pi))``.
+
+    Examples
+    --------
+    >>> x, s = sp.Symbol("x", real=True), sp.Symbol("sigma", positive=True)
+    >>> TextbookStrPrinter().doprint(sp.exp(-x**2 / (2 * s**2)) / (sp.sqrt(2 * sp.pi) * s))
+    'exp(-x**2/(2*sigma**2))/(sigma*sqrt(2*pi))'
+    """
+
+    _default_settings: ClassVar[dict[str, Any]] = {**StrPrinter._default_settings, "order": "none"}
+
+    def _print_Symbol(self, expr: sp.Symbol) -> str:
+        # placeholders named in LaTeX (D_{\mathrm{KL}}\left(p \,\|\, q\right)) read as text
+        name = super()._print_Symbol(expr)
+        if "\\" not in name:
+            return name
+        name = re.sub(r"\\(?:left|right)(?=[^A-Za-z])", "", name)
+        return _plain_math(name).replace("  ", " ")
+
+    def _print_Mul(self, expr: sp.Mul) -> str:
+        parts = _density_parts(expr)
+        if parts is None:
+            return super()._print_Mul(expr)
+        exponent, scale = parts
+        scale_text = "" if scale == 1 else self.parenthesize(scale, 50) + "*"
+        return f"exp({self._print(exponent)})/({scale_text}sqrt(2*pi))"
+
+    def _print_Add(self, expr: sp.Add, order: str | None = None) -> str:
+        return re.sub(r"\+ -", "- ", super()._print_Add(expr, order))
+
+
+def expr_latex(expr: sp.Expr, *, textbook_order: bool = False) -> str:
+    """LaTeX of an expression (natural log as ``\\log``, textbook shapes).
+
+    With ``textbook_order`` a sum is written logarithms first, constants last.
+    """
+    if textbook_order and isinstance(expr, sp.Add):
+        printer = TextbookLatexPrinter()
+        terms = [printer.doprint(term) for term in _textbook_add_order(expr)]
+        return _join_terms(terms)
+    return TextbookLatexPrinter().doprint(expr)
+
+
+def _join_terms(terms: list[str]) -> str:
+    text = terms[0]
+    for term in terms[1:]:
+        text += f" {term}" if term.startswith("-") else f" + {term}"
+    return text
+
+
+def expr_text(expr: sp.Expr) -> str:
+    """Plain text of an expression (SymPy's ``str`` with the textbook shapes)."""
+    return TextbookStrPrinter().doprint(expr)
+
+
+def expr_latex_lines(expr: sp.Expr, width: int = 110, *, textbook_order: bool = False) -> list[str]:
     """LaTeX of an expression broken at top-level ``+``/``-`` into lines of ~``width`` chars.
 
     Long sums (the middle steps of a derivation) otherwise run off the page;
     the pieces are meant for consecutive ``align*`` rows.
     """
-    whole = expr_latex(expr)
+    whole = expr_latex(expr, textbook_order=textbook_order)
     if len(whole) <= width or not isinstance(expr, sp.Add):
         return [whole]
+    terms = _textbook_add_order(expr) if textbook_order else list(expr.args)
     lines: list[str] = []
     current = ""
-    for term in expr.args:
+    for term in terms:
         text = expr_latex(term)
         separator = "" if not current else (" " if text.startswith("-") else " + ")
         if current and len(current) + len(separator) + len(text) > width:
@@ -53,27 +184,79 @@ def expr_latex_lines(expr: sp.Expr, width: int = 110) -> list[str]:
     return lines
 
 
-def step_checks(derivation: Derivation, report: VerificationReport | None) -> dict[str, StepCheck]:
-    """The report's checks keyed by step label (empty without a report)."""
-    return {} if report is None else {check.label: check for check in report.checks}
+def displayed_steps(derivation: Derivation) -> list[tuple[Any, bool]]:
+    """``(step, textbook_order)`` per step.
+
+    A step whose expression is the previous one unchanged (SymPy had already
+    collected it; the step records the rearrangement and its check) is shown in
+    textbook order, logarithms first and constants last, so it does not repeat
+    the previous row.
+    """
+    shown = []
+    previous = None
+    for step in derivation.steps:
+        repeated = previous is not None and expr_latex(step.expr) == expr_latex(previous)
+        shown.append((step, repeated))
+        previous = step.expr
+    return shown
 
 
-def method_note(check: StepCheck | None) -> str:
+def step_checks(derivation: Derivation, report: Any) -> dict[str, dict[str, Any]]:
+    """The report's step entries (``report.as_dict()["steps"]``) keyed by label.
+
+    ``report`` is a live report, a certificate, or None (empty).  Each entry
+    gains ``min_digits`` (the agreement required) when the report does not
+    carry it: from the live report's checks, the certificate's settings, or the
+    verification default.
+    """
+    if report is None:
+        return {}
+    summary = report.as_dict()
+    settings = getattr(report, "settings", None) or {}
+    live = {
+        getattr(check, "label", None): getattr(getattr(check, "numeric", None), "min_digits", None)
+        for check in getattr(report, "checks", ())
+    }
+    entries = {}
+    for step in summary.get("steps", ()):
+        entry = dict(step)
+        numeric = dict(entry.get("numeric", {}))
+        numeric.setdefault(
+            "min_digits",
+            live.get(entry["label"]) or settings.get("min_digits") or _DEFAULT_MIN_DIGITS,
+        )
+        entry["numeric"] = numeric
+        entries[entry["label"]] = entry
+    return entries
+
+
+def method_note(check: dict[str, Any] | None) -> str:
     """A stable, run-independent note of how a step was checked.
 
-    Digits are not printed (they may differ in the last place between
-    platforms); the threshold that was met is.
+    ``check`` is one entry of :func:`step_checks`.  Digits are not printed
+    (they may differ in the last place between platforms); the threshold that
+    was met is.
+
+    Examples
+    --------
+    >>> method_note({"symbolic": {"ok": True, "method": "algebra"},
+    ...              "numeric": {"ok": True, "points": 5, "min_digits": 25}})
+    'proved by algebra; 5 points agree to $\\\\geq 25$ digits'
     """
     if check is None:
         return ""
-    symbolic = check.symbolic.method if check.symbolic.ok else "NOT proved symbolically"
-    numeric = (
-        f"{check.numeric.points} points agree to $\\geq {check.numeric.min_digits:g}$ digits"
-        if check.numeric.ok
+    symbolic, numeric = check.get("symbolic", {}), check.get("numeric", {})
+    method = symbolic.get("method", "")
+    symbolic_text = method if symbolic.get("ok") else "NOT proved symbolically"
+    numeric_text = (
+        f"{numeric.get('points')} points agree to $\\geq {numeric.get('min_digits', 25):g}$ digits"
+        if numeric.get("ok")
         else "numeric check FAILED"
     )
-    verb = "proved" if symbolic.startswith("at ") else "proved by"
-    return f"{verb} {symbolic}; {numeric}"
+    verb = "proved" if symbolic_text.startswith("at ") else "proved by"
+    if not symbolic.get("ok"):
+        verb = ""
+    return f"{verb} {symbolic_text}; {numeric_text}".strip()
 
 
 def terms_latex(derivation: Derivation) -> str:
@@ -88,3 +271,48 @@ def terms_latex(derivation: Derivation) -> str:
 def fact_latex(fact) -> str:
     """``lhs = rhs`` of a :class:`~symkl.derivation.Fact` in LaTeX."""
     return f"{expr_latex(fact.lhs)} = {expr_latex(fact.rhs)}"
+
+
+# --------------------------------------------------------------------------- plain text
+
+_SYMBOLS = {
+    "mu": "μ", "sigma": "σ", "Sigma": "Σ", "rho": "ρ", "delta": "δ", "lambda": "λ",
+    "ell": "ℓ", "pi": "π", "top": "ᵀ", "le": "≤", "ge": "≥", "geq": "≥", "leq": "≤",
+    "approx": "≈", "times": "×", "in": "∈", "int": "∫", "sum": "Σ", "infty": "∞",
+    "log": "log", "det": "det", "exp": "exp", "cdot": "·", "|": "‖",
+}  # fmt: skip
+_WRAPPERS = re.compile(r"\\(?:operatorname|mathcal|mathbf|mathrm|text|mathit)\{([^{}]*)\}")
+_FRAC = re.compile(r"\\t?frac\{([^{}]*)\}\{([^{}]*)\}")
+
+
+def plain_text(text: str) -> str:
+    """Prose with ``$...$`` LaTeX turned into plain (Unicode) text.
+
+    Examples
+    --------
+    >>> plain_text(r"$E_p[(x - \\mu_p)^2] = \\sigma_p^2$ and $\\Sigma = L L^\\top$")
+    'E_p[(x - μ_p)^2] = σ_p^2 and Σ = L Lᵀ'
+    >>> plain_text(r"$\\log(\\sigma_q/\\sigma_p) = -\\tfrac12 \\log(v_p/v_q)$, $\\mathbb{R}^k$")
+    'log(σ_q/σ_p) = -1/2 log(v_p/v_q), ℝ^k'
+    """
+    parts = text.split("$")
+    return "".join(_plain_math(part) if index % 2 else part for index, part in enumerate(parts))
+
+
+def _plain_math(math: str) -> str:
+    math = re.sub(r"\\mathbb\{R\}", "ℝ", math)
+    math = re.sub(r"\\tfrac(\d)(\d)", r"\1/\2", math)
+    math = re.sub(r"\\operatorname\{([^{}]*)\}(?=[\\A-Za-z])", r"\1 ", math)
+    for _ in range(3):
+        math = _WRAPPERS.sub(r"\1", math)
+        math = _FRAC.sub(r"\1/\2", math)
+    math = math.replace(r"\,", " ").replace(r"\;", " ")
+    math = re.sub(r"\^\\top", "ᵀ", math)
+    math = re.sub(r"\\([A-Za-z]+|\|)", lambda m: _SYMBOLS.get(m.group(1), m.group(1)), math)
+    math = re.sub(r"\^\{([^{}]+)\}", lambda m: "^" + _group(m.group(1)), math)
+    math = re.sub(r"_\{([^{}]+)\}", lambda m: "_" + m.group(1), math)
+    return math.replace("{", "").replace("}", "")
+
+
+def _group(inner: str) -> str:
+    return inner if re.fullmatch(r"[\w.]+", inner) else f"({inner})"

@@ -10,8 +10,11 @@ Examples
 
 from __future__ import annotations
 
-from symkl.derivation import Derivation, VerificationReport
+from typing import Any
+
+from symkl.derivation import Derivation
 from symkl.render.common import (
+    displayed_steps,
     expr_latex,
     expr_latex_lines,
     fact_latex,
@@ -45,14 +48,18 @@ def _text(value: str) -> str:
     return "".join(f"${part}$" if index % 2 else _escape(part) for index, part in enumerate(parts))
 
 
-def derivation_to_latex(derivation: Derivation, report: VerificationReport | None = None) -> str:
-    r"""The chain as an ``align*`` block: ``lhs &= expr && \text{reason}`` per step."""
+def derivation_to_latex(derivation: Derivation, report: Any = None) -> str:
+    r"""The chain as an ``align*`` block: ``lhs &= expr && \text{reason}`` per step.
+
+    ``report`` is a verification report or a certificate (anything with
+    ``as_dict()``); each step then carries its check note.
+    """
     checks = step_checks(derivation, report)
     rows = []
-    for index, step in enumerate(derivation.steps):
+    for index, (step, textbook_order) in enumerate(displayed_steps(derivation)):
         left = expr_latex(derivation.lhs) if index == 0 else ""
         reason = rf"\parbox[t]{{0.36\textwidth}}{{\raggedright {_text(step.rule)}}}"
-        first, *rest = expr_latex_lines(step.expr)
+        first, *rest = expr_latex_lines(step.expr, textbook_order=textbook_order)
         rows.append(rf"{left} &= {first} && {reason}")
         rows += [rf" &\quad {line} &&" for line in rest]
         note = method_note(checks.get(step.label))
@@ -64,7 +71,7 @@ def derivation_to_latex(derivation: Derivation, report: VerificationReport | Non
     return "\\begin{align*}\n" + " \\\\\n".join(rows) + "\n\\end{align*}\n"
 
 
-def _named_terms(derivation: Derivation, report: VerificationReport | None) -> str:
+def _named_terms(derivation: Derivation, report: Any) -> str:
     if not derivation.terms:
         return ""
     note = _text(method_note(step_checks(derivation, report).get("named-terms")))
@@ -86,8 +93,12 @@ def _facts(derivation: Derivation) -> str:
     return f"\\paragraph{{Derived facts.}}\n\\begin{{itemize}}\n{items}\n\\end{{itemize}}"
 
 
-def standalone_latex(derivation: Derivation, report: VerificationReport | None = None) -> str:
-    """A complete document (``article`` + ``amsmath``) that compiles with pdflatex."""
+def standalone_latex(derivation: Derivation, report: Any = None, *, header: bool = False) -> str:
+    """A complete document (``article`` + ``amsmath``) that compiles with pdflatex.
+
+    ``header`` starts it with the do-not-edit comment of the files ``symkl build``
+    writes; printed on stdout it is left out.
+    """
     definitions = "\n".join(
         rf"\[ {expr_latex(placeholder)} = {expr_latex(value)} \]"
         for placeholder, value in derivation.definitions.items()
@@ -103,8 +114,8 @@ def standalone_latex(derivation: Derivation, report: VerificationReport | None =
             "symbolically by SymPy and numerically with mpmath at seeded random points."
         )
     return "\n".join(
-        [
-            HEADER,
+        ([HEADER] if header else [])
+        + [
             r"\documentclass[10pt]{article}",
             r"\usepackage[margin=1.5cm,landscape]{geometry}",
             r"\usepackage[T1]{fontenc}",
