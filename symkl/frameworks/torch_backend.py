@@ -165,6 +165,14 @@ def _canonical_order(tensors):
     )
 
 
+def _from_numpy(array: Any) -> torch.Tensor:
+    """A tensor sharing ``array``'s memory (copied only if not contiguous or read-only)."""
+    array = np.asarray(array)
+    if not (array.flags.c_contiguous and array.flags.writeable):
+        array = array.copy()
+    return torch.from_numpy(array)
+
+
 def _kernel_name(kernel: str) -> str:
     return kernel.replace("-", "_")
 
@@ -183,7 +191,7 @@ def _numpy_value(plan: _Plan, tensors: Sequence[torch.Tensor], dtype: torch.dtyp
         options["axis"] = plan.axis
     implementation = getattr(numeric, plan.function).__wrapped__
     result = np.asarray(implementation(*arrays, **options))
-    value = torch.from_numpy(np.ascontiguousarray(result))
+    value = _from_numpy(result)
     return _round(value, dtype) if dtype in _HALF else value
 
 
@@ -387,7 +395,7 @@ class _MVNFunction(torch.autograd.Function):
         arrays = _mvn_numpy("kl_mvn", tensors, dtype)
         ctx.save_for_backward(*tensors)
         value = np.asarray(numeric.kl_mvn.__wrapped__(*arrays))
-        return _round(torch.from_numpy(np.ascontiguousarray(value)), dtype).to(tensors[0].device)
+        return _round(_from_numpy(value), dtype).to(tensors[0].device)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
@@ -403,7 +411,7 @@ class _MVNFunction(torch.autograd.Function):
             if not needed:
                 gradients.append(None)
                 continue
-            full = torch.from_numpy(np.ascontiguousarray(part)) * scale.reshape(
+            full = _from_numpy(part) * scale.reshape(
                 scale.shape + (1,) * event
             )
             gradients.append(_sum_to(full, tensor.shape).to(tensor.device, tensor.dtype))
@@ -432,5 +440,5 @@ def grad_kl_mvn(mu_p, cov_p, mu_q, cov_q):
     parts = numeric.grad_kl_mvn.__wrapped__(*arrays)
     device = tensors[0].device
     return tuple(
-        _round(torch.from_numpy(np.ascontiguousarray(p)), dtype).to(device) for p in parts
+        _round(_from_numpy(p), dtype).to(device) for p in parts
     )
