@@ -157,7 +157,11 @@ def _kl_jvp(plan: _Plan, primals, tangents):
     value = _kl(plan, *primals)
     wide = _wide(plan.dtype)
     parts = _gradient_parts(plan, primals, wide)
-    total = sum(part * jnp.asarray(t).astype(wide) for part, t in zip(parts, tangents, strict=True))
+    shape = jnp.broadcast_shapes(*(jnp.shape(a) for a in primals))
+    total = sum(
+        jnp.broadcast_to(part * jnp.asarray(t).astype(wide), shape)
+        for part, t in zip(parts, tangents, strict=True)
+    )
     if plan.axis is not None:
         total = jnp.sum(total, axis=plan.axis)
     return value, jnp.broadcast_to(total, value.shape).astype(value.dtype)

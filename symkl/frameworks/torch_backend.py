@@ -12,7 +12,7 @@ argument is a ``torch.Tensor`` (nothing here needs to be imported by hand).
   gradient (derivation ``stable``, facts ``gradient-*``) written in tensor
   operations, so it is cheap and itself differentiable: double backward works.
   ``kl_mvn`` uses the proved full-covariance gradient (computed on the CPU in
-  float64); its double backward raises PyTorch's "once_differentiable" error.
+  float64); differentiating its gradient again raises a RuntimeError saying so.
 * **Validation** as on the NumPy path (same messages: argument, value, index);
   ``validate=False`` skips it.
 * **torch.compile**: the calls are opaque to the compiler
@@ -266,12 +266,15 @@ class _KLFunction(torch.autograd.Function):
         scale = grad_output.to(wide)
         if plan.axis is not None:
             scale = scale.unsqueeze(plan.axis)
+        shape = torch.broadcast_shapes(*(t.shape for t in tensors))
         gradients = []
         for tensor, part, needed in zip(tensors, parts, ctx.needs_input_grad[2:], strict=True):
             if not needed:
                 gradients.append(None)
                 continue
-            gradients.append(_sum_to(part * scale, tensor.shape).to(dtype))
+            # a part may depend on fewer inputs than the KL: broadcast it before summing back
+            full = torch.broadcast_to(part * scale, shape)
+            gradients.append(_sum_to(full, tensor.shape).to(dtype))
         return (None, None, *gradients)
 
 
@@ -387,6 +390,12 @@ def _mvn_numpy(function: str, values, dtype: torch.dtype):
     return arrays
 
 
+_NO_SECOND_DERIVATIVE = (
+    "symkl.kl_mvn: second derivatives are not available (its proved gradient is computed "
+    "by NumPy on the CPU, outside autograd); first derivatives are exact"
+)
+
+
 class _MVNFunction(torch.autograd.Function):
     """kl_mvn with the proved gradient (derivation ``full``, fact ``gradients``)."""
 
@@ -398,7 +407,6 @@ class _MVNFunction(torch.autograd.Function):
         return _round(_from_numpy(value), dtype).to(tensors[0].device)
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx, grad_output: torch.Tensor):
         tensors = ctx.saved_tensors
         arrays = _mvn_numpy("kl_mvn", tensors, tensors[0].dtype)
@@ -414,7 +422,12 @@ class _MVNFunction(torch.autograd.Function):
             full = _from_numpy(part) * scale.reshape(
                 scale.shape + (1,) * event
             )
-            gradients.append(_sum_to(full, tensor.shape).to(tensor.device, tensor.dtype))
+            gradient = _sum_to(full, tensor.shape).to(tensor.device, tensor.dtype)
+            if torch.is_grad_enabled():  # create_graph=True: differentiating again must fail
+                gradient = torch._C._functions.DelayedError(_NO_SECOND_DERIVATIVE, 1)(
+                    gradient.detach().requires_grad_()
+                )
+            gradients.append(gradient)
         return (None, *gradients)
 
 
