@@ -221,8 +221,12 @@ def _value(plan: _Plan, tensors: Sequence[torch.Tensor], dtype: torch.dtype) -> 
 
 def _gradient_parts(plan: _Plan, tensors: Sequence[torch.Tensor], wide: torch.dtype):
     """The proved elementwise gradient, as (differentiable) tensor operations in ``wide``."""
-    values = [t.to(wide) for t in tensors]
-    function = getattr(array_kernels("torch"), f"gradient_{_kernel_name(plan.kernel)}")
+    return _gradient_terms(plan, [t.to(wide) for t in tensors], "torch")
+
+
+def _gradient_terms(plan: _Plan, values: Sequence[Any], framework: str):
+    """The printed gradient of ``plan``'s kernel on ``values`` (torch tensors or NumPy arrays)."""
+    function = getattr(array_kernels(framework), f"gradient_{_kernel_name(plan.kernel)}")
     forward = function(*values)
     if not plan.symmetric:
         return forward
@@ -261,6 +265,12 @@ class _KLFunction(torch.autograd.Function):
         plan: _Plan = ctx.plan
         tensors = ctx.saved_tensors
         dtype = tensors[0].dtype
+        if tensors[0].device.type == "cpu" and not torch.is_grad_enabled() and not (
+            TENSOR_OPS_ON_CPU
+        ):
+            # no graph wanted (create_graph=False): the printed NumPy gradient on the
+            # tensors' memory, free of per-operation dispatch
+            return (None, None, *_numpy_backward(plan, tensors, grad_output, ctx.needs_input_grad))
         wide = dtype if dtype in _NATIVE else torch.float32
         parts = _gradient_parts(plan, tensors, wide)
         scale = grad_output.to(wide)
@@ -276,6 +286,33 @@ class _KLFunction(torch.autograd.Function):
             full = torch.broadcast_to(part * scale, shape)
             gradients.append(_sum_to(full, tensor.shape).to(dtype))
         return (None, None, *gradients)
+
+
+def _numpy_backward(plan: _Plan, tensors, grad_output: torch.Tensor, needs_input_grad):
+    """Backward for CPU tensors without a graph: the same proved gradient, printed for NumPy."""
+    dtype = tensors[0].dtype
+    wide = dtype if dtype in _NATIVE else torch.float32
+    values = [t.detach().to(wide).numpy() for t in tensors]
+    scale = grad_output.detach().to(wide).numpy()
+    if plan.axis is not None:
+        scale = np.expand_dims(scale, plan.axis)
+    shape = np.broadcast_shapes(*(v.shape for v in values))
+    with np.errstate(all="ignore"):
+        parts = _gradient_terms(plan, values, "numpy")
+        gradients = []
+        for value, part, needed in zip(values, parts, needs_input_grad[2:], strict=True):
+            if not needed:
+                gradients.append(None)
+                continue
+            full = np.broadcast_to(np.multiply(part, scale, dtype=value.dtype), shape)
+            extra = full.ndim - value.ndim
+            if extra:
+                full = full.sum(axis=tuple(range(extra)))
+            keep = tuple(i for i, n in enumerate(value.shape) if n == 1 and full.shape[i] != 1)
+            if keep:
+                full = full.sum(axis=keep, keepdims=True)
+            gradients.append(_from_numpy(full).reshape(value.shape).to(dtype))
+    return gradients
 
 
 @torch.compiler.disable
