@@ -6,7 +6,9 @@ for :func:`kl_mvn`), printed into ``symkl/_kernels.c`` and
 they were compiled at install time (a C compiler was present); otherwise the
 NumPy kernels give the same results, more slowly.  :func:`backend` says which.
 
-Importing this module does not import SymPy.
+Importing this module does not import SymPy.  The public functions also take
+PyTorch tensors and JAX arrays (``@dispatched``, :mod:`symkl._dispatch`):
+those go to :mod:`symkl.frameworks` and come back as the same array type.
 
 Accuracy (measured against mpmath at 50 digits; see ``docs/numerics.md``):
 the per-coordinate KL is ``1/2 (a + x - log(1 + x))`` with ``x`` the relative
