@@ -197,3 +197,9 @@ def test_gradient_functions_and_kl_mvn():
     check_grads(kl, (mu, a), order=1, modes=("fwd", "rev"))
     parts = jax.jit(lambda m: symkl.grad_kl_mvn(m, jnp.eye(3), jnp.zeros(3), jnp.eye(3)))(mu)
     np.testing.assert_allclose(np.asarray(parts[0]), np.asarray(mu), rtol=1e-15)
+
+
+def test_edge_cases_empty_and_overflow():
+    assert jax.jit(symkl.kl_std_normal)(jnp.zeros((0, 3)), jnp.zeros((0, 3))).shape == (0,)
+    assert np.isinf(np.asarray(jax.jit(symkl.kl_std_normal)(jnp.zeros(1), jnp.asarray([800.0]))))
+    assert symkl.kl_std_normal(jnp.array([1, 2]), jnp.array([0, 0])).dtype == jnp.float64

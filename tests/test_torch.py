@@ -413,3 +413,31 @@ def test_cuda_gradcheck_and_validation():
     assert symkl.kl_mvn(torch.zeros(2, device="cuda"), torch.eye(2, device="cuda"),
                         torch.ones(2, device="cuda"), torch.eye(2, device="cuda")).device.type == (
         "cuda")
+
+
+# --------------------------------------------------------------------------- edge cases
+
+
+def test_edge_cases_empty_overflow_inference_mode():
+    mu = torch.zeros(0, 3, requires_grad=True)
+    kl = symkl.kl_std_normal(mu, torch.zeros(0, 3))
+    assert kl.shape == (0,)
+    kl.sum().backward()
+    assert mu.grad.shape == (0, 3)
+    # the true KL exceeds float64's range: inf, not a finite number
+    huge = torch.tensor([800.0], dtype=torch.float64)
+    assert torch.isinf(symkl.kl_std_normal(torch.zeros(1), huge))
+    assert torch.isinf(symkl.kl_std_normal(torch.zeros(1), torch.tensor([100.0])))
+    with torch.inference_mode():
+        assert symkl.kl_std_normal(torch.ones(2, 3), torch.zeros(2, 3)).tolist() == [1.5, 1.5]
+    with torch.no_grad():
+        result = symkl.kl_std_normal(torch.ones(3, requires_grad=True), torch.zeros(3))
+        assert not result.requires_grad
+
+
+def test_broadcast_error_matches_the_numpy_path():
+    with pytest.raises(ValueError) as numpy_error:
+        symkl.kl_normal(np.zeros(2), np.ones(3), 0.0, 1.0)
+    with pytest.raises(ValueError) as torch_error:
+        symkl.kl_normal(torch.zeros(2), torch.ones(3), 0.0, 1.0)
+    assert str(torch_error.value) == str(numpy_error.value)

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -116,6 +117,12 @@ def _tensors(function: str, names: Sequence[str], values: Sequence[Any]):
             value = torch.as_tensor(array, device=device)
         tensors.append(value.to(device=device, dtype=dtype))
     return tensors, dtype
+
+
+def _broadcast_shape(function: str, names: Sequence[str], tensors) -> tuple:
+    """The broadcast shape, or the NumPy path's error (shapes written as tuples)."""
+    shapes = [SimpleNamespace(shape=tuple(t.shape)) for t in tensors]
+    return tuple(numeric._broadcast(function, names, shapes))
 
 
 def _axis_index(function: str, shape: tuple, axis: Any) -> int:
@@ -318,7 +325,7 @@ def _numpy_backward(plan: _Plan, tensors, grad_output: torch.Tensor, needs_input
 @torch.compiler.disable
 def _kl(function: str, kernel: str, names, values, *, param, axis, symmetric, validate):
     tensors, dtype = _tensors(function, names, values)
-    shape = tuple(numeric._broadcast(function, names, tensors))
+    shape = _broadcast_shape(function, names, tensors)
     axis_index = None if axis is None else _axis_index(function, shape, axis)
     plan = _Plan(function, kernel, tuple(names), param, axis_index, symmetric, bool(validate))
     return _KLFunction.apply(plan, dtype, *tensors)
@@ -388,7 +395,7 @@ def kl_diag_symmetric(
 @torch.compiler.disable
 def _gradient(function: str, kernel: str, names, values, param: str, validate: bool):
     tensors, dtype = _tensors(function, names, values)
-    numeric._broadcast(function, names, tensors)
+    _broadcast_shape(function, names, tensors)
     wide = torch.broadcast_tensors(*(t.to(torch.float64) for t in tensors))
     plan = _Plan(function, kernel, tuple(names), param, None, False, bool(validate))
     if validate:
