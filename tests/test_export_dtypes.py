@@ -118,6 +118,7 @@ def test_exports_validate_with_symkl_messages(modules, target):
     elif target == "jax":
         import jax
 
+        previous = jax.config.jax_enable_x64
         jax.config.update("jax_enable_x64", True)
         import jax.numpy as jnp
 
@@ -135,4 +136,4 @@ def test_exports_validate_with_symkl_messages(modules, target):
         assert np.isnan(np.asarray(skipped)[1])
     finally:
         if target == "jax":
-            jax.config.update("jax_enable_x64", False)
+            jax.config.update("jax_enable_x64", previous)
