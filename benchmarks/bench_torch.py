@@ -98,8 +98,9 @@ def main() -> None:
     arguments = parser.parse_args()
     torch.set_num_threads(arguments.threads)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"torch {torch.__version__}, {arguments.threads} threads, symkl backend "
-          f"{symkl.backend()}, load average {load:.2f}\n")
+    policy = os.environ.get("OMP_WAIT_POLICY", "unset")
+    print(f"torch {torch.__version__}, {arguments.threads} threads, OMP_WAIT_POLICY {policy}, "
+          f"symkl backend {symkl.backend()}, load average {load:.2f}\n")
     print("| VAE KL, forward + backward | symkl | torch.distributions | ratio |")
     print("|---|---|---|---|")
     for dtype in (torch.float32, torch.float64, torch.bfloat16):
