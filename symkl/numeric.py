@@ -131,6 +131,22 @@ def _pool() -> ThreadPoolExecutor:
         return _POOL
 
 
+def _forget_pool_after_fork() -> None:
+    """A forked child has none of the parent's threads: a new pool (and lock) on first use.
+
+    Without this, a large KL in a ``fork``-started worker (PyTorch's DataLoader
+    workers, ``multiprocessing`` on Linux) queued its blocks to threads that do
+    not exist in the child and waited forever.
+    """
+    global _POOL, _POOL_LOCK
+    _POOL = None
+    _POOL_LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_after_fork)
+
+
 # --------------------------------------------------------------------------- validation
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+
 import mpmath
 import numpy as np
 import pytest
@@ -443,3 +446,31 @@ def test_broadcast_error_matches_the_numpy_path():
     with pytest.raises(ValueError) as torch_error:
         symkl.kl_normal(torch.zeros(2), torch.ones(3), 0.0, 1.0)
     assert str(torch_error.value) == str(numpy_error.value)
+
+
+# --------------------------------------------------------------------------- review findings
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_threaded_kernels_work_in_a_forked_worker():
+    """A DataLoader-style fork after a threaded call: the child once waited forever on the
+    parent's pool (threads that do not exist in a child)."""
+    from symkl import numeric
+
+    x = torch.linspace(-1.0, 1.0, 1 << 18, dtype=torch.float64).reshape(1024, 256)
+    expected = symkl.kl_std_normal(x, x).numpy().sum()
+    if numeric._POOL is None:
+        pytest.skip("the compiled kernels ran single-threaded here: no pool to inherit")
+    pid = os.fork()
+    if pid == 0:  # the child: exit 0 when it computed the same value
+        code = 1
+        try:
+            signal.alarm(60)  # a hang guard (the bug), not a speed limit
+            code = 0 if symkl.kl_std_normal(x, x).numpy().sum() == expected else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, (
+        f"forked child: status {status} (a signal {os.WTERMSIG(status)} means it hung)"
+        if os.WIFSIGNALED(status) else f"forked child exited with {os.WEXITSTATUS(status)}"
+    )
