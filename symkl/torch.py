@@ -27,6 +27,7 @@ False
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -55,7 +56,9 @@ def _independent_normal(d: Independent, who: str) -> tuple[torch.Tensor, torch.T
         raise NotImplementedError(f"{who}: Independent of {type(base).__name__}, not Normal")
     loc, scale = torch.broadcast_tensors(base.loc, base.scale)
     events = d.reinterpreted_batch_ndims
-    shape = (*loc.shape[: loc.ndim - events], -1)
+    batch = loc.shape[: loc.ndim - events]
+    # the event size written out: reshape(..., -1) is ambiguous for an empty batch
+    shape = (*batch, math.prod(loc.shape[loc.ndim - events :]))
     return loc.reshape(shape), scale.reshape(shape)
 
 

@@ -474,3 +474,17 @@ def test_threaded_kernels_work_in_a_forked_worker():
         f"forked child: status {status} (a signal {os.WTERMSIG(status)} means it hung)"
         if os.WIFSIGNALED(status) else f"forked child exited with {os.WEXITSTATUS(status)}"
     )
+
+
+def test_register_kl_independent_with_an_empty_batch_or_event():
+    from torch.distributions import Independent, MultivariateNormal, Normal, kl_divergence
+
+    empty_batch = Independent(Normal(torch.zeros(0, 2, 3), torch.ones(0, 2, 3)), 2)
+    empty_event = Independent(Normal(torch.zeros(4, 0), torch.ones(4, 0)), 1)
+    with symkl_torch.register_kl():
+        assert kl_divergence(empty_batch, empty_batch).shape == (0,)
+        assert kl_divergence(empty_event, empty_event).tolist() == [0.0] * 4
+        # (torch's own argument check fails on an empty batch: validate_args=False)
+        mvn = MultivariateNormal(torch.zeros(0, 3), torch.eye(3), validate_args=False)
+        assert kl_divergence(Independent(Normal(torch.zeros(0, 3), torch.ones(0, 3)), 1),
+                             mvn).shape == (0,)
