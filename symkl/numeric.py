@@ -6,7 +6,9 @@ for :func:`kl_mvn`), printed into ``symkl/_kernels.c`` and
 they were compiled at install time (a C compiler was present); otherwise the
 NumPy kernels give the same results, more slowly.  :func:`backend` says which.
 
-Importing this module does not import SymPy.
+Importing this module does not import SymPy.  The public functions also take
+PyTorch tensors and JAX arrays (``@dispatched``, :mod:`symkl._dispatch`):
+those go to :mod:`symkl.frameworks` and come back as the same array type.
 
 Accuracy (measured against mpmath at 50 digits; see ``docs/numerics.md``):
 the per-coordinate KL is ``1/2 (a + x - log(1 + x))`` with ``x`` the relative
@@ -32,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from symkl import _kernels_numpy as kernels
+from symkl._dispatch import dispatched
 
 __all__ = [
     "CovarianceError",
@@ -126,6 +129,22 @@ def _pool() -> ThreadPoolExecutor:
         if _POOL is None:
             _POOL = ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1)))
         return _POOL
+
+
+def _forget_pool_after_fork() -> None:
+    """A forked child has none of the parent's threads: a new pool (and lock) on first use.
+
+    Without this, a large KL in a ``fork``-started worker (PyTorch's DataLoader
+    workers, ``multiprocessing`` on Linux) queued its blocks to threads that do
+    not exist in the child and waited forever.
+    """
+    global _POOL, _POOL_LOCK
+    _POOL = None
+    _POOL_LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_after_fork)
 
 
 # --------------------------------------------------------------------------- validation
@@ -342,6 +361,7 @@ def _reduce_c(kernel, views, dtype, rows, k, validate):
 # --------------------------------------------------------------------------- public API
 
 
+@dispatched
 def kl_normal(
     mu_p: Any, sigma_p: Any, mu_q: Any, sigma_q: Any, *, validate: bool = True
 ) -> np.ndarray | np.floating:
@@ -385,6 +405,7 @@ def kl_normal(
     )
 
 
+@dispatched
 def kl_diag(
     mu_p: Any,
     s_p: Any,
@@ -473,6 +494,7 @@ def _kl_diag_dask(mu_p, s_p, mu_q, s_q, *, param: str, axis: int, validate: bool
     )
 
 
+@dispatched
 def kl_std_normal(
     mu: Any, logvar: Any, *, axis: int = -1, validate: bool = True
 ) -> np.ndarray | np.floating:
@@ -499,16 +521,19 @@ def kl_std_normal(
     )
 
 
+@dispatched
 def kl_normal_reverse(mu_p: Any, sigma_p: Any, mu_q: Any, sigma_q: Any, **options: Any):
     """KL(q || p) for the univariate pair: :func:`kl_normal` with p and q exchanged."""
     return kl_normal(mu_q, sigma_q, mu_p, sigma_p, **options)
 
 
+@dispatched
 def kl_diag_reverse(mu_p: Any, s_p: Any, mu_q: Any, s_q: Any, **options: Any):
     """KL(q || p) for diagonal Gaussians: :func:`kl_diag` with p and q exchanged."""
     return kl_diag(mu_q, s_q, mu_p, s_p, **options)
 
 
+@dispatched
 def kl_normal_symmetric(
     mu_p: Any, sigma_p: Any, mu_q: Any, sigma_q: Any, *, validate: bool = True
 ) -> np.ndarray | np.floating:
@@ -527,6 +552,7 @@ def kl_normal_symmetric(
     return result[()] if result.ndim == 0 else result
 
 
+@dispatched
 def kl_diag_symmetric(
     mu_p: Any,
     s_p: Any,
@@ -583,6 +609,7 @@ def _gradient(function: str, kernel: str, names, values, param: str, validate: b
     return tuple(np.broadcast_to(np.asarray(p, dtype=dtype) + 0.0, shape).copy() for p in parts)
 
 
+@dispatched
 def grad_kl_normal(mu_p: Any, sigma_p: Any, mu_q: Any, sigma_q: Any, *, validate: bool = True):
     """Gradient of :func:`kl_normal` with respect to ``(mu_p, sigma_p, mu_q, sigma_q)``.
 
@@ -601,6 +628,7 @@ def grad_kl_normal(mu_p: Any, sigma_p: Any, mu_q: Any, sigma_q: Any, *, validate
     )
 
 
+@dispatched
 def grad_kl_diag(
     mu_p: Any, s_p: Any, mu_q: Any, s_q: Any, *, param: str = "var", validate: bool = True
 ):
@@ -619,6 +647,7 @@ def grad_kl_diag(
     return _gradient("grad_kl_diag", param, names, (mu_p, s_p, mu_q, s_q), param, validate)
 
 
+@dispatched
 def grad_kl_std_normal(mu: Any, logvar: Any, *, validate: bool = True):
     """Gradient of :func:`kl_std_normal`: ``(mu, expm1(logvar) / 2)``, elementwise.
 
@@ -725,6 +754,7 @@ def _mvn_inputs(function, mu_p, cov_p, mu_q, cov_q):
     return [m.astype(np.float64) for m in means], covariances, dtype
 
 
+@dispatched
 def kl_mvn(mu_p: Any, cov_p: Any, mu_q: Any, cov_q: Any) -> np.ndarray | np.floating:
     """KL(N(mu_p, cov_p) || N(mu_q, cov_q)) with full covariances, batched.
 
@@ -795,6 +825,7 @@ def kl_mvn(mu_p: Any, cov_p: Any, mu_q: Any, cov_q: Any) -> np.ndarray | np.floa
     return result[()] if result.ndim == 0 else result
 
 
+@dispatched
 def grad_kl_mvn(mu_p: Any, cov_p: Any, mu_q: Any, cov_q: Any):
     """Gradient of :func:`kl_mvn` with respect to ``(mu_p, cov_p, mu_q, cov_q)``.
 
