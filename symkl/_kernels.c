@@ -191,8 +191,21 @@ static inline double symkl_expm1mx_table(double d, double d_lo) {
  * ones) take the scalar kernels above. */
 #define SYMKL_LN2_HI (0.6931471804855391) /* 33 bits: n * SYMKL_LN2_HI is exact */
 #define SYMKL_LN2_LO (7.440617110012397e-11)
+
+/* log(u/v) = (e_u - e_v) log 2 + log(m_u/m_v) as hi + *lo (fact log-ratio-split) */
+static inline double symkl_log_ratio(double u, double v, double *lo) {
+    int e_u, e_v;
+    const double m_u = frexp(u, &e_u), m_v = frexp(v, &e_v);
+    const double n = (double)(e_u - e_v);
+    double error;
+    const double hi = symkl_two_sum(n * SYMKL_LN2_HI, log(m_u / m_v), &error);
+    *lo = error + n * SYMKL_LN2_LO;
+    return hi;
+}
+
 #define SYMKL_FAST_MIN (0x1p-500)
 #define SYMKL_FAST_MAX (0x1p500)
+#define SYMKL_FAST_TERM_MAX (0x1p1000)
 #define SYMKL_BLOCK 256
 /* a lo part, or nothing where `exact` is 0 (the compiler removes its arithmetic) */
 #define SYMKL_LO(value) (exact ? (value) : 0.0)
@@ -285,21 +298,33 @@ static inline double symkl_term_var(double mu_p, double var_p, double mu_q, doub
     const double rho_lo = (fma(-rho, var_q, d_hi) + d_lo) / var_q;
     const double x = rho;
     const double x_lo = rho_lo;
-    const double a = ((mu_p - mu_q) / var_q) * (mu_p - mu_q);
-    double excess;
+    const double d_mu = mu_p - mu_q;
+    const int d_big = isinf(d_mu); /* the difference of two finite means overflowed */
+    const double d_half = d_big ? 0.5 * mu_p - 0.5 * mu_q : d_mu;
+    const double a_scale = d_big ? 2.0 : 0.5;
+    const double half_a = (a_scale * (d_half / var_q)) * d_half;
+    double excess = 0.0, half_excess = 0.0;
+    int halved = 0;
     if (x > SYMKL_SERIES_LOW && x < SYMKL_SERIES_HIGH) {
         excess = symkl_excess_series(x) + x_lo * (x / (1.0 + x));
     } else {
         if (x < SYMKL_FAR_BELOW) {
-            excess = (x - log(var_p/var_q)) + x_lo;
+            /* log(u/v) by exponent splitting: u/v may underflow
+             * (fact log-ratio-split) */
+            double log_lo;
+            const double log_hi = symkl_log_ratio(var_p, var_q, &log_lo);
+            excess = (x - log_hi) + (x_lo - log_lo);
         } else if (x < 0x1p60) {
             excess = (x - log1p(rho)) + (x_lo - rho_lo / (1.0 + rho));
         } else {
-            excess = x; /* log(1 + x) < x/2^54: below half an ulp; x may be inf */
+            /* log(1 + x) < x/2^54: below half an ulp; x/2 where x overflows */
+            half_excess = (0.5 * d_hi) / var_q;
+            halved = 1;
         }
     }
-    if (!(excess > 0.0)) excess = 0.0; /* -0.0 and rounding below zero */
-    return 0.5 * (a + excess);
+    if (excess < 0.0) excess = 0.0; /* rounding below zero; NaN stays NaN */
+    if (!halved) half_excess = 0.5 * excess;
+    return half_a + half_excess + ((var_p > 0.0 && var_q > 0.0) ? 0.0 : NAN /* NaN in, NaN out */);
 }
 
 /* var, vectorisable: valid when symkl_fast_ok_var holds */
@@ -372,7 +397,8 @@ SYMKL_VECTOR static int64_t symkl_block_var_f64(int64_t n, const double *restric
     int64_t slow = 0;
     for (int64_t c = 0; c < n; ++c) {
         terms[c] = symkl_fast_term_var(b0[c], b1[c], b2[c], b3[c], 1);
-        slow |= !symkl_fast_ok_var(b0[c], b1[c], b2[c], b3[c]);
+        slow |= !symkl_fast_ok_var(b0[c], b1[c], b2[c], b3[c])
+            | !(terms[c] < SYMKL_FAST_TERM_MAX);
     }
     return slow;
 }
@@ -383,7 +409,8 @@ SYMKL_VECTOR static int64_t symkl_block_var_f32(int64_t n, const double *restric
     int64_t slow = 0;
     for (int64_t c = 0; c < n; ++c) {
         terms[c] = symkl_fast_term_var(b0[c], b1[c], b2[c], b3[c], 0);
-        slow |= !symkl_fast_ok_var(b0[c], b1[c], b2[c], b3[c]);
+        slow |= !symkl_fast_ok_var(b0[c], b1[c], b2[c], b3[c])
+            | !(terms[c] < SYMKL_FAST_TERM_MAX);
     }
     return slow;
 }
@@ -398,21 +425,33 @@ static inline double symkl_term_std(double mu_p, double s_p, double mu_q, double
     double two_lo;
     const double two = symkl_two_sum(2.0, rho, &two_lo);
     const double x_lo = fma(rho, two, -x) + rho * two_lo + 2.0 * rho_lo * (1.0 + rho);
-    const double a = ((mu_p - mu_q) / s_q) * ((mu_p - mu_q) / s_q);
-    double excess;
+    const double d_mu = mu_p - mu_q;
+    const int d_big = isinf(d_mu); /* the difference of two finite means overflowed */
+    const double d_half = d_big ? 0.5 * mu_p - 0.5 * mu_q : d_mu;
+    const double a_scale = d_big ? 2.0 : 0.5;
+    const double half_a = (a_scale * (d_half / s_q)) * (d_half / s_q);
+    double excess = 0.0, half_excess = 0.0;
+    int halved = 0;
     if (x > SYMKL_SERIES_LOW && x < SYMKL_SERIES_HIGH) {
         excess = symkl_excess_series(x) + x_lo * (x / (1.0 + x));
     } else {
         if (x < SYMKL_FAR_BELOW) {
-            excess = (x - 2*log(s_p/s_q)) + x_lo;
+            /* log(u/v) by exponent splitting: u/v may underflow
+             * (fact log-ratio-split) */
+            double log_lo;
+            const double log_hi = symkl_log_ratio(s_p, s_q, &log_lo);
+            excess = (x - 2.0 * log_hi) + (x_lo - 2.0 * log_lo);
         } else if (x < 0x1p60) {
             excess = (x - 2.0 * log1p(rho)) + (x_lo - 2.0 * rho_lo / (1.0 + rho));
         } else {
-            excess = x; /* log(1 + x) < x/2^54: below half an ulp; x may be inf */
+            /* log(1 + x) < x/2^54: below half an ulp; x/2 where x overflows */
+            half_excess = (0.5 * rho) * (2.0 + rho);
+            halved = 1;
         }
     }
-    if (!(excess > 0.0)) excess = 0.0; /* -0.0 and rounding below zero */
-    return 0.5 * (a + excess);
+    if (excess < 0.0) excess = 0.0; /* rounding below zero; NaN stays NaN */
+    if (!halved) half_excess = 0.5 * excess;
+    return half_a + half_excess + ((s_p > 0.0 && s_q > 0.0) ? 0.0 : NAN /* NaN in, NaN out */);
 }
 
 /* std, vectorisable: valid when symkl_fast_ok_std holds */
@@ -493,7 +532,8 @@ SYMKL_VECTOR static int64_t symkl_block_std_f64(int64_t n, const double *restric
     int64_t slow = 0;
     for (int64_t c = 0; c < n; ++c) {
         terms[c] = symkl_fast_term_std(b0[c], b1[c], b2[c], b3[c], 1);
-        slow |= !symkl_fast_ok_std(b0[c], b1[c], b2[c], b3[c]);
+        slow |= !symkl_fast_ok_std(b0[c], b1[c], b2[c], b3[c])
+            | !(terms[c] < SYMKL_FAST_TERM_MAX);
     }
     return slow;
 }
@@ -504,7 +544,8 @@ SYMKL_VECTOR static int64_t symkl_block_std_f32(int64_t n, const double *restric
     int64_t slow = 0;
     for (int64_t c = 0; c < n; ++c) {
         terms[c] = symkl_fast_term_std(b0[c], b1[c], b2[c], b3[c], 0);
-        slow |= !symkl_fast_ok_std(b0[c], b1[c], b2[c], b3[c]);
+        slow |= !symkl_fast_ok_std(b0[c], b1[c], b2[c], b3[c])
+            | !(terms[c] < SYMKL_FAST_TERM_MAX);
     }
     return slow;
 }
@@ -512,39 +553,73 @@ SYMKL_VECTOR static int64_t symkl_block_std_f32(int64_t n, const double *restric
 /* logvar: x = expm1(logvar_p - logvar_q), a = (mu_p - mu_q)**2*exp(-logvar_q) */
 static inline double symkl_term_logvar(double mu_p, double logvar_p, double mu_q, double logvar_q) {
     double d_lo;
-    const double d_hi = symkl_two_sum(logvar_p, -logvar_q, &d_lo);
-    const double x = expm1(d_hi) + d_lo * exp(d_hi);
-    const double a = (mu_p == mu_q) ? 0.0 : (((mu_p - mu_q))*((mu_p - mu_q)))*exp(-logvar_q);
-    double excess;
+    double d_hi = symkl_two_sum(logvar_p, -logvar_q, &d_lo);
+    if (isinf(d_hi)) d_lo = 0.0; /* the lo part of an overflow is NaN */
+    const double expm1_d = expm1(d_hi);
+    const double x = d_lo == 0.0 || d_hi > 709.0 ? expm1_d : expm1_d + d_lo * exp(d_hi);
+    const double d_mu = mu_p - mu_q;
+    const int d_big = isinf(d_mu); /* the difference of two finite means overflowed */
+    const double d_half = d_big ? 0.5 * mu_p - 0.5 * mu_q : d_mu;
+    int d_exponent;
+    const double d_mantissa = frexp(d_half, &d_exponent);
+    const double e_full = exp(-logvar_q);
+    const double e_half = exp(-0.5 * logvar_q);
+    const double m2 = d_mantissa * d_mantissa;
+    /* e^{-l} out of the normal range: m^2 e^{-l/2} renormalised, then e^{-l/2} */
+    int t_exponent;
+    const double t_mantissa = frexp(m2 * e_half, &t_exponent);
+    const int usable = e_full >= 0x1p-1000 && e_full <= 0x1p1000;
+    const double scaled = usable ? m2 * e_full : t_mantissa * e_half;
+    const int shift = 2 * (d_exponent + d_big) - 1 + (usable ? 0 : t_exponent);
+    const double half_a = d_mu == 0.0 ? 0.0 : ldexp(scaled, shift);
+    double excess = 0.0, half_excess = 0.0;
+    int halved = 0;
     if (x > SYMKL_SERIES_LOW && x < SYMKL_SERIES_HIGH) {
         excess = symkl_excess_series(x);
     } else {
         if (d_hi > SYMKL_TABLE_LOW && d_hi < SYMKL_TABLE_HIGH) {
             excess = symkl_expm1mx_table(d_hi, d_lo);
+        } else if (d_hi > 709.0) {
+            /* e^d near or past overflow, KL/2 perhaps not (fact excess-half) */
+            const double e = exp(0.5 * d_hi), half_e = (0.5 * e) * e;
+            const double carried = isinf(half_e) ? half_e : half_e + half_e * d_lo;
+            half_excess = carried - 0.5 * (1.0 + d_hi);
+            halved = 1;
         } else {
             excess = (x - d_hi) - d_lo;
         }
     }
-    if (!(excess > 0.0)) excess = 0.0; /* -0.0 and rounding below zero */
-    return 0.5 * (a + excess);
+    if (excess < 0.0) excess = 0.0; /* rounding below zero; NaN stays NaN */
+    if (!halved) half_excess = 0.5 * excess;
+    return half_a + half_excess + (0.0);
 }
 
 /* std-normal: x = expm1(logvar), a = mu**2 */
 static inline double symkl_term_std_normal(double mu, double logvar) {
-    const double x = expm1(logvar);
-    const double a = ((mu)*(mu));
-    double excess;
+    const double d_hi = logvar, d_lo = 0.0;
+    const double expm1_d = expm1(d_hi);
+    const double x = d_lo == 0.0 || d_hi > 709.0 ? expm1_d : expm1_d + d_lo * exp(d_hi);
+    const double half_a = (0.5 * mu) * mu;
+    double excess = 0.0, half_excess = 0.0;
+    int halved = 0;
     if (x > SYMKL_SERIES_LOW && x < SYMKL_SERIES_HIGH) {
         excess = symkl_excess_series(x);
     } else {
-        if (logvar > SYMKL_TABLE_LOW && logvar < SYMKL_TABLE_HIGH) {
-            excess = symkl_expm1mx_table(logvar, 0.0);
+        if (d_hi > SYMKL_TABLE_LOW && d_hi < SYMKL_TABLE_HIGH) {
+            excess = symkl_expm1mx_table(d_hi, d_lo);
+        } else if (d_hi > 709.0) {
+            /* e^d near or past overflow, KL/2 perhaps not (fact excess-half) */
+            const double e = exp(0.5 * d_hi), half_e = (0.5 * e) * e;
+            const double carried = isinf(half_e) ? half_e : half_e + half_e * d_lo;
+            half_excess = carried - 0.5 * (1.0 + d_hi);
+            halved = 1;
         } else {
-            excess = x - (logvar);
+            excess = (x - d_hi) - d_lo;
         }
     }
-    if (!(excess > 0.0)) excess = 0.0; /* -0.0 and rounding below zero */
-    return 0.5 * (a + excess);
+    if (excess < 0.0) excess = 0.0; /* rounding below zero; NaN stays NaN */
+    if (!halved) half_excess = 0.5 * excess;
+    return half_a + half_excess + (0.0);
 }
 
 /* Row sums over k columns; argument j is read at p_j[r*row_j + c*col_j] (element
@@ -595,7 +670,9 @@ int64_t symkl_kl_var_f64(const double *p0, int64_t row0, int64_t col0, const dou
                             if (!isfinite(mu_q)) return -(index * 8 + 2) - 1;
                             if (!(var_q > 0.0) || !isfinite(var_q)) return -(index * 8 + 3) - 1;
                         }
-                        if (!symkl_fast_ok_var(mu_p, var_p, mu_q, var_q)) {
+                        /* and where the fast term nears overflow: the scalar kernel
+                         * is exact about the threshold */
+                        if (!symkl_fast_ok_var(mu_p, var_p, mu_q, var_q) || !(terms[at + c] < SYMKL_FAST_TERM_MAX)) {
                             terms[at + c] = symkl_term_var(mu_p, var_p, mu_q, var_q);
                         }
                     }
@@ -655,7 +732,9 @@ int64_t symkl_kl_var_f32(const float *p0, int64_t row0, int64_t col0, const floa
                             if (!isfinite(mu_q)) return -(index * 8 + 2) - 1;
                             if (!(var_q > 0.0) || !isfinite(var_q)) return -(index * 8 + 3) - 1;
                         }
-                        if (!symkl_fast_ok_var(mu_p, var_p, mu_q, var_q)) {
+                        /* and where the fast term nears overflow: the scalar kernel
+                         * is exact about the threshold */
+                        if (!symkl_fast_ok_var(mu_p, var_p, mu_q, var_q) || !(terms[at + c] < SYMKL_FAST_TERM_MAX)) {
                             terms[at + c] = symkl_term_var(mu_p, var_p, mu_q, var_q);
                         }
                     }
@@ -715,7 +794,9 @@ int64_t symkl_kl_std_f64(const double *p0, int64_t row0, int64_t col0, const dou
                             if (!isfinite(mu_q)) return -(index * 8 + 2) - 1;
                             if (!(s_q > 0.0) || !isfinite(s_q)) return -(index * 8 + 3) - 1;
                         }
-                        if (!symkl_fast_ok_std(mu_p, s_p, mu_q, s_q)) {
+                        /* and where the fast term nears overflow: the scalar kernel
+                         * is exact about the threshold */
+                        if (!symkl_fast_ok_std(mu_p, s_p, mu_q, s_q) || !(terms[at + c] < SYMKL_FAST_TERM_MAX)) {
                             terms[at + c] = symkl_term_std(mu_p, s_p, mu_q, s_q);
                         }
                     }
@@ -775,7 +856,9 @@ int64_t symkl_kl_std_f32(const float *p0, int64_t row0, int64_t col0, const floa
                             if (!isfinite(mu_q)) return -(index * 8 + 2) - 1;
                             if (!(s_q > 0.0) || !isfinite(s_q)) return -(index * 8 + 3) - 1;
                         }
-                        if (!symkl_fast_ok_std(mu_p, s_p, mu_q, s_q)) {
+                        /* and where the fast term nears overflow: the scalar kernel
+                         * is exact about the threshold */
+                        if (!symkl_fast_ok_std(mu_p, s_p, mu_q, s_q) || !(terms[at + c] < SYMKL_FAST_TERM_MAX)) {
                             terms[at + c] = symkl_term_std(mu_p, s_p, mu_q, s_q);
                         }
                     }

@@ -22,7 +22,7 @@ from sympy.codegen.cfunctions import expm1
 from sympy.printing.c import C99CodePrinter
 from sympy.printing.numpy import NumPyPrinter
 
-from symkl.kl.stable import NumericForms, ParameterisedForm, numeric_forms
+from symkl.kl.stable import A, NumericForms, ParameterisedForm, X, numeric_forms
 
 __all__ = ["C_PATH", "NUMPY_PATH", "generate_sources"]
 
@@ -162,8 +162,21 @@ def _c_fast_common(forms: NumericForms) -> list[str]:
         " * ones) take the scalar kernels above. */",
         f"#define SYMKL_LN2_HI ({ln2_high!r}) /* 33 bits: n * SYMKL_LN2_HI is exact */",
         f"#define SYMKL_LN2_LO ({ln2_low!r})",
+        "",
+        "/* log(u/v) = (e_u - e_v) log 2 + log(m_u/m_v) as hi + *lo (fact log-ratio-split) */",
+        "static inline double symkl_log_ratio(double u, double v, double *lo) {",
+        "    int e_u, e_v;",
+        "    const double m_u = frexp(u, &e_u), m_v = frexp(v, &e_v);",
+        "    const double n = (double)(e_u - e_v);",
+        "    double error;",
+        "    const double hi = symkl_two_sum(n * SYMKL_LN2_HI, log(m_u / m_v), &error);",
+        "    *lo = error + n * SYMKL_LN2_LO;",
+        "    return hi;",
+        "}",
+        "",
         "#define SYMKL_FAST_MIN (0x1p-500)",
         "#define SYMKL_FAST_MAX (0x1p500)",
+        "#define SYMKL_FAST_TERM_MAX (0x1p1000)",
         "#define SYMKL_BLOCK 256",
         "/* a lo part, or nothing where `exact` is 0 (the compiler removes its arithmetic) */",
         "#define SYMKL_LO(value) (exact ? (value) : 0.0)",
@@ -363,7 +376,8 @@ def _c_fast_term(form: ParameterisedForm) -> list[str]:
                 "    int64_t slow = 0;",
                 "    for (int64_t c = 0; c < n; ++c) {",
                 f"        terms[c] = symkl_fast_term_{name}(b0[c], b1[c], b2[c], b3[c], {exact});",
-                f"        slow |= !symkl_fast_ok_{name}(b0[c], b1[c], b2[c], b3[c]);",
+                f"        slow |= !symkl_fast_ok_{name}(b0[c], b1[c], b2[c], b3[c])",
+                "            | !(terms[c] < SYMKL_FAST_TERM_MAX);",
                 "    }",
                 "    return slow;",
                 "}",
@@ -418,22 +432,65 @@ def _scaled_square(form: ParameterisedForm) -> str | None:
     return f"{w} * {w}" if power == 2 else f"{w} * ({mu_p} - {mu_q})"
 
 
+def _c_half_a(form: ParameterisedForm) -> list[str]:
+    """``half_a = a/2`` that neither under- nor overflows where ``a/2`` does not.
+
+    Quotient forms: ``w = d/v`` times ``d`` or ``w`` (an overflowing ``d = mu_p - mu_q``
+    is halved first).  Log-variance form: ``d = 2^k m`` and ``a/2 = 2^(2k-1) (m^2
+    e^{-l})`` (fact mean-term-split), ``e^{-l}`` taken as ``(e^{-l/2})^2`` where alone it
+    leaves the normal range.
+    """
+    mu_arguments = [str(p) for p in form.parameters if str(p).startswith("mu")]
+    quotient = _quotient(form)
+    if len(mu_arguments) == 1:
+        (mu,) = mu_arguments
+        return [f"    const double half_a = (0.5 * {mu}) * {mu};"]
+    mu_p, mu_q = mu_arguments
+    lines = [
+        f"    const double d_mu = {mu_p} - {mu_q};",
+        "    const int d_big = isinf(d_mu); /* the difference of two finite means overflowed */",
+        f"    const double d_half = d_big ? 0.5 * {mu_p} - 0.5 * {mu_q} : d_mu;",
+    ]
+    if quotient is not None:
+        _, v, power, _ = quotient
+        w = f"(d_half / {v})"
+        other = w if power == 2 else "d_half"
+        return [
+            *lines,
+            "    const double a_scale = d_big ? 2.0 : 0.5;",
+            f"    const double half_a = (a_scale * {w}) * {other};",
+        ]
+    logvar_q = str(form.parameters[3])
+    return [
+        *lines,
+        "    int d_exponent;",
+        "    const double d_mantissa = frexp(d_half, &d_exponent);",
+        f"    const double e_full = exp(-{logvar_q});",
+        f"    const double e_half = exp(-0.5 * {logvar_q});",
+        "    const double m2 = d_mantissa * d_mantissa;",
+        "    /* e^{-l} out of the normal range: m^2 e^{-l/2} renormalised, then e^{-l/2} */",
+        "    int t_exponent;",
+        "    const double t_mantissa = frexp(m2 * e_half, &t_exponent);",
+        "    const int usable = e_full >= 0x1p-1000 && e_full <= 0x1p1000;",
+        "    const double scaled = usable ? m2 * e_full : t_mantissa * e_half;",
+        "    const int shift = 2 * (d_exponent + d_big) - 1 + (usable ? 0 : t_exponent);",
+        "    const double half_a = d_mu == 0.0 ? 0.0 : ldexp(scaled, shift);",
+    ]
+
+
 def _c_term(form: ParameterisedForm) -> list[str]:
     name = _identifier(form.name)
     arguments = ", ".join(f"double {p}" for p in form.parameters)
-    mu_arguments = [p for p in form.parameters if str(p).startswith("mu")]
-    a_expr = _scaled_square(form) or _c(form.a)
-    if form.a.has(sp.exp) and len(mu_arguments) == 2:
-        # 0 * exp(huge) would be NaN; equal means contribute exactly 0
-        a_expr = f"({mu_arguments[0]} == {mu_arguments[1]}) ? 0.0 : {a_expr}"
     quotient = _quotient(form)
     series = ["        excess = symkl_excess_series(x);"]
+    domain = "0.0"
     if quotient is not None:
         # x = x + x_lo exactly (to 2^-106): the rounding of u - v (TwoSum), of the
         # division (fma) and, for the std form, of (2 + rho) rho.  Then, to first order,
         # f(x + x_lo) = f(x) + x_lo f'(x) with f'(x) = x/(1 + x), and log(1 + x) =
         # power log1p(rho + rho_lo) = power (log1p(rho) + rho_lo/(1 + rho)).
         u, v, power, x_of_rho = quotient
+        domain = f"({u} > 0.0 && {v} > 0.0) ? 0.0 : NAN /* NaN in, NaN out */"
         x_lines = [
             "    double d_lo;",
             f"    const double d_hi = symkl_two_sum({u}, -{v}, &d_lo);",
@@ -443,49 +500,63 @@ def _c_term(form: ParameterisedForm) -> list[str]:
         ]
         if power == 1:
             x_lines.append("    const double x_lo = rho_lo;")
+            # x/2 without overflow where x = rho itself overflows
+            half_x = f"(0.5 * d_hi) / {v}"
         else:
             x_lines += [
                 "    double two_lo;",
                 "    const double two = symkl_two_sum(2.0, rho, &two_lo);",
                 f"    const double x_lo = {_C_STD_X_LO};",
             ]
+            half_x = "(0.5 * rho) * (2.0 + rho)"
         scale = "" if power == 1 else f"{power}.0 * "
         series = [
             "        excess = symkl_excess_series(x) + x_lo * (x / (1.0 + x));",
         ]
         direct = [
             "        if (x < SYMKL_FAR_BELOW) {",
-            f"            excess = (x - {_c(form.log_ratio)}) + x_lo;",
+            "            /* log(u/v) by exponent splitting: u/v may underflow",
+            "             * (fact log-ratio-split) */",
+            "            double log_lo;",
+            f"            const double log_hi = symkl_log_ratio({u}, {v}, &log_lo);",
+            f"            excess = (x - {scale}log_hi) + (x_lo - {scale}log_lo);",
             "        } else if (x < 0x1p60) {",
             f"            excess = (x - {scale}log1p(rho)) + (x_lo - {scale}rho_lo / (1.0 + rho));",
             "        } else {",
-            "            excess = x; /* log(1 + x) < x/2^54: below half an ulp; x may be inf */",
+            "            /* log(1 + x) < x/2^54: below half an ulp; x/2 where x overflows */",
+            f"            half_excess = {half_x};",
+            "            halved = 1;",
             "        }",
         ]
-    elif (difference := _input_difference(form)) is not None:
-        # expm1(u - v) with u - v rounded: TwoSum recovers the rounding error e exactly,
-        # and expm1(d + e) = expm1(d) + e exp(d) to within e^2 (|e| <= 2^-53 |d|)
-        u, v = difference
-        x_lines = [
-            "    double d_lo;",
-            f"    const double d_hi = symkl_two_sum({u}, -{v}, &d_lo);",
-            "    const double x = expm1(d_hi) + d_lo * exp(d_hi);",
+    elif form.name in EXACT_LOG_RATIO:
+        difference = _input_difference(form)
+        if difference is not None:
+            # expm1(u - v) with u - v rounded: TwoSum recovers the rounding error e exactly,
+            # and expm1(d + e) = expm1(d) + e exp(d) to within e^2 (|e| <= 2^-53 |d|)
+            u, v = difference
+            x_lines = [
+                "    double d_lo;",
+                f"    double d_hi = symkl_two_sum({u}, -{v}, &d_lo);",
+                "    if (isinf(d_hi)) d_lo = 0.0; /* the lo part of an overflow is NaN */",
+            ]
+        else:
+            x_lines = [f"    const double d_hi = {_c(form.log_ratio)}, d_lo = 0.0;"]
+        x_lines += [
+            "    const double expm1_d = expm1(d_hi);",
+            "    const double x = d_lo == 0.0 || d_hi > 709.0 ? expm1_d"
+            " : expm1_d + d_lo * exp(d_hi);",
         ]
         direct = [
             "        if (d_hi > SYMKL_TABLE_LOW && d_hi < SYMKL_TABLE_HIGH) {",
             "            excess = symkl_expm1mx_table(d_hi, d_lo);",
+            "        } else if (d_hi > 709.0) {",
+            "            /* e^d near or past overflow, KL/2 perhaps not (fact excess-half) */",
+            "            const double e = exp(0.5 * d_hi), half_e = (0.5 * e) * e;",
+            "            const double carried = isinf(half_e) ? half_e : half_e + half_e * d_lo;",
+            "            half_excess = carried - 0.5 * (1.0 + d_hi);",
+            "            halved = 1;",
             "        } else {",
             "            excess = (x - d_hi) - d_lo;",
-            "        }",
-        ]
-    elif form.name in EXACT_LOG_RATIO:
-        x_lines = [f"    const double x = {_c(form.x)};"]
-        d = _c(form.log_ratio)
-        direct = [
-            f"        if ({d} > SYMKL_TABLE_LOW && {d} < SYMKL_TABLE_HIGH) {{",
-            f"            excess = symkl_expm1mx_table({d}, 0.0);",
-            "        } else {",
-            f"            excess = x - ({d});",
             "        }",
         ]
     else:
@@ -494,15 +565,17 @@ def _c_term(form: ParameterisedForm) -> list[str]:
         f"/* {form.name}: x = {sp.sstr(form.x)}, a = {sp.sstr(form.a)} */",
         f"static inline double symkl_term_{name}({arguments}) {{",
         *x_lines,
-        f"    const double a = {a_expr};",
-        "    double excess;",
+        *_c_half_a(form),
+        "    double excess = 0.0, half_excess = 0.0;",
+        "    int halved = 0;",
         "    if (x > SYMKL_SERIES_LOW && x < SYMKL_SERIES_HIGH) {",
         *series,
         "    } else {",
         *direct,
         "    }",
-        "    if (!(excess > 0.0)) excess = 0.0; /* -0.0 and rounding below zero */",
-        "    return 0.5 * (a + excess);",
+        "    if (excess < 0.0) excess = 0.0; /* rounding below zero; NaN stays NaN */",
+        "    if (!halved) half_excess = 0.5 * excess;",
+        f"    return half_a + half_excess + ({domain});",
         "}",
         "",
     ]
@@ -674,7 +747,10 @@ def _c_block_loop(form: ParameterisedForm, suffix: str, ctype: str) -> list[str]
         "                            const int64_t index = (r0 + i) * k + start + c;",
         *checks,
         "                        }",
-        f"                        if (!symkl_fast_ok_{name}({call})) {{",
+        "                        /* and where the fast term nears overflow: the scalar kernel",
+        "                         * is exact about the threshold */",
+        f"                        if (!symkl_fast_ok_{name}({call})"
+        " || !(terms[at + c] < SYMKL_FAST_TERM_MAX)) {",
         f"                            terms[at + c] = symkl_term_{name}({call});",
         "                        }",
         "                    }",
@@ -708,8 +784,8 @@ NUMPY_PRELUDE = [
     "",
     "xp = SimpleNamespace(",
     "    asarray=np.asarray, clip=np.clip, errstate=np.errstate, floor=np.floor,",
-    "    full_like=np.full_like, isfinite=np.isfinite, maximum=np.maximum, where=np.where,",
-    "    table_rows=_table_rows,",
+    "    full_like=np.full_like, isfinite=np.isfinite, maximum=np.maximum, nan=np.nan,",
+    "    where=np.where, table_rows=_table_rows,",
     ")",
 ]
 
@@ -729,7 +805,7 @@ def _numpy_source(forms: NumericForms) -> str:
 def array_kernels(forms: NumericForms) -> str:
     """The kernel body, written against an array namespace ``xp`` (NumPy, PyTorch, JAX).
 
-    Uses ``xp.asarray, clip, errstate, floor, full_like, isfinite, maximum, where,
+    Uses ``xp.asarray, clip, errstate, floor, full_like, isfinite, maximum, nan, where,
     table_rows`` and the names ``exp, expm1, log, log1p``; the caller's prelude
     provides them.
     """
@@ -784,16 +860,33 @@ def array_kernels(forms: NumericForms) -> str:
         "    return rho, np.where(np.isfinite(rho_lo), rho_lo, 0.0)",
         "",
         "",
-        "def excess_compensated(x, x_lo, rho, rho_lo, power, far_log_ratio):",
-        '    """x - log(1 + x) for 1 + x = (1 + rho)**power, with x + x_lo and rho + rho_lo."""',
+        "def half_excess_compensated(x, x_lo, rho, rho_lo, power, far_log_ratio, half_x):",
+        '    """(x - log(1 + x))/2 for 1 + x = (1 + rho)**power, x + x_lo, rho + rho_lo."""',
         "    near = (x > SERIES_LOW) & (x < SERIES_HIGH)",
         "    series = excess_series(np.where(near, x, 0.0)) + x_lo * (x / (1.0 + x))",
         "    far = x < FAR_BELOW",
         "    r = np.where(far, 0.0, rho)",
         "    direct = (x - power * log1p(r)) + (x_lo - power * rho_lo / (1.0 + r))",
-        "    direct = np.where(x < 2.0**60, direct, x)",
         "    value = np.where(near, series, np.where(far, (x - far_log_ratio) + x_lo, direct))",
-        "    return np.maximum(value, 0.0)",
+        "    # beyond 2^60, log(1 + x) < x/2^54; x/2 is taken where x itself overflows",
+        "    return np.where(x < 2.0**60, 0.5 * np.maximum(value, 0.0), half_x)",
+        "",
+        "",
+        "def half_mean_term(d, logvar_q):",
+        '    """d^2 e^{-logvar_q} / 2, no spurious under- or overflow (fact mean-term-split)."""',
+        "    small = (d < 2.0**-500) & (d > -(2.0**-500))",
+        "    large = (d > 2.0**500) | (d < -(2.0**500))",
+        "    scale = np.where(small, 2.0**600, np.where(large, 2.0**-600, 1.0))",
+        "    back = np.where(small, 2.0**-600, np.where(large, 2.0**600, 1.0))",
+        "    scaled_d = d * scale",
+        "    e_full = exp(-logvar_q)",
+        "    e_half = exp(-0.5 * logvar_q)",
+        "    square = scaled_d * scaled_d",
+        "    usable = (e_full >= 2.0**-600) & (e_full <= 2.0**600)",
+        "    # the scale factors between the exponentials keep every product in range",
+        "    full = ((0.5 * square * e_full) * back) * back",
+        "    split = (((0.5 * square * e_half) * back) * e_half) * back",
+        "    return np.where(d == 0.0, 0.0, np.where(usable, full, split))",
         "",
         "",
         f"TABLE_LOW, TABLE_HIGH, TABLE_SCALE, TABLE_FIRST = {table_low}, {table_high}, "
@@ -829,103 +922,188 @@ def array_kernels(forms: NumericForms) -> str:
         "    return np.maximum(value, 0.0)",
         "",
         "",
+        "def half_excess_exact_log(x, d_hi, d_lo=0.0):",
+        '    """(x - log(1 + x))/2, also where e^d overflows, KL/2 not (fact excess-half)."""',
+        "    large = d_hi > 709.0",
+        "    e = exp(0.5 * np.where(large, d_hi, 0.0))",
+        "    half_e = (0.5 * e) * e",
+        "    carried = np.where(np.isfinite(half_e), half_e + half_e * d_lo, half_e)",
+        "    value = 0.5 * excess_exact_log(x, d_hi, d_lo)",
+        "    return np.where(large, carried - 0.5 * (1.0 + d_hi), value)",
+        "",
+        "",
         "",
     ]
     for form in forms.forms.values():
-        name = _identifier(form.name)
-        arguments = ", ".join(str(p) for p in form.parameters)
-        mu_arguments = [str(p) for p in form.parameters if str(p).startswith("mu")]
-        a_line = f"    a = {_scaled_square(form) or _np(form.a)}"
-        if form.a.has(sp.exp) and len(mu_arguments) == 2:
-            a_line = f"    a = np.where({mu_arguments[0]} == {mu_arguments[1]}, 0.0, {_np(form.a)})"
-        log_ratio = f"    log_ratio = {_np(form.log_ratio)}"
-        difference = _input_difference(form)
-        quotient = _quotient(form)
-        if quotient is not None:
-            u, v, power, x_of_rho = quotient
-            x_lines = [f"    x = {_np(form.x)}"]
-            compensated = [
-                f"        rho, rho_lo = relative_difference({u}, {v})",
-                f"        x = {_np(x_of_rho)}",
-            ]
-            if power == 1:
-                compensated.append("        x_lo = rho_lo")
-            else:
-                compensated += [
-                    "        two, two_lo = two_sum(2.0, rho)",
-                    "        x_lo = product_error(rho, two, x) + rho * two_lo"
-                    " + 2.0 * rho_lo * (1.0 + rho)",
-                ]
-            compensated += [
-                f"        far_log_ratio = {_np(form.log_ratio)}",
-                "        return 0.5 * (a + excess_compensated("
-                f"x, x_lo, rho, rho_lo, {power}.0, far_log_ratio))",
-            ]
-        elif difference is None:
-            x_lines = [f"    x = {_np(form.x)}"]
-        else:
-            u, v = difference
-            x_lines = [
-                f"    d_hi, d_lo = two_sum({u}, -{v})  # the exact rounding error of {u} - {v}",
-                "    x = expm1(d_hi) + d_lo * exp(d_hi)",
-            ]
-            log_ratio = f"    log_ratio = two_sum({u}, -{v})"
-        lines += [
-            "",
-            f"def x_a_{name}({arguments}):",
-            f'    """x = {sp.sstr(form.x)} and a = {sp.sstr(form.a)}."""',
-            *x_lines,
-            a_line,
-            "    return x, a",
-            "",
-            "",
-            f"def term_{name}({arguments}):",
-            f'    """Per-coordinate KL ({form.name}): 1/2 (a + x - log(1 + x))."""',
-            "    with np.errstate(all='ignore'):",
-            f"        x, a = x_a_{name}({arguments})",
-            *(
-                compensated
-                if quotient is not None
-                else [
-                    "    " + log_ratio,
-                    "        return 0.5 * (a + excess_exact_log(x, log_ratio))"
-                    if difference is None
-                    else "        return 0.5 * (a + excess_exact_log(x, *log_ratio))",
-                ]
-            ),
-            "",
-            "",
-            f"def gradient_{name}({arguments}):",
-            f'    """Gradient of term_{name} with respect to ({arguments})."""',
-            "    with np.errstate(all='ignore'):",
-            f"        x, a = x_a_{name}({arguments})",
-            "        return (",
-        ]
-        for parameter in form.parameters:
-            lines.append(f"            {_np(form.gradient[parameter])},")
-        lines += ["        )", ""]
-        if form.symmetric is not None:
-            lines += [
-                "",
-                f"def jeffreys_{name}({arguments}):",
-                f'    """KL(p||q) + KL(q||p) ({form.name}): {sp.sstr(form.symmetric)}."""',
-                "    with np.errstate(all='ignore'):",
-                f"        x, a = x_a_{name}({arguments})",
-                *(
-                    [f"        r = {_np(form.ratio)}"]
-                    if difference is None
-                    else [
-                        # exp(u - v) with u - v rounded: |u - v| 2^-53 relative error
-                        # (60 logvar units: 15 ULP) unless the TwoSum error is added back
-                        f"        d_hi, d_lo = two_sum({difference[0]}, -{difference[1]})",
-                        "        r = exp(d_hi) * (1.0 + d_lo)",
-                    ]
-                ),
-                f"        return np.maximum({_np(form.symmetric)}, 0.0)",
-                "",
-            ]
+        lines += _array_form(form)
     body = "\n".join(lines).rstrip("\n") + "\n"
     return body.replace("np.", "xp.")
+
+
+#: the smallest normal double: a quotient below it has lost digits (its log is then taken
+#: as a difference of logs, fact log-ratio-difference)
+_DBL_MIN = "2.2250738585072014e-308"
+
+
+def _array_half_a(form: ParameterisedForm) -> list[str]:
+    """``half_a = a/2`` without a spurious under- or overflow (see :func:`_c_half_a`)."""
+    mu_arguments = [str(p) for p in form.parameters if str(p).startswith("mu")]
+    if len(mu_arguments) == 1:
+        (mu,) = mu_arguments
+        return [f"    half_a = (0.5 * {mu}) * {mu}"]
+    mu_p, mu_q = mu_arguments
+    quotient = _quotient(form)
+    if quotient is None:
+        return [f"    half_a = half_mean_term({mu_p} - {mu_q}, {form.parameters[3]})"]
+    _, v, power, _ = quotient
+    other = "w" if power == 2 else "d_half"
+    return [
+        f"    d = {mu_p} - {mu_q}",
+        "    big = ~np.isfinite(d)  # the difference of two finite means overflowed",
+        f"    d_half = np.where(big, 0.5 * {mu_p} - 0.5 * {mu_q}, d)",
+        f"    w = d_half / {v}",
+        f"    half_a = (np.where(big, 2.0, 0.5) * w) * {other}",
+    ]
+
+
+def _array_x(form: ParameterisedForm) -> list[str]:
+    """``x`` (as printed) and ``half_x = x/2`` that overflows only where x/2 does."""
+    quotient = _quotient(form)
+    if quotient is not None:
+        u, v, power, x_of_rho = quotient
+        half_x = sp.Rational(1, 2) * (form.x if power == 1 else x_of_rho)
+        lines = [f"    x = {_np(form.x)}"]
+        if power == 2:
+            lines.append(f"    rho = ({u} - {v})/{v}")
+        return [*lines, f"    half_x = {_np(half_x)}"]
+    difference = _input_difference(form)
+    if difference is not None:
+        u, v = difference
+        lines = [
+            f"    d_hi, d_lo = two_sum({u}, -{v})  # the exact rounding error of {u} - {v}",
+            "    d_lo = np.where(np.isfinite(d_hi), d_lo, 0.0)",
+        ]
+    else:
+        lines = [f"    d_hi, d_lo = {_np(form.log_ratio)}, 0.0"]
+    large = sp.Symbol("e", positive=True)
+    half_square = sp.Mul(sp.Mul(sp.Rational(1, 2), large, evaluate=False), large, evaluate=False)
+    return [
+        *lines,
+        "    expm1_d = expm1(d_hi)",
+        "    x = np.where((d_lo == 0.0) | (d_hi > 709.0), expm1_d, expm1_d + d_lo * exp(d_hi))",
+        "    e = exp(0.5 * np.where(d_hi > 709.0, d_hi, 0.0))",
+        # (e^d - 1)/2 = (e/2) e - 1/2 with e = e^{d/2} (fact excess-half)
+        f"    half_x = np.where(d_hi > 709.0, {_np(half_square)} - 0.5, 0.5 * x)",
+    ]
+
+
+def _array_form(form: ParameterisedForm) -> list[str]:
+    """term_, gradient_ and jeffreys_ functions of one form, in the array namespace."""
+    name = _identifier(form.name)
+    arguments = ", ".join(str(p) for p in form.parameters)
+    quotient = _quotient(form)
+    domain = "0.0"
+    if quotient is not None:
+        u, v, power, x_of_rho = quotient
+        domain = f"np.where(({u} > 0.0) & ({v} > 0.0), 0.0, np.nan)"
+        expanded = sp.expand_log(form.log_ratio, force=True)
+        body = [
+            f"        rho, rho_lo = relative_difference({u}, {v})",
+            f"        x = {_np(x_of_rho)}",
+        ]
+        if power == 1:
+            body.append("        x_lo = rho_lo")
+        else:
+            body += [
+                "        two, two_lo = two_sum(2.0, rho)",
+                "        x_lo = product_error(rho, two, x) + rho * two_lo"
+                " + 2.0 * rho_lo * (1.0 + rho)",
+            ]
+        body += [
+            "        # log(u/v) as a difference of logs where u/v is not a normal number",
+            f"        far_log_ratio = np.where({u} / {v} >= {_DBL_MIN}, "
+            f"{_np(form.log_ratio)}, {_np(expanded)})",
+            "        half_excess = half_excess_compensated("
+            f"x, x_lo, rho, rho_lo, {power}.0, far_log_ratio, half_x)",
+        ]
+    else:
+        body = ["        half_excess = half_excess_exact_log(x, d_hi, d_lo)"]
+    lines = [
+        "",
+        f"def parts_{name}({arguments}):",
+        f'    """x = {sp.sstr(form.x)}, a = {sp.sstr(form.a)}: their halves and log parts."""',
+        *_array_x(form),
+        *_array_half_a(form),
+        "    return locals()",
+        "",
+        "",
+        f"def term_{name}({arguments}):",
+        f'    """Per-coordinate KL ({form.name}): 1/2 (a + x - log(1 + x))."""',
+        "    with np.errstate(all='ignore'):",
+        f"        parts = parts_{name}({arguments})",
+        "        x, half_x, half_a = parts['x'], parts['half_x'], parts['half_a']",
+        *(["        d_hi, d_lo = parts['d_hi'], parts['d_lo']"] if quotient is None else []),
+        *body,
+        f"        return half_a + half_excess + {domain}",
+        "",
+        "",
+        f"def gradient_{name}({arguments}):",
+        f'    """Gradient of term_{name} with respect to ({arguments})."""',
+        "    with np.errstate(all='ignore'):",
+        f"        parts = parts_{name}({arguments})",
+        "        half_x, half_a = parts['half_x'], parts['half_a']",
+        "        return (",
+    ]
+    # x and a enter through their halves, which overflow only where the KL does
+    halves = {X: 2 * HALF_X, A: 2 * HALF_A}
+    ranged = _ranged_gradients()
+    for parameter in form.parameters:
+        printed = _np(sp.factor_terms(form.gradient[parameter].xreplace(halves)))
+        label = f"gradient-range-{form.name}-{parameter}"
+        if label in ranged and form.name == "var":
+            # x/(2 v_p) = -x'/(2 v_q): each side is safe on its own half-plane
+            u, v = (str(p) for p in form.parameters[1::2])
+            printed = f"np.where({u} >= {v}, {_np(ranged[label])}, {printed})"
+        elif label in ranged:
+            printed = _np(ranged[label])
+        lines.append(f"            {printed},")
+    lines += ["        )", ""]
+    if form.symmetric is not None:
+        swapped = ", ".join(str(p) for p in _swapped_parameters(form))
+        lines += [
+            "",
+            f"def jeffreys_{name}({arguments}):",
+            f'    """KL(p||q) + KL(q||p) ({form.name}): 1/2 (a + a\' - x x\'), fact '
+            f'jeffreys-parts-{form.name}."""',
+            "    with np.errstate(all='ignore'):",
+            f"        forward = parts_{name}({arguments})",
+            f"        reverse = parts_{name}({swapped})",
+            "        crossed = -forward['half_x'] * reverse['x']",
+            "        total = forward['half_a'] + reverse['half_a'] + crossed",
+            f"        return np.maximum(total, 0.0) + {domain}",
+            "",
+        ]
+    return lines
+
+
+#: the halves of x and a, as the array kernels hold them
+HALF_X, HALF_A = sp.Symbol("half_x", real=True), sp.Symbol("half_a", nonnegative=True)
+
+
+def _ranged_gradients() -> dict[str, sp.Expr]:
+    """Proved gradient components in an overflow-safe order (facts gradient-range-*)."""
+    from symkl.kl import derive
+
+    return {
+        fact.label: fact.rhs
+        for fact in derive("stable").facts
+        if fact.label.startswith("gradient-range-")
+    }
+
+
+def _swapped_parameters(form: ParameterisedForm) -> tuple[sp.Symbol, ...]:
+    mu_p, s_p, mu_q, s_q = form.parameters
+    return (mu_q, s_q, mu_p, s_p)
 
 
 def generate_sources() -> dict[str, str]:
