@@ -290,6 +290,55 @@ static double symkl_lanes_total(const double *lane_sum, const double *lane_error
     return isfinite(total) ? total + error : total;
 }
 
+#define SYMKL_INV_LN2 (1.4426950408889634)
+#define SYMKL_ROUND (0x1.8p52) /* x + 1.5 2^52 - 1.5 2^52 rounds x to an integer */
+#if defined(__GNUC__)
+#define SYMKL_INLINE static inline __attribute__((always_inline))
+#else
+#define SYMKL_INLINE static inline
+#endif
+
+/* e^r - 1 - r = r^2 P(r), 13 terms of sum r^k/k! (fact expm1mx-series) */
+static inline double symkl_fast_expm1mx(double r) {
+    double s = 1.1470745597729725e-11;
+    s = s * r + 1.6059043836821613e-10;
+    s = s * r + 2.08767569878681e-09;
+    s = s * r + 2.505210838544172e-08;
+    s = s * r + 2.755731922398589e-07;
+    s = s * r + 2.7557319223985893e-06;
+    s = s * r + 2.48015873015873e-05;
+    s = s * r + 0.0001984126984126984;
+    s = s * r + 0.001388888888888889;
+    s = s * r + 0.008333333333333333;
+    s = s * r + 0.041666666666666664;
+    s = s * r + 0.16666666666666666;
+    s = s * r + 0.5;
+    return (r * r) * s;
+}
+
+/* e^(d + d_lo) = 2^n (t + *t_lo), n = round(d / log 2), |d| <= 700; *near is
+ * e^d - 1 - d where n = 0 (then r = d exactly).  No branch, no libm call. */
+SYMKL_INLINE double symkl_fast_exp(double d, double d_lo, const int exact,
+        double *restrict t_lo, double *restrict scale, double *restrict near,
+        double *restrict exponent) {
+    const double rounded = d * SYMKL_INV_LN2 + SYMKL_ROUND;
+    const double n = rounded - SYMKL_ROUND;
+    const double r_hi = d - n * SYMKL_LN2_HI; /* exact: 33-bit SYMKL_LN2_HI, |n| < 2^11 */
+    const double shift = n * SYMKL_LN2_LO;
+    const double r = r_hi - shift;
+    const double r_lo = SYMKL_LO((r_hi - r) - shift - fma(n, SYMKL_LN2_LO, -shift)) + d_lo;
+    const double p = symkl_fast_expm1mx(r);
+    double e1, e2;
+    const double one_r = symkl_two_sum(1.0, r, &e1);
+    const double t = symkl_two_sum(one_r, p, &e2);
+    *t_lo = SYMKL_LO(e1 + e2) + r_lo * t;
+    /* 2^n from the low bits of `rounded` (n + 1.5 2^52 holds n there) */
+    *scale = symkl_from_bits((symkl_bits(rounded) - symkl_bits(SYMKL_ROUND) + 1023u) << 52);
+    *near = p + d_lo * (r + p);
+    *exponent = n;
+    return t;
+}
+
 /* var: x = (var_p - var_q)/var_q, a = (mu_p - mu_q)**2/var_q */
 static inline double symkl_term_var(double mu_p, double var_p, double mu_q, double var_q) {
     double d_lo;
@@ -391,27 +440,27 @@ static inline double symkl_fast_term_var(double mu_p, double var_p, double mu_q,
     return term > 0.0 ? term : 0.0;
 }
 
-SYMKL_VECTOR static int64_t symkl_block_var_f64(int64_t n, const double *restrict b0,
-        const double *restrict b1, const double *restrict b2,
-        const double *restrict b3, double *restrict terms) {
+SYMKL_VECTOR static int64_t symkl_block_var_f64(int64_t n, const double *restrict b0, const double *restrict b1, const double *restrict b2, const double *restrict b3,
+        double *restrict terms) {
     int64_t slow = 0;
     for (int64_t c = 0; c < n; ++c) {
         terms[c] = symkl_fast_term_var(b0[c], b1[c], b2[c], b3[c], 1);
-        slow |= !symkl_fast_ok_var(b0[c], b1[c], b2[c], b3[c])
-            | !(terms[c] < SYMKL_FAST_TERM_MAX);
+        slow |= !symkl_fast_ok_var(b0[c], b1[c], b2[c], b3[c]);
     }
+    /* a loop of its own: mixed with the above, GCC does not vectorise either */
+    for (int64_t c = 0; c < n; ++c) slow |= !(terms[c] < SYMKL_FAST_TERM_MAX);
     return slow;
 }
 
-SYMKL_VECTOR static int64_t symkl_block_var_f32(int64_t n, const double *restrict b0,
-        const double *restrict b1, const double *restrict b2,
-        const double *restrict b3, double *restrict terms) {
+SYMKL_VECTOR static int64_t symkl_block_var_f32(int64_t n, const double *restrict b0, const double *restrict b1, const double *restrict b2, const double *restrict b3,
+        double *restrict terms) {
     int64_t slow = 0;
     for (int64_t c = 0; c < n; ++c) {
         terms[c] = symkl_fast_term_var(b0[c], b1[c], b2[c], b3[c], 0);
-        slow |= !symkl_fast_ok_var(b0[c], b1[c], b2[c], b3[c])
-            | !(terms[c] < SYMKL_FAST_TERM_MAX);
+        slow |= !symkl_fast_ok_var(b0[c], b1[c], b2[c], b3[c]);
     }
+    /* a loop of its own: mixed with the above, GCC does not vectorise either */
+    for (int64_t c = 0; c < n; ++c) slow |= !(terms[c] < SYMKL_FAST_TERM_MAX);
     return slow;
 }
 
@@ -526,27 +575,27 @@ static inline double symkl_fast_term_std(double mu_p, double s_p, double mu_q, d
     return term > 0.0 ? term : 0.0;
 }
 
-SYMKL_VECTOR static int64_t symkl_block_std_f64(int64_t n, const double *restrict b0,
-        const double *restrict b1, const double *restrict b2,
-        const double *restrict b3, double *restrict terms) {
+SYMKL_VECTOR static int64_t symkl_block_std_f64(int64_t n, const double *restrict b0, const double *restrict b1, const double *restrict b2, const double *restrict b3,
+        double *restrict terms) {
     int64_t slow = 0;
     for (int64_t c = 0; c < n; ++c) {
         terms[c] = symkl_fast_term_std(b0[c], b1[c], b2[c], b3[c], 1);
-        slow |= !symkl_fast_ok_std(b0[c], b1[c], b2[c], b3[c])
-            | !(terms[c] < SYMKL_FAST_TERM_MAX);
+        slow |= !symkl_fast_ok_std(b0[c], b1[c], b2[c], b3[c]);
     }
+    /* a loop of its own: mixed with the above, GCC does not vectorise either */
+    for (int64_t c = 0; c < n; ++c) slow |= !(terms[c] < SYMKL_FAST_TERM_MAX);
     return slow;
 }
 
-SYMKL_VECTOR static int64_t symkl_block_std_f32(int64_t n, const double *restrict b0,
-        const double *restrict b1, const double *restrict b2,
-        const double *restrict b3, double *restrict terms) {
+SYMKL_VECTOR static int64_t symkl_block_std_f32(int64_t n, const double *restrict b0, const double *restrict b1, const double *restrict b2, const double *restrict b3,
+        double *restrict terms) {
     int64_t slow = 0;
     for (int64_t c = 0; c < n; ++c) {
         terms[c] = symkl_fast_term_std(b0[c], b1[c], b2[c], b3[c], 0);
-        slow |= !symkl_fast_ok_std(b0[c], b1[c], b2[c], b3[c])
-            | !(terms[c] < SYMKL_FAST_TERM_MAX);
+        slow |= !symkl_fast_ok_std(b0[c], b1[c], b2[c], b3[c]);
     }
+    /* a loop of its own: mixed with the above, GCC does not vectorise either */
+    for (int64_t c = 0; c < n; ++c) slow |= !(terms[c] < SYMKL_FAST_TERM_MAX);
     return slow;
 }
 
@@ -574,8 +623,9 @@ static inline double symkl_term_logvar(double mu_p, double logvar_p, double mu_q
     const double half_a = d_mu == 0.0 ? 0.0 : ldexp(scaled, shift);
     double excess = 0.0, half_excess = 0.0;
     int halved = 0;
-    if (x > SYMKL_SERIES_LOW && x < SYMKL_SERIES_HIGH) {
-        excess = symkl_excess_series(x);
+    if (fabs(d_hi) <= 0.34) {
+        /* the series in d itself: x = expm1(d) carries a rounding */
+        excess = symkl_fast_expm1mx(d_hi) + d_lo * x;
     } else {
         if (d_hi > SYMKL_TABLE_LOW && d_hi < SYMKL_TABLE_HIGH) {
             excess = symkl_expm1mx_table(d_hi, d_lo);
@@ -594,6 +644,67 @@ static inline double symkl_term_logvar(double mu_p, double logvar_p, double mu_q
     return half_a + half_excess + (0.0);
 }
 
+/* logvar, vectorisable: valid when symkl_fast_ok_logvar holds */
+static inline int symkl_fast_ok_logvar(double mu_p, double logvar_p, double mu_q, double logvar_q) {
+    return (fabs(logvar_p) <= 350.0) & (fabs(logvar_q) <= 350.0)
+        & (fabs(mu_p) <= 0x1p400) & (fabs(mu_q) <= 0x1p400)
+        & ((mu_p == mu_q) | (fabs(mu_p - mu_q) >= 0x1p-400));
+}
+
+SYMKL_INLINE double symkl_fast_term_logvar(double mu_p, double logvar_p, double mu_q, double logvar_q, const int exact) {
+    double d_lo, m_lo;
+    const double d = symkl_two_sum(logvar_p, -logvar_q, &d_lo);
+    const double m = symkl_two_sum(mu_p, -mu_q, &m_lo);
+    /* e^{-l_q} = q_scale (q_t + q_lo) */
+    double q_lo, q_scale, q_near, q_exponent;
+    const double q_t = symkl_fast_exp(-logvar_q, 0.0, exact, &q_lo, &q_scale, &q_near, &q_exponent);
+    /* e^d - 1 - d (fact exp-split): at n = 0 the series, else 2^n t - (1 + d) */
+    double t_lo, scale, near, exponent;
+    const double t = symkl_fast_exp(d, SYMKL_LO(d_lo), exact, &t_lo, &scale, &near, &exponent);
+    double c_lo, f_lo;
+    const double c = symkl_two_sum(1.0, d, &c_lo);
+    const double f = symkl_two_sum(scale * t, -c, &f_lo);
+    const double far_lo = SYMKL_LO(f_lo - c_lo - SYMKL_LO(d_lo)) + scale * t_lo;
+    const double excess_hi = exponent == 0.0 ? near : f;
+    const double excess_lo = exponent == 0.0 ? 0.0 : far_lo;
+    /* a = m^2 e^{-l_q} as a + a_lo */
+    const double m2 = m * m;
+    const double m2_lo = SYMKL_LO(fma(m, m, -m2) + 2.0 * m * m_lo);
+    const double a_t = m2 * q_t;
+    const double a = a_t * q_scale;
+    const double a_lo = SYMKL_LO(fma(m2, q_t, -a_t) + m2_lo * q_t + m2 * q_lo) * q_scale;
+    double total_lo;
+    const double total = symkl_two_sum(a, excess_hi, &total_lo);
+    const double term = 0.5 * (total + (SYMKL_LO(total_lo + a_lo) + excess_lo));
+    /* an overflow leaves NaN (inf - inf in the lo parts): the block's check sends
+     * it to the scalar kernel */
+    return term < 0.0 ? 0.0 : term;
+}
+
+SYMKL_VECTOR static int64_t symkl_block_logvar_f64(int64_t n, const double *restrict b0, const double *restrict b1, const double *restrict b2, const double *restrict b3,
+        double *restrict terms) {
+    int64_t slow = 0;
+    for (int64_t c = 0; c < n; ++c) {
+        terms[c] = symkl_fast_term_logvar(b0[c], b1[c], b2[c], b3[c], 1);
+        slow |= !symkl_fast_ok_logvar(b0[c], b1[c], b2[c], b3[c]);
+    }
+    /* a loop of its own: mixed with the above, GCC does not vectorise either */
+    for (int64_t c = 0; c < n; ++c) slow |= !(terms[c] < SYMKL_FAST_TERM_MAX);
+    return slow;
+}
+
+SYMKL_VECTOR static int64_t symkl_block_logvar_f32(int64_t n, const double *restrict b0, const double *restrict b1, const double *restrict b2, const double *restrict b3,
+        double *restrict terms) {
+    int64_t slow = 0;
+    for (int64_t c = 0; c < n; ++c) {
+        terms[c] = symkl_fast_term_logvar(b0[c], b1[c], b2[c], b3[c], 0);
+        slow |= !symkl_fast_ok_logvar(b0[c], b1[c], b2[c], b3[c]);
+    }
+    /* a loop of its own: mixed with the above, GCC does not vectorise either */
+    for (int64_t c = 0; c < n; ++c) slow |= !(terms[c] < SYMKL_FAST_TERM_MAX);
+    return slow;
+}
+
 /* std-normal: x = expm1(logvar), a = mu**2 */
 static inline double symkl_term_std_normal(double mu, double logvar) {
     const double d_hi = logvar, d_lo = 0.0;
@@ -602,8 +713,9 @@ static inline double symkl_term_std_normal(double mu, double logvar) {
     const double half_a = (0.5 * mu) * mu;
     double excess = 0.0, half_excess = 0.0;
     int halved = 0;
-    if (x > SYMKL_SERIES_LOW && x < SYMKL_SERIES_HIGH) {
-        excess = symkl_excess_series(x);
+    if (fabs(d_hi) <= 0.34) {
+        /* the series in d itself: x = expm1(d) carries a rounding */
+        excess = symkl_fast_expm1mx(d_hi) + d_lo * x;
     } else {
         if (d_hi > SYMKL_TABLE_LOW && d_hi < SYMKL_TABLE_HIGH) {
             excess = symkl_expm1mx_table(d_hi, d_lo);
@@ -620,6 +732,62 @@ static inline double symkl_term_std_normal(double mu, double logvar) {
     if (excess < 0.0) excess = 0.0; /* rounding below zero; NaN stays NaN */
     if (!halved) half_excess = 0.5 * excess;
     return half_a + half_excess + (0.0);
+}
+
+/* std-normal, vectorisable: valid when symkl_fast_ok_std_normal holds */
+static inline int symkl_fast_ok_std_normal(double mu, double logvar) {
+    return (fabs(logvar) <= 700.0) & (fabs(mu) <= 0x1p400)
+        & ((mu == 0.0) | (fabs(mu) >= 0x1p-400));
+}
+
+SYMKL_INLINE double symkl_fast_term_std_normal(double mu, double logvar, const int exact) {
+    const double d = logvar, m = mu;
+    const double m_lo = 0.0, q_t = 1.0, q_lo = 0.0, q_scale = 1.0;
+    /* e^d - 1 - d (fact exp-split): at n = 0 the series, else 2^n t - (1 + d) */
+    double t_lo, scale, near, exponent;
+    const double t = symkl_fast_exp(d, 0.0, exact, &t_lo, &scale, &near, &exponent);
+    double c_lo, f_lo;
+    const double c = symkl_two_sum(1.0, d, &c_lo);
+    const double f = symkl_two_sum(scale * t, -c, &f_lo);
+    const double far_lo = SYMKL_LO(f_lo - c_lo - 0.0) + scale * t_lo;
+    const double excess_hi = exponent == 0.0 ? near : f;
+    const double excess_lo = exponent == 0.0 ? 0.0 : far_lo;
+    /* a = m^2 e^{-l_q} as a + a_lo */
+    const double m2 = m * m;
+    const double m2_lo = SYMKL_LO(fma(m, m, -m2) + 2.0 * m * m_lo);
+    const double a_t = m2 * q_t;
+    const double a = a_t * q_scale;
+    const double a_lo = SYMKL_LO(fma(m2, q_t, -a_t) + m2_lo * q_t + m2 * q_lo) * q_scale;
+    double total_lo;
+    const double total = symkl_two_sum(a, excess_hi, &total_lo);
+    const double term = 0.5 * (total + (SYMKL_LO(total_lo + a_lo) + excess_lo));
+    /* an overflow leaves NaN (inf - inf in the lo parts): the block's check sends
+     * it to the scalar kernel */
+    return term < 0.0 ? 0.0 : term;
+}
+
+SYMKL_VECTOR static int64_t symkl_block_std_normal_f64(int64_t n, const double *restrict b0, const double *restrict b1,
+        double *restrict terms) {
+    int64_t slow = 0;
+    for (int64_t c = 0; c < n; ++c) {
+        terms[c] = symkl_fast_term_std_normal(b0[c], b1[c], 1);
+        slow |= !symkl_fast_ok_std_normal(b0[c], b1[c]);
+    }
+    /* a loop of its own: mixed with the above, GCC does not vectorise either */
+    for (int64_t c = 0; c < n; ++c) slow |= !(terms[c] < SYMKL_FAST_TERM_MAX);
+    return slow;
+}
+
+SYMKL_VECTOR static int64_t symkl_block_std_normal_f32(int64_t n, const double *restrict b0, const double *restrict b1,
+        double *restrict terms) {
+    int64_t slow = 0;
+    for (int64_t c = 0; c < n; ++c) {
+        terms[c] = symkl_fast_term_std_normal(b0[c], b1[c], 0);
+        slow |= !symkl_fast_ok_std_normal(b0[c], b1[c]);
+    }
+    /* a loop of its own: mixed with the above, GCC does not vectorise either */
+    for (int64_t c = 0; c < n; ++c) slow |= !(terms[c] < SYMKL_FAST_TERM_MAX);
+    return slow;
 }
 
 /* Row sums over k columns; argument j is read at p_j[r*row_j + c*col_j] (element
@@ -875,100 +1043,232 @@ int64_t symkl_kl_std_f32(const float *p0, int64_t row0, int64_t col0, const floa
 
 int64_t symkl_kl_logvar_f64(const double *p0, int64_t row0, int64_t col0, const double *p1, int64_t row1, int64_t col1, const double *p2, int64_t row2, int64_t col2, const double *p3, int64_t row3, int64_t col3,
         int64_t rows, int64_t k, double *out, int32_t validate) {
-    for (int64_t r = 0; r < rows; ++r) {
-        double sum = 0.0, compensation = 0.0; /* Neumaier */
-        for (int64_t c = 0; c < k; ++c) {
-            const double mu_p = (double)p0[r * row0 + c * col0];
-            const double logvar_p = (double)p1[r * row1 + c * col1];
-            const double mu_q = (double)p2[r * row2 + c * col2];
-            const double logvar_q = (double)p3[r * row3 + c * col3];
-            if (validate) {
-                const int64_t index = r * k + c;
-                if (!isfinite(mu_p)) return -(index * 8 + 0) - 1;
-                if (!isfinite(logvar_p)) return -(index * 8 + 1) - 1;
-                if (!isfinite(mu_q)) return -(index * 8 + 2) - 1;
-                if (!isfinite(logvar_q)) return -(index * 8 + 3) - 1;
-            }
-            const double term = symkl_term_logvar(mu_p, logvar_p, mu_q, logvar_q);
-            const double next = sum + term;
-            compensation += fabs(sum) >= fabs(term) ? (sum - next) + term : (term - next) + sum;
-            sum = next;
+    double buffer[4][SYMKL_BLOCK], terms[SYMKL_BLOCK];
+    const int64_t width = (k + 3) & ~(int64_t)3;
+    /* rows per block and columns per row per block */
+    const int64_t group = width <= SYMKL_BLOCK ? SYMKL_BLOCK / width : 1;
+    const int64_t step = width <= SYMKL_BLOCK ? width : SYMKL_BLOCK;
+    double lane_sum[SYMKL_BLOCK / 4][4], lane_error[SYMKL_BLOCK / 4][4];
+    for (int64_t r0 = 0; r0 < rows; r0 += group) {
+        const int64_t group_rows = rows - r0 < group ? rows - r0 : group;
+        for (int64_t i = 0; i < group_rows; ++i) {
+            for (int lane = 0; lane < 4; ++lane) lane_sum[i][lane] = lane_error[i][lane] = 0.0;
         }
-        /* an infinite term (overflow) makes the compensation NaN: drop it */
-        out[r] = (double)(isfinite(sum) ? sum + compensation : sum);
+        for (int64_t start = 0; start < k; start += step) {
+            const int64_t span = k - start < step ? k - start : step;
+            const int64_t padded = (span + 3) & ~(int64_t)3;
+            for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
+                for (int64_t c = 0; c < span; ++c) {
+                    buffer[0][at + c] = (double)p0[(r0 + i) * row0 + (start + c) * col0];
+                    buffer[1][at + c] = (double)p1[(r0 + i) * row1 + (start + c) * col1];
+                    buffer[2][at + c] = (double)p2[(r0 + i) * row2 + (start + c) * col2];
+                    buffer[3][at + c] = (double)p3[(r0 + i) * row3 + (start + c) * col3];
+                }
+                for (int64_t c = span; c < padded; ++c) {
+                    buffer[0][at + c] = 0.0;
+                    buffer[1][at + c] = 0.0;
+                    buffer[2][at + c] = 0.0;
+                    buffer[3][at + c] = 0.0;
+                }
+            }
+            if (symkl_block_logvar_f64(group_rows * padded, buffer[0], buffer[1], buffer[2], buffer[3], terms)) {
+                /* invalid input, or outside the fast kernel's range */
+                for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
+                    for (int64_t c = 0; c < span; ++c) {
+                        const double mu_p = buffer[0][at + c];
+                        const double logvar_p = buffer[1][at + c];
+                        const double mu_q = buffer[2][at + c];
+                        const double logvar_q = buffer[3][at + c];
+                        if (validate) {
+                            const int64_t index = (r0 + i) * k + start + c;
+                            if (!isfinite(mu_p)) return -(index * 8 + 0) - 1;
+                            if (!isfinite(logvar_p)) return -(index * 8 + 1) - 1;
+                            if (!isfinite(mu_q)) return -(index * 8 + 2) - 1;
+                            if (!isfinite(logvar_q)) return -(index * 8 + 3) - 1;
+                        }
+                        /* and where the fast term nears overflow: the scalar kernel
+                         * is exact about the threshold */
+                        if (!symkl_fast_ok_logvar(mu_p, logvar_p, mu_q, logvar_q) || !(terms[at + c] < SYMKL_FAST_TERM_MAX)) {
+                            terms[at + c] = symkl_term_logvar(mu_p, logvar_p, mu_q, logvar_q);
+                        }
+                    }
+                }
+            }
+            symkl_lane_sums(group_rows, padded, terms, lane_sum, lane_error);
+        }
+        for (int64_t i = 0; i < group_rows; ++i) {
+            out[r0 + i] = (double)symkl_lanes_total(lane_sum[i], lane_error[i]);
+        }
     }
     return 0;
 }
 
 int64_t symkl_kl_logvar_f32(const float *p0, int64_t row0, int64_t col0, const float *p1, int64_t row1, int64_t col1, const float *p2, int64_t row2, int64_t col2, const float *p3, int64_t row3, int64_t col3,
         int64_t rows, int64_t k, float *out, int32_t validate) {
-    for (int64_t r = 0; r < rows; ++r) {
-        double sum = 0.0, compensation = 0.0; /* Neumaier */
-        for (int64_t c = 0; c < k; ++c) {
-            const double mu_p = (double)p0[r * row0 + c * col0];
-            const double logvar_p = (double)p1[r * row1 + c * col1];
-            const double mu_q = (double)p2[r * row2 + c * col2];
-            const double logvar_q = (double)p3[r * row3 + c * col3];
-            if (validate) {
-                const int64_t index = r * k + c;
-                if (!isfinite(mu_p)) return -(index * 8 + 0) - 1;
-                if (!isfinite(logvar_p)) return -(index * 8 + 1) - 1;
-                if (!isfinite(mu_q)) return -(index * 8 + 2) - 1;
-                if (!isfinite(logvar_q)) return -(index * 8 + 3) - 1;
-            }
-            const double term = symkl_term_logvar(mu_p, logvar_p, mu_q, logvar_q);
-            const double next = sum + term;
-            compensation += fabs(sum) >= fabs(term) ? (sum - next) + term : (term - next) + sum;
-            sum = next;
+    double buffer[4][SYMKL_BLOCK], terms[SYMKL_BLOCK];
+    const int64_t width = (k + 3) & ~(int64_t)3;
+    /* rows per block and columns per row per block */
+    const int64_t group = width <= SYMKL_BLOCK ? SYMKL_BLOCK / width : 1;
+    const int64_t step = width <= SYMKL_BLOCK ? width : SYMKL_BLOCK;
+    double lane_sum[SYMKL_BLOCK / 4][4], lane_error[SYMKL_BLOCK / 4][4];
+    for (int64_t r0 = 0; r0 < rows; r0 += group) {
+        const int64_t group_rows = rows - r0 < group ? rows - r0 : group;
+        for (int64_t i = 0; i < group_rows; ++i) {
+            for (int lane = 0; lane < 4; ++lane) lane_sum[i][lane] = lane_error[i][lane] = 0.0;
         }
-        /* an infinite term (overflow) makes the compensation NaN: drop it */
-        out[r] = (float)(isfinite(sum) ? sum + compensation : sum);
+        for (int64_t start = 0; start < k; start += step) {
+            const int64_t span = k - start < step ? k - start : step;
+            const int64_t padded = (span + 3) & ~(int64_t)3;
+            for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
+                for (int64_t c = 0; c < span; ++c) {
+                    buffer[0][at + c] = (double)p0[(r0 + i) * row0 + (start + c) * col0];
+                    buffer[1][at + c] = (double)p1[(r0 + i) * row1 + (start + c) * col1];
+                    buffer[2][at + c] = (double)p2[(r0 + i) * row2 + (start + c) * col2];
+                    buffer[3][at + c] = (double)p3[(r0 + i) * row3 + (start + c) * col3];
+                }
+                for (int64_t c = span; c < padded; ++c) {
+                    buffer[0][at + c] = 0.0;
+                    buffer[1][at + c] = 0.0;
+                    buffer[2][at + c] = 0.0;
+                    buffer[3][at + c] = 0.0;
+                }
+            }
+            if (symkl_block_logvar_f32(group_rows * padded, buffer[0], buffer[1], buffer[2], buffer[3], terms)) {
+                /* invalid input, or outside the fast kernel's range */
+                for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
+                    for (int64_t c = 0; c < span; ++c) {
+                        const double mu_p = buffer[0][at + c];
+                        const double logvar_p = buffer[1][at + c];
+                        const double mu_q = buffer[2][at + c];
+                        const double logvar_q = buffer[3][at + c];
+                        if (validate) {
+                            const int64_t index = (r0 + i) * k + start + c;
+                            if (!isfinite(mu_p)) return -(index * 8 + 0) - 1;
+                            if (!isfinite(logvar_p)) return -(index * 8 + 1) - 1;
+                            if (!isfinite(mu_q)) return -(index * 8 + 2) - 1;
+                            if (!isfinite(logvar_q)) return -(index * 8 + 3) - 1;
+                        }
+                        /* and where the fast term nears overflow: the scalar kernel
+                         * is exact about the threshold */
+                        if (!symkl_fast_ok_logvar(mu_p, logvar_p, mu_q, logvar_q) || !(terms[at + c] < SYMKL_FAST_TERM_MAX)) {
+                            terms[at + c] = symkl_term_logvar(mu_p, logvar_p, mu_q, logvar_q);
+                        }
+                    }
+                }
+            }
+            symkl_lane_sums(group_rows, padded, terms, lane_sum, lane_error);
+        }
+        for (int64_t i = 0; i < group_rows; ++i) {
+            out[r0 + i] = (float)symkl_lanes_total(lane_sum[i], lane_error[i]);
+        }
     }
     return 0;
 }
 
 int64_t symkl_kl_std_normal_f64(const double *p0, int64_t row0, int64_t col0, const double *p1, int64_t row1, int64_t col1,
         int64_t rows, int64_t k, double *out, int32_t validate) {
-    for (int64_t r = 0; r < rows; ++r) {
-        double sum = 0.0, compensation = 0.0; /* Neumaier */
-        for (int64_t c = 0; c < k; ++c) {
-            const double mu = (double)p0[r * row0 + c * col0];
-            const double logvar = (double)p1[r * row1 + c * col1];
-            if (validate) {
-                const int64_t index = r * k + c;
-                if (!isfinite(mu)) return -(index * 8 + 0) - 1;
-                if (!isfinite(logvar)) return -(index * 8 + 1) - 1;
-            }
-            const double term = symkl_term_std_normal(mu, logvar);
-            const double next = sum + term;
-            compensation += fabs(sum) >= fabs(term) ? (sum - next) + term : (term - next) + sum;
-            sum = next;
+    double buffer[2][SYMKL_BLOCK], terms[SYMKL_BLOCK];
+    const int64_t width = (k + 3) & ~(int64_t)3;
+    /* rows per block and columns per row per block */
+    const int64_t group = width <= SYMKL_BLOCK ? SYMKL_BLOCK / width : 1;
+    const int64_t step = width <= SYMKL_BLOCK ? width : SYMKL_BLOCK;
+    double lane_sum[SYMKL_BLOCK / 4][4], lane_error[SYMKL_BLOCK / 4][4];
+    for (int64_t r0 = 0; r0 < rows; r0 += group) {
+        const int64_t group_rows = rows - r0 < group ? rows - r0 : group;
+        for (int64_t i = 0; i < group_rows; ++i) {
+            for (int lane = 0; lane < 4; ++lane) lane_sum[i][lane] = lane_error[i][lane] = 0.0;
         }
-        /* an infinite term (overflow) makes the compensation NaN: drop it */
-        out[r] = (double)(isfinite(sum) ? sum + compensation : sum);
+        for (int64_t start = 0; start < k; start += step) {
+            const int64_t span = k - start < step ? k - start : step;
+            const int64_t padded = (span + 3) & ~(int64_t)3;
+            for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
+                for (int64_t c = 0; c < span; ++c) {
+                    buffer[0][at + c] = (double)p0[(r0 + i) * row0 + (start + c) * col0];
+                    buffer[1][at + c] = (double)p1[(r0 + i) * row1 + (start + c) * col1];
+                }
+                for (int64_t c = span; c < padded; ++c) {
+                    buffer[0][at + c] = 0.0;
+                    buffer[1][at + c] = 0.0;
+                }
+            }
+            if (symkl_block_std_normal_f64(group_rows * padded, buffer[0], buffer[1], terms)) {
+                /* invalid input, or outside the fast kernel's range */
+                for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
+                    for (int64_t c = 0; c < span; ++c) {
+                        const double mu = buffer[0][at + c];
+                        const double logvar = buffer[1][at + c];
+                        if (validate) {
+                            const int64_t index = (r0 + i) * k + start + c;
+                            if (!isfinite(mu)) return -(index * 8 + 0) - 1;
+                            if (!isfinite(logvar)) return -(index * 8 + 1) - 1;
+                        }
+                        /* and where the fast term nears overflow: the scalar kernel
+                         * is exact about the threshold */
+                        if (!symkl_fast_ok_std_normal(mu, logvar) || !(terms[at + c] < SYMKL_FAST_TERM_MAX)) {
+                            terms[at + c] = symkl_term_std_normal(mu, logvar);
+                        }
+                    }
+                }
+            }
+            symkl_lane_sums(group_rows, padded, terms, lane_sum, lane_error);
+        }
+        for (int64_t i = 0; i < group_rows; ++i) {
+            out[r0 + i] = (double)symkl_lanes_total(lane_sum[i], lane_error[i]);
+        }
     }
     return 0;
 }
 
 int64_t symkl_kl_std_normal_f32(const float *p0, int64_t row0, int64_t col0, const float *p1, int64_t row1, int64_t col1,
         int64_t rows, int64_t k, float *out, int32_t validate) {
-    for (int64_t r = 0; r < rows; ++r) {
-        double sum = 0.0, compensation = 0.0; /* Neumaier */
-        for (int64_t c = 0; c < k; ++c) {
-            const double mu = (double)p0[r * row0 + c * col0];
-            const double logvar = (double)p1[r * row1 + c * col1];
-            if (validate) {
-                const int64_t index = r * k + c;
-                if (!isfinite(mu)) return -(index * 8 + 0) - 1;
-                if (!isfinite(logvar)) return -(index * 8 + 1) - 1;
-            }
-            const double term = symkl_term_std_normal(mu, logvar);
-            const double next = sum + term;
-            compensation += fabs(sum) >= fabs(term) ? (sum - next) + term : (term - next) + sum;
-            sum = next;
+    double buffer[2][SYMKL_BLOCK], terms[SYMKL_BLOCK];
+    const int64_t width = (k + 3) & ~(int64_t)3;
+    /* rows per block and columns per row per block */
+    const int64_t group = width <= SYMKL_BLOCK ? SYMKL_BLOCK / width : 1;
+    const int64_t step = width <= SYMKL_BLOCK ? width : SYMKL_BLOCK;
+    double lane_sum[SYMKL_BLOCK / 4][4], lane_error[SYMKL_BLOCK / 4][4];
+    for (int64_t r0 = 0; r0 < rows; r0 += group) {
+        const int64_t group_rows = rows - r0 < group ? rows - r0 : group;
+        for (int64_t i = 0; i < group_rows; ++i) {
+            for (int lane = 0; lane < 4; ++lane) lane_sum[i][lane] = lane_error[i][lane] = 0.0;
         }
-        /* an infinite term (overflow) makes the compensation NaN: drop it */
-        out[r] = (float)(isfinite(sum) ? sum + compensation : sum);
+        for (int64_t start = 0; start < k; start += step) {
+            const int64_t span = k - start < step ? k - start : step;
+            const int64_t padded = (span + 3) & ~(int64_t)3;
+            for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
+                for (int64_t c = 0; c < span; ++c) {
+                    buffer[0][at + c] = (double)p0[(r0 + i) * row0 + (start + c) * col0];
+                    buffer[1][at + c] = (double)p1[(r0 + i) * row1 + (start + c) * col1];
+                }
+                for (int64_t c = span; c < padded; ++c) {
+                    buffer[0][at + c] = 0.0;
+                    buffer[1][at + c] = 0.0;
+                }
+            }
+            if (symkl_block_std_normal_f32(group_rows * padded, buffer[0], buffer[1], terms)) {
+                /* invalid input, or outside the fast kernel's range */
+                for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
+                    for (int64_t c = 0; c < span; ++c) {
+                        const double mu = buffer[0][at + c];
+                        const double logvar = buffer[1][at + c];
+                        if (validate) {
+                            const int64_t index = (r0 + i) * k + start + c;
+                            if (!isfinite(mu)) return -(index * 8 + 0) - 1;
+                            if (!isfinite(logvar)) return -(index * 8 + 1) - 1;
+                        }
+                        /* and where the fast term nears overflow: the scalar kernel
+                         * is exact about the threshold */
+                        if (!symkl_fast_ok_std_normal(mu, logvar) || !(terms[at + c] < SYMKL_FAST_TERM_MAX)) {
+                            terms[at + c] = symkl_term_std_normal(mu, logvar);
+                        }
+                    }
+                }
+            }
+            symkl_lane_sums(group_rows, padded, terms, lane_sum, lane_error);
+        }
+        for (int64_t i = 0; i < group_rows; ++i) {
+            out[r0 + i] = (float)symkl_lanes_total(lane_sum[i], lane_error[i]);
+        }
     }
     return 0;
 }

@@ -60,6 +60,10 @@ def product_error(a, b, p):
 
 def relative_difference(u, v):
     """rho = (u - v)/v as rho + rho_lo (rho_lo the rounding error, to first order)."""
+    # scaled by a power of 2 (rho does not change) so that Dekker's products
+    # neither overflow nor lose digits in the subnormal range
+    scale = xp.where(v < 2.0**-800, 2.0**600, xp.where(v > 2.0**800, 2.0**-600, 1.0))
+    u, v = u * scale, v * scale
     d_hi, d_lo = two_sum(u, -v)
     rho = d_hi / v
     p = rho * v
@@ -239,12 +243,26 @@ def expm1mx_table(d, d_lo):
     return high + (low + expm1_c * r + exp_c * q + d_lo * (expm1_c + exp_c * r))
 
 
+NEAR_EXP = 0.34
+EXPM1MX = (0.5, 0.16666666666666666, 0.041666666666666664, 0.008333333333333333, 0.001388888888888889, 0.0001984126984126984, 2.48015873015873e-05, 2.7557319223985893e-06, 2.755731922398589e-07, 2.505210838544172e-08, 2.08767569878681e-09, 1.6059043836821613e-10, 1.1470745597729725e-11)
+
+
+def expm1mx_near(r):
+    """e^r - 1 - r = r^2 sum r^k/(k + 2)! for |r| <= NEAR_EXP (fact expm1mx-series)."""
+    s = xp.full_like(r, EXPM1MX[-1])
+    for coefficient in EXPM1MX[-2::-1]:
+        s = s * r + coefficient
+    return (r * r) * s
+
+
 def excess_exact_log(x, d_hi, d_lo=0.0):
     """x - log(1 + x) >= 0 when log(1 + x) = d_hi + d_lo is known exactly."""
-    near = (x > SERIES_LOW) & (x < SERIES_HIGH)
+    # near 0 the series of e^d - 1 - d in d itself: x = expm1(d) carries a rounding
+    near = (d_hi >= -NEAR_EXP) & (d_hi <= NEAR_EXP)
     tabled = ~near & (d_hi > TABLE_LOW) & (d_hi < TABLE_HIGH)
     value = (x - d_hi) - d_lo
-    value = xp.where(near, excess_series(xp.where(near, x, 0.0)), value)
+    d_near = xp.where(near, d_hi, 0.0)
+    value = xp.where(near, expm1mx_near(d_near) + d_lo * x, value)
     d_table = xp.where(tabled, d_hi, 0.0)
     value = xp.where(tabled, expm1mx_table(d_table, xp.where(tabled, d_lo, 0.0)), value)
     return xp.maximum(value, 0.0)

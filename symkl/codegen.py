@@ -22,7 +22,14 @@ from sympy.codegen.cfunctions import expm1
 from sympy.printing.c import C99CodePrinter
 from sympy.printing.numpy import NumPyPrinter
 
-from symkl.kl.stable import A, NumericForms, ParameterisedForm, X, numeric_forms
+from symkl.kl.stable import (
+    A,
+    NumericForms,
+    ParameterisedForm,
+    X,
+    expm1mx_series,
+    numeric_forms,
+)
 
 __all__ = ["C_PATH", "NUMPY_PATH", "generate_sources"]
 
@@ -127,10 +134,13 @@ def _c_source(forms: NumericForms) -> str:
         *_c_table(forms),
         *_c_fast_common(forms),
     ]
+    lines += _c_fast_exp_common()
     for form in forms.forms.values():
         lines += _c_term(form)
         if _quotient(form) is not None:
             lines += _c_fast_term(form)
+        else:
+            lines += _c_fast_exact_log_term(form)
     lines += _c_loops(forms)
     return "\n".join(lines) + "\n"
 
@@ -365,25 +375,155 @@ def _c_fast_term(form: ParameterisedForm) -> list[str]:
         "    return term > 0.0 ? term : 0.0;",
         "}",
         "",
-        *[
-            line
-            for suffix, exact in (("f64", 1), ("f32", 0))
-            for line in (
-                "SYMKL_VECTOR static int64_t "
-                f"symkl_block_{name}_{suffix}(int64_t n, const double *restrict b0,",
-                "        const double *restrict b1, const double *restrict b2,",
-                "        const double *restrict b3, double *restrict terms) {",
-                "    int64_t slow = 0;",
-                "    for (int64_t c = 0; c < n; ++c) {",
-                f"        terms[c] = symkl_fast_term_{name}(b0[c], b1[c], b2[c], b3[c], {exact});",
-                f"        slow |= !symkl_fast_ok_{name}(b0[c], b1[c], b2[c], b3[c])",
-                "            | !(terms[c] < SYMKL_FAST_TERM_MAX);",
-                "    }",
-                "    return slow;",
-                "}",
-                "",
-            )
-        ],
+        *_c_block_functions(form),
+    ]
+
+
+def _c_block_functions(form: ParameterisedForm) -> list[str]:
+    """The vectorised loop over a block: float64 keeps the lo parts, float32 drops them."""
+    name = _identifier(form.name)
+    count = len(form.parameters)
+    pointers = ", ".join(f"const double *restrict b{j}" for j in range(count))
+    values = ", ".join(f"b{j}[c]" for j in range(count))
+    lines = []
+    for suffix, exact in (("f64", 1), ("f32", 0)):
+        lines += [
+            f"SYMKL_VECTOR static int64_t symkl_block_{name}_{suffix}(int64_t n, {pointers},",
+            "        double *restrict terms) {",
+            "    int64_t slow = 0;",
+            "    for (int64_t c = 0; c < n; ++c) {",
+            f"        terms[c] = symkl_fast_term_{name}({values}, {exact});",
+            f"        slow |= !symkl_fast_ok_{name}({values});",
+            "    }",
+            "    /* a loop of its own: mixed with the above, GCC does not vectorise either */",
+            "    for (int64_t c = 0; c < n; ++c) slow |= !(terms[c] < SYMKL_FAST_TERM_MAX);",
+            "    return slow;",
+            "}",
+            "",
+        ]
+    return lines
+
+
+#: terms r^2/2! .. r^14/14! of e^r - 1 - r kept for |r| <= log(2)/2: truncation < 2^-59
+FAST_EXP_TERMS = 13
+#: |d| below which the log-variance kernels take e^d - 1 - d from that series directly
+NEAR_EXP = 0.34
+
+
+def _c_fast_exp_common() -> list[str]:
+    """Branch-free e^d as 2^n (t + t_lo), the log-variance kernels' exponential (fact exp-split)."""
+    coefficients = expm1mx_series(FAST_EXP_TERMS)
+    horner = [f"    double s = {_literal(coefficients[-1])};"]
+    horner += [f"    s = s * r + {_literal(c)};" for c in reversed(coefficients[:-1])]
+    inverse = float(1 / sp.log(2).evalf(40))
+    return [
+        f"#define SYMKL_INV_LN2 ({inverse!r})",
+        "#define SYMKL_ROUND (0x1.8p52) /* x + 1.5 2^52 - 1.5 2^52 rounds x to an integer */",
+        "#if defined(__GNUC__)",
+        "#define SYMKL_INLINE static inline __attribute__((always_inline))",
+        "#else",
+        "#define SYMKL_INLINE static inline",
+        "#endif",
+        "",
+        f"/* e^r - 1 - r = r^2 P(r), {len(coefficients)} terms of sum r^k/k! (fact expm1mx-series) */",
+        "static inline double symkl_fast_expm1mx(double r) {",
+        *horner,
+        "    return (r * r) * s;",
+        "}",
+        "",
+        "/* e^(d + d_lo) = 2^n (t + *t_lo), n = round(d / log 2), |d| <= 700; *near is",
+        " * e^d - 1 - d where n = 0 (then r = d exactly).  No branch, no libm call. */",
+        "SYMKL_INLINE double symkl_fast_exp(double d, double d_lo, const int exact,",
+        "        double *restrict t_lo, double *restrict scale, double *restrict near,",
+        "        double *restrict exponent) {",
+        "    const double rounded = d * SYMKL_INV_LN2 + SYMKL_ROUND;",
+        "    const double n = rounded - SYMKL_ROUND;",
+        "    const double r_hi = d - n * SYMKL_LN2_HI; /* exact: 33-bit SYMKL_LN2_HI, |n| < 2^11 */",
+        "    const double shift = n * SYMKL_LN2_LO;",
+        "    const double r = r_hi - shift;",
+        "    const double r_lo = SYMKL_LO((r_hi - r) - shift - fma(n, SYMKL_LN2_LO, -shift)) + d_lo;",
+        "    const double p = symkl_fast_expm1mx(r);",
+        "    double e1, e2;",
+        "    const double one_r = symkl_two_sum(1.0, r, &e1);",
+        "    const double t = symkl_two_sum(one_r, p, &e2);",
+        "    *t_lo = SYMKL_LO(e1 + e2) + r_lo * t;",
+        "    /* 2^n from the low bits of `rounded` (n + 1.5 2^52 holds n there) */",
+        "    *scale = symkl_from_bits((symkl_bits(rounded) - symkl_bits(SYMKL_ROUND) + 1023u) << 52);",
+        "    *near = p + d_lo * (r + p);",
+        "    *exponent = n;",
+        "    return t;",
+        "}",
+        "",
+    ]
+
+
+def _c_fast_exact_log_term(form: ParameterisedForm) -> list[str]:
+    """The branch-free term of a log-variance form: the excess e^d - 1 - d and the mean
+    term a = d_mu^2 e^{-l_q} from :c:func:`symkl_fast_exp`, every quantity as hi + lo."""
+    name = _identifier(form.name)
+    arguments = ", ".join(f"double {p}" for p in form.parameters)
+    names = [str(p) for p in form.parameters]
+    difference = _input_difference(form)
+    if difference is not None:
+        mu_p, logvar_p, mu_q, logvar_q = names
+        ok = [
+            f"    return (fabs({logvar_p}) <= 350.0) & (fabs({logvar_q}) <= 350.0)",
+            f"        & (fabs({mu_p}) <= 0x1p400) & (fabs({mu_q}) <= 0x1p400)",
+            f"        & (({mu_p} == {mu_q}) | (fabs({mu_p} - {mu_q}) >= 0x1p-400));",
+        ]
+        setup = [
+            "    double d_lo, m_lo;",
+            f"    const double d = symkl_two_sum({logvar_p}, -{logvar_q}, &d_lo);",
+            f"    const double m = symkl_two_sum({mu_p}, -{mu_q}, &m_lo);",
+            "    /* e^{-l_q} = q_scale (q_t + q_lo) */",
+            "    double q_lo, q_scale, q_near, q_exponent;",
+            f"    const double q_t = symkl_fast_exp(-{logvar_q}, 0.0, exact, &q_lo, &q_scale,"
+            " &q_near, &q_exponent);",
+        ]
+        d_lo = "SYMKL_LO(d_lo)"
+    else:
+        mu, logvar = names
+        ok = [
+            f"    return (fabs({logvar}) <= 700.0) & (fabs({mu}) <= 0x1p400)",
+            f"        & (({mu} == 0.0) | (fabs({mu}) >= 0x1p-400));",
+        ]
+        setup = [
+            f"    const double d = {logvar}, m = {mu};",
+            "    const double m_lo = 0.0, q_t = 1.0, q_lo = 0.0, q_scale = 1.0;",
+        ]
+        d_lo = "0.0"
+    return [
+        f"/* {form.name}, vectorisable: valid when symkl_fast_ok_{name} holds */",
+        f"static inline int symkl_fast_ok_{name}({arguments}) {{",
+        *ok,
+        "}",
+        "",
+        f"SYMKL_INLINE double symkl_fast_term_{name}({arguments}, const int exact) {{",
+        *setup,
+        "    /* e^d - 1 - d (fact exp-split): at n = 0 the series, else 2^n t - (1 + d) */",
+        "    double t_lo, scale, near, exponent;",
+        f"    const double t = symkl_fast_exp(d, {d_lo}, exact, &t_lo, &scale, &near, &exponent);",
+        "    double c_lo, f_lo;",
+        "    const double c = symkl_two_sum(1.0, d, &c_lo);",
+        "    const double f = symkl_two_sum(scale * t, -c, &f_lo);",
+        f"    const double far_lo = SYMKL_LO(f_lo - c_lo - {d_lo}) + scale * t_lo;",
+        "    const double excess_hi = exponent == 0.0 ? near : f;",
+        "    const double excess_lo = exponent == 0.0 ? 0.0 : far_lo;",
+        "    /* a = m^2 e^{-l_q} as a + a_lo */",
+        "    const double m2 = m * m;",
+        "    const double m2_lo = SYMKL_LO(fma(m, m, -m2) + 2.0 * m * m_lo);",
+        "    const double a_t = m2 * q_t;",
+        "    const double a = a_t * q_scale;",
+        "    const double a_lo = SYMKL_LO(fma(m2, q_t, -a_t) + m2_lo * q_t + m2 * q_lo) * q_scale;",
+        "    double total_lo;",
+        "    const double total = symkl_two_sum(a, excess_hi, &total_lo);",
+        "    const double term = 0.5 * (total + (SYMKL_LO(total_lo + a_lo) + excess_lo));",
+        "    /* an overflow leaves NaN (inf - inf in the lo parts): the block's check sends",
+        "     * it to the scalar kernel */",
+        "    return term < 0.0 ? 0.0 : term;",
+        "}",
+        "",
+        *_c_block_functions(form),
     ]
 
 
@@ -483,6 +623,7 @@ def _c_term(form: ParameterisedForm) -> list[str]:
     arguments = ", ".join(f"double {p}" for p in form.parameters)
     quotient = _quotient(form)
     series = ["        excess = symkl_excess_series(x);"]
+    near = "x > SYMKL_SERIES_LOW && x < SYMKL_SERIES_HIGH"
     domain = "0.0"
     if quotient is not None:
         # x = x + x_lo exactly (to 2^-106): the rounding of u - v (TwoSum), of the
@@ -529,6 +670,7 @@ def _c_term(form: ParameterisedForm) -> list[str]:
             "        }",
         ]
     elif form.name in EXACT_LOG_RATIO:
+        near = f"fabs(d_hi) <= {NEAR_EXP!r}"
         difference = _input_difference(form)
         if difference is not None:
             # expm1(u - v) with u - v rounded: TwoSum recovers the rounding error e exactly,
@@ -545,6 +687,10 @@ def _c_term(form: ParameterisedForm) -> list[str]:
             "    const double expm1_d = expm1(d_hi);",
             "    const double x = d_lo == 0.0 || d_hi > 709.0 ? expm1_d"
             " : expm1_d + d_lo * exp(d_hi);",
+        ]
+        series = [
+            "        /* the series in d itself: x = expm1(d) carries a rounding */",
+            "        excess = symkl_fast_expm1mx(d_hi) + d_lo * x;",
         ]
         direct = [
             "        if (d_hi > SYMKL_TABLE_LOW && d_hi < SYMKL_TABLE_HIGH) {",
@@ -568,7 +714,7 @@ def _c_term(form: ParameterisedForm) -> list[str]:
         *_c_half_a(form),
         "    double excess = 0.0, half_excess = 0.0;",
         "    int halved = 0;",
-        "    if (x > SYMKL_SERIES_LOW && x < SYMKL_SERIES_HIGH) {",
+        f"    if ({near}) {{",
         *series,
         "    } else {",
         *direct,
@@ -641,10 +787,7 @@ def _c_loops(forms: NumericForms) -> list[str]:
     ]
     for form in forms.forms.values():
         for suffix, ctype in (("f64", "double"), ("f32", "float")):
-            if _quotient(form) is not None:
-                lines += _c_block_loop(form, suffix, ctype)
-            else:
-                lines += _c_scalar_loop(form, suffix, ctype)
+            lines += _c_block_loop(form, suffix, ctype)
     return lines
 
 
@@ -699,7 +842,8 @@ def _c_block_loop(form: ParameterisedForm, suffix: str, ctype: str) -> list[str]
     """
     name = _identifier(form.name)
     count = len(form.parameters)
-    pads = ["0.0" if str(p).startswith("mu") else "1.0" for p in form.parameters]
+    # padding whose term is exactly 0: equal means, unit scales, zero log-variances
+    pads = ["1.0" if _quotient(form) is not None and j % 2 else "0.0" for j in range(count)]
     loads = [
         f"                    buffer[{j}][at + c] = (double)p{j}[(r0"
         f" + i) * row{j} + (start + c) * col{j}];"
@@ -853,6 +997,10 @@ def array_kernels(forms: NumericForms) -> str:
         "",
         "def relative_difference(u, v):",
         '    """rho = (u - v)/v as rho + rho_lo (rho_lo the rounding error, to first order)."""',
+        "    # scaled by a power of 2 (rho does not change) so that Dekker's products",
+        "    # neither overflow nor lose digits in the subnormal range",
+        "    scale = np.where(v < 2.0**-800, 2.0**600, np.where(v > 2.0**800, 2.0**-600, 1.0))",
+        "    u, v = u * scale, v * scale",
         "    d_hi, d_lo = two_sum(u, -v)",
         "    rho = d_hi / v",
         "    p = rho * v",
@@ -911,12 +1059,26 @@ def array_kernels(forms: NumericForms) -> str:
         "    return high + (low + expm1_c * r + exp_c * q + d_lo * (expm1_c + exp_c * r))",
         "",
         "",
+        f"NEAR_EXP = {NEAR_EXP!r}",
+        f"EXPM1MX = ({', '.join(_literal(c) for c in expm1mx_series(FAST_EXP_TERMS))})",
+        "",
+        "",
+        "def expm1mx_near(r):",
+        '    """e^r - 1 - r = r^2 sum r^k/(k + 2)! for |r| <= NEAR_EXP (fact expm1mx-series)."""',
+        "    s = np.full_like(r, EXPM1MX[-1])",
+        "    for coefficient in EXPM1MX[-2::-1]:",
+        "        s = s * r + coefficient",
+        "    return (r * r) * s",
+        "",
+        "",
         "def excess_exact_log(x, d_hi, d_lo=0.0):",
         '    """x - log(1 + x) >= 0 when log(1 + x) = d_hi + d_lo is known exactly."""',
-        "    near = (x > SERIES_LOW) & (x < SERIES_HIGH)",
+        "    # near 0 the series of e^d - 1 - d in d itself: x = expm1(d) carries a rounding",
+        "    near = (d_hi >= -NEAR_EXP) & (d_hi <= NEAR_EXP)",
         "    tabled = ~near & (d_hi > TABLE_LOW) & (d_hi < TABLE_HIGH)",
         "    value = (x - d_hi) - d_lo",
-        "    value = np.where(near, excess_series(np.where(near, x, 0.0)), value)",
+        "    d_near = np.where(near, d_hi, 0.0)",
+        "    value = np.where(near, expm1mx_near(d_near) + d_lo * x, value)",
         "    d_table = np.where(tabled, d_hi, 0.0)",
         "    value = np.where(tabled, expm1mx_table(d_table, np.where(tabled, d_lo, 0.0)), value)",
         "    return np.maximum(value, 0.0)",

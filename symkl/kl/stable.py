@@ -582,6 +582,16 @@ def _extreme_value_facts(forms: dict[str, ParameterisedForm], kls: dict[str, sp.
             prove=_prove_with_functions_expanded,
         ),
         Fact(
+            "the vectorised log-variance kernels' exponential: with $d = n\\log 2 + r$, "
+            "$|r| \\le \\log(2)/2$, $e^d - 1 - d = 2^n (1 + r + (e^r - 1 - r)) - (1 + d)$, "
+            "carried as hi + lo; at $n = 0$ it is $e^r - 1 - r$ itself "
+            "(series: fact expm1mx-series)",
+            sp.exp(k * sp.log(2) + ell) - 1 - (k * sp.log(2) + ell),
+            2**k * (1 + ell + (sp.exp(ell) - 1 - ell)) - (1 + (k * sp.log(2) + ell)),
+            label="exp-split",
+            prove=_prove_with_functions_expanded,
+        ),
+        Fact(
             "half the log-variance excess where $e^d$ overflows but the KL does not: "
             "$\\tfrac12(e^d - 1 - d) = (\\tfrac12 e^{d/2}) e^{d/2} - \\tfrac12(1 + d)$",
             half * (sp.exp(d) - 1 - d),
