@@ -210,12 +210,13 @@ static inline double symkl_log_ratio(double u, double v, double *lo) {
 /* a lo part, or nothing where `exact` is 0 (the compiler removes its arithmetic) */
 #define SYMKL_LO(value) (exact ? (value) : 0.0)
 
-/* One build, two instruction sets where GCC and glibc allow: AVX2 + FMA on CPUs that
- * have them (chosen at load time), the x86-64 baseline elsewhere.  Both compute the
- * same bits: no contraction (-ffp-contract=off) and fma is exact either way. */
+/* One build, three instruction sets where GCC and glibc allow: AVX-512, AVX2 + FMA on
+ * CPUs that have them (chosen at load time), the x86-64 baseline elsewhere.  All
+ * compute the same bits: no contraction (-ffp-contract=off), fma is exact either way
+ * and no approximate instruction is used. */
 #ifndef SYMKL_VECTOR /* -DSYMKL_VECTOR= builds one instruction set (the tests do) */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__GLIBC__)
-#define SYMKL_VECTOR __attribute__((target_clones("arch=x86-64-v3", "default")))
+#define SYMKL_VECTOR __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define SYMKL_VECTOR
 #endif
@@ -323,17 +324,20 @@ SYMKL_INLINE double symkl_fast_exp(double d, double d_lo, const int exact,
         double *restrict exponent) {
     const double rounded = d * SYMKL_INV_LN2 + SYMKL_ROUND;
     const double n = rounded - SYMKL_ROUND;
-    const double r_hi = d - n * SYMKL_LN2_HI; /* exact: 33-bit SYMKL_LN2_HI, |n| < 2^11 */
+    /* exact: SYMKL_LN2_HI has 33 bits and |n| < 2^11 */
+    const double r_hi = d - n * SYMKL_LN2_HI;
     const double shift = n * SYMKL_LN2_LO;
     const double r = r_hi - shift;
-    const double r_lo = SYMKL_LO((r_hi - r) - shift - fma(n, SYMKL_LN2_LO, -shift)) + d_lo;
+    const double r_lo =
+        SYMKL_LO((r_hi - r) - shift - fma(n, SYMKL_LN2_LO, -shift)) + d_lo;
     const double p = symkl_fast_expm1mx(r);
     double e1, e2;
     const double one_r = symkl_two_sum(1.0, r, &e1);
     const double t = symkl_two_sum(one_r, p, &e2);
     *t_lo = SYMKL_LO(e1 + e2) + r_lo * t;
     /* 2^n from the low bits of `rounded` (n + 1.5 2^52 holds n there) */
-    *scale = symkl_from_bits((symkl_bits(rounded) - symkl_bits(SYMKL_ROUND) + 1023u) << 52);
+    const uint64_t biased = symkl_bits(rounded) - symkl_bits(SYMKL_ROUND) + 1023u;
+    *scale = symkl_from_bits(biased << 52);
     *near = p + d_lo * (r + p);
     *exponent = n;
     return t;
@@ -810,11 +814,29 @@ int64_t symkl_kl_var_f64(const double *p0, int64_t row0, int64_t col0, const dou
             const int64_t span = k - start < step ? k - start : step;
             const int64_t padded = (span + 3) & ~(int64_t)3;
             for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
-                for (int64_t c = 0; c < span; ++c) {
-                    buffer[0][at + c] = (double)p0[(r0 + i) * row0 + (start + c) * col0];
-                    buffer[1][at + c] = (double)p1[(r0 + i) * row1 + (start + c) * col1];
-                    buffer[2][at + c] = (double)p2[(r0 + i) * row2 + (start + c) * col2];
-                    buffer[3][at + c] = (double)p3[(r0 + i) * row3 + (start + c) * col3];
+                const double *source0 = p0 + (r0 + i) * row0 + start * col0;
+                if (col0 == 1) {
+                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = (double)source0[c];
+                } else {
+                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = (double)source0[c * col0];
+                }
+                const double *source1 = p1 + (r0 + i) * row1 + start * col1;
+                if (col1 == 1) {
+                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = (double)source1[c];
+                } else {
+                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = (double)source1[c * col1];
+                }
+                const double *source2 = p2 + (r0 + i) * row2 + start * col2;
+                if (col2 == 1) {
+                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = (double)source2[c];
+                } else {
+                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = (double)source2[c * col2];
+                }
+                const double *source3 = p3 + (r0 + i) * row3 + start * col3;
+                if (col3 == 1) {
+                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = (double)source3[c];
+                } else {
+                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = (double)source3[c * col3];
                 }
                 for (int64_t c = span; c < padded; ++c) {
                     buffer[0][at + c] = 0.0;
@@ -872,11 +894,29 @@ int64_t symkl_kl_var_f32(const float *p0, int64_t row0, int64_t col0, const floa
             const int64_t span = k - start < step ? k - start : step;
             const int64_t padded = (span + 3) & ~(int64_t)3;
             for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
-                for (int64_t c = 0; c < span; ++c) {
-                    buffer[0][at + c] = (double)p0[(r0 + i) * row0 + (start + c) * col0];
-                    buffer[1][at + c] = (double)p1[(r0 + i) * row1 + (start + c) * col1];
-                    buffer[2][at + c] = (double)p2[(r0 + i) * row2 + (start + c) * col2];
-                    buffer[3][at + c] = (double)p3[(r0 + i) * row3 + (start + c) * col3];
+                const float *source0 = p0 + (r0 + i) * row0 + start * col0;
+                if (col0 == 1) {
+                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = (double)source0[c];
+                } else {
+                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = (double)source0[c * col0];
+                }
+                const float *source1 = p1 + (r0 + i) * row1 + start * col1;
+                if (col1 == 1) {
+                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = (double)source1[c];
+                } else {
+                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = (double)source1[c * col1];
+                }
+                const float *source2 = p2 + (r0 + i) * row2 + start * col2;
+                if (col2 == 1) {
+                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = (double)source2[c];
+                } else {
+                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = (double)source2[c * col2];
+                }
+                const float *source3 = p3 + (r0 + i) * row3 + start * col3;
+                if (col3 == 1) {
+                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = (double)source3[c];
+                } else {
+                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = (double)source3[c * col3];
                 }
                 for (int64_t c = span; c < padded; ++c) {
                     buffer[0][at + c] = 0.0;
@@ -934,11 +974,29 @@ int64_t symkl_kl_std_f64(const double *p0, int64_t row0, int64_t col0, const dou
             const int64_t span = k - start < step ? k - start : step;
             const int64_t padded = (span + 3) & ~(int64_t)3;
             for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
-                for (int64_t c = 0; c < span; ++c) {
-                    buffer[0][at + c] = (double)p0[(r0 + i) * row0 + (start + c) * col0];
-                    buffer[1][at + c] = (double)p1[(r0 + i) * row1 + (start + c) * col1];
-                    buffer[2][at + c] = (double)p2[(r0 + i) * row2 + (start + c) * col2];
-                    buffer[3][at + c] = (double)p3[(r0 + i) * row3 + (start + c) * col3];
+                const double *source0 = p0 + (r0 + i) * row0 + start * col0;
+                if (col0 == 1) {
+                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = (double)source0[c];
+                } else {
+                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = (double)source0[c * col0];
+                }
+                const double *source1 = p1 + (r0 + i) * row1 + start * col1;
+                if (col1 == 1) {
+                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = (double)source1[c];
+                } else {
+                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = (double)source1[c * col1];
+                }
+                const double *source2 = p2 + (r0 + i) * row2 + start * col2;
+                if (col2 == 1) {
+                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = (double)source2[c];
+                } else {
+                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = (double)source2[c * col2];
+                }
+                const double *source3 = p3 + (r0 + i) * row3 + start * col3;
+                if (col3 == 1) {
+                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = (double)source3[c];
+                } else {
+                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = (double)source3[c * col3];
                 }
                 for (int64_t c = span; c < padded; ++c) {
                     buffer[0][at + c] = 0.0;
@@ -996,11 +1054,29 @@ int64_t symkl_kl_std_f32(const float *p0, int64_t row0, int64_t col0, const floa
             const int64_t span = k - start < step ? k - start : step;
             const int64_t padded = (span + 3) & ~(int64_t)3;
             for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
-                for (int64_t c = 0; c < span; ++c) {
-                    buffer[0][at + c] = (double)p0[(r0 + i) * row0 + (start + c) * col0];
-                    buffer[1][at + c] = (double)p1[(r0 + i) * row1 + (start + c) * col1];
-                    buffer[2][at + c] = (double)p2[(r0 + i) * row2 + (start + c) * col2];
-                    buffer[3][at + c] = (double)p3[(r0 + i) * row3 + (start + c) * col3];
+                const float *source0 = p0 + (r0 + i) * row0 + start * col0;
+                if (col0 == 1) {
+                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = (double)source0[c];
+                } else {
+                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = (double)source0[c * col0];
+                }
+                const float *source1 = p1 + (r0 + i) * row1 + start * col1;
+                if (col1 == 1) {
+                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = (double)source1[c];
+                } else {
+                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = (double)source1[c * col1];
+                }
+                const float *source2 = p2 + (r0 + i) * row2 + start * col2;
+                if (col2 == 1) {
+                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = (double)source2[c];
+                } else {
+                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = (double)source2[c * col2];
+                }
+                const float *source3 = p3 + (r0 + i) * row3 + start * col3;
+                if (col3 == 1) {
+                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = (double)source3[c];
+                } else {
+                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = (double)source3[c * col3];
                 }
                 for (int64_t c = span; c < padded; ++c) {
                     buffer[0][at + c] = 0.0;
@@ -1058,11 +1134,29 @@ int64_t symkl_kl_logvar_f64(const double *p0, int64_t row0, int64_t col0, const 
             const int64_t span = k - start < step ? k - start : step;
             const int64_t padded = (span + 3) & ~(int64_t)3;
             for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
-                for (int64_t c = 0; c < span; ++c) {
-                    buffer[0][at + c] = (double)p0[(r0 + i) * row0 + (start + c) * col0];
-                    buffer[1][at + c] = (double)p1[(r0 + i) * row1 + (start + c) * col1];
-                    buffer[2][at + c] = (double)p2[(r0 + i) * row2 + (start + c) * col2];
-                    buffer[3][at + c] = (double)p3[(r0 + i) * row3 + (start + c) * col3];
+                const double *source0 = p0 + (r0 + i) * row0 + start * col0;
+                if (col0 == 1) {
+                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = (double)source0[c];
+                } else {
+                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = (double)source0[c * col0];
+                }
+                const double *source1 = p1 + (r0 + i) * row1 + start * col1;
+                if (col1 == 1) {
+                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = (double)source1[c];
+                } else {
+                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = (double)source1[c * col1];
+                }
+                const double *source2 = p2 + (r0 + i) * row2 + start * col2;
+                if (col2 == 1) {
+                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = (double)source2[c];
+                } else {
+                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = (double)source2[c * col2];
+                }
+                const double *source3 = p3 + (r0 + i) * row3 + start * col3;
+                if (col3 == 1) {
+                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = (double)source3[c];
+                } else {
+                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = (double)source3[c * col3];
                 }
                 for (int64_t c = span; c < padded; ++c) {
                     buffer[0][at + c] = 0.0;
@@ -1120,11 +1214,29 @@ int64_t symkl_kl_logvar_f32(const float *p0, int64_t row0, int64_t col0, const f
             const int64_t span = k - start < step ? k - start : step;
             const int64_t padded = (span + 3) & ~(int64_t)3;
             for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
-                for (int64_t c = 0; c < span; ++c) {
-                    buffer[0][at + c] = (double)p0[(r0 + i) * row0 + (start + c) * col0];
-                    buffer[1][at + c] = (double)p1[(r0 + i) * row1 + (start + c) * col1];
-                    buffer[2][at + c] = (double)p2[(r0 + i) * row2 + (start + c) * col2];
-                    buffer[3][at + c] = (double)p3[(r0 + i) * row3 + (start + c) * col3];
+                const float *source0 = p0 + (r0 + i) * row0 + start * col0;
+                if (col0 == 1) {
+                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = (double)source0[c];
+                } else {
+                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = (double)source0[c * col0];
+                }
+                const float *source1 = p1 + (r0 + i) * row1 + start * col1;
+                if (col1 == 1) {
+                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = (double)source1[c];
+                } else {
+                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = (double)source1[c * col1];
+                }
+                const float *source2 = p2 + (r0 + i) * row2 + start * col2;
+                if (col2 == 1) {
+                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = (double)source2[c];
+                } else {
+                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = (double)source2[c * col2];
+                }
+                const float *source3 = p3 + (r0 + i) * row3 + start * col3;
+                if (col3 == 1) {
+                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = (double)source3[c];
+                } else {
+                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = (double)source3[c * col3];
                 }
                 for (int64_t c = span; c < padded; ++c) {
                     buffer[0][at + c] = 0.0;
@@ -1182,9 +1294,17 @@ int64_t symkl_kl_std_normal_f64(const double *p0, int64_t row0, int64_t col0, co
             const int64_t span = k - start < step ? k - start : step;
             const int64_t padded = (span + 3) & ~(int64_t)3;
             for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
-                for (int64_t c = 0; c < span; ++c) {
-                    buffer[0][at + c] = (double)p0[(r0 + i) * row0 + (start + c) * col0];
-                    buffer[1][at + c] = (double)p1[(r0 + i) * row1 + (start + c) * col1];
+                const double *source0 = p0 + (r0 + i) * row0 + start * col0;
+                if (col0 == 1) {
+                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = (double)source0[c];
+                } else {
+                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = (double)source0[c * col0];
+                }
+                const double *source1 = p1 + (r0 + i) * row1 + start * col1;
+                if (col1 == 1) {
+                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = (double)source1[c];
+                } else {
+                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = (double)source1[c * col1];
                 }
                 for (int64_t c = span; c < padded; ++c) {
                     buffer[0][at + c] = 0.0;
@@ -1236,9 +1356,17 @@ int64_t symkl_kl_std_normal_f32(const float *p0, int64_t row0, int64_t col0, con
             const int64_t span = k - start < step ? k - start : step;
             const int64_t padded = (span + 3) & ~(int64_t)3;
             for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
-                for (int64_t c = 0; c < span; ++c) {
-                    buffer[0][at + c] = (double)p0[(r0 + i) * row0 + (start + c) * col0];
-                    buffer[1][at + c] = (double)p1[(r0 + i) * row1 + (start + c) * col1];
+                const float *source0 = p0 + (r0 + i) * row0 + start * col0;
+                if (col0 == 1) {
+                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = (double)source0[c];
+                } else {
+                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = (double)source0[c * col0];
+                }
+                const float *source1 = p1 + (r0 + i) * row1 + start * col1;
+                if (col1 == 1) {
+                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = (double)source1[c];
+                } else {
+                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = (double)source1[c * col1];
                 }
                 for (int64_t c = span; c < padded; ++c) {
                     buffer[0][at + c] = 0.0;
@@ -1271,5 +1399,31 @@ int64_t symkl_kl_std_normal_f32(const float *p0, int64_t row0, int64_t col0, con
         }
     }
     return 0;
+}
+
+/* The read probe: sums n values with 8 independent partial sums (a loop GCC
+ * vectorises without reassociating), so its time is the time to read the input. */
+SYMKL_VECTOR double symkl_read_sum_f64(const double *x, int64_t n) {
+    double partial[8] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        for (int lane = 0; lane < 8; ++lane) partial[lane] += (double)x[i + lane];
+    }
+    double total = 0.0;
+    for (; i < n; ++i) total += (double)x[i];
+    for (int lane = 0; lane < 8; ++lane) total += partial[lane];
+    return total;
+}
+
+SYMKL_VECTOR double symkl_read_sum_f32(const float *x, int64_t n) {
+    double partial[8] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        for (int lane = 0; lane < 8; ++lane) partial[lane] += (double)x[i + lane];
+    }
+    double total = 0.0;
+    for (; i < n; ++i) total += (double)x[i];
+    for (int lane = 0; lane < 8; ++lane) total += partial[lane];
+    return total;
 }
 

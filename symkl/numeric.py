@@ -102,6 +102,11 @@ def _load() -> ctypes.CDLL | None:
 
 
 _LIBRARY = _load()
+if _LIBRARY is not None:
+    for _suffix in ("f64", "f32"):
+        _probe = getattr(_LIBRARY, f"symkl_read_sum_{_suffix}")
+        _probe.restype = ctypes.c_double
+        _probe.argtypes = [ctypes.c_void_p, ctypes.c_int64]
 _POOL: ThreadPoolExecutor | None = None
 _POOL_LOCK = threading.Lock()
 
@@ -126,6 +131,43 @@ def _pool() -> ThreadPoolExecutor:
         if _POOL is None:
             _POOL = ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1)))
         return _POOL
+
+
+def read_probe(*arrays: np.ndarray) -> float:
+    """Sum every element of ``arrays`` with the compiled kernels' threads: the time to read
+    the inputs once, the memory limit a KL kernel is measured against (benchmarks).
+
+    Contiguous float32 or float64 arrays; raises ``RuntimeError`` without the C kernels.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> read_probe(np.ones(10), np.ones(6)) if backend() == "c" else 16.0
+    16.0
+    """
+    if _LIBRARY is None:
+        raise RuntimeError("read_probe needs the compiled kernels (backend() is 'numpy')")
+    total = 0.0
+    for array in arrays:
+        if array.dtype not in (np.float32, np.float64) or not array.flags.c_contiguous:
+            raise ValueError(
+                f"read_probe: expected contiguous float32 or float64 arrays, got {array.dtype}"
+            )
+        entry = _LIBRARY.symkl_read_sum_f32 if array.dtype == np.float32 else (
+            _LIBRARY.symkl_read_sum_f64
+        )
+        flat = array.reshape(-1)
+        workers = max(1, min(os.cpu_count() or 1, 8))
+        if flat.size < _PARALLEL_MIN or workers == 1:
+            total += entry(flat.ctypes.data, flat.size)
+            continue
+        bounds = np.linspace(0, flat.size, workers + 1).astype(np.int64)
+        futures = [
+            _pool().submit(entry, flat.ctypes.data + int(a) * flat.itemsize, int(b - a))
+            for a, b in itertools.pairwise(bounds)
+        ]
+        total += sum(future.result() for future in futures)
+    return total
 
 
 # --------------------------------------------------------------------------- validation
