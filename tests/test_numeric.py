@@ -672,3 +672,49 @@ def test_validate_false_propagates_nan_never_a_finite_value(param, backend):
     assert np.isnan(got)
     got = symkl.kl_std_normal([0.0, 0.0], [0.0, np.nan], validate=False)
     assert np.isnan(got)
+
+
+@pytest.mark.parametrize("target", ["numpy", "torch", "jax"])
+def test_exported_modules_are_right_at_the_extremes(target, tmp_path):
+    """The exports run the same printed kernel body: the same answers at the extremes."""
+    import importlib.util
+
+    from symkl.export import write_export
+
+    framework = pytest.importorskip(target)
+    path = write_export(target, tmp_path / f"kl_{target}.py")
+    if target == "jax":  # before the module builds its float64 table
+        previous = framework.config.jax_enable_x64
+        framework.config.update("jax_enable_x64", True)
+    spec = importlib.util.spec_from_file_location(f"kl_{target}_extremes", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    def run(function, *args, **options):
+        values = [np.asarray([a], dtype=np.float64) for a in args]
+        if target == "torch":
+            values = [framework.from_numpy(v) for v in values]
+        elif target == "jax":
+            values = [framework.numpy.asarray(v) for v in values]
+        return float(np.asarray(function(*values, **options)).reshape(-1)[0])
+
+    cases = [
+        (module.kl_normal, (0.0, 1e-200, 0.0, 1e200), "std", {}),
+        (module.kl_diag, (0.0, 710.0, 0.0, 0.0), "logvar", {"param": "logvar"}),
+        (module.kl_diag, (1e-200, -800.0, 0.0, -800.0), "logvar", {"param": "logvar"}),
+        (module.kl_diag, (0.0, 1e-300, 0.0, 1e300), "var", {"param": "var"}),
+        (module.kl_diag, (0.0, 1e308, 0.0, 0.5), "var", {"param": "var"}),
+        (module.kl_diag, (0.0, 710.6, 0.0, 0.0), "logvar", {"param": "logvar"}),
+    ]
+    try:
+        for function, args, param, options in cases:
+            if function is module.kl_diag:
+                got = run(function, *args, **options)
+            else:
+                got = run(function, *args)
+            truth = _truth(*args, param)
+            assert _extreme_error(got, truth) <= EXTREME_ULP, (target, args, got)
+        assert np.isnan(run(module.kl_diag, 0.0, np.nan, 0.0, 1.0, param="var"))
+    finally:
+        if target == "jax":
+            framework.config.update("jax_enable_x64", previous)
