@@ -521,9 +521,9 @@ def kl_std_normal(
     """The VAE term KL(N(mu, diag(exp(logvar))) || N(0, I)), summed over ``axis``.
 
     ``1/2 sum (mu^2 + expm1(logvar) - logvar)``: no cancellation near
-    ``logvar = 0``, finite for ``logvar`` up to about 709; beyond that
-    ``exp(logvar)`` overflows and the result is ``inf`` (the true value exceeds
-    1e307).
+    ``logvar = 0``, finite for ``logvar`` up to about 710.4 (where ``exp``
+    itself overflows, half of it is formed first); beyond that the true value
+    exceeds the largest double and the result is ``inf``.
 
     Examples
     --------
