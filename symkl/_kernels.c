@@ -191,18 +191,32 @@ static inline double symkl_expm1mx_table(double d, double d_lo) {
  * ones) take the scalar kernels above. */
 #define SYMKL_LN2_HI (0.6931471804855391) /* 33 bits: n * SYMKL_LN2_HI is exact */
 #define SYMKL_LN2_LO (7.440617110012397e-11)
+
+/* log(u/v) = (e_u - e_v) log 2 + log(m_u/m_v) as hi + *lo (fact log-ratio-split) */
+static inline double symkl_log_ratio(double u, double v, double *lo) {
+    int e_u, e_v;
+    const double m_u = frexp(u, &e_u), m_v = frexp(v, &e_v);
+    const double n = (double)(e_u - e_v);
+    double error;
+    const double hi = symkl_two_sum(n * SYMKL_LN2_HI, log(m_u / m_v), &error);
+    *lo = error + n * SYMKL_LN2_LO;
+    return hi;
+}
+
 #define SYMKL_FAST_MIN (0x1p-500)
 #define SYMKL_FAST_MAX (0x1p500)
+#define SYMKL_FAST_TERM_MAX (0x1p1000)
 #define SYMKL_BLOCK 256
 /* a lo part, or nothing where `exact` is 0 (the compiler removes its arithmetic) */
 #define SYMKL_LO(value) (exact ? (value) : 0.0)
 
-/* One build, two instruction sets where GCC and glibc allow: AVX2 + FMA on CPUs that
- * have them (chosen at load time), the x86-64 baseline elsewhere.  Both compute the
- * same bits: no contraction (-ffp-contract=off) and fma is exact either way. */
+/* One build, three instruction sets where GCC and glibc allow: AVX-512, AVX2 + FMA on
+ * CPUs that have them (chosen at load time), the x86-64 baseline elsewhere.  All
+ * compute the same bits: no contraction (-ffp-contract=off), fma is exact either way
+ * and no approximate instruction is used. */
 #ifndef SYMKL_VECTOR /* -DSYMKL_VECTOR= builds one instruction set (the tests do) */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__GLIBC__)
-#define SYMKL_VECTOR __attribute__((target_clones("arch=x86-64-v3", "default")))
+#define SYMKL_VECTOR __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define SYMKL_VECTOR
 #endif
@@ -277,6 +291,58 @@ static double symkl_lanes_total(const double *lane_sum, const double *lane_error
     return isfinite(total) ? total + error : total;
 }
 
+#define SYMKL_INV_LN2 (1.4426950408889634)
+#define SYMKL_ROUND (0x1.8p52) /* x + 1.5 2^52 - 1.5 2^52 rounds x to an integer */
+#if defined(__GNUC__)
+#define SYMKL_INLINE static inline __attribute__((always_inline))
+#else
+#define SYMKL_INLINE static inline
+#endif
+
+/* e^r - 1 - r = r^2 P(r), 13 terms of sum r^k/k! (fact expm1mx-series) */
+static inline double symkl_fast_expm1mx(double r) {
+    double s = 1.1470745597729725e-11;
+    s = s * r + 1.6059043836821613e-10;
+    s = s * r + 2.08767569878681e-09;
+    s = s * r + 2.505210838544172e-08;
+    s = s * r + 2.755731922398589e-07;
+    s = s * r + 2.7557319223985893e-06;
+    s = s * r + 2.48015873015873e-05;
+    s = s * r + 0.0001984126984126984;
+    s = s * r + 0.001388888888888889;
+    s = s * r + 0.008333333333333333;
+    s = s * r + 0.041666666666666664;
+    s = s * r + 0.16666666666666666;
+    s = s * r + 0.5;
+    return (r * r) * s;
+}
+
+/* e^(d + d_lo) = 2^n (t + *t_lo), n = round(d / log 2), |d| <= 700; *near is
+ * e^d - 1 - d where n = 0 (then r = d exactly).  No branch, no libm call. */
+SYMKL_INLINE double symkl_fast_exp(double d, double d_lo, const int exact,
+        double *restrict t_lo, double *restrict scale, double *restrict near,
+        double *restrict exponent) {
+    const double rounded = d * SYMKL_INV_LN2 + SYMKL_ROUND;
+    const double n = rounded - SYMKL_ROUND;
+    /* exact: SYMKL_LN2_HI has 33 bits and |n| < 2^11 */
+    const double r_hi = d - n * SYMKL_LN2_HI;
+    const double shift = n * SYMKL_LN2_LO;
+    const double r = r_hi - shift;
+    const double r_lo =
+        SYMKL_LO((r_hi - r) - shift - fma(n, SYMKL_LN2_LO, -shift)) + d_lo;
+    const double p = symkl_fast_expm1mx(r);
+    double e1, e2;
+    const double one_r = symkl_two_sum(1.0, r, &e1);
+    const double t = symkl_two_sum(one_r, p, &e2);
+    *t_lo = SYMKL_LO(e1 + e2) + r_lo * t;
+    /* 2^n from the low bits of `rounded` (n + 1.5 2^52 holds n there) */
+    const uint64_t biased = symkl_bits(rounded) - symkl_bits(SYMKL_ROUND) + 1023u;
+    *scale = symkl_from_bits(biased << 52);
+    *near = p + d_lo * (r + p);
+    *exponent = n;
+    return t;
+}
+
 /* var: x = (var_p - var_q)/var_q, a = (mu_p - mu_q)**2/var_q */
 static inline double symkl_term_var(double mu_p, double var_p, double mu_q, double var_q) {
     double d_lo;
@@ -285,21 +351,33 @@ static inline double symkl_term_var(double mu_p, double var_p, double mu_q, doub
     const double rho_lo = (fma(-rho, var_q, d_hi) + d_lo) / var_q;
     const double x = rho;
     const double x_lo = rho_lo;
-    const double a = ((mu_p - mu_q) / var_q) * (mu_p - mu_q);
-    double excess;
+    const double d_mu = mu_p - mu_q;
+    const int d_big = isinf(d_mu); /* the difference of two finite means overflowed */
+    const double d_half = d_big ? 0.5 * mu_p - 0.5 * mu_q : d_mu;
+    const double a_scale = d_big ? 2.0 : 0.5;
+    const double half_a = (a_scale * (d_half / var_q)) * d_half;
+    double excess = 0.0, half_excess = 0.0;
+    int halved = 0;
     if (x > SYMKL_SERIES_LOW && x < SYMKL_SERIES_HIGH) {
         excess = symkl_excess_series(x) + x_lo * (x / (1.0 + x));
     } else {
         if (x < SYMKL_FAR_BELOW) {
-            excess = (x - log(var_p/var_q)) + x_lo;
+            /* log(u/v) by exponent splitting: u/v may underflow
+             * (fact log-ratio-split) */
+            double log_lo;
+            const double log_hi = symkl_log_ratio(var_p, var_q, &log_lo);
+            excess = (x - log_hi) + (x_lo - log_lo);
         } else if (x < 0x1p60) {
             excess = (x - log1p(rho)) + (x_lo - rho_lo / (1.0 + rho));
         } else {
-            excess = x; /* log(1 + x) < x/2^54: below half an ulp; x may be inf */
+            /* log(1 + x) < x/2^54: below half an ulp; x/2 where x overflows */
+            half_excess = (0.5 * d_hi) / var_q;
+            halved = 1;
         }
     }
-    if (!(excess > 0.0)) excess = 0.0; /* -0.0 and rounding below zero */
-    return 0.5 * (a + excess);
+    if (excess < 0.0) excess = 0.0; /* rounding below zero; NaN stays NaN */
+    if (!halved) half_excess = 0.5 * excess;
+    return half_a + half_excess + ((var_p > 0.0 && var_q > 0.0) ? 0.0 : NAN /* NaN in, NaN out */);
 }
 
 /* var, vectorisable: valid when symkl_fast_ok_var holds */
@@ -366,25 +444,27 @@ static inline double symkl_fast_term_var(double mu_p, double var_p, double mu_q,
     return term > 0.0 ? term : 0.0;
 }
 
-SYMKL_VECTOR static int64_t symkl_block_var_f64(int64_t n, const double *restrict b0,
-        const double *restrict b1, const double *restrict b2,
-        const double *restrict b3, double *restrict terms) {
+SYMKL_VECTOR static int64_t symkl_block_var_f64(int64_t n, const double *restrict b0, const double *restrict b1, const double *restrict b2, const double *restrict b3,
+        double *restrict terms) {
     int64_t slow = 0;
     for (int64_t c = 0; c < n; ++c) {
         terms[c] = symkl_fast_term_var(b0[c], b1[c], b2[c], b3[c], 1);
         slow |= !symkl_fast_ok_var(b0[c], b1[c], b2[c], b3[c]);
     }
+    /* a loop of its own: mixed with the above, GCC does not vectorise either */
+    for (int64_t c = 0; c < n; ++c) slow |= !(terms[c] < SYMKL_FAST_TERM_MAX);
     return slow;
 }
 
-SYMKL_VECTOR static int64_t symkl_block_var_f32(int64_t n, const double *restrict b0,
-        const double *restrict b1, const double *restrict b2,
-        const double *restrict b3, double *restrict terms) {
+SYMKL_VECTOR static int64_t symkl_block_var_f32(int64_t n, const double *restrict b0, const double *restrict b1, const double *restrict b2, const double *restrict b3,
+        double *restrict terms) {
     int64_t slow = 0;
     for (int64_t c = 0; c < n; ++c) {
         terms[c] = symkl_fast_term_var(b0[c], b1[c], b2[c], b3[c], 0);
         slow |= !symkl_fast_ok_var(b0[c], b1[c], b2[c], b3[c]);
     }
+    /* a loop of its own: mixed with the above, GCC does not vectorise either */
+    for (int64_t c = 0; c < n; ++c) slow |= !(terms[c] < SYMKL_FAST_TERM_MAX);
     return slow;
 }
 
@@ -398,21 +478,33 @@ static inline double symkl_term_std(double mu_p, double s_p, double mu_q, double
     double two_lo;
     const double two = symkl_two_sum(2.0, rho, &two_lo);
     const double x_lo = fma(rho, two, -x) + rho * two_lo + 2.0 * rho_lo * (1.0 + rho);
-    const double a = ((mu_p - mu_q) / s_q) * ((mu_p - mu_q) / s_q);
-    double excess;
+    const double d_mu = mu_p - mu_q;
+    const int d_big = isinf(d_mu); /* the difference of two finite means overflowed */
+    const double d_half = d_big ? 0.5 * mu_p - 0.5 * mu_q : d_mu;
+    const double a_scale = d_big ? 2.0 : 0.5;
+    const double half_a = (a_scale * (d_half / s_q)) * (d_half / s_q);
+    double excess = 0.0, half_excess = 0.0;
+    int halved = 0;
     if (x > SYMKL_SERIES_LOW && x < SYMKL_SERIES_HIGH) {
         excess = symkl_excess_series(x) + x_lo * (x / (1.0 + x));
     } else {
         if (x < SYMKL_FAR_BELOW) {
-            excess = (x - 2*log(s_p/s_q)) + x_lo;
+            /* log(u/v) by exponent splitting: u/v may underflow
+             * (fact log-ratio-split) */
+            double log_lo;
+            const double log_hi = symkl_log_ratio(s_p, s_q, &log_lo);
+            excess = (x - 2.0 * log_hi) + (x_lo - 2.0 * log_lo);
         } else if (x < 0x1p60) {
             excess = (x - 2.0 * log1p(rho)) + (x_lo - 2.0 * rho_lo / (1.0 + rho));
         } else {
-            excess = x; /* log(1 + x) < x/2^54: below half an ulp; x may be inf */
+            /* log(1 + x) < x/2^54: below half an ulp; x/2 where x overflows */
+            half_excess = (0.5 * rho) * (2.0 + rho);
+            halved = 1;
         }
     }
-    if (!(excess > 0.0)) excess = 0.0; /* -0.0 and rounding below zero */
-    return 0.5 * (a + excess);
+    if (excess < 0.0) excess = 0.0; /* rounding below zero; NaN stays NaN */
+    if (!halved) half_excess = 0.5 * excess;
+    return half_a + half_excess + ((s_p > 0.0 && s_q > 0.0) ? 0.0 : NAN /* NaN in, NaN out */);
 }
 
 /* std, vectorisable: valid when symkl_fast_ok_std holds */
@@ -487,64 +579,219 @@ static inline double symkl_fast_term_std(double mu_p, double s_p, double mu_q, d
     return term > 0.0 ? term : 0.0;
 }
 
-SYMKL_VECTOR static int64_t symkl_block_std_f64(int64_t n, const double *restrict b0,
-        const double *restrict b1, const double *restrict b2,
-        const double *restrict b3, double *restrict terms) {
+SYMKL_VECTOR static int64_t symkl_block_std_f64(int64_t n, const double *restrict b0, const double *restrict b1, const double *restrict b2, const double *restrict b3,
+        double *restrict terms) {
     int64_t slow = 0;
     for (int64_t c = 0; c < n; ++c) {
         terms[c] = symkl_fast_term_std(b0[c], b1[c], b2[c], b3[c], 1);
         slow |= !symkl_fast_ok_std(b0[c], b1[c], b2[c], b3[c]);
     }
+    /* a loop of its own: mixed with the above, GCC does not vectorise either */
+    for (int64_t c = 0; c < n; ++c) slow |= !(terms[c] < SYMKL_FAST_TERM_MAX);
     return slow;
 }
 
-SYMKL_VECTOR static int64_t symkl_block_std_f32(int64_t n, const double *restrict b0,
-        const double *restrict b1, const double *restrict b2,
-        const double *restrict b3, double *restrict terms) {
+SYMKL_VECTOR static int64_t symkl_block_std_f32(int64_t n, const double *restrict b0, const double *restrict b1, const double *restrict b2, const double *restrict b3,
+        double *restrict terms) {
     int64_t slow = 0;
     for (int64_t c = 0; c < n; ++c) {
         terms[c] = symkl_fast_term_std(b0[c], b1[c], b2[c], b3[c], 0);
         slow |= !symkl_fast_ok_std(b0[c], b1[c], b2[c], b3[c]);
     }
+    /* a loop of its own: mixed with the above, GCC does not vectorise either */
+    for (int64_t c = 0; c < n; ++c) slow |= !(terms[c] < SYMKL_FAST_TERM_MAX);
     return slow;
 }
 
 /* logvar: x = expm1(logvar_p - logvar_q), a = (mu_p - mu_q)**2*exp(-logvar_q) */
 static inline double symkl_term_logvar(double mu_p, double logvar_p, double mu_q, double logvar_q) {
     double d_lo;
-    const double d_hi = symkl_two_sum(logvar_p, -logvar_q, &d_lo);
-    const double x = expm1(d_hi) + d_lo * exp(d_hi);
-    const double a = (mu_p == mu_q) ? 0.0 : (((mu_p - mu_q))*((mu_p - mu_q)))*exp(-logvar_q);
-    double excess;
-    if (x > SYMKL_SERIES_LOW && x < SYMKL_SERIES_HIGH) {
-        excess = symkl_excess_series(x);
+    double d_hi = symkl_two_sum(logvar_p, -logvar_q, &d_lo);
+    if (isinf(d_hi)) d_lo = 0.0; /* the lo part of an overflow is NaN */
+    const double expm1_d = expm1(d_hi);
+    const double x = d_lo == 0.0 || d_hi > 709.0 ? expm1_d : expm1_d + d_lo * exp(d_hi);
+    const double d_mu = mu_p - mu_q;
+    const int d_big = isinf(d_mu); /* the difference of two finite means overflowed */
+    const double d_half = d_big ? 0.5 * mu_p - 0.5 * mu_q : d_mu;
+    int d_exponent;
+    const double d_mantissa = frexp(d_half, &d_exponent);
+    const double e_full = exp(-logvar_q);
+    const double e_half = exp(-0.5 * logvar_q);
+    const double m2 = d_mantissa * d_mantissa;
+    /* e^{-l} out of the normal range: m^2 e^{-l/2} renormalised, then e^{-l/2} */
+    int t_exponent;
+    const double t_mantissa = frexp(m2 * e_half, &t_exponent);
+    const int usable = e_full >= 0x1p-1000 && e_full <= 0x1p1000;
+    const double scaled = usable ? m2 * e_full : t_mantissa * e_half;
+    const int shift = 2 * (d_exponent + d_big) - 1 + (usable ? 0 : t_exponent);
+    const double half_a = d_mu == 0.0 ? 0.0 : ldexp(scaled, shift);
+    double excess = 0.0, half_excess = 0.0;
+    int halved = 0;
+    if (fabs(d_hi) <= 0.34) {
+        /* the series in d itself: x = expm1(d) carries a rounding */
+        excess = symkl_fast_expm1mx(d_hi) + d_lo * x;
     } else {
         if (d_hi > SYMKL_TABLE_LOW && d_hi < SYMKL_TABLE_HIGH) {
             excess = symkl_expm1mx_table(d_hi, d_lo);
+        } else if (d_hi > 709.0) {
+            /* e^d near or past overflow, KL/2 perhaps not (fact excess-half) */
+            const double e = exp(0.5 * d_hi), half_e = (0.5 * e) * e;
+            const double carried = isinf(half_e) ? half_e : half_e + half_e * d_lo;
+            half_excess = carried - 0.5 * (1.0 + d_hi);
+            halved = 1;
         } else {
             excess = (x - d_hi) - d_lo;
         }
     }
-    if (!(excess > 0.0)) excess = 0.0; /* -0.0 and rounding below zero */
-    return 0.5 * (a + excess);
+    if (excess < 0.0) excess = 0.0; /* rounding below zero; NaN stays NaN */
+    if (!halved) half_excess = 0.5 * excess;
+    return half_a + half_excess + (0.0);
+}
+
+/* logvar, vectorisable: valid when symkl_fast_ok_logvar holds */
+static inline int symkl_fast_ok_logvar(double mu_p, double logvar_p, double mu_q, double logvar_q) {
+    return (fabs(logvar_p) <= 350.0) & (fabs(logvar_q) <= 350.0)
+        & (fabs(mu_p) <= 0x1p400) & (fabs(mu_q) <= 0x1p400)
+        & ((mu_p == mu_q) | (fabs(mu_p - mu_q) >= 0x1p-400));
+}
+
+SYMKL_INLINE double symkl_fast_term_logvar(double mu_p, double logvar_p, double mu_q, double logvar_q, const int exact) {
+    double d_lo, m_lo;
+    const double d = symkl_two_sum(logvar_p, -logvar_q, &d_lo);
+    const double m = symkl_two_sum(mu_p, -mu_q, &m_lo);
+    /* e^{-l_q} = q_scale (q_t + q_lo) */
+    double q_lo, q_scale, q_near, q_exponent;
+    const double q_t = symkl_fast_exp(-logvar_q, 0.0, exact, &q_lo, &q_scale, &q_near, &q_exponent);
+    /* e^d - 1 - d (fact exp-split): at n = 0 the series, else 2^n t - (1 + d) */
+    double t_lo, scale, near, exponent;
+    const double t = symkl_fast_exp(d, SYMKL_LO(d_lo), exact, &t_lo, &scale, &near, &exponent);
+    double c_lo, f_lo;
+    const double c = symkl_two_sum(1.0, d, &c_lo);
+    const double f = symkl_two_sum(scale * t, -c, &f_lo);
+    const double far_lo = SYMKL_LO(f_lo - c_lo - SYMKL_LO(d_lo)) + scale * t_lo;
+    const double excess_hi = exponent == 0.0 ? near : f;
+    const double excess_lo = exponent == 0.0 ? 0.0 : far_lo;
+    /* a = m^2 e^{-l_q} as a + a_lo */
+    const double m2 = m * m;
+    const double m2_lo = SYMKL_LO(fma(m, m, -m2) + 2.0 * m * m_lo);
+    const double a_t = m2 * q_t;
+    const double a = a_t * q_scale;
+    const double a_lo = SYMKL_LO(fma(m2, q_t, -a_t) + m2_lo * q_t + m2 * q_lo) * q_scale;
+    double total_lo;
+    const double total = symkl_two_sum(a, excess_hi, &total_lo);
+    const double term = 0.5 * (total + (SYMKL_LO(total_lo + a_lo) + excess_lo));
+    /* an overflow leaves NaN (inf - inf in the lo parts): the block's check sends
+     * it to the scalar kernel */
+    return term < 0.0 ? 0.0 : term;
+}
+
+SYMKL_VECTOR static int64_t symkl_block_logvar_f64(int64_t n, const double *restrict b0, const double *restrict b1, const double *restrict b2, const double *restrict b3,
+        double *restrict terms) {
+    int64_t slow = 0;
+    for (int64_t c = 0; c < n; ++c) {
+        terms[c] = symkl_fast_term_logvar(b0[c], b1[c], b2[c], b3[c], 1);
+        slow |= !symkl_fast_ok_logvar(b0[c], b1[c], b2[c], b3[c]);
+    }
+    /* a loop of its own: mixed with the above, GCC does not vectorise either */
+    for (int64_t c = 0; c < n; ++c) slow |= !(terms[c] < SYMKL_FAST_TERM_MAX);
+    return slow;
+}
+
+SYMKL_VECTOR static int64_t symkl_block_logvar_f32(int64_t n, const double *restrict b0, const double *restrict b1, const double *restrict b2, const double *restrict b3,
+        double *restrict terms) {
+    int64_t slow = 0;
+    for (int64_t c = 0; c < n; ++c) {
+        terms[c] = symkl_fast_term_logvar(b0[c], b1[c], b2[c], b3[c], 0);
+        slow |= !symkl_fast_ok_logvar(b0[c], b1[c], b2[c], b3[c]);
+    }
+    /* a loop of its own: mixed with the above, GCC does not vectorise either */
+    for (int64_t c = 0; c < n; ++c) slow |= !(terms[c] < SYMKL_FAST_TERM_MAX);
+    return slow;
 }
 
 /* std-normal: x = expm1(logvar), a = mu**2 */
 static inline double symkl_term_std_normal(double mu, double logvar) {
-    const double x = expm1(logvar);
-    const double a = ((mu)*(mu));
-    double excess;
-    if (x > SYMKL_SERIES_LOW && x < SYMKL_SERIES_HIGH) {
-        excess = symkl_excess_series(x);
+    const double d_hi = logvar, d_lo = 0.0;
+    const double expm1_d = expm1(d_hi);
+    const double x = d_lo == 0.0 || d_hi > 709.0 ? expm1_d : expm1_d + d_lo * exp(d_hi);
+    const double half_a = (0.5 * mu) * mu;
+    double excess = 0.0, half_excess = 0.0;
+    int halved = 0;
+    if (fabs(d_hi) <= 0.34) {
+        /* the series in d itself: x = expm1(d) carries a rounding */
+        excess = symkl_fast_expm1mx(d_hi) + d_lo * x;
     } else {
-        if (logvar > SYMKL_TABLE_LOW && logvar < SYMKL_TABLE_HIGH) {
-            excess = symkl_expm1mx_table(logvar, 0.0);
+        if (d_hi > SYMKL_TABLE_LOW && d_hi < SYMKL_TABLE_HIGH) {
+            excess = symkl_expm1mx_table(d_hi, d_lo);
+        } else if (d_hi > 709.0) {
+            /* e^d near or past overflow, KL/2 perhaps not (fact excess-half) */
+            const double e = exp(0.5 * d_hi), half_e = (0.5 * e) * e;
+            const double carried = isinf(half_e) ? half_e : half_e + half_e * d_lo;
+            half_excess = carried - 0.5 * (1.0 + d_hi);
+            halved = 1;
         } else {
-            excess = x - (logvar);
+            excess = (x - d_hi) - d_lo;
         }
     }
-    if (!(excess > 0.0)) excess = 0.0; /* -0.0 and rounding below zero */
-    return 0.5 * (a + excess);
+    if (excess < 0.0) excess = 0.0; /* rounding below zero; NaN stays NaN */
+    if (!halved) half_excess = 0.5 * excess;
+    return half_a + half_excess + (0.0);
+}
+
+/* std-normal, vectorisable: valid when symkl_fast_ok_std_normal holds */
+static inline int symkl_fast_ok_std_normal(double mu, double logvar) {
+    return (fabs(logvar) <= 700.0) & (fabs(mu) <= 0x1p400)
+        & ((mu == 0.0) | (fabs(mu) >= 0x1p-400));
+}
+
+SYMKL_INLINE double symkl_fast_term_std_normal(double mu, double logvar, const int exact) {
+    const double d = logvar, m = mu;
+    const double m_lo = 0.0, q_t = 1.0, q_lo = 0.0, q_scale = 1.0;
+    /* e^d - 1 - d (fact exp-split): at n = 0 the series, else 2^n t - (1 + d) */
+    double t_lo, scale, near, exponent;
+    const double t = symkl_fast_exp(d, 0.0, exact, &t_lo, &scale, &near, &exponent);
+    double c_lo, f_lo;
+    const double c = symkl_two_sum(1.0, d, &c_lo);
+    const double f = symkl_two_sum(scale * t, -c, &f_lo);
+    const double far_lo = SYMKL_LO(f_lo - c_lo - 0.0) + scale * t_lo;
+    const double excess_hi = exponent == 0.0 ? near : f;
+    const double excess_lo = exponent == 0.0 ? 0.0 : far_lo;
+    /* a = m^2 e^{-l_q} as a + a_lo */
+    const double m2 = m * m;
+    const double m2_lo = SYMKL_LO(fma(m, m, -m2) + 2.0 * m * m_lo);
+    const double a_t = m2 * q_t;
+    const double a = a_t * q_scale;
+    const double a_lo = SYMKL_LO(fma(m2, q_t, -a_t) + m2_lo * q_t + m2 * q_lo) * q_scale;
+    double total_lo;
+    const double total = symkl_two_sum(a, excess_hi, &total_lo);
+    const double term = 0.5 * (total + (SYMKL_LO(total_lo + a_lo) + excess_lo));
+    /* an overflow leaves NaN (inf - inf in the lo parts): the block's check sends
+     * it to the scalar kernel */
+    return term < 0.0 ? 0.0 : term;
+}
+
+SYMKL_VECTOR static int64_t symkl_block_std_normal_f64(int64_t n, const double *restrict b0, const double *restrict b1,
+        double *restrict terms) {
+    int64_t slow = 0;
+    for (int64_t c = 0; c < n; ++c) {
+        terms[c] = symkl_fast_term_std_normal(b0[c], b1[c], 1);
+        slow |= !symkl_fast_ok_std_normal(b0[c], b1[c]);
+    }
+    /* a loop of its own: mixed with the above, GCC does not vectorise either */
+    for (int64_t c = 0; c < n; ++c) slow |= !(terms[c] < SYMKL_FAST_TERM_MAX);
+    return slow;
+}
+
+SYMKL_VECTOR static int64_t symkl_block_std_normal_f32(int64_t n, const double *restrict b0, const double *restrict b1,
+        double *restrict terms) {
+    int64_t slow = 0;
+    for (int64_t c = 0; c < n; ++c) {
+        terms[c] = symkl_fast_term_std_normal(b0[c], b1[c], 0);
+        slow |= !symkl_fast_ok_std_normal(b0[c], b1[c]);
+    }
+    /* a loop of its own: mixed with the above, GCC does not vectorise either */
+    for (int64_t c = 0; c < n; ++c) slow |= !(terms[c] < SYMKL_FAST_TERM_MAX);
+    return slow;
 }
 
 /* Row sums over k columns; argument j is read at p_j[r*row_j + c*col_j] (element
@@ -567,11 +814,29 @@ int64_t symkl_kl_var_f64(const double *p0, int64_t row0, int64_t col0, const dou
             const int64_t span = k - start < step ? k - start : step;
             const int64_t padded = (span + 3) & ~(int64_t)3;
             for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
-                for (int64_t c = 0; c < span; ++c) {
-                    buffer[0][at + c] = (double)p0[(r0 + i) * row0 + (start + c) * col0];
-                    buffer[1][at + c] = (double)p1[(r0 + i) * row1 + (start + c) * col1];
-                    buffer[2][at + c] = (double)p2[(r0 + i) * row2 + (start + c) * col2];
-                    buffer[3][at + c] = (double)p3[(r0 + i) * row3 + (start + c) * col3];
+                const double *source0 = p0 + (r0 + i) * row0 + start * col0;
+                if (col0 == 1) {
+                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = (double)source0[c];
+                } else {
+                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = (double)source0[c * col0];
+                }
+                const double *source1 = p1 + (r0 + i) * row1 + start * col1;
+                if (col1 == 1) {
+                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = (double)source1[c];
+                } else {
+                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = (double)source1[c * col1];
+                }
+                const double *source2 = p2 + (r0 + i) * row2 + start * col2;
+                if (col2 == 1) {
+                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = (double)source2[c];
+                } else {
+                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = (double)source2[c * col2];
+                }
+                const double *source3 = p3 + (r0 + i) * row3 + start * col3;
+                if (col3 == 1) {
+                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = (double)source3[c];
+                } else {
+                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = (double)source3[c * col3];
                 }
                 for (int64_t c = span; c < padded; ++c) {
                     buffer[0][at + c] = 0.0;
@@ -595,7 +860,9 @@ int64_t symkl_kl_var_f64(const double *p0, int64_t row0, int64_t col0, const dou
                             if (!isfinite(mu_q)) return -(index * 8 + 2) - 1;
                             if (!(var_q > 0.0) || !isfinite(var_q)) return -(index * 8 + 3) - 1;
                         }
-                        if (!symkl_fast_ok_var(mu_p, var_p, mu_q, var_q)) {
+                        /* and where the fast term nears overflow: the scalar kernel
+                         * is exact about the threshold */
+                        if (!symkl_fast_ok_var(mu_p, var_p, mu_q, var_q) || !(terms[at + c] < SYMKL_FAST_TERM_MAX)) {
                             terms[at + c] = symkl_term_var(mu_p, var_p, mu_q, var_q);
                         }
                     }
@@ -627,11 +894,29 @@ int64_t symkl_kl_var_f32(const float *p0, int64_t row0, int64_t col0, const floa
             const int64_t span = k - start < step ? k - start : step;
             const int64_t padded = (span + 3) & ~(int64_t)3;
             for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
-                for (int64_t c = 0; c < span; ++c) {
-                    buffer[0][at + c] = (double)p0[(r0 + i) * row0 + (start + c) * col0];
-                    buffer[1][at + c] = (double)p1[(r0 + i) * row1 + (start + c) * col1];
-                    buffer[2][at + c] = (double)p2[(r0 + i) * row2 + (start + c) * col2];
-                    buffer[3][at + c] = (double)p3[(r0 + i) * row3 + (start + c) * col3];
+                const float *source0 = p0 + (r0 + i) * row0 + start * col0;
+                if (col0 == 1) {
+                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = (double)source0[c];
+                } else {
+                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = (double)source0[c * col0];
+                }
+                const float *source1 = p1 + (r0 + i) * row1 + start * col1;
+                if (col1 == 1) {
+                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = (double)source1[c];
+                } else {
+                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = (double)source1[c * col1];
+                }
+                const float *source2 = p2 + (r0 + i) * row2 + start * col2;
+                if (col2 == 1) {
+                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = (double)source2[c];
+                } else {
+                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = (double)source2[c * col2];
+                }
+                const float *source3 = p3 + (r0 + i) * row3 + start * col3;
+                if (col3 == 1) {
+                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = (double)source3[c];
+                } else {
+                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = (double)source3[c * col3];
                 }
                 for (int64_t c = span; c < padded; ++c) {
                     buffer[0][at + c] = 0.0;
@@ -655,7 +940,9 @@ int64_t symkl_kl_var_f32(const float *p0, int64_t row0, int64_t col0, const floa
                             if (!isfinite(mu_q)) return -(index * 8 + 2) - 1;
                             if (!(var_q > 0.0) || !isfinite(var_q)) return -(index * 8 + 3) - 1;
                         }
-                        if (!symkl_fast_ok_var(mu_p, var_p, mu_q, var_q)) {
+                        /* and where the fast term nears overflow: the scalar kernel
+                         * is exact about the threshold */
+                        if (!symkl_fast_ok_var(mu_p, var_p, mu_q, var_q) || !(terms[at + c] < SYMKL_FAST_TERM_MAX)) {
                             terms[at + c] = symkl_term_var(mu_p, var_p, mu_q, var_q);
                         }
                     }
@@ -687,11 +974,29 @@ int64_t symkl_kl_std_f64(const double *p0, int64_t row0, int64_t col0, const dou
             const int64_t span = k - start < step ? k - start : step;
             const int64_t padded = (span + 3) & ~(int64_t)3;
             for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
-                for (int64_t c = 0; c < span; ++c) {
-                    buffer[0][at + c] = (double)p0[(r0 + i) * row0 + (start + c) * col0];
-                    buffer[1][at + c] = (double)p1[(r0 + i) * row1 + (start + c) * col1];
-                    buffer[2][at + c] = (double)p2[(r0 + i) * row2 + (start + c) * col2];
-                    buffer[3][at + c] = (double)p3[(r0 + i) * row3 + (start + c) * col3];
+                const double *source0 = p0 + (r0 + i) * row0 + start * col0;
+                if (col0 == 1) {
+                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = (double)source0[c];
+                } else {
+                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = (double)source0[c * col0];
+                }
+                const double *source1 = p1 + (r0 + i) * row1 + start * col1;
+                if (col1 == 1) {
+                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = (double)source1[c];
+                } else {
+                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = (double)source1[c * col1];
+                }
+                const double *source2 = p2 + (r0 + i) * row2 + start * col2;
+                if (col2 == 1) {
+                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = (double)source2[c];
+                } else {
+                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = (double)source2[c * col2];
+                }
+                const double *source3 = p3 + (r0 + i) * row3 + start * col3;
+                if (col3 == 1) {
+                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = (double)source3[c];
+                } else {
+                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = (double)source3[c * col3];
                 }
                 for (int64_t c = span; c < padded; ++c) {
                     buffer[0][at + c] = 0.0;
@@ -715,7 +1020,9 @@ int64_t symkl_kl_std_f64(const double *p0, int64_t row0, int64_t col0, const dou
                             if (!isfinite(mu_q)) return -(index * 8 + 2) - 1;
                             if (!(s_q > 0.0) || !isfinite(s_q)) return -(index * 8 + 3) - 1;
                         }
-                        if (!symkl_fast_ok_std(mu_p, s_p, mu_q, s_q)) {
+                        /* and where the fast term nears overflow: the scalar kernel
+                         * is exact about the threshold */
+                        if (!symkl_fast_ok_std(mu_p, s_p, mu_q, s_q) || !(terms[at + c] < SYMKL_FAST_TERM_MAX)) {
                             terms[at + c] = symkl_term_std(mu_p, s_p, mu_q, s_q);
                         }
                     }
@@ -747,11 +1054,29 @@ int64_t symkl_kl_std_f32(const float *p0, int64_t row0, int64_t col0, const floa
             const int64_t span = k - start < step ? k - start : step;
             const int64_t padded = (span + 3) & ~(int64_t)3;
             for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
-                for (int64_t c = 0; c < span; ++c) {
-                    buffer[0][at + c] = (double)p0[(r0 + i) * row0 + (start + c) * col0];
-                    buffer[1][at + c] = (double)p1[(r0 + i) * row1 + (start + c) * col1];
-                    buffer[2][at + c] = (double)p2[(r0 + i) * row2 + (start + c) * col2];
-                    buffer[3][at + c] = (double)p3[(r0 + i) * row3 + (start + c) * col3];
+                const float *source0 = p0 + (r0 + i) * row0 + start * col0;
+                if (col0 == 1) {
+                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = (double)source0[c];
+                } else {
+                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = (double)source0[c * col0];
+                }
+                const float *source1 = p1 + (r0 + i) * row1 + start * col1;
+                if (col1 == 1) {
+                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = (double)source1[c];
+                } else {
+                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = (double)source1[c * col1];
+                }
+                const float *source2 = p2 + (r0 + i) * row2 + start * col2;
+                if (col2 == 1) {
+                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = (double)source2[c];
+                } else {
+                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = (double)source2[c * col2];
+                }
+                const float *source3 = p3 + (r0 + i) * row3 + start * col3;
+                if (col3 == 1) {
+                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = (double)source3[c];
+                } else {
+                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = (double)source3[c * col3];
                 }
                 for (int64_t c = span; c < padded; ++c) {
                     buffer[0][at + c] = 0.0;
@@ -775,7 +1100,9 @@ int64_t symkl_kl_std_f32(const float *p0, int64_t row0, int64_t col0, const floa
                             if (!isfinite(mu_q)) return -(index * 8 + 2) - 1;
                             if (!(s_q > 0.0) || !isfinite(s_q)) return -(index * 8 + 3) - 1;
                         }
-                        if (!symkl_fast_ok_std(mu_p, s_p, mu_q, s_q)) {
+                        /* and where the fast term nears overflow: the scalar kernel
+                         * is exact about the threshold */
+                        if (!symkl_fast_ok_std(mu_p, s_p, mu_q, s_q) || !(terms[at + c] < SYMKL_FAST_TERM_MAX)) {
                             terms[at + c] = symkl_term_std(mu_p, s_p, mu_q, s_q);
                         }
                     }
@@ -792,101 +1119,311 @@ int64_t symkl_kl_std_f32(const float *p0, int64_t row0, int64_t col0, const floa
 
 int64_t symkl_kl_logvar_f64(const double *p0, int64_t row0, int64_t col0, const double *p1, int64_t row1, int64_t col1, const double *p2, int64_t row2, int64_t col2, const double *p3, int64_t row3, int64_t col3,
         int64_t rows, int64_t k, double *out, int32_t validate) {
-    for (int64_t r = 0; r < rows; ++r) {
-        double sum = 0.0, compensation = 0.0; /* Neumaier */
-        for (int64_t c = 0; c < k; ++c) {
-            const double mu_p = (double)p0[r * row0 + c * col0];
-            const double logvar_p = (double)p1[r * row1 + c * col1];
-            const double mu_q = (double)p2[r * row2 + c * col2];
-            const double logvar_q = (double)p3[r * row3 + c * col3];
-            if (validate) {
-                const int64_t index = r * k + c;
-                if (!isfinite(mu_p)) return -(index * 8 + 0) - 1;
-                if (!isfinite(logvar_p)) return -(index * 8 + 1) - 1;
-                if (!isfinite(mu_q)) return -(index * 8 + 2) - 1;
-                if (!isfinite(logvar_q)) return -(index * 8 + 3) - 1;
-            }
-            const double term = symkl_term_logvar(mu_p, logvar_p, mu_q, logvar_q);
-            const double next = sum + term;
-            compensation += fabs(sum) >= fabs(term) ? (sum - next) + term : (term - next) + sum;
-            sum = next;
+    double buffer[4][SYMKL_BLOCK], terms[SYMKL_BLOCK];
+    const int64_t width = (k + 3) & ~(int64_t)3;
+    /* rows per block and columns per row per block */
+    const int64_t group = width <= SYMKL_BLOCK ? SYMKL_BLOCK / width : 1;
+    const int64_t step = width <= SYMKL_BLOCK ? width : SYMKL_BLOCK;
+    double lane_sum[SYMKL_BLOCK / 4][4], lane_error[SYMKL_BLOCK / 4][4];
+    for (int64_t r0 = 0; r0 < rows; r0 += group) {
+        const int64_t group_rows = rows - r0 < group ? rows - r0 : group;
+        for (int64_t i = 0; i < group_rows; ++i) {
+            for (int lane = 0; lane < 4; ++lane) lane_sum[i][lane] = lane_error[i][lane] = 0.0;
         }
-        /* an infinite term (overflow) makes the compensation NaN: drop it */
-        out[r] = (double)(isfinite(sum) ? sum + compensation : sum);
+        for (int64_t start = 0; start < k; start += step) {
+            const int64_t span = k - start < step ? k - start : step;
+            const int64_t padded = (span + 3) & ~(int64_t)3;
+            for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
+                const double *source0 = p0 + (r0 + i) * row0 + start * col0;
+                if (col0 == 1) {
+                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = (double)source0[c];
+                } else {
+                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = (double)source0[c * col0];
+                }
+                const double *source1 = p1 + (r0 + i) * row1 + start * col1;
+                if (col1 == 1) {
+                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = (double)source1[c];
+                } else {
+                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = (double)source1[c * col1];
+                }
+                const double *source2 = p2 + (r0 + i) * row2 + start * col2;
+                if (col2 == 1) {
+                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = (double)source2[c];
+                } else {
+                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = (double)source2[c * col2];
+                }
+                const double *source3 = p3 + (r0 + i) * row3 + start * col3;
+                if (col3 == 1) {
+                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = (double)source3[c];
+                } else {
+                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = (double)source3[c * col3];
+                }
+                for (int64_t c = span; c < padded; ++c) {
+                    buffer[0][at + c] = 0.0;
+                    buffer[1][at + c] = 0.0;
+                    buffer[2][at + c] = 0.0;
+                    buffer[3][at + c] = 0.0;
+                }
+            }
+            if (symkl_block_logvar_f64(group_rows * padded, buffer[0], buffer[1], buffer[2], buffer[3], terms)) {
+                /* invalid input, or outside the fast kernel's range */
+                for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
+                    for (int64_t c = 0; c < span; ++c) {
+                        const double mu_p = buffer[0][at + c];
+                        const double logvar_p = buffer[1][at + c];
+                        const double mu_q = buffer[2][at + c];
+                        const double logvar_q = buffer[3][at + c];
+                        if (validate) {
+                            const int64_t index = (r0 + i) * k + start + c;
+                            if (!isfinite(mu_p)) return -(index * 8 + 0) - 1;
+                            if (!isfinite(logvar_p)) return -(index * 8 + 1) - 1;
+                            if (!isfinite(mu_q)) return -(index * 8 + 2) - 1;
+                            if (!isfinite(logvar_q)) return -(index * 8 + 3) - 1;
+                        }
+                        /* and where the fast term nears overflow: the scalar kernel
+                         * is exact about the threshold */
+                        if (!symkl_fast_ok_logvar(mu_p, logvar_p, mu_q, logvar_q) || !(terms[at + c] < SYMKL_FAST_TERM_MAX)) {
+                            terms[at + c] = symkl_term_logvar(mu_p, logvar_p, mu_q, logvar_q);
+                        }
+                    }
+                }
+            }
+            symkl_lane_sums(group_rows, padded, terms, lane_sum, lane_error);
+        }
+        for (int64_t i = 0; i < group_rows; ++i) {
+            out[r0 + i] = (double)symkl_lanes_total(lane_sum[i], lane_error[i]);
+        }
     }
     return 0;
 }
 
 int64_t symkl_kl_logvar_f32(const float *p0, int64_t row0, int64_t col0, const float *p1, int64_t row1, int64_t col1, const float *p2, int64_t row2, int64_t col2, const float *p3, int64_t row3, int64_t col3,
         int64_t rows, int64_t k, float *out, int32_t validate) {
-    for (int64_t r = 0; r < rows; ++r) {
-        double sum = 0.0, compensation = 0.0; /* Neumaier */
-        for (int64_t c = 0; c < k; ++c) {
-            const double mu_p = (double)p0[r * row0 + c * col0];
-            const double logvar_p = (double)p1[r * row1 + c * col1];
-            const double mu_q = (double)p2[r * row2 + c * col2];
-            const double logvar_q = (double)p3[r * row3 + c * col3];
-            if (validate) {
-                const int64_t index = r * k + c;
-                if (!isfinite(mu_p)) return -(index * 8 + 0) - 1;
-                if (!isfinite(logvar_p)) return -(index * 8 + 1) - 1;
-                if (!isfinite(mu_q)) return -(index * 8 + 2) - 1;
-                if (!isfinite(logvar_q)) return -(index * 8 + 3) - 1;
-            }
-            const double term = symkl_term_logvar(mu_p, logvar_p, mu_q, logvar_q);
-            const double next = sum + term;
-            compensation += fabs(sum) >= fabs(term) ? (sum - next) + term : (term - next) + sum;
-            sum = next;
+    double buffer[4][SYMKL_BLOCK], terms[SYMKL_BLOCK];
+    const int64_t width = (k + 3) & ~(int64_t)3;
+    /* rows per block and columns per row per block */
+    const int64_t group = width <= SYMKL_BLOCK ? SYMKL_BLOCK / width : 1;
+    const int64_t step = width <= SYMKL_BLOCK ? width : SYMKL_BLOCK;
+    double lane_sum[SYMKL_BLOCK / 4][4], lane_error[SYMKL_BLOCK / 4][4];
+    for (int64_t r0 = 0; r0 < rows; r0 += group) {
+        const int64_t group_rows = rows - r0 < group ? rows - r0 : group;
+        for (int64_t i = 0; i < group_rows; ++i) {
+            for (int lane = 0; lane < 4; ++lane) lane_sum[i][lane] = lane_error[i][lane] = 0.0;
         }
-        /* an infinite term (overflow) makes the compensation NaN: drop it */
-        out[r] = (float)(isfinite(sum) ? sum + compensation : sum);
+        for (int64_t start = 0; start < k; start += step) {
+            const int64_t span = k - start < step ? k - start : step;
+            const int64_t padded = (span + 3) & ~(int64_t)3;
+            for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
+                const float *source0 = p0 + (r0 + i) * row0 + start * col0;
+                if (col0 == 1) {
+                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = (double)source0[c];
+                } else {
+                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = (double)source0[c * col0];
+                }
+                const float *source1 = p1 + (r0 + i) * row1 + start * col1;
+                if (col1 == 1) {
+                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = (double)source1[c];
+                } else {
+                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = (double)source1[c * col1];
+                }
+                const float *source2 = p2 + (r0 + i) * row2 + start * col2;
+                if (col2 == 1) {
+                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = (double)source2[c];
+                } else {
+                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = (double)source2[c * col2];
+                }
+                const float *source3 = p3 + (r0 + i) * row3 + start * col3;
+                if (col3 == 1) {
+                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = (double)source3[c];
+                } else {
+                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = (double)source3[c * col3];
+                }
+                for (int64_t c = span; c < padded; ++c) {
+                    buffer[0][at + c] = 0.0;
+                    buffer[1][at + c] = 0.0;
+                    buffer[2][at + c] = 0.0;
+                    buffer[3][at + c] = 0.0;
+                }
+            }
+            if (symkl_block_logvar_f32(group_rows * padded, buffer[0], buffer[1], buffer[2], buffer[3], terms)) {
+                /* invalid input, or outside the fast kernel's range */
+                for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
+                    for (int64_t c = 0; c < span; ++c) {
+                        const double mu_p = buffer[0][at + c];
+                        const double logvar_p = buffer[1][at + c];
+                        const double mu_q = buffer[2][at + c];
+                        const double logvar_q = buffer[3][at + c];
+                        if (validate) {
+                            const int64_t index = (r0 + i) * k + start + c;
+                            if (!isfinite(mu_p)) return -(index * 8 + 0) - 1;
+                            if (!isfinite(logvar_p)) return -(index * 8 + 1) - 1;
+                            if (!isfinite(mu_q)) return -(index * 8 + 2) - 1;
+                            if (!isfinite(logvar_q)) return -(index * 8 + 3) - 1;
+                        }
+                        /* and where the fast term nears overflow: the scalar kernel
+                         * is exact about the threshold */
+                        if (!symkl_fast_ok_logvar(mu_p, logvar_p, mu_q, logvar_q) || !(terms[at + c] < SYMKL_FAST_TERM_MAX)) {
+                            terms[at + c] = symkl_term_logvar(mu_p, logvar_p, mu_q, logvar_q);
+                        }
+                    }
+                }
+            }
+            symkl_lane_sums(group_rows, padded, terms, lane_sum, lane_error);
+        }
+        for (int64_t i = 0; i < group_rows; ++i) {
+            out[r0 + i] = (float)symkl_lanes_total(lane_sum[i], lane_error[i]);
+        }
     }
     return 0;
 }
 
 int64_t symkl_kl_std_normal_f64(const double *p0, int64_t row0, int64_t col0, const double *p1, int64_t row1, int64_t col1,
         int64_t rows, int64_t k, double *out, int32_t validate) {
-    for (int64_t r = 0; r < rows; ++r) {
-        double sum = 0.0, compensation = 0.0; /* Neumaier */
-        for (int64_t c = 0; c < k; ++c) {
-            const double mu = (double)p0[r * row0 + c * col0];
-            const double logvar = (double)p1[r * row1 + c * col1];
-            if (validate) {
-                const int64_t index = r * k + c;
-                if (!isfinite(mu)) return -(index * 8 + 0) - 1;
-                if (!isfinite(logvar)) return -(index * 8 + 1) - 1;
-            }
-            const double term = symkl_term_std_normal(mu, logvar);
-            const double next = sum + term;
-            compensation += fabs(sum) >= fabs(term) ? (sum - next) + term : (term - next) + sum;
-            sum = next;
+    double buffer[2][SYMKL_BLOCK], terms[SYMKL_BLOCK];
+    const int64_t width = (k + 3) & ~(int64_t)3;
+    /* rows per block and columns per row per block */
+    const int64_t group = width <= SYMKL_BLOCK ? SYMKL_BLOCK / width : 1;
+    const int64_t step = width <= SYMKL_BLOCK ? width : SYMKL_BLOCK;
+    double lane_sum[SYMKL_BLOCK / 4][4], lane_error[SYMKL_BLOCK / 4][4];
+    for (int64_t r0 = 0; r0 < rows; r0 += group) {
+        const int64_t group_rows = rows - r0 < group ? rows - r0 : group;
+        for (int64_t i = 0; i < group_rows; ++i) {
+            for (int lane = 0; lane < 4; ++lane) lane_sum[i][lane] = lane_error[i][lane] = 0.0;
         }
-        /* an infinite term (overflow) makes the compensation NaN: drop it */
-        out[r] = (double)(isfinite(sum) ? sum + compensation : sum);
+        for (int64_t start = 0; start < k; start += step) {
+            const int64_t span = k - start < step ? k - start : step;
+            const int64_t padded = (span + 3) & ~(int64_t)3;
+            for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
+                const double *source0 = p0 + (r0 + i) * row0 + start * col0;
+                if (col0 == 1) {
+                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = (double)source0[c];
+                } else {
+                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = (double)source0[c * col0];
+                }
+                const double *source1 = p1 + (r0 + i) * row1 + start * col1;
+                if (col1 == 1) {
+                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = (double)source1[c];
+                } else {
+                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = (double)source1[c * col1];
+                }
+                for (int64_t c = span; c < padded; ++c) {
+                    buffer[0][at + c] = 0.0;
+                    buffer[1][at + c] = 0.0;
+                }
+            }
+            if (symkl_block_std_normal_f64(group_rows * padded, buffer[0], buffer[1], terms)) {
+                /* invalid input, or outside the fast kernel's range */
+                for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
+                    for (int64_t c = 0; c < span; ++c) {
+                        const double mu = buffer[0][at + c];
+                        const double logvar = buffer[1][at + c];
+                        if (validate) {
+                            const int64_t index = (r0 + i) * k + start + c;
+                            if (!isfinite(mu)) return -(index * 8 + 0) - 1;
+                            if (!isfinite(logvar)) return -(index * 8 + 1) - 1;
+                        }
+                        /* and where the fast term nears overflow: the scalar kernel
+                         * is exact about the threshold */
+                        if (!symkl_fast_ok_std_normal(mu, logvar) || !(terms[at + c] < SYMKL_FAST_TERM_MAX)) {
+                            terms[at + c] = symkl_term_std_normal(mu, logvar);
+                        }
+                    }
+                }
+            }
+            symkl_lane_sums(group_rows, padded, terms, lane_sum, lane_error);
+        }
+        for (int64_t i = 0; i < group_rows; ++i) {
+            out[r0 + i] = (double)symkl_lanes_total(lane_sum[i], lane_error[i]);
+        }
     }
     return 0;
 }
 
 int64_t symkl_kl_std_normal_f32(const float *p0, int64_t row0, int64_t col0, const float *p1, int64_t row1, int64_t col1,
         int64_t rows, int64_t k, float *out, int32_t validate) {
-    for (int64_t r = 0; r < rows; ++r) {
-        double sum = 0.0, compensation = 0.0; /* Neumaier */
-        for (int64_t c = 0; c < k; ++c) {
-            const double mu = (double)p0[r * row0 + c * col0];
-            const double logvar = (double)p1[r * row1 + c * col1];
-            if (validate) {
-                const int64_t index = r * k + c;
-                if (!isfinite(mu)) return -(index * 8 + 0) - 1;
-                if (!isfinite(logvar)) return -(index * 8 + 1) - 1;
-            }
-            const double term = symkl_term_std_normal(mu, logvar);
-            const double next = sum + term;
-            compensation += fabs(sum) >= fabs(term) ? (sum - next) + term : (term - next) + sum;
-            sum = next;
+    double buffer[2][SYMKL_BLOCK], terms[SYMKL_BLOCK];
+    const int64_t width = (k + 3) & ~(int64_t)3;
+    /* rows per block and columns per row per block */
+    const int64_t group = width <= SYMKL_BLOCK ? SYMKL_BLOCK / width : 1;
+    const int64_t step = width <= SYMKL_BLOCK ? width : SYMKL_BLOCK;
+    double lane_sum[SYMKL_BLOCK / 4][4], lane_error[SYMKL_BLOCK / 4][4];
+    for (int64_t r0 = 0; r0 < rows; r0 += group) {
+        const int64_t group_rows = rows - r0 < group ? rows - r0 : group;
+        for (int64_t i = 0; i < group_rows; ++i) {
+            for (int lane = 0; lane < 4; ++lane) lane_sum[i][lane] = lane_error[i][lane] = 0.0;
         }
-        /* an infinite term (overflow) makes the compensation NaN: drop it */
-        out[r] = (float)(isfinite(sum) ? sum + compensation : sum);
+        for (int64_t start = 0; start < k; start += step) {
+            const int64_t span = k - start < step ? k - start : step;
+            const int64_t padded = (span + 3) & ~(int64_t)3;
+            for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
+                const float *source0 = p0 + (r0 + i) * row0 + start * col0;
+                if (col0 == 1) {
+                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = (double)source0[c];
+                } else {
+                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = (double)source0[c * col0];
+                }
+                const float *source1 = p1 + (r0 + i) * row1 + start * col1;
+                if (col1 == 1) {
+                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = (double)source1[c];
+                } else {
+                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = (double)source1[c * col1];
+                }
+                for (int64_t c = span; c < padded; ++c) {
+                    buffer[0][at + c] = 0.0;
+                    buffer[1][at + c] = 0.0;
+                }
+            }
+            if (symkl_block_std_normal_f32(group_rows * padded, buffer[0], buffer[1], terms)) {
+                /* invalid input, or outside the fast kernel's range */
+                for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
+                    for (int64_t c = 0; c < span; ++c) {
+                        const double mu = buffer[0][at + c];
+                        const double logvar = buffer[1][at + c];
+                        if (validate) {
+                            const int64_t index = (r0 + i) * k + start + c;
+                            if (!isfinite(mu)) return -(index * 8 + 0) - 1;
+                            if (!isfinite(logvar)) return -(index * 8 + 1) - 1;
+                        }
+                        /* and where the fast term nears overflow: the scalar kernel
+                         * is exact about the threshold */
+                        if (!symkl_fast_ok_std_normal(mu, logvar) || !(terms[at + c] < SYMKL_FAST_TERM_MAX)) {
+                            terms[at + c] = symkl_term_std_normal(mu, logvar);
+                        }
+                    }
+                }
+            }
+            symkl_lane_sums(group_rows, padded, terms, lane_sum, lane_error);
+        }
+        for (int64_t i = 0; i < group_rows; ++i) {
+            out[r0 + i] = (float)symkl_lanes_total(lane_sum[i], lane_error[i]);
+        }
     }
     return 0;
+}
+
+/* The read probe: sums n values with 8 independent partial sums (a loop GCC
+ * vectorises without reassociating), so its time is the time to read the input. */
+SYMKL_VECTOR double symkl_read_sum_f64(const double *x, int64_t n) {
+    double partial[8] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        for (int lane = 0; lane < 8; ++lane) partial[lane] += (double)x[i + lane];
+    }
+    double total = 0.0;
+    for (; i < n; ++i) total += (double)x[i];
+    for (int lane = 0; lane < 8; ++lane) total += partial[lane];
+    return total;
+}
+
+SYMKL_VECTOR double symkl_read_sum_f32(const float *x, int64_t n) {
+    double partial[8] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        for (int lane = 0; lane < 8; ++lane) partial[lane] += (double)x[i + lane];
+    }
+    double total = 0.0;
+    for (; i < n; ++i) total += (double)x[i];
+    for (int lane = 0; lane < 8; ++lane) total += partial[lane];
+    return total;
 }
 

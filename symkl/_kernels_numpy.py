@@ -18,8 +18,8 @@ def _table_rows(table, index):
 
 xp = SimpleNamespace(
     asarray=np.asarray, clip=np.clip, errstate=np.errstate, floor=np.floor,
-    full_like=np.full_like, isfinite=np.isfinite, maximum=np.maximum, where=np.where,
-    table_rows=_table_rows,
+    full_like=np.full_like, isfinite=np.isfinite, maximum=np.maximum, nan=np.nan,
+    where=np.where, table_rows=_table_rows,
 )
 
 SERIES_LOW = -0.45
@@ -60,6 +60,10 @@ def product_error(a, b, p):
 
 def relative_difference(u, v):
     """rho = (u - v)/v as rho + rho_lo (rho_lo the rounding error, to first order)."""
+    # scaled by a power of 2 (rho does not change) so that Dekker's products
+    # neither overflow nor lose digits in the subnormal range
+    scale = xp.where(v < 2.0**-800, 2.0**600, xp.where(v > 2.0**800, 2.0**-600, 1.0))
+    u, v = u * scale, v * scale
     d_hi, d_lo = two_sum(u, -v)
     rho = d_hi / v
     p = rho * v
@@ -67,16 +71,33 @@ def relative_difference(u, v):
     return rho, xp.where(xp.isfinite(rho_lo), rho_lo, 0.0)
 
 
-def excess_compensated(x, x_lo, rho, rho_lo, power, far_log_ratio):
-    """x - log(1 + x) for 1 + x = (1 + rho)**power, with x + x_lo and rho + rho_lo."""
+def half_excess_compensated(x, x_lo, rho, rho_lo, power, far_log_ratio, half_x):
+    """(x - log(1 + x))/2 for 1 + x = (1 + rho)**power, x + x_lo, rho + rho_lo."""
     near = (x > SERIES_LOW) & (x < SERIES_HIGH)
     series = excess_series(xp.where(near, x, 0.0)) + x_lo * (x / (1.0 + x))
     far = x < FAR_BELOW
     r = xp.where(far, 0.0, rho)
     direct = (x - power * log1p(r)) + (x_lo - power * rho_lo / (1.0 + r))
-    direct = xp.where(x < 2.0**60, direct, x)
     value = xp.where(near, series, xp.where(far, (x - far_log_ratio) + x_lo, direct))
-    return xp.maximum(value, 0.0)
+    # beyond 2^60, log(1 + x) < x/2^54; x/2 is taken where x itself overflows
+    return xp.where(x < 2.0**60, 0.5 * xp.maximum(value, 0.0), half_x)
+
+
+def half_mean_term(d, logvar_q):
+    """d^2 e^{-logvar_q} / 2, no spurious under- or overflow (fact mean-term-split)."""
+    small = (d < 2.0**-500) & (d > -(2.0**-500))
+    large = (d > 2.0**500) | (d < -(2.0**500))
+    scale = xp.where(small, 2.0**600, xp.where(large, 2.0**-600, 1.0))
+    back = xp.where(small, 2.0**-600, xp.where(large, 2.0**600, 1.0))
+    scaled_d = d * scale
+    e_full = exp(-logvar_q)
+    e_half = exp(-0.5 * logvar_q)
+    square = scaled_d * scaled_d
+    usable = (e_full >= 2.0**-600) & (e_full <= 2.0**600)
+    # the scale factors between the exponentials keep every product in range
+    full = ((0.5 * square * e_full) * back) * back
+    split = (((0.5 * square * e_half) * back) * e_half) * back
+    return xp.where(d == 0.0, 0.0, xp.where(usable, full, split))
 
 
 TABLE_LOW, TABLE_HIGH, TABLE_SCALE, TABLE_FIRST = -2.421875, 1.421875, 32.0, -77
@@ -222,153 +243,215 @@ def expm1mx_table(d, d_lo):
     return high + (low + expm1_c * r + exp_c * q + d_lo * (expm1_c + exp_c * r))
 
 
+NEAR_EXP = 0.34
+EXPM1MX = (0.5, 0.16666666666666666, 0.041666666666666664, 0.008333333333333333, 0.001388888888888889, 0.0001984126984126984, 2.48015873015873e-05, 2.7557319223985893e-06, 2.755731922398589e-07, 2.505210838544172e-08, 2.08767569878681e-09, 1.6059043836821613e-10, 1.1470745597729725e-11)
+
+
+def expm1mx_near(r):
+    """e^r - 1 - r = r^2 sum r^k/(k + 2)! for |r| <= NEAR_EXP (fact expm1mx-series)."""
+    s = xp.full_like(r, EXPM1MX[-1])
+    for coefficient in EXPM1MX[-2::-1]:
+        s = s * r + coefficient
+    return (r * r) * s
+
+
 def excess_exact_log(x, d_hi, d_lo=0.0):
     """x - log(1 + x) >= 0 when log(1 + x) = d_hi + d_lo is known exactly."""
-    near = (x > SERIES_LOW) & (x < SERIES_HIGH)
+    # near 0 the series of e^d - 1 - d in d itself: x = expm1(d) carries a rounding
+    near = (d_hi >= -NEAR_EXP) & (d_hi <= NEAR_EXP)
     tabled = ~near & (d_hi > TABLE_LOW) & (d_hi < TABLE_HIGH)
     value = (x - d_hi) - d_lo
-    value = xp.where(near, excess_series(xp.where(near, x, 0.0)), value)
+    d_near = xp.where(near, d_hi, 0.0)
+    value = xp.where(near, expm1mx_near(d_near) + d_lo * x, value)
     d_table = xp.where(tabled, d_hi, 0.0)
     value = xp.where(tabled, expm1mx_table(d_table, xp.where(tabled, d_lo, 0.0)), value)
     return xp.maximum(value, 0.0)
 
 
+def half_excess_exact_log(x, d_hi, d_lo=0.0):
+    """(x - log(1 + x))/2, also where e^d overflows, KL/2 not (fact excess-half)."""
+    large = d_hi > 709.0
+    e = exp(0.5 * xp.where(large, d_hi, 0.0))
+    half_e = (0.5 * e) * e
+    carried = xp.where(xp.isfinite(half_e), half_e + half_e * d_lo, half_e)
+    value = 0.5 * excess_exact_log(x, d_hi, d_lo)
+    return xp.where(large, carried - 0.5 * (1.0 + d_hi), value)
 
 
-def x_a_var(mu_p, var_p, mu_q, var_q):
-    """x = (var_p - var_q)/var_q and a = (mu_p - mu_q)**2/var_q."""
+
+
+def parts_var(mu_p, var_p, mu_q, var_q):
+    """x = (var_p - var_q)/var_q, a = (mu_p - mu_q)**2/var_q: their halves and log parts."""
     x = (var_p - var_q)/var_q
-    a = ((mu_p - mu_q) / var_q) * (mu_p - mu_q)
-    return x, a
+    half_x = (1/2)*(var_p - var_q)/var_q
+    d = mu_p - mu_q
+    big = ~xp.isfinite(d)  # the difference of two finite means overflowed
+    d_half = xp.where(big, 0.5 * mu_p - 0.5 * mu_q, d)
+    w = d_half / var_q
+    half_a = (xp.where(big, 2.0, 0.5) * w) * d_half
+    return locals()
 
 
 def term_var(mu_p, var_p, mu_q, var_q):
     """Per-coordinate KL (var): 1/2 (a + x - log(1 + x))."""
     with xp.errstate(all='ignore'):
-        x, a = x_a_var(mu_p, var_p, mu_q, var_q)
+        parts = parts_var(mu_p, var_p, mu_q, var_q)
+        x, half_x, half_a = parts['x'], parts['half_x'], parts['half_a']
         rho, rho_lo = relative_difference(var_p, var_q)
         x = rho
         x_lo = rho_lo
-        far_log_ratio = log(var_p/var_q)
-        return 0.5 * (a + excess_compensated(x, x_lo, rho, rho_lo, 1.0, far_log_ratio))
+        # log(u/v) as a difference of logs where u/v is not a normal number
+        far_log_ratio = xp.where(var_p / var_q >= 2.2250738585072014e-308, log(var_p/var_q), log(var_p) - log(var_q))
+        half_excess = half_excess_compensated(x, x_lo, rho, rho_lo, 1.0, far_log_ratio, half_x)
+        return half_a + half_excess + xp.where((var_p > 0.0) & (var_q > 0.0), 0.0, xp.nan)
 
 
 def gradient_var(mu_p, var_p, mu_q, var_q):
     """Gradient of term_var with respect to (mu_p, var_p, mu_q, var_q)."""
     with xp.errstate(all='ignore'):
-        x, a = x_a_var(mu_p, var_p, mu_q, var_q)
+        parts = parts_var(mu_p, var_p, mu_q, var_q)
+        half_x, half_a = parts['half_x'], parts['half_a']
         return (
             (mu_p - mu_q)/var_q,
-            (1/2)*x/var_p,
+            xp.where(var_p >= var_q, -1/2*(-var_p + var_q)/var_p/var_q, half_x/var_p),
             (-mu_p + mu_q)/var_q,
-            (1/2)*(-a - x)/var_q,
+            -(half_a + half_x)/var_q,
         )
 
 
 def jeffreys_var(mu_p, var_p, mu_q, var_q):
-    """KL(p||q) + KL(q||p) (var): (a*(r + 1)/2 + x**2/2)/r."""
+    """KL(p||q) + KL(q||p) (var): 1/2 (a + a' - x x'), fact jeffreys-parts-var."""
     with xp.errstate(all='ignore'):
-        x, a = x_a_var(mu_p, var_p, mu_q, var_q)
-        r = var_p/var_q
-        return xp.maximum(((1/2)*a*(r + 1) + (1/2)*x**2)/r, 0.0)
+        forward = parts_var(mu_p, var_p, mu_q, var_q)
+        reverse = parts_var(mu_q, var_q, mu_p, var_p)
+        crossed = -forward['half_x'] * reverse['x']
+        total = forward['half_a'] + reverse['half_a'] + crossed
+        return xp.maximum(total, 0.0) + xp.where((var_p > 0.0) & (var_q > 0.0), 0.0, xp.nan)
 
 
-def x_a_std(mu_p, s_p, mu_q, s_q):
-    """x = (2 + (s_p - s_q)/s_q)*(s_p - s_q)/s_q and a = (mu_p - mu_q)**2/s_q**2."""
+def parts_std(mu_p, s_p, mu_q, s_q):
+    """x = (2 + (s_p - s_q)/s_q)*(s_p - s_q)/s_q, a = (mu_p - mu_q)**2/s_q**2: their halves and log parts."""
     x = (2 + (s_p - s_q)/s_q)*(s_p - s_q)/s_q
-    a = ((mu_p - mu_q) / s_q) * ((mu_p - mu_q) / s_q)
-    return x, a
+    rho = (s_p - s_q)/s_q
+    half_x = (1/2)*rho*(rho + 2)
+    d = mu_p - mu_q
+    big = ~xp.isfinite(d)  # the difference of two finite means overflowed
+    d_half = xp.where(big, 0.5 * mu_p - 0.5 * mu_q, d)
+    w = d_half / s_q
+    half_a = (xp.where(big, 2.0, 0.5) * w) * w
+    return locals()
 
 
 def term_std(mu_p, s_p, mu_q, s_q):
     """Per-coordinate KL (std): 1/2 (a + x - log(1 + x))."""
     with xp.errstate(all='ignore'):
-        x, a = x_a_std(mu_p, s_p, mu_q, s_q)
+        parts = parts_std(mu_p, s_p, mu_q, s_q)
+        x, half_x, half_a = parts['x'], parts['half_x'], parts['half_a']
         rho, rho_lo = relative_difference(s_p, s_q)
         x = rho*(rho + 2)
         two, two_lo = two_sum(2.0, rho)
         x_lo = product_error(rho, two, x) + rho * two_lo + 2.0 * rho_lo * (1.0 + rho)
-        far_log_ratio = 2*log(s_p/s_q)
-        return 0.5 * (a + excess_compensated(x, x_lo, rho, rho_lo, 2.0, far_log_ratio))
+        # log(u/v) as a difference of logs where u/v is not a normal number
+        far_log_ratio = xp.where(s_p / s_q >= 2.2250738585072014e-308, 2*log(s_p/s_q), 2*log(s_p) - 2*log(s_q))
+        half_excess = half_excess_compensated(x, x_lo, rho, rho_lo, 2.0, far_log_ratio, half_x)
+        return half_a + half_excess + xp.where((s_p > 0.0) & (s_q > 0.0), 0.0, xp.nan)
 
 
 def gradient_std(mu_p, s_p, mu_q, s_q):
     """Gradient of term_std with respect to (mu_p, s_p, mu_q, s_q)."""
     with xp.errstate(all='ignore'):
-        x, a = x_a_std(mu_p, s_p, mu_q, s_q)
+        parts = parts_std(mu_p, s_p, mu_q, s_q)
+        half_x, half_a = parts['half_x'], parts['half_a']
         return (
-            (mu_p - mu_q)/s_q**2,
-            x/s_p,
-            (-mu_p + mu_q)/s_q**2,
-            (-a - x)/s_q,
+            ((mu_p - mu_q)/s_q)/s_q,
+            (((s_p - s_q)/s_q)/s_p)*(2 + (s_p - s_q)/s_q),
+            ((-mu_p + mu_q)/s_q)/s_q,
+            -2*(half_a + half_x)/s_q,
         )
 
 
 def jeffreys_std(mu_p, s_p, mu_q, s_q):
-    """KL(p||q) + KL(q||p) (std): (a*(r + 1)/2 + x**2/2)/r."""
+    """KL(p||q) + KL(q||p) (std): 1/2 (a + a' - x x'), fact jeffreys-parts-std."""
     with xp.errstate(all='ignore'):
-        x, a = x_a_std(mu_p, s_p, mu_q, s_q)
-        r = s_p**2/s_q**2
-        return xp.maximum(((1/2)*a*(r + 1) + (1/2)*x**2)/r, 0.0)
+        forward = parts_std(mu_p, s_p, mu_q, s_q)
+        reverse = parts_std(mu_q, s_q, mu_p, s_p)
+        crossed = -forward['half_x'] * reverse['x']
+        total = forward['half_a'] + reverse['half_a'] + crossed
+        return xp.maximum(total, 0.0) + xp.where((s_p > 0.0) & (s_q > 0.0), 0.0, xp.nan)
 
 
-def x_a_logvar(mu_p, logvar_p, mu_q, logvar_q):
-    """x = expm1(logvar_p - logvar_q) and a = (mu_p - mu_q)**2*exp(-logvar_q)."""
+def parts_logvar(mu_p, logvar_p, mu_q, logvar_q):
+    """x = expm1(logvar_p - logvar_q), a = (mu_p - mu_q)**2*exp(-logvar_q): their halves and log parts."""
     d_hi, d_lo = two_sum(logvar_p, -logvar_q)  # the exact rounding error of logvar_p - logvar_q
-    x = expm1(d_hi) + d_lo * exp(d_hi)
-    a = xp.where(mu_p == mu_q, 0.0, (mu_p - mu_q)**2*exp(-logvar_q))
-    return x, a
+    d_lo = xp.where(xp.isfinite(d_hi), d_lo, 0.0)
+    expm1_d = expm1(d_hi)
+    x = xp.where((d_lo == 0.0) | (d_hi > 709.0), expm1_d, expm1_d + d_lo * exp(d_hi))
+    e = exp(0.5 * xp.where(d_hi > 709.0, d_hi, 0.0))
+    half_x = xp.where(d_hi > 709.0, ((1/2)*e)*e - 0.5, 0.5 * x)
+    half_a = half_mean_term(mu_p - mu_q, logvar_q)
+    return locals()
 
 
 def term_logvar(mu_p, logvar_p, mu_q, logvar_q):
     """Per-coordinate KL (logvar): 1/2 (a + x - log(1 + x))."""
     with xp.errstate(all='ignore'):
-        x, a = x_a_logvar(mu_p, logvar_p, mu_q, logvar_q)
-        log_ratio = two_sum(logvar_p, -logvar_q)
-        return 0.5 * (a + excess_exact_log(x, *log_ratio))
+        parts = parts_logvar(mu_p, logvar_p, mu_q, logvar_q)
+        x, half_x, half_a = parts['x'], parts['half_x'], parts['half_a']
+        d_hi, d_lo = parts['d_hi'], parts['d_lo']
+        half_excess = half_excess_exact_log(x, d_hi, d_lo)
+        return half_a + half_excess + 0.0
 
 
 def gradient_logvar(mu_p, logvar_p, mu_q, logvar_q):
     """Gradient of term_logvar with respect to (mu_p, logvar_p, mu_q, logvar_q)."""
     with xp.errstate(all='ignore'):
-        x, a = x_a_logvar(mu_p, logvar_p, mu_q, logvar_q)
+        parts = parts_logvar(mu_p, logvar_p, mu_q, logvar_q)
+        half_x, half_a = parts['half_x'], parts['half_a']
         return (
-            (mu_p - mu_q)*exp(-logvar_q),
-            (1/2)*x,
-            (-mu_p + mu_q)*exp(-logvar_q),
-            -1/2*a - 1/2*x,
+            ((mu_p - mu_q)*exp(-1/2*logvar_q))*exp(-1/2*logvar_q),
+            half_x,
+            ((-mu_p + mu_q)*exp(-1/2*logvar_q))*exp(-1/2*logvar_q),
+            -(half_a + half_x),
         )
 
 
 def jeffreys_logvar(mu_p, logvar_p, mu_q, logvar_q):
-    """KL(p||q) + KL(q||p) (logvar): (a*(r + 1)/2 + x**2/2)/r."""
+    """KL(p||q) + KL(q||p) (logvar): 1/2 (a + a' - x x'), fact jeffreys-parts-logvar."""
     with xp.errstate(all='ignore'):
-        x, a = x_a_logvar(mu_p, logvar_p, mu_q, logvar_q)
-        d_hi, d_lo = two_sum(logvar_p, -logvar_q)
-        r = exp(d_hi) * (1.0 + d_lo)
-        return xp.maximum(((1/2)*a*(r + 1) + (1/2)*x**2)/r, 0.0)
+        forward = parts_logvar(mu_p, logvar_p, mu_q, logvar_q)
+        reverse = parts_logvar(mu_q, logvar_q, mu_p, logvar_p)
+        crossed = -forward['half_x'] * reverse['x']
+        total = forward['half_a'] + reverse['half_a'] + crossed
+        return xp.maximum(total, 0.0) + 0.0
 
 
-def x_a_std_normal(mu, logvar):
-    """x = expm1(logvar) and a = mu**2."""
-    x = expm1(logvar)
-    a = mu**2
-    return x, a
+def parts_std_normal(mu, logvar):
+    """x = expm1(logvar), a = mu**2: their halves and log parts."""
+    d_hi, d_lo = logvar, 0.0
+    expm1_d = expm1(d_hi)
+    x = xp.where((d_lo == 0.0) | (d_hi > 709.0), expm1_d, expm1_d + d_lo * exp(d_hi))
+    e = exp(0.5 * xp.where(d_hi > 709.0, d_hi, 0.0))
+    half_x = xp.where(d_hi > 709.0, ((1/2)*e)*e - 0.5, 0.5 * x)
+    half_a = (0.5 * mu) * mu
+    return locals()
 
 
 def term_std_normal(mu, logvar):
     """Per-coordinate KL (std-normal): 1/2 (a + x - log(1 + x))."""
     with xp.errstate(all='ignore'):
-        x, a = x_a_std_normal(mu, logvar)
-        log_ratio = logvar
-        return 0.5 * (a + excess_exact_log(x, log_ratio))
+        parts = parts_std_normal(mu, logvar)
+        x, half_x, half_a = parts['x'], parts['half_x'], parts['half_a']
+        d_hi, d_lo = parts['d_hi'], parts['d_lo']
+        half_excess = half_excess_exact_log(x, d_hi, d_lo)
+        return half_a + half_excess + 0.0
 
 
 def gradient_std_normal(mu, logvar):
     """Gradient of term_std_normal with respect to (mu, logvar)."""
     with xp.errstate(all='ignore'):
-        x, a = x_a_std_normal(mu, logvar)
+        parts = parts_std_normal(mu, logvar)
+        half_x, half_a = parts['half_x'], parts['half_a']
         return (
             mu,
-            (1/2)*x,
+            half_x,
         )

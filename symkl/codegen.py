@@ -22,7 +22,14 @@ from sympy.codegen.cfunctions import expm1
 from sympy.printing.c import C99CodePrinter
 from sympy.printing.numpy import NumPyPrinter
 
-from symkl.kl.stable import NumericForms, ParameterisedForm, numeric_forms
+from symkl.kl.stable import (
+    A,
+    NumericForms,
+    ParameterisedForm,
+    X,
+    expm1mx_series,
+    numeric_forms,
+)
 
 __all__ = ["C_PATH", "NUMPY_PATH", "generate_sources"]
 
@@ -127,11 +134,15 @@ def _c_source(forms: NumericForms) -> str:
         *_c_table(forms),
         *_c_fast_common(forms),
     ]
+    lines += _c_fast_exp_common()
     for form in forms.forms.values():
         lines += _c_term(form)
         if _quotient(form) is not None:
             lines += _c_fast_term(form)
+        else:
+            lines += _c_fast_exact_log_term(form)
     lines += _c_loops(forms)
+    lines += _c_read_probe()
     return "\n".join(lines) + "\n"
 
 
@@ -162,18 +173,33 @@ def _c_fast_common(forms: NumericForms) -> list[str]:
         " * ones) take the scalar kernels above. */",
         f"#define SYMKL_LN2_HI ({ln2_high!r}) /* 33 bits: n * SYMKL_LN2_HI is exact */",
         f"#define SYMKL_LN2_LO ({ln2_low!r})",
+        "",
+        "/* log(u/v) = (e_u - e_v) log 2 + log(m_u/m_v) as hi + *lo (fact log-ratio-split) */",
+        "static inline double symkl_log_ratio(double u, double v, double *lo) {",
+        "    int e_u, e_v;",
+        "    const double m_u = frexp(u, &e_u), m_v = frexp(v, &e_v);",
+        "    const double n = (double)(e_u - e_v);",
+        "    double error;",
+        "    const double hi = symkl_two_sum(n * SYMKL_LN2_HI, log(m_u / m_v), &error);",
+        "    *lo = error + n * SYMKL_LN2_LO;",
+        "    return hi;",
+        "}",
+        "",
         "#define SYMKL_FAST_MIN (0x1p-500)",
         "#define SYMKL_FAST_MAX (0x1p500)",
+        "#define SYMKL_FAST_TERM_MAX (0x1p1000)",
         "#define SYMKL_BLOCK 256",
         "/* a lo part, or nothing where `exact` is 0 (the compiler removes its arithmetic) */",
         "#define SYMKL_LO(value) (exact ? (value) : 0.0)",
         "",
-        "/* One build, two instruction sets where GCC and glibc allow: AVX2 + FMA on CPUs that",
-        " * have them (chosen at load time), the x86-64 baseline elsewhere.  Both compute the",
-        " * same bits: no contraction (-ffp-contract=off) and fma is exact either way. */",
+        "/* One build, three instruction sets where GCC and glibc allow: AVX-512, AVX2 + FMA on",
+        " * CPUs that have them (chosen at load time), the x86-64 baseline elsewhere.  All",
+        " * compute the same bits: no contraction (-ffp-contract=off), fma is exact either way",
+        " * and no approximate instruction is used. */",
         "#ifndef SYMKL_VECTOR /* -DSYMKL_VECTOR= builds one instruction set (the tests do) */",
         "#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__GLIBC__)",
-        '#define SYMKL_VECTOR __attribute__((target_clones("arch=x86-64-v3", "default")))',
+        "#define SYMKL_VECTOR __attribute__((target_clones(\"arch=x86-64-v4\", \"arch=x86-64-v3\","
+        ' "default")))',
         "#else",
         "#define SYMKL_VECTOR",
         "#endif",
@@ -352,24 +378,159 @@ def _c_fast_term(form: ParameterisedForm) -> list[str]:
         "    return term > 0.0 ? term : 0.0;",
         "}",
         "",
-        *[
-            line
-            for suffix, exact in (("f64", 1), ("f32", 0))
-            for line in (
-                "SYMKL_VECTOR static int64_t "
-                f"symkl_block_{name}_{suffix}(int64_t n, const double *restrict b0,",
-                "        const double *restrict b1, const double *restrict b2,",
-                "        const double *restrict b3, double *restrict terms) {",
-                "    int64_t slow = 0;",
-                "    for (int64_t c = 0; c < n; ++c) {",
-                f"        terms[c] = symkl_fast_term_{name}(b0[c], b1[c], b2[c], b3[c], {exact});",
-                f"        slow |= !symkl_fast_ok_{name}(b0[c], b1[c], b2[c], b3[c]);",
-                "    }",
-                "    return slow;",
-                "}",
-                "",
-            )
-        ],
+        *_c_block_functions(form),
+    ]
+
+
+def _c_block_functions(form: ParameterisedForm) -> list[str]:
+    """The vectorised loop over a block: float64 keeps the lo parts, float32 drops them."""
+    name = _identifier(form.name)
+    count = len(form.parameters)
+    pointers = ", ".join(f"const double *restrict b{j}" for j in range(count))
+    values = ", ".join(f"b{j}[c]" for j in range(count))
+    lines = []
+    for suffix, exact in (("f64", 1), ("f32", 0)):
+        lines += [
+            f"SYMKL_VECTOR static int64_t symkl_block_{name}_{suffix}(int64_t n, {pointers},",
+            "        double *restrict terms) {",
+            "    int64_t slow = 0;",
+            "    for (int64_t c = 0; c < n; ++c) {",
+            f"        terms[c] = symkl_fast_term_{name}({values}, {exact});",
+            f"        slow |= !symkl_fast_ok_{name}({values});",
+            "    }",
+            "    /* a loop of its own: mixed with the above, GCC does not vectorise either */",
+            "    for (int64_t c = 0; c < n; ++c) slow |= !(terms[c] < SYMKL_FAST_TERM_MAX);",
+            "    return slow;",
+            "}",
+            "",
+        ]
+    return lines
+
+
+#: terms r^2/2! .. r^14/14! of e^r - 1 - r kept for |r| <= log(2)/2: truncation < 2^-59
+FAST_EXP_TERMS = 13
+#: |d| below which the log-variance kernels take e^d - 1 - d from that series directly
+NEAR_EXP = 0.34
+
+
+def _c_fast_exp_common() -> list[str]:
+    """Branch-free e^d as 2^n (t + t_lo), the log-variance kernels' exponential (fact exp-split)."""
+    coefficients = expm1mx_series(FAST_EXP_TERMS)
+    horner = [f"    double s = {_literal(coefficients[-1])};"]
+    horner += [f"    s = s * r + {_literal(c)};" for c in reversed(coefficients[:-1])]
+    inverse = float(1 / sp.log(2).evalf(40))
+    return [
+        f"#define SYMKL_INV_LN2 ({inverse!r})",
+        "#define SYMKL_ROUND (0x1.8p52) /* x + 1.5 2^52 - 1.5 2^52 rounds x to an integer */",
+        "#if defined(__GNUC__)",
+        "#define SYMKL_INLINE static inline __attribute__((always_inline))",
+        "#else",
+        "#define SYMKL_INLINE static inline",
+        "#endif",
+        "",
+        f"/* e^r - 1 - r = r^2 P(r), {len(coefficients)} terms of sum r^k/k!"
+        " (fact expm1mx-series) */",
+        "static inline double symkl_fast_expm1mx(double r) {",
+        *horner,
+        "    return (r * r) * s;",
+        "}",
+        "",
+        "/* e^(d + d_lo) = 2^n (t + *t_lo), n = round(d / log 2), |d| <= 700; *near is",
+        " * e^d - 1 - d where n = 0 (then r = d exactly).  No branch, no libm call. */",
+        "SYMKL_INLINE double symkl_fast_exp(double d, double d_lo, const int exact,",
+        "        double *restrict t_lo, double *restrict scale, double *restrict near,",
+        "        double *restrict exponent) {",
+        "    const double rounded = d * SYMKL_INV_LN2 + SYMKL_ROUND;",
+        "    const double n = rounded - SYMKL_ROUND;",
+        "    /* exact: SYMKL_LN2_HI has 33 bits and |n| < 2^11 */",
+        "    const double r_hi = d - n * SYMKL_LN2_HI;",
+        "    const double shift = n * SYMKL_LN2_LO;",
+        "    const double r = r_hi - shift;",
+        "    const double r_lo =",
+        "        SYMKL_LO((r_hi - r) - shift - fma(n, SYMKL_LN2_LO, -shift)) + d_lo;",
+        "    const double p = symkl_fast_expm1mx(r);",
+        "    double e1, e2;",
+        "    const double one_r = symkl_two_sum(1.0, r, &e1);",
+        "    const double t = symkl_two_sum(one_r, p, &e2);",
+        "    *t_lo = SYMKL_LO(e1 + e2) + r_lo * t;",
+        "    /* 2^n from the low bits of `rounded` (n + 1.5 2^52 holds n there) */",
+        "    const uint64_t biased = symkl_bits(rounded) - symkl_bits(SYMKL_ROUND) + 1023u;",
+        "    *scale = symkl_from_bits(biased << 52);",
+        "    *near = p + d_lo * (r + p);",
+        "    *exponent = n;",
+        "    return t;",
+        "}",
+        "",
+    ]
+
+
+def _c_fast_exact_log_term(form: ParameterisedForm) -> list[str]:
+    """The branch-free term of a log-variance form: the excess e^d - 1 - d and the mean
+    term a = d_mu^2 e^{-l_q} from :c:func:`symkl_fast_exp`, every quantity as hi + lo."""
+    name = _identifier(form.name)
+    arguments = ", ".join(f"double {p}" for p in form.parameters)
+    names = [str(p) for p in form.parameters]
+    difference = _input_difference(form)
+    if difference is not None:
+        mu_p, logvar_p, mu_q, logvar_q = names
+        ok = [
+            f"    return (fabs({logvar_p}) <= 350.0) & (fabs({logvar_q}) <= 350.0)",
+            f"        & (fabs({mu_p}) <= 0x1p400) & (fabs({mu_q}) <= 0x1p400)",
+            f"        & (({mu_p} == {mu_q}) | (fabs({mu_p} - {mu_q}) >= 0x1p-400));",
+        ]
+        setup = [
+            "    double d_lo, m_lo;",
+            f"    const double d = symkl_two_sum({logvar_p}, -{logvar_q}, &d_lo);",
+            f"    const double m = symkl_two_sum({mu_p}, -{mu_q}, &m_lo);",
+            "    /* e^{-l_q} = q_scale (q_t + q_lo) */",
+            "    double q_lo, q_scale, q_near, q_exponent;",
+            f"    const double q_t = symkl_fast_exp(-{logvar_q}, 0.0, exact, &q_lo, &q_scale,"
+            " &q_near, &q_exponent);",
+        ]
+        d_lo = "SYMKL_LO(d_lo)"
+    else:
+        mu, logvar = names
+        ok = [
+            f"    return (fabs({logvar}) <= 700.0) & (fabs({mu}) <= 0x1p400)",
+            f"        & (({mu} == 0.0) | (fabs({mu}) >= 0x1p-400));",
+        ]
+        setup = [
+            f"    const double d = {logvar}, m = {mu};",
+            "    const double m_lo = 0.0, q_t = 1.0, q_lo = 0.0, q_scale = 1.0;",
+        ]
+        d_lo = "0.0"
+    return [
+        f"/* {form.name}, vectorisable: valid when symkl_fast_ok_{name} holds */",
+        f"static inline int symkl_fast_ok_{name}({arguments}) {{",
+        *ok,
+        "}",
+        "",
+        f"SYMKL_INLINE double symkl_fast_term_{name}({arguments}, const int exact) {{",
+        *setup,
+        "    /* e^d - 1 - d (fact exp-split): at n = 0 the series, else 2^n t - (1 + d) */",
+        "    double t_lo, scale, near, exponent;",
+        f"    const double t = symkl_fast_exp(d, {d_lo}, exact, &t_lo, &scale, &near, &exponent);",
+        "    double c_lo, f_lo;",
+        "    const double c = symkl_two_sum(1.0, d, &c_lo);",
+        "    const double f = symkl_two_sum(scale * t, -c, &f_lo);",
+        f"    const double far_lo = SYMKL_LO(f_lo - c_lo - {d_lo}) + scale * t_lo;",
+        "    const double excess_hi = exponent == 0.0 ? near : f;",
+        "    const double excess_lo = exponent == 0.0 ? 0.0 : far_lo;",
+        "    /* a = m^2 e^{-l_q} as a + a_lo */",
+        "    const double m2 = m * m;",
+        "    const double m2_lo = SYMKL_LO(fma(m, m, -m2) + 2.0 * m * m_lo);",
+        "    const double a_t = m2 * q_t;",
+        "    const double a = a_t * q_scale;",
+        "    const double a_lo = SYMKL_LO(fma(m2, q_t, -a_t) + m2_lo * q_t + m2 * q_lo) * q_scale;",
+        "    double total_lo;",
+        "    const double total = symkl_two_sum(a, excess_hi, &total_lo);",
+        "    const double term = 0.5 * (total + (SYMKL_LO(total_lo + a_lo) + excess_lo));",
+        "    /* an overflow leaves NaN (inf - inf in the lo parts): the block's check sends",
+        "     * it to the scalar kernel */",
+        "    return term < 0.0 ? 0.0 : term;",
+        "}",
+        "",
+        *_c_block_functions(form),
     ]
 
 
@@ -418,22 +579,66 @@ def _scaled_square(form: ParameterisedForm) -> str | None:
     return f"{w} * {w}" if power == 2 else f"{w} * ({mu_p} - {mu_q})"
 
 
+def _c_half_a(form: ParameterisedForm) -> list[str]:
+    """``half_a = a/2`` that neither under- nor overflows where ``a/2`` does not.
+
+    Quotient forms: ``w = d/v`` times ``d`` or ``w`` (an overflowing ``d = mu_p - mu_q``
+    is halved first).  Log-variance form: ``d = 2^k m`` and ``a/2 = 2^(2k-1) (m^2
+    e^{-l})`` (fact mean-term-split), ``e^{-l}`` taken as ``(e^{-l/2})^2`` where alone it
+    leaves the normal range.
+    """
+    mu_arguments = [str(p) for p in form.parameters if str(p).startswith("mu")]
+    quotient = _quotient(form)
+    if len(mu_arguments) == 1:
+        (mu,) = mu_arguments
+        return [f"    const double half_a = (0.5 * {mu}) * {mu};"]
+    mu_p, mu_q = mu_arguments
+    lines = [
+        f"    const double d_mu = {mu_p} - {mu_q};",
+        "    const int d_big = isinf(d_mu); /* the difference of two finite means overflowed */",
+        f"    const double d_half = d_big ? 0.5 * {mu_p} - 0.5 * {mu_q} : d_mu;",
+    ]
+    if quotient is not None:
+        _, v, power, _ = quotient
+        w = f"(d_half / {v})"
+        other = w if power == 2 else "d_half"
+        return [
+            *lines,
+            "    const double a_scale = d_big ? 2.0 : 0.5;",
+            f"    const double half_a = (a_scale * {w}) * {other};",
+        ]
+    logvar_q = str(form.parameters[3])
+    return [
+        *lines,
+        "    int d_exponent;",
+        "    const double d_mantissa = frexp(d_half, &d_exponent);",
+        f"    const double e_full = exp(-{logvar_q});",
+        f"    const double e_half = exp(-0.5 * {logvar_q});",
+        "    const double m2 = d_mantissa * d_mantissa;",
+        "    /* e^{-l} out of the normal range: m^2 e^{-l/2} renormalised, then e^{-l/2} */",
+        "    int t_exponent;",
+        "    const double t_mantissa = frexp(m2 * e_half, &t_exponent);",
+        "    const int usable = e_full >= 0x1p-1000 && e_full <= 0x1p1000;",
+        "    const double scaled = usable ? m2 * e_full : t_mantissa * e_half;",
+        "    const int shift = 2 * (d_exponent + d_big) - 1 + (usable ? 0 : t_exponent);",
+        "    const double half_a = d_mu == 0.0 ? 0.0 : ldexp(scaled, shift);",
+    ]
+
+
 def _c_term(form: ParameterisedForm) -> list[str]:
     name = _identifier(form.name)
     arguments = ", ".join(f"double {p}" for p in form.parameters)
-    mu_arguments = [p for p in form.parameters if str(p).startswith("mu")]
-    a_expr = _scaled_square(form) or _c(form.a)
-    if form.a.has(sp.exp) and len(mu_arguments) == 2:
-        # 0 * exp(huge) would be NaN; equal means contribute exactly 0
-        a_expr = f"({mu_arguments[0]} == {mu_arguments[1]}) ? 0.0 : {a_expr}"
     quotient = _quotient(form)
     series = ["        excess = symkl_excess_series(x);"]
+    near = "x > SYMKL_SERIES_LOW && x < SYMKL_SERIES_HIGH"
+    domain = "0.0"
     if quotient is not None:
         # x = x + x_lo exactly (to 2^-106): the rounding of u - v (TwoSum), of the
         # division (fma) and, for the std form, of (2 + rho) rho.  Then, to first order,
         # f(x + x_lo) = f(x) + x_lo f'(x) with f'(x) = x/(1 + x), and log(1 + x) =
         # power log1p(rho + rho_lo) = power (log1p(rho) + rho_lo/(1 + rho)).
         u, v, power, x_of_rho = quotient
+        domain = f"({u} > 0.0 && {v} > 0.0) ? 0.0 : NAN /* NaN in, NaN out */"
         x_lines = [
             "    double d_lo;",
             f"    const double d_hi = symkl_two_sum({u}, -{v}, &d_lo);",
@@ -443,49 +648,68 @@ def _c_term(form: ParameterisedForm) -> list[str]:
         ]
         if power == 1:
             x_lines.append("    const double x_lo = rho_lo;")
+            # x/2 without overflow where x = rho itself overflows
+            half_x = f"(0.5 * d_hi) / {v}"
         else:
             x_lines += [
                 "    double two_lo;",
                 "    const double two = symkl_two_sum(2.0, rho, &two_lo);",
                 f"    const double x_lo = {_C_STD_X_LO};",
             ]
+            half_x = "(0.5 * rho) * (2.0 + rho)"
         scale = "" if power == 1 else f"{power}.0 * "
         series = [
             "        excess = symkl_excess_series(x) + x_lo * (x / (1.0 + x));",
         ]
         direct = [
             "        if (x < SYMKL_FAR_BELOW) {",
-            f"            excess = (x - {_c(form.log_ratio)}) + x_lo;",
+            "            /* log(u/v) by exponent splitting: u/v may underflow",
+            "             * (fact log-ratio-split) */",
+            "            double log_lo;",
+            f"            const double log_hi = symkl_log_ratio({u}, {v}, &log_lo);",
+            f"            excess = (x - {scale}log_hi) + (x_lo - {scale}log_lo);",
             "        } else if (x < 0x1p60) {",
             f"            excess = (x - {scale}log1p(rho)) + (x_lo - {scale}rho_lo / (1.0 + rho));",
             "        } else {",
-            "            excess = x; /* log(1 + x) < x/2^54: below half an ulp; x may be inf */",
+            "            /* log(1 + x) < x/2^54: below half an ulp; x/2 where x overflows */",
+            f"            half_excess = {half_x};",
+            "            halved = 1;",
             "        }",
         ]
-    elif (difference := _input_difference(form)) is not None:
-        # expm1(u - v) with u - v rounded: TwoSum recovers the rounding error e exactly,
-        # and expm1(d + e) = expm1(d) + e exp(d) to within e^2 (|e| <= 2^-53 |d|)
-        u, v = difference
-        x_lines = [
-            "    double d_lo;",
-            f"    const double d_hi = symkl_two_sum({u}, -{v}, &d_lo);",
-            "    const double x = expm1(d_hi) + d_lo * exp(d_hi);",
+    elif form.name in EXACT_LOG_RATIO:
+        near = f"fabs(d_hi) <= {NEAR_EXP!r}"
+        difference = _input_difference(form)
+        if difference is not None:
+            # expm1(u - v) with u - v rounded: TwoSum recovers the rounding error e exactly,
+            # and expm1(d + e) = expm1(d) + e exp(d) to within e^2 (|e| <= 2^-53 |d|)
+            u, v = difference
+            x_lines = [
+                "    double d_lo;",
+                f"    double d_hi = symkl_two_sum({u}, -{v}, &d_lo);",
+                "    if (isinf(d_hi)) d_lo = 0.0; /* the lo part of an overflow is NaN */",
+            ]
+        else:
+            x_lines = [f"    const double d_hi = {_c(form.log_ratio)}, d_lo = 0.0;"]
+        x_lines += [
+            "    const double expm1_d = expm1(d_hi);",
+            "    const double x = d_lo == 0.0 || d_hi > 709.0 ? expm1_d"
+            " : expm1_d + d_lo * exp(d_hi);",
+        ]
+        series = [
+            "        /* the series in d itself: x = expm1(d) carries a rounding */",
+            "        excess = symkl_fast_expm1mx(d_hi) + d_lo * x;",
         ]
         direct = [
             "        if (d_hi > SYMKL_TABLE_LOW && d_hi < SYMKL_TABLE_HIGH) {",
             "            excess = symkl_expm1mx_table(d_hi, d_lo);",
+            "        } else if (d_hi > 709.0) {",
+            "            /* e^d near or past overflow, KL/2 perhaps not (fact excess-half) */",
+            "            const double e = exp(0.5 * d_hi), half_e = (0.5 * e) * e;",
+            "            const double carried = isinf(half_e) ? half_e : half_e + half_e * d_lo;",
+            "            half_excess = carried - 0.5 * (1.0 + d_hi);",
+            "            halved = 1;",
             "        } else {",
             "            excess = (x - d_hi) - d_lo;",
-            "        }",
-        ]
-    elif form.name in EXACT_LOG_RATIO:
-        x_lines = [f"    const double x = {_c(form.x)};"]
-        d = _c(form.log_ratio)
-        direct = [
-            f"        if ({d} > SYMKL_TABLE_LOW && {d} < SYMKL_TABLE_HIGH) {{",
-            f"            excess = symkl_expm1mx_table({d}, 0.0);",
-            "        } else {",
-            f"            excess = x - ({d});",
             "        }",
         ]
     else:
@@ -494,15 +718,17 @@ def _c_term(form: ParameterisedForm) -> list[str]:
         f"/* {form.name}: x = {sp.sstr(form.x)}, a = {sp.sstr(form.a)} */",
         f"static inline double symkl_term_{name}({arguments}) {{",
         *x_lines,
-        f"    const double a = {a_expr};",
-        "    double excess;",
-        "    if (x > SYMKL_SERIES_LOW && x < SYMKL_SERIES_HIGH) {",
+        *_c_half_a(form),
+        "    double excess = 0.0, half_excess = 0.0;",
+        "    int halved = 0;",
+        f"    if ({near}) {{",
         *series,
         "    } else {",
         *direct,
         "    }",
-        "    if (!(excess > 0.0)) excess = 0.0; /* -0.0 and rounding below zero */",
-        "    return 0.5 * (a + excess);",
+        "    if (excess < 0.0) excess = 0.0; /* rounding below zero; NaN stays NaN */",
+        "    if (!halved) half_excess = 0.5 * excess;",
+        f"    return half_a + half_excess + ({domain});",
         "}",
         "",
     ]
@@ -560,6 +786,30 @@ def _validation(form: ParameterisedForm) -> list[str]:
     return checks
 
 
+def _c_read_probe() -> list[str]:
+    """The benchmark's memory probe: the sum of an array, and nothing else (no formula)."""
+    lines = [
+        "/* The read probe: sums n values with 8 independent partial sums (a loop GCC",
+        " * vectorises without reassociating), so its time is the time to read the input. */",
+    ]
+    for suffix, ctype in (("f64", "double"), ("f32", "float")):
+        lines += [
+            f"SYMKL_VECTOR double symkl_read_sum_{suffix}(const {ctype} *x, int64_t n) {{",
+            "    double partial[8] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};",
+            "    int64_t i = 0;",
+            "    for (; i + 8 <= n; i += 8) {",
+            "        for (int lane = 0; lane < 8; ++lane) partial[lane] += (double)x[i + lane];",
+            "    }",
+            "    double total = 0.0;",
+            "    for (; i < n; ++i) total += (double)x[i];",
+            "    for (int lane = 0; lane < 8; ++lane) total += partial[lane];",
+            "    return total;",
+            "}",
+            "",
+        ]
+    return lines
+
+
 def _c_loops(forms: NumericForms) -> list[str]:
     lines = [
         "/* Row sums over k columns; argument j is read at p_j[r*row_j + c*col_j] (element",
@@ -568,10 +818,7 @@ def _c_loops(forms: NumericForms) -> list[str]:
     ]
     for form in forms.forms.values():
         for suffix, ctype in (("f64", "double"), ("f32", "float")):
-            if _quotient(form) is not None:
-                lines += _c_block_loop(form, suffix, ctype)
-            else:
-                lines += _c_scalar_loop(form, suffix, ctype)
+            lines += _c_block_loop(form, suffix, ctype)
     return lines
 
 
@@ -626,11 +873,23 @@ def _c_block_loop(form: ParameterisedForm, suffix: str, ctype: str) -> list[str]
     """
     name = _identifier(form.name)
     count = len(form.parameters)
-    pads = ["0.0" if str(p).startswith("mu") else "1.0" for p in form.parameters]
+    # padding whose term is exactly 0: equal means, unit scales, zero log-variances
+    pads = ["1.0" if _quotient(form) is not None and j % 2 else "0.0" for j in range(count)]
+    # unit column strides (the usual case) get a loop the compiler vectorises
     loads = [
-        f"                    buffer[{j}][at + c] = (double)p{j}[(r0"
-        f" + i) * row{j} + (start + c) * col{j}];"
+        line
         for j in range(count)
+        for line in (
+            f"                const {ctype} *source{j} ="
+            f" p{j} + (r0 + i) * row{j} + start * col{j};",
+            f"                if (col{j} == 1) {{",
+            f"                    for (int64_t c = 0; c < span; ++c)"
+            f" buffer[{j}][at + c] = (double)source{j}[c];",
+            "                } else {",
+            f"                    for (int64_t c = 0; c < span; ++c)"
+            f" buffer[{j}][at + c] = (double)source{j}[c * col{j}];",
+            "                }",
+        )
     ]
     pad_lines = [f"                    buffer[{j}][at + c] = {pads[j]};" for j in range(count)]
     unpack = [
@@ -658,9 +917,7 @@ def _c_block_loop(form: ParameterisedForm, suffix: str, ctype: str) -> list[str]
         "            const int64_t span = k - start < step ? k - start : step;",
         "            const int64_t padded = (span + 3) & ~(int64_t)3;",
         "            for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {",
-        "                for (int64_t c = 0; c < span; ++c) {",
         *loads,
-        "                }",
         "                for (int64_t c = span; c < padded; ++c) {",
         *pad_lines,
         "                }",
@@ -674,7 +931,10 @@ def _c_block_loop(form: ParameterisedForm, suffix: str, ctype: str) -> list[str]
         "                            const int64_t index = (r0 + i) * k + start + c;",
         *checks,
         "                        }",
-        f"                        if (!symkl_fast_ok_{name}({call})) {{",
+        "                        /* and where the fast term nears overflow: the scalar kernel",
+        "                         * is exact about the threshold */",
+        f"                        if (!symkl_fast_ok_{name}({call})"
+        " || !(terms[at + c] < SYMKL_FAST_TERM_MAX)) {",
         f"                            terms[at + c] = symkl_term_{name}({call});",
         "                        }",
         "                    }",
@@ -708,8 +968,8 @@ NUMPY_PRELUDE = [
     "",
     "xp = SimpleNamespace(",
     "    asarray=np.asarray, clip=np.clip, errstate=np.errstate, floor=np.floor,",
-    "    full_like=np.full_like, isfinite=np.isfinite, maximum=np.maximum, where=np.where,",
-    "    table_rows=_table_rows,",
+    "    full_like=np.full_like, isfinite=np.isfinite, maximum=np.maximum, nan=np.nan,",
+    "    where=np.where, table_rows=_table_rows,",
     ")",
 ]
 
@@ -729,7 +989,7 @@ def _numpy_source(forms: NumericForms) -> str:
 def array_kernels(forms: NumericForms) -> str:
     """The kernel body, written against an array namespace ``xp`` (NumPy, PyTorch, JAX).
 
-    Uses ``xp.asarray, clip, errstate, floor, full_like, isfinite, maximum, where,
+    Uses ``xp.asarray, clip, errstate, floor, full_like, isfinite, maximum, nan, where,
     table_rows`` and the names ``exp, expm1, log, log1p``; the caller's prelude
     provides them.
     """
@@ -777,6 +1037,10 @@ def array_kernels(forms: NumericForms) -> str:
         "",
         "def relative_difference(u, v):",
         '    """rho = (u - v)/v as rho + rho_lo (rho_lo the rounding error, to first order)."""',
+        "    # scaled by a power of 2 (rho does not change) so that Dekker's products",
+        "    # neither overflow nor lose digits in the subnormal range",
+        "    scale = np.where(v < 2.0**-800, 2.0**600, np.where(v > 2.0**800, 2.0**-600, 1.0))",
+        "    u, v = u * scale, v * scale",
         "    d_hi, d_lo = two_sum(u, -v)",
         "    rho = d_hi / v",
         "    p = rho * v",
@@ -784,16 +1048,33 @@ def array_kernels(forms: NumericForms) -> str:
         "    return rho, np.where(np.isfinite(rho_lo), rho_lo, 0.0)",
         "",
         "",
-        "def excess_compensated(x, x_lo, rho, rho_lo, power, far_log_ratio):",
-        '    """x - log(1 + x) for 1 + x = (1 + rho)**power, with x + x_lo and rho + rho_lo."""',
+        "def half_excess_compensated(x, x_lo, rho, rho_lo, power, far_log_ratio, half_x):",
+        '    """(x - log(1 + x))/2 for 1 + x = (1 + rho)**power, x + x_lo, rho + rho_lo."""',
         "    near = (x > SERIES_LOW) & (x < SERIES_HIGH)",
         "    series = excess_series(np.where(near, x, 0.0)) + x_lo * (x / (1.0 + x))",
         "    far = x < FAR_BELOW",
         "    r = np.where(far, 0.0, rho)",
         "    direct = (x - power * log1p(r)) + (x_lo - power * rho_lo / (1.0 + r))",
-        "    direct = np.where(x < 2.0**60, direct, x)",
         "    value = np.where(near, series, np.where(far, (x - far_log_ratio) + x_lo, direct))",
-        "    return np.maximum(value, 0.0)",
+        "    # beyond 2^60, log(1 + x) < x/2^54; x/2 is taken where x itself overflows",
+        "    return np.where(x < 2.0**60, 0.5 * np.maximum(value, 0.0), half_x)",
+        "",
+        "",
+        "def half_mean_term(d, logvar_q):",
+        '    """d^2 e^{-logvar_q} / 2, no spurious under- or overflow (fact mean-term-split)."""',
+        "    small = (d < 2.0**-500) & (d > -(2.0**-500))",
+        "    large = (d > 2.0**500) | (d < -(2.0**500))",
+        "    scale = np.where(small, 2.0**600, np.where(large, 2.0**-600, 1.0))",
+        "    back = np.where(small, 2.0**-600, np.where(large, 2.0**600, 1.0))",
+        "    scaled_d = d * scale",
+        "    e_full = exp(-logvar_q)",
+        "    e_half = exp(-0.5 * logvar_q)",
+        "    square = scaled_d * scaled_d",
+        "    usable = (e_full >= 2.0**-600) & (e_full <= 2.0**600)",
+        "    # the scale factors between the exponentials keep every product in range",
+        "    full = ((0.5 * square * e_full) * back) * back",
+        "    split = (((0.5 * square * e_half) * back) * e_half) * back",
+        "    return np.where(d == 0.0, 0.0, np.where(usable, full, split))",
         "",
         "",
         f"TABLE_LOW, TABLE_HIGH, TABLE_SCALE, TABLE_FIRST = {table_low}, {table_high}, "
@@ -818,114 +1099,213 @@ def array_kernels(forms: NumericForms) -> str:
         "    return high + (low + expm1_c * r + exp_c * q + d_lo * (expm1_c + exp_c * r))",
         "",
         "",
+        f"NEAR_EXP = {NEAR_EXP!r}",
+        f"EXPM1MX = ({', '.join(_literal(c) for c in expm1mx_series(FAST_EXP_TERMS))})",
+        "",
+        "",
+        "def expm1mx_near(r):",
+        '    """e^r - 1 - r = r^2 sum r^k/(k + 2)! for |r| <= NEAR_EXP (fact expm1mx-series)."""',
+        "    s = np.full_like(r, EXPM1MX[-1])",
+        "    for coefficient in EXPM1MX[-2::-1]:",
+        "        s = s * r + coefficient",
+        "    return (r * r) * s",
+        "",
+        "",
         "def excess_exact_log(x, d_hi, d_lo=0.0):",
         '    """x - log(1 + x) >= 0 when log(1 + x) = d_hi + d_lo is known exactly."""',
-        "    near = (x > SERIES_LOW) & (x < SERIES_HIGH)",
+        "    # near 0 the series of e^d - 1 - d in d itself: x = expm1(d) carries a rounding",
+        "    near = (d_hi >= -NEAR_EXP) & (d_hi <= NEAR_EXP)",
         "    tabled = ~near & (d_hi > TABLE_LOW) & (d_hi < TABLE_HIGH)",
         "    value = (x - d_hi) - d_lo",
-        "    value = np.where(near, excess_series(np.where(near, x, 0.0)), value)",
+        "    d_near = np.where(near, d_hi, 0.0)",
+        "    value = np.where(near, expm1mx_near(d_near) + d_lo * x, value)",
         "    d_table = np.where(tabled, d_hi, 0.0)",
         "    value = np.where(tabled, expm1mx_table(d_table, np.where(tabled, d_lo, 0.0)), value)",
         "    return np.maximum(value, 0.0)",
         "",
         "",
+        "def half_excess_exact_log(x, d_hi, d_lo=0.0):",
+        '    """(x - log(1 + x))/2, also where e^d overflows, KL/2 not (fact excess-half)."""',
+        "    large = d_hi > 709.0",
+        "    e = exp(0.5 * np.where(large, d_hi, 0.0))",
+        "    half_e = (0.5 * e) * e",
+        "    carried = np.where(np.isfinite(half_e), half_e + half_e * d_lo, half_e)",
+        "    value = 0.5 * excess_exact_log(x, d_hi, d_lo)",
+        "    return np.where(large, carried - 0.5 * (1.0 + d_hi), value)",
+        "",
+        "",
         "",
     ]
     for form in forms.forms.values():
-        name = _identifier(form.name)
-        arguments = ", ".join(str(p) for p in form.parameters)
-        mu_arguments = [str(p) for p in form.parameters if str(p).startswith("mu")]
-        a_line = f"    a = {_scaled_square(form) or _np(form.a)}"
-        if form.a.has(sp.exp) and len(mu_arguments) == 2:
-            a_line = f"    a = np.where({mu_arguments[0]} == {mu_arguments[1]}, 0.0, {_np(form.a)})"
-        log_ratio = f"    log_ratio = {_np(form.log_ratio)}"
-        difference = _input_difference(form)
-        quotient = _quotient(form)
-        if quotient is not None:
-            u, v, power, x_of_rho = quotient
-            x_lines = [f"    x = {_np(form.x)}"]
-            compensated = [
-                f"        rho, rho_lo = relative_difference({u}, {v})",
-                f"        x = {_np(x_of_rho)}",
-            ]
-            if power == 1:
-                compensated.append("        x_lo = rho_lo")
-            else:
-                compensated += [
-                    "        two, two_lo = two_sum(2.0, rho)",
-                    "        x_lo = product_error(rho, two, x) + rho * two_lo"
-                    " + 2.0 * rho_lo * (1.0 + rho)",
-                ]
-            compensated += [
-                f"        far_log_ratio = {_np(form.log_ratio)}",
-                "        return 0.5 * (a + excess_compensated("
-                f"x, x_lo, rho, rho_lo, {power}.0, far_log_ratio))",
-            ]
-        elif difference is None:
-            x_lines = [f"    x = {_np(form.x)}"]
-        else:
-            u, v = difference
-            x_lines = [
-                f"    d_hi, d_lo = two_sum({u}, -{v})  # the exact rounding error of {u} - {v}",
-                "    x = expm1(d_hi) + d_lo * exp(d_hi)",
-            ]
-            log_ratio = f"    log_ratio = two_sum({u}, -{v})"
-        lines += [
-            "",
-            f"def x_a_{name}({arguments}):",
-            f'    """x = {sp.sstr(form.x)} and a = {sp.sstr(form.a)}."""',
-            *x_lines,
-            a_line,
-            "    return x, a",
-            "",
-            "",
-            f"def term_{name}({arguments}):",
-            f'    """Per-coordinate KL ({form.name}): 1/2 (a + x - log(1 + x))."""',
-            "    with np.errstate(all='ignore'):",
-            f"        x, a = x_a_{name}({arguments})",
-            *(
-                compensated
-                if quotient is not None
-                else [
-                    "    " + log_ratio,
-                    "        return 0.5 * (a + excess_exact_log(x, log_ratio))"
-                    if difference is None
-                    else "        return 0.5 * (a + excess_exact_log(x, *log_ratio))",
-                ]
-            ),
-            "",
-            "",
-            f"def gradient_{name}({arguments}):",
-            f'    """Gradient of term_{name} with respect to ({arguments})."""',
-            "    with np.errstate(all='ignore'):",
-            f"        x, a = x_a_{name}({arguments})",
-            "        return (",
-        ]
-        for parameter in form.parameters:
-            lines.append(f"            {_np(form.gradient[parameter])},")
-        lines += ["        )", ""]
-        if form.symmetric is not None:
-            lines += [
-                "",
-                f"def jeffreys_{name}({arguments}):",
-                f'    """KL(p||q) + KL(q||p) ({form.name}): {sp.sstr(form.symmetric)}."""',
-                "    with np.errstate(all='ignore'):",
-                f"        x, a = x_a_{name}({arguments})",
-                *(
-                    [f"        r = {_np(form.ratio)}"]
-                    if difference is None
-                    else [
-                        # exp(u - v) with u - v rounded: |u - v| 2^-53 relative error
-                        # (60 logvar units: 15 ULP) unless the TwoSum error is added back
-                        f"        d_hi, d_lo = two_sum({difference[0]}, -{difference[1]})",
-                        "        r = exp(d_hi) * (1.0 + d_lo)",
-                    ]
-                ),
-                f"        return np.maximum({_np(form.symmetric)}, 0.0)",
-                "",
-            ]
+        lines += _array_form(form)
     body = "\n".join(lines).rstrip("\n") + "\n"
     return body.replace("np.", "xp.")
+
+
+#: the smallest normal double: a quotient below it has lost digits (its log is then taken
+#: as a difference of logs, fact log-ratio-difference)
+_DBL_MIN = "2.2250738585072014e-308"
+
+
+def _array_half_a(form: ParameterisedForm) -> list[str]:
+    """``half_a = a/2`` without a spurious under- or overflow (see :func:`_c_half_a`)."""
+    mu_arguments = [str(p) for p in form.parameters if str(p).startswith("mu")]
+    if len(mu_arguments) == 1:
+        (mu,) = mu_arguments
+        return [f"    half_a = (0.5 * {mu}) * {mu}"]
+    mu_p, mu_q = mu_arguments
+    quotient = _quotient(form)
+    if quotient is None:
+        return [f"    half_a = half_mean_term({mu_p} - {mu_q}, {form.parameters[3]})"]
+    _, v, power, _ = quotient
+    other = "w" if power == 2 else "d_half"
+    return [
+        f"    d = {mu_p} - {mu_q}",
+        "    big = ~np.isfinite(d)  # the difference of two finite means overflowed",
+        f"    d_half = np.where(big, 0.5 * {mu_p} - 0.5 * {mu_q}, d)",
+        f"    w = d_half / {v}",
+        f"    half_a = (np.where(big, 2.0, 0.5) * w) * {other}",
+    ]
+
+
+def _array_x(form: ParameterisedForm) -> list[str]:
+    """``x`` (as printed) and ``half_x = x/2`` that overflows only where x/2 does."""
+    quotient = _quotient(form)
+    if quotient is not None:
+        u, v, power, x_of_rho = quotient
+        half_x = sp.Rational(1, 2) * (form.x if power == 1 else x_of_rho)
+        lines = [f"    x = {_np(form.x)}"]
+        if power == 2:
+            lines.append(f"    rho = ({u} - {v})/{v}")
+        return [*lines, f"    half_x = {_np(half_x)}"]
+    difference = _input_difference(form)
+    if difference is not None:
+        u, v = difference
+        lines = [
+            f"    d_hi, d_lo = two_sum({u}, -{v})  # the exact rounding error of {u} - {v}",
+            "    d_lo = np.where(np.isfinite(d_hi), d_lo, 0.0)",
+        ]
+    else:
+        lines = [f"    d_hi, d_lo = {_np(form.log_ratio)}, 0.0"]
+    large = sp.Symbol("e", positive=True)
+    half_square = sp.Mul(sp.Mul(sp.Rational(1, 2), large, evaluate=False), large, evaluate=False)
+    return [
+        *lines,
+        "    expm1_d = expm1(d_hi)",
+        "    x = np.where((d_lo == 0.0) | (d_hi > 709.0), expm1_d, expm1_d + d_lo * exp(d_hi))",
+        "    e = exp(0.5 * np.where(d_hi > 709.0, d_hi, 0.0))",
+        # (e^d - 1)/2 = (e/2) e - 1/2 with e = e^{d/2} (fact excess-half)
+        f"    half_x = np.where(d_hi > 709.0, {_np(half_square)} - 0.5, 0.5 * x)",
+    ]
+
+
+def _array_form(form: ParameterisedForm) -> list[str]:
+    """term_, gradient_ and jeffreys_ functions of one form, in the array namespace."""
+    name = _identifier(form.name)
+    arguments = ", ".join(str(p) for p in form.parameters)
+    quotient = _quotient(form)
+    domain = "0.0"
+    if quotient is not None:
+        u, v, power, x_of_rho = quotient
+        domain = f"np.where(({u} > 0.0) & ({v} > 0.0), 0.0, np.nan)"
+        expanded = sp.expand_log(form.log_ratio, force=True)
+        body = [
+            f"        rho, rho_lo = relative_difference({u}, {v})",
+            f"        x = {_np(x_of_rho)}",
+        ]
+        if power == 1:
+            body.append("        x_lo = rho_lo")
+        else:
+            body += [
+                "        two, two_lo = two_sum(2.0, rho)",
+                "        x_lo = product_error(rho, two, x) + rho * two_lo"
+                " + 2.0 * rho_lo * (1.0 + rho)",
+            ]
+        body += [
+            "        # log(u/v) as a difference of logs where u/v is not a normal number",
+            f"        far_log_ratio = np.where({u} / {v} >= {_DBL_MIN}, "
+            f"{_np(form.log_ratio)}, {_np(expanded)})",
+            "        half_excess = half_excess_compensated("
+            f"x, x_lo, rho, rho_lo, {power}.0, far_log_ratio, half_x)",
+        ]
+    else:
+        body = ["        half_excess = half_excess_exact_log(x, d_hi, d_lo)"]
+    lines = [
+        "",
+        f"def parts_{name}({arguments}):",
+        f'    """x = {sp.sstr(form.x)}, a = {sp.sstr(form.a)}: their halves and log parts."""',
+        *_array_x(form),
+        *_array_half_a(form),
+        "    return locals()",
+        "",
+        "",
+        f"def term_{name}({arguments}):",
+        f'    """Per-coordinate KL ({form.name}): 1/2 (a + x - log(1 + x))."""',
+        "    with np.errstate(all='ignore'):",
+        f"        parts = parts_{name}({arguments})",
+        "        x, half_x, half_a = parts['x'], parts['half_x'], parts['half_a']",
+        *(["        d_hi, d_lo = parts['d_hi'], parts['d_lo']"] if quotient is None else []),
+        *body,
+        f"        return half_a + half_excess + {domain}",
+        "",
+        "",
+        f"def gradient_{name}({arguments}):",
+        f'    """Gradient of term_{name} with respect to ({arguments})."""',
+        "    with np.errstate(all='ignore'):",
+        f"        parts = parts_{name}({arguments})",
+        "        half_x, half_a = parts['half_x'], parts['half_a']",
+        "        return (",
+    ]
+    # x and a enter through their halves, which overflow only where the KL does
+    halves = {X: 2 * HALF_X, A: 2 * HALF_A}
+    ranged = _ranged_gradients()
+    for parameter in form.parameters:
+        printed = _np(sp.factor_terms(form.gradient[parameter].xreplace(halves)))
+        label = f"gradient-range-{form.name}-{parameter}"
+        if label in ranged and form.name == "var":
+            # x/(2 v_p) = -x'/(2 v_q): each side is safe on its own half-plane
+            u, v = (str(p) for p in form.parameters[1::2])
+            printed = f"np.where({u} >= {v}, {_np(ranged[label])}, {printed})"
+        elif label in ranged:
+            printed = _np(ranged[label])
+        lines.append(f"            {printed},")
+    lines += ["        )", ""]
+    if form.symmetric is not None:
+        swapped = ", ".join(str(p) for p in _swapped_parameters(form))
+        lines += [
+            "",
+            f"def jeffreys_{name}({arguments}):",
+            f'    """KL(p||q) + KL(q||p) ({form.name}): 1/2 (a + a\' - x x\'), fact '
+            f'jeffreys-parts-{form.name}."""',
+            "    with np.errstate(all='ignore'):",
+            f"        forward = parts_{name}({arguments})",
+            f"        reverse = parts_{name}({swapped})",
+            "        crossed = -forward['half_x'] * reverse['x']",
+            "        total = forward['half_a'] + reverse['half_a'] + crossed",
+            f"        return np.maximum(total, 0.0) + {domain}",
+            "",
+        ]
+    return lines
+
+
+#: the halves of x and a, as the array kernels hold them
+HALF_X, HALF_A = sp.Symbol("half_x", real=True), sp.Symbol("half_a", nonnegative=True)
+
+
+def _ranged_gradients() -> dict[str, sp.Expr]:
+    """Proved gradient components in an overflow-safe order (facts gradient-range-*)."""
+    from symkl.kl import derive
+
+    return {
+        fact.label: fact.rhs
+        for fact in derive("stable").facts
+        if fact.label.startswith("gradient-range-")
+    }
+
+
+def _swapped_parameters(form: ParameterisedForm) -> tuple[sp.Symbol, ...]:
+    mu_p, s_p, mu_q, s_q = form.parameters
+    return (mu_q, s_q, mu_p, s_p)
 
 
 def generate_sources() -> dict[str, str]:

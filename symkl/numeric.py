@@ -105,6 +105,11 @@ def _load() -> ctypes.CDLL | None:
 
 
 _LIBRARY = _load()
+if _LIBRARY is not None:
+    for _suffix in ("f64", "f32"):
+        _probe = getattr(_LIBRARY, f"symkl_read_sum_{_suffix}")
+        _probe.restype = ctypes.c_double
+        _probe.argtypes = [ctypes.c_void_p, ctypes.c_int64]
 _POOL: ThreadPoolExecutor | None = None
 _POOL_LOCK = threading.Lock()
 
@@ -145,6 +150,43 @@ def _forget_pool_after_fork() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_pool_after_fork)
+
+
+def read_probe(*arrays: np.ndarray) -> float:
+    """Sum every element of ``arrays`` with the compiled kernels' threads: the time to read
+    the inputs once, the memory limit a KL kernel is measured against (benchmarks).
+
+    Contiguous float32 or float64 arrays; raises ``RuntimeError`` without the C kernels.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> read_probe(np.ones(10), np.ones(6)) if backend() == "c" else 16.0
+    16.0
+    """
+    if _LIBRARY is None:
+        raise RuntimeError("read_probe needs the compiled kernels (backend() is 'numpy')")
+    total = 0.0
+    for array in arrays:
+        if array.dtype not in (np.float32, np.float64) or not array.flags.c_contiguous:
+            raise ValueError(
+                f"read_probe: expected contiguous float32 or float64 arrays, got {array.dtype}"
+            )
+        entry = _LIBRARY.symkl_read_sum_f32 if array.dtype == np.float32 else (
+            _LIBRARY.symkl_read_sum_f64
+        )
+        flat = array.reshape(-1)
+        workers = max(1, min(os.cpu_count() or 1, 8))
+        if flat.size < _PARALLEL_MIN or workers == 1:
+            total += entry(flat.ctypes.data, flat.size)
+            continue
+        bounds = np.linspace(0, flat.size, workers + 1).astype(np.int64)
+        futures = [
+            _pool().submit(entry, flat.ctypes.data + int(a) * flat.itemsize, int(b - a))
+            for a, b in itertools.pairwise(bounds)
+        ]
+        total += sum(future.result() for future in futures)
+    return total
 
 
 # --------------------------------------------------------------------------- validation
@@ -501,9 +543,9 @@ def kl_std_normal(
     """The VAE term KL(N(mu, diag(exp(logvar))) || N(0, I)), summed over ``axis``.
 
     ``1/2 sum (mu^2 + expm1(logvar) - logvar)``: no cancellation near
-    ``logvar = 0``, finite for ``logvar`` up to about 709; beyond that
-    ``exp(logvar)`` overflows and the result is ``inf`` (the true value exceeds
-    1e307).
+    ``logvar = 0``, finite for ``logvar`` up to about 710.4 (where ``exp``
+    itself overflows, half of it is formed first); beyond that the true value
+    exceeds the largest double and the result is ``inf``.
 
     Examples
     --------

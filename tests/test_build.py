@@ -57,7 +57,8 @@ def test_cli_check_exits_non_zero_naming_the_stale_file(tmp_path, capsys):
 def test_check_catches_a_hand_edited_kernel(tmp_path):
     _copy_generated(tmp_path)
     kernel = tmp_path / "symkl" / "_kernels.c"
-    kernel.write_text(kernel.read_text(encoding="utf-8").replace("0.5 * (a", "0.49 * (a", 1))
+    text = kernel.read_text(encoding="utf-8")
+    kernel.write_text(text.replace("half_a + half_excess", "half_a - half_excess", 1))
     assert build(tmp_path, check=True).stale == ["symkl/_kernels.c"]
 
 

@@ -120,11 +120,12 @@ def _compile(tmp_path: Path, name: str, flags: list[str]) -> ctypes.CDLL:
 
 
 def _run(library: ctypes.CDLL, param: str, arrays: dict[str, np.ndarray]) -> np.ndarray:
+    names = ("mu", "logvar") if param == "std_normal" else ("mu_p", "s_p", "mu_q", "s_q")
     kernel = getattr(library, f"symkl_kl_{param}_f64")
     kernel.restype = ctypes.c_int64
-    rows, k = arrays["mu_p"].shape
+    rows, k = arrays[names[0]].shape
     arguments: list = []
-    for name in ("mu_p", "s_p", "mu_q", "s_q"):
+    for name in names:
         arguments += [
             ctypes.c_void_p(arrays[name].ctypes.data),
             ctypes.c_int64(k),
@@ -142,16 +143,20 @@ def _run(library: ctypes.CDLL, param: str, arrays: dict[str, np.ndarray]) -> np.
     return out
 
 
-def test_avx2_and_baseline_builds_compute_the_same_bits(tmp_path):
+@pytest.mark.parametrize(("isa", "march"), [("avx2", "x86-64-v3"), ("avx512f", "x86-64-v4")])
+def test_vector_and_baseline_builds_compute_the_same_bits(tmp_path, isa, march):
+    """The AVX2 and AVX-512 clones against the x86-64 baseline, every vectorised kernel."""
     if shutil.which("gcc") is None:
         pytest.skip("needs gcc")
     flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    if " avx2 " not in flags or " fma " not in flags:
-        pytest.skip("needs an x86-64 CPU with AVX2 and FMA")
+    if f" {isa} " not in flags or " fma " not in flags:
+        pytest.skip(f"needs an x86-64 CPU with {isa} and FMA")
     baseline = _compile(tmp_path, "baseline", ["-DSYMKL_VECTOR="])
-    avx2 = _compile(tmp_path, "avx2", ["-DSYMKL_VECTOR=", "-march=x86-64-v3"])
-    for param in ("var", "std"):
+    vector = _compile(tmp_path, isa, ["-DSYMKL_VECTOR=", f"-march={march}"])
+    for param in ("var", "std", "logvar", "std_normal"):
+        family = "std-normal" if param == "std_normal" else "diag"
+        kind = "logvar" if param == "std_normal" else param
         for seed in range(3):
-            arrays = generate_cases("diag", param, "float64", 2000, seed=seed, k=7)
+            arrays = generate_cases(family, kind, "float64", 2000, seed=seed, k=7)
             arrays = {n: np.ascontiguousarray(a) for n, a in arrays.items()}
-            assert np.array_equal(_run(baseline, param, arrays), _run(avx2, param, arrays))
+            assert np.array_equal(_run(baseline, param, arrays), _run(vector, param, arrays))

@@ -13,7 +13,7 @@ import pytest
 
 import symkl
 from symkl import numeric
-from symkl.harness import reference_term, run_harness
+from symkl.harness import reference_term, reference_term_mp, run_harness, ulp_distance
 
 FLOAT64_ULP = 4.0
 FLOAT32_ULP = 1.0
@@ -425,3 +425,296 @@ def test_numeric_api_does_not_import_sympy():
         "assert 'sympy' not in sys.modules, 'sympy was imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+# --------------------------------------------------------------------------- extreme values
+#
+# The domain of issue 14: scales 1e-150..1e150, variances 1e-300..1e300, log-variances in
+# [-700, 700], means up to +-1e150.  There, on the compiled and the NumPy backend: never
+# NaN, inf exactly when the true value exceeds the largest double, otherwise <= 4 ULP.
+
+DBL_MAX = float(np.finfo(np.float64).max)
+EXTREME_ULP = 4.0
+
+
+@pytest.fixture(params=["c", "numpy"])
+def backend(request, monkeypatch):
+    """Run a test on the compiled kernels and on the NumPy fallback (the same process)."""
+    if request.param == "c":
+        if numeric._LIBRARY is None:
+            pytest.skip("the C kernels are not built here")
+    else:
+        monkeypatch.setattr(numeric, "_LIBRARY", None)
+    return request.param
+
+
+def _truth(mu_p, s_p, mu_q, s_q, param):
+    """The closed form at a precision raised until two evaluations 40 digits apart agree:
+    a KL of 1e-300 from O(1) terms needs some 340 digits."""
+    values = [float(v) for v in (mu_p, s_p, mu_q, s_q)]
+    if values[0] == values[2] and values[1] == values[3]:
+        return mpmath.mpf(0)
+    dps = 60
+    while True:
+        with mpmath.workdps(dps):
+            low = reference_term_mp(*(mpmath.mpf(v) for v in values), param)
+        with mpmath.workdps(dps + 40):
+            high = reference_term_mp(*(mpmath.mpf(v) for v in values), param)
+            if high != 0 and abs(high - low) <= abs(high) * mpmath.mpf(10) ** -30:
+                return high
+        dps *= 2
+
+
+def _extreme_error(got: float, truth) -> float:
+    """0 for a right answer; ULPs for a finite one; inf for NaN or a wrong (in)finity."""
+    overflows = abs(truth) > DBL_MAX
+    if overflows or np.isinf(got) or np.isnan(got):
+        return 0.0 if (overflows and got == np.inf) else np.inf
+    return ulp_distance(got, truth, np.float64)
+
+
+def _extreme_cases(rng: np.random.Generator, n: int, param: str) -> list[np.ndarray]:
+    """Parameters spread over every order of magnitude of the domain, with near-equal pairs,
+    equal means and equal scales mixed in (where the KL is tiny or exactly a/2)."""
+
+    def means() -> np.ndarray:
+        spread = rng.choice([-1.0, 1.0], n) * 10.0 ** rng.uniform(-150, 150, n)
+        return np.where(rng.random(n) < 0.2, 0.0, spread)
+
+    def scales() -> np.ndarray:
+        if param == "logvar":
+            return rng.uniform(-700, 700, n)
+        return (
+            10.0 ** rng.uniform(-150, 150, n)
+            if param == "std"
+            else 10.0 ** rng.uniform(-300, 300, n)
+        )
+
+    mu_p, s_p, mu_q, s_q = means(), scales(), means(), scales()
+    near = rng.random(n)
+    nudged = (
+        s_q + rng.uniform(-2, 2, n)
+        if param == "logvar"
+        else s_q * (1 + 10.0 ** rng.uniform(-15, -1, n) * rng.choice([-1.0, 1.0], n))
+    )
+    s_p = np.where(near < 0.3, nudged, np.where(near < 0.4, s_q, s_p))
+    mu_p = np.where(rng.random(n) < 0.2, mu_q, mu_p)
+    return [mu_p, s_p, mu_q, s_q]
+
+
+def _sweep(param: str, cases: int, seed: int) -> tuple[int, float, list]:
+    """(count, worst error, the worst few cases) of kl_diag over the extreme domain."""
+    rng = np.random.default_rng(seed)
+    arrays = _extreme_cases(rng, cases, param)
+    got = symkl.kl_diag(*(a[:, None] for a in arrays), param=param)
+    errors = []
+    for i in range(cases):
+        values = [float(a[i]) for a in arrays]
+        errors.append(
+            (_extreme_error(float(got[i]), _truth(*values, param)), values, float(got[i]))
+        )
+    errors.sort(key=lambda e: -e[0])
+    return cases, errors[0][0], errors[:3]
+
+
+@pytest.mark.parametrize("param", ["std", "var", "logvar"])
+def test_extreme_domain_sample_against_mpmath(param, backend):
+    _, worst, examples = _sweep(param, 400, seed=14)
+    assert worst <= EXTREME_ULP, f"{backend} {param}: worst {worst} ULP at {examples}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("param", ["std", "var", "logvar"])
+def test_extreme_domain_exhaustive(param, backend):
+    for seed in range(5):
+        _, worst, examples = _sweep(param, 20000, seed=seed)
+        assert worst <= EXTREME_ULP, f"{backend} {param} seed {seed}: {worst} ULP at {examples}"
+
+
+def test_kl_std_normal_extreme_domain(backend):
+    rng = np.random.default_rng(15)
+    mu = np.where(rng.random(600) < 0.2, 0.0, 10.0 ** rng.uniform(-150, 150, 600))
+    logvar = np.concatenate([rng.uniform(-700, 700, 500), rng.uniform(-1e-3, 1e-3, 100)])
+    got = symkl.kl_std_normal(mu[:, None], logvar[:, None])
+    errors = [
+        _extreme_error(float(g), _truth(m, lv, 0.0, 0.0, "logvar"))
+        for g, m, lv in zip(got, mu, logvar, strict=True)
+    ]
+    assert max(errors) <= EXTREME_ULP
+
+
+@pytest.mark.parametrize(
+    ("function", "args", "param"),
+    [
+        # a variance ratio of 1e-400 underflows: its log is taken by exponent splitting
+        (symkl.kl_normal, (0.0, 1e-200, 0.0, 1e200), "std"),
+        (symkl.kl_normal, (0.0, 5e-324, 0.0, 1.0), "std"),
+        (symkl.kl_normal, (0.0, 1e-160, 0.0, 1e160), "std"),
+        # expm1(710) overflows, KL = 1.1e308 does not (was 0.0)
+        ("logvar", (0.0, 710.0, 0.0, 0.0), "logvar"),
+        ("logvar", (0.0, 710.2, 0.0, 0.0), "logvar"),
+        ("logvar", (0.0, 710.6, 0.0, 0.0), "logvar"),
+        ("logvar", (0.0, 709.0, 0.0, -1.0), "logvar"),
+        ("logvar", (1e149, 0.0, -1e149, 690.0), "logvar"),
+        # (1e-200)^2 underflows and e^800 overflows; their product is 2.7e-53 (was NaN)
+        ("logvar", (1e-200, -800.0, 0.0, -800.0), "logvar"),
+        ("logvar", (1e150, 700.0, -1e150, -700.0), "logvar"),
+        ("var", (0.0, 2.9e-255, -8.8e15, 4.3e119), "var"),
+        ("var", (0.0, 1e-300, 0.0, 1e300), "var"),
+        ("var", (0.0, 5e-324, 0.0, 1.0), "var"),
+        # x = 2e308 overflows, KL = 1e308 does not
+        ("var", (0.0, 1e308, 0.0, 0.5), "var"),
+        (symkl.kl_normal, (0.0, 1.5e154, 0.0, 1.0), "std"),
+        (symkl.kl_normal, (0.0, 2e154, 0.0, 1.0), "std"),
+        (symkl.kl_normal, (1e150, 1e-150, -1e150, 1e-150), "std"),
+    ],
+)
+def test_named_extremes_are_right(function, args, param, backend):
+    if isinstance(function, str):
+        got = float(symkl.kl_diag(*([a] for a in args), param=function))
+    else:
+        got = float(function(*args))
+    truth = _truth(*args, param)
+    assert _extreme_error(got, truth) <= EXTREME_ULP, (got, mpmath.nstr(truth, 17))
+
+
+def _jeffreys_truth(mu_p, s_p, mu_q, s_q, param):
+    return _truth(mu_p, s_p, mu_q, s_q, param) + _truth(mu_q, s_q, mu_p, s_p, param)
+
+
+@pytest.mark.parametrize("param", ["std", "var", "logvar"])
+def test_symmetric_forms_over_the_extreme_domain(param):
+    """KL(p||q) + KL(q||p) as 1/2 (a + a' - x x'): no 0/0 where squares underflow."""
+    rng = np.random.default_rng(16)
+    arrays = _extreme_cases(rng, 300, param)
+    got = symkl.kl_diag_symmetric(*(a[:, None] for a in arrays), param=param)
+    for i in range(300):
+        values = [float(a[i]) for a in arrays]
+        error = _extreme_error(float(got[i]), _jeffreys_truth(*values, param))
+        assert error <= EXTREME_ULP, (values, float(got[i]))
+
+
+@pytest.mark.parametrize(
+    "args", [(0.0, 1e-170, 1e-170, 2e-170), (1e-170, 3e-170, -1e-170, 1e-170), (0, 1e-300, 0, 1)]
+)
+def test_symmetric_forms_at_tiny_scales(args):
+    got = float(symkl.kl_normal_symmetric(*args))
+    truth = _jeffreys_truth(*args, "std")
+    assert _extreme_error(got, truth) <= EXTREME_ULP, (got, mpmath.nstr(truth, 17))
+    got = float(symkl.kl_diag_symmetric(*([a] for a in args), param="std"))
+    assert _extreme_error(got, truth) <= EXTREME_ULP, (got, mpmath.nstr(truth, 17))
+    logvars = (args[0], 2 * math.log(args[1]), args[2], 2 * math.log(args[3]))
+    got = float(symkl.kl_diag_symmetric(*([a] for a in logvars), param="logvar"))
+    truth = _jeffreys_truth(*logvars, "logvar")
+    assert _extreme_error(got, truth) <= EXTREME_ULP, (got, mpmath.nstr(truth, 17))
+
+
+def _true_gradient(mu_p, s_p, mu_q, s_q, param):
+    """The derivatives, hand-written here as an independent check, at 800 digits (their
+    terms cancel down to 1e-300 of each other)."""
+    with mpmath.workdps(800):
+        mu_p, s_p, mu_q, s_q = (mpmath.mpf(float(v)) for v in (mu_p, s_p, mu_q, s_q))
+        d = mu_p - mu_q
+        if param == "var":
+            return (d / s_q, (1 / s_q - 1 / s_p) / 2, -d / s_q, (s_q - s_p - d**2) / (2 * s_q**2))
+        if param == "std":
+            return (
+                d / s_q**2,
+                s_p / s_q**2 - 1 / s_p,
+                -d / s_q**2,
+                1 / s_q - (s_p**2 + d**2) / s_q**3,
+            )
+        e = mpmath.exp(-s_q)
+        ratio = mpmath.exp(s_p - s_q)
+        return (d * e, (ratio - 1) / 2, -d * e, (1 - ratio - d**2 * e) / 2)
+
+
+@pytest.mark.parametrize("param", ["std", "var", "logvar"])
+def test_gradients_finite_wherever_the_true_gradient_is(param):
+    rng = np.random.default_rng(17)
+    arrays = _extreme_cases(rng, 300, param)
+    grads = symkl.grad_kl_diag(*arrays, param=param)
+    for i in range(300):
+        values = [float(a[i]) for a in arrays]
+        for got, truth in zip(
+            (float(g[i]) for g in grads), _true_gradient(*values, param), strict=True
+        ):
+            if abs(truth) > DBL_MAX:
+                assert np.isinf(got) and np.sign(got) == mpmath.sign(truth), (values, got)
+                continue
+            assert np.isfinite(got), (values, got, mpmath.nstr(truth, 17))
+            # relative 1e-13, or below the smallest normal where the gradient is subnormal
+            assert abs(got - truth) <= 1e-13 * abs(truth) + 1e-300, (values, got, truth)
+
+
+@pytest.mark.parametrize("param", ["std", "var", "logvar"])
+def test_validate_false_propagates_nan_never_a_finite_value(param, backend):
+    ones = np.ones(8)
+    for position in range(4):
+        args = [
+            np.zeros(8),
+            ones.copy() if param != "logvar" else np.zeros(8),
+            np.zeros(8),
+            ones.copy() if param != "logvar" else np.zeros(8),
+        ]
+        args[position][5] = np.nan
+        got = symkl.kl_diag(*args, param=param, validate=False)
+        assert np.isnan(got), (position, got)
+        rows = symkl.kl_diag(*(a[:, None] for a in args), param=param, validate=False)
+        assert np.isnan(rows[5]) and np.all(rows[np.arange(8) != 5] == 0.0)
+    if param != "logvar":
+        for bad in (-1.0, 0.0, -np.inf):
+            got = symkl.kl_diag([0.0], [bad], [0.0], [1.0], param=param, validate=False)
+            assert np.isnan(got), (bad, got)
+            got = symkl.kl_diag([0.0], [1.0], [0.0], [bad], param=param, validate=False)
+            assert np.isnan(got), (bad, got)
+    got = symkl.kl_std_normal([0.0, np.nan], [0.0, 0.0], validate=False)
+    assert np.isnan(got)
+    got = symkl.kl_std_normal([0.0, 0.0], [0.0, np.nan], validate=False)
+    assert np.isnan(got)
+
+
+@pytest.mark.parametrize("target", ["numpy", "torch", "jax"])
+def test_exported_modules_are_right_at_the_extremes(target, tmp_path):
+    """The exports run the same printed kernel body: the same answers at the extremes."""
+    import importlib.util
+
+    from symkl.export import write_export
+
+    framework = pytest.importorskip(target)
+    path = write_export(target, tmp_path / f"kl_{target}.py")
+    if target == "jax":  # before the module builds its float64 table
+        previous = framework.config.jax_enable_x64
+        framework.config.update("jax_enable_x64", True)
+    spec = importlib.util.spec_from_file_location(f"kl_{target}_extremes", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    def run(function, *args, **options):
+        values = [np.asarray([a], dtype=np.float64) for a in args]
+        if target == "torch":
+            values = [framework.from_numpy(v) for v in values]
+        elif target == "jax":
+            values = [framework.numpy.asarray(v) for v in values]
+        return float(np.asarray(function(*values, **options)).reshape(-1)[0])
+
+    cases = [
+        (module.kl_normal, (0.0, 1e-200, 0.0, 1e200), "std", {}),
+        (module.kl_diag, (0.0, 710.0, 0.0, 0.0), "logvar", {"param": "logvar"}),
+        (module.kl_diag, (1e-200, -800.0, 0.0, -800.0), "logvar", {"param": "logvar"}),
+        (module.kl_diag, (0.0, 1e-300, 0.0, 1e300), "var", {"param": "var"}),
+        (module.kl_diag, (0.0, 1e308, 0.0, 0.5), "var", {"param": "var"}),
+        (module.kl_diag, (0.0, 710.6, 0.0, 0.0), "logvar", {"param": "logvar"}),
+    ]
+    try:
+        for function, args, param, options in cases:
+            if function is module.kl_diag:
+                got = run(function, *args, **options)
+            else:
+                got = run(function, *args)
+            truth = _truth(*args, param)
+            assert _extreme_error(got, truth) <= EXTREME_ULP, (target, args, got)
+        assert np.isnan(run(module.kl_diag, 0.0, np.nan, 0.0, 1.0, param="var"))
+    finally:
+        if target == "jax":
+            framework.config.update("jax_enable_x64", previous)

@@ -37,6 +37,7 @@ __all__ = [
     "derive_stable",
     "log1pmx",
     "numeric_forms",
+    "ranged_gradients",
     "series_coefficients",
 ]
 
@@ -502,6 +503,8 @@ def derive_stable() -> Derivation:
                 )
             )
 
+    facts += _extreme_value_facts(forms, kls)
+
     derivation = Derivation(
         name="stable",
         title="Stable forms for numeric code",
@@ -536,3 +539,118 @@ def derive_stable() -> Derivation:
     )
     derivation.derive_seconds = time.perf_counter() - started
     return derivation
+
+
+# ---------------------------------------------------------------------------- extreme values
+#: Facts behind the kernels' behaviour at the ends of the double range (issue 14): log-ratios
+#: by exponent splitting (never an underflowing quotient), a = d^2 e^{-l} with the exponent of
+#: d taken out, the excess halved before it can overflow, and the Jeffreys divergence as a sum
+#: of non-negative parts without a ratio of squares.
+
+
+def _extreme_value_facts(forms: dict[str, ParameterisedForm], kls: dict[str, sp.Expr]) -> list:
+    half = sp.Rational(1, 2)
+    e_u, e_v, k = sp.symbols("e_u e_v k", integer=True)
+    m_u, m_v, m = sp.symbols("m_u m_v m", positive=True)
+    ell, d = sp.symbols("ell d", real=True)
+    facts = [
+        Fact(
+            "log-ratios by exponent splitting: with $u = 2^{e_u} m_u$, $v = 2^{e_v} m_v$, "
+            "$\\log(u/v) = (e_u - e_v)\\log 2 + \\log(m_u/m_v)$; $m_u/m_v \\in (1/2, 2)$ "
+            "never under- or overflows, where $u/v$ can",
+            sp.log((2**e_u * m_u) / (2**e_v * m_v)),
+            (e_u - e_v) * sp.log(2) + sp.log(m_u / m_v),
+            label="log-ratio-split",
+            prove=_prove_with_functions_expanded,
+        ),
+        Fact(
+            "log-ratios as differences of logs, where the quotient $u/v$ is not a normal "
+            "number (then $|\\log(u/v)| > 708$ and the two logs' roundings are below an ulp "
+            "of it)",
+            sp.log(m_u / m_v),
+            sp.log(m_u) - sp.log(m_v),
+            label="log-ratio-difference",
+            prove=_prove_with_functions_expanded,
+        ),
+        Fact(
+            "the log-variance mean term with the exponent of the mean difference taken out: "
+            "$d = 2^k m$, $d^2 e^{-\\ell} = 2^{2k}(m^2 e^{-\\ell})$, and with "
+            "$e^{-\\ell} = (e^{-\\ell/2})^2$ where $e^{-\\ell}$ alone overflows",
+            (2**k * m) ** 2 * sp.exp(-ell),
+            2 ** (2 * k) * ((m**2 * sp.exp(-ell / 2)) * sp.exp(-ell / 2)),
+            label="mean-term-split",
+            prove=_prove_with_functions_expanded,
+        ),
+        Fact(
+            "the vectorised log-variance kernels' exponential: with $d = n\\log 2 + r$, "
+            "$|r| \\le \\log(2)/2$, $e^d - 1 - d = 2^n (1 + r + (e^r - 1 - r)) - (1 + d)$, "
+            "carried as hi + lo; at $n = 0$ it is $e^r - 1 - r$ itself "
+            "(series: fact expm1mx-series)",
+            sp.exp(k * sp.log(2) + ell) - 1 - (k * sp.log(2) + ell),
+            2**k * (1 + ell + (sp.exp(ell) - 1 - ell)) - (1 + (k * sp.log(2) + ell)),
+            label="exp-split",
+            prove=_prove_with_functions_expanded,
+        ),
+        Fact(
+            "half the log-variance excess where $e^d$ overflows but the KL does not: "
+            "$\\tfrac12(e^d - 1 - d) = (\\tfrac12 e^{d/2}) e^{d/2} - \\tfrac12(1 + d)$",
+            half * (sp.exp(d) - 1 - d),
+            (half * sp.exp(d / 2)) * sp.exp(d / 2) - half * (1 + d),
+            label="excess-half",
+            prove=_prove_with_functions_expanded,
+        ),
+    ]
+    facts += [
+        Fact(
+            f"gradient ({name}) with respect to ${sp.latex(parameter)}$ in an order of "
+            "operations that overflows only where the gradient does",
+            sp.diff(kls[name], parameter),
+            rhs,
+            label=f"gradient-range-{name}-{parameter}",
+            prove=_prove_with_functions_expanded,
+        )
+        for (name, parameter), rhs in ranged_gradients(forms).items()
+    ]
+    for form in forms.values():
+        if len(form.parameters) != 4:
+            continue
+        swap = dict(zip(form.parameters, _swapped(form.parameters), strict=True))
+        kl = kls[form.name]
+        facts.append(
+            Fact(
+                f"Jeffreys divergence ({form.name}) as non-negative parts: "
+                "$\\tfrac12(a + a' - x x')$ with $a'$, $x'$ of $(q, p)$; "
+                "$(1 + x)(1 + x') = 1$ gives $x + x' = -x x' \\ge 0$, and no ratio of "
+                "squares can underflow to $0/0$",
+                kl + kl.xreplace(swap),
+                half * (form.a + form.a.xreplace(swap) - form.x * form.x.xreplace(swap)),
+                label=f"jeffreys-parts-{form.name}",
+                prove=_prove_with_functions_expanded,
+            )
+        )
+    return facts
+
+
+def ranged_gradients(forms: dict[str, ParameterisedForm]) -> dict[tuple[str, sp.Symbol], sp.Expr]:
+    """Gradient components whose textbook order of operations overflows or underflows
+    where the gradient itself is finite, written (unevaluated) in a safe order.
+
+    ``var_p`` of ``var`` is the form for ``var_p >= var_q`` (below, ``x/(2 v_p)`` is safe).
+    """
+
+    def ordered(*factors: sp.Expr) -> sp.Expr:
+        return sp.Mul(*factors, evaluate=False)
+
+    _, var_p, _, var_q = forms["var"].parameters
+    mu_p, s_p, mu_q, s_q = forms["std"].parameters
+    rho = (s_p - s_q) / s_q
+    m_p, _, m_q, logvar_q = forms["logvar"].parameters
+    e_half = sp.exp(-logvar_q / 2)
+    return {
+        ("var", var_p): ordered(sp.Rational(-1, 2), ordered((var_q - var_p) / var_p, 1 / var_q)),
+        ("std", mu_p): ordered(ordered(mu_p - mu_q, 1 / s_q), 1 / s_q),
+        ("std", mu_q): ordered(ordered(mu_q - mu_p, 1 / s_q), 1 / s_q),
+        ("std", s_p): ordered(ordered(rho, 1 / s_p), rho + 2),
+        ("logvar", m_p): ordered(ordered(m_p - m_q, e_half), e_half),
+        ("logvar", m_q): ordered(ordered(m_q - m_p, e_half), e_half),
+    }
