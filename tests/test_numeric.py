@@ -714,7 +714,10 @@ def test_exported_modules_are_right_at_the_extremes(target, tmp_path):
                 got = run(function, *args)
             truth = _truth(*args, param)
             assert _extreme_error(got, truth) <= EXTREME_ULP, (target, args, got)
-        assert np.isnan(run(module.kl_diag, 0.0, np.nan, 0.0, 1.0, param="var"))
+        # validate=False propagates NaN; the default refuses it with the argument's name
+        assert np.isnan(run(module.kl_diag, 0.0, np.nan, 0.0, 1.0, param="var", validate=False))
+        with pytest.raises(ValueError, match="s_p"):
+            run(module.kl_diag, 0.0, np.nan, 0.0, 1.0, param="var")
     finally:
         if target == "jax":
             framework.config.update("jax_enable_x64", previous)
