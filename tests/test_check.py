@@ -133,7 +133,13 @@ def test_std_normal_family_and_wrong_shapes():
         ({"family": "gamma", "param": "var"}, "family must be one of"),
         ({"family": "diag", "param": "sigma"}, "param must be one of"),
         ({"family": "std-normal", "param": "var"}, "takes param='logvar'"),
-        ({"family": "diag", "param": "var", "ulps": 0}, "ulps must be a positive number"),
+        ({"family": "diag", "param": "var", "ulps": 0}, "ulps must be a positive finite number"),
+        # each of these let a function returning zeros pass (or crashed with IndexError)
+        ({"family": "diag", "param": "var", "ulps": float("inf")}, "positive finite number"),
+        ({"family": "diag", "param": "var", "k": 0}, "k must be a positive integer"),
+        ({"family": "diag", "param": "var", "dtypes": ()}, "dtypes must be a non-empty"),
+        ({"family": "diag", "param": "var", "dtypes": "float64"}, "dtypes must be a non-empty"),
+        ({"family": "diag", "param": "var", "cases": 0}, "cases must be an integer >= 4"),
     ],
 )
 def test_testing_rejects_bad_options(options, match):

@@ -141,8 +141,13 @@ def user_check(
             raise ValueError(f"the std-normal family takes param='logvar', got {param!r}")
     elif param not in PARAMS:
         raise ValueError(f"param must be one of {', '.join(PARAMS)}, got {param!r}")
-    if isinstance(ulps, bool) or not (isinstance(ulps, int | float) and ulps > 0):
-        raise ValueError(f"ulps must be a positive number, got {ulps!r}")
+    if isinstance(ulps, bool) or not (
+        isinstance(ulps, int | float) and 0 < ulps < float("inf")
+    ):  # ulps=inf would make a check that cannot fail
+        raise ValueError(f"ulps must be a positive finite number, got {ulps!r}")
+    if family != "normal" and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
+        # k = 0: no coordinates, a KL of exactly 0 that any function "computes"
+        raise ValueError(f"k must be a positive integer (coordinates per case), got {k!r}")
     if convert is not None and framework not in (None, "numpy"):
         raise ValueError("give convert or framework, not both")
     if convert is None:
