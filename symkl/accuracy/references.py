@@ -607,16 +607,25 @@ class _UndecidedPivotError(ArithmeticError):
     """A Cholesky pivot whose ball contains 0: positive or not, this precision cannot say."""
 
 
-def _undecided_is_unknown(evaluate: Callable[[], arb]) -> Callable[[], arb]:
-    """``evaluate`` with an undecided pivot turned into a non-finite ball, so that
-    :func:`~symkl.accuracy.ball.certify` raises the precision (an ill-conditioned
-    SPD matrix is not an error) and finally reports a :class:`PrecisionError`."""
+def _undecided_is_unknown(evaluate: Callable[[], arb], max_bits: int = 8192) -> Callable[[], arb]:
+    """``evaluate`` that doubles the precision while a pivot is undecided.
+
+    An ill-conditioned SPD matrix is not an error: its pivots are decided at
+    some precision (condition 1e300 needs about 1000 bits).  Past ``max_bits``
+    the result is a non-finite ball and :func:`~symkl.accuracy.ball.certify`
+    reports a :class:`PrecisionError`.
+    """
 
     def wrapped() -> arb:
-        try:
-            return evaluate()
-        except _UndecidedPivotError:
-            return arb("nan")
+        bits = ctx.prec
+        while True:
+            try:
+                with ctx.workprec(bits):
+                    return evaluate()
+            except _UndecidedPivotError:
+                if bits >= max_bits:
+                    return arb("nan")
+                bits = min(2 * bits, max_bits)
 
     return wrapped
 
@@ -802,7 +811,7 @@ def kl_mvn_quad(mu_p: Any, cov_p: Any, mu_q: Any, cov_q: Any, dps: int = 15) -> 
             log_ratio, (a, 0, 0, c, c), bits=ctx.prec, magnitude=a + 2 * c
         )
 
-    return certify(_undecided_is_unknown(evaluate), dps, what="kl_mvn_quad", max_bits=512)
+    return certify(_undecided_is_unknown(evaluate, 512), dps, what="kl_mvn_quad", max_bits=512)
 
 
 # --------------------------------------------------------------------------------------
