@@ -31,6 +31,9 @@ from symkl.accuracy.user import user_check
 
 __all__ = ["KLAccuracyError", "assert_kl_accurate"]
 
+#: the dtypes a user's KL is measured in
+_DTYPES = ("float64", "float32")
+
 
 class KLAccuracyError(AssertionError):
     """The checked KL exceeded its ULP bound; ``results`` holds the measurements."""
@@ -105,10 +108,15 @@ def assert_kl_accurate(
         (an ``AssertionError``) listing the worst cases when a bound is exceeded
         or the function raised.
     ValueError
-        For an unknown family, param or framework, a non-positive ``ulps``, or
-        JAX float64 without ``jax_enable_x64``.
+        For an unknown family, param, dtype or framework, a non-positive or
+        infinite ``ulps``, ``k < 1``, ``cases < 4``, or JAX float64 without
+        ``jax_enable_x64``.
     """
     check = user_check(function, family, param, ulps, k=k, convert=convert, framework=framework)
+    if isinstance(dtypes, str) or not dtypes or any(d not in _DTYPES for d in dtypes):
+        raise ValueError(f"dtypes must be a non-empty sequence of {_DTYPES}, got {dtypes!r}")
+    if isinstance(cases, bool) or not isinstance(cases, int) or cases < 4:
+        raise ValueError(f"cases must be an integer >= 4, got {cases!r}")
     results = [run_check(check, dtype, cases=cases, seed=seed) for dtype in dtypes]
     failed = [result for result in results if not result.passed]
     if failed:

@@ -133,7 +133,13 @@ def test_std_normal_family_and_wrong_shapes():
         ({"family": "gamma", "param": "var"}, "family must be one of"),
         ({"family": "diag", "param": "sigma"}, "param must be one of"),
         ({"family": "std-normal", "param": "var"}, "takes param='logvar'"),
-        ({"family": "diag", "param": "var", "ulps": 0}, "ulps must be a positive number"),
+        ({"family": "diag", "param": "var", "ulps": 0}, "ulps must be a positive finite number"),
+        # each of these let a function returning zeros pass (or crashed with IndexError)
+        ({"family": "diag", "param": "var", "ulps": float("inf")}, "positive finite number"),
+        ({"family": "diag", "param": "var", "k": 0}, "k must be a positive integer"),
+        ({"family": "diag", "param": "var", "dtypes": ()}, "dtypes must be a non-empty"),
+        ({"family": "diag", "param": "var", "dtypes": "float64"}, "dtypes must be a non-empty"),
+        ({"family": "diag", "param": "var", "cases": 0}, "cases must be an integer >= 4"),
     ],
 )
 def test_testing_rejects_bad_options(options, match):
@@ -390,3 +396,64 @@ def test_monte_carlo_rejects_bad_input(options, match):
     } | options
     with pytest.raises(ValueError, match=match):
         kl_monte_carlo(**arguments)
+
+
+# --- adversarial review: a check that checked nothing must not pass ----------------------
+
+
+def _writes_to_its_inputs(mu_p, s_p, mu_q, s_q):
+    mu_q[...] = mu_p  # q := p in place (torch.from_numpy shares the arrays' memory)
+    s_q[...] = s_p
+    return np.zeros(len(mu_p))
+
+
+@pytest.mark.parametrize("framework", [None, "torch"])
+def test_a_function_that_writes_to_its_inputs_cannot_pass(framework):
+    # the truths were computed from the arrays after the call: q := p made 0 "exact"
+    if framework == "torch":
+        pytest.importorskip("torch")
+    with pytest.raises(KLAccuracyError, match="not accurate to 4 ULP"):
+        assert_kl_accurate(
+            _writes_to_its_inputs, family="normal", param="std", cases=40, framework=framework
+        )
+
+
+@pytest.fixture
+def broken_modules(tmp_path, monkeypatch):
+    (tmp_path / "kl_exits_on_import.py").write_text("import sys\nsys.exit(0)\n")
+    (tmp_path / "kl_bad_syntax.py").write_text("def f(:\n")
+    (tmp_path / "kl_odd_functions.py").write_text(
+        textwrap.dedent(
+            """
+        import numpy as np
+
+        def exits(mu_p, s_p, mu_q, s_q):
+            raise SystemExit(0)
+
+        def complex_kl(mu_p, s_p, mu_q, s_q):
+            return np.zeros(len(mu_p)) + 1j
+        """
+        )
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield
+    for name in ("kl_exits_on_import", "kl_bad_syntax", "kl_odd_functions"):
+        sys.modules.pop(name, None)
+
+
+@pytest.mark.parametrize(
+    ("spec", "status", "message"),
+    [
+        # sys.exit(0) on import or in the call ended `symkl check` with status 0: a pass
+        ("kl_exits_on_import:f", 2, "raised SystemExit: 0"),
+        ("kl_bad_syntax:f", 2, "raised SyntaxError"),
+        ("kl_odd_functions:exits", 1, "exits raised SystemExit(0)"),
+        ("kl_odd_functions:complex_kl", 1, "returned complex values"),
+    ],
+)
+def test_cli_check_of_a_broken_function_fails(broken_modules, capsys, spec, status, message):
+    options = ["--family", "normal", "--param", "std", "--cases", "20"]
+    assert main(["check", "--function", spec, *options]) == status
+    captured = capsys.readouterr()
+    assert message in captured.err + captured.out

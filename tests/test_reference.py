@@ -255,3 +255,145 @@ def test_enclosure_reports_digits():
     assert Enclosure(arb(0)).digits == math.inf
     assert Enclosure(arb(0, 1e-3)).digits == 0.0
     assert 9 < Enclosure(arb(1, 1e-10)).digits < 11
+
+
+# --- adversarial review: each of these returned a wrong digit, a false error or a crash ---
+
+
+def _textbook_kl(mu_p, sigma_p, mu_q, sigma_q, dps=400):
+    """The hand-typed univariate KL at ``dps`` digits, as an independent check."""
+    with mpmath.workdps(dps):
+        m_p, s_p, m_q, s_q = (
+            mpmath.mpf(v.numerator) / v.denominator
+            for v in map(ball.exact_rational, (mu_p, sigma_p, mu_q, sigma_q))
+        )
+        return mpmath.log(s_q / s_p) + (s_p**2 + (m_p - m_q) ** 2) / (2 * s_q**2) - 0.5
+
+
+@pytest.mark.parametrize(
+    "args",
+    [(0.0, 1.0, 0.0, 5e-324), (0.0, 1e300, 1.0, 1e-300), (0.0, 5e-324, 0.0, 1e300)],
+    ids=["denormal-q", "ratio-1e600", "ratio-1e-632"],
+)
+def test_kl_quad_certifies_huge_divergences(args):
+    # acb.integral was given the *absolute* tolerance as its relative goal: once the
+    # integrand's magnitude passed 2**bits it asked for no digits and kl_quad gave up
+    quad = kl_quad_enclosure(*args, dps=50)
+    assert quad.digits >= 50
+    with mpmath.workdps(400):
+        assert abs(quad.mid - _textbook_kl(*args)) <= quad.radius
+
+
+def test_returned_value_and_error_enclose_the_truth():
+    # the radius alone does not cover the rounding of the midpoint to dps digits
+    for args in [("0", "1", "1", "2"), (0.0, 1.0, 0.3, 1.7), ("0.1", "0.2", "0.3", "0.4")]:
+        value, error = kl_quad(*args, dps=20, return_error=True)
+        with mpmath.workdps(400):
+            assert abs(value - _textbook_kl(*args)) <= error
+
+
+def test_long_double_and_sympy_float_keep_their_digits():
+    # float(x) rounded both to a double: 1 + 2**-60 became 1 and the "certified" KL 0
+    import sympy as sp
+
+    long_double = np.longdouble(1) + np.longdouble(2) ** -60
+    assert long_double != 1  # this platform's long double has more than 53 bits
+    with mpmath.workdps(60):
+        truth = mpmath.log(1 + mpmath.mpf(2) ** -60) + 1 / (2 * (1 + mpmath.mpf(2) ** -60) ** 2)
+        truth -= mpmath.mpf(1) / 2
+    for function in (kl_quad, kl_closed_form):
+        assert _digits(function(0.0, 1.0, 0.0, long_double, dps=20), truth) >= 19
+    sympy_float = sp.Float("1.0000000000000000000000001", 40)
+    with ctx.workprec(200):  # all 133 bits of the Float, not the nearest double
+        assert to_ball(sympy_float, "s").is_exact() and to_ball(sympy_float, "s") != 1
+    assert 0.99e-50 < float(kl_quad(0, 1, 0, sympy_float, dps=20)) < 1.01e-50
+    assert 0.99e-50 < float(kl_quad(0, 1, 0, sympy_float, dps=20, method="mpmath")) < 1.01e-50
+
+
+def test_mpmath_quadrature_with_p_and_q_equal_at_low_precision():
+    # the magnitude pass (20 digits) saw p = q and log10(0) crashed with a bare ValueError
+    assert (
+        0.99e-50
+        < float(kl_quad("0", "1", "0", "1.0000000000000000000000001", dps=20, method="mpmath"))
+        < 1.01e-50
+    )
+
+
+def test_a_difference_that_is_zero_up_to_rounding_can_be_squared():
+    # python-flint's arb ** 2 is nan for any ball containing 0: "0.1" - "0.10" never certified
+    value = kl_closed_form("0.1", "1", "0.10", "2", dps=30)
+    assert _digits(value, _textbook_kl("0.1", "1", "0.10", "2")) >= 29
+    assert ball._integer_power(arb(0, 1e-3), 2).contains(0)
+    assert ball._integer_power(arb(-3), 3) == -27 and ball._integer_power(arb(2), -2) == 0.25
+
+
+def test_the_same_number_spelled_differently_is_exactly_zero():
+    # "0.1" and "0.10" were not identical: 57 s of precision climb, then a QuadratureError
+    assert kl_quad("0.1", "0.3", "0.10", "0.30", dps=20) == 0
+    assert kl_quad("0.1", Fraction(3, 10), Fraction(1, 10), "3e-1", dps=20, method="mpmath") == 0
+    assert kl_closed_form("0.1", "0.3", Fraction(1, 10), "0.30", dps=20) == 0
+    assert ball.exact_rational("[1 +/- 0.5]") is None and ball.exact_rational(arb(0, 1)) is None
+
+
+def test_mvn_reference_takes_decimal_strings_and_ill_conditioned_matrices():
+    # decimal strings were "not exactly symmetric"; an SPD pivot near 0 at the first
+    # precision was "not positive definite"; a near-zero M_ij made the closed form nan
+    def textbook(mu_p, cov_p, mu_q, cov_q):
+        with mpmath.workdps(800):  # a condition of 1e300 costs the textbook 300 digits
+
+            def exact(v):
+                rational = ball.exact_rational(v)
+                return mpmath.mpf(rational.numerator) / rational.denominator
+
+            cov_p = mpmath.matrix([[exact(x) for x in row] for row in cov_p])
+            cov_q = mpmath.matrix([[exact(x) for x in row] for row in cov_q])
+            d = mpmath.matrix([exact(a) - exact(b) for a, b in zip(mu_q, mu_p, strict=True)])
+            inverse = mpmath.inverse(cov_q)
+            trace = sum((inverse * cov_p)[i, i] for i in range(len(mu_p)))
+            log_det = mpmath.log(mpmath.det(cov_q) / mpmath.det(cov_p))
+            return (log_det - len(mu_p) + trace + (d.T * inverse * d)[0]) / 2
+
+    tiny = Fraction(1, 10**70)
+    cases = [
+        ([0, 0], [[1, 1], [1, 1 + Fraction(1, 10**300)]], [1, 0], [[1, 0], [0, 1]]),
+        (["0", "0"], [["1", "0.1"], ["0.1", "1"]], ["1", "0"], [["2", "0.3"], ["0.30", "1"]]),
+        ([0, 0], [[1, 1], [1, 1 + tiny]], [1, 0], [[1, 0], [0, 1]]),
+        ([0, 0], [[1, 0], [0, 1]], [1, 0], [[1, 1], [1, 1 + tiny]]),
+        ([0.0, 0.0], [[2.0, 1.0], [1.0, 2.0]], [0.0, 0.0], [[2.0, 1.0], [1.0, 2.0 + 2**-51]]),
+    ]
+    for case in cases:
+        closed = kl_mvn_reference(*case)
+        with mpmath.workdps(300):
+            assert closed.digits >= 50 and abs(closed.mid - textbook(*case)) <= closed.radius
+    integral = kl_mvn_quad(*cases[1], dps=12)
+    assert integral.ball.overlaps(kl_mvn_reference(*cases[1]).ball)
+    with pytest.raises(ValueError, match="cov_p must be symmetric positive definite"):
+        kl_mvn_reference([0, 0], [[1, 1], [1, 1 - tiny]], [0, 0], np.eye(2))
+
+
+def test_mvn_quadrature_of_identical_gaussians_is_zero_at_once():
+    # it used to climb to 512 bits for a minute, then raise, for KL(p || p)
+    cov = [[2.0, 1.0], [1.0, 2.0]]
+    assert kl_mvn_quad([0.5, 1.0], cov, [0.5, 1], [[2, 1], [1, 2]]).ball.is_zero()
+    with pytest.raises(ValueError, match=r"mu_q must have shape \(2,\) like mu_p"):
+        kl_mvn_quad([0, 0], cov, [0, 0, 0], cov)
+
+
+def test_gaussian_expectation_of_a_function_with_branch_points():
+    # acb.integral assumes analyticity; sqrt(z^2 + 1/100) has branch points at +-i/10 and,
+    # called without the analytic flag, gives a tight ball that misses the truth
+    def root(z, analytic):
+        return (z * z + arb("0.01")).sqrt(analytic=analytic)
+
+    with mpmath.workdps(60):
+        truth = mpmath.quad(
+            lambda z: mpmath.npdf(z) * mpmath.sqrt(z * z + mpmath.mpf(1) / 100),
+            [-mpmath.inf, -1, 0, 1, mpmath.inf],
+        )
+    with ctx.workprec(120):
+        wrong = ball.gaussian_expectation(lambda z: root(z, False), (1, 1, 0), bits=100)
+        right = ball.gaussian_expectation(root, (1, 1, 0), bits=100, forwards_analytic=True)
+    with ctx.workprec(300):
+        enclosed = arb(mpmath.nstr(truth, 55))
+        assert right.contains(enclosed)
+        assert not wrong.contains(enclosed)  # the documented hazard, kept visible

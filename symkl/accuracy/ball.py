@@ -50,6 +50,7 @@ __all__ = [
     "certify",
     "compile_expression",
     "digits_of",
+    "exact_rational",
     "gaussian_expectation",
     "gaussian_expectation_2d",
     "to_ball",
@@ -115,6 +116,22 @@ class Enclosure:
         with mpmath.workdps(dps):
             return +self.mid
 
+    def error_of(self, value: Any) -> mpmath.mpf:
+        """A certified bound on ``|value - x|`` for every ``x`` in the enclosure.
+
+        For a value rounded from the midpoint (:meth:`value`) this is the
+        radius *plus* the rounding, so ``value -/+ error_of(value)`` contains
+        the truth; the radius alone would not.
+
+        Examples
+        --------
+        >>> third = certify(lambda: to_ball("1", "x") / 3, digits=30)
+        >>> third.error_of(third.value(10)) > third.radius
+        True
+        """
+        with ctx.workprec(64):
+            return _ball_to_mpf(abs(to_ball(value, "value") - self.ball).upper())
+
     def __float__(self) -> float:
         return float(self.mid)
 
@@ -167,11 +184,80 @@ def to_mpf(value: Any, name: str) -> mpmath.mpf:
         result = mpmath.mpf(int(value.p)) / int(value.q)
     elif isinstance(value, arb):
         result = _ball_to_mpf(value.mid())
+    elif isinstance(value, numbers.Integral):  # numpy integers
+        result = mpmath.mpf(int(value))
+    elif hasattr(value, "_mpf_"):  # SymPy Float: its own digits, not the nearest double
+        result = mpmath.mpf(value)
     else:
-        result = mpmath.mpf(float(value))
+        numerator, denominator = _integer_ratio(value, name)
+        result = mpmath.mpf(numerator) / denominator
     if not mpmath.isfinite(result):
         raise ValueError(f"{name} must be finite, got {value!r}")
     return result
+
+
+def _integer_ratio(value: Any, name: str) -> tuple[int, int]:
+    """``value`` as an exact ``numerator / denominator`` (NumPy floats, long double included).
+
+    ``float(value)`` would round a ``numpy.longdouble`` (64-bit mantissa) to a
+    double without a word: ``1 + 2**-60`` would become 1 and the KL 0.
+    """
+    as_integer_ratio = getattr(value, "as_integer_ratio", None)
+    if as_integer_ratio is not None:
+        try:
+            return as_integer_ratio()
+        except (OverflowError, ValueError) as error:
+            raise ValueError(f"{name} must be finite, got {value!r}") from error
+    converted = float(value)
+    if converted != value:
+        raise ValueError(
+            f"{name} of type {type(value).__name__} cannot be converted exactly; pass an int, "
+            f"a decimal string, a Fraction or an mpf (got {value!r})"
+        )
+    return converted.as_integer_ratio() if math.isfinite(converted) else (0, 0)
+
+
+def exact_rational(value: Any) -> fractions.Fraction | None:
+    """The exact rational number ``value`` stands for, or ``None`` when it is not one.
+
+    Decimal strings are the decimals they spell (``"0.1"``, ``"0.10"`` and
+    ``Fraction(1, 10)`` are the same number), floats the binary numbers they
+    are; a ball is a rational only when it is exact.  Used to recognise p = q
+    whatever the spelling, where ball arithmetic alone could only narrow the
+    enclosure of 0 forever.
+
+    Examples
+    --------
+    >>> exact_rational("0.10") == exact_rational(fractions.Fraction(1, 10))
+    True
+    >>> exact_rational("[1 +/- 0.5]") is None
+    True
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, fractions.Fraction | numbers.Integral):
+        return fractions.Fraction(value)
+    if isinstance(value, str):
+        try:
+            return fractions.Fraction(value.strip())
+        except (ValueError, ZeroDivisionError):
+            return None
+    if isinstance(value, arb):
+        if not value.is_exact() or not value.is_finite():
+            return None
+        value = _ball_to_mpf(value.mid())
+    if hasattr(value, "_mpf_"):
+        sign, mantissa, exponent, _ = value._mpf_
+        if not mantissa and exponent:  # inf, nan
+            return None
+        return fractions.Fraction((-1) ** sign * mantissa) * fractions.Fraction(2) ** exponent
+    if hasattr(value, "p") and hasattr(value, "q"):
+        return fractions.Fraction(int(value.p), int(value.q))
+    try:
+        numerator, denominator = _integer_ratio(value, "value")
+    except (ValueError, TypeError):
+        return None
+    return fractions.Fraction(numerator, denominator) if denominator else None
 
 
 def _reject_non_numbers(value: Any, name: str) -> None:
@@ -213,14 +299,14 @@ def to_ball(value: Any, name: str) -> arb:
     _reject_non_numbers(value, name)
     if isinstance(value, arb):
         ball = value
-    elif isinstance(value, int):
-        ball = arb(value)
+    elif isinstance(value, numbers.Integral):  # int and numpy integers
+        ball = arb(int(value))
     elif isinstance(value, fractions.Fraction):
         ball = arb(fmpq(value.numerator, value.denominator))
     elif hasattr(value, "p") and hasattr(value, "q"):
         ball = arb(fmpq(int(value.p), int(value.q)))
-    elif isinstance(value, mpmath.mpf):
-        if not mpmath.isfinite(value):
+    elif hasattr(value, "_mpf_"):  # mpmath.mpf, SymPy Float: all their bits, enclosed
+        if not mpmath.isfinite(mpmath.mpf(value._mpf_)):
             raise ValueError(f"{name} must be finite, got {value!r}")
         sign, mantissa, exponent, _ = value._mpf_
         ball = arb(0) if mantissa == 0 else arb(((-1) ** sign * mantissa, exponent))  # exact
@@ -229,8 +315,14 @@ def to_ball(value: Any, name: str) -> arb:
             ball = arb(value.strip())
         except (ValueError, TypeError) as error:
             raise ValueError(f"{name} must be a real number, got {value!r}") from error
-    else:
-        ball = arb(float(value))
+    else:  # NumPy floats (long double too): their exact binary value
+        numerator, denominator = _integer_ratio(value, name)
+        if denominator == 0:
+            raise ValueError(f"{name} must be finite, got {value!r}")
+        if denominator & (denominator - 1) == 0:  # dyadic: exact at any precision
+            ball = arb((numerator, -(denominator.bit_length() - 1)))
+        else:
+            ball = arb(fmpq(numerator, denominator))
     if not ball.is_finite():
         raise ValueError(f"{name} must be finite, got {value!r}")
     return ball
@@ -315,7 +407,36 @@ def _rational(p: int, q: int) -> arb:
     return arb(fmpq(p, q))
 
 
-_NAMESPACE = {"log": _log, "exp": _exp, "sqrt": _sqrt, "_rational": _rational, "arb": arb}
+def _integer_power(base: Any, exponent: int) -> Any:
+    """``base ** exponent`` by repeated squaring.
+
+    python-flint's ``arb ** int`` goes through ``exp(n log x)`` and returns
+    ``nan`` for any ball that contains 0 (``arb("[+/- 1e-60]") ** 2`` is
+    ``nan``), so a square of a difference that is 0 up to rounding, such as
+    ``mu_p - mu_q`` for ``"0.1"`` and ``"0.10"``, would never be certified.
+    Products are exact ball operations and enclose ``x^n`` for every ``x``.
+    """
+    if exponent < 0:
+        return 1 / _integer_power(base, -exponent)
+    result = None
+    square = base
+    while exponent:
+        if exponent & 1:
+            result = square if result is None else result * square
+        exponent >>= 1
+        if exponent:
+            square = square * square
+    return arb(1) if result is None else result
+
+
+_NAMESPACE = {
+    "log": _log,
+    "exp": _exp,
+    "sqrt": _sqrt,
+    "_rational": _rational,
+    "_integer_power": _integer_power,
+    "arb": arb,
+}
 
 
 def compile_expression(expression: Any, symbols: Sequence[Any]) -> Callable[..., Any]:
@@ -367,7 +488,7 @@ def compile_expression(expression: Any, symbols: Sequence[Any]) -> Callable[...,
             if exponent == -sp.Rational(1, 2):
                 return f"(1/sqrt({self._print(base)}))"
             if exponent.is_Integer:
-                return f"({self._print(base)})**{int(exponent)}"
+                return f"_integer_power({self._print(base)}, {int(exponent)})"
             return f"exp(({self._print(exponent)})*log({self._print(base)}))"
 
     return sp.lambdify(
@@ -399,11 +520,20 @@ def _standard_normal_density(z: acb) -> acb:
     return (-z * z / 2).exp() / (2 * arb.pi()).sqrt()
 
 
-def _integrate(integrand: Callable[[acb, bool], acb], points: Sequence[int], tol: arb) -> arb:
+def _integrate(
+    integrand: Callable[[acb, bool], acb], points: Sequence[int], tol: arb, bits: int
+) -> arb:
+    """The integral over ``points[0]..points[-1]``, piece by piece.
+
+    ``abs_tol`` is the absolute goal; ``rel_tol`` is *relative* (``2**-bits``):
+    passing the absolute tolerance there, as an earlier version did, asked for
+    no digits at all once the integrand's magnitude exceeded ``2**bits``.
+    """
     total = arb(0)
     pieces = len(points) - 1
+    relative = arb(2) ** -bits
     for a, b in itertools.pairwise(points):
-        total += acb.integral(integrand, a, b, abs_tol=tol / pieces, rel_tol=tol / pieces).real
+        total += acb.integral(integrand, a, b, abs_tol=tol / pieces, rel_tol=relative).real
     return total
 
 
@@ -418,11 +548,19 @@ def gaussian_expectation(
     *,
     bits: int,
     magnitude: Any = 1,
+    forwards_analytic: bool = False,
 ) -> arb:
     r"""Enclose :math:`\int_{-\infty}^{\infty} \varphi(z)\,g(z)\,dz` (:math:`\varphi`: N(0, 1)).
 
-    ``g`` must be entire (a polynomial, ``exp``, ... of ``z``): it is called on
-    complex balls by ``acb.integral``.  ``bound = (a, b, c)`` promises
+    ``g(z)`` must be entire (a polynomial, ``exp``, ... of ``z``): it is
+    called on complex balls around the real line by ``acb.integral``, whose
+    error bounds assume the integrand is analytic there.  A ``g`` with branch
+    points (``log``, ``sqrt``, non-integer powers) must instead be written
+    ``g(z, analytic)``, pass ``forwards_analytic=True``, and forward the flag
+    to those functions (``(1 + z * z).sqrt(analytic=analytic)``), as
+    ``acb.integral`` requires; without that the enclosure can be wrong (for
+    ``sqrt(z^2 + 1/100)`` a ball of radius 1e-31 misses the truth by 5e-14).
+    ``bound = (a, b, c)`` promises
     ``|g(z)| <= a + b|z| + c z^2`` for real ``z``; it gives the rigorous bound
     on the two tails beyond ``|z| = L``, with ``L`` chosen so that the tails
     are below ``magnitude * 2**-bits``.  The result is the integral over
@@ -435,6 +573,13 @@ def gaussian_expectation(
     ...     mean = gaussian_expectation(lambda z: (z - 1) ** 2, bound=(1, 2, 1), bits=100)
     >>> mean.contains(2), mean.rad() < arb(2) ** -90
     (True, True)
+    >>> def root(z, analytic):  # branch points at +/- i/10: the flag is forwarded
+    ...     return (z * z + arb("0.01")).sqrt(analytic=analytic)
+    >>> with ctx.workprec(120):
+    ...     mean = gaussian_expectation(root, (1, 1, 0), bits=100, forwards_analytic=True)
+    ...     truth = arb("0.812078260713753414763074106071388947902811406")
+    ...     mean.contains(truth), mean.rad() < arb(2) ** -90
+    (True, True)
     """
     a, b, c = (arb(v) if not isinstance(v, arb) else v for v in bound)
     tolerance = arb(magnitude) * arb(2) ** -bits
@@ -446,9 +591,10 @@ def gaussian_expectation(
     limit, tail_bound = _limit_for(tail, tolerance)
 
     def integrand(z: acb, analytic: bool) -> acb:
-        return _standard_normal_density(z) * g(z)
+        value = g(z, analytic) if forwards_analytic else g(z)
+        return _standard_normal_density(z) * value
 
-    inside = _integrate(integrand, _breakpoints(limit), tolerance)
+    inside = _integrate(integrand, _breakpoints(limit), tolerance, bits)
     return inside + arb(0, tail_bound.upper())
 
 
@@ -488,6 +634,7 @@ def gaussian_expectation_2d(
 
     limit, tail_bound = _limit_for(tail, tolerance)
     points = _breakpoints(limit)
+    relative = arb(2) ** -bits
 
     def outer(z1: acb, analytic: bool) -> acb:
         def inner(z2: acb, analytic: bool) -> acb:
@@ -495,8 +642,8 @@ def gaussian_expectation_2d(
 
         total = acb(0)
         for lo, hi in itertools.pairwise(points):
-            total += acb.integral(inner, lo, hi, abs_tol=tolerance, rel_tol=tolerance)
+            total += acb.integral(inner, lo, hi, abs_tol=tolerance, rel_tol=relative)
         return _standard_normal_density(z1) * total
 
-    inside = _integrate(outer, points, tolerance)
+    inside = _integrate(outer, points, tolerance, bits)
     return inside + arb(0, tail_bound.upper())

@@ -14,7 +14,7 @@ import mpmath
 import numpy as np
 
 from symkl.accuracy.registry import CHECKS, DPS, Arrays
-from symkl.accuracy.runner import cases_for, error_of
+from symkl.accuracy.runner import cases_for, copy_cases, error_of
 
 __all__ = ["PeerResult", "run_peers"]
 
@@ -76,9 +76,9 @@ def run_peers(cases: int = 200, seed: int = 0) -> list[PeerResult]:
             count = max(cases // check.cost, 4)
             arrays = cases_for(check, dtype, count, seed)
             with np.errstate(all="ignore"):
-                mine = np.asarray(check.call(arrays, check.param))
+                mine = np.asarray(check.call(copy_cases(arrays), check.param))
             try:
-                theirs = _torch_call(torch, distribution, arrays, check.param)
+                theirs = _torch_call(torch, distribution, copy_cases(arrays), check.param)
             except (ValueError, RuntimeError) as error:  # torch rejects some valid input
                 theirs = np.full(count, np.nan)
                 distribution += f" (torch raised {type(error).__name__})"

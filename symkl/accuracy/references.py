@@ -55,6 +55,7 @@ from symkl.accuracy.ball import (
     PrecisionError,
     certify,
     compile_expression,
+    exact_rational,
     gaussian_expectation,
     gaussian_expectation_2d,
     to_ball,
@@ -144,14 +145,19 @@ def _balls(mu_p: Any, sigma_p: Any, mu_q: Any, sigma_q: Any) -> dict[str, arb]:
 
 
 def _identical(*pairs: tuple[Any, Any]) -> bool:
-    """Whether p and q are given by the very same exact numbers (then KL = 0 exactly)."""
-    if all(type(a) is type(b) and a == b for a, b in pairs):
-        return True  # the same floats, decimal strings, Fractions, ...
-    if all(isinstance(a, float) and isinstance(b, float) for pair in pairs for a, b in [pair]):
-        return False  # floats are exact: different floats are different numbers
-    with ctx.workprec(64):
-        balls = [(to_ball(a, "p"), to_ball(b, "q")) for a, b in pairs]
-    return all(a.is_exact() and b.is_exact() and a == b for a, b in balls)
+    """Whether p and q are given by the very same exact numbers (then KL = 0 exactly).
+
+    Compared as exact rationals, so ``"0.1"``, ``"0.10"`` and
+    ``Fraction(1, 10)`` are one number; a ball that is not exact is never
+    identical to anything.
+    """
+    if all(type(a) is float and type(b) is float for pair in pairs for a, b in [pair]):
+        return all(a == b for a, b in pairs)  # floats are exact: the common case, fast
+    for a, b in pairs:
+        first, second = exact_rational(a), exact_rational(b)
+        if first is None or second is None or first != second:
+            return False
+    return True
 
 
 def kl_quad_enclosure(mu_p: Any, sigma_p: Any, mu_q: Any, sigma_q: Any, dps: int = 50) -> Enclosure:
@@ -248,8 +254,10 @@ def kl_quad(
         error estimate is below them (an estimate, not a proof; kept as an
         independent implementation to cross-check the first).
     return_error : bool
-        Also return the absolute error: the certified radius (``"arb"``) or
-        the estimate (``"mpmath"``).
+        Also return the absolute error of the returned value: a certified
+        bound (``"arb"``: the ball's radius plus the rounding of the midpoint
+        to ``dps`` digits, so ``value -/+ error`` holds the true KL) or the
+        estimate (``"mpmath"``).
 
     Returns
     -------
@@ -273,7 +281,7 @@ def kl_quad(
     if method == "arb":
         enclosure = kl_quad_enclosure(mu_p, sigma_p, mu_q, sigma_q, dps)
         value = enclosure.value(dps)
-        return (value, enclosure.radius) if return_error else value
+        return (value, enclosure.error_of(value)) if return_error else value
     if method == "mpmath":
         value, error = _kl_quad_mpmath(mu_p, sigma_p, mu_q, sigma_q, dps)
         return (value, error) if return_error else value
@@ -346,7 +354,10 @@ def _agreeing_passes(evaluate, dps: int, who: str):
     working = dps + 15
     value, error, cancellation = evaluate(working)
     for _ in range(4):
-        lost = dps if not mpmath.isfinite(cancellation) else int(mpmath.log10(cancellation)) + 1
+        if mpmath.isfinite(cancellation) and cancellation > 0:
+            lost = int(mpmath.log10(cancellation)) + 1
+        else:  # no estimate (p and q equal at the low precision of the magnitude pass)
+            lost = dps
         working = max(working + 10, dps + max(lost, 0) + 15)
         better, better_error, cancellation = evaluate(working)
         with mpmath.workdps(working):
@@ -592,6 +603,33 @@ def _mvn_evaluator(k: int) -> Callable[[list[list[Any]], Any], Any]:
     return evaluate
 
 
+class _UndecidedPivotError(ArithmeticError):
+    """A Cholesky pivot whose ball contains 0: positive or not, this precision cannot say."""
+
+
+def _undecided_is_unknown(evaluate: Callable[[], arb], max_bits: int = 8192) -> Callable[[], arb]:
+    """``evaluate`` that doubles the precision while a pivot is undecided.
+
+    An ill-conditioned SPD matrix is not an error: its pivots are decided at
+    some precision (condition 1e300 needs about 1000 bits).  Past ``max_bits``
+    the result is a non-finite ball and :func:`~symkl.accuracy.ball.certify`
+    reports a :class:`PrecisionError`.
+    """
+
+    def wrapped() -> arb:
+        bits = ctx.prec
+        while True:
+            try:
+                with ctx.workprec(bits):
+                    return evaluate()
+            except _UndecidedPivotError:
+                if bits >= max_bits:
+                    return arb("nan")
+                bits = min(2 * bits, max_bits)
+
+    return wrapped
+
+
 def _cholesky(matrix: list[list[arb]], name: str) -> list[list[arb]]:
     """Cholesky factor in balls; exact zeros are tracked, so a diagonal matrix costs O(k)."""
     size = len(matrix)
@@ -605,7 +643,10 @@ def _cholesky(matrix: list[list[arb]], name: str) -> list[list[arb]]:
                 total -= lower[i][m] * lower[j][m]
             if i == j:
                 if not total > 0:
-                    raise ValueError(f"{name} must be symmetric positive definite")
+                    if total <= 0:
+                        raise ValueError(f"{name} must be symmetric positive definite")
+                    # a pivot that is 0 up to rounding: more precision decides (certify)
+                    raise _UndecidedPivotError(f"{name}: pivot {i} encloses 0 ({total.str(5)})")
                 lower[i][i] = total.sqrt()
             elif not total.is_zero():
                 lower[i][j] = total / lower[j][j]
@@ -637,15 +678,31 @@ def _matrix(value: Any, name: str, k: int) -> list[list[arb]]:
     balls = [[to_ball(array[i, j], name) for j in range(k)] for i in range(k)]
     for i in range(k):
         for j in range(i):
-            if not (
-                balls[i][j].is_exact() and balls[j][i].is_exact() and balls[i][j] == balls[j][i]
-            ):
-                raise ValueError(f"{name} must be exactly symmetric: [{i}, {j}] != [{j}, {i}]")
+            lower, upper = array[i, j], array[j, i]
+            if type(lower) is float and type(upper) is float:
+                symmetric = lower == upper
+            else:  # "0.1" and "0.10" are the same entry; a ball that is not exact is not
+                exact = exact_rational(lower)
+                symmetric = exact is not None and exact == exact_rational(upper)
+            if not symmetric:
+                raise ValueError(
+                    f"{name} must be exactly symmetric: [{i}, {j}] = {lower!r} != "
+                    f"[{j}, {i}] = {upper!r}"
+                )
     return balls
 
 
 def _vector(value: Any, name: str) -> list[arb]:
     return [to_ball(v, name) for v in np.ravel(np.asarray(value, dtype=object))]
+
+
+def _same_gaussians(mu_p: Any, cov_p: Any, mu_q: Any, cov_q: Any) -> bool:
+    """Whether p and q have the very same exact means and covariances (KL = 0 exactly)."""
+    means_p, means_q = (np.ravel(np.asarray(v, dtype=object)) for v in (mu_p, mu_q))
+    covs_p, covs_q = (np.ravel(np.asarray(v, dtype=object)) for v in (cov_p, cov_q))
+    if means_p.shape != means_q.shape or covs_p.shape != covs_q.shape:
+        return False
+    return _identical(*zip(means_p, means_q, strict=True), *zip(covs_p, covs_q, strict=True))
 
 
 def kl_mvn_reference(mu_p: Any, cov_p: Any, mu_q: Any, cov_q: Any, dps: int = 50) -> Enclosure:
@@ -671,11 +728,7 @@ def kl_mvn_reference(mu_p: Any, cov_p: Any, mu_q: Any, cov_q: Any, dps: int = 50
         if len(mean_q) != k:
             raise ValueError(f"mu_q must have {k} entries like mu_p, got {len(mean_q)}")
         exact = [_matrix(cov_p, "cov_p", k), _matrix(cov_q, "cov_q", k)]
-        if all(a.is_exact() and a == b for a, b in zip(mean_p, mean_q, strict=True)) and all(
-            exact[0][i][j].is_exact() and exact[0][i][j] == exact[1][i][j]
-            for i in range(k)
-            for j in range(k)
-        ):
+        if _same_gaussians(mu_p, cov_p, mu_q, cov_q):
             return Enclosure(arb(0))
 
     inputs = [mean_p, *exact, mean_q]
@@ -697,7 +750,7 @@ def kl_mvn_reference(mu_p: Any, cov_p: Any, mu_q: Any, cov_q: Any, dps: int = 50
         (w,) = _forward_solve(lower_q, [difference])
         return evaluator(matrix, sum((x * x for x in w), arb(0)))
 
-    return certify(evaluate, dps, what=f"kl_mvn's closed form (k = {k})")
+    return certify(_undecided_is_unknown(evaluate), dps, what=f"kl_mvn's closed form (k = {k})")
 
 
 def kl_mvn_quad(mu_p: Any, cov_p: Any, mu_q: Any, cov_q: Any, dps: int = 15) -> Enclosure:
@@ -722,6 +775,13 @@ def kl_mvn_quad(mu_p: Any, cov_p: Any, mu_q: Any, cov_q: Any, dps: int = 15) -> 
     _check_dps(dps)
     if np.shape(np.asarray(mu_p, dtype=object)) != (2,):
         raise ValueError(f"kl_mvn_quad integrates k = 2 only; mu_p has shape {np.shape(mu_p)}")
+    if np.shape(np.asarray(mu_q, dtype=object)) != (2,):
+        raise ValueError(f"mu_q must have shape (2,) like mu_p, got {np.shape(mu_q)}")
+    with ctx.workprec(64):  # validate before any work
+        _vector(mu_p, "mu_p"), _vector(mu_q, "mu_q")
+        _matrix(cov_p, "cov_p", 2), _matrix(cov_q, "cov_q", 2)
+    if _same_gaussians(mu_p, cov_p, mu_q, cov_q):
+        return Enclosure(arb(0))  # the integrand is identically 0
 
     def evaluate() -> arb:
         lower_p = _cholesky(_matrix(cov_p, "cov_p", 2), "cov_p")
@@ -743,7 +803,7 @@ def kl_mvn_quad(mu_p: Any, cov_p: Any, mu_q: Any, cov_q: Any, dps: int = 15) -> 
             )
             return -(z1 * z1 + z2 * z2) / 2 + quadratic / 2 + constant
 
-        spread = sum((abs(v) ** 2 for row in inverse for v in row), arb(0)).sqrt()
+        spread = sum((v * v for row in inverse for v in row), arb(0)).sqrt()
         factor = (l11 * l11 + l21 * l21 + l22 * l22).sqrt()
         a = abs(constant) + spread * (d1 * d1 + d2 * d2)
         c = arb(1) / 2 + spread * factor * factor
@@ -751,7 +811,7 @@ def kl_mvn_quad(mu_p: Any, cov_p: Any, mu_q: Any, cov_q: Any, dps: int = 15) -> 
             log_ratio, (a, 0, 0, c, c), bits=ctx.prec, magnitude=a + 2 * c
         )
 
-    return certify(evaluate, dps, what="kl_mvn_quad", max_bits=512)
+    return certify(_undecided_is_unknown(evaluate, 512), dps, what="kl_mvn_quad", max_bits=512)
 
 
 # --------------------------------------------------------------------------------------

@@ -45,7 +45,15 @@ from symkl.accuracy.references import (
 )
 from symkl.accuracy.registry import CHECKS, DPS, PAIR, Arrays, Check, rows_of
 
-__all__ = ["CheckResult", "cases_for", "error_of", "run_check", "run_checks", "ulp_distance"]
+__all__ = [
+    "CheckResult",
+    "cases_for",
+    "copy_cases",
+    "error_of",
+    "run_check",
+    "run_checks",
+    "ulp_distance",
+]
 
 
 @dataclass
@@ -226,6 +234,11 @@ def _compare_with_mpmath(mu_p: float, sigma_p: arb, mu_q: float, sigma_q: arb, q
 # running
 
 
+def copy_cases(arrays: Arrays) -> Arrays:
+    """Fresh copies of the case arrays, to hand to a function that might write to them."""
+    return {name: np.array(value, copy=True) for name, value in arrays.items()}
+
+
 def run_check(
     check: Check,
     dtype: str,
@@ -249,7 +262,9 @@ def run_check(
     reference = check.reference
     try:
         with np.errstate(all="ignore"):
-            got = np.asarray(check.call(arrays, check.param))
+            # a copy: a function that writes to its inputs (torch.from_numpy shares memory)
+            # must not change the cases its truths are computed from
+            got = np.asarray(check.call(copy_cases(arrays), check.param))
         if check.quadrature and quadrature_cases:
             # slow references (2-D quadrature, k = 64) get fewer samples, at least one
             samples = max(quadrature_cases // check.cost, 1)

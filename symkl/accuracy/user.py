@@ -43,6 +43,13 @@ def load_function(spec: str) -> Callable[..., Any]:
         module = importlib.import_module(module_name)
     except ImportError as error:
         raise ValueError(f"cannot import module {module_name!r} for --function: {error}") from error
+    except (Exception, SystemExit) as error:  # a broken module: its error, not a traceback
+        # SystemExit too: sys.exit(0) while importing would otherwise end `symkl check`
+        # with status 0, a pass that checked nothing
+        raise ValueError(
+            f"importing module {module_name!r} for --function raised "
+            f"{type(error).__name__}: {error}"
+        ) from error
     try:
         function = module
         for part in attribute.split("."):
@@ -93,14 +100,17 @@ def array_converter(framework: str, *, enable_x64: bool = False) -> Callable[[np
     return to_jax
 
 
-def _to_numpy(result: Any) -> np.ndarray:
+def _to_numpy(result: Any, name: str) -> np.ndarray:
     detach = getattr(result, "detach", None)
     if detach is not None:  # a torch tensor
         result = detach().cpu()
         if str(result.dtype) == "torch.bfloat16":
             result = result.float()
         result = result.numpy()
-    return np.asarray(result, dtype=float)
+    array = np.asarray(result)
+    if np.iscomplexobj(array):  # np.asarray(..., float) would drop the imaginary part
+        raise ValueError(f"{name} returned complex values ({array.dtype}); a KL is real")
+    return np.asarray(array, dtype=float)
 
 
 def user_check(
@@ -131,8 +141,13 @@ def user_check(
             raise ValueError(f"the std-normal family takes param='logvar', got {param!r}")
     elif param not in PARAMS:
         raise ValueError(f"param must be one of {', '.join(PARAMS)}, got {param!r}")
-    if isinstance(ulps, bool) or not (isinstance(ulps, int | float) and ulps > 0):
-        raise ValueError(f"ulps must be a positive number, got {ulps!r}")
+    if isinstance(ulps, bool) or not (
+        isinstance(ulps, int | float) and 0 < ulps < float("inf")
+    ):  # ulps=inf would make a check that cannot fail
+        raise ValueError(f"ulps must be a positive finite number, got {ulps!r}")
+    if family != "normal" and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
+        # k = 0: no coordinates, a KL of exactly 0 that any function "computes"
+        raise ValueError(f"k must be a positive integer (coordinates per case), got {k!r}")
     if convert is not None and framework not in (None, "numpy"):
         raise ValueError("give convert or framework, not both")
     if convert is None:
@@ -141,7 +156,11 @@ def user_check(
 
     def call(arrays: Arrays, param: str) -> np.ndarray:
         names = ("mu", "logvar") if family == "std-normal" else PAIR
-        result = _to_numpy(function(*(convert(arrays[n]) for n in names)))
+        try:
+            returned = function(*(convert(arrays[n]) for n in names))
+        except SystemExit as error:  # would end `symkl check` with its code (0: "passed")
+            raise RuntimeError(f"{name} raised SystemExit({error.code!r})") from error
+        result = _to_numpy(returned, name)
         rows = len(arrays[names[0]])
         if result.shape != (rows,):
             raise ValueError(
