@@ -239,3 +239,20 @@ def test_half_overflow_to_inf_without_a_warning(dtype):
         jitted = jax.jit(symkl.kl_std_normal)(jnp.zeros(1, dtype), jnp.asarray([100.0], dtype))
     assert got.dtype == dtype and np.isinf(np.asarray(got, np.float64)).all()
     assert np.isinf(np.asarray(jitted, np.float64)).all()
+
+
+def test_kl_mvn_second_derivative_raises_a_clear_error():
+    """It said 'Pure callbacks do not support JVP. Please use jax.custom_jvp'."""
+    cov = jnp.asarray([[2.0, 0.3], [0.3, 1.0]])
+    kl = lambda m: symkl.kl_mvn(m, cov, jnp.ones(2), jnp.eye(2))  # noqa: E731
+    np.testing.assert_allclose(np.asarray(jax.jacfwd(kl)(jnp.zeros(2))),
+                               np.asarray(jax.grad(kl)(jnp.zeros(2))), rtol=1e-15)
+    for second in (
+        lambda: jax.hessian(kl)(jnp.zeros(2)),
+        lambda: jax.jit(jax.hessian(kl))(jnp.zeros(2)),
+        lambda: jax.grad(lambda m: symkl.grad_kl_mvn(m, cov, jnp.ones(2), jnp.eye(2))[0].sum())(
+            jnp.zeros(2)
+        ),
+    ):
+        with pytest.raises(NotImplementedError, match=r"second derivatives .* not available"):
+            second()
