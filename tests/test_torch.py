@@ -488,3 +488,28 @@ def test_register_kl_independent_with_an_empty_batch_or_event():
         mvn = MultivariateNormal(torch.zeros(0, 3), torch.eye(3), validate_args=False)
         assert kl_divergence(Independent(Normal(torch.zeros(0, 3), torch.ones(0, 3)), 1),
                              mvn).shape == (0,)
+
+
+def test_register_kl_nests_and_unregister_restores_the_registry_exactly():
+    from torch.distributions import Normal, kl, kl_divergence
+
+    before = list(kl._KL_REGISTRY.items())
+    zero = torch.tensor(0.0, dtype=torch.float64)
+    p, q = Normal(zero, zero + 1), Normal(zero, zero + 1 + 1e-12)
+    torch_value = float(kl_divergence(p, q))
+    with symkl_torch.register_kl():
+        with symkl_torch.register_kl():  # e.g. a library's, inside the user's
+            pass
+        # the inner block's exit left the user's registration in force
+        assert kl._KL_REGISTRY[Normal, Normal] is symkl_torch.kl_normal_normal
+        assert f"{float(kl_divergence(p, q)):.8g}" == "1.0001778e-24"
+    assert list(kl._KL_REGISTRY.items()) == before and float(kl_divergence(p, q)) == torch_value
+    outer = symkl_torch.register_kl()
+    symkl_torch.register_kl().undo()
+    outer.undo()
+    outer.undo()  # twice: nothing more
+    assert list(kl._KL_REGISTRY.items()) == before
+    symkl_torch.register_kl()
+    symkl_torch.register_kl()
+    symkl_torch.unregister_kl()  # all at once
+    assert list(kl._KL_REGISTRY.items()) == before and float(kl_divergence(p, q)) == torch_value
