@@ -63,8 +63,12 @@ def _independent_normal(d: Independent, who: str) -> tuple[torch.Tensor, torch.T
 
 
 def _covariance(d: MultivariateNormal) -> torch.Tensor:
-    """The covariance L L^T in float64 (symmetric to rounding), back in the distribution's dtype."""
-    lower = d.scale_tril.to(torch.float64)
+    """The covariance L L^T in float64 (symmetric to rounding), back in the distribution's dtype.
+
+    Only L's lower triangle counts, as in PyTorch's own KL and ``log_prob`` (triangular
+    solves): entries above the diagonal of a ``scale_tril`` parameter get no gradient.
+    """
+    lower = d.scale_tril.tril().to(torch.float64)
     covariance = lower @ lower.mT
     return (0.5 * (covariance + covariance.mT)).to(d.loc.dtype)
 

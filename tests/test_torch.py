@@ -554,3 +554,23 @@ def test_torch_func_transforms_and_forward_mode():
         lambda a, b: symkl.kl_diag(a, b, 0.2, 1.5, param="std", axis=0),
         (mu.clone().requires_grad_(), s.clone().requires_grad_()), check_forward_ad=True,
     )
+
+
+def test_register_kl_scale_tril_gradient_is_torchs_upper_triangle_gets_none():
+    """symkl once differentiated L @ L.T in full: the (ignored) entries above the diagonal of
+    a scale_tril parameter got gradients (0.38 here) where PyTorch's own KL gives 0."""
+    from torch.distributions import MultivariateNormal, kl_divergence
+
+    g = _generator(17)
+    a = torch.randn(2, 3, 3, generator=g, dtype=torch.float64)
+    lower = torch.linalg.cholesky(a @ a.mT + torch.eye(3, dtype=torch.float64)).requires_grad_()
+    loc = torch.randn(2, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    eye = torch.eye(3, dtype=torch.float64)
+    q = MultivariateNormal(torch.zeros(3, dtype=torch.float64), 2 * eye)
+    kl_divergence(MultivariateNormal(loc, scale_tril=lower), q).sum().backward()
+    expected = lower.grad.clone(), loc.grad.clone()
+    lower.grad = loc.grad = None
+    with symkl_torch.register_kl():
+        kl_divergence(MultivariateNormal(loc, scale_tril=lower), q).sum().backward()
+    torch.testing.assert_close(lower.grad, expected[0], rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(loc.grad, expected[1], rtol=1e-12, atol=1e-14)
