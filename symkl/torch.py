@@ -63,8 +63,12 @@ def _independent_normal(d: Independent, who: str) -> tuple[torch.Tensor, torch.T
 
 
 def _covariance(d: MultivariateNormal) -> torch.Tensor:
-    """The covariance L L^T in float64 (symmetric to rounding), back in the distribution's dtype."""
-    lower = d.scale_tril.to(torch.float64)
+    """The covariance L L^T in float64 (symmetric to rounding), back in the distribution's dtype.
+
+    Only L's lower triangle counts, as in PyTorch's own KL and ``log_prob`` (triangular
+    solves): entries above the diagonal of a ``scale_tril`` parameter get no gradient.
+    """
+    lower = d.scale_tril.tril().to(torch.float64)
     covariance = lower @ lower.mT
     return (0.5 * (covariance + covariance.mT)).to(d.loc.dtype)
 
@@ -149,8 +153,19 @@ PAIRS: dict[tuple[type, type], Callable[[Any, Any], torch.Tensor]] = {
 }
 
 
+#: how many register_kl() calls are not yet undone (unregister_kl() sets it to 0)
+_ACTIVE = 0
+
+
 class Registration:
-    """What :func:`register_kl` returns: ``undo()`` it, or use it as a context manager."""
+    """What :func:`register_kl` returns: ``undo()`` it, or use it as a context manager.
+
+    Registrations nest: undoing one (leaving an inner ``with register_kl():``
+    block) keeps symkl registered while an outer one is still in force.
+    """
+
+    def __init__(self) -> None:
+        self._undone = False
 
     def __enter__(self) -> Registration:
         return self
@@ -159,15 +174,28 @@ class Registration:
         self.undo()
 
     def undo(self) -> None:
-        """Put back the functions registered before (same as :func:`unregister_kl`)."""
-        unregister_kl()
+        """Undo this registration; PyTorch's functions are back once none is left in force.
+
+        Undoing the same registration twice does nothing the second time.
+        """
+        global _ACTIVE
+        if self._undone:
+            return
+        self._undone = True
+        if _ACTIVE > 0:
+            _ACTIVE -= 1
+        if _ACTIVE == 0:
+            unregister_kl()
 
 
 def register_kl() -> Registration:
     """Make ``torch.distributions.kl_divergence`` use symkl for the pairs in :data:`PAIRS`.
 
-    Registering twice is harmless; :func:`unregister_kl` (or leaving the
-    ``with`` block) restores PyTorch's own functions.
+    Registering twice is harmless; :func:`unregister_kl` restores PyTorch's
+    own functions at once, leaving a ``with`` block (or
+    :meth:`Registration.undo`) restores them when no other registration is in
+    force (so a library's ``with register_kl():`` inside yours does not switch
+    symkl off for you).
 
     Examples
     --------
@@ -186,6 +214,8 @@ def register_kl() -> Registration:
         _REPLACED.setdefault(pair, current)
         torch_kl._KL_REGISTRY[pair] = function
     torch_kl._KL_MEMOIZE.clear()
+    global _ACTIVE
+    _ACTIVE += 1
     return Registration()
 
 
@@ -196,6 +226,8 @@ def unregister_kl() -> None:
     --------
     >>> unregister_kl()  # harmless when nothing is registered
     """
+    global _ACTIVE
+    _ACTIVE = 0
     for pair, previous in list(_REPLACED.items()):
         if torch_kl._KL_REGISTRY.get(pair) is PAIRS[pair]:
             if previous is None:

@@ -137,3 +137,14 @@ def test_exports_validate_with_symkl_messages(modules, target):
     finally:
         if target == "jax":
             jax.config.update("jax_enable_x64", previous)
+
+
+def test_numpy_export_overflows_to_inf_without_a_warning(modules):
+    import warnings
+
+    module = modules["numpy"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for dtype in (np.float16, np.float32):
+            got = module.kl_std_normal(np.zeros(1, dtype), np.asarray([200.0], dtype))
+            assert got.dtype == dtype and np.isinf(got).all()

@@ -203,3 +203,56 @@ def test_edge_cases_empty_and_overflow():
     assert jax.jit(symkl.kl_std_normal)(jnp.zeros((0, 3)), jnp.zeros((0, 3))).shape == (0,)
     assert np.isinf(np.asarray(jax.jit(symkl.kl_std_normal)(jnp.zeros(1), jnp.asarray([800.0]))))
     assert symkl.kl_std_normal(jnp.array([1, 2]), jnp.array([0, 0])).dtype == jnp.float64
+
+
+# --------------------------------------------------------------------------- review findings
+
+
+def test_x64_off_float32_everywhere_matches_the_numpy_path():
+    """JAX's default (jax_enable_x64 off), which every other test here switches on."""
+    jax.config.update("jax_enable_x64", False)  # the autouse fixture restores it
+    rng = np.random.default_rng(8)
+    mu, s = rng.standard_normal((4, 3)).astype(np.float32), (rng.random((4, 3)) + 0.5)
+    s = s.astype(np.float32)
+    for param in PARAMS:
+        expected = symkl.kl_diag(mu, s, np.float32(0.0), np.float32(1.0), param=param)
+        got = jax.jit(lambda m, v, p=param: symkl.kl_diag(m, v, 0.0, 1.0, param=p))(mu, s)
+        assert got.dtype == jnp.float32
+        np.testing.assert_array_equal(np.asarray(got), expected)
+        grads = jax.grad(lambda v, p=param: symkl.kl_diag(mu, v, 0.0, 1.0, param=p).sum())(
+            jnp.asarray(s)
+        )
+        parts = symkl.grad_kl_diag(mu, s, np.float32(0.0), np.float32(1.0), param=param)
+        assert grads.dtype == jnp.float32
+        np.testing.assert_allclose(np.asarray(grads), parts[1], rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16], ids=str)
+def test_half_overflow_to_inf_without_a_warning(dtype):
+    """A KL beyond the half type's range is inf, rounded silently (a RuntimeWarning broke
+    -W error runs)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = symkl.kl_std_normal(jnp.zeros(1, dtype), jnp.asarray([100.0], dtype))
+        jitted = jax.jit(symkl.kl_std_normal)(jnp.zeros(1, dtype), jnp.asarray([100.0], dtype))
+    assert got.dtype == dtype and np.isinf(np.asarray(got, np.float64)).all()
+    assert np.isinf(np.asarray(jitted, np.float64)).all()
+
+
+def test_kl_mvn_second_derivative_raises_a_clear_error():
+    """It said 'Pure callbacks do not support JVP. Please use jax.custom_jvp'."""
+    cov = jnp.asarray([[2.0, 0.3], [0.3, 1.0]])
+    kl = lambda m: symkl.kl_mvn(m, cov, jnp.ones(2), jnp.eye(2))  # noqa: E731
+    np.testing.assert_allclose(np.asarray(jax.jacfwd(kl)(jnp.zeros(2))),
+                               np.asarray(jax.grad(kl)(jnp.zeros(2))), rtol=1e-15)
+    for second in (
+        lambda: jax.hessian(kl)(jnp.zeros(2)),
+        lambda: jax.jit(jax.hessian(kl))(jnp.zeros(2)),
+        lambda: jax.grad(lambda m: symkl.grad_kl_mvn(m, cov, jnp.ones(2), jnp.eye(2))[0].sum())(
+            jnp.zeros(2)
+        ),
+    ):
+        with pytest.raises(NotImplementedError, match=r"second derivatives .* not available"):
+            second()

@@ -488,3 +488,89 @@ def test_register_kl_independent_with_an_empty_batch_or_event():
         mvn = MultivariateNormal(torch.zeros(0, 3), torch.eye(3), validate_args=False)
         assert kl_divergence(Independent(Normal(torch.zeros(0, 3), torch.ones(0, 3)), 1),
                              mvn).shape == (0,)
+
+
+def test_register_kl_nests_and_unregister_restores_the_registry_exactly():
+    from torch.distributions import Normal, kl, kl_divergence
+
+    before = list(kl._KL_REGISTRY.items())
+    zero = torch.tensor(0.0, dtype=torch.float64)
+    p, q = Normal(zero, zero + 1), Normal(zero, zero + 1 + 1e-12)
+    torch_value = float(kl_divergence(p, q))
+    with symkl_torch.register_kl():
+        with symkl_torch.register_kl():  # e.g. a library's, inside the user's
+            pass
+        # the inner block's exit left the user's registration in force
+        assert kl._KL_REGISTRY[Normal, Normal] is symkl_torch.kl_normal_normal
+        assert f"{float(kl_divergence(p, q)):.8g}" == "1.0001778e-24"
+    assert list(kl._KL_REGISTRY.items()) == before and float(kl_divergence(p, q)) == torch_value
+    outer = symkl_torch.register_kl()
+    symkl_torch.register_kl().undo()
+    outer.undo()
+    outer.undo()  # twice: nothing more
+    assert list(kl._KL_REGISTRY.items()) == before
+    symkl_torch.register_kl()
+    symkl_torch.register_kl()
+    symkl_torch.unregister_kl()  # all at once
+    assert list(kl._KL_REGISTRY.items()) == before and float(kl_divergence(p, q)) == torch_value
+
+
+def test_torch_func_transforms_and_forward_mode():
+    """torch.func (per-sample gradients, jacfwd, hessian) and forward-mode AD: they refused the
+    autograd.Function ('must override the setup_context staticmethod', 'implement jvp')."""
+    import torch.autograd.forward_ad as forward_ad
+
+    g = _generator(13)
+    mu, logvar = (torch.randn(3, 4, generator=g, dtype=torch.float64) for _ in range(2))
+    rows = torch.randn(5, 4, generator=g, dtype=torch.float64)
+    s = torch.rand(3, 4, generator=g, dtype=torch.float64) + 0.5
+    # vmap: over any axis, with unbatched arguments of higher rank
+    torch.testing.assert_close(torch.func.vmap(symkl.kl_std_normal)(mu, logvar),
+                               symkl.kl_std_normal(mu, logvar), rtol=0, atol=0)
+    mapped = torch.func.vmap(lambda m, v: symkl.kl_std_normal(m, v, axis=0), in_dims=1)(mu, logvar)
+    torch.testing.assert_close(mapped, symkl.kl_std_normal(mu, logvar, axis=0), rtol=0, atol=0)
+    mapped = torch.func.vmap(lambda m: symkl.kl_diag(m, s, 0.0, 1.0))(rows)
+    torch.testing.assert_close(mapped, torch.stack([symkl.kl_diag(r, s, 0.0, 1.0) for r in rows]),
+                               rtol=0, atol=0)
+    # per-sample gradients, jvp, jacfwd against jacrev, hessian
+    per_sample_grad = torch.func.vmap(torch.func.grad(lambda m, v: symkl.kl_std_normal(m, v)))
+    per_sample = per_sample_grad(mu, logvar)
+    torch.testing.assert_close(per_sample, mu)
+    tangent = torch.func.jvp(lambda v: symkl.kl_std_normal(mu, v), (logvar,),
+                             (torch.ones_like(mu),))[1]
+    torch.testing.assert_close(tangent, (0.5 * torch.expm1(logvar)).sum(-1))
+    kl = lambda v: symkl.kl_diag_symmetric(mu, v, 0.3, 1.2, param="logvar")  # noqa: E731
+    torch.testing.assert_close(torch.func.jacfwd(kl)(logvar), torch.func.jacrev(kl)(logvar))
+    hessian = torch.func.hessian(lambda v: symkl.kl_std_normal(mu[0], v))(logvar[0])
+    torch.testing.assert_close(hessian, torch.diag(0.5 * torch.exp(logvar[0])))
+    with forward_ad.dual_level():
+        dual = forward_ad.make_dual(logvar, torch.ones_like(logvar))
+        tangent = forward_ad.unpack_dual(symkl.kl_std_normal(mu, dual)).tangent
+    torch.testing.assert_close(tangent, (0.5 * torch.expm1(logvar)).sum(-1))
+    half = torch.func.jvp(lambda v: symkl.kl_std_normal(mu.half(), v), (logvar.half(),),
+                          (torch.ones_like(logvar).half(),))[1]
+    assert half.dtype == torch.float16
+    assert torch.autograd.gradcheck(
+        lambda a, b: symkl.kl_diag(a, b, 0.2, 1.5, param="std", axis=0),
+        (mu.clone().requires_grad_(), s.clone().requires_grad_()), check_forward_ad=True,
+    )
+
+
+def test_register_kl_scale_tril_gradient_is_torchs_upper_triangle_gets_none():
+    """symkl once differentiated L @ L.T in full: the (ignored) entries above the diagonal of
+    a scale_tril parameter got gradients (0.38 here) where PyTorch's own KL gives 0."""
+    from torch.distributions import MultivariateNormal, kl_divergence
+
+    g = _generator(17)
+    a = torch.randn(2, 3, 3, generator=g, dtype=torch.float64)
+    lower = torch.linalg.cholesky(a @ a.mT + torch.eye(3, dtype=torch.float64)).requires_grad_()
+    loc = torch.randn(2, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    eye = torch.eye(3, dtype=torch.float64)
+    q = MultivariateNormal(torch.zeros(3, dtype=torch.float64), 2 * eye)
+    kl_divergence(MultivariateNormal(loc, scale_tril=lower), q).sum().backward()
+    expected = lower.grad.clone(), loc.grad.clone()
+    lower.grad = loc.grad = None
+    with symkl_torch.register_kl():
+        kl_divergence(MultivariateNormal(loc, scale_tril=lower), q).sum().backward()
+    torch.testing.assert_close(lower.grad, expected[0], rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(loc.grad, expected[1], rtol=1e-12, atol=1e-14)

@@ -68,10 +68,11 @@ def round_half_numpy(value: np.ndarray, dtype) -> np.ndarray:
     array([1.001], dtype=float16)
     """
     value = np.asarray(value, dtype=np.float64)
-    nearest = value.astype(np.float32)
-    with np.errstate(invalid="ignore"):
+    # overflow to inf is the correct rounding of a KL beyond the type's range: no warning
+    with np.errstate(over="ignore", invalid="ignore"):
+        nearest = value.astype(np.float32)
         inexact = nearest.astype(np.float64) != value
         away = inexact & (np.abs(nearest.astype(np.float64)) > np.abs(value))
-    truncated = np.where(away, np.nextafter(nearest, np.float32(0)), nearest)
-    bits = truncated.view(np.uint32) | inexact.astype(np.uint32)
-    return bits.view(np.float32).astype(dtype)
+        truncated = np.where(away, np.nextafter(nearest, np.float32(0)), nearest)
+        bits = truncated.view(np.uint32) | inexact.astype(np.uint32)
+        return bits.view(np.float32).astype(dtype)

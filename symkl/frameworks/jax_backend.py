@@ -303,6 +303,29 @@ def _mvn_gradient_host(dtype, *arrays):
     return tuple(np.asarray(p).astype(_wide(dtype)) for p in parts)
 
 
+_NO_SECOND_DERIVATIVE = (
+    "symkl.kl_mvn: second derivatives (derivatives of grad_kl_mvn) are not available: its "
+    "proved gradient is computed by NumPy on the host, outside JAX's tracing; first "
+    "derivatives are exact"
+)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
+def _mvn_gradient(dtype, *arrays):
+    """The proved full-covariance gradient on the host (``arrays`` already broadcast)."""
+    shapes = tuple(jax.ShapeDtypeStruct(a.shape, _wide(dtype)) for a in arrays)
+    return jax.pure_callback(
+        functools.partial(_mvn_gradient_host, dtype), shapes, *arrays, vmap_method="broadcast_all"
+    )
+
+
+@_mvn_gradient.defjvp
+def _mvn_gradient_jvp(dtype, primals, tangents):
+    # JAX's own message ("Pure callbacks do not support JVP. Please use jax.custom_jvp")
+    # would send the user looking for a bug in their code
+    raise NotImplementedError(_NO_SECOND_DERIVATIVE)
+
+
 @functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
 def _kl_mvn(dtype, *arrays):
     batch, arrays = _mvn_broadcast(arrays)
@@ -317,10 +340,7 @@ def _kl_mvn_jvp(dtype, primals, tangents):
     value = _kl_mvn(dtype, *primals)
     _, arrays = _mvn_broadcast(primals)
     wide = _wide(dtype)
-    shapes = tuple(jax.ShapeDtypeStruct(a.shape, wide) for a in arrays)
-    parts = jax.pure_callback(
-        functools.partial(_mvn_gradient_host, dtype), shapes, *arrays, vmap_method="broadcast_all"
-    )
+    parts = _mvn_gradient(dtype, *arrays)
     total = 0.0
     for part, tangent, event in zip(parts, tangents, (1, 2, 1, 2), strict=True):
         axes = tuple(range(-event, 0))
@@ -345,9 +365,4 @@ def grad_kl_mvn(mu_p, cov_p, mu_q, cov_q):
         parts = numeric.grad_kl_mvn.__wrapped__(*(np.asarray(a, dtype=np.float64) for a in arrays))
         return tuple(jnp.asarray(np.asarray(p).astype(dtype)) for p in parts)
     _, broadcast = _mvn_broadcast(arrays)
-    shapes = tuple(jax.ShapeDtypeStruct(a.shape, _wide(dtype)) for a in broadcast)
-    parts = jax.pure_callback(
-        functools.partial(_mvn_gradient_host, dtype), shapes, *broadcast,
-        vmap_method="broadcast_all",
-    )
-    return tuple(p.astype(dtype) for p in parts)
+    return tuple(p.astype(dtype) for p in _mvn_gradient(dtype, *broadcast))

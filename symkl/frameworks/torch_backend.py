@@ -13,6 +13,9 @@ argument is a ``torch.Tensor`` (nothing here needs to be imported by hand).
   operations, so it is cheap and itself differentiable: double backward works.
   ``kl_mvn`` uses the proved full-covariance gradient (computed on the CPU in
   float64); differentiating its gradient again raises a RuntimeError saying so.
+  Forward mode (``jvp``: ``torch.func.jvp``, ``jacfwd``, ``forward_ad``) and
+  ``torch.func.vmap``/``grad`` (per-sample gradients) work for every function
+  but ``kl_mvn``.
 * **Validation** as on the NumPy path (same messages: argument, value, index);
   ``validate=False`` skips it.
 * **torch.compile**: the calls are opaque to the compiler
@@ -34,6 +37,7 @@ tensor([[0.5000, 0.0000]])
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -262,10 +266,47 @@ class _KLFunction(torch.autograd.Function):
     """Forward: the compiled (or printed tensor) kernel; backward: the proved gradient."""
 
     @staticmethod
-    def forward(ctx, plan: _Plan, dtype: torch.dtype, *tensors: torch.Tensor):
+    def forward(plan: _Plan, dtype: torch.dtype, *tensors: torch.Tensor):
+        return _value(plan, tensors, dtype)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):  # the separate form torch.func transforms need
+        plan, _, *tensors = inputs
         ctx.plan = plan
         ctx.save_for_backward(*tensors)
-        return _value(plan, tensors, dtype)
+        ctx.save_for_forward(*tensors)
+
+    @staticmethod
+    def vmap(info, in_dims, plan: _Plan, dtype: torch.dtype, *tensors: torch.Tensor):
+        """torch.func.vmap: the mapped axis first, the call once more over the whole batch."""
+        dims = in_dims[2:]
+        rank = max(t.ndim - (d is not None) for t, d in zip(tensors, dims, strict=True))
+        moved = []
+        for tensor, dim in zip(tensors, dims, strict=True):
+            if dim is not None:  # (B, 1..., logical shape): aligned with the others' axes
+                tensor = tensor.movedim(dim, 0)
+                logical = tensor.shape[1:]
+                tensor = tensor.reshape(tensor.shape[0], *(1,) * (rank - len(logical)), *logical)
+            moved.append(tensor)
+        axis = None if plan.axis is None else plan.axis + 1
+        batched = dataclasses.replace(plan, axis=axis)
+        return _KLFunction.apply(batched, dtype, *moved), 0
+
+    @staticmethod
+    def jvp(ctx, plan: _Plan, dtype: torch.dtype, *tangents):
+        """Forward mode (torch.func.jvp, jacfwd, forward_ad): the proved gradient times tangents."""
+        plan = ctx.plan
+        tensors = ctx.saved_tensors
+        wide = tensors[0].dtype if tensors[0].dtype in _NATIVE else torch.float32
+        parts = _gradient_parts(plan, tensors, wide)
+        shape = torch.broadcast_shapes(*(t.shape for t in tensors))
+        total = torch.zeros(shape, dtype=wide, device=tensors[0].device)
+        for part, tangent in zip(parts, tangents, strict=True):
+            if tangent is not None:
+                total = total + part * tangent.to(wide)
+        if plan.axis is not None:
+            total = total.sum(dim=plan.axis)
+        return total.to(tensors[0].dtype)
 
     @staticmethod
     def backward(ctx, grad_output: torch.Tensor):
