@@ -16,7 +16,7 @@ from symkl.accuracy.peers import PeerResult, run_peers
 from symkl.accuracy.references import PARAMS, kl_mvn_quad, kl_mvn_reference
 from symkl.accuracy.registry import CHECKS, Check
 from symkl.accuracy.runner import CheckResult, run_check, run_checks
-from symkl.accuracy.user import array_converter, load_function, user_check
+from symkl.accuracy.user import array_converter, user_check
 
 __all__ = [
     "CHECKS",
@@ -26,7 +26,6 @@ __all__ = [
     "CheckResult",
     "PeerResult",
     "array_converter",
-    "load_function",
     "mvn_cases",
     "mvn_quad",
     "mvn_reference",

@@ -40,7 +40,7 @@ from symkl.accuracy.references import (
 )
 from symkl.accuracy.registry import CHECKS, DPS, Check
 from symkl.accuracy.runner import CheckResult, run_check, run_checks, ulp_distance
-from symkl.accuracy.user import FRAMEWORKS, load_function, user_check
+from symkl.accuracy.user import FRAMEWORKS, user_check
 
 __all__ = [
     "CHECKS",
@@ -61,7 +61,6 @@ __all__ = [
     "kl_quad",
     "kl_quad_enclosure",
     "kl_term",
-    "load_function",
     "mvn_cases",
     "mvn_diagonal_cases",
     "run_check",

@@ -12,7 +12,6 @@ True
 from __future__ import annotations
 
 import importlib
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -22,43 +21,10 @@ from symkl.accuracy.cases import FAMILIES
 from symkl.accuracy.references import PARAMS
 from symkl.accuracy.registry import PAIR, Arrays, Check, kl_truth, prior_truth
 
-__all__ = ["FRAMEWORKS", "array_converter", "load_function", "user_check"]
+__all__ = ["FRAMEWORKS", "array_converter", "user_check"]
 
 #: what a user's function may be fed
 FRAMEWORKS = ("numpy", "torch", "jax")
-
-
-def load_function(spec: str) -> Callable[..., Any]:
-    """Import ``"package.module:function"`` (the current directory is importable).
-
-    Raises ``ValueError`` with what was wrong: no colon, no module, no attribute,
-    or an attribute that is not callable.
-    """
-    module_name, colon, attribute = spec.partition(":")
-    if not colon or not module_name or not attribute:
-        raise ValueError(f"--function must look like 'package.module:function', got {spec!r}")
-    if "" not in sys.path and "." not in sys.path:
-        sys.path.insert(0, "")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as error:
-        raise ValueError(f"cannot import module {module_name!r} for --function: {error}") from error
-    except (Exception, SystemExit) as error:  # a broken module: its error, not a traceback
-        # SystemExit too: sys.exit(0) while importing would otherwise end `symkl check`
-        # with status 0, a pass that checked nothing
-        raise ValueError(
-            f"importing module {module_name!r} for --function raised "
-            f"{type(error).__name__}: {error}"
-        ) from error
-    try:
-        function = module
-        for part in attribute.split("."):
-            function = getattr(function, part)
-    except AttributeError as error:
-        raise ValueError(f"module {module_name!r} has no attribute {attribute!r}") from error
-    if not callable(function):
-        raise ValueError(f"{spec!r} is not callable (it is a {type(function).__name__})")
-    return function
 
 
 def array_converter(framework: str, *, enable_x64: bool = False) -> Callable[[np.ndarray], Any]:
