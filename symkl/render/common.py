@@ -11,9 +11,11 @@ __all__ = [
     "expr_latex",
     "expr_latex_lines",
     "fact_latex",
+    "fact_note",
     "method_note",
     "step_checks",
     "terms_latex",
+    "verdict_line",
 ]
 
 #: display names of the named terms; the same names are used in the API and docs
@@ -67,6 +69,8 @@ def method_note(check: StepCheck | None) -> str:
     if check is None:
         return ""
     symbolic = check.symbolic.method if check.symbolic.ok else "NOT proved symbolically"
+    if check.symbolic.ok and not check.general and "at k =" not in symbolic:
+        symbolic += f", {check.scope.split(' (')[0]} only"
     numeric = (
         f"{check.numeric.points} points agree to $\\geq {check.numeric.min_digits:g}$ digits"
         if check.numeric.ok
@@ -86,5 +90,32 @@ def terms_latex(derivation: Derivation) -> str:
 
 
 def fact_latex(fact) -> str:
-    """``lhs = rhs`` of a :class:`~symkl.derivation.Fact` in LaTeX."""
-    return f"{expr_latex(fact.lhs)} = {expr_latex(fact.rhs)}"
+    """``lhs = rhs`` of a :class:`~symkl.derivation.Fact` in LaTeX (its shown left side)."""
+    return f"{expr_latex(fact.display_lhs)} = {expr_latex(fact.rhs)}"
+
+
+#: how a fact came to be, as rendered next to it
+ORIGINS = {"computed": "computed by SymPy", "stated": "stated"}
+
+
+def fact_note(fact, check: StepCheck | None) -> str:
+    """``computed by SymPy, then checked: ...`` / ``stated, then checked: ...`` / ``not checked``.
+
+    A fact renders as checked only when a passing verdict on it is at hand.
+    """
+    origin = ORIGINS[fact.origin]
+    if check is None:
+        return f"{origin}; not yet checked"
+    if not check.ok:
+        return f"{origin}; CHECK FAILED"
+    return f"{origin}, then checked: {method_note(check)}"
+
+
+def verdict_line(report: VerificationReport) -> str:
+    """The closing sentence, with the scope: never "proved for all k" unless every claim is."""
+    if not report.proved:
+        return f"NOT all claims proved ({len(report.failures)} of {len(report.checks)} failing)"
+    scope = report.scope
+    if scope == "for all k":
+        return f"every claim ({len(report.checks)}: steps, named terms, facts) proved for all k"
+    return f"every claim ({len(report.checks)}: steps, named terms, facts) proved; {scope}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sympy as sp
 
 from symkl.derivation import Derivation, VerificationReport
-from symkl.render.common import method_note, step_checks
+from symkl.render.common import fact_note, method_note, step_checks, verdict_line
 
 __all__ = ["derivation_to_text"]
 
@@ -27,6 +27,12 @@ def derivation_to_text(derivation: Derivation, report: VerificationReport | None
         lines += ["", "named terms:"]
         lines += [f"  {name} = {sp.sstr(term)}" for name, term in derivation.terms.items()]
     if derivation.facts:
-        lines += ["", "derived facts:"]
-        lines += [f"  {f.text}: {sp.sstr(f.lhs)} = {sp.sstr(f.rhs)}" for f in derivation.facts]
+        lines += ["", "facts (each a checked claim):"]
+        lines += [
+            f"  [{f.label}] {f.text} ({fact_note(f, checks.get(f.label))}): "
+            f"{sp.sstr(f.display_lhs)} = {sp.sstr(f.rhs)}"
+            for f in derivation.facts
+        ]
+    if report is not None:
+        lines += ["", f"verification: {verdict_line(report)}"]
     return "\n".join(lines) + "\n"
