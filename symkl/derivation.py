@@ -37,6 +37,7 @@ import sympy as sp
 from symkl.proof import (
     AtSizes,
     Claim,
+    InstanceOf,
     NumericResult,
     Prover,
     Settings,
@@ -141,9 +142,10 @@ class Fact:
 
 
 def _sizes(prove: Prover | None) -> tuple[int, ...] | None:
-    if isinstance(prove, AtSizes) and not prove.general:
+    """The sizes a step proved by :class:`AtSizes` is claimed at (a general proof is better)."""
+    if isinstance(prove, AtSizes):
         return prove.sizes
-    return None
+    return prove.theorem.sizes if isinstance(prove, InstanceOf) else None
 
 
 @dataclass(frozen=True)

@@ -358,6 +358,13 @@ def check(claim: Claim, settings: Settings | None = None) -> StepCheck:
         symbolic = prover.prove(claim.lhs, claim.rhs)
     except Exception as error:  # a crashing prover proves nothing
         symbolic = SymbolicResult(False, "error", f"{type(error).__name__}: {str(error)[:200]}")
+    if symbolic.ok and claim.sizes is None and symbolic.sizes is not None:
+        symbolic = SymbolicResult(
+            False,
+            symbolic.method,
+            f"claimed for every k, proved only at k = {format_sizes(symbolic.sizes)}",
+            symbolic.sizes,
+        )
     if (
         symbolic.ok
         and claim.sizes is not None

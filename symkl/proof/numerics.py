@@ -188,7 +188,27 @@ def _integrate(integral: sp.Integral, dps: int):
                 v, e = _gauss_hermite(members, variables, *shapes[exponent], dps + 20)
                 value, error = value + v, error + e
             return value, error
-    function = sp.lambdify(variables, integrand, modules="mpmath")
+    dependent = [
+        lim
+        for lim in integral.limits
+        if (lim[1].free_symbols | lim[2].free_symbols) & set(variables)
+    ]
+    if dependent:  # iterated: the outermost variable by quadrature, the rest inside it
+        outer, inner = integral.limits[-1], integral.limits[:-1]
+        low, high = _limit_mp(outer[1], dps), _limit_mp(outer[2], dps)
+
+        def slice_value(v):
+            at = sp.Float(v, dps + 10)
+            return _integrate(
+                sp.Integral(
+                    integrand.xreplace({outer[0]: at}),
+                    *[tuple(b.xreplace({outer[0]: at}) for b in lim) for lim in inner],
+                ),
+                dps,
+            )[0]
+
+        return mpmath.quad(slice_value, [low, high], error=True)
+    raw = sp.lambdify(variables, integrand, modules="mpmath")
     ranges = []
     for lim in integral.limits:
         breaks = (
@@ -197,8 +217,19 @@ def _integrate(integral: sp.Integral, dps: int):
             else [mpmath.mpf(b) for b in _DEFAULT_BREAKS]
         )
         ranges.append(_interval(_limit_mp(lim[1], dps), _limit_mp(lim[2], dps), breaks))
-    value, error = mpmath.quad(function, *ranges, error=True)
-    return value, error
+    # mpmath stops at an absolute tolerance: scale the integrand to O(1) at its breakpoints
+    # first, or an integral of size 1e-180 "converges" at once to 4 digits
+    scale = mpmath.mpf(0)
+    if len(variables) == 1:
+        for b in ranges[0][1:-1]:
+            try:
+                scale = max(scale, abs(raw(b)))
+            except (ValueError, ZeroDivisionError, TypeError):
+                continue
+    if not scale or not mpmath.isfinite(scale):
+        scale = mpmath.mpf(1)
+    value, error = mpmath.quad(lambda *v: raw(*v) / scale, *ranges, error=True)
+    return value * scale, error * scale
 
 
 _CACHE: dict[tuple, tuple] = {}

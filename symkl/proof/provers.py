@@ -88,6 +88,11 @@ _REWRITES: tuple[tuple[str, Callable[[sp.Expr], sp.Expr]], ...] = (
     # expand_log without force splits only logs of positive factors: sound
     ("expand_log+simplify", lambda e: sp.simplify(sp.expand(sp.expand_log(e)))),
     ("logcombine+simplify", lambda e: sp.simplify(sp.logcombine(sp.expand(e)))),
+    # inverse hyperbolics as logs (an identity), then logs of positive factors split
+    (
+        "rewrite(log)+expand_log",
+        lambda e: sp.simplify(sp.expand_log(sp.factor_terms(e.rewrite(sp.log)), force=False)),
+    ),
 )
 
 
@@ -269,7 +274,11 @@ def _linearity(difference: sp.Expr) -> tuple[bool, str]:
 
 @functools.lru_cache(maxsize=1024)
 def _integrate(integrand: sp.Expr, limits: tuple) -> sp.Expr:
-    return sp.integrate(integrand, limits)
+    return (
+        sp.integrate(integrand, *limits)
+        if isinstance(limits[0], (tuple, sp.Tuple))
+        else sp.integrate(integrand, limits)
+    )
 
 
 def _unconditional(value: sp.Basic) -> bool:
