@@ -105,6 +105,6 @@ def test_wrong_marginalisation_is_rejected(diagonal):
         definitions=diagonal.definitions,
         prove=proved_for_general_k_or_at(k),
         instances=({k: 2},),
-        points=2,
+        points=3,
     )
     assert not result.symbolic.ok and not result.numeric.ok
