@@ -41,8 +41,10 @@ def test_full_derivation_is_proved_at_k_1_2_3_and_says_so():
     report = derive("full").verify()
     assert report.proved, str(report)
     for check in report.checks:
-        assert "at k = 1, 2, 3" in check.symbolic.method, check.summary()
+        assert check.symbolic.sizes == (1, 2, 3), check.summary()
+        assert check.scope.startswith("at k = 1..3"), check.summary()
         assert check.numeric.points == 5 * len(NUMERIC_AT)
+    assert report.scope == f"{len(report.checks)} of {len(report.checks)} claims only at k = 1..3"
 
 
 def test_closed_form_matches_hand_typed_numpy_at_random_spd_points():

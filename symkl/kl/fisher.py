@@ -90,7 +90,7 @@ def derive_fisher() -> Derivation:
             (r"$\sigma + \delta_\sigma > 0$",),
         ),
     ]
-    derivation = Derivation(
+    return Derivation(
         name="fisher",
         title="KL or MSE on the parameters? The Fisher metric",
         lhs=kl_symbol(),
@@ -102,15 +102,19 @@ def derive_fisher() -> Derivation:
             "Locally, KL is a quadratic form in the parameter change whose matrix is the Fisher "
             "information; an MSE uses the identity matrix instead.",
         ],
+        facts=_facts(perturbed, quadratic, remainder, remainder_t, mu, sigma, dmu, dsigma,
+                     univariate),
+        derive_seconds=time.perf_counter() - started,
     )
-    derivation.facts = _facts(
-        perturbed, quadratic, shown, remainder, remainder_t, mu, sigma, dmu, dsigma, univariate
-    )
-    derivation.derive_seconds = time.perf_counter() - started
-    return derivation
 
 
-def _facts(perturbed, quadratic, shown, remainder, t, mu, sigma, dmu, dsigma, univariate):
+def _hessian_at_zero(expr: sp.Expr, variables: tuple) -> sp.Matrix:
+    """The matrix of second derivatives at ``variables = 0``, unevaluated (a checked claim)."""
+    return sp.Matrix(2, 2, lambda a, b: sp.Subs(
+        sp.Derivative(expr, variables[a], variables[b]), variables, (0, 0)))
+
+
+def _facts(perturbed, quadratic, remainder, t, mu, sigma, dmu, dsigma, univariate):
     fisher = sp.hessian(perturbed, (dmu, dsigma)).xreplace({dmu: 0, dsigma: 0})
     fisher = fisher.applyfunc(sp.simplify)
     # the same metric in other parameterisations, by the chain rule on the distributions:
@@ -130,44 +134,88 @@ def _facts(perturbed, quadratic, shown, remainder, t, mu, sigma, dmu, dsigma, un
         .xreplace({dmu: 0, dl: 0})
         .applyfunc(sp.simplify)
     )
-    mse = sp.Symbol(r"\mathrm{MSE}")
+    d = sp.Matrix([dmu, dsigma])
     weights = sp.Matrix([[fisher[0, 0] / 2, 0], [0, fisher[1, 1] / 2]])
+    half_form = sp.expand((d.T * fisher * d)[0, 0] / 2)
     example = mse_vs_kl_counterexample()
+    a, b = example["points"]
+    order = (mu_p, sigma_p, mu_q, sigma_q)
     return [
-        Fact("the remainder is third order", sp.Function("R")(t), sp.series(remainder, t, 0, 4)),
+        Fact(
+            "the remainder is third order: $R(t)/t^3 \\to -1/3$ as $t \\to 0$",
+            sp.Limit(remainder / t**3, t, 0),
+            sp.limit(remainder / t**3, t, 0),
+            label="remainder-third-order",
+            origin="computed",
+        ),
         Fact(
             "Fisher metric in (mu, sigma): the Hessian of KL at zero perturbation",
-            sp.Symbol(r"G_{\mu,\sigma}"),
+            _hessian_at_zero(perturbed, (dmu, dsigma)),
             fisher,
+            label="fisher-metric",
+            origin="computed",
+            shown=sp.Symbol(r"G_{\mu,\sigma}"),
+            use_definitions=False,
         ),
         Fact(
             "so, to second order, KL = 1/2 d^T G d, a sigma-weighted squared error",
-            sp.Symbol(r"\frac{1}{2} d^T G d"),
+            half_form,
             sp.expand(quadratic),
+            label="second-order-form",
+            origin="computed",
+            shown=sp.Symbol(r"\frac{1}{2} d^T G d"),
+            use_definitions=False,
         ),
         Fact(
-            "an MSE on (mu, sigma) is d^T d: it matches KL only with these sigma-dependent weights",
-            mse,
-            sp.Matrix([[1, 0], [0, 1]]),
+            "an MSE on (mu, sigma) is d^T d (the identity matrix instead of G)",
+            (d.T * sp.eye(2) * d)[0, 0],
+            dmu**2 + dsigma**2,
+            label="mse-identity",
+            shown=sp.Symbol(r"\mathrm{MSE}"),
+            use_definitions=False,
         ),
-        Fact("the weights MSE would need per coordinate", sp.Symbol("W"), weights),
+        Fact(
+            "the weights MSE would need per coordinate: d^T W d = 1/2 d^T G d",
+            (d.T * weights * d)[0, 0],
+            half_form,
+            label="mse-weights",
+            origin="computed",
+            shown=sp.Symbol("d^T W d"),
+            use_definitions=False,
+        ),
         Fact(
             "Fisher metric in (mu, sigma^2): MSE on the variance weights differently",
-            sp.Symbol(r"G_{\mu,\sigma^2}"),
-            fisher_var.xreplace({v: sigma**2}),
+            _hessian_at_zero(in_var, (dmu, dv)),
+            fisher_var,
+            label="fisher-metric-var",
+            origin="computed",
+            shown=sp.Symbol(r"G_{\mu,v}"),
+            use_definitions=False,
         ),
         Fact(
             "Fisher metric in (mu, logvar): yet another weighting; KL itself is the same number",
-            sp.Symbol(r"G_{\mu,\log\sigma^2}"),
+            _hessian_at_zero(in_logvar, (dmu, dl)),
             fisher_logvar,
+            label="fisher-metric-logvar",
+            origin="computed",
+            shown=sp.Symbol(r"G_{\mu,\log\sigma^2}"),
+            use_definitions=False,
         ),
         Fact(
             example["text"],
-            sp.Symbol(
-                r"(\mathrm{MSE}_A, \mathrm{MSE}_B, \mathrm{KL}_A, "
-                r"\mathrm{KL}_B)"
-            ),
+            sp.Matrix([
+                (a[mu_p] - a[mu_q]) ** 2 + (a[sigma_p] - a[sigma_q]) ** 2,
+                (b[mu_p] - b[mu_q]) ** 2 + (b[sigma_p] - b[sigma_q]) ** 2,
+                sp.Subs(univariate.closed_form, order, tuple(a[n] for n in order)),
+                sp.Subs(univariate.closed_form, order, tuple(b[n] for n in order)),
+            ]).T,
             sp.Matrix([example["mse_a"], example["mse_b"], example["kl_a"], example["kl_b"]]).T,
+            label="mse-vs-kl-ranking",
+            origin="computed",
+            shown=sp.Symbol(
+                r"(\mathrm{MSE}_A, \mathrm{MSE}_B, \mathrm{KL}_A, \mathrm{KL}_B)"
+            ),
+            use_definitions=False,
         ),
     ]
 
@@ -199,6 +247,7 @@ def mse_vs_kl_counterexample() -> dict:
         "kl_b": sp.simplify(univariate.closed_form.xreplace(b)),
     }
     shown = {name: f"{float(value):.3g}" for name, value in values.items()}
+    values["points"] = (a, b)
     values["text"] = (
         "prior N(0,1); A = N(0, 0.1^2), B = N(1, 1): MSE on (mu, sigma) prefers "
         f"{'A' if values['mse_a'] < values['mse_b'] else 'B'} "

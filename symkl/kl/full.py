@@ -25,21 +25,14 @@ standard-normal moments computed by SymPy.  The method of every step says so.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 from collections.abc import Callable, Sequence
 
 import sympy as sp
 
-from symkl.derivation import (
-    Derivation,
-    Fact,
-    Step,
-    SymbolicResult,
-    _linear_parts,
-    instantiate,
-    is_zero,
-)
+from symkl.derivation import Derivation, Fact, Step
 from symkl.kl.univariate import kl_symbol
 from symkl.model import (
     FullSymbols,
@@ -50,6 +43,7 @@ from symkl.model import (
     cholesky_factor,
     full_symbols,
 )
+from symkl.proof import AtSizes, InstanceOf, Whitened
 
 __all__ = [
     "NUMERIC_AT",
@@ -123,114 +117,35 @@ def _diagonal_product(matrix: sp.MatrixBase) -> sp.Expr:
     return sp.Mul(*[matrix[n, n] for n in range(matrix.shape[0])])
 
 
-@functools.cache
-def _determinant_identity(size: int) -> bool:
-    """``det(L L^T) = prod(L_ii)^2`` for the symbolic Cholesky factor, proved by expansion."""
-    factor = cholesky_factor("p", size)
-    return sp.expand((factor * factor.T).det() - _diagonal_product(factor) ** 2) == 0
-
-
-@functools.cache
-def _standard_normal_moment(power: int) -> sp.Expr:
-    """``E[z^power]`` for ``z ~ N(0, 1)``, integrated by SymPy."""
-    z = sp.Symbol("z", real=True)
-    density = sp.exp(-(z**2) / 2) / sp.sqrt(2 * sp.pi)
-    return sp.integrate(z**power * density, (z, -sp.oo, sp.oo))
-
-
 def gaussian_expectation(
     integral: sp.Integral, factor: sp.MatrixBase, mean: sp.MatrixBase
 ) -> sp.Expr | None:
-    """Evaluate ``∫ N(x; mean, L L^T) f(x) dx`` for a polynomial ``f``, exactly.
+    """``∫ N(x; mean, L L^T) f(x) dx`` for a polynomial ``f``, exactly, by the kernel.
 
-    The change of variables ``x = mean + L z`` (Jacobian ``det L``) must turn
-    the integrand into ``phi(z) h(z)`` with ``phi`` the standard normal
-    density and ``h`` a polynomial; both are checked symbolically.  The value
-    is then ``sum_c c * prod_j E[z_j^(n_j)]`` over the monomials of ``h``.
-    Returns None when the integrand is not of that shape.
+    The change of variables ``x = mean + L z`` must turn the integrand into
+    ``phi(z) h(z)`` (``phi`` the standard normal density, ``h`` a polynomial);
+    see :class:`symkl.proof.Whitened`.  Returns None when it is not of that shape.
     """
-    variables = [lim[0] for lim in integral.limits]
-    size = len(variables)
-    if factor.shape != (size, size) or any(
-        lim[1] != -sp.oo or lim[2] != sp.oo for lim in integral.limits
-    ):
-        return None
-    z = sp.symbols(f"z_1:{size + 1}", real=True)
-    shift = {
-        variables[a]: mean[a] + sum(factor[a, b] * z[b] for b in range(size)) for a in range(size)
-    }
-    transformed = integral.function.xreplace(shift) * abs(factor.det())
-    densities = [e for e in transformed.atoms(sp.exp) if e.has(*z)]
-    if len(densities) != 1:
-        return None
-    density = densities[0]
-    # the exponent must be exactly -|z|^2 / 2: p became the standard normal
-    if sp.cancel(sp.expand(density.args[0] + sum(v**2 for v in z) / 2)) != 0:
-        return None
-    marker = sp.Dummy("phi")
-    linear = sp.expand(transformed.xreplace({density: marker}))
-    coefficient = sp.diff(linear, marker)
-    if coefficient.has(marker) or sp.expand(linear - coefficient * marker) != 0:
-        return None
-    polynomial = coefficient * sp.sqrt(2 * sp.pi) ** size
-    try:
-        poly = sp.Poly(sp.expand(polynomial), *z)
-    except sp.PolynomialError:
-        return None
-    if any(c.has(*z) for c in poly.coeffs()):
-        return None
-    return sp.Add(
-        *[c * sp.Mul(*[_standard_normal_moment(n) for n in powers]) for powers, c in poly.terms()]
-    )
+    from symkl.proof import admit
 
-
-def _prove_explicit(before: sp.Expr, after: sp.Expr, setting: dict) -> SymbolicResult:
-    """Prove an explicit (fixed-size) step: algebra, linearity, or whitened expectations."""
-    difference = before - after
-    if not difference.has(sp.Integral):
-        ok, how = is_zero(difference)
-        return SymbolicResult(ok, "algebra", how)
-    remainder, groups = _linear_parts(difference)
-    if is_zero(remainder)[0] and all(is_zero(f)[0] for _, f in groups.values()):
-        return SymbolicResult(True, "linearity of the integral", "the merged integrand is 0")
-    s = full_symbols()
-    values = {}
-    for integral in difference.atoms(sp.Integral):
-        value = gaussian_expectation(integral, setting[s.L_p], setting[s.mu_p])
-        if value is None:
-            return SymbolicResult(
-                False, "expectation under p", f"not a polynomial expectation under p: {integral}"
-            )
-        values[integral] = value
-    ok, how = is_zero(difference.xreplace(values))
-    return SymbolicResult(ok, "expectations by x = mu_p + L_p z and normal moments", how)
+    prover = Whitened(factor, mean)
+    moved = prover._transform(admit(integral))
+    return None if moved is None else prover._moments(moved)
 
 
 def proved_at_sizes(
     settings: Callable[[int], dict], sizes: Sequence[int] = PROVED_AT, what: str = "Sigma = L L^T"
-) -> Callable[[sp.Expr, sp.Expr], SymbolicResult]:
-    """A prover that instantiates both sides at each size (explicit matrices) and proves them."""
+) -> AtSizes:
+    """The kernel prover for the full derivation: at each size, explicit Cholesky factors.
 
-    def prove(before: sp.Expr, after: sp.Expr) -> SymbolicResult:
-        methods = []
-        for size in sizes:
-            if not _determinant_identity(size):
-                return SymbolicResult(False, "determinant", f"det(L L^T) != prod L_ii^2 at {size}")
-            setting = settings(size)
-            result = _prove_explicit(
-                instantiate(before, setting), instantiate(after, setting), setting
-            )
-            if not result.ok:
-                return SymbolicResult(False, f"at k = {size}: {result.method}", result.detail)
-            methods.append(result.method)
-        label = ", ".join(str(n) for n in sizes)
-        return SymbolicResult(
-            True,
-            f"at k = {label} with {what}: {', '.join(dict.fromkeys(methods))}",
-            "not proved for general k; proved symbolically at each listed k",
-        )
-
-    return prove
+    At each size the setting's ``det`` entries are proved to follow from its
+    matrices, and integrals go through ``x = mu_p + L_p z`` (:class:`symkl.proof.Whitened`).
+    """
+    s = full_symbols()
+    sample = settings(sizes[0])
+    k = next(key for key in sample if isinstance(key, sp.Symbol) and key.is_integer)
+    return AtSizes(k, sizes, setting=settings, what=what,
+                   inner=lambda setting: Whitened(setting[s.L_p], setting[s.mu_p]))
 
 
 def expectation_identity(s: FullSymbols | None = None) -> Fact:
@@ -411,6 +326,7 @@ def derive_full() -> Derivation:
             label="diagonal-special-case",
             prove=diagonal_prove,
             instances=tuple(diagonal_setting(s, n) for n in NUMERIC_AT),
+            origin="computed",
         ),
         expectation_identity(s),
         Fact(
@@ -436,8 +352,12 @@ def derive_full() -> Derivation:
         ),
         Fact(
             "reverse divergence: exchange the roles of p and q",
-            sp.Symbol(r"D_{\mathrm{KL}}\left(q \,\|\, p\right)"),
+            MatrixIntegral(q * sp.log(q / p), x),
             reverse,
+            label="reverse",
+            origin="computed",
+            shown=sp.Symbol(r"D_{\mathrm{KL}}\left(q \,\|\, p\right)"),
+            instances=numeric,
         ),
         Fact(
             "symmetric (Jeffreys) divergence: the log-determinant ratios cancel",
@@ -481,10 +401,11 @@ def derive_full() -> Derivation:
             "(equality iff $M_{ii} = 1$), and the other terms are squares: the sum has no "
             "cancellation, which is the form the numeric code uses.",
         ],
-        derive_seconds=0.0,
         terms_prove=prove,
         terms_instances=numeric,
-        facts=facts,
     )
-    derivation.derive_seconds = time.perf_counter() - started
-    return derivation
+    theorem = derivation.theorem(upto="trace-of-identity")
+    if theorem is not None:  # KL(q||p) as the p <-> q instance of the proved chain
+        facts = [dataclasses.replace(f, prove=InstanceOf(theorem, swap)) if f.label == "reverse"
+                 else f for f in facts]
+    return derivation.replace(facts=facts, derive_seconds=time.perf_counter() - started)

@@ -23,10 +23,11 @@ from dataclasses import dataclass
 import sympy as sp
 from sympy.codegen.cfunctions import expm1, log1p
 
-from symkl.derivation import Derivation, Fact, Step, SymbolicResult, is_zero
+from symkl.derivation import Derivation, Fact, Step
 from symkl.kl import derive
 from symkl.kl.univariate import kl_symbol
 from symkl.model import univariate_symbols
+from symkl.proof import ExpandFunctions, Series
 
 __all__ = [
     "A",
@@ -82,49 +83,18 @@ class log1pmx(sp.Function):  # noqa: N801 - the name of the numeric kernel
         return rf"\operatorname{{log1pmx}}\left({printer._print(self.args[0])}\right)"
 
 
-def _expanded(expr: sp.Expr) -> sp.Expr:
-    """Replace log1pmx, log1p and expm1 by their definitions in log and exp."""
-    return sp.expand_func(
-        expr.replace(lambda e: isinstance(e, (log1p, expm1, log1pmx)), sp.expand_func)
-    )
+#: the kernel prover for identities in log1pmx, log1p, expm1 and atanh: write them out, then algebra
+_prove_with_functions_expanded = ExpandFunctions((log1p, expm1, log1pmx))
 
 
-def _prove_with_functions_expanded(before: sp.Expr, after: sp.Expr) -> SymbolicResult:
-    """Algebra after writing log1pmx, log1p, expm1 and atanh in terms of log and exp."""
-    difference = _expanded(before - after).rewrite(sp.log)
-    ok, how = is_zero(difference)
-    return SymbolicResult(ok, "algebra (log1pmx, log1p, expm1, atanh written out)", how)
+def _series_in_t() -> Series:
+    """The atanh series summed in ``t = (r - 1)/(r + 1)``; ``|t| < 1`` proved for every ``r > 0``.
 
-
-def _prove_series(before: sp.Expr, after: sp.Expr) -> SymbolicResult:
-    """Sum the series with SymPy in ``t = (r - 1)/(r + 1)`` and use its ``|t| < 1`` branch.
-
-    ``r = (1 + t)/(1 - t)`` maps ``t in (-1, 1)`` one-to-one onto ``r > 0``, so
-    proving the identity in ``t`` on ``|t| < 1`` proves it for every ``r > 0``.
+    ``r = (1 + t)/(1 - t)`` inverts ``t(r)``; the kernel checks the inverse and
+    proves SymPy's convergence condition at ``t = t(r)`` on the whole domain.
     """
-    method = "series summed by SymPy in t = (r-1)/(r+1), branch |t| < 1"
-    (r,) = (before - after).free_symbols
-    t = sp.Symbol("t", real=True)
-    to_t = {r: (1 + t) / (1 - t)}
-
-    def in_t(expr: sp.Expr) -> sp.Expr:
-        rewritten = expr.xreplace(to_t).replace(
-            lambda e: isinstance(e, sp.Sum),
-            # t^(2n) with n an integer: combining the bases is valid
-            lambda total: sp.Sum(
-                sp.powsimp(sp.simplify(total.function), force=True), *total.limits
-            ),
-        )
-        return sp.piecewise_fold(sp.simplify(rewritten).doit())
-
-    summed = in_t(after)
-    if not isinstance(summed, sp.Piecewise):
-        return SymbolicResult(False, method, f"SymPy did not sum the series: {summed}")
-    branch, condition = summed.args[0]
-    if condition.xreplace({t: sp.Rational(1, 2)}) is not sp.true:
-        return SymbolicResult(False, method, f"first branch is not |t| < 1: {condition}")
-    ok, how = is_zero(sp.simplify(before.xreplace(to_t)) - branch)
-    return SymbolicResult(ok, method, f"{how}; branch condition {condition}")
+    r, t = sp.Symbol("r", positive=True), sp.Symbol("t", real=True)
+    return Series(change=(r, (1 + t) / (1 - t), t, (r - 1) / (r + 1)))
 
 
 def series_coefficients(terms: int = SERIES_TERMS) -> list[sp.Rational]:
@@ -167,10 +137,8 @@ def expm1mx_table() -> list[tuple[sp.Rational, sp.Expr, sp.Expr, sp.Expr]]:
     return rows
 
 
-def _prove_sum(before: sp.Expr, after: sp.Expr) -> SymbolicResult:
-    """SymPy sums the series on the right; the difference then simplifies to 0."""
-    ok, how = is_zero(sp.simplify(after.doit() - before))
-    return SymbolicResult(ok, "series summed by SymPy", how)
+#: sums whose closed form SymPy gives on a branch proved to hold on the whole domain
+_prove_sum = Series()
 
 
 @dataclass(frozen=True)
@@ -238,7 +206,7 @@ def numeric_forms() -> NumericForms:
     report = derivation.verify()
     if not report.proved:
         raise RuntimeError(f"refusing to generate code from an unproved derivation:\n{report}")
-    return derivation._numeric_forms  # type: ignore[attr-defined]
+    return derivation.attachments["numeric_forms"]
 
 
 def derive_stable() -> Derivation:
@@ -432,7 +400,7 @@ def derive_stable() -> Derivation:
             sp.atanh(t_of_r) - t_of_r,
             t_of_r**3 * sp.Sum(t_of_r ** (2 * n) / (2 * n + 3), (n, 0, sp.oo)),
             label="atanh-series",
-            prove=_prove_series,
+            prove=_series_in_t(),
         ),
         Fact(
             "log-variance differences away from 0: with $d = c + r$ ($c$ a table point), "
@@ -527,18 +495,19 @@ def derive_stable() -> Derivation:
             "`symkl build`).",
         ],
         facts=facts,
+        attachments={
+            "numeric_forms": NumericForms(
+                forms,
+                series_coefficients(),
+                SERIES_INTERVAL,
+                expm1mx_series(),
+                expm1mx_table(),
+                series_coefficients(FAST_SERIES_TERMS),
+                MANTISSA_RANGE,
+            )
+        },
     )
-    derivation._numeric_forms = NumericForms(  # type: ignore[attr-defined]
-        forms,
-        series_coefficients(),
-        SERIES_INTERVAL,
-        expm1mx_series(),
-        expm1mx_table(),
-        series_coefficients(FAST_SERIES_TERMS),
-        MANTISSA_RANGE,
-    )
-    derivation.derive_seconds = time.perf_counter() - started
-    return derivation
+    return derivation.replace(derive_seconds=time.perf_counter() - started)
 
 
 # ---------------------------------------------------------------------------- extreme values

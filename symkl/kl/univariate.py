@@ -24,6 +24,7 @@ import sympy as sp
 
 from symkl.derivation import Derivation, Step, reverse_and_symmetric_facts
 from symkl.model import density_placeholders, normal_pdf, univariate_symbols
+from symkl.proof import InstanceOf
 
 __all__ = ["canonical_form", "derive_univariate", "kl_symbol"]
 
@@ -186,11 +187,16 @@ def derive_univariate() -> Derivation:
             r"$E_p[(x - \mu_q)^2] = \sigma_p^2 + (\mu_p - \mu_q)^2$ follows from the shift "
             "and the first two central moments of $p$.",
         ],
-        derive_seconds=time.perf_counter() - started,
         swap=swap,
     )
-    derivation.facts = reverse_and_symmetric_facts(derivation)
-    return derivation
+    # KL(q||p) as an integral, proved as the p <-> q instance of the chain just built
+    theorem = derivation.theorem()
+    facts = reverse_and_symmetric_facts(
+        derivation,
+        reverse_lhs=sp.Integral(q * sp.log(q / p), line),
+        reverse_prove=InstanceOf(theorem, swap) if theorem is not None else None,
+    )
+    return derivation.replace(facts=facts, derive_seconds=time.perf_counter() - started)
 
 
 def canonical_form(terms: dict[str, sp.Expr], denominator: sp.Expr) -> sp.Expr:

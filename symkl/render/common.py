@@ -27,10 +27,12 @@ __all__ = [
     "expr_latex_lines",
     "expr_text",
     "fact_latex",
+    "fact_note",
     "method_note",
     "plain_text",
     "step_checks",
     "terms_latex",
+    "verdict_line",
 ]
 
 #: display names of the named terms; the same names are used in the API and docs
@@ -248,6 +250,9 @@ def method_note(check: dict[str, Any] | None) -> str:
     symbolic, numeric = check.get("symbolic", {}), check.get("numeric", {})
     method = symbolic.get("method", "")
     symbolic_text = method if symbolic.get("ok") else "NOT proved symbolically"
+    if symbolic.get("ok") and symbolic.get("sizes") and "at k =" not in method:
+        # a claim proved only at finite sizes says so wherever its verdict appears
+        symbolic_text += f", {check.get('scope', 'at finite k').split(' (')[0]} only"
     numeric_text = (
         f"{numeric.get('points')} points agree to $\\geq {numeric.get('min_digits', 25):g}$ digits"
         if numeric.get("ok")
@@ -269,9 +274,41 @@ def terms_latex(derivation: Derivation) -> str:
 
 
 def fact_latex(fact) -> str:
-    """``lhs = rhs`` of a :class:`~symkl.derivation.Fact` in LaTeX."""
-    return f"{expr_latex(fact.lhs)} = {expr_latex(fact.rhs)}"
+    """``lhs = rhs`` of a :class:`~symkl.derivation.Fact` in LaTeX (its shown left side)."""
+    return f"{expr_latex(fact.display_lhs)} = {expr_latex(fact.rhs)}"
 
+
+#: how a fact came to be, as rendered next to it
+ORIGINS = {"computed": "computed by SymPy", "stated": "stated"}
+
+
+def fact_note(fact, check: dict[str, Any] | None) -> str:
+    """``computed by SymPy, then checked: ...`` / ``stated, then checked: ...`` / ``not checked``.
+
+    A fact renders as checked only when a passing verdict on it is at hand.
+    """
+    origin = ORIGINS[fact.origin]
+    if check is None:
+        return f"{origin}; not yet checked"
+    if not check.get("ok"):
+        return f"{origin}; CHECK FAILED"
+    return f"{origin}, then checked: {method_note(check)}"
+
+
+def verdict_line(report: Any) -> str:
+    """The closing sentence, with the scope: never "proved for all k" unless every claim is.
+
+    ``report`` is a live report or a certificate (anything with ``as_dict()``).
+    """
+    summary = report.as_dict()
+    claims = summary.get("claims", summary.get("steps", ()))
+    if not summary.get("proved"):
+        failing = sum(1 for claim in claims if not claim.get("ok"))
+        return f"NOT all claims proved ({failing} of {len(claims)} failing)"
+    scope = summary.get("scope", "")
+    if scope == "for all k":
+        return f"every claim ({len(claims)}: steps, named terms, facts) proved for all k"
+    return f"every claim ({len(claims)}: steps, named terms, facts) proved; {scope}"
 
 # --------------------------------------------------------------------------- plain text
 

@@ -18,9 +18,11 @@ from symkl.render.common import (
     expr_latex,
     expr_latex_lines,
     fact_latex,
+    fact_note,
     method_note,
     step_checks,
     terms_latex,
+    verdict_line,
 )
 
 __all__ = ["derivation_to_latex", "standalone_latex"]
@@ -84,13 +86,16 @@ def _named_terms(derivation: Derivation, report: Any) -> str:
     )
 
 
-def _facts(derivation: Derivation) -> str:
+def _facts(derivation: Derivation, report: Any) -> str:
     if not derivation.facts:
         return ""
+    checks = step_checks(derivation, report)
     items = "\n".join(
-        rf"\item {_text(fact.text)}: \[ {fact_latex(fact)} \]" for fact in derivation.facts
+        rf"\item {_text(fact.text)} ({{\itshape "
+        rf"{_text(fact_note(fact, checks.get(fact.label)))}}}): \[ {fact_latex(fact)} \]"
+        for fact in derivation.facts
     )
-    return f"\\paragraph{{Derived facts.}}\n\\begin{{itemize}}\n{items}\n\\end{{itemize}}"
+    return f"\\paragraph{{Facts.}}\n\\begin{{itemize}}\n{items}\n\\end{{itemize}}"
 
 
 def standalone_latex(derivation: Derivation, report: Any = None, *, header: bool = False) -> str:
@@ -108,9 +113,8 @@ def standalone_latex(derivation: Derivation, report: Any = None, *, header: bool
     assumption_text = "; ".join(_text(a) for a in assumptions)
     verdict = ""
     if report is not None:
-        state = "every step proved" if report.proved else "NOT all steps proved"
         verdict = (
-            f"\\paragraph{{Verification.}} {state}: each step is shown equal to the previous one "
+            f"\\paragraph{{Verification.}} {_text(verdict_line(report))}: each claim is shown "
             "symbolically by SymPy and numerically with mpmath at seeded random points."
         )
     return "\n".join(
@@ -134,7 +138,7 @@ def standalone_latex(derivation: Derivation, report: Any = None, *, header: bool
             derivation_to_latex(derivation, report).rstrip("\n"),
             "}",
             _named_terms(derivation, report),
-            _facts(derivation),
+            _facts(derivation, report),
             verdict,
             r"\end{document}",
             "",

@@ -9,9 +9,11 @@ from symkl.render.common import (
     displayed_steps,
     expr_latex,
     fact_latex,
+    fact_note,
     method_note,
     step_checks,
     terms_latex,
+    verdict_line,
 )
 
 __all__ = ["derivation_to_markdown"]
@@ -57,13 +59,15 @@ def derivation_to_markdown(
         if note:
             lines += [f"*Checked: {note}.*", ""]
     if derivation.facts:
-        lines += ["**Derived facts** (computed by SymPy from the closed form).", ""]
+        lines += ["**Facts** (each one a claim checked like a step).", ""]
         for fact in derivation.facts:
-            lines += [f"- {fact.text}:", "", "  $$", f"  {fact_latex(fact)}", "  $$", ""]
+            note = fact_note(fact, checks.get(fact.label))
+            lines += [f"- {fact.text} (*{note}*):", "", "  $$", f"  {fact_latex(fact)}", "  $$",
+                      ""]
     if report is not None:
-        state = "every step proved" if report.proved else "NOT all steps proved"
         lines.append(
-            f"**Verification:** {state} (symbolically by SymPy and numerically by mpmath)."
+            f"**Verification:** {verdict_line(report)} (symbolically by SymPy and "
+            "numerically by mpmath)."
         )
         lines.append("")
     return "\n".join(lines)

@@ -11,7 +11,14 @@ from __future__ import annotations
 import nbformat
 
 from symkl.derivation import Derivation, VerificationReport
-from symkl.render.common import expr_latex, fact_latex, method_note, step_checks, terms_latex
+from symkl.render.common import (
+    expr_latex,
+    fact_latex,
+    fact_note,
+    method_note,
+    step_checks,
+    terms_latex,
+)
 
 __all__ = ["derivation_to_notebook", "notebook_text"]
 
@@ -115,8 +122,8 @@ def derivation_to_notebook(
         _code(
             "import symkl\n\n"
             f'derivation = symkl.derive("{name}")\n'
-            "report = derivation.verify()  # every step: SymPy proof + mpmath at 30 digits\n"
-            "print(report)\n"
+            "report = derivation.verify()  # every claim: SymPy proof + mpmath at 30 digits\n"
+            "print(report)  # the last line says the scope (for all k, or at which k)\n"
             "assert report.proved",
             "verify",
         ),
@@ -145,9 +152,11 @@ def derivation_to_notebook(
         )
     if derivation.facts:
         facts = "\n\n".join(
-            f"- {fact.text}:\n\n  $$\n  {fact_latex(fact)}\n  $$" for fact in derivation.facts
+            f"- {fact.text} (*{fact_note(fact, checks.get(fact.label))}*):\n\n"
+            f"  $$\n  {fact_latex(fact)}\n  $$"
+            for fact in derivation.facts
         )
-        cells.append(_markdown(f"**Derived facts**\n\n{facts}", "facts"))
+        cells.append(_markdown(f"**Facts** (each one a checked claim)\n\n{facts}", "facts"))
     cells.append(
         _markdown(
             "**Numeric cross-check** (symkl's numeric function against quadrature)",

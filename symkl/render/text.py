@@ -17,9 +17,11 @@ from symkl.render.common import (
     _textbook_add_order,
     displayed_steps,
     expr_text,
+    fact_note,
     method_note,
     plain_text,
     step_checks,
+    verdict_line,
 )
 
 __all__ = ["derivation_to_text"]
@@ -69,15 +71,13 @@ def derivation_to_text(derivation: Derivation, report: Any = None) -> str:
         if note:
             lines.append(f"  checked: {plain_text(note)}")
     if derivation.facts:
-        lines += ["", "derived facts:"]
+        lines += ["", "facts (each a checked claim):"]
         for fact in derivation.facts:
+            note = fact_note(fact, checks.get(fact.label))
             lines.append(
-                f"  {plain_text(fact.text)}: {expr_text(fact.lhs)} = {expr_text(fact.rhs)}"
+                f"  [{fact.label}] {plain_text(fact.text)} ({plain_text(note)}): "
+                f"{expr_text(fact.display_lhs)} = {expr_text(fact.rhs)}"
             )
-            note = method_note(checks.get(fact.label)) if fact.label else ""
-            if note:
-                lines.append(f"    checked: {plain_text(note)}")
     if report is not None:
-        state = "every step proved" if report.proved else "NOT all steps proved"
-        lines += ["", f"verification: {state} (symbolically by SymPy and numerically by mpmath)"]
+        lines += ["", f"verification: {verdict_line(report)}"]
     return "\n".join(lines) + "\n"
