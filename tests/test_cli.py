@@ -57,7 +57,7 @@ def test_derive_prints_every_check_note_without_verify(capsys):
     # every claim has its note: the steps after the definition, the named terms, every fact
     claims = len(derivation.steps) - 1 + 1 + len(derivation.facts)
     assert out.count("points agree to") == claims
-    assert "every step proved" in out
+    assert f"every claim ({claims}: steps, named terms, facts) proved" in out
 
 
 def test_derive_with_verify_shows_methods(capsys):
