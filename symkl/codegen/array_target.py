@@ -1,0 +1,361 @@
+"""The array target: the kernel body in an array namespace ``xp`` (NumPy, PyTorch, JAX)."""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from symkl.codegen.kernels import (
+    FAR_BELOW,
+    FAST_EXP_TERMS,
+    HALF_A,
+    HALF_X,
+    HEADER,
+    NEAR_EXP,
+    identifier,
+    input_difference,
+    quotient_form,
+    ranged_gradients,
+    swapped_parameters,
+    table_constants,
+    table_rows,
+)
+from symkl.codegen.printers import array_code, literal
+from symkl.kl.stable import A, NumericForms, ParameterisedForm, X, expm1mx_series
+
+__all__ = ["NUMPY_PRELUDE", "array_kernels", "numpy_source"]
+
+
+#: the runtime NumPy kernels: ``xp`` is NumPy behind the few names the body uses
+NUMPY_PRELUDE = [
+    "from __future__ import annotations",
+    "",
+    "from types import SimpleNamespace",
+    "",
+    "import numpy as np",
+    "from numpy import exp, expm1, log, log1p  # names in the printed expressions",
+    "",
+    "",
+    "def _table_rows(table, index):",
+    "    return np.moveaxis(table[index.astype(np.intp)], -1, 0)",
+    "",
+    "",
+    "xp = SimpleNamespace(",
+    "    asarray=np.asarray, clip=np.clip, errstate=np.errstate, floor=np.floor,",
+    "    full_like=np.full_like, isfinite=np.isfinite, maximum=np.maximum, nan=np.nan,",
+    "    where=np.where, table_rows=_table_rows,",
+    ")",
+]
+
+
+def numpy_source(forms: NumericForms) -> str:
+    docstring = [
+        f'"""{HEADER}',
+        "",
+        "NumPy versions of the kernels in ``_kernels.c``: elementwise terms, their",
+        "gradients and the Jeffreys divergence, printed by SymPy's NumPy printer.",
+        '"""',
+        "",
+    ]
+    return "\n".join(docstring + NUMPY_PRELUDE) + "\n" + array_kernels(forms)
+
+
+def array_kernels(forms: NumericForms) -> str:
+    """The kernel body, written against an array namespace ``xp`` (NumPy, PyTorch, JAX).
+
+    Uses ``xp.asarray, clip, errstate, floor, full_like, isfinite, maximum, nan, where,
+    table_rows`` and the names ``exp, expm1, log, log1p``; the caller's prelude
+    provides them.
+    """
+    low, high = (literal(v) for v in forms.interval)
+    table_low, table_high, table_scale, table_first = table_constants(forms)
+    table_series = ", ".join(literal(c) for c in forms.table_series)
+    coefficients = ", ".join(literal(c) for c in forms.series)
+    lines = [
+        "",
+        f"SERIES_LOW = {low}",
+        f"SERIES_HIGH = {high}",
+        f"FAR_BELOW = {FAR_BELOW!r}",
+        f"SERIES = ({coefficients})",
+        "",
+        "",
+        "def excess_series(x):",
+        '    """x - log1p(x) by the atanh series (accurate on the series interval)."""',
+        "    t = x / (2.0 + x)",
+        "    u = t * t",
+        "    s = np.full_like(x, SERIES[-1])",
+        "    for coefficient in SERIES[-2::-1]:",
+        "        s = s * u + coefficient",
+        "    return x * t - 2.0 * (u * t) * s",
+        "",
+        "",
+        "def two_sum(a, b):",
+        '    """s, e with a + b = s + e exactly (Knuth\'s TwoSum)."""',
+        "    s = a + b",
+        "    bv = s - a",
+        "    return s, (a - (s - bv)) + (b - bv)",
+        "",
+        "",
+        "def _split(a):",
+        "    c = 134217729.0 * a  # 2^27 + 1: Veltkamp's split into two 26-bit halves",
+        "    high = c - (c - a)",
+        "    return high, a - high",
+        "",
+        "",
+        "def product_error(a, b, p):",
+        '    """a*b - p exactly, for p = fl(a*b) (Dekker\'s TwoProduct: NumPy has no fma)."""',
+        "    a_hi, a_lo = _split(a)",
+        "    b_hi, b_lo = _split(b)",
+        "    return ((a_hi * b_hi - p) + a_hi * b_lo + a_lo * b_hi) + a_lo * b_lo",
+        "",
+        "",
+        "def relative_difference(u, v):",
+        '    """rho = (u - v)/v as rho + rho_lo (rho_lo the rounding error, to first order)."""',
+        "    # scaled by a power of 2 (rho does not change) so that Dekker's products",
+        "    # neither overflow nor lose digits in the subnormal range",
+        "    scale = np.where(v < 2.0**-800, 2.0**600, np.where(v > 2.0**800, 2.0**-600, 1.0))",
+        "    u, v = u * scale, v * scale",
+        "    d_hi, d_lo = two_sum(u, -v)",
+        "    rho = d_hi / v",
+        "    p = rho * v",
+        "    rho_lo = (((d_hi - p) - product_error(rho, v, p)) + d_lo) / v",
+        "    return rho, np.where(np.isfinite(rho_lo), rho_lo, 0.0)",
+        "",
+        "",
+        "def half_excess_compensated(x, x_lo, rho, rho_lo, power, far_log_ratio, half_x):",
+        '    """(x - log(1 + x))/2 for 1 + x = (1 + rho)**power, x + x_lo, rho + rho_lo."""',
+        "    near = (x > SERIES_LOW) & (x < SERIES_HIGH)",
+        "    series = excess_series(np.where(near, x, 0.0)) + x_lo * (x / (1.0 + x))",
+        "    far = x < FAR_BELOW",
+        "    r = np.where(far, 0.0, rho)",
+        "    direct = (x - power * log1p(r)) + (x_lo - power * rho_lo / (1.0 + r))",
+        "    value = np.where(near, series, np.where(far, (x - far_log_ratio) + x_lo, direct))",
+        "    # beyond 2^60, log(1 + x) < x/2^54; x/2 is taken where x itself overflows",
+        "    return np.where(x < 2.0**60, 0.5 * np.maximum(value, 0.0), half_x)",
+        "",
+        "",
+        "def half_mean_term(d, logvar_q):",
+        '    """d^2 e^{-logvar_q} / 2, no spurious under- or overflow (fact mean-term-split)."""',
+        "    small = (d < 2.0**-500) & (d > -(2.0**-500))",
+        "    large = (d > 2.0**500) | (d < -(2.0**500))",
+        "    scale = np.where(small, 2.0**600, np.where(large, 2.0**-600, 1.0))",
+        "    back = np.where(small, 2.0**-600, np.where(large, 2.0**600, 1.0))",
+        "    scaled_d = d * scale",
+        "    e_full = exp(-logvar_q)",
+        "    e_half = exp(-0.5 * logvar_q)",
+        "    square = scaled_d * scaled_d",
+        "    usable = (e_full >= 2.0**-600) & (e_full <= 2.0**600)",
+        "    # the scale factors between the exponentials keep every product in range",
+        "    full = ((0.5 * square * e_full) * back) * back",
+        "    split = (((0.5 * square * e_half) * back) * e_half) * back",
+        "    return np.where(d == 0.0, 0.0, np.where(usable, full, split))",
+        "",
+        "",
+        f"TABLE_LOW, TABLE_HIGH, TABLE_SCALE, TABLE_FIRST = {table_low}, {table_high}, "
+        f"{table_scale}, {table_first}",
+        f"TABLE_SERIES = ({table_series})",
+        "#: rows (F_hi, F_lo, G, E) at c = j/TABLE_SCALE: F = e^c - 1 - c, G = e^c - 1, E = e^c",
+        "TABLE = xp.asarray([",
+        *(f"    ({', '.join(repr(v) for v in row)})," for row in table_rows(forms)),
+        "])",
+        "",
+        "",
+        "def expm1mx_table(d, d_lo):",
+        '    """e^d - 1 - d for d in the table range: F + G r + E (e^r - 1 - r), d = c + r."""',
+        "    scaled = np.floor(d * TABLE_SCALE + 0.5)",
+        "    r = d - scaled / TABLE_SCALE",
+        "    index = np.clip(scaled, TABLE_FIRST, TABLE_FIRST + len(TABLE) - 1)",
+        "    high, low, expm1_c, exp_c = xp.table_rows(TABLE, index - TABLE_FIRST)",
+        "    q = np.full_like(r, TABLE_SERIES[-1])",
+        "    for coefficient in TABLE_SERIES[-2::-1]:",
+        "        q = q * r + coefficient",
+        "    q = r * r * q",
+        "    return high + (low + expm1_c * r + exp_c * q + d_lo * (expm1_c + exp_c * r))",
+        "",
+        "",
+        f"NEAR_EXP = {NEAR_EXP!r}",
+        f"EXPM1MX = ({', '.join(literal(c) for c in expm1mx_series(FAST_EXP_TERMS))})",
+        "",
+        "",
+        "def expm1mx_near(r):",
+        '    """e^r - 1 - r = r^2 sum r^k/(k + 2)! for |r| <= NEAR_EXP (fact expm1mx-series)."""',
+        "    s = np.full_like(r, EXPM1MX[-1])",
+        "    for coefficient in EXPM1MX[-2::-1]:",
+        "        s = s * r + coefficient",
+        "    return (r * r) * s",
+        "",
+        "",
+        "def excess_exact_log(x, d_hi, d_lo=0.0):",
+        '    """x - log(1 + x) >= 0 when log(1 + x) = d_hi + d_lo is known exactly."""',
+        "    # near 0 the series of e^d - 1 - d in d itself: x = expm1(d) carries a rounding",
+        "    near = (d_hi >= -NEAR_EXP) & (d_hi <= NEAR_EXP)",
+        "    tabled = ~near & (d_hi > TABLE_LOW) & (d_hi < TABLE_HIGH)",
+        "    value = (x - d_hi) - d_lo",
+        "    d_near = np.where(near, d_hi, 0.0)",
+        "    value = np.where(near, expm1mx_near(d_near) + d_lo * x, value)",
+        "    d_table = np.where(tabled, d_hi, 0.0)",
+        "    value = np.where(tabled, expm1mx_table(d_table, np.where(tabled, d_lo, 0.0)), value)",
+        "    return np.maximum(value, 0.0)",
+        "",
+        "",
+        "def half_excess_exact_log(x, d_hi, d_lo=0.0):",
+        '    """(x - log(1 + x))/2, also where e^d overflows, KL/2 not (fact excess-half)."""',
+        "    large = d_hi > 709.0",
+        "    e = exp(0.5 * np.where(large, d_hi, 0.0))",
+        "    half_e = (0.5 * e) * e",
+        "    carried = np.where(np.isfinite(half_e), half_e + half_e * d_lo, half_e)",
+        "    value = 0.5 * excess_exact_log(x, d_hi, d_lo)",
+        "    return np.where(large, carried - 0.5 * (1.0 + d_hi), value)",
+        "",
+        "",
+        "",
+    ]
+    for form in forms.forms.values():
+        lines += _array_form(form)
+    body = "\n".join(lines).rstrip("\n") + "\n"
+    return body.replace("np.", "xp.")
+
+
+#: the smallest normal double: a quotient below it has lost digits (its log is then taken
+#: as a difference of logs, fact log-ratio-difference)
+_DBL_MIN = "2.2250738585072014e-308"
+
+
+def _array_half_a(form: ParameterisedForm) -> list[str]:
+    """``half_a = a/2`` without a spurious under- or overflow (see :func:`_c_half_a`)."""
+    mu_arguments = [str(p) for p in form.parameters if str(p).startswith("mu")]
+    if len(mu_arguments) == 1:
+        (mu,) = mu_arguments
+        return [f"    half_a = (0.5 * {mu}) * {mu}"]
+    mu_p, mu_q = mu_arguments
+    quotient = quotient_form(form)
+    if quotient is None:
+        return [f"    half_a = half_mean_term({mu_p} - {mu_q}, {form.parameters[3]})"]
+    _, v, power, _ = quotient
+    other = "w" if power == 2 else "d_half"
+    return [
+        f"    d = {mu_p} - {mu_q}",
+        "    big = ~np.isfinite(d)  # the difference of two finite means overflowed",
+        f"    d_half = np.where(big, 0.5 * {mu_p} - 0.5 * {mu_q}, d)",
+        f"    w = d_half / {v}",
+        f"    half_a = (np.where(big, 2.0, 0.5) * w) * {other}",
+    ]
+
+
+def _array_x(form: ParameterisedForm) -> list[str]:
+    """``x`` (as printed) and ``half_x = x/2`` that overflows only where x/2 does."""
+    quotient = quotient_form(form)
+    if quotient is not None:
+        u, v, power, x_of_rho = quotient
+        half_x = sp.Rational(1, 2) * (form.x if power == 1 else x_of_rho)
+        lines = [f"    x = {array_code(form.x)}"]
+        if power == 2:
+            lines.append(f"    rho = ({u} - {v})/{v}")
+        return [*lines, f"    half_x = {array_code(half_x)}"]
+    difference = input_difference(form)
+    if difference is not None:
+        u, v = difference
+        lines = [
+            f"    d_hi, d_lo = two_sum({u}, -{v})  # the exact rounding error of {u} - {v}",
+            "    d_lo = np.where(np.isfinite(d_hi), d_lo, 0.0)",
+        ]
+    else:
+        lines = [f"    d_hi, d_lo = {array_code(form.log_ratio)}, 0.0"]
+    large = sp.Symbol("e", positive=True)
+    half_square = sp.Mul(sp.Mul(sp.Rational(1, 2), large, evaluate=False), large, evaluate=False)
+    return [
+        *lines,
+        "    expm1_d = expm1(d_hi)",
+        "    x = np.where((d_lo == 0.0) | (d_hi > 709.0), expm1_d, expm1_d + d_lo * exp(d_hi))",
+        "    e = exp(0.5 * np.where(d_hi > 709.0, d_hi, 0.0))",
+        # (e^d - 1)/2 = (e/2) e - 1/2 with e = e^{d/2} (fact excess-half)
+        f"    half_x = np.where(d_hi > 709.0, {array_code(half_square)} - 0.5, 0.5 * x)",
+    ]
+
+
+def _array_form(form: ParameterisedForm) -> list[str]:
+    """term_, gradient_ and jeffreys_ functions of one form, in the array namespace."""
+    name = identifier(form.name)
+    arguments = ", ".join(str(p) for p in form.parameters)
+    quotient = quotient_form(form)
+    domain = "0.0"
+    if quotient is not None:
+        u, v, power, x_of_rho = quotient
+        domain = f"np.where(({u} > 0.0) & ({v} > 0.0), 0.0, np.nan)"
+        expanded = sp.expand_log(form.log_ratio, force=True)
+        body = [
+            f"        rho, rho_lo = relative_difference({u}, {v})",
+            f"        x = {array_code(x_of_rho)}",
+        ]
+        if power == 1:
+            body.append("        x_lo = rho_lo")
+        else:
+            body += [
+                "        two, two_lo = two_sum(2.0, rho)",
+                "        x_lo = product_error(rho, two, x) + rho * two_lo"
+                " + 2.0 * rho_lo * (1.0 + rho)",
+            ]
+        body += [
+            "        # log(u/v) as a difference of logs where u/v is not a normal number",
+            f"        far_log_ratio = np.where({u} / {v} >= {_DBL_MIN}, "
+            f"{array_code(form.log_ratio)}, {array_code(expanded)})",
+            "        half_excess = half_excess_compensated("
+            f"x, x_lo, rho, rho_lo, {power}.0, far_log_ratio, half_x)",
+        ]
+    else:
+        body = ["        half_excess = half_excess_exact_log(x, d_hi, d_lo)"]
+    lines = [
+        "",
+        f"def parts_{name}({arguments}):",
+        f'    """x = {sp.sstr(form.x)}, a = {sp.sstr(form.a)}: their halves and log parts."""',
+        *_array_x(form),
+        *_array_half_a(form),
+        "    return locals()",
+        "",
+        "",
+        f"def term_{name}({arguments}):",
+        f'    """Per-coordinate KL ({form.name}): 1/2 (a + x - log(1 + x))."""',
+        "    with np.errstate(all='ignore'):",
+        f"        parts = parts_{name}({arguments})",
+        "        x, half_x, half_a = parts['x'], parts['half_x'], parts['half_a']",
+        *(["        d_hi, d_lo = parts['d_hi'], parts['d_lo']"] if quotient is None else []),
+        *body,
+        f"        return half_a + half_excess + {domain}",
+        "",
+        "",
+        f"def gradient_{name}({arguments}):",
+        f'    """Gradient of term_{name} with respect to ({arguments})."""',
+        "    with np.errstate(all='ignore'):",
+        f"        parts = parts_{name}({arguments})",
+        "        half_x, half_a = parts['half_x'], parts['half_a']",
+        "        return (",
+    ]
+    # x and a enter through their halves, which overflow only where the KL does
+    halves = {X: 2 * HALF_X, A: 2 * HALF_A}
+    ranged = ranged_gradients()
+    for parameter in form.parameters:
+        printed = array_code(sp.factor_terms(form.gradient[parameter].xreplace(halves)))
+        label = f"gradient-range-{form.name}-{parameter}"
+        if label in ranged and form.name == "var":
+            # x/(2 v_p) = -x'/(2 v_q): each side is safe on its own half-plane
+            u, v = (str(p) for p in form.parameters[1::2])
+            printed = f"np.where({u} >= {v}, {array_code(ranged[label])}, {printed})"
+        elif label in ranged:
+            printed = array_code(ranged[label])
+        lines.append(f"            {printed},")
+    lines += ["        )", ""]
+    if form.symmetric is not None:
+        swapped = ", ".join(str(p) for p in swapped_parameters(form))
+        lines += [
+            "",
+            f"def jeffreys_{name}({arguments}):",
+            f'    """KL(p||q) + KL(q||p) ({form.name}): 1/2 (a + a\' - x x\'), fact '
+            f'jeffreys-parts-{form.name}."""',
+            "    with np.errstate(all='ignore'):",
+            f"        forward = parts_{name}({arguments})",
+            f"        reverse = parts_{name}({swapped})",
+            "        crossed = -forward['half_x'] * reverse['x']",
+            "        total = forward['half_a'] + reverse['half_a'] + crossed",
+            f"        return np.maximum(total, 0.0) + {domain}",
+            "",
+        ]
+    return lines
