@@ -82,7 +82,7 @@ def array_kernels(forms: NumericForms) -> str:
         '    """x - log1p(x) by the atanh series (accurate on the series interval)."""',
         "    t = x / (2.0 + x)",
         "    u = t * t",
-        "    s = np.full_like(x, SERIES[-1])",
+        "    s = xp.full_like(x, SERIES[-1])",
         "    for coefficient in SERIES[-2::-1]:",
         "        s = s * u + coefficient",
         "    return x * t - 2.0 * (u * t) * s",
@@ -112,33 +112,33 @@ def array_kernels(forms: NumericForms) -> str:
         '    """rho = (u - v)/v as rho + rho_lo (rho_lo the rounding error, to first order)."""',
         "    # scaled by a power of 2 (rho does not change) so that Dekker's products",
         "    # neither overflow nor lose digits in the subnormal range",
-        "    scale = np.where(v < 2.0**-800, 2.0**600, np.where(v > 2.0**800, 2.0**-600, 1.0))",
+        "    scale = xp.where(v < 2.0**-800, 2.0**600, xp.where(v > 2.0**800, 2.0**-600, 1.0))",
         "    u, v = u * scale, v * scale",
         "    d_hi, d_lo = two_sum(u, -v)",
         "    rho = d_hi / v",
         "    p = rho * v",
         "    rho_lo = (((d_hi - p) - product_error(rho, v, p)) + d_lo) / v",
-        "    return rho, np.where(np.isfinite(rho_lo), rho_lo, 0.0)",
+        "    return rho, xp.where(xp.isfinite(rho_lo), rho_lo, 0.0)",
         "",
         "",
         "def half_excess_compensated(x, x_lo, rho, rho_lo, power, far_log_ratio, half_x):",
         '    """(x - log(1 + x))/2 for 1 + x = (1 + rho)**power, x + x_lo, rho + rho_lo."""',
         "    near = (x > SERIES_LOW) & (x < SERIES_HIGH)",
-        "    series = excess_series(np.where(near, x, 0.0)) + x_lo * (x / (1.0 + x))",
+        "    series = excess_series(xp.where(near, x, 0.0)) + x_lo * (x / (1.0 + x))",
         "    far = x < FAR_BELOW",
-        "    r = np.where(far, 0.0, rho)",
+        "    r = xp.where(far, 0.0, rho)",
         "    direct = (x - power * log1p(r)) + (x_lo - power * rho_lo / (1.0 + r))",
-        "    value = np.where(near, series, np.where(far, (x - far_log_ratio) + x_lo, direct))",
+        "    value = xp.where(near, series, xp.where(far, (x - far_log_ratio) + x_lo, direct))",
         "    # beyond 2^60, log(1 + x) < x/2^54; x/2 is taken where x itself overflows",
-        "    return np.where(x < 2.0**60, 0.5 * np.maximum(value, 0.0), half_x)",
+        "    return xp.where(x < 2.0**60, 0.5 * xp.maximum(value, 0.0), half_x)",
         "",
         "",
         "def half_mean_term(d, logvar_q):",
         '    """d^2 e^{-logvar_q} / 2, no spurious under- or overflow (fact mean-term-split)."""',
         "    small = (d < 2.0**-500) & (d > -(2.0**-500))",
         "    large = (d > 2.0**500) | (d < -(2.0**500))",
-        "    scale = np.where(small, 2.0**600, np.where(large, 2.0**-600, 1.0))",
-        "    back = np.where(small, 2.0**-600, np.where(large, 2.0**600, 1.0))",
+        "    scale = xp.where(small, 2.0**600, xp.where(large, 2.0**-600, 1.0))",
+        "    back = xp.where(small, 2.0**-600, xp.where(large, 2.0**600, 1.0))",
         "    scaled_d = d * scale",
         "    e_full = exp(-logvar_q)",
         "    e_half = exp(-0.5 * logvar_q)",
@@ -147,7 +147,7 @@ def array_kernels(forms: NumericForms) -> str:
         "    # the scale factors between the exponentials keep every product in range",
         "    full = ((0.5 * square * e_full) * back) * back",
         "    split = (((0.5 * square * e_half) * back) * e_half) * back",
-        "    return np.where(d == 0.0, 0.0, np.where(usable, full, split))",
+        "    return xp.where(d == 0.0, 0.0, xp.where(usable, full, split))",
         "",
         "",
         f"TABLE_LOW, TABLE_HIGH, TABLE_SCALE, TABLE_FIRST = {table_low}, {table_high}, "
@@ -161,11 +161,11 @@ def array_kernels(forms: NumericForms) -> str:
         "",
         "def expm1mx_table(d, d_lo):",
         '    """e^d - 1 - d for d in the table range: F + G r + E (e^r - 1 - r), d = c + r."""',
-        "    scaled = np.floor(d * TABLE_SCALE + 0.5)",
+        "    scaled = xp.floor(d * TABLE_SCALE + 0.5)",
         "    r = d - scaled / TABLE_SCALE",
-        "    index = np.clip(scaled, TABLE_FIRST, TABLE_FIRST + len(TABLE) - 1)",
+        "    index = xp.clip(scaled, TABLE_FIRST, TABLE_FIRST + len(TABLE) - 1)",
         "    high, low, expm1_c, exp_c = xp.table_rows(TABLE, index - TABLE_FIRST)",
-        "    q = np.full_like(r, TABLE_SERIES[-1])",
+        "    q = xp.full_like(r, TABLE_SERIES[-1])",
         "    for coefficient in TABLE_SERIES[-2::-1]:",
         "        q = q * r + coefficient",
         "    q = r * r * q",
@@ -178,7 +178,7 @@ def array_kernels(forms: NumericForms) -> str:
         "",
         "def expm1mx_near(r):",
         '    """e^r - 1 - r = r^2 sum r^k/(k + 2)! for |r| <= NEAR_EXP (fact expm1mx-series)."""',
-        "    s = np.full_like(r, EXPM1MX[-1])",
+        "    s = xp.full_like(r, EXPM1MX[-1])",
         "    for coefficient in EXPM1MX[-2::-1]:",
         "        s = s * r + coefficient",
         "    return (r * r) * s",
@@ -190,21 +190,21 @@ def array_kernels(forms: NumericForms) -> str:
         "    near = (d_hi >= -NEAR_EXP) & (d_hi <= NEAR_EXP)",
         "    tabled = ~near & (d_hi > TABLE_LOW) & (d_hi < TABLE_HIGH)",
         "    value = (x - d_hi) - d_lo",
-        "    d_near = np.where(near, d_hi, 0.0)",
-        "    value = np.where(near, expm1mx_near(d_near) + d_lo * x, value)",
-        "    d_table = np.where(tabled, d_hi, 0.0)",
-        "    value = np.where(tabled, expm1mx_table(d_table, np.where(tabled, d_lo, 0.0)), value)",
-        "    return np.maximum(value, 0.0)",
+        "    d_near = xp.where(near, d_hi, 0.0)",
+        "    value = xp.where(near, expm1mx_near(d_near) + d_lo * x, value)",
+        "    d_table = xp.where(tabled, d_hi, 0.0)",
+        "    value = xp.where(tabled, expm1mx_table(d_table, xp.where(tabled, d_lo, 0.0)), value)",
+        "    return xp.maximum(value, 0.0)",
         "",
         "",
         "def half_excess_exact_log(x, d_hi, d_lo=0.0):",
         '    """(x - log(1 + x))/2, also where e^d overflows, KL/2 not (fact excess-half)."""',
         "    large = d_hi > 709.0",
-        "    e = exp(0.5 * np.where(large, d_hi, 0.0))",
+        "    e = exp(0.5 * xp.where(large, d_hi, 0.0))",
         "    half_e = (0.5 * e) * e",
-        "    carried = np.where(np.isfinite(half_e), half_e + half_e * d_lo, half_e)",
+        "    carried = xp.where(xp.isfinite(half_e), half_e + half_e * d_lo, half_e)",
         "    value = 0.5 * excess_exact_log(x, d_hi, d_lo)",
-        "    return np.where(large, carried - 0.5 * (1.0 + d_hi), value)",
+        "    return xp.where(large, carried - 0.5 * (1.0 + d_hi), value)",
         "",
         "",
         "",
@@ -212,7 +212,7 @@ def array_kernels(forms: NumericForms) -> str:
     for form in forms.forms.values():
         lines += _array_form(form)
     body = "\n".join(lines).rstrip("\n") + "\n"
-    return body.replace("np.", "xp.")
+    return body
 
 
 #: the smallest normal double: a quotient below it has lost digits (its log is then taken
@@ -234,10 +234,10 @@ def _array_half_a(form: ParameterisedForm) -> list[str]:
     other = "w" if power == 2 else "d_half"
     return [
         f"    d = {mu_p} - {mu_q}",
-        "    big = ~np.isfinite(d)  # the difference of two finite means overflowed",
-        f"    d_half = np.where(big, 0.5 * {mu_p} - 0.5 * {mu_q}, d)",
+        "    big = ~xp.isfinite(d)  # the difference of two finite means overflowed",
+        f"    d_half = xp.where(big, 0.5 * {mu_p} - 0.5 * {mu_q}, d)",
         f"    w = d_half / {v}",
-        f"    half_a = (np.where(big, 2.0, 0.5) * w) * {other}",
+        f"    half_a = (xp.where(big, 2.0, 0.5) * w) * {other}",
     ]
 
 
@@ -256,7 +256,7 @@ def _array_x(form: ParameterisedForm) -> list[str]:
         u, v = difference
         lines = [
             f"    d_hi, d_lo = two_sum({u}, -{v})  # the exact rounding error of {u} - {v}",
-            "    d_lo = np.where(np.isfinite(d_hi), d_lo, 0.0)",
+            "    d_lo = xp.where(xp.isfinite(d_hi), d_lo, 0.0)",
         ]
     else:
         lines = [f"    d_hi, d_lo = {array_code(form.log_ratio)}, 0.0"]
@@ -265,10 +265,10 @@ def _array_x(form: ParameterisedForm) -> list[str]:
     return [
         *lines,
         "    expm1_d = expm1(d_hi)",
-        "    x = np.where((d_lo == 0.0) | (d_hi > 709.0), expm1_d, expm1_d + d_lo * exp(d_hi))",
-        "    e = exp(0.5 * np.where(d_hi > 709.0, d_hi, 0.0))",
+        "    x = xp.where((d_lo == 0.0) | (d_hi > 709.0), expm1_d, expm1_d + d_lo * exp(d_hi))",
+        "    e = exp(0.5 * xp.where(d_hi > 709.0, d_hi, 0.0))",
         # (e^d - 1)/2 = (e/2) e - 1/2 with e = e^{d/2} (fact excess-half)
-        f"    half_x = np.where(d_hi > 709.0, {array_code(half_square)} - 0.5, 0.5 * x)",
+        f"    half_x = xp.where(d_hi > 709.0, {array_code(half_square)} - 0.5, 0.5 * x)",
     ]
 
 
@@ -280,7 +280,7 @@ def _array_form(form: ParameterisedForm) -> list[str]:
     domain = "0.0"
     if quotient is not None:
         u, v, power, x_of_rho = quotient
-        domain = f"np.where(({u} > 0.0) & ({v} > 0.0), 0.0, np.nan)"
+        domain = f"xp.where(({u} > 0.0) & ({v} > 0.0), 0.0, xp.nan)"
         expanded = sp.expand_log(form.log_ratio, force=True)
         body = [
             f"        rho, rho_lo = relative_difference({u}, {v})",
@@ -296,7 +296,7 @@ def _array_form(form: ParameterisedForm) -> list[str]:
             ]
         body += [
             "        # log(u/v) as a difference of logs where u/v is not a normal number",
-            f"        far_log_ratio = np.where({u} / {v} >= {_DBL_MIN}, "
+            f"        far_log_ratio = xp.where({u} / {v} >= {_DBL_MIN}, "
             f"{array_code(form.log_ratio)}, {array_code(expanded)})",
             "        half_excess = half_excess_compensated("
             f"x, x_lo, rho, rho_lo, {power}.0, far_log_ratio, half_x)",
@@ -314,7 +314,7 @@ def _array_form(form: ParameterisedForm) -> list[str]:
         "",
         f"def term_{name}({arguments}):",
         f'    """Per-coordinate KL ({form.name}): 1/2 (a + x - log(1 + x))."""',
-        "    with np.errstate(all='ignore'):",
+        "    with xp.errstate(all='ignore'):",
         f"        parts = parts_{name}({arguments})",
         "        x, half_x, half_a = parts['x'], parts['half_x'], parts['half_a']",
         *(["        d_hi, d_lo = parts['d_hi'], parts['d_lo']"] if quotient is None else []),
@@ -324,7 +324,7 @@ def _array_form(form: ParameterisedForm) -> list[str]:
         "",
         f"def gradient_{name}({arguments}):",
         f'    """Gradient of term_{name} with respect to ({arguments})."""',
-        "    with np.errstate(all='ignore'):",
+        "    with xp.errstate(all='ignore'):",
         f"        parts = parts_{name}({arguments})",
         "        half_x, half_a = parts['half_x'], parts['half_a']",
         "        return (",
@@ -338,7 +338,7 @@ def _array_form(form: ParameterisedForm) -> list[str]:
         if label in ranged and form.name == "var":
             # x/(2 v_p) = -x'/(2 v_q): each side is safe on its own half-plane
             u, v = (str(p) for p in form.parameters[1::2])
-            printed = f"np.where({u} >= {v}, {array_code(ranged[label])}, {printed})"
+            printed = f"xp.where({u} >= {v}, {array_code(ranged[label])}, {printed})"
         elif label in ranged:
             printed = array_code(ranged[label])
         lines.append(f"            {printed},")
@@ -350,12 +350,12 @@ def _array_form(form: ParameterisedForm) -> list[str]:
             f"def jeffreys_{name}({arguments}):",
             f'    """KL(p||q) + KL(q||p) ({form.name}): 1/2 (a + a\' - x x\'), fact '
             f'jeffreys-parts-{form.name}."""',
-            "    with np.errstate(all='ignore'):",
+            "    with xp.errstate(all='ignore'):",
             f"        forward = parts_{name}({arguments})",
             f"        reverse = parts_{name}({swapped})",
             "        crossed = -forward['half_x'] * reverse['x']",
             "        total = forward['half_a'] + reverse['half_a'] + crossed",
-            f"        return np.maximum(total, 0.0) + {domain}",
+            f"        return xp.maximum(total, 0.0) + {domain}",
             "",
         ]
     return lines
