@@ -14,10 +14,24 @@ from symkl.codegen.kernels import (
     input_difference,
     ln2_split,
     quotient_form,
+    quotient_remainder,
+    std_x_lo,
     table_constants,
     table_rows,
 )
-from symkl.codegen.printers import c_code, literal
+from symkl.codegen.printers import (
+    Lo,
+    ProductError,
+    TwoSum,
+    add,
+    c_arithmetic,
+    c_code,
+    div,
+    literal,
+    mul,
+    neg,
+    variables,
+)
 from symkl.kl.stable import NumericForms, ParameterisedForm, expm1mx_series
 
 __all__ = ["c_source"]
@@ -190,6 +204,15 @@ def _c_fast_common(forms: NumericForms) -> list[str]:
     ]
 
 
+def _const(name: str, value: sp.Expr | float, indent: str = "    ") -> str:
+    """``const double name = value;`` with the kernel arithmetic printed in order
+    (after the ``=``, on a line of its own where the line would pass 100 columns)."""
+    line = f"{indent}const double {name} = {c_arithmetic(value)};"
+    if len(line) <= 100:
+        return line
+    return f"{indent}const double {name} =\n{indent}    {c_arithmetic(value)};"
+
+
 def _c_fast_term(form: ParameterisedForm) -> list[str]:
     """The branch-free term of a quotient form, every quantity as hi + lo.
 
@@ -198,46 +221,77 @@ def _c_fast_term(form: ParameterisedForm) -> list[str]:
     """
     quotient = quotient_form(form)
     assert quotient is not None
-    u, v, power, x_of_rho = quotient
+    u_name, v_name, power, x_of_rho = quotient
+    u, v = variables(f"{u_name} {v_name}")
     mu_p, _, mu_q, _ = form.parameters
+    (inv_v, d_hi, d_lo, rho, rho_lo, x, x_lo, two_lo) = variables(
+        "inv_v d_hi d_lo rho rho_lo x x_lo two_lo"
+    )
+    (q, f, f_lo, scale, denominator, denominator_lo, inv_denominator) = variables(
+        "q f f_lo scale denominator denominator_lo inv_denominator"
+    )
+    s, s_lo, s2, tail, near_hi = variables("s s_lo s2 tail near_hi")
+    e, exponent, shifted, shifted_lo, far_lo = variables("e exponent shifted shifted_lo far_lo")
+    m, m_lo, w, w_lo, a, a_lo = variables("m m_lo w w_lo a a_lo")
+    excess_hi, excess_lo, total, total_lo = variables("excess_hi excess_lo total total_lo")
+    ln2_high, ln2_low = variables("SYMKL_LN2_HI SYMKL_LN2_LO")
+    fast_series = sp.Function("symkl_fast_series")
     name = identifier(form.name)
     arguments = ", ".join(f"double {p}" for p in form.parameters)
     finite = "0x1.fffffffffffffp1023"
     if power == 1:
-        x_lines = ["    const double x_lo = rho_lo;"]
+        x_lines = [_const("x_lo", rho_lo)]
         near = [
             "    /* excess = x s - 2 (atanh s - s), s = x/(2 + x) (fact log1pmx-atanh) */",
-            "    const double near_hi = x * s;",
-            "    const double near_lo =",
-            "        SYMKL_LO(fma(x, s, -near_hi) + x * s_lo + x_lo * s) - 2.0 * tail;",
+            _const("near_hi", mul(x, s)),
+            _const(
+                "near_lo",
+                add(
+                    Lo(add(ProductError(x, s, near_hi), mul(x, s_lo), mul(x_lo, s))),
+                    neg(mul(2.0, tail)),
+                ),
+            ),
         ]
         square = [
-            "    const double a = w * m;",
-            "    const double a_lo = SYMKL_LO(fma(w, m, -a) + w_lo * m + w * m_lo);",
+            _const("a", mul(w, m)),
+            _const("a_lo", Lo(add(ProductError(w, m, a), mul(w_lo, m), mul(w, m_lo)))),
         ]
     else:
+        rho_s, rho_s_lo, four, four_lo = variables("rho_s rho_s_lo four four_lo")
         x_lines = [
             "    double two_lo;",
-            "    const double two = symkl_two_sum(2.0, rho, &two_lo);",
-            "    const double x_lo =",
-            f"        SYMKL_LO({_C_STD_X_LO});",
+            _const("two", TwoSum(2.0, rho, two_lo)),
+            _const("x_lo", Lo(std_x_lo())),
         ]
         near = [
             "    /* excess = rho s (4 + rho) - 4 (atanh s"
             " - s), s = rho/(2 + rho) (fact std-near) */",
-            "    const double rho_s = rho * s;",
-            "    const double rho_s_lo = SYMKL_LO(fma(rho, s, -rho_s) + rho_lo * s + rho * s_lo);",
-            "    const double four = 4.0 + rho;",
-            "    const double four_lo = SYMKL_LO(((4.0 - four) + rho) + rho_lo); /* |rho| < 4 */",
-            "    const double near_hi = rho_s * four;",
-            "    const double near_lo =",
-            "        SYMKL_LO(fma(rho_s, four, -near_hi) + rho_s_lo * four + rho_s * four_lo)",
-            "        - 4.0 * tail;",
+            _const("rho_s", mul(rho, s)),
+            _const(
+                "rho_s_lo", Lo(add(ProductError(rho, s, rho_s), mul(rho_lo, s), mul(rho, s_lo)))
+            ),
+            _const("four", add(4.0, rho)),
+            _const("four_lo", Lo(add(add(add(4.0, neg(four)), rho), rho_lo))) + " /* |rho| < 4 */",
+            _const("near_hi", mul(rho_s, four)),
+            _const(
+                "near_lo",
+                add(
+                    Lo(
+                        add(
+                            ProductError(rho_s, four, near_hi),
+                            mul(rho_s_lo, four),
+                            mul(rho_s, four_lo),
+                        )
+                    ),
+                    neg(mul(4.0, tail)),
+                ),
+            ),
         ]
         square = [
-            "    const double a = w * w;",
-            "    const double a_lo = SYMKL_LO(fma(w, w, -a) + 2.0 * w * w_lo);",
+            _const("a", mul(w, w)),
+            _const("a_lo", Lo(add(ProductError(w, w, a), mul(2.0, w, w_lo)))),
         ]
+    twice = float(2 * power)
     return [
         f"/* {form.name}, vectorisable: valid when symkl_fast_ok_{name} holds */",
         f"static inline int symkl_fast_ok_{name}({arguments}) {{",
@@ -247,16 +301,16 @@ def _c_fast_term(form: ParameterisedForm) -> list[str]:
         "}",
         "",
         f"static inline double symkl_fast_term_{name}({arguments}, const int exact) {{",
-        f"    const double inv_v = 1.0 / {v};",
+        _const("inv_v", div(1.0, v)),
         "    /* rho = (u - v)/v as rho + rho_lo: TwoSum, then the remainder by fma */",
         "    double d_lo;",
-        f"    const double d_hi = symkl_two_sum({u}, -{v}, &d_lo);",
-        "    const double rho = d_hi * inv_v;",
-        f"    const double rho_lo = SYMKL_LO((fma(-rho, {v}, d_hi) + d_lo) * inv_v);",
+        _const("d_hi", TwoSum(u, neg(v), d_lo)),
+        _const("rho", mul(d_hi, inv_v)),
+        _const("rho_lo", Lo(mul(add(quotient_remainder(rho, v, d_hi), d_lo), inv_v))),
         f"    const double x = {c_code(x_of_rho)};",
         *x_lines,
         "    /* q = u/v = 2^e m, m in [3/4, 3/2); u/v = q + q_rem/v exactly */",
-        f"    const double q = {u} * inv_v;",
+        _const("q", mul(u, inv_v)),
         "    const uint64_t q_bits = symkl_bits(q);",
         "    const uint64_t biased = (q_bits - 0x3fe8000000000000u + 0x4000000000000000u) >> 52;",
         "    const double e = symkl_from_bits(biased | 0x4330000000000000u) - 0x1.00000000004p52;",
@@ -265,37 +319,51 @@ def _c_fast_term(form: ParameterisedForm) -> list[str]:
         "    /* 1 + f = m (1 + q_rem/(q v)): f = m - 1 exactly (Sterbenz) + 2^-e q_rem/v */",
         "    const double f = near ? rho : mantissa - 1.0;",
         "    const double scale = symkl_from_bits((2047u - biased) << 52); /* 2^-e */",
-        f"    const double f_lo = near ? rho_lo : SYMKL_LO(fma(-q, {v}, {u}) * inv_v * scale);",
+        "    const double f_lo = near ? rho_lo : "
+        f"{c_arithmetic(Lo(mul(quotient_remainder(q, v, u), inv_v, scale)))};",
         "    /* s = f/(2 + f) as s + s_lo; log(1 + f) = 2 atanh s = 2 (s + tail) */",
-        "    const double denominator = 2.0 + f;",
-        "    const double denominator_lo = SYMKL_LO(((2.0"
-        " - denominator) + f) + f_lo); /* |f| < 2 */",
-        "    const double inv_denominator = 1.0 / denominator;",
-        "    const double s = f * inv_denominator;",
-        "    const double s_lo =",
-        "        SYMKL_LO((fma(-s, denominator, f) + f_lo"
-        " - s * denominator_lo) * inv_denominator);",
-        "    const double s2 = s * s;",
-        "    const double tail = s * s2 * symkl_fast_series(s2);",
+        _const("denominator", add(2.0, f)),
+        _const("denominator_lo", Lo(add(add(add(2.0, neg(denominator)), f), f_lo)))
+        + " /* |f| < 2 */",
+        _const("inv_denominator", div(1.0, denominator)),
+        _const("s", mul(f, inv_denominator)),
+        _const(
+            "s_lo",
+            Lo(
+                mul(
+                    add(quotient_remainder(s, denominator, f), f_lo, neg(mul(s, denominator_lo))),
+                    inv_denominator,
+                )
+            ),
+        ),
+        _const("s2", mul(s, s)),
+        _const("tail", mul(s, s2, fast_series(s2))),
         *near,
         f"    /* e != 0: excess = x - {power} (e log 2 + 2 atanh s) (fact log-split) */",
-        f"    const double exponent = {power}.0 * e;",
+        _const("exponent", mul(float(power), e)),
         "    double shifted_lo, far_lo;",
-        "    const double shifted = symkl_two_sum(x, -exponent * SYMKL_LN2_HI, &shifted_lo);",
-        f"    const double far_hi = symkl_two_sum(shifted, -{2 * power}.0 * s, &far_lo);",
-        f"    far_lo = SYMKL_LO(far_lo + shifted_lo + x_lo - {2 * power}.0 * s_lo)",
-        f"        - exponent * SYMKL_LN2_LO - {2 * power}.0 * tail;",
+        _const("shifted", TwoSum(x, mul(-1, exponent, ln2_high), shifted_lo)),
+        _const("far_hi", TwoSum(shifted, mul(-twice, s), far_lo)),
+        "    far_lo = "
+        + c_arithmetic(
+            add(
+                Lo(add(far_lo, shifted_lo, x_lo, neg(mul(twice, s_lo)))),
+                neg(mul(exponent, ln2_low)),
+                neg(mul(twice, tail)),
+            )
+        )
+        + ";",
         "    const double excess_hi = near ? near_hi : far_hi;",
         "    const double excess_lo = near ? near_lo : far_lo;",
         f"    /* a = {sp.sstr(form.a)} as a + a_lo, with w = (mu_p - mu_q)/v */",
         "    double m_lo;",
-        f"    const double m = symkl_two_sum({mu_p}, -{mu_q}, &m_lo);",
-        "    const double w = m * inv_v;",
-        f"    const double w_lo = SYMKL_LO((fma(-w, {v}, m) + m_lo) * inv_v);",
+        _const("m", TwoSum(mu_p, neg(mu_q), m_lo)),
+        _const("w", mul(m, inv_v)),
+        _const("w_lo", Lo(mul(add(quotient_remainder(w, v, m), m_lo), inv_v))),
         *square,
         "    double total_lo;",
-        "    const double total = symkl_two_sum(a, excess_hi, &total_lo);",
-        "    const double corrected = 0.5 * (total + (SYMKL_LO(total_lo + a_lo) + excess_lo));",
+        _const("total", TwoSum(a, excess_hi, total_lo)),
+        _const("corrected", mul(0.5, add(total, add(Lo(add(total_lo, a_lo)), excess_lo)))),
         "    /* a may overflow to inf (its lo parts are then NaN); never below zero */",
         "    const double term = total - total == 0.0 ? corrected : 0.5 * total;",
         "    return term > 0.0 ? term : 0.0;",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sympy as sp
 from sympy.codegen.cfunctions import expm1
 
-from symkl.codegen.printers import literal
+from symkl.codegen.printers import ProductError, add, literal, mul, neg, variables
 from symkl.kl.stable import NumericForms, ParameterisedForm
 
 __all__ = [
@@ -144,3 +144,20 @@ def ranged_gradients() -> dict[str, sp.Expr]:
 def swapped_parameters(form: ParameterisedForm) -> tuple[sp.Symbol, ...]:
     mu_p, s_p, mu_q, s_q = form.parameters
     return (mu_q, s_q, mu_p, s_p)
+
+
+def std_x_lo() -> sp.Expr:
+    """The rounding error of ``x = rho (2 + rho)`` (std), carried as ``x + x_lo``.
+
+    From ``rho_lo`` (the rounding of rho), ``two = 2 + rho`` with its TwoSum error
+    ``two_lo``, and the exact remainder of the product ``rho * two``; first order in
+    the lo parts.  One expression for the scalar and vectorised C kernels and the
+    array kernels.
+    """
+    rho, rho_lo, two, two_lo, x = variables("rho rho_lo two two_lo x")
+    return add(ProductError(rho, two, x), mul(rho, two_lo), mul(2.0, rho_lo, add(1.0, rho)))
+
+
+def quotient_remainder(quotient: sp.Expr, divisor: sp.Expr, dividend: sp.Expr) -> sp.Expr:
+    """``dividend - quotient * divisor``, exactly (the remainder of a rounded division)."""
+    return ProductError(neg(quotient), divisor, neg(dividend))

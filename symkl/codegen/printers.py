@@ -30,6 +30,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 import sympy as sp
+from sympy.core.function import UndefinedFunction
 from sympy.printing.c import C99CodePrinter
 from sympy.printing.numpy import NumPyPrinter
 from sympy.printing.precedence import precedence
@@ -45,8 +46,11 @@ __all__ = [
     "array_code",
     "c_arithmetic",
     "c_code",
+    "div",
     "literal",
     "mul",
+    "neg",
+    "variables",
 ]
 
 
@@ -73,6 +77,24 @@ class Lo(sp.Function):
     the array kernels always keep it."""
 
     nargs = 1
+
+
+def neg(value: sp.Expr | float) -> sp.Expr:
+    """``-value``, printed as unary minus before an ordered product."""
+    value = sp.sympify(value)
+    if isinstance(value, sp.Mul) and value.args[0] != -1:
+        return mul(-1, *value.args)
+    return mul(-1, value)
+
+
+def div(numerator: sp.Expr | float, denominator: sp.Expr) -> sp.Expr:
+    """``numerator / denominator``, one rounded division."""
+    return mul(numerator, sp.Pow(denominator, -1, evaluate=False))
+
+
+def variables(names: str) -> tuple[sp.Symbol, ...]:
+    """Real symbols named as the kernels' variables (``"d_hi d_lo"``)."""
+    return sp.symbols(names, real=True, seq=True)
 
 
 def add(*terms: sp.Expr | float) -> sp.Expr:
@@ -119,9 +141,20 @@ class _OrderedArithmetic:
         sign = ""
         if factors[0] == -1:
             sign, factors = "-", factors[1:]
-        if len(factors) == 1:
-            return sign + self._ordered_operand(factors[0], expr)
-        return sign + " * ".join(self._ordered_operand(f, expr) for f in factors)
+        text = self._ordered_operand(factors[0], expr)
+        for factor in factors[1:]:
+            if isinstance(factor, sp.Pow) and factor.exp == -1:
+                text += f" / {self._ordered_operand(factor.base, expr)}"
+            else:
+                text += f" * {self._ordered_operand(factor, expr)}"
+        return sign + text
+
+    def _print_Function(self, expr: sp.Function) -> str:
+        if self._settings.get("ordered") and isinstance(expr.func, UndefinedFunction):
+            # a helper of the target (symkl_fast_series, ...): called by its name
+            arguments = ", ".join(self._print(a) for a in expr.args)
+            return f"{expr.func.__name__}({arguments})"
+        return super()._print_Function(expr)
 
     def _print_Float(self, expr: sp.Float) -> str:
         if not self._settings.get("ordered"):
