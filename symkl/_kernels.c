@@ -328,8 +328,7 @@ SYMKL_INLINE double symkl_fast_exp(double d, double d_lo, const int exact,
     const double r_hi = d - n * SYMKL_LN2_HI;
     const double shift = n * SYMKL_LN2_LO;
     const double r = r_hi - shift;
-    const double r_lo =
-        SYMKL_LO((r_hi - r) - shift - fma(n, SYMKL_LN2_LO, -shift)) + d_lo;
+    const double r_lo = SYMKL_LO((r_hi - r) - shift - fma(n, SYMKL_LN2_LO, -shift)) + d_lo;
     const double p = symkl_fast_expm1mx(r);
     double e1, e2;
     const double one_r = symkl_two_sum(1.0, r, &e1);

@@ -404,6 +404,12 @@ def _c_fast_exp_common() -> list[str]:
     horner = [f"    double s = {literal(coefficients[-1])};"]
     horner += [f"    s = s * r + {literal(c)};" for c in reversed(coefficients[:-1])]
     inverse = float(1 / sp.log(2).evalf(40))
+    d, d_lo, rounded, n, r_hi, shift, r, r_lo, p, e1, e2, one_r, t = variables(
+        "d d_lo rounded n r_hi shift r r_lo p e1 e2 one_r t"
+    )
+    inv_ln2, rounding, ln2_high, ln2_low = variables(
+        "SYMKL_INV_LN2 SYMKL_ROUND SYMKL_LN2_HI SYMKL_LN2_LO"
+    )
     return [
         f"#define SYMKL_INV_LN2 ({inverse!r})",
         "#define SYMKL_ROUND (0x1.8p52) /* x + 1.5 2^52 - 1.5 2^52 rounds x to an integer */",
@@ -425,23 +431,25 @@ def _c_fast_exp_common() -> list[str]:
         "SYMKL_INLINE double symkl_fast_exp(double d, double d_lo, const int exact,",
         "        double *restrict t_lo, double *restrict scale, double *restrict near,",
         "        double *restrict exponent) {",
-        "    const double rounded = d * SYMKL_INV_LN2 + SYMKL_ROUND;",
-        "    const double n = rounded - SYMKL_ROUND;",
+        _const("rounded", add(mul(d, inv_ln2), rounding)),
+        _const("n", add(rounded, neg(rounding))),
         "    /* exact: SYMKL_LN2_HI has 33 bits and |n| < 2^11 */",
-        "    const double r_hi = d - n * SYMKL_LN2_HI;",
-        "    const double shift = n * SYMKL_LN2_LO;",
-        "    const double r = r_hi - shift;",
-        "    const double r_lo =",
-        "        SYMKL_LO((r_hi - r) - shift - fma(n, SYMKL_LN2_LO, -shift)) + d_lo;",
-        "    const double p = symkl_fast_expm1mx(r);",
+        _const("r_hi", add(d, neg(mul(n, ln2_high)))),
+        _const("shift", mul(n, ln2_low)),
+        _const("r", add(r_hi, neg(shift))),
+        _const(
+            "r_lo",
+            add(Lo(add(add(r_hi, neg(r)), neg(shift), neg(ProductError(n, ln2_low, shift)))), d_lo),
+        ),
+        _const("p", sp.Function("symkl_fast_expm1mx")(r)),
         "    double e1, e2;",
-        "    const double one_r = symkl_two_sum(1.0, r, &e1);",
-        "    const double t = symkl_two_sum(one_r, p, &e2);",
-        "    *t_lo = SYMKL_LO(e1 + e2) + r_lo * t;",
+        _const("one_r", TwoSum(1.0, r, e1)),
+        _const("t", TwoSum(one_r, p, e2)),
+        f"    *t_lo = {c_arithmetic(add(Lo(add(e1, e2)), mul(r_lo, t)))};",
         "    /* 2^n from the low bits of `rounded` (n + 1.5 2^52 holds n there) */",
         "    const uint64_t biased = symkl_bits(rounded) - symkl_bits(SYMKL_ROUND) + 1023u;",
         "    *scale = symkl_from_bits(biased << 52);",
-        "    *near = p + d_lo * (r + p);",
+        f"    *near = {c_arithmetic(add(p, mul(d_lo, add(r, p))))};",
         "    *exponent = n;",
         "    return t;",
         "}",
@@ -455,6 +463,11 @@ def _c_fast_exact_log_term(form: ParameterisedForm) -> list[str]:
     name = identifier(form.name)
     arguments = ", ".join(f"double {p}" for p in form.parameters)
     names = [str(p) for p in form.parameters]
+    d, d_lo_part, m, m_lo, t, t_lo, scale, c, c_lo, f_lo = variables(
+        "d d_lo m m_lo t t_lo scale c c_lo f_lo"
+    )
+    m2, m2_lo, q_t, q_lo, q_scale, a_t, a, a_lo = variables("m2 m2_lo q_t q_lo q_scale a_t a a_lo")
+    excess_hi, excess_lo, total, total_lo = variables("excess_hi excess_lo total total_lo")
     difference = input_difference(form)
     if difference is not None:
         mu_p, logvar_p, mu_q, logvar_q = names
@@ -465,14 +478,14 @@ def _c_fast_exact_log_term(form: ParameterisedForm) -> list[str]:
         ]
         setup = [
             "    double d_lo, m_lo;",
-            f"    const double d = symkl_two_sum({logvar_p}, -{logvar_q}, &d_lo);",
-            f"    const double m = symkl_two_sum({mu_p}, -{mu_q}, &m_lo);",
+            _const("d", TwoSum(form.parameters[1], neg(form.parameters[3]), d_lo_part)),
+            _const("m", TwoSum(form.parameters[0], neg(form.parameters[2]), m_lo)),
             "    /* e^{-l_q} = q_scale (q_t + q_lo) */",
             "    double q_lo, q_scale, q_near, q_exponent;",
             f"    const double q_t = symkl_fast_exp(-{logvar_q}, 0.0, exact, &q_lo, &q_scale,"
             " &q_near, &q_exponent);",
         ]
-        d_lo = "SYMKL_LO(d_lo)"
+        d_lo = Lo(d_lo_part)
     else:
         mu, logvar = names
         ok = [
@@ -483,7 +496,7 @@ def _c_fast_exact_log_term(form: ParameterisedForm) -> list[str]:
             f"    const double d = {logvar}, m = {mu};",
             "    const double m_lo = 0.0, q_t = 1.0, q_lo = 0.0, q_scale = 1.0;",
         ]
-        d_lo = "0.0"
+        d_lo = sp.Float(0.0)
     return [
         f"/* {form.name}, vectorisable: valid when symkl_fast_ok_{name} holds */",
         f"static inline int symkl_fast_ok_{name}({arguments}) {{",
@@ -494,22 +507,26 @@ def _c_fast_exact_log_term(form: ParameterisedForm) -> list[str]:
         *setup,
         "    /* e^d - 1 - d (fact exp-split): at n = 0 the series, else 2^n t - (1 + d) */",
         "    double t_lo, scale, near, exponent;",
-        f"    const double t = symkl_fast_exp(d, {d_lo}, exact, &t_lo, &scale, &near, &exponent);",
+        f"    const double t = symkl_fast_exp(d, {c_arithmetic(d_lo)}, exact, &t_lo, &scale,"
+        " &near, &exponent);",
         "    double c_lo, f_lo;",
-        "    const double c = symkl_two_sum(1.0, d, &c_lo);",
-        "    const double f = symkl_two_sum(scale * t, -c, &f_lo);",
-        f"    const double far_lo = SYMKL_LO(f_lo - c_lo - {d_lo}) + scale * t_lo;",
+        _const("c", TwoSum(1.0, d, c_lo)),
+        _const("f", TwoSum(mul(scale, t), neg(c), f_lo)),
+        _const("far_lo", add(Lo(add(f_lo, neg(c_lo), neg(d_lo))), mul(scale, t_lo))),
         "    const double excess_hi = exponent == 0.0 ? near : f;",
         "    const double excess_lo = exponent == 0.0 ? 0.0 : far_lo;",
         "    /* a = m^2 e^{-l_q} as a + a_lo */",
-        "    const double m2 = m * m;",
-        "    const double m2_lo = SYMKL_LO(fma(m, m, -m2) + 2.0 * m * m_lo);",
-        "    const double a_t = m2 * q_t;",
-        "    const double a = a_t * q_scale;",
-        "    const double a_lo = SYMKL_LO(fma(m2, q_t, -a_t) + m2_lo * q_t + m2 * q_lo) * q_scale;",
+        _const("m2", mul(m, m)),
+        _const("m2_lo", Lo(add(ProductError(m, m, m2), mul(2.0, m, m_lo)))),
+        _const("a_t", mul(m2, q_t)),
+        _const("a", mul(a_t, q_scale)),
+        _const(
+            "a_lo",
+            mul(Lo(add(ProductError(m2, q_t, a_t), mul(m2_lo, q_t), mul(m2, q_lo))), q_scale),
+        ),
         "    double total_lo;",
-        "    const double total = symkl_two_sum(a, excess_hi, &total_lo);",
-        "    const double term = 0.5 * (total + (SYMKL_LO(total_lo + a_lo) + excess_lo));",
+        _const("total", TwoSum(a, excess_hi, total_lo)),
+        _const("term", mul(0.5, add(total, add(Lo(add(total_lo, a_lo)), excess_lo)))),
         "    /* an overflow leaves NaN (inf - inf in the lo parts): the block's check sends",
         "     * it to the scalar kernel */",
         "    return term < 0.0 ? 0.0 : term;",
