@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sympy as sp
+from sympy.codegen.cfunctions import log1p
 
 from symkl.codegen.kernels import (
     EXACT_LOG_RATIO,
@@ -18,6 +19,7 @@ from symkl.codegen.kernels import (
     std_x_lo,
     table_constants,
     table_rows,
+    two_sum_error,
 )
 from symkl.codegen.printers import (
     Lo,
@@ -27,6 +29,7 @@ from symkl.codegen.printers import (
     c_arithmetic,
     c_code,
     div,
+    inverse,
     literal,
     mul,
     neg,
@@ -37,12 +40,9 @@ from symkl.kl.stable import NumericForms, ParameterisedForm, expm1mx_series
 __all__ = ["c_source"]
 
 
-#: the rounding error of x = rho (2 + rho) (std), from rho_lo, two = 2 + rho and its two_lo
-_C_STD_X_LO = "fma(rho, two, -x) + rho * two_lo + 2.0 * rho_lo * (1.0 + rho)"
-
-
 def c_source(forms: NumericForms) -> str:
     low, high = (literal(v) for v in forms.interval)
+    a, b, total, b_virtual = variables("a b sum b_virtual")
     coefficients = forms.series
     horner = [f"    double s = {literal(coefficients[-1])};"]
     horner += [f"    s = s * u + {literal(c)};" for c in reversed(coefficients[:-1])]
@@ -63,9 +63,9 @@ def c_source(forms: NumericForms) -> str:
         "",
         "/* Knuth's TwoSum: a + b = sum + *error exactly */",
         "static inline double symkl_two_sum(double a, double b, double *error) {",
-        "    const double sum = a + b;",
-        "    const double b_virtual = sum - a;",
-        "    *error = (a - (sum - b_virtual)) + (b - b_virtual);",
+        _const("sum", add(a, b)),
+        _const("b_virtual", add(total, neg(a))),
+        f"    *error = {c_arithmetic(two_sum_error(a, b, total, b_virtual))};",
         "    return sum;",
         "}",
         "",
@@ -96,8 +96,11 @@ def _c_fast_common(forms: NumericForms) -> list[str]:
     low, high = forms.mantissa_range
     if (low, high) != (sp.Rational(3, 4), sp.Rational(3, 2)):
         raise NotImplementedError("the exponent split below is written for m in [3/4, 3/2)")
-    ln2_high, ln2_low = ln2_split()
+    m_u, m_v = variables("m_u m_v")
+    ln2_high_value, ln2_low_value = ln2_split()
     coefficients = forms.fast_series
+    lane_sum, term, following, virtual_term = variables("sum[lane] term next virtual_term")
+    n, error, ln2_high, ln2_low = variables("n error SYMKL_LN2_HI SYMKL_LN2_LO")
     horner = [f"    double s = {literal(coefficients[-1])};"]
     horner += [f"    s = s * u + {literal(c)};" for c in reversed(coefficients[:-1])]
     return [
@@ -108,8 +111,8 @@ def _c_fast_common(forms: NumericForms) -> list[str]:
         " * compiler vectorises them; every quantity is carried as hi + lo, and the term is",
         " * within a few tenths of an ulp.  Inputs outside [2^-500, 2^500] (and invalid",
         " * ones) take the scalar kernels above. */",
-        f"#define SYMKL_LN2_HI ({ln2_high!r}) /* 33 bits: n * SYMKL_LN2_HI is exact */",
-        f"#define SYMKL_LN2_LO ({ln2_low!r})",
+        f"#define SYMKL_LN2_HI ({ln2_high_value!r}) /* 33 bits: n * SYMKL_LN2_HI is exact */",
+        f"#define SYMKL_LN2_LO ({ln2_low_value!r})",
         "",
         "/* log(u/v) = (e_u - e_v) log 2 + log(m_u/m_v) as hi + *lo (fact log-ratio-split) */",
         "static inline double symkl_log_ratio(double u, double v, double *lo) {",
@@ -117,8 +120,8 @@ def _c_fast_common(forms: NumericForms) -> list[str]:
         "    const double m_u = frexp(u, &e_u), m_v = frexp(v, &e_v);",
         "    const double n = (double)(e_u - e_v);",
         "    double error;",
-        "    const double hi = symkl_two_sum(n * SYMKL_LN2_HI, log(m_u / m_v), &error);",
-        "    *lo = error + n * SYMKL_LN2_LO;",
+        _const("hi", TwoSum(mul(n, ln2_high), sp.log(div(m_u, m_v)), error)),
+        f"    *lo = {c_arithmetic(add(error, mul(n, ln2_low)))};",
         "    return hi;",
         "}",
         "",
@@ -176,10 +179,10 @@ def _c_fast_common(forms: NumericForms) -> list[str]:
         "        for (int64_t c = i * padded; c < (i + 1) * padded; c += 4) {",
         "            for (int lane = 0; lane < 4; ++lane) {",
         "                const double term = terms[c + lane];",
-        "                const double next = sum[lane] + term;",
-        "                const double virtual_term = next - sum[lane];",
-        "                error[lane] += (sum[lane] - (next"
-        " - virtual_term)) + (term - virtual_term);",
+        _const("next", add(lane_sum, term), "                "),
+        _const("virtual_term", add(following, neg(lane_sum)), "                "),
+        "                error[lane] += "
+        f"{c_arithmetic(two_sum_error(lane_sum, term, following, virtual_term))};",
         "                sum[lane] = next;",
         "            }",
         "        }",
@@ -624,42 +627,51 @@ def _c_term(form: ParameterisedForm) -> list[str]:
         # division (fma) and, for the std form, of (2 + rho) rho.  Then, to first order,
         # f(x + x_lo) = f(x) + x_lo f'(x) with f'(x) = x/(1 + x), and log(1 + x) =
         # power log1p(rho + rho_lo) = power (log1p(rho) + rho_lo/(1 + rho)).
-        u, v, power, x_of_rho = quotient
+        u_name, v_name, power, x_of_rho = quotient
+        u, v = variables(f"{u_name} {v_name}")
+        d_hi, d_lo, rho, rho_lo, x, x_lo, two_lo = variables("d_hi d_lo rho rho_lo x x_lo two_lo")
+        log_hi, log_lo = variables("log_hi log_lo")
         domain = f"({u} > 0.0 && {v} > 0.0) ? 0.0 : NAN /* NaN in, NaN out */"
         x_lines = [
             "    double d_lo;",
-            f"    const double d_hi = symkl_two_sum({u}, -{v}, &d_lo);",
-            f"    const double rho = d_hi / {v};",
-            f"    const double rho_lo = (fma(-rho, {v}, d_hi) + d_lo) / {v};",
+            _const("d_hi", TwoSum(u, neg(v), d_lo)),
+            _const("rho", div(d_hi, v)),
+            _const("rho_lo", div(add(quotient_remainder(rho, v, d_hi), d_lo), v)),
             f"    const double x = {c_code(x_of_rho)};",
         ]
         if power == 1:
-            x_lines.append("    const double x_lo = rho_lo;")
+            x_lines.append(_const("x_lo", rho_lo))
             # x/2 without overflow where x = rho itself overflows
-            half_x = f"(0.5 * d_hi) / {v}"
+            half_x = div(mul(0.5, d_hi), v)
         else:
             x_lines += [
                 "    double two_lo;",
-                "    const double two = symkl_two_sum(2.0, rho, &two_lo);",
-                f"    const double x_lo = {_C_STD_X_LO};",
+                _const("two", TwoSum(2.0, rho, two_lo)),
+                _const("x_lo", std_x_lo()),
             ]
-            half_x = "(0.5 * rho) * (2.0 + rho)"
-        scale = "" if power == 1 else f"{power}.0 * "
-        series = [
-            "        excess = symkl_excess_series(x) + x_lo * (x / (1.0 + x));",
-        ]
+            half_x = mul(mul(0.5, rho), add(2.0, rho))
+
+        def scaled(value: sp.Expr) -> sp.Expr:
+            return value if power == 1 else mul(float(power), value)
+
+        excess_series = sp.Function("symkl_excess_series")
+        corrected_series = add(excess_series(x), mul(x_lo, div(x, add(1.0, x))))
+        series = [f"        excess = {c_arithmetic(corrected_series)};"]
+        log_split = add(add(x, neg(scaled(log_hi))), add(x_lo, neg(scaled(log_lo))))
+        log_lo_direct = mul(*([] if power == 1 else [float(power)]), rho_lo, inverse(add(1.0, rho)))
+        direct_log = add(add(x, neg(scaled(log1p(rho)))), add(x_lo, neg(log_lo_direct)))
         direct = [
             "        if (x < SYMKL_FAR_BELOW) {",
             "            /* log(u/v) by exponent splitting: u/v may underflow",
             "             * (fact log-ratio-split) */",
             "            double log_lo;",
             f"            const double log_hi = symkl_log_ratio({u}, {v}, &log_lo);",
-            f"            excess = (x - {scale}log_hi) + (x_lo - {scale}log_lo);",
+            f"            excess = {c_arithmetic(log_split)};",
             "        } else if (x < 0x1p60) {",
-            f"            excess = (x - {scale}log1p(rho)) + (x_lo - {scale}rho_lo / (1.0 + rho));",
+            f"            excess = {c_arithmetic(direct_log)};",
             "        } else {",
             "            /* log(1 + x) < x/2^54: below half an ulp; x/2 where x overflows */",
-            f"            half_excess = {half_x};",
+            f"            half_excess = {c_arithmetic(half_x)};",
             "            halved = 1;",
             "        }",
         ]

@@ -25,10 +25,13 @@ __all__ = [
     "input_difference",
     "ln2_split",
     "quotient_form",
+    "quotient_remainder",
     "ranged_gradients",
+    "std_x_lo",
     "swapped_parameters",
     "table_constants",
     "table_rows",
+    "two_sum_error",
 ]
 
 
@@ -161,3 +164,13 @@ def std_x_lo() -> sp.Expr:
 def quotient_remainder(quotient: sp.Expr, divisor: sp.Expr, dividend: sp.Expr) -> sp.Expr:
     """``dividend - quotient * divisor``, exactly (the remainder of a rounded division)."""
     return ProductError(neg(quotient), divisor, neg(dividend))
+
+
+def two_sum_error(a: sp.Expr, b: sp.Expr, total: sp.Expr, b_virtual: sp.Expr) -> sp.Expr:
+    """Knuth's TwoSum: the exact error of ``total = fl(a + b)``, with ``b_virtual = total - a``.
+
+    ``a + b = total + (a - (total - b_virtual)) + (b - b_virtual)`` exactly, in any
+    rounding-to-nearest binary arithmetic.  One definition for the C helper
+    ``symkl_two_sum``, the C summation lanes and the array ``two_sum``.
+    """
+    return add(add(a, neg(add(total, neg(b_virtual)))), add(b, neg(b_virtual)))

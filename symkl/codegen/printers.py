@@ -33,7 +33,7 @@ import sympy as sp
 from sympy.core.function import UndefinedFunction
 from sympy.printing.c import C99CodePrinter
 from sympy.printing.numpy import NumPyPrinter
-from sympy.printing.precedence import precedence
+from sympy.printing.precedence import PRECEDENCE, precedence
 
 __all__ = [
     "ArrayPrinter",
@@ -47,6 +47,7 @@ __all__ = [
     "c_arithmetic",
     "c_code",
     "div",
+    "inverse",
     "literal",
     "mul",
     "neg",
@@ -87,9 +88,15 @@ def neg(value: sp.Expr | float) -> sp.Expr:
     return mul(-1, value)
 
 
+def inverse(denominator: sp.Expr) -> sp.Expr:
+    """A factor ``/ denominator`` of an ordered product: ``mul(a, b, inverse(c))`` is
+    ``a * b / c``."""
+    return sp.Pow(denominator, -1, evaluate=False)
+
+
 def div(numerator: sp.Expr | float, denominator: sp.Expr) -> sp.Expr:
-    """``numerator / denominator``, one rounded division."""
-    return mul(numerator, sp.Pow(denominator, -1, evaluate=False))
+    """``numerator / denominator``, one rounded division (a product numerator first)."""
+    return mul(numerator, inverse(denominator))
 
 
 def variables(names: str) -> tuple[sp.Symbol, ...]:
@@ -117,7 +124,10 @@ class _OrderedArithmetic:
     def _ordered_operand(self, operand: sp.Expr, parent: sp.Expr) -> str:
         text = self._print(operand)
         nested = isinstance(operand, type(parent)) and not _is_negation(operand)
-        if nested or precedence(operand) < precedence(parent):
+        # an ordered product binds as a product, also with a leading -1 (SymPy's
+        # precedence() ranks a negated product as a sum)
+        binding = PRECEDENCE["Mul"] if isinstance(parent, sp.Mul) else precedence(parent)
+        if nested or precedence(operand) < binding:
             return f"({text})"
         return text
 
@@ -141,7 +151,9 @@ class _OrderedArithmetic:
         sign = ""
         if factors[0] == -1:
             sign, factors = "-", factors[1:]
-        text = self._ordered_operand(factors[0], expr)
+        first = factors[0]
+        # a leading number is never parenthesised: -2.0 * s is (-2.0) * s
+        text = self._print(first) if first.is_Number else self._ordered_operand(first, expr)
         for factor in factors[1:]:
             if isinstance(factor, sp.Pow) and factor.exp == -1:
                 text += f" / {self._ordered_operand(factor.base, expr)}"
