@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sympy as sp
+from sympy.codegen.cfunctions import log1p
 
 from symkl.codegen.kernels import (
     FAR_BELOW,
@@ -11,15 +12,31 @@ from symkl.codegen.kernels import (
     HALF_X,
     HEADER,
     NEAR_EXP,
+    compensated_excess,
     identifier,
     input_difference,
     quotient_form,
     ranged_gradients,
+    series_correction,
+    std_x_lo,
     swapped_parameters,
     table_constants,
     table_rows,
+    two_sum_error,
 )
-from symkl.codegen.printers import array_code, literal
+from symkl.codegen.printers import (
+    ProductError,
+    TwoSum,
+    add,
+    array_arithmetic,
+    array_code,
+    div,
+    inverse,
+    literal,
+    mul,
+    neg,
+    variables,
+)
 from symkl.kl.stable import A, NumericForms, ParameterisedForm, X, expm1mx_series
 
 __all__ = ["NUMPY_PRELUDE", "array_kernels", "numpy_source"]
@@ -70,6 +87,17 @@ def array_kernels(forms: NumericForms) -> str:
     table_low, table_high, table_scale, table_first = table_constants(forms)
     table_series = ", ".join(literal(c) for c in forms.table_series)
     coefficients = ", ".join(literal(c) for c in forms.series)
+    a, b, c, p, total, b_virtual, split_high = variables("a b c p s bv high")
+    a_hi, a_lo, b_hi, b_lo = variables("a_hi a_lo b_hi b_lo")
+    u, v, d_hi, d_lo, rho, x, x_lo, r, power = variables("u v d_hi d_lo rho x x_lo r power")
+    rho_lo_name = variables("rho_lo")[0]
+    # Dekker's TwoProduct: a*b - p exactly from the 26-bit halves (NumPy has no fma)
+    dekker = add(
+        add(add(mul(a_hi, b_hi), neg(p)), mul(a_hi, b_lo), mul(a_lo, b_hi)), mul(a_lo, b_lo)
+    )
+    # rho v - d_hi as (d_hi - p) - (rho v - p), the second exactly (ProductError)
+    rho_lo = div(add(add(add(d_hi, neg(p)), neg(ProductError(rho, v, p))), d_lo), v)
+    direct = compensated_excess(x, x_lo, log1p(r), (rho_lo_name, inverse(add(1.0, r))), power)
     lines = [
         "",
         f"SERIES_LOW = {low}",
@@ -90,22 +118,22 @@ def array_kernels(forms: NumericForms) -> str:
         "",
         "def two_sum(a, b):",
         '    """s, e with a + b = s + e exactly (Knuth\'s TwoSum)."""',
-        "    s = a + b",
-        "    bv = s - a",
-        "    return s, (a - (s - bv)) + (b - bv)",
+        f"    s = {array_arithmetic(add(a, b))}",
+        f"    bv = {array_arithmetic(add(total, neg(a)))}",
+        f"    return s, {array_arithmetic(two_sum_error(a, b, total, b_virtual))}",
         "",
         "",
         "def _split(a):",
         "    c = 134217729.0 * a  # 2^27 + 1: Veltkamp's split into two 26-bit halves",
-        "    high = c - (c - a)",
-        "    return high, a - high",
+        f"    high = {array_arithmetic(add(c, neg(add(c, neg(a)))))}",
+        f"    return high, {array_arithmetic(add(a, neg(split_high)))}",
         "",
         "",
         "def product_error(a, b, p):",
         '    """a*b - p exactly, for p = fl(a*b) (Dekker\'s TwoProduct: NumPy has no fma)."""',
         "    a_hi, a_lo = _split(a)",
         "    b_hi, b_lo = _split(b)",
-        "    return ((a_hi * b_hi - p) + a_hi * b_lo + a_lo * b_hi) + a_lo * b_lo",
+        f"    return {array_arithmetic(dekker)}",
         "",
         "",
         "def relative_difference(u, v):",
@@ -114,20 +142,21 @@ def array_kernels(forms: NumericForms) -> str:
         "    # neither overflow nor lose digits in the subnormal range",
         "    scale = xp.where(v < 2.0**-800, 2.0**600, xp.where(v > 2.0**800, 2.0**-600, 1.0))",
         "    u, v = u * scale, v * scale",
-        "    d_hi, d_lo = two_sum(u, -v)",
-        "    rho = d_hi / v",
-        "    p = rho * v",
-        "    rho_lo = (((d_hi - p) - product_error(rho, v, p)) + d_lo) / v",
+        f"    d_hi, d_lo = {array_arithmetic(TwoSum(u, neg(v), d_lo))}",
+        f"    rho = {array_arithmetic(div(d_hi, v))}",
+        f"    p = {array_arithmetic(mul(rho, v))}",
+        f"    rho_lo = {array_arithmetic(rho_lo)}",
         "    return rho, xp.where(xp.isfinite(rho_lo), rho_lo, 0.0)",
         "",
         "",
         "def half_excess_compensated(x, x_lo, rho, rho_lo, power, far_log_ratio, half_x):",
         '    """(x - log(1 + x))/2 for 1 + x = (1 + rho)**power, x + x_lo, rho + rho_lo."""',
         "    near = (x > SERIES_LOW) & (x < SERIES_HIGH)",
-        "    series = excess_series(xp.where(near, x, 0.0)) + x_lo * (x / (1.0 + x))",
+        "    series = excess_series(xp.where(near, x, 0.0)) + "
+        f"{array_arithmetic(series_correction(x, x_lo))}",
         "    far = x < FAR_BELOW",
         "    r = xp.where(far, 0.0, rho)",
-        "    direct = (x - power * log1p(r)) + (x_lo - power * rho_lo / (1.0 + r))",
+        f"    direct = {array_arithmetic(direct)}",
         "    value = xp.where(near, series, xp.where(far, (x - far_log_ratio) + x_lo, direct))",
         "    # beyond 2^60, log(1 + x) < x/2^54; x/2 is taken where x itself overflows",
         "    return xp.where(x < 2.0**60, 0.5 * xp.maximum(value, 0.0), half_x)",
@@ -291,8 +320,7 @@ def _array_form(form: ParameterisedForm) -> list[str]:
         else:
             body += [
                 "        two, two_lo = two_sum(2.0, rho)",
-                "        x_lo = product_error(rho, two, x) + rho * two_lo"
-                " + 2.0 * rho_lo * (1.0 + rho)",
+                f"        x_lo = {array_arithmetic(std_x_lo())}",
             ]
         body += [
             "        # log(u/v) as a difference of logs where u/v is not a normal number",

@@ -11,11 +11,13 @@ from symkl.codegen.kernels import (
     FAST_EXP_TERMS,
     HEADER,
     NEAR_EXP,
+    compensated_excess,
     identifier,
     input_difference,
     ln2_split,
     quotient_form,
     quotient_remainder,
+    series_correction,
     std_x_lo,
     table_constants,
     table_rows,
@@ -651,15 +653,14 @@ def _c_term(form: ParameterisedForm) -> list[str]:
             ]
             half_x = mul(mul(0.5, rho), add(2.0, rho))
 
-        def scaled(value: sp.Expr) -> sp.Expr:
-            return value if power == 1 else mul(float(power), value)
-
         excess_series = sp.Function("symkl_excess_series")
-        corrected_series = add(excess_series(x), mul(x_lo, div(x, add(1.0, x))))
+        corrected_series = add(excess_series(x), series_correction(x, x_lo))
         series = [f"        excess = {c_arithmetic(corrected_series)};"]
-        log_split = add(add(x, neg(scaled(log_hi))), add(x_lo, neg(scaled(log_lo))))
-        log_lo_direct = mul(*([] if power == 1 else [float(power)]), rho_lo, inverse(add(1.0, rho)))
-        direct_log = add(add(x, neg(scaled(log1p(rho)))), add(x_lo, neg(log_lo_direct)))
+        scale = 1 if power == 1 else float(power)
+        log_split = compensated_excess(x, x_lo, log_hi, (log_lo,), scale)
+        direct_log = compensated_excess(
+            x, x_lo, log1p(rho), (rho_lo, inverse(add(1.0, rho))), scale
+        )
         direct = [
             "        if (x < SYMKL_FAR_BELOW) {",
             "            /* log(u/v) by exponent splitting: u/v may underflow",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sympy as sp
 from sympy.codegen.cfunctions import expm1
 
-from symkl.codegen.printers import ProductError, add, literal, mul, neg, variables
+from symkl.codegen.printers import ProductError, add, div, literal, mul, neg, variables
 from symkl.kl.stable import NumericForms, ParameterisedForm
 
 __all__ = [
@@ -21,12 +21,14 @@ __all__ = [
     "HEADER",
     "NEAR_EXP",
     "RHO",
+    "compensated_excess",
     "identifier",
     "input_difference",
     "ln2_split",
     "quotient_form",
     "quotient_remainder",
     "ranged_gradients",
+    "series_correction",
     "std_x_lo",
     "swapped_parameters",
     "table_constants",
@@ -174,3 +176,31 @@ def two_sum_error(a: sp.Expr, b: sp.Expr, total: sp.Expr, b_virtual: sp.Expr) ->
     ``symkl_two_sum``, the C summation lanes and the array ``two_sum``.
     """
     return add(add(a, neg(add(total, neg(b_virtual)))), add(b, neg(b_virtual)))
+
+
+def series_correction(x: sp.Expr, x_lo: sp.Expr) -> sp.Expr:
+    """``x_lo f'(x)``, ``f'(x) = x/(1 + x)``: the first-order effect of ``x_lo`` on the
+    excess ``f(x) = x - log(1 + x)`` (added to the series value)."""
+    return mul(x_lo, div(x, add(1.0, x)))
+
+
+def compensated_excess(
+    x: sp.Expr,
+    x_lo: sp.Expr,
+    log_hi: sp.Expr,
+    log_lo: tuple[sp.Expr, ...],
+    power: sp.Expr | int,
+) -> sp.Expr:
+    """``(x - power log_hi) + (x_lo - power log_lo)``: the excess from ``log(1 + x) =
+    power (log_hi + log_lo)``, hi and lo parts subtracted separately.
+
+    ``log_lo`` is the product of its factors (``rho_lo, inverse(1 + rho)``); a power of
+    1 is left out of the printed products.
+    """
+
+    def scaled(*factors: sp.Expr) -> sp.Expr:
+        if power == 1:
+            return factors[0] if len(factors) == 1 else mul(*factors)
+        return mul(power, *factors)
+
+    return add(add(x, neg(scaled(log_hi))), add(x_lo, neg(scaled(*log_lo))))
