@@ -179,7 +179,8 @@ static inline double symkl_expm1mx_table(double d, double d_lo) {
     const double scaled = floor(d * SYMKL_TABLE_SCALE + 0.5);
     const double r = d - scaled / SYMKL_TABLE_SCALE;
     const double *row = symkl_expm1mx_rows[(int)scaled - SYMKL_TABLE_FIRST];
-    const double q = r * r * (0.5 + r * (0.16666666666666666 + r * (0.041666666666666664 + r * (0.008333333333333333 + r * (0.001388888888888889 + r * (0.0001984126984126984 + r * (2.48015873015873e-05)))))));
+    const double q =
+        r * r * (0.5 + r * (0.16666666666666666 + r * (0.041666666666666664 + r * (0.008333333333333333 + r * (0.001388888888888889 + r * (0.0001984126984126984 + r * 2.48015873015873e-05))))));
     return row[0] + (row[1] + row[2] * r + row[3] * q + d_lo * (row[2] + row[3] * r));
 }
 /* Vectorisable kernels for the quotient forms (var, std).  The quotient q = u/v is

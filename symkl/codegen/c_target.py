@@ -11,7 +11,12 @@ from symkl.codegen.kernels import (
     FAST_EXP_TERMS,
     HEADER,
     NEAR_EXP,
+    atanh_argument,
+    atanh_excess,
     compensated_excess,
+    expm1mx_from_series,
+    horner,
+    horner_step,
     identifier,
     input_difference,
     ln2_split,
@@ -20,6 +25,7 @@ from symkl.codegen.kernels import (
     series_correction,
     std_x_lo,
     table_constants,
+    table_expm1mx,
     table_rows,
     two_sum_error,
 )
@@ -45,9 +51,9 @@ __all__ = ["c_source"]
 def c_source(forms: NumericForms) -> str:
     low, high = (literal(v) for v in forms.interval)
     a, b, total, b_virtual = variables("a b sum b_virtual")
+    x, t, u, s = variables("x t u s")
     coefficients = forms.series
-    horner = [f"    double s = {literal(coefficients[-1])};"]
-    horner += [f"    s = s * u + {literal(c)};" for c in reversed(coefficients[:-1])]
+    horner_lines = _horner_lines(coefficients, "u")
     lines = [
         f"/* {HEADER}",
         " *",
@@ -72,10 +78,10 @@ def c_source(forms: NumericForms) -> str:
         "}",
         "",
         "static inline double symkl_excess_series(double x) {",
-        "    const double t = x / (2.0 + x);",
-        "    const double u = t * t;",
-        *horner,
-        "    return x * t - 2.0 * (u * t) * s;",
+        _const("t", atanh_argument(x)),
+        _const("u", mul(t, t)),
+        *horner_lines,
+        f"    return {c_arithmetic(atanh_excess(x, t, u, s))};",
         "}",
         "",
         *_c_table(forms),
@@ -103,8 +109,7 @@ def _c_fast_common(forms: NumericForms) -> list[str]:
     coefficients = forms.fast_series
     lane_sum, term, following, virtual_term = variables("sum[lane] term next virtual_term")
     n, error, ln2_high, ln2_low = variables("n error SYMKL_LN2_HI SYMKL_LN2_LO")
-    horner = [f"    double s = {literal(coefficients[-1])};"]
-    horner += [f"    s = s * u + {literal(c)};" for c in reversed(coefficients[:-1])]
+    horner_lines = _horner_lines(coefficients, "u")
     return [
         "/* Vectorisable kernels for the quotient forms (var, std).  The quotient q = u/v is",
         " * split as 2^e m, m in [3/4, 3/2), and log m = 2 atanh(s), s = (m - 1)/(m + 1)",
@@ -162,7 +167,7 @@ def _c_fast_common(forms: NumericForms) -> list[str]:
         f"/* S(u) = sum u^n/(2n+3), {len(coefficients)} terms:"
         " atanh(s) = s + s^3 S(s^2), |s| <= 1/5 */",
         "static inline double symkl_fast_series(double u) {",
-        *horner,
+        *horner_lines,
         "    return s;",
         "}",
         "",
@@ -216,6 +221,17 @@ def _const(name: str, value: sp.Expr | float, indent: str = "    ") -> str:
     if len(line) <= 100:
         return line
     return f"{indent}const double {name} =\n{indent}    {c_arithmetic(value)};"
+
+
+def _horner_lines(coefficients: tuple[sp.Expr, ...], argument: str) -> list[str]:
+    """``s = sum coefficients[n] argument^n`` as C statements, Horner's rule."""
+    s, u = variables(f"s {argument}")
+    lines = [f"    double s = {literal(coefficients[-1])};"]
+    lines += [
+        f"    s = {c_arithmetic(horner_step(s, u, sp.Float(float(c))))};"
+        for c in reversed(coefficients[:-1])
+    ]
+    return lines
 
 
 def _c_fast_term(form: ParameterisedForm) -> list[str]:
@@ -406,8 +422,7 @@ def _c_block_functions(form: ParameterisedForm) -> list[str]:
 def _c_fast_exp_common() -> list[str]:
     """Branch-free e^d as 2^n (t + t_lo), the log-variance kernels' exponential (fact exp-split)."""
     coefficients = expm1mx_series(FAST_EXP_TERMS)
-    horner = [f"    double s = {literal(coefficients[-1])};"]
-    horner += [f"    s = s * r + {literal(c)};" for c in reversed(coefficients[:-1])]
+    horner_lines = _horner_lines(coefficients, "r")
     inverse = float(1 / sp.log(2).evalf(40))
     d, d_lo, rounded, n, r_hi, shift, r, r_lo, p, e1, e2, one_r, t = variables(
         "d d_lo rounded n r_hi shift r r_lo p e1 e2 one_r t"
@@ -415,6 +430,7 @@ def _c_fast_exp_common() -> list[str]:
     inv_ln2, rounding, ln2_high, ln2_low = variables(
         "SYMKL_INV_LN2 SYMKL_ROUND SYMKL_LN2_HI SYMKL_LN2_LO"
     )
+    (s,) = variables("s")
     return [
         f"#define SYMKL_INV_LN2 ({inverse!r})",
         "#define SYMKL_ROUND (0x1.8p52) /* x + 1.5 2^52 - 1.5 2^52 rounds x to an integer */",
@@ -427,8 +443,8 @@ def _c_fast_exp_common() -> list[str]:
         f"/* e^r - 1 - r = r^2 P(r), {len(coefficients)} terms of sum r^k/k!"
         " (fact expm1mx-series) */",
         "static inline double symkl_fast_expm1mx(double r) {",
-        *horner,
-        "    return (r * r) * s;",
+        *horner_lines,
+        f"    return {c_arithmetic(expm1mx_from_series(r, s))};",
         "}",
         "",
         "/* e^(d + d_lo) = 2^n (t + *t_lo), n = round(d / log 2), |d| <= 700; *near is",
@@ -545,9 +561,8 @@ def _c_table(forms: NumericForms) -> list[str]:
     low, high, scale, first = table_constants(forms)
     rows = table_rows(forms)
     coefficients = forms.table_series
-    horner = literal(coefficients[-1])
-    for coefficient in reversed(coefficients[:-1]):
-        horner = f"{literal(coefficient)} + r * ({horner})"
+    d, d_lo, r, q, scaled, table_scale = variables("d d_lo r q scaled SYMKL_TABLE_SCALE")
+    row = variables("row[0] row[1] row[2] row[3]")
     return [
         "/* expm1(d) - d for d in the table range outside the series interval (there x =",
         " * expm1(d) carries a rounding of up to 8 ulps of the result): with c = j/scale and",
@@ -562,11 +577,11 @@ def _c_table(forms: NumericForms) -> list[str]:
         "};",
         "",
         "static inline double symkl_expm1mx_table(double d, double d_lo) {",
-        "    const double scaled = floor(d * SYMKL_TABLE_SCALE + 0.5);",
-        "    const double r = d - scaled / SYMKL_TABLE_SCALE;",
+        f"    const double scaled = floor({c_arithmetic(add(mul(d, table_scale), 0.5))});",
+        _const("r", add(d, neg(div(scaled, table_scale)))),
         "    const double *row = symkl_expm1mx_rows[(int)scaled - SYMKL_TABLE_FIRST];",
-        f"    const double q = r * r * ({horner});",
-        "    return row[0] + (row[1] + row[2] * r + row[3] * q + d_lo * (row[2] + row[3] * r));",
+        _const("q", mul(r, r, horner(coefficients, r))),
+        f"    return {c_arithmetic(table_expm1mx(row, r, q, d_lo))};",
         "}",
     ]
 

@@ -21,7 +21,12 @@ __all__ = [
     "HEADER",
     "NEAR_EXP",
     "RHO",
+    "atanh_argument",
+    "atanh_excess",
     "compensated_excess",
+    "expm1mx_from_series",
+    "horner",
+    "horner_step",
     "identifier",
     "input_difference",
     "ln2_split",
@@ -32,6 +37,7 @@ __all__ = [
     "std_x_lo",
     "swapped_parameters",
     "table_constants",
+    "table_expm1mx",
     "table_rows",
     "two_sum_error",
 ]
@@ -204,3 +210,44 @@ def compensated_excess(
         return mul(power, *factors)
 
     return add(add(x, neg(scaled(log_hi))), add(x_lo, neg(scaled(*log_lo))))
+
+
+def horner_step(accumulated: sp.Expr, argument: sp.Expr, coefficient: sp.Expr) -> sp.Expr:
+    """One step of Horner's rule, ``accumulated * argument + coefficient``."""
+    return add(mul(accumulated, argument), coefficient)
+
+
+def horner(coefficients: tuple[sp.Expr, ...], argument: sp.Expr) -> sp.Expr:
+    """``sum coefficients[n] argument^n`` nested by Horner's rule, one expression."""
+    value = sp.Float(float(coefficients[-1]))
+    for coefficient in reversed(coefficients[:-1]):
+        value = add(sp.Float(float(coefficient)), mul(argument, value))
+    return value
+
+
+def atanh_argument(x: sp.Expr) -> sp.Expr:
+    """``t = x/(2 + x)``: ``log(1 + x) = 2 atanh(t)`` (fact log1pmx-atanh)."""
+    return div(x, add(2.0, x))
+
+
+def atanh_excess(x: sp.Expr, t: sp.Expr, u: sp.Expr, series: sp.Expr) -> sp.Expr:
+    """``x - log(1 + x) = x t - 2 t^3 S(u)``, ``u = t^2``, ``S(u) = sum u^n/(2n + 3)``."""
+    return add(mul(x, t), neg(mul(2.0, mul(u, t), series)))
+
+
+def expm1mx_from_series(r: sp.Expr, series: sp.Expr) -> sp.Expr:
+    """``e^r - 1 - r = r^2 P(r)``, ``P(r) = sum r^k/(k + 2)!`` (fact expm1mx-series)."""
+    return mul(mul(r, r), series)
+
+
+def table_expm1mx(
+    row: tuple[sp.Expr, sp.Expr, sp.Expr, sp.Expr], r: sp.Expr, q: sp.Expr, d_lo: sp.Expr
+) -> sp.Expr:
+    """``e^d - 1 - d = F + G r + E q``, ``q = e^r - 1 - r``, from a table row ``(F_hi, F_lo,
+    G, E)`` at ``c = d - r`` (``F = e^c - 1 - c``, ``G = e^c - 1``, ``E = e^c``), with the
+    first-order effect ``d_lo (G + E r)`` of d's rounding error."""
+    high, low, expm1_c, exp_c = row
+    return add(
+        high,
+        add(low, mul(expm1_c, r), mul(exp_c, q), mul(d_lo, add(expm1_c, mul(exp_c, r)))),
+    )
