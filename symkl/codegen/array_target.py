@@ -12,15 +12,26 @@ from symkl.codegen.kernels import (
     HALF_X,
     HEADER,
     NEAR_EXP,
+    atanh_argument,
+    atanh_excess,
+    carried_expm1,
+    carried_half_exp,
     compensated_excess,
+    direct_exact_log_excess,
+    expm1mx_from_series,
+    half_excess_beyond_overflow,
+    half_square,
+    horner_step,
     identifier,
     input_difference,
+    near_exact_log_excess,
     quotient_form,
     ranged_gradients,
     series_correction,
     std_x_lo,
     swapped_parameters,
     table_constants,
+    table_expm1mx,
     table_rows,
     two_sum_error,
 )
@@ -91,6 +102,10 @@ def array_kernels(forms: NumericForms) -> str:
     a_hi, a_lo, b_hi, b_lo = variables("a_hi a_lo b_hi b_lo")
     u, v, d_hi, d_lo, rho, x, x_lo, r, power = variables("u v d_hi d_lo rho x x_lo r power")
     rho_lo_name = variables("rho_lo")[0]
+    t, s, q, d, coefficient, table_scale_name = variables("t s q d coefficient TABLE_SCALE")
+    scaled, e, half_e, carried, d_near = variables("scaled e half_e carried d_near")
+    row = variables("high low expm1_c exp_c")
+    expm1mx_near = sp.Function("expm1mx_near")
     # Dekker's TwoProduct: a*b - p exactly from the 26-bit halves (NumPy has no fma)
     dekker = add(
         add(add(mul(a_hi, b_hi), neg(p)), mul(a_hi, b_lo), mul(a_lo, b_hi)), mul(a_lo, b_lo)
@@ -108,12 +123,12 @@ def array_kernels(forms: NumericForms) -> str:
         "",
         "def excess_series(x):",
         '    """x - log1p(x) by the atanh series (accurate on the series interval)."""',
-        "    t = x / (2.0 + x)",
-        "    u = t * t",
+        f"    t = {array_arithmetic(atanh_argument(x))}",
+        f"    u = {array_arithmetic(mul(t, t))}",
         "    s = xp.full_like(x, SERIES[-1])",
         "    for coefficient in SERIES[-2::-1]:",
-        "        s = s * u + coefficient",
-        "    return x * t - 2.0 * (u * t) * s",
+        f"        s = {array_arithmetic(horner_step(s, u, coefficient))}",
+        f"    return {array_arithmetic(atanh_excess(x, t, u, s))}",
         "",
         "",
         "def two_sum(a, b):",
@@ -190,15 +205,15 @@ def array_kernels(forms: NumericForms) -> str:
         "",
         "def expm1mx_table(d, d_lo):",
         '    """e^d - 1 - d for d in the table range: F + G r + E (e^r - 1 - r), d = c + r."""',
-        "    scaled = xp.floor(d * TABLE_SCALE + 0.5)",
-        "    r = d - scaled / TABLE_SCALE",
+        f"    scaled = xp.floor({array_arithmetic(add(mul(d, table_scale_name), 0.5))})",
+        f"    r = {array_arithmetic(add(d, neg(div(scaled, table_scale_name))))}",
         "    index = xp.clip(scaled, TABLE_FIRST, TABLE_FIRST + len(TABLE) - 1)",
         "    high, low, expm1_c, exp_c = xp.table_rows(TABLE, index - TABLE_FIRST)",
         "    q = xp.full_like(r, TABLE_SERIES[-1])",
         "    for coefficient in TABLE_SERIES[-2::-1]:",
-        "        q = q * r + coefficient",
-        "    q = r * r * q",
-        "    return high + (low + expm1_c * r + exp_c * q + d_lo * (expm1_c + exp_c * r))",
+        f"        q = {array_arithmetic(horner_step(q, r, coefficient))}",
+        f"    q = {array_arithmetic(mul(r, r, q))}",
+        f"    return {array_arithmetic(table_expm1mx(row, r, q, d_lo))}",
         "",
         "",
         f"NEAR_EXP = {NEAR_EXP!r}",
@@ -209,8 +224,8 @@ def array_kernels(forms: NumericForms) -> str:
         '    """e^r - 1 - r = r^2 sum r^k/(k + 2)! for |r| <= NEAR_EXP (fact expm1mx-series)."""',
         "    s = xp.full_like(r, EXPM1MX[-1])",
         "    for coefficient in EXPM1MX[-2::-1]:",
-        "        s = s * r + coefficient",
-        "    return (r * r) * s",
+        f"        s = {array_arithmetic(horner_step(s, r, coefficient))}",
+        f"    return {array_arithmetic(expm1mx_from_series(r, s))}",
         "",
         "",
         "def excess_exact_log(x, d_hi, d_lo=0.0):",
@@ -218,9 +233,10 @@ def array_kernels(forms: NumericForms) -> str:
         "    # near 0 the series of e^d - 1 - d in d itself: x = expm1(d) carries a rounding",
         "    near = (d_hi >= -NEAR_EXP) & (d_hi <= NEAR_EXP)",
         "    tabled = ~near & (d_hi > TABLE_LOW) & (d_hi < TABLE_HIGH)",
-        "    value = (x - d_hi) - d_lo",
+        f"    value = {array_arithmetic(direct_exact_log_excess(x, d_hi, d_lo))}",
         "    d_near = xp.where(near, d_hi, 0.0)",
-        "    value = xp.where(near, expm1mx_near(d_near) + d_lo * x, value)",
+        "    value = xp.where(near, "
+        f"{array_arithmetic(near_exact_log_excess(expm1mx_near(d_near), x, d_lo))}, value)",
         "    d_table = xp.where(tabled, d_hi, 0.0)",
         "    value = xp.where(tabled, expm1mx_table(d_table, xp.where(tabled, d_lo, 0.0)), value)",
         "    return xp.maximum(value, 0.0)",
@@ -230,10 +246,12 @@ def array_kernels(forms: NumericForms) -> str:
         '    """(x - log(1 + x))/2, also where e^d overflows, KL/2 not (fact excess-half)."""',
         "    large = d_hi > 709.0",
         "    e = exp(0.5 * xp.where(large, d_hi, 0.0))",
-        "    half_e = (0.5 * e) * e",
-        "    carried = xp.where(xp.isfinite(half_e), half_e + half_e * d_lo, half_e)",
+        f"    half_e = {array_arithmetic(half_square(e))}",
+        "    carried = xp.where(xp.isfinite(half_e), "
+        f"{array_arithmetic(carried_half_exp(half_e, d_lo))}, half_e)",
         "    value = 0.5 * excess_exact_log(x, d_hi, d_lo)",
-        "    return xp.where(large, carried - 0.5 * (1.0 + d_hi), value)",
+        "    return xp.where(large, "
+        f"{array_arithmetic(half_excess_beyond_overflow(carried, d_hi))}, value)",
         "",
         "",
         "",
@@ -289,12 +307,14 @@ def _array_x(form: ParameterisedForm) -> list[str]:
         ]
     else:
         lines = [f"    d_hi, d_lo = {array_code(form.log_ratio)}, 0.0"]
+    d_hi, d_lo, expm1_d = variables("d_hi d_lo expm1_d")
     large = sp.Symbol("e", positive=True)
     half_square = sp.Mul(sp.Mul(sp.Rational(1, 2), large, evaluate=False), large, evaluate=False)
     return [
         *lines,
         "    expm1_d = expm1(d_hi)",
-        "    x = xp.where((d_lo == 0.0) | (d_hi > 709.0), expm1_d, expm1_d + d_lo * exp(d_hi))",
+        "    x = xp.where((d_lo == 0.0) | (d_hi > 709.0), expm1_d, "
+        f"{array_arithmetic(carried_expm1(expm1_d, d_hi, d_lo))})",
         "    e = exp(0.5 * xp.where(d_hi > 709.0, d_hi, 0.0))",
         # (e^d - 1)/2 = (e/2) e - 1/2 with e = e^{d/2} (fact excess-half)
         f"    half_x = xp.where(d_hi > 709.0, {array_code(half_square)} - 0.5, 0.5 * x)",

@@ -13,13 +13,19 @@ from symkl.codegen.kernels import (
     NEAR_EXP,
     atanh_argument,
     atanh_excess,
+    carried_expm1,
+    carried_half_exp,
     compensated_excess,
+    direct_exact_log_excess,
     expm1mx_from_series,
+    half_excess_beyond_overflow,
+    half_square,
     horner,
     horner_step,
     identifier,
     input_difference,
     ln2_split,
+    near_exact_log_excess,
     quotient_form,
     quotient_remainder,
     series_correction,
@@ -692,6 +698,10 @@ def _c_term(form: ParameterisedForm) -> list[str]:
             "        }",
         ]
     elif form.name in EXACT_LOG_RATIO:
+        d_hi, d_lo, x, expm1_d, e, half_e, carried = variables(
+            "d_hi d_lo x expm1_d e half_e carried"
+        )
+        fast_expm1mx = sp.Function("symkl_fast_expm1mx")
         near = f"fabs(d_hi) <= {NEAR_EXP!r}"
         difference = input_difference(form)
         if difference is not None:
@@ -708,23 +718,26 @@ def _c_term(form: ParameterisedForm) -> list[str]:
         x_lines += [
             "    const double expm1_d = expm1(d_hi);",
             "    const double x = d_lo == 0.0 || d_hi > 709.0 ? expm1_d"
-            " : expm1_d + d_lo * exp(d_hi);",
+            f" : {c_arithmetic(carried_expm1(expm1_d, d_hi, d_lo))};",
         ]
         series = [
             "        /* the series in d itself: x = expm1(d) carries a rounding */",
-            "        excess = symkl_fast_expm1mx(d_hi) + d_lo * x;",
+            f"        excess = {c_arithmetic(near_exact_log_excess(fast_expm1mx(d_hi), x, d_lo))};",
         ]
         direct = [
             "        if (d_hi > SYMKL_TABLE_LOW && d_hi < SYMKL_TABLE_HIGH) {",
             "            excess = symkl_expm1mx_table(d_hi, d_lo);",
             "        } else if (d_hi > 709.0) {",
             "            /* e^d near or past overflow, KL/2 perhaps not (fact excess-half) */",
-            "            const double e = exp(0.5 * d_hi), half_e = (0.5 * e) * e;",
-            "            const double carried = isinf(half_e) ? half_e : half_e + half_e * d_lo;",
-            "            half_excess = carried - 0.5 * (1.0 + d_hi);",
+            f"            const double e = {c_arithmetic(sp.exp(mul(0.5, d_hi)))}, "
+            f"half_e = {c_arithmetic(half_square(e))};",
+            "            const double carried = isinf(half_e) ? half_e : "
+            f"{c_arithmetic(carried_half_exp(half_e, d_lo))};",
+            "            half_excess = "
+            f"{c_arithmetic(half_excess_beyond_overflow(carried, d_hi))};",
             "            halved = 1;",
             "        } else {",
-            "            excess = (x - d_hi) - d_lo;",
+            f"            excess = {c_arithmetic(direct_exact_log_excess(x, d_hi, d_lo))};",
             "        }",
         ]
     else:

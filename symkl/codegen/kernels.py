@@ -23,13 +23,19 @@ __all__ = [
     "RHO",
     "atanh_argument",
     "atanh_excess",
+    "carried_expm1",
+    "carried_half_exp",
     "compensated_excess",
+    "direct_exact_log_excess",
     "expm1mx_from_series",
+    "half_excess_beyond_overflow",
+    "half_square",
     "horner",
     "horner_step",
     "identifier",
     "input_difference",
     "ln2_split",
+    "near_exact_log_excess",
     "quotient_form",
     "quotient_remainder",
     "ranged_gradients",
@@ -251,3 +257,35 @@ def table_expm1mx(
         high,
         add(low, mul(expm1_c, r), mul(exp_c, q), mul(d_lo, add(expm1_c, mul(exp_c, r)))),
     )
+
+
+def direct_exact_log_excess(x: sp.Expr, d_hi: sp.Expr, d_lo: sp.Expr) -> sp.Expr:
+    """``x - log(1 + x) = (x - d_hi) - d_lo`` where ``log(1 + x) = d_hi + d_lo`` exactly."""
+    return add(add(x, neg(d_hi)), neg(d_lo))
+
+
+def near_exact_log_excess(series: sp.Expr, x: sp.Expr, d_lo: sp.Expr) -> sp.Expr:
+    """``e^d - 1 - d`` at ``d = d_hi + d_lo``: the series at ``d_hi`` plus ``d_lo x``
+    (``x = e^d - 1``, first order in ``d_lo``)."""
+    return add(series, mul(d_lo, x))
+
+
+def half_square(e: sp.Expr) -> sp.Expr:
+    """``e^2/2`` as ``(e/2) e``: finite wherever the result is."""
+    return mul(mul(0.5, e), e)
+
+
+def carried_half_exp(half_e: sp.Expr, d_lo: sp.Expr) -> sp.Expr:
+    """``e^(d_hi + d_lo)/2 = half_e (1 + d_lo)`` to first order, ``half_e = e^d_hi/2``."""
+    return add(half_e, mul(half_e, d_lo))
+
+
+def half_excess_beyond_overflow(carried: sp.Expr, d_hi: sp.Expr) -> sp.Expr:
+    """``(e^d - 1 - d)/2 = e^d/2 - (1 + d)/2`` where ``e^d`` itself overflows (fact
+    excess-half)."""
+    return add(carried, neg(mul(0.5, add(1.0, d_hi))))
+
+
+def carried_expm1(expm1_d: sp.Expr, d_hi: sp.Expr, d_lo: sp.Expr) -> sp.Expr:
+    """``expm1(d_hi + d_lo) = expm1(d_hi) + d_lo e^d_hi`` to within ``d_lo^2``."""
+    return add(expm1_d, mul(d_lo, sp.exp(d_hi)))
