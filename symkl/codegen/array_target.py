@@ -18,15 +18,18 @@ from symkl.codegen.kernels import (
     carried_half_exp,
     compensated_excess,
     direct_exact_log_excess,
+    exp_of_negated,
     expm1mx_from_series,
     half_excess_beyond_overflow,
     half_square,
+    halved_difference,
     horner_step,
     identifier,
     input_difference,
     near_exact_log_excess,
     quotient_form,
     ranged_gradients,
+    scaled_mean_term,
     series_correction,
     std_x_lo,
     swapped_parameters,
@@ -106,6 +109,11 @@ def array_kernels(forms: NumericForms) -> str:
     scaled, e, half_e, carried, d_near = variables("scaled e half_e carried d_near")
     row = variables("high low expm1_c exp_c")
     expm1mx_near = sp.Function("expm1mx_near")
+    scale, back, scaled_d, square, e_full, e_half, logvar_q = variables(
+        "scale back scaled_d square e_full e_half logvar_q"
+    )
+    # (d^2/2) e^{-l} as ((d^2/2) e^{-l/2} back) e^{-l/2} back: in range between the factors
+    split_mean_term = mul(mul(mul(mul(0.5, square, e_half), back), e_half), back)
     # Dekker's TwoProduct: a*b - p exactly from the 26-bit halves (NumPy has no fma)
     dekker = add(
         add(add(mul(a_hi, b_hi), neg(p)), mul(a_hi, b_lo), mul(a_lo, b_hi)), mul(a_lo, b_lo)
@@ -183,14 +191,14 @@ def array_kernels(forms: NumericForms) -> str:
         "    large = (d > 2.0**500) | (d < -(2.0**500))",
         "    scale = xp.where(small, 2.0**600, xp.where(large, 2.0**-600, 1.0))",
         "    back = xp.where(small, 2.0**-600, xp.where(large, 2.0**600, 1.0))",
-        "    scaled_d = d * scale",
-        "    e_full = exp(-logvar_q)",
-        "    e_half = exp(-0.5 * logvar_q)",
-        "    square = scaled_d * scaled_d",
+        f"    scaled_d = {array_arithmetic(mul(d, scale))}",
+        f"    e_full = {array_arithmetic(exp_of_negated(logvar_q))}",
+        f"    e_half = {array_arithmetic(exp_of_negated(logvar_q, 0.5))}",
+        f"    square = {array_arithmetic(mul(scaled_d, scaled_d))}",
         "    usable = (e_full >= 2.0**-600) & (e_full <= 2.0**600)",
         "    # the scale factors between the exponentials keep every product in range",
-        "    full = ((0.5 * square * e_full) * back) * back",
-        "    split = (((0.5 * square * e_half) * back) * e_half) * back",
+        f"    full = {array_arithmetic(mul(mul(mul(0.5, square, e_full), back), back))}",
+        f"    split = {array_arithmetic(split_mean_term)}",
         "    return xp.where(d == 0.0, 0.0, xp.where(usable, full, split))",
         "",
         "",
@@ -269,22 +277,25 @@ _DBL_MIN = "2.2250738585072014e-308"
 
 def _array_half_a(form: ParameterisedForm) -> list[str]:
     """``half_a = a/2`` without a spurious under- or overflow (see :func:`_c_half_a`)."""
-    mu_arguments = [str(p) for p in form.parameters if str(p).startswith("mu")]
+    mu_arguments = [p for p in form.parameters if str(p).startswith("mu")]
     if len(mu_arguments) == 1:
         (mu,) = mu_arguments
-        return [f"    half_a = (0.5 * {mu}) * {mu}"]
+        return [f"    half_a = {array_arithmetic(half_square(mu))}"]
     mu_p, mu_q = mu_arguments
+    difference = array_arithmetic(add(mu_p, neg(mu_q)))
     quotient = quotient_form(form)
     if quotient is None:
-        return [f"    half_a = half_mean_term({mu_p} - {mu_q}, {form.parameters[3]})"]
-    _, v, power, _ = quotient
-    other = "w" if power == 2 else "d_half"
+        return [f"    half_a = half_mean_term({difference}, {form.parameters[3]})"]
+    _, v_name, power, _ = quotient
+    v, w, d_half, big = variables(f"{v_name} w d_half big")
+    other = w if power == 2 else d_half
+    a_scale = sp.Function("xp.where")(big, 2.0, 0.5)
     return [
-        f"    d = {mu_p} - {mu_q}",
+        f"    d = {difference}",
         "    big = ~xp.isfinite(d)  # the difference of two finite means overflowed",
-        f"    d_half = xp.where(big, 0.5 * {mu_p} - 0.5 * {mu_q}, d)",
-        f"    w = d_half / {v}",
-        f"    half_a = (xp.where(big, 2.0, 0.5) * w) * {other}",
+        f"    d_half = xp.where(big, {array_arithmetic(halved_difference(mu_p, mu_q))}, d)",
+        f"    w = {array_arithmetic(div(d_half, v))}",
+        f"    half_a = {array_arithmetic(scaled_mean_term(a_scale, w, other))}",
     ]
 
 

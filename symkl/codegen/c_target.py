@@ -17,9 +17,11 @@ from symkl.codegen.kernels import (
     carried_half_exp,
     compensated_excess,
     direct_exact_log_excess,
+    exp_of_negated,
     expm1mx_from_series,
     half_excess_beyond_overflow,
     half_square,
+    halved_difference,
     horner,
     horner_step,
     identifier,
@@ -28,6 +30,7 @@ from symkl.codegen.kernels import (
     near_exact_log_excess,
     quotient_form,
     quotient_remainder,
+    scaled_mean_term,
     series_correction,
     std_x_lo,
     table_constants,
@@ -600,39 +603,44 @@ def _c_half_a(form: ParameterisedForm) -> list[str]:
     e^{-l})`` (fact mean-term-split), ``e^{-l}`` taken as ``(e^{-l/2})^2`` where alone it
     leaves the normal range.
     """
-    mu_arguments = [str(p) for p in form.parameters if str(p).startswith("mu")]
+    mu_arguments = [p for p in form.parameters if str(p).startswith("mu")]
     quotient = quotient_form(form)
     if len(mu_arguments) == 1:
         (mu,) = mu_arguments
-        return [f"    const double half_a = (0.5 * {mu}) * {mu};"]
+        return [_const("half_a", half_square(mu))]
     mu_p, mu_q = mu_arguments
+    d_half, a_scale, d_mantissa, m2, t_mantissa, e_full, e_half = variables(
+        "d_half a_scale d_mantissa m2 t_mantissa e_full e_half"
+    )
     lines = [
-        f"    const double d_mu = {mu_p} - {mu_q};",
+        _const("d_mu", add(mu_p, neg(mu_q))),
         "    const int d_big = isinf(d_mu); /* the difference of two finite means overflowed */",
-        f"    const double d_half = d_big ? 0.5 * {mu_p} - 0.5 * {mu_q} : d_mu;",
+        f"    const double d_half = d_big ? {c_arithmetic(halved_difference(mu_p, mu_q))} : d_mu;",
     ]
     if quotient is not None:
-        _, v, power, _ = quotient
-        w = f"(d_half / {v})"
-        other = w if power == 2 else "d_half"
+        _, v_name, power, _ = quotient
+        (v,) = variables(v_name)
+        w = div(d_half, v)
+        other = w if power == 2 else d_half
         return [
             *lines,
             "    const double a_scale = d_big ? 2.0 : 0.5;",
-            f"    const double half_a = (a_scale * {w}) * {other};",
+            _const("half_a", scaled_mean_term(a_scale, w, other)),
         ]
-    logvar_q = str(form.parameters[3])
+    logvar_q = form.parameters[3]
     return [
         *lines,
         "    int d_exponent;",
         "    const double d_mantissa = frexp(d_half, &d_exponent);",
-        f"    const double e_full = exp(-{logvar_q});",
-        f"    const double e_half = exp(-0.5 * {logvar_q});",
-        "    const double m2 = d_mantissa * d_mantissa;",
+        _const("e_full", exp_of_negated(logvar_q)),
+        _const("e_half", exp_of_negated(logvar_q, 0.5)),
+        _const("m2", mul(d_mantissa, d_mantissa)),
         "    /* e^{-l} out of the normal range: m^2 e^{-l/2} renormalised, then e^{-l/2} */",
         "    int t_exponent;",
-        "    const double t_mantissa = frexp(m2 * e_half, &t_exponent);",
+        f"    const double t_mantissa = frexp({c_arithmetic(mul(m2, e_half))}, &t_exponent);",
         "    const int usable = e_full >= 0x1p-1000 && e_full <= 0x1p1000;",
-        "    const double scaled = usable ? m2 * e_full : t_mantissa * e_half;",
+        "    const double scaled = usable ? "
+        f"{c_arithmetic(mul(m2, e_full))} : {c_arithmetic(mul(t_mantissa, e_half))};",
         "    const int shift = 2 * (d_exponent + d_big) - 1 + (usable ? 0 : t_exponent);",
         "    const double half_a = d_mu == 0.0 ? 0.0 : ldexp(scaled, shift);",
     ]

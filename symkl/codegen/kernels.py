@@ -27,9 +27,11 @@ __all__ = [
     "carried_half_exp",
     "compensated_excess",
     "direct_exact_log_excess",
+    "exp_of_negated",
     "expm1mx_from_series",
     "half_excess_beyond_overflow",
     "half_square",
+    "halved_difference",
     "horner",
     "horner_step",
     "identifier",
@@ -39,6 +41,7 @@ __all__ = [
     "quotient_form",
     "quotient_remainder",
     "ranged_gradients",
+    "scaled_mean_term",
     "series_correction",
     "std_x_lo",
     "swapped_parameters",
@@ -289,3 +292,19 @@ def half_excess_beyond_overflow(carried: sp.Expr, d_hi: sp.Expr) -> sp.Expr:
 def carried_expm1(expm1_d: sp.Expr, d_hi: sp.Expr, d_lo: sp.Expr) -> sp.Expr:
     """``expm1(d_hi + d_lo) = expm1(d_hi) + d_lo e^d_hi`` to within ``d_lo^2``."""
     return add(expm1_d, mul(d_lo, sp.exp(d_hi)))
+
+
+def halved_difference(mu_p: sp.Expr, mu_q: sp.Expr) -> sp.Expr:
+    """``(mu_p - mu_q)/2`` as ``mu_p/2 - mu_q/2``: finite where the difference overflows."""
+    return add(mul(0.5, mu_p), neg(mul(0.5, mu_q)))
+
+
+def scaled_mean_term(scale: sp.Expr, w: sp.Expr, other: sp.Expr) -> sp.Expr:
+    """``a/2 = (scale w) other`` with ``w = d/v`` and ``other`` either ``w`` or ``d``
+    (``scale`` 1/2, or 2 where ``d`` was halved): ``v^p`` and ``d^2`` never formed."""
+    return mul(mul(scale, w), other)
+
+
+def exp_of_negated(logvar: sp.Expr, factor: float = 1.0) -> sp.Expr:
+    """``e^{-factor logvar}``."""
+    return sp.exp(neg(logvar) if factor == 1.0 else mul(-factor, logvar))
