@@ -307,7 +307,11 @@ def _array_x(form: ParameterisedForm) -> list[str]:
         half_x = sp.Rational(1, 2) * (form.x if power == 1 else x_of_rho)
         lines = [f"    x = {array_code(form.x)}"]
         if power == 2:
-            lines.append(f"    rho = ({u} - {v})/{v}")
+            u_symbol, v_symbol = variables(f"{u} {v}")
+            # rho = (u - v)/v, as the proved x_of_rho is written
+            lines.append(
+                f"    rho = {array_arithmetic(div(add(u_symbol, neg(v_symbol)), v_symbol))}"
+            )
         return [*lines, f"    half_x = {array_code(half_x)}"]
     difference = input_difference(form)
     if difference is not None:
@@ -403,6 +407,9 @@ def _array_form(form: ParameterisedForm) -> list[str]:
         lines.append(f"            {printed},")
     lines += ["        )", ""]
     if form.symmetric is not None:
+        forward_half_x, reverse_x, forward_half_a, reverse_half_a, crossed = variables(
+            "forward['half_x'] reverse['x'] forward['half_a'] reverse['half_a'] crossed"
+        )
         swapped = ", ".join(str(p) for p in swapped_parameters(form))
         lines += [
             "",
@@ -412,8 +419,8 @@ def _array_form(form: ParameterisedForm) -> list[str]:
             "    with xp.errstate(all='ignore'):",
             f"        forward = parts_{name}({arguments})",
             f"        reverse = parts_{name}({swapped})",
-            "        crossed = -forward['half_x'] * reverse['x']",
-            "        total = forward['half_a'] + reverse['half_a'] + crossed",
+            f"        crossed = {array_arithmetic(mul(-1, forward_half_x, reverse_x))}",
+            f"        total = {array_arithmetic(add(forward_half_a, reverse_half_a, crossed))}",
             f"        return xp.maximum(total, 0.0) + {domain}",
             "",
         ]

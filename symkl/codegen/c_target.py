@@ -118,6 +118,9 @@ def _c_fast_common(forms: NumericForms) -> list[str]:
     coefficients = forms.fast_series
     lane_sum, term, following, virtual_term = variables("sum[lane] term next virtual_term")
     n, error, ln2_high, ln2_low = variables("n error SYMKL_LN2_HI SYMKL_LN2_LO")
+    total_lanes, lane_value, rounding, lane_error = variables(
+        "total lane_sum[lane] rounding lane_error[lane]"
+    )
     horner_lines = _horner_lines(coefficients, "u")
     return [
         "/* Vectorisable kernels for the quotient forms (var, std).  The quotient q = u/v is",
@@ -213,14 +216,19 @@ def _c_fast_common(forms: NumericForms) -> list[str]:
         "    double total = 0.0, error = 0.0;",
         "    for (int lane = 0; lane < 4; ++lane) {",
         "        double rounding;",
-        "        total = symkl_two_sum(total, lane_sum[lane], &rounding);",
-        "        error += rounding + lane_error[lane];",
+        _assign("total", TwoSum(total_lanes, lane_value, rounding), "        "),
+        f"        error += {c_arithmetic(add(rounding, lane_error))};",
         "    }",
         "    /* an infinite term (overflow) makes the errors NaN: drop them */",
-        "    return isfinite(total) ? total + error : total;",
+        f"    return isfinite(total) ? {c_arithmetic(add(total_lanes, error))} : total;",
         "}",
         "",
     ]
+
+
+def _assign(name: str, value: sp.Expr | float, indent: str = "    ") -> str:
+    """``name = value;``, the kernel arithmetic printed in order."""
+    return f"{indent}{name} = {c_arithmetic(value)};"
 
 
 def _const(name: str, value: sp.Expr | float, indent: str = "    ") -> str:
@@ -826,39 +834,6 @@ def _c_signature(form: ParameterisedForm, suffix: str, ctype: str) -> list[str]:
     return [
         f"int64_t symkl_kl_{identifier(form.name)}_{suffix}({pointers},",
         f"        int64_t rows, int64_t k, {ctype} *out, int32_t validate) {{",
-    ]
-
-
-def _c_scalar_loop(form: ParameterisedForm, suffix: str, ctype: str) -> list[str]:
-    """One term at a time, Neumaier's compensated sum (the log-variance forms)."""
-    loads = [
-        f"            const double {p} = (double)p{j}[r * row{j} + c * col{j}];"
-        for j, p in enumerate(form.parameters)
-    ]
-    checks = [f"                {check}" for check in _validation(form)]
-    call = ", ".join(str(p) for p in form.parameters)
-    return [
-        *_c_signature(form, suffix, ctype),
-        "    for (int64_t r = 0; r < rows; ++r) {",
-        "        double sum = 0.0, compensation = 0.0; /* Neumaier */",
-        "        for (int64_t c = 0; c < k; ++c) {",
-        *loads,
-        "            if (validate) {",
-        "                const int64_t index = r * k + c;",
-        *checks,
-        "            }",
-        f"            const double term = symkl_term_{identifier(form.name)}({call});",
-        "            const double next = sum + term;",
-        "            compensation += fabs(sum) >= fabs(term) ? (sum - next) + term"
-        " : (term - next) + sum;",
-        "            sum = next;",
-        "        }",
-        "        /* an infinite term (overflow) makes the compensation NaN: drop it */",
-        f"        out[r] = ({ctype})(isfinite(sum) ? sum + compensation : sum);",
-        "    }",
-        "    return 0;",
-        "}",
-        "",
     ]
 
 
