@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import string
+from importlib import resources
+
 import sympy as sp
 from sympy.codegen.cfunctions import log1p
 
@@ -144,37 +147,7 @@ def _c_fast_common(forms: NumericForms) -> list[str]:
         "    return hi;",
         "}",
         "",
-        "#define SYMKL_FAST_MIN (0x1p-500)",
-        "#define SYMKL_FAST_MAX (0x1p500)",
-        "#define SYMKL_FAST_TERM_MAX (0x1p1000)",
-        "#define SYMKL_BLOCK 256",
-        "/* a lo part, or nothing where `exact` is 0 (the compiler removes its arithmetic) */",
-        "#define SYMKL_LO(value) (exact ? (value) : 0.0)",
-        "",
-        "/* One build, three instruction sets where GCC and glibc allow: AVX-512, AVX2 + FMA on",
-        " * CPUs that have them (chosen at load time), the x86-64 baseline elsewhere.  All",
-        " * compute the same bits: no contraction (-ffp-contract=off), fma is exact either way",
-        " * and no approximate instruction is used. */",
-        "#ifndef SYMKL_VECTOR /* -DSYMKL_VECTOR= builds one instruction set (the tests do) */",
-        "#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__GLIBC__)",
-        '#define SYMKL_VECTOR __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3",'
-        ' "default")))',
-        "#else",
-        "#define SYMKL_VECTOR",
-        "#endif",
-        "#endif",
-        "",
-        "static inline uint64_t symkl_bits(double value) {",
-        "    uint64_t bits;",
-        "    memcpy(&bits, &value, sizeof bits);",
-        "    return bits;",
-        "}",
-        "",
-        "static inline double symkl_from_bits(uint64_t bits) {",
-        "    double value;",
-        "    memcpy(&value, &bits, sizeof value);",
-        "    return value;",
-        "}",
+        *_template("vector.c"),
         "",
         f"/* S(u) = sum u^n/(2n+3), {len(coefficients)} terms:"
         " atanh(s) = s + s^3 S(s^2), |s| <= 1/5 */",
@@ -224,6 +197,14 @@ def _c_fast_common(forms: NumericForms) -> list[str]:
         "}",
         "",
     ]
+
+
+def _template(name: str) -> list[str]:
+    """The lines of ``templates/<name>`` (package data), without its leading comment."""
+    text = resources.files("symkl.codegen").joinpath("templates", name).read_text()
+    lines = text.rstrip("\n").split("\n")
+    end = next(i for i, line in enumerate(lines) if line.rstrip().endswith("*/"))
+    return lines[end + 1 :]
 
 
 def _assign(name: str, value: sp.Expr | float, indent: str = "    ") -> str:
@@ -797,21 +778,9 @@ def _c_read_probe() -> list[str]:
         "/* The read probe: sums n values with 8 independent partial sums (a loop GCC",
         " * vectorises without reassociating), so its time is the time to read the input. */",
     ]
+    function = string.Template("\n".join(_template("read_probe.c")))
     for suffix, ctype in (("f64", "double"), ("f32", "float")):
-        lines += [
-            f"SYMKL_VECTOR double symkl_read_sum_{suffix}(const {ctype} *x, int64_t n) {{",
-            "    double partial[8] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};",
-            "    int64_t i = 0;",
-            "    for (; i + 8 <= n; i += 8) {",
-            "        for (int lane = 0; lane < 8; ++lane) partial[lane] += (double)x[i + lane];",
-            "    }",
-            "    double total = 0.0;",
-            "    for (; i < n; ++i) total += (double)x[i];",
-            "    for (int lane = 0; lane < 8; ++lane) total += partial[lane];",
-            "    return total;",
-            "}",
-            "",
-        ]
+        lines += [*function.substitute(suffix=suffix, ctype=ctype).split("\n"), ""]
     return lines
 
 
