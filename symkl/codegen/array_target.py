@@ -109,6 +109,7 @@ def array_kernels(forms: NumericForms) -> str:
     scaled, e, half_e, carried, d_near = variables("scaled e half_e carried d_near")
     row = variables("high low expm1_c exp_c")
     expm1mx_near = sp.Function("expm1mx_near")
+    far_log_ratio, value = variables("far_log_ratio value")
     scale, back, scaled_d, square, e_full, e_half, logvar_q = variables(
         "scale back scaled_d square e_full e_half logvar_q"
     )
@@ -164,7 +165,7 @@ def array_kernels(forms: NumericForms) -> str:
         "    # scaled by a power of 2 (rho does not change) so that Dekker's products",
         "    # neither overflow nor lose digits in the subnormal range",
         "    scale = xp.where(v < 2.0**-800, 2.0**600, xp.where(v > 2.0**800, 2.0**-600, 1.0))",
-        "    u, v = u * scale, v * scale",
+        f"    u, v = {array_arithmetic(mul(u, scale))}, {array_arithmetic(mul(v, scale))}",
         f"    d_hi, d_lo = {array_arithmetic(TwoSum(u, neg(v), d_lo))}",
         f"    rho = {array_arithmetic(div(d_hi, v))}",
         f"    p = {array_arithmetic(mul(rho, v))}",
@@ -180,9 +181,11 @@ def array_kernels(forms: NumericForms) -> str:
         "    far = x < FAR_BELOW",
         "    r = xp.where(far, 0.0, rho)",
         f"    direct = {array_arithmetic(direct)}",
-        "    value = xp.where(near, series, xp.where(far, (x - far_log_ratio) + x_lo, direct))",
+        "    value = xp.where(near, series, xp.where(far, "
+        f"{array_arithmetic(add(add(x, neg(far_log_ratio)), x_lo))}, direct))",
         "    # beyond 2^60, log(1 + x) < x/2^54; x/2 is taken where x itself overflows",
-        "    return xp.where(x < 2.0**60, 0.5 * xp.maximum(value, 0.0), half_x)",
+        "    return xp.where(x < 2.0**60, "
+        f"{array_arithmetic(mul(0.5, sp.Function('xp.maximum')(value, 0.0)))}, half_x)",
         "",
         "",
         "def half_mean_term(d, logvar_q):",
@@ -341,6 +344,7 @@ def _array_form(form: ParameterisedForm) -> list[str]:
     name = identifier(form.name)
     arguments = ", ".join(str(p) for p in form.parameters)
     quotient = quotient_form(form)
+    half_a, half_excess = variables("half_a half_excess")
     domain = "0.0"
     if quotient is not None:
         u, v, power, x_of_rho = quotient
@@ -382,7 +386,7 @@ def _array_form(form: ParameterisedForm) -> list[str]:
         "        x, half_x, half_a = parts['x'], parts['half_x'], parts['half_a']",
         *(["        d_hi, d_lo = parts['d_hi'], parts['d_lo']"] if quotient is None else []),
         *body,
-        f"        return half_a + half_excess + {domain}",
+        f"        return {array_arithmetic(add(half_a, half_excess))} + {domain}",
         "",
         "",
         f"def gradient_{name}({arguments}):",

@@ -251,6 +251,7 @@ def _c_fast_term(form: ParameterisedForm) -> list[str]:
     )
     s, s_lo, s2, tail, near_hi = variables("s s_lo s2 tail near_hi")
     e, exponent, shifted, shifted_lo, far_lo = variables("e exponent shifted shifted_lo far_lo")
+    (mantissa,) = variables("mantissa")
     m, m_lo, w, w_lo, a, a_lo = variables("m m_lo w w_lo a a_lo")
     excess_hi, excess_lo, total, total_lo = variables("excess_hi excess_lo total total_lo")
     ln2_high, ln2_low = variables("SYMKL_LN2_HI SYMKL_LN2_LO")
@@ -336,7 +337,7 @@ def _c_fast_term(form: ParameterisedForm) -> list[str]:
         "    const double mantissa = symkl_from_bits(q_bits - ((biased - 1024u) << 52));",
         "    const int near = biased == 1024u; /* e = 0 */",
         "    /* 1 + f = m (1 + q_rem/(q v)): f = m - 1 exactly (Sterbenz) + 2^-e q_rem/v */",
-        "    const double f = near ? rho : mantissa - 1.0;",
+        f"    const double f = near ? rho : {c_arithmetic(add(mantissa, -1.0))};",
         "    const double scale = symkl_from_bits((2047u - biased) << 52); /* 2^-e */",
         "    const double f_lo = near ? rho_lo : "
         f"{c_arithmetic(Lo(mul(quotient_remainder(q, v, u), inv_v, scale)))};",
@@ -384,7 +385,8 @@ def _c_fast_term(form: ParameterisedForm) -> list[str]:
         _const("total", TwoSum(a, excess_hi, total_lo)),
         _const("corrected", mul(0.5, add(total, add(Lo(add(total_lo, a_lo)), excess_lo)))),
         "    /* a may overflow to inf (its lo parts are then NaN); never below zero */",
-        "    const double term = total - total == 0.0 ? corrected : 0.5 * total;",
+        "    const double term = total - total == 0.0 ? corrected : "
+        f"{c_arithmetic(mul(0.5, total))};",
         "    return term > 0.0 ? term : 0.0;",
         "}",
         "",
@@ -639,6 +641,7 @@ def _c_term(form: ParameterisedForm) -> list[str]:
     name = identifier(form.name)
     arguments = ", ".join(f"double {p}" for p in form.parameters)
     quotient = quotient_form(form)
+    half_a, half_excess, excess = variables("half_a half_excess excess")
     series = ["        excess = symkl_excess_series(x);"]
     near = "x > SYMKL_SERIES_LOW && x < SYMKL_SERIES_HIGH"
     domain = "0.0"
@@ -752,8 +755,9 @@ def _c_term(form: ParameterisedForm) -> list[str]:
         *direct,
         "    }",
         "    if (excess < 0.0) excess = 0.0; /* rounding below zero; NaN stays NaN */",
-        "    if (!halved) half_excess = 0.5 * excess;",
-        f"    return half_a + half_excess + ({domain});",
+        f"    if (!halved) {_assign('half_excess', mul(0.5, excess), '')}",
+        # the domain term (0, or NaN outside the domain) is C text: a condition
+        f"    return {c_arithmetic(add(half_a, half_excess))} + ({domain});",
         "}",
         "",
     ]
