@@ -148,7 +148,8 @@ def array_kernels(forms: NumericForms) -> str:
         "",
         "",
         "def _split(a):",
-        "    c = 134217729.0 * a  # 2^27 + 1: Veltkamp's split into two 26-bit halves",
+        f"    c = {array_arithmetic(mul(134217729.0, a))}"
+        "  # 2^27 + 1: Veltkamp's split into two 26-bit halves",
         f"    high = {array_arithmetic(add(c, neg(add(c, neg(a)))))}",
         f"    return high, {array_arithmetic(add(a, neg(split_high)))}",
         "",
@@ -260,7 +261,7 @@ def array_kernels(forms: NumericForms) -> str:
         f"    half_e = {array_arithmetic(half_square(e))}",
         "    carried = xp.where(xp.isfinite(half_e), "
         f"{array_arithmetic(carried_half_exp(half_e, d_lo))}, half_e)",
-        "    value = 0.5 * excess_exact_log(x, d_hi, d_lo)",
+        f"    value = {array_arithmetic(mul(0.5, sp.Function('excess_exact_log')(x, d_hi, d_lo)))}",
         "    return xp.where(large, "
         f"{array_arithmetic(half_excess_beyond_overflow(carried, d_hi))}, value)",
         "",
