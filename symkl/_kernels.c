@@ -179,7 +179,8 @@ static inline double symkl_expm1mx_table(double d, double d_lo) {
     const double scaled = floor(d * SYMKL_TABLE_SCALE + 0.5);
     const double r = d - scaled / SYMKL_TABLE_SCALE;
     const double *row = symkl_expm1mx_rows[(int)scaled - SYMKL_TABLE_FIRST];
-    const double q = r * r * (0.5 + r * (0.16666666666666666 + r * (0.041666666666666664 + r * (0.008333333333333333 + r * (0.001388888888888889 + r * (0.0001984126984126984 + r * (2.48015873015873e-05)))))));
+    const double q =
+        r * r * (0.5 + r * (0.16666666666666666 + r * (0.041666666666666664 + r * (0.008333333333333333 + r * (0.001388888888888889 + r * (0.0001984126984126984 + r * 2.48015873015873e-05))))));
     return row[0] + (row[1] + row[2] * r + row[3] * q + d_lo * (row[2] + row[3] * r));
 }
 /* Vectorisable kernels for the quotient forms (var, std).  The quotient q = u/v is
@@ -328,8 +329,7 @@ SYMKL_INLINE double symkl_fast_exp(double d, double d_lo, const int exact,
     const double r_hi = d - n * SYMKL_LN2_HI;
     const double shift = n * SYMKL_LN2_LO;
     const double r = r_hi - shift;
-    const double r_lo =
-        SYMKL_LO((r_hi - r) - shift - fma(n, SYMKL_LN2_LO, -shift)) + d_lo;
+    const double r_lo = SYMKL_LO((r_hi - r) - shift - fma(n, SYMKL_LN2_LO, -shift)) + d_lo;
     const double p = symkl_fast_expm1mx(r);
     double e1, e2;
     const double one_r = symkl_two_sum(1.0, r, &e1);
@@ -418,15 +418,13 @@ static inline double symkl_fast_term_var(double mu_p, double var_p, double mu_q,
     const double tail = s * s2 * symkl_fast_series(s2);
     /* excess = x s - 2 (atanh s - s), s = x/(2 + x) (fact log1pmx-atanh) */
     const double near_hi = x * s;
-    const double near_lo =
-        SYMKL_LO(fma(x, s, -near_hi) + x * s_lo + x_lo * s) - 2.0 * tail;
+    const double near_lo = SYMKL_LO(fma(x, s, -near_hi) + x * s_lo + x_lo * s) - 2.0 * tail;
     /* e != 0: excess = x - 1 (e log 2 + 2 atanh s) (fact log-split) */
     const double exponent = 1.0 * e;
     double shifted_lo, far_lo;
     const double shifted = symkl_two_sum(x, -exponent * SYMKL_LN2_HI, &shifted_lo);
     const double far_hi = symkl_two_sum(shifted, -2.0 * s, &far_lo);
-    far_lo = SYMKL_LO(far_lo + shifted_lo + x_lo - 2.0 * s_lo)
-        - exponent * SYMKL_LN2_LO - 2.0 * tail;
+    far_lo = SYMKL_LO(far_lo + shifted_lo + x_lo - 2.0 * s_lo) - exponent * SYMKL_LN2_LO - 2.0 * tail;
     const double excess_hi = near ? near_hi : far_hi;
     const double excess_lo = near ? near_lo : far_lo;
     /* a = (mu_p - mu_q)**2/var_q as a + a_lo, with w = (mu_p - mu_q)/v */
@@ -524,8 +522,7 @@ static inline double symkl_fast_term_std(double mu_p, double s_p, double mu_q, d
     const double x = rho*(rho + 2);
     double two_lo;
     const double two = symkl_two_sum(2.0, rho, &two_lo);
-    const double x_lo =
-        SYMKL_LO(fma(rho, two, -x) + rho * two_lo + 2.0 * rho_lo * (1.0 + rho));
+    const double x_lo = SYMKL_LO(fma(rho, two, -x) + rho * two_lo + 2.0 * rho_lo * (1.0 + rho));
     /* q = u/v = 2^e m, m in [3/4, 3/2); u/v = q + q_rem/v exactly */
     const double q = s_p * inv_v;
     const uint64_t q_bits = symkl_bits(q);
@@ -553,15 +550,13 @@ static inline double symkl_fast_term_std(double mu_p, double s_p, double mu_q, d
     const double four_lo = SYMKL_LO(((4.0 - four) + rho) + rho_lo); /* |rho| < 4 */
     const double near_hi = rho_s * four;
     const double near_lo =
-        SYMKL_LO(fma(rho_s, four, -near_hi) + rho_s_lo * four + rho_s * four_lo)
-        - 4.0 * tail;
+        SYMKL_LO(fma(rho_s, four, -near_hi) + rho_s_lo * four + rho_s * four_lo) - 4.0 * tail;
     /* e != 0: excess = x - 2 (e log 2 + 2 atanh s) (fact log-split) */
     const double exponent = 2.0 * e;
     double shifted_lo, far_lo;
     const double shifted = symkl_two_sum(x, -exponent * SYMKL_LN2_HI, &shifted_lo);
     const double far_hi = symkl_two_sum(shifted, -4.0 * s, &far_lo);
-    far_lo = SYMKL_LO(far_lo + shifted_lo + x_lo - 4.0 * s_lo)
-        - exponent * SYMKL_LN2_LO - 4.0 * tail;
+    far_lo = SYMKL_LO(far_lo + shifted_lo + x_lo - 4.0 * s_lo) - exponent * SYMKL_LN2_LO - 4.0 * tail;
     const double excess_hi = near ? near_hi : far_hi;
     const double excess_lo = near ? near_lo : far_lo;
     /* a = (mu_p - mu_q)**2/s_q**2 as a + a_lo, with w = (mu_p - mu_q)/v */

@@ -332,7 +332,7 @@ def jeffreys_var(mu_p, var_p, mu_q, var_q):
 def parts_std(mu_p, s_p, mu_q, s_q):
     """x = (2 + (s_p - s_q)/s_q)*(s_p - s_q)/s_q, a = (mu_p - mu_q)**2/s_q**2: their halves and log parts."""
     x = (2 + (s_p - s_q)/s_q)*(s_p - s_q)/s_q
-    rho = (s_p - s_q)/s_q
+    rho = (s_p - s_q) / s_q
     half_x = (1/2)*rho*(rho + 2)
     d = mu_p - mu_q
     big = ~xp.isfinite(d)  # the difference of two finite means overflowed

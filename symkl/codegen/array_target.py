@@ -1,0 +1,432 @@
+"""The array target: the kernel body in an array namespace ``xp`` (NumPy, PyTorch, JAX)."""
+
+from __future__ import annotations
+
+import sympy as sp
+from sympy.codegen.cfunctions import log1p
+
+from symkl.codegen.kernels import (
+    FAR_BELOW,
+    FAST_EXP_TERMS,
+    HALF_A,
+    HALF_X,
+    HEADER,
+    NEAR_EXP,
+    atanh_argument,
+    atanh_excess,
+    carried_expm1,
+    carried_half_exp,
+    compensated_excess,
+    direct_exact_log_excess,
+    exp_of_negated,
+    expm1mx_from_series,
+    half_excess_beyond_overflow,
+    half_square,
+    halved_difference,
+    horner_step,
+    identifier,
+    input_difference,
+    near_exact_log_excess,
+    quotient_form,
+    ranged_gradients,
+    scaled_mean_term,
+    series_correction,
+    std_x_lo,
+    swapped_parameters,
+    table_constants,
+    table_expm1mx,
+    table_rows,
+    two_sum_error,
+)
+from symkl.codegen.printers import (
+    ProductError,
+    TwoSum,
+    add,
+    array_arithmetic,
+    array_code,
+    div,
+    inverse,
+    literal,
+    mul,
+    neg,
+    variables,
+)
+from symkl.kl.stable import A, NumericForms, ParameterisedForm, X, expm1mx_series
+
+__all__ = ["NUMPY_PRELUDE", "array_kernels", "numpy_source"]
+
+
+#: the runtime NumPy kernels: ``xp`` is NumPy behind the few names the body uses
+NUMPY_PRELUDE = [
+    "from __future__ import annotations",
+    "",
+    "from types import SimpleNamespace",
+    "",
+    "import numpy as np",
+    "from numpy import exp, expm1, log, log1p  # names in the printed expressions",
+    "",
+    "",
+    "def _table_rows(table, index):",
+    "    return np.moveaxis(table[index.astype(np.intp)], -1, 0)",
+    "",
+    "",
+    "xp = SimpleNamespace(",
+    "    asarray=np.asarray, clip=np.clip, errstate=np.errstate, floor=np.floor,",
+    "    full_like=np.full_like, isfinite=np.isfinite, maximum=np.maximum, nan=np.nan,",
+    "    where=np.where, table_rows=_table_rows,",
+    ")",
+]
+
+
+def numpy_source(forms: NumericForms) -> str:
+    docstring = [
+        f'"""{HEADER}',
+        "",
+        "NumPy versions of the kernels in ``_kernels.c``: elementwise terms, their",
+        "gradients and the Jeffreys divergence, printed by SymPy's NumPy printer.",
+        '"""',
+        "",
+    ]
+    return "\n".join(docstring + NUMPY_PRELUDE) + "\n" + array_kernels(forms)
+
+
+def array_kernels(forms: NumericForms) -> str:
+    """The kernel body, written against an array namespace ``xp`` (NumPy, PyTorch, JAX).
+
+    Uses ``xp.asarray, clip, errstate, floor, full_like, isfinite, maximum, nan, where,
+    table_rows`` and the names ``exp, expm1, log, log1p``; the caller's prelude
+    provides them.
+    """
+    low, high = (literal(v) for v in forms.interval)
+    table_low, table_high, table_scale, table_first = table_constants(forms)
+    table_series = ", ".join(literal(c) for c in forms.table_series)
+    coefficients = ", ".join(literal(c) for c in forms.series)
+    a, b, c, p, total, b_virtual, split_high = variables("a b c p s bv high")
+    a_hi, a_lo, b_hi, b_lo = variables("a_hi a_lo b_hi b_lo")
+    u, v, d_hi, d_lo, rho, x, x_lo, r, power = variables("u v d_hi d_lo rho x x_lo r power")
+    rho_lo_name = variables("rho_lo")[0]
+    t, s, q, d, coefficient, table_scale_name = variables("t s q d coefficient TABLE_SCALE")
+    scaled, e, half_e, carried, d_near = variables("scaled e half_e carried d_near")
+    row = variables("high low expm1_c exp_c")
+    expm1mx_near = sp.Function("expm1mx_near")
+    far_log_ratio, value = variables("far_log_ratio value")
+    scale, back, scaled_d, square, e_full, e_half, logvar_q = variables(
+        "scale back scaled_d square e_full e_half logvar_q"
+    )
+    # (d^2/2) e^{-l} as ((d^2/2) e^{-l/2} back) e^{-l/2} back: in range between the factors
+    split_mean_term = mul(mul(mul(mul(0.5, square, e_half), back), e_half), back)
+    # Dekker's TwoProduct: a*b - p exactly from the 26-bit halves (NumPy has no fma)
+    dekker = add(
+        add(add(mul(a_hi, b_hi), neg(p)), mul(a_hi, b_lo), mul(a_lo, b_hi)), mul(a_lo, b_lo)
+    )
+    # rho v - d_hi as (d_hi - p) - (rho v - p), the second exactly (ProductError)
+    rho_lo = div(add(add(add(d_hi, neg(p)), neg(ProductError(rho, v, p))), d_lo), v)
+    direct = compensated_excess(x, x_lo, log1p(r), (rho_lo_name, inverse(add(1.0, r))), power)
+    lines = [
+        "",
+        f"SERIES_LOW = {low}",
+        f"SERIES_HIGH = {high}",
+        f"FAR_BELOW = {FAR_BELOW!r}",
+        f"SERIES = ({coefficients})",
+        "",
+        "",
+        "def excess_series(x):",
+        '    """x - log1p(x) by the atanh series (accurate on the series interval)."""',
+        f"    t = {array_arithmetic(atanh_argument(x))}",
+        f"    u = {array_arithmetic(mul(t, t))}",
+        "    s = xp.full_like(x, SERIES[-1])",
+        "    for coefficient in SERIES[-2::-1]:",
+        f"        s = {array_arithmetic(horner_step(s, u, coefficient))}",
+        f"    return {array_arithmetic(atanh_excess(x, t, u, s))}",
+        "",
+        "",
+        "def two_sum(a, b):",
+        '    """s, e with a + b = s + e exactly (Knuth\'s TwoSum)."""',
+        f"    s = {array_arithmetic(add(a, b))}",
+        f"    bv = {array_arithmetic(add(total, neg(a)))}",
+        f"    return s, {array_arithmetic(two_sum_error(a, b, total, b_virtual))}",
+        "",
+        "",
+        "def _split(a):",
+        f"    c = {array_arithmetic(mul(134217729.0, a))}"
+        "  # 2^27 + 1: Veltkamp's split into two 26-bit halves",
+        f"    high = {array_arithmetic(add(c, neg(add(c, neg(a)))))}",
+        f"    return high, {array_arithmetic(add(a, neg(split_high)))}",
+        "",
+        "",
+        "def product_error(a, b, p):",
+        '    """a*b - p exactly, for p = fl(a*b) (Dekker\'s TwoProduct: NumPy has no fma)."""',
+        "    a_hi, a_lo = _split(a)",
+        "    b_hi, b_lo = _split(b)",
+        f"    return {array_arithmetic(dekker)}",
+        "",
+        "",
+        "def relative_difference(u, v):",
+        '    """rho = (u - v)/v as rho + rho_lo (rho_lo the rounding error, to first order)."""',
+        "    # scaled by a power of 2 (rho does not change) so that Dekker's products",
+        "    # neither overflow nor lose digits in the subnormal range",
+        "    scale = xp.where(v < 2.0**-800, 2.0**600, xp.where(v > 2.0**800, 2.0**-600, 1.0))",
+        f"    u, v = {array_arithmetic(mul(u, scale))}, {array_arithmetic(mul(v, scale))}",
+        f"    d_hi, d_lo = {array_arithmetic(TwoSum(u, neg(v), d_lo))}",
+        f"    rho = {array_arithmetic(div(d_hi, v))}",
+        f"    p = {array_arithmetic(mul(rho, v))}",
+        f"    rho_lo = {array_arithmetic(rho_lo)}",
+        "    return rho, xp.where(xp.isfinite(rho_lo), rho_lo, 0.0)",
+        "",
+        "",
+        "def half_excess_compensated(x, x_lo, rho, rho_lo, power, far_log_ratio, half_x):",
+        '    """(x - log(1 + x))/2 for 1 + x = (1 + rho)**power, x + x_lo, rho + rho_lo."""',
+        "    near = (x > SERIES_LOW) & (x < SERIES_HIGH)",
+        "    series = excess_series(xp.where(near, x, 0.0)) + "
+        f"{array_arithmetic(series_correction(x, x_lo))}",
+        "    far = x < FAR_BELOW",
+        "    r = xp.where(far, 0.0, rho)",
+        f"    direct = {array_arithmetic(direct)}",
+        "    value = xp.where(near, series, xp.where(far, "
+        f"{array_arithmetic(add(add(x, neg(far_log_ratio)), x_lo))}, direct))",
+        "    # beyond 2^60, log(1 + x) < x/2^54; x/2 is taken where x itself overflows",
+        "    return xp.where(x < 2.0**60, "
+        f"{array_arithmetic(mul(0.5, sp.Function('xp.maximum')(value, 0.0)))}, half_x)",
+        "",
+        "",
+        "def half_mean_term(d, logvar_q):",
+        '    """d^2 e^{-logvar_q} / 2, no spurious under- or overflow (fact mean-term-split)."""',
+        "    small = (d < 2.0**-500) & (d > -(2.0**-500))",
+        "    large = (d > 2.0**500) | (d < -(2.0**500))",
+        "    scale = xp.where(small, 2.0**600, xp.where(large, 2.0**-600, 1.0))",
+        "    back = xp.where(small, 2.0**-600, xp.where(large, 2.0**600, 1.0))",
+        f"    scaled_d = {array_arithmetic(mul(d, scale))}",
+        f"    e_full = {array_arithmetic(exp_of_negated(logvar_q))}",
+        f"    e_half = {array_arithmetic(exp_of_negated(logvar_q, 0.5))}",
+        f"    square = {array_arithmetic(mul(scaled_d, scaled_d))}",
+        "    usable = (e_full >= 2.0**-600) & (e_full <= 2.0**600)",
+        "    # the scale factors between the exponentials keep every product in range",
+        f"    full = {array_arithmetic(mul(mul(mul(0.5, square, e_full), back), back))}",
+        f"    split = {array_arithmetic(split_mean_term)}",
+        "    return xp.where(d == 0.0, 0.0, xp.where(usable, full, split))",
+        "",
+        "",
+        f"TABLE_LOW, TABLE_HIGH, TABLE_SCALE, TABLE_FIRST = {table_low}, {table_high}, "
+        f"{table_scale}, {table_first}",
+        f"TABLE_SERIES = ({table_series})",
+        "#: rows (F_hi, F_lo, G, E) at c = j/TABLE_SCALE: F = e^c - 1 - c, G = e^c - 1, E = e^c",
+        "TABLE = xp.asarray([",
+        *(f"    ({', '.join(repr(v) for v in row)})," for row in table_rows(forms)),
+        "])",
+        "",
+        "",
+        "def expm1mx_table(d, d_lo):",
+        '    """e^d - 1 - d for d in the table range: F + G r + E (e^r - 1 - r), d = c + r."""',
+        f"    scaled = xp.floor({array_arithmetic(add(mul(d, table_scale_name), 0.5))})",
+        f"    r = {array_arithmetic(add(d, neg(div(scaled, table_scale_name))))}",
+        "    index = xp.clip(scaled, TABLE_FIRST, TABLE_FIRST + len(TABLE) - 1)",
+        "    high, low, expm1_c, exp_c = xp.table_rows(TABLE, index - TABLE_FIRST)",
+        "    q = xp.full_like(r, TABLE_SERIES[-1])",
+        "    for coefficient in TABLE_SERIES[-2::-1]:",
+        f"        q = {array_arithmetic(horner_step(q, r, coefficient))}",
+        f"    q = {array_arithmetic(mul(r, r, q))}",
+        f"    return {array_arithmetic(table_expm1mx(row, r, q, d_lo))}",
+        "",
+        "",
+        f"NEAR_EXP = {NEAR_EXP!r}",
+        f"EXPM1MX = ({', '.join(literal(c) for c in expm1mx_series(FAST_EXP_TERMS))})",
+        "",
+        "",
+        "def expm1mx_near(r):",
+        '    """e^r - 1 - r = r^2 sum r^k/(k + 2)! for |r| <= NEAR_EXP (fact expm1mx-series)."""',
+        "    s = xp.full_like(r, EXPM1MX[-1])",
+        "    for coefficient in EXPM1MX[-2::-1]:",
+        f"        s = {array_arithmetic(horner_step(s, r, coefficient))}",
+        f"    return {array_arithmetic(expm1mx_from_series(r, s))}",
+        "",
+        "",
+        "def excess_exact_log(x, d_hi, d_lo=0.0):",
+        '    """x - log(1 + x) >= 0 when log(1 + x) = d_hi + d_lo is known exactly."""',
+        "    # near 0 the series of e^d - 1 - d in d itself: x = expm1(d) carries a rounding",
+        "    near = (d_hi >= -NEAR_EXP) & (d_hi <= NEAR_EXP)",
+        "    tabled = ~near & (d_hi > TABLE_LOW) & (d_hi < TABLE_HIGH)",
+        f"    value = {array_arithmetic(direct_exact_log_excess(x, d_hi, d_lo))}",
+        "    d_near = xp.where(near, d_hi, 0.0)",
+        "    value = xp.where(near, "
+        f"{array_arithmetic(near_exact_log_excess(expm1mx_near(d_near), x, d_lo))}, value)",
+        "    d_table = xp.where(tabled, d_hi, 0.0)",
+        "    value = xp.where(tabled, expm1mx_table(d_table, xp.where(tabled, d_lo, 0.0)), value)",
+        "    return xp.maximum(value, 0.0)",
+        "",
+        "",
+        "def half_excess_exact_log(x, d_hi, d_lo=0.0):",
+        '    """(x - log(1 + x))/2, also where e^d overflows, KL/2 not (fact excess-half)."""',
+        "    large = d_hi > 709.0",
+        "    e = exp(0.5 * xp.where(large, d_hi, 0.0))",
+        f"    half_e = {array_arithmetic(half_square(e))}",
+        "    carried = xp.where(xp.isfinite(half_e), "
+        f"{array_arithmetic(carried_half_exp(half_e, d_lo))}, half_e)",
+        f"    value = {array_arithmetic(mul(0.5, sp.Function('excess_exact_log')(x, d_hi, d_lo)))}",
+        "    return xp.where(large, "
+        f"{array_arithmetic(half_excess_beyond_overflow(carried, d_hi))}, value)",
+        "",
+        "",
+        "",
+    ]
+    for form in forms.forms.values():
+        lines += _array_form(form)
+    body = "\n".join(lines).rstrip("\n") + "\n"
+    return body
+
+
+#: the smallest normal double: a quotient below it has lost digits (its log is then taken
+#: as a difference of logs, fact log-ratio-difference)
+_DBL_MIN = "2.2250738585072014e-308"
+
+
+def _array_half_a(form: ParameterisedForm) -> list[str]:
+    """``half_a = a/2`` without a spurious under- or overflow (see :func:`_c_half_a`)."""
+    mu_arguments = [p for p in form.parameters if str(p).startswith("mu")]
+    if len(mu_arguments) == 1:
+        (mu,) = mu_arguments
+        return [f"    half_a = {array_arithmetic(half_square(mu))}"]
+    mu_p, mu_q = mu_arguments
+    difference = array_arithmetic(add(mu_p, neg(mu_q)))
+    quotient = quotient_form(form)
+    if quotient is None:
+        return [f"    half_a = half_mean_term({difference}, {form.parameters[3]})"]
+    _, v_name, power, _ = quotient
+    v, w, d_half, big = variables(f"{v_name} w d_half big")
+    other = w if power == 2 else d_half
+    a_scale = sp.Function("xp.where")(big, 2.0, 0.5)
+    return [
+        f"    d = {difference}",
+        "    big = ~xp.isfinite(d)  # the difference of two finite means overflowed",
+        f"    d_half = xp.where(big, {array_arithmetic(halved_difference(mu_p, mu_q))}, d)",
+        f"    w = {array_arithmetic(div(d_half, v))}",
+        f"    half_a = {array_arithmetic(scaled_mean_term(a_scale, w, other))}",
+    ]
+
+
+def _array_x(form: ParameterisedForm) -> list[str]:
+    """``x`` (as printed) and ``half_x = x/2`` that overflows only where x/2 does."""
+    quotient = quotient_form(form)
+    if quotient is not None:
+        u, v, power, x_of_rho = quotient
+        half_x = sp.Rational(1, 2) * (form.x if power == 1 else x_of_rho)
+        lines = [f"    x = {array_code(form.x)}"]
+        if power == 2:
+            u_symbol, v_symbol = variables(f"{u} {v}")
+            # rho = (u - v)/v, as the proved x_of_rho is written
+            lines.append(
+                f"    rho = {array_arithmetic(div(add(u_symbol, neg(v_symbol)), v_symbol))}"
+            )
+        return [*lines, f"    half_x = {array_code(half_x)}"]
+    difference = input_difference(form)
+    if difference is not None:
+        u, v = difference
+        lines = [
+            f"    d_hi, d_lo = two_sum({u}, -{v})  # the exact rounding error of {u} - {v}",
+            "    d_lo = xp.where(xp.isfinite(d_hi), d_lo, 0.0)",
+        ]
+    else:
+        lines = [f"    d_hi, d_lo = {array_code(form.log_ratio)}, 0.0"]
+    d_hi, d_lo, expm1_d = variables("d_hi d_lo expm1_d")
+    large = sp.Symbol("e", positive=True)
+    half_square = sp.Mul(sp.Mul(sp.Rational(1, 2), large, evaluate=False), large, evaluate=False)
+    return [
+        *lines,
+        "    expm1_d = expm1(d_hi)",
+        "    x = xp.where((d_lo == 0.0) | (d_hi > 709.0), expm1_d, "
+        f"{array_arithmetic(carried_expm1(expm1_d, d_hi, d_lo))})",
+        "    e = exp(0.5 * xp.where(d_hi > 709.0, d_hi, 0.0))",
+        # (e^d - 1)/2 = (e/2) e - 1/2 with e = e^{d/2} (fact excess-half)
+        f"    half_x = xp.where(d_hi > 709.0, {array_code(half_square)} - 0.5, 0.5 * x)",
+    ]
+
+
+def _array_form(form: ParameterisedForm) -> list[str]:
+    """term_, gradient_ and jeffreys_ functions of one form, in the array namespace."""
+    name = identifier(form.name)
+    arguments = ", ".join(str(p) for p in form.parameters)
+    quotient = quotient_form(form)
+    half_a, half_excess = variables("half_a half_excess")
+    domain = "0.0"
+    if quotient is not None:
+        u, v, power, x_of_rho = quotient
+        domain = f"xp.where(({u} > 0.0) & ({v} > 0.0), 0.0, xp.nan)"
+        expanded = sp.expand_log(form.log_ratio, force=True)
+        body = [
+            f"        rho, rho_lo = relative_difference({u}, {v})",
+            f"        x = {array_code(x_of_rho)}",
+        ]
+        if power == 1:
+            body.append("        x_lo = rho_lo")
+        else:
+            body += [
+                "        two, two_lo = two_sum(2.0, rho)",
+                f"        x_lo = {array_arithmetic(std_x_lo())}",
+            ]
+        body += [
+            "        # log(u/v) as a difference of logs where u/v is not a normal number",
+            f"        far_log_ratio = xp.where({u} / {v} >= {_DBL_MIN}, "
+            f"{array_code(form.log_ratio)}, {array_code(expanded)})",
+            "        half_excess = half_excess_compensated("
+            f"x, x_lo, rho, rho_lo, {power}.0, far_log_ratio, half_x)",
+        ]
+    else:
+        body = ["        half_excess = half_excess_exact_log(x, d_hi, d_lo)"]
+    lines = [
+        "",
+        f"def parts_{name}({arguments}):",
+        f'    """x = {sp.sstr(form.x)}, a = {sp.sstr(form.a)}: their halves and log parts."""',
+        *_array_x(form),
+        *_array_half_a(form),
+        "    return locals()",
+        "",
+        "",
+        f"def term_{name}({arguments}):",
+        f'    """Per-coordinate KL ({form.name}): 1/2 (a + x - log(1 + x))."""',
+        "    with xp.errstate(all='ignore'):",
+        f"        parts = parts_{name}({arguments})",
+        "        x, half_x, half_a = parts['x'], parts['half_x'], parts['half_a']",
+        *(["        d_hi, d_lo = parts['d_hi'], parts['d_lo']"] if quotient is None else []),
+        *body,
+        f"        return {array_arithmetic(add(half_a, half_excess))} + {domain}",
+        "",
+        "",
+        f"def gradient_{name}({arguments}):",
+        f'    """Gradient of term_{name} with respect to ({arguments})."""',
+        "    with xp.errstate(all='ignore'):",
+        f"        parts = parts_{name}({arguments})",
+        "        half_x, half_a = parts['half_x'], parts['half_a']",
+        "        return (",
+    ]
+    # x and a enter through their halves, which overflow only where the KL does
+    halves = {X: 2 * HALF_X, A: 2 * HALF_A}
+    ranged = ranged_gradients()
+    for parameter in form.parameters:
+        printed = array_code(sp.factor_terms(form.gradient[parameter].xreplace(halves)))
+        label = f"gradient-range-{form.name}-{parameter}"
+        if label in ranged and form.name == "var":
+            # x/(2 v_p) = -x'/(2 v_q): each side is safe on its own half-plane
+            u, v = (str(p) for p in form.parameters[1::2])
+            printed = f"xp.where({u} >= {v}, {array_code(ranged[label])}, {printed})"
+        elif label in ranged:
+            printed = array_code(ranged[label])
+        lines.append(f"            {printed},")
+    lines += ["        )", ""]
+    if form.symmetric is not None:
+        forward_half_x, reverse_x, forward_half_a, reverse_half_a, crossed = variables(
+            "forward['half_x'] reverse['x'] forward['half_a'] reverse['half_a'] crossed"
+        )
+        swapped = ", ".join(str(p) for p in swapped_parameters(form))
+        lines += [
+            "",
+            f"def jeffreys_{name}({arguments}):",
+            f'    """KL(p||q) + KL(q||p) ({form.name}): 1/2 (a + a\' - x x\'), fact '
+            f'jeffreys-parts-{form.name}."""',
+            "    with xp.errstate(all='ignore'):",
+            f"        forward = parts_{name}({arguments})",
+            f"        reverse = parts_{name}({swapped})",
+            f"        crossed = {array_arithmetic(mul(-1, forward_half_x, reverse_x))}",
+            f"        total = {array_arithmetic(add(forward_half_a, reverse_half_a, crossed))}",
+            f"        return xp.maximum(total, 0.0) + {domain}",
+            "",
+        ]
+    return lines

@@ -1,0 +1,897 @@
+"""The C target: ``symkl/_kernels.c`` from the proved forms of ``stable``."""
+
+from __future__ import annotations
+
+import string
+from importlib import resources
+
+import sympy as sp
+from sympy.codegen.cfunctions import log1p
+
+from symkl.codegen.kernels import (
+    EXACT_LOG_RATIO,
+    FAR_BELOW,
+    FAST_EXP_TERMS,
+    HEADER,
+    NEAR_EXP,
+    atanh_argument,
+    atanh_excess,
+    carried_expm1,
+    carried_half_exp,
+    compensated_excess,
+    direct_exact_log_excess,
+    exp_of_negated,
+    expm1mx_from_series,
+    half_excess_beyond_overflow,
+    half_square,
+    halved_difference,
+    horner,
+    horner_step,
+    identifier,
+    input_difference,
+    ln2_split,
+    near_exact_log_excess,
+    quotient_form,
+    quotient_remainder,
+    scaled_mean_term,
+    series_correction,
+    std_x_lo,
+    table_constants,
+    table_expm1mx,
+    table_rows,
+    two_sum_error,
+)
+from symkl.codegen.printers import (
+    Lo,
+    ProductError,
+    TwoSum,
+    add,
+    c_arithmetic,
+    c_code,
+    div,
+    inverse,
+    literal,
+    mul,
+    neg,
+    variables,
+)
+from symkl.kl.stable import NumericForms, ParameterisedForm, expm1mx_series
+
+__all__ = ["c_source"]
+
+
+def c_source(forms: NumericForms) -> str:
+    low, high = (literal(v) for v in forms.interval)
+    a, b, total, b_virtual = variables("a b sum b_virtual")
+    x, t, u, s = variables("x t u s")
+    coefficients = forms.series
+    horner_lines = _horner_lines(coefficients, "u")
+    lines = [
+        f"/* {HEADER}",
+        " *",
+        " * KL = 1/2 (a + excess), excess = x - log(1 + x) = -log1pmx(x) >= 0, a >= 0:",
+        " * no cancellation.  For x in the series interval the atanh series is used:",
+        " * with t = x/(2 + x), u = t^2: excess = x t - 2 t^3 S(u), S(u) = sum u^n/(2n+3).",
+        " */",
+        "#include <math.h>",
+        "#include <stdint.h>",
+        "#include <string.h>",
+        "",
+        f"#define SYMKL_SERIES_LOW ({low})",
+        f"#define SYMKL_SERIES_HIGH ({high})",
+        f"#define SYMKL_FAR_BELOW ({FAR_BELOW!r})",
+        "",
+        "/* Knuth's TwoSum: a + b = sum + *error exactly */",
+        "static inline double symkl_two_sum(double a, double b, double *error) {",
+        _const("sum", add(a, b)),
+        _const("b_virtual", add(total, neg(a))),
+        f"    *error = {c_arithmetic(two_sum_error(a, b, total, b_virtual))};",
+        "    return sum;",
+        "}",
+        "",
+        "static inline double symkl_excess_series(double x) {",
+        _const("t", atanh_argument(x)),
+        _const("u", mul(t, t)),
+        *horner_lines,
+        f"    return {c_arithmetic(atanh_excess(x, t, u, s))};",
+        "}",
+        "",
+        *_c_table(forms),
+        *_c_fast_common(forms),
+    ]
+    lines += _c_fast_exp_common()
+    for form in forms.forms.values():
+        lines += _c_term(form)
+        if quotient_form(form) is not None:
+            lines += _c_fast_term(form)
+        else:
+            lines += _c_fast_exact_log_term(form)
+    lines += _c_loops(forms)
+    lines += _c_read_probe()
+    return "\n".join(lines) + "\n"
+
+
+def _c_fast_common(forms: NumericForms) -> list[str]:
+    """Helpers of the vectorisable variance / standard-deviation kernels."""
+    low, high = forms.mantissa_range
+    if (low, high) != (sp.Rational(3, 4), sp.Rational(3, 2)):
+        raise NotImplementedError("the exponent split below is written for m in [3/4, 3/2)")
+    m_u, m_v = variables("m_u m_v")
+    ln2_high_value, ln2_low_value = ln2_split()
+    coefficients = forms.fast_series
+    lane_sum, term, following, virtual_term = variables("sum[lane] term next virtual_term")
+    n, error, ln2_high, ln2_low = variables("n error SYMKL_LN2_HI SYMKL_LN2_LO")
+    total_lanes, lane_value, rounding, lane_error = variables(
+        "total lane_sum[lane] rounding lane_error[lane]"
+    )
+    horner_lines = _horner_lines(coefficients, "u")
+    return [
+        "/* Vectorisable kernels for the quotient forms (var, std).  The quotient q = u/v is",
+        " * split as 2^e m, m in [3/4, 3/2), and log m = 2 atanh(s), s = (m - 1)/(m + 1)",
+        " * (fact log-split); at e = 0, s = rho/(2 + rho) from the exact relative difference",
+        " * (facts log1pmx-atanh, std-near).  No branch and no libm call but fma, so the",
+        " * compiler vectorises them; every quantity is carried as hi + lo, and the term is",
+        " * within a few tenths of an ulp.  Inputs outside [2^-500, 2^500] (and invalid",
+        " * ones) take the scalar kernels above. */",
+        f"#define SYMKL_LN2_HI ({ln2_high_value!r}) /* 33 bits: n * SYMKL_LN2_HI is exact */",
+        f"#define SYMKL_LN2_LO ({ln2_low_value!r})",
+        "",
+        "/* log(u/v) = (e_u - e_v) log 2 + log(m_u/m_v) as hi + *lo (fact log-ratio-split) */",
+        "static inline double symkl_log_ratio(double u, double v, double *lo) {",
+        "    int e_u, e_v;",
+        "    const double m_u = frexp(u, &e_u), m_v = frexp(v, &e_v);",
+        "    const double n = (double)(e_u - e_v);",
+        "    double error;",
+        _const("hi", TwoSum(mul(n, ln2_high), sp.log(div(m_u, m_v)), error)),
+        f"    *lo = {c_arithmetic(add(error, mul(n, ln2_low)))};",
+        "    return hi;",
+        "}",
+        "",
+        *_template("vector.c"),
+        "",
+        f"/* S(u) = sum u^n/(2n+3), {len(coefficients)} terms:"
+        " atanh(s) = s + s^3 S(s^2), |s| <= 1/5 */",
+        "static inline double symkl_fast_series(double u) {",
+        *horner_lines,
+        "    return s;",
+        "}",
+        "",
+        "/* Adds each row's terms (rows of `padded` terms, a multiple of 4) into four TwoSum",
+        " * lanes, lane = index mod 4: the lanes are independent, so SIMD or not, the bits are",
+        " * the same. */",
+        "SYMKL_VECTOR static void symkl_lane_sums(int64_t rows, int64_t padded,",
+        "        const double *restrict terms, double (*restrict lane_sum)[4],",
+        "        double (*restrict lane_error)[4]) {",
+        "    for (int64_t i = 0; i < rows; ++i) {",
+        "        double sum[4], error[4];",
+        "        for (int lane = 0; lane < 4; ++lane) {",
+        "            sum[lane] = lane_sum[i][lane];",
+        "            error[lane] = lane_error[i][lane];",
+        "        }",
+        "        for (int64_t c = i * padded; c < (i + 1) * padded; c += 4) {",
+        "            for (int lane = 0; lane < 4; ++lane) {",
+        "                const double term = terms[c + lane];",
+        _const("next", add(lane_sum, term), "                "),
+        _const("virtual_term", add(following, neg(lane_sum)), "                "),
+        "                error[lane] += "
+        f"{c_arithmetic(two_sum_error(lane_sum, term, following, virtual_term))};",
+        "                sum[lane] = next;",
+        "            }",
+        "        }",
+        "        for (int lane = 0; lane < 4; ++lane) {",
+        "            lane_sum[i][lane] = sum[lane];",
+        "            lane_error[i][lane] = error[lane];",
+        "        }",
+        "    }",
+        "}",
+        "",
+        "static double symkl_lanes_total(const double *lane_sum, const double *lane_error) {",
+        "    double total = 0.0, error = 0.0;",
+        "    for (int lane = 0; lane < 4; ++lane) {",
+        "        double rounding;",
+        _assign("total", TwoSum(total_lanes, lane_value, rounding), "        "),
+        f"        error += {c_arithmetic(add(rounding, lane_error))};",
+        "    }",
+        "    /* an infinite term (overflow) makes the errors NaN: drop them */",
+        f"    return isfinite(total) ? {c_arithmetic(add(total_lanes, error))} : total;",
+        "}",
+        "",
+    ]
+
+
+def _template(name: str) -> list[str]:
+    """The lines of ``templates/<name>`` (package data), without its leading comment."""
+    text = resources.files("symkl.codegen").joinpath("templates", name).read_text()
+    lines = text.rstrip("\n").split("\n")
+    end = next(i for i, line in enumerate(lines) if line.rstrip().endswith("*/"))
+    return lines[end + 1 :]
+
+
+def _assign(name: str, value: sp.Expr | float, indent: str = "    ") -> str:
+    """``name = value;``, the kernel arithmetic printed in order."""
+    return f"{indent}{name} = {c_arithmetic(value)};"
+
+
+def _const(name: str, value: sp.Expr | float, indent: str = "    ") -> str:
+    """``const double name = value;`` with the kernel arithmetic printed in order
+    (after the ``=``, on a line of its own where the line would pass 100 columns)."""
+    line = f"{indent}const double {name} = {c_arithmetic(value)};"
+    if len(line) <= 100:
+        return line
+    return f"{indent}const double {name} =\n{indent}    {c_arithmetic(value)};"
+
+
+def _horner_lines(coefficients: tuple[sp.Expr, ...], argument: str) -> list[str]:
+    """``s = sum coefficients[n] argument^n`` as C statements, Horner's rule."""
+    s, u = variables(f"s {argument}")
+    lines = [f"    double s = {literal(coefficients[-1])};"]
+    lines += [
+        f"    s = {c_arithmetic(horner_step(s, u, sp.Float(float(c))))};"
+        for c in reversed(coefficients[:-1])
+    ]
+    return lines
+
+
+def _c_fast_term(form: ParameterisedForm) -> list[str]:
+    """The branch-free term of a quotient form, every quantity as hi + lo.
+
+    ``exact`` (a constant at each call) keeps the lo parts; float32 inputs drop
+    them, since double precision alone leaves 29 bits to spare there.
+    """
+    quotient = quotient_form(form)
+    assert quotient is not None
+    u_name, v_name, power, x_of_rho = quotient
+    u, v = variables(f"{u_name} {v_name}")
+    mu_p, _, mu_q, _ = form.parameters
+    (inv_v, d_hi, d_lo, rho, rho_lo, x, x_lo, two_lo) = variables(
+        "inv_v d_hi d_lo rho rho_lo x x_lo two_lo"
+    )
+    (q, f, f_lo, scale, denominator, denominator_lo, inv_denominator) = variables(
+        "q f f_lo scale denominator denominator_lo inv_denominator"
+    )
+    s, s_lo, s2, tail, near_hi = variables("s s_lo s2 tail near_hi")
+    e, exponent, shifted, shifted_lo, far_lo = variables("e exponent shifted shifted_lo far_lo")
+    (mantissa,) = variables("mantissa")
+    m, m_lo, w, w_lo, a, a_lo = variables("m m_lo w w_lo a a_lo")
+    excess_hi, excess_lo, total, total_lo = variables("excess_hi excess_lo total total_lo")
+    ln2_high, ln2_low = variables("SYMKL_LN2_HI SYMKL_LN2_LO")
+    fast_series = sp.Function("symkl_fast_series")
+    name = identifier(form.name)
+    arguments = ", ".join(f"double {p}" for p in form.parameters)
+    finite = "0x1.fffffffffffffp1023"
+    if power == 1:
+        x_lines = [_const("x_lo", rho_lo)]
+        near = [
+            "    /* excess = x s - 2 (atanh s - s), s = x/(2 + x) (fact log1pmx-atanh) */",
+            _const("near_hi", mul(x, s)),
+            _const(
+                "near_lo",
+                add(
+                    Lo(add(ProductError(x, s, near_hi), mul(x, s_lo), mul(x_lo, s))),
+                    neg(mul(2.0, tail)),
+                ),
+            ),
+        ]
+        square = [
+            _const("a", mul(w, m)),
+            _const("a_lo", Lo(add(ProductError(w, m, a), mul(w_lo, m), mul(w, m_lo)))),
+        ]
+    else:
+        rho_s, rho_s_lo, four, four_lo = variables("rho_s rho_s_lo four four_lo")
+        x_lines = [
+            "    double two_lo;",
+            _const("two", TwoSum(2.0, rho, two_lo)),
+            _const("x_lo", Lo(std_x_lo())),
+        ]
+        near = [
+            "    /* excess = rho s (4 + rho) - 4 (atanh s"
+            " - s), s = rho/(2 + rho) (fact std-near) */",
+            _const("rho_s", mul(rho, s)),
+            _const(
+                "rho_s_lo", Lo(add(ProductError(rho, s, rho_s), mul(rho_lo, s), mul(rho, s_lo)))
+            ),
+            _const("four", add(4.0, rho)),
+            _const("four_lo", Lo(add(add(add(4.0, neg(four)), rho), rho_lo))) + " /* |rho| < 4 */",
+            _const("near_hi", mul(rho_s, four)),
+            _const(
+                "near_lo",
+                add(
+                    Lo(
+                        add(
+                            ProductError(rho_s, four, near_hi),
+                            mul(rho_s_lo, four),
+                            mul(rho_s, four_lo),
+                        )
+                    ),
+                    neg(mul(4.0, tail)),
+                ),
+            ),
+        ]
+        square = [
+            _const("a", mul(w, w)),
+            _const("a_lo", Lo(add(ProductError(w, w, a), mul(2.0, w, w_lo)))),
+        ]
+    twice = float(2 * power)
+    return [
+        f"/* {form.name}, vectorisable: valid when symkl_fast_ok_{name} holds */",
+        f"static inline int symkl_fast_ok_{name}({arguments}) {{",
+        f"    return ({u} >= SYMKL_FAST_MIN) & ({u} <= SYMKL_FAST_MAX)",
+        f"        & ({v} >= SYMKL_FAST_MIN) & ({v} <= SYMKL_FAST_MAX)",
+        f"        & (fabs({mu_p}) <= {finite}) & (fabs({mu_q}) <= {finite});",
+        "}",
+        "",
+        f"static inline double symkl_fast_term_{name}({arguments}, const int exact) {{",
+        _const("inv_v", div(1.0, v)),
+        "    /* rho = (u - v)/v as rho + rho_lo: TwoSum, then the remainder by fma */",
+        "    double d_lo;",
+        _const("d_hi", TwoSum(u, neg(v), d_lo)),
+        _const("rho", mul(d_hi, inv_v)),
+        _const("rho_lo", Lo(mul(add(quotient_remainder(rho, v, d_hi), d_lo), inv_v))),
+        f"    const double x = {c_code(x_of_rho)};",
+        *x_lines,
+        "    /* q = u/v = 2^e m, m in [3/4, 3/2); u/v = q + q_rem/v exactly */",
+        _const("q", mul(u, inv_v)),
+        "    const uint64_t q_bits = symkl_bits(q);",
+        "    const uint64_t biased = (q_bits - 0x3fe8000000000000u + 0x4000000000000000u) >> 52;",
+        "    const double e = symkl_from_bits(biased | 0x4330000000000000u) - 0x1.00000000004p52;",
+        "    const double mantissa = symkl_from_bits(q_bits - ((biased - 1024u) << 52));",
+        "    const int near = biased == 1024u; /* e = 0 */",
+        "    /* 1 + f = m (1 + q_rem/(q v)): f = m - 1 exactly (Sterbenz) + 2^-e q_rem/v */",
+        f"    const double f = near ? rho : {c_arithmetic(add(mantissa, -1.0))};",
+        "    const double scale = symkl_from_bits((2047u - biased) << 52); /* 2^-e */",
+        "    const double f_lo = near ? rho_lo : "
+        f"{c_arithmetic(Lo(mul(quotient_remainder(q, v, u), inv_v, scale)))};",
+        "    /* s = f/(2 + f) as s + s_lo; log(1 + f) = 2 atanh s = 2 (s + tail) */",
+        _const("denominator", add(2.0, f)),
+        _const("denominator_lo", Lo(add(add(add(2.0, neg(denominator)), f), f_lo)))
+        + " /* |f| < 2 */",
+        _const("inv_denominator", div(1.0, denominator)),
+        _const("s", mul(f, inv_denominator)),
+        _const(
+            "s_lo",
+            Lo(
+                mul(
+                    add(quotient_remainder(s, denominator, f), f_lo, neg(mul(s, denominator_lo))),
+                    inv_denominator,
+                )
+            ),
+        ),
+        _const("s2", mul(s, s)),
+        _const("tail", mul(s, s2, fast_series(s2))),
+        *near,
+        f"    /* e != 0: excess = x - {power} (e log 2 + 2 atanh s) (fact log-split) */",
+        _const("exponent", mul(float(power), e)),
+        "    double shifted_lo, far_lo;",
+        _const("shifted", TwoSum(x, mul(-1, exponent, ln2_high), shifted_lo)),
+        _const("far_hi", TwoSum(shifted, mul(-twice, s), far_lo)),
+        "    far_lo = "
+        + c_arithmetic(
+            add(
+                Lo(add(far_lo, shifted_lo, x_lo, neg(mul(twice, s_lo)))),
+                neg(mul(exponent, ln2_low)),
+                neg(mul(twice, tail)),
+            )
+        )
+        + ";",
+        "    const double excess_hi = near ? near_hi : far_hi;",
+        "    const double excess_lo = near ? near_lo : far_lo;",
+        f"    /* a = {sp.sstr(form.a)} as a + a_lo, with w = (mu_p - mu_q)/v */",
+        "    double m_lo;",
+        _const("m", TwoSum(mu_p, neg(mu_q), m_lo)),
+        _const("w", mul(m, inv_v)),
+        _const("w_lo", Lo(mul(add(quotient_remainder(w, v, m), m_lo), inv_v))),
+        *square,
+        "    double total_lo;",
+        _const("total", TwoSum(a, excess_hi, total_lo)),
+        _const("corrected", mul(0.5, add(total, add(Lo(add(total_lo, a_lo)), excess_lo)))),
+        "    /* a may overflow to inf (its lo parts are then NaN); never below zero */",
+        "    const double term = total - total == 0.0 ? corrected : "
+        f"{c_arithmetic(mul(0.5, total))};",
+        "    return term > 0.0 ? term : 0.0;",
+        "}",
+        "",
+        *_c_block_functions(form),
+    ]
+
+
+def _c_block_functions(form: ParameterisedForm) -> list[str]:
+    """The vectorised loop over a block: float64 keeps the lo parts, float32 drops them."""
+    name = identifier(form.name)
+    count = len(form.parameters)
+    pointers = ", ".join(f"const double *restrict b{j}" for j in range(count))
+    values = ", ".join(f"b{j}[c]" for j in range(count))
+    lines = []
+    for suffix, exact in (("f64", 1), ("f32", 0)):
+        lines += [
+            f"SYMKL_VECTOR static int64_t symkl_block_{name}_{suffix}(int64_t n, {pointers},",
+            "        double *restrict terms) {",
+            "    int64_t slow = 0;",
+            "    for (int64_t c = 0; c < n; ++c) {",
+            f"        terms[c] = symkl_fast_term_{name}({values}, {exact});",
+            f"        slow |= !symkl_fast_ok_{name}({values});",
+            "    }",
+            "    /* a loop of its own: mixed with the above, GCC does not vectorise either */",
+            "    for (int64_t c = 0; c < n; ++c) slow |= !(terms[c] < SYMKL_FAST_TERM_MAX);",
+            "    return slow;",
+            "}",
+            "",
+        ]
+    return lines
+
+
+def _c_fast_exp_common() -> list[str]:
+    """Branch-free e^d as 2^n (t + t_lo), the log-variance kernels' exponential (fact exp-split)."""
+    coefficients = expm1mx_series(FAST_EXP_TERMS)
+    horner_lines = _horner_lines(coefficients, "r")
+    inverse = float(1 / sp.log(2).evalf(40))
+    d, d_lo, rounded, n, r_hi, shift, r, r_lo, p, e1, e2, one_r, t = variables(
+        "d d_lo rounded n r_hi shift r r_lo p e1 e2 one_r t"
+    )
+    inv_ln2, rounding, ln2_high, ln2_low = variables(
+        "SYMKL_INV_LN2 SYMKL_ROUND SYMKL_LN2_HI SYMKL_LN2_LO"
+    )
+    (s,) = variables("s")
+    return [
+        f"#define SYMKL_INV_LN2 ({inverse!r})",
+        "#define SYMKL_ROUND (0x1.8p52) /* x + 1.5 2^52 - 1.5 2^52 rounds x to an integer */",
+        "#if defined(__GNUC__)",
+        "#define SYMKL_INLINE static inline __attribute__((always_inline))",
+        "#else",
+        "#define SYMKL_INLINE static inline",
+        "#endif",
+        "",
+        f"/* e^r - 1 - r = r^2 P(r), {len(coefficients)} terms of sum r^k/k!"
+        " (fact expm1mx-series) */",
+        "static inline double symkl_fast_expm1mx(double r) {",
+        *horner_lines,
+        f"    return {c_arithmetic(expm1mx_from_series(r, s))};",
+        "}",
+        "",
+        "/* e^(d + d_lo) = 2^n (t + *t_lo), n = round(d / log 2), |d| <= 700; *near is",
+        " * e^d - 1 - d where n = 0 (then r = d exactly).  No branch, no libm call. */",
+        "SYMKL_INLINE double symkl_fast_exp(double d, double d_lo, const int exact,",
+        "        double *restrict t_lo, double *restrict scale, double *restrict near,",
+        "        double *restrict exponent) {",
+        _const("rounded", add(mul(d, inv_ln2), rounding)),
+        _const("n", add(rounded, neg(rounding))),
+        "    /* exact: SYMKL_LN2_HI has 33 bits and |n| < 2^11 */",
+        _const("r_hi", add(d, neg(mul(n, ln2_high)))),
+        _const("shift", mul(n, ln2_low)),
+        _const("r", add(r_hi, neg(shift))),
+        _const(
+            "r_lo",
+            add(Lo(add(add(r_hi, neg(r)), neg(shift), neg(ProductError(n, ln2_low, shift)))), d_lo),
+        ),
+        _const("p", sp.Function("symkl_fast_expm1mx")(r)),
+        "    double e1, e2;",
+        _const("one_r", TwoSum(1.0, r, e1)),
+        _const("t", TwoSum(one_r, p, e2)),
+        f"    *t_lo = {c_arithmetic(add(Lo(add(e1, e2)), mul(r_lo, t)))};",
+        "    /* 2^n from the low bits of `rounded` (n + 1.5 2^52 holds n there) */",
+        "    const uint64_t biased = symkl_bits(rounded) - symkl_bits(SYMKL_ROUND) + 1023u;",
+        "    *scale = symkl_from_bits(biased << 52);",
+        f"    *near = {c_arithmetic(add(p, mul(d_lo, add(r, p))))};",
+        "    *exponent = n;",
+        "    return t;",
+        "}",
+        "",
+    ]
+
+
+def _c_fast_exact_log_term(form: ParameterisedForm) -> list[str]:
+    """The branch-free term of a log-variance form: the excess e^d - 1 - d and the mean
+    term a = d_mu^2 e^{-l_q} from :c:func:`symkl_fast_exp`, every quantity as hi + lo."""
+    name = identifier(form.name)
+    arguments = ", ".join(f"double {p}" for p in form.parameters)
+    names = [str(p) for p in form.parameters]
+    d, d_lo_part, m, m_lo, t, t_lo, scale, c, c_lo, f_lo = variables(
+        "d d_lo m m_lo t t_lo scale c c_lo f_lo"
+    )
+    m2, m2_lo, q_t, q_lo, q_scale, a_t, a, a_lo = variables("m2 m2_lo q_t q_lo q_scale a_t a a_lo")
+    excess_hi, excess_lo, total, total_lo = variables("excess_hi excess_lo total total_lo")
+    difference = input_difference(form)
+    if difference is not None:
+        mu_p, logvar_p, mu_q, logvar_q = names
+        ok = [
+            f"    return (fabs({logvar_p}) <= 350.0) & (fabs({logvar_q}) <= 350.0)",
+            f"        & (fabs({mu_p}) <= 0x1p400) & (fabs({mu_q}) <= 0x1p400)",
+            f"        & (({mu_p} == {mu_q}) | (fabs({mu_p} - {mu_q}) >= 0x1p-400));",
+        ]
+        setup = [
+            "    double d_lo, m_lo;",
+            _const("d", TwoSum(form.parameters[1], neg(form.parameters[3]), d_lo_part)),
+            _const("m", TwoSum(form.parameters[0], neg(form.parameters[2]), m_lo)),
+            "    /* e^{-l_q} = q_scale (q_t + q_lo) */",
+            "    double q_lo, q_scale, q_near, q_exponent;",
+            f"    const double q_t = symkl_fast_exp(-{logvar_q}, 0.0, exact, &q_lo, &q_scale,"
+            " &q_near, &q_exponent);",
+        ]
+        d_lo = Lo(d_lo_part)
+    else:
+        mu, logvar = names
+        ok = [
+            f"    return (fabs({logvar}) <= 700.0) & (fabs({mu}) <= 0x1p400)",
+            f"        & (({mu} == 0.0) | (fabs({mu}) >= 0x1p-400));",
+        ]
+        setup = [
+            f"    const double d = {logvar}, m = {mu};",
+            "    const double m_lo = 0.0, q_t = 1.0, q_lo = 0.0, q_scale = 1.0;",
+        ]
+        d_lo = sp.Float(0.0)
+    return [
+        f"/* {form.name}, vectorisable: valid when symkl_fast_ok_{name} holds */",
+        f"static inline int symkl_fast_ok_{name}({arguments}) {{",
+        *ok,
+        "}",
+        "",
+        f"SYMKL_INLINE double symkl_fast_term_{name}({arguments}, const int exact) {{",
+        *setup,
+        "    /* e^d - 1 - d (fact exp-split): at n = 0 the series, else 2^n t - (1 + d) */",
+        "    double t_lo, scale, near, exponent;",
+        f"    const double t = symkl_fast_exp(d, {c_arithmetic(d_lo)}, exact, &t_lo, &scale,"
+        " &near, &exponent);",
+        "    double c_lo, f_lo;",
+        _const("c", TwoSum(1.0, d, c_lo)),
+        _const("f", TwoSum(mul(scale, t), neg(c), f_lo)),
+        _const("far_lo", add(Lo(add(f_lo, neg(c_lo), neg(d_lo))), mul(scale, t_lo))),
+        "    const double excess_hi = exponent == 0.0 ? near : f;",
+        "    const double excess_lo = exponent == 0.0 ? 0.0 : far_lo;",
+        "    /* a = m^2 e^{-l_q} as a + a_lo */",
+        _const("m2", mul(m, m)),
+        _const("m2_lo", Lo(add(ProductError(m, m, m2), mul(2.0, m, m_lo)))),
+        _const("a_t", mul(m2, q_t)),
+        _const("a", mul(a_t, q_scale)),
+        _const(
+            "a_lo",
+            mul(Lo(add(ProductError(m2, q_t, a_t), mul(m2_lo, q_t), mul(m2, q_lo))), q_scale),
+        ),
+        "    double total_lo;",
+        _const("total", TwoSum(a, excess_hi, total_lo)),
+        _const("term", mul(0.5, add(total, add(Lo(add(total_lo, a_lo)), excess_lo)))),
+        "    /* an overflow leaves NaN (inf - inf in the lo parts): the block's check sends",
+        "     * it to the scalar kernel */",
+        "    return term < 0.0 ? 0.0 : term;",
+        "}",
+        "",
+        *_c_block_functions(form),
+    ]
+
+
+def _c_table(forms: NumericForms) -> list[str]:
+    low, high, scale, first = table_constants(forms)
+    rows = table_rows(forms)
+    coefficients = forms.table_series
+    d, d_lo, r, q, scaled, table_scale = variables("d d_lo r q scaled SYMKL_TABLE_SCALE")
+    row = variables("row[0] row[1] row[2] row[3]")
+    return [
+        "/* expm1(d) - d for d in the table range outside the series interval (there x =",
+        " * expm1(d) carries a rounding of up to 8 ulps of the result): with c = j/scale and",
+        " * r = d - c (exact), e^d - 1 - d = F + G r + E (e^r - 1 - r), rows (F_hi, F_lo, G, E)",
+        " * with F = e^c - 1 - c, G = e^c - 1, E = e^c; d_lo is the rounding error of d. */",
+        f"#define SYMKL_TABLE_LOW ({low})",
+        f"#define SYMKL_TABLE_HIGH ({high})",
+        f"#define SYMKL_TABLE_SCALE ({scale})",
+        f"#define SYMKL_TABLE_FIRST ({first})",
+        f"static const double symkl_expm1mx_rows[{len(rows)}][4] = {{",
+        *(f"    {{{', '.join(repr(v) for v in row)}}}," for row in rows),
+        "};",
+        "",
+        "static inline double symkl_expm1mx_table(double d, double d_lo) {",
+        f"    const double scaled = floor({c_arithmetic(add(mul(d, table_scale), 0.5))});",
+        _const("r", add(d, neg(div(scaled, table_scale)))),
+        "    const double *row = symkl_expm1mx_rows[(int)scaled - SYMKL_TABLE_FIRST];",
+        _const("q", mul(r, r, horner(coefficients, r))),
+        f"    return {c_arithmetic(table_expm1mx(row, r, q, d_lo))};",
+        "}",
+    ]
+
+
+def _c_half_a(form: ParameterisedForm) -> list[str]:
+    """``half_a = a/2`` that neither under- nor overflows where ``a/2`` does not.
+
+    Quotient forms: ``w = d/v`` times ``d`` or ``w`` (an overflowing ``d = mu_p - mu_q``
+    is halved first).  Log-variance form: ``d = 2^k m`` and ``a/2 = 2^(2k-1) (m^2
+    e^{-l})`` (fact mean-term-split), ``e^{-l}`` taken as ``(e^{-l/2})^2`` where alone it
+    leaves the normal range.
+    """
+    mu_arguments = [p for p in form.parameters if str(p).startswith("mu")]
+    quotient = quotient_form(form)
+    if len(mu_arguments) == 1:
+        (mu,) = mu_arguments
+        return [_const("half_a", half_square(mu))]
+    mu_p, mu_q = mu_arguments
+    d_half, a_scale, d_mantissa, m2, t_mantissa, e_full, e_half = variables(
+        "d_half a_scale d_mantissa m2 t_mantissa e_full e_half"
+    )
+    lines = [
+        _const("d_mu", add(mu_p, neg(mu_q))),
+        "    const int d_big = isinf(d_mu); /* the difference of two finite means overflowed */",
+        f"    const double d_half = d_big ? {c_arithmetic(halved_difference(mu_p, mu_q))} : d_mu;",
+    ]
+    if quotient is not None:
+        _, v_name, power, _ = quotient
+        (v,) = variables(v_name)
+        w = div(d_half, v)
+        other = w if power == 2 else d_half
+        return [
+            *lines,
+            "    const double a_scale = d_big ? 2.0 : 0.5;",
+            _const("half_a", scaled_mean_term(a_scale, w, other)),
+        ]
+    logvar_q = form.parameters[3]
+    return [
+        *lines,
+        "    int d_exponent;",
+        "    const double d_mantissa = frexp(d_half, &d_exponent);",
+        _const("e_full", exp_of_negated(logvar_q)),
+        _const("e_half", exp_of_negated(logvar_q, 0.5)),
+        _const("m2", mul(d_mantissa, d_mantissa)),
+        "    /* e^{-l} out of the normal range: m^2 e^{-l/2} renormalised, then e^{-l/2} */",
+        "    int t_exponent;",
+        f"    const double t_mantissa = frexp({c_arithmetic(mul(m2, e_half))}, &t_exponent);",
+        "    const int usable = e_full >= 0x1p-1000 && e_full <= 0x1p1000;",
+        "    const double scaled = usable ? "
+        f"{c_arithmetic(mul(m2, e_full))} : {c_arithmetic(mul(t_mantissa, e_half))};",
+        "    const int shift = 2 * (d_exponent + d_big) - 1 + (usable ? 0 : t_exponent);",
+        "    const double half_a = d_mu == 0.0 ? 0.0 : ldexp(scaled, shift);",
+    ]
+
+
+def _c_term(form: ParameterisedForm) -> list[str]:
+    name = identifier(form.name)
+    arguments = ", ".join(f"double {p}" for p in form.parameters)
+    quotient = quotient_form(form)
+    half_a, half_excess, excess = variables("half_a half_excess excess")
+    series = ["        excess = symkl_excess_series(x);"]
+    near = "x > SYMKL_SERIES_LOW && x < SYMKL_SERIES_HIGH"
+    domain = "0.0"
+    if quotient is not None:
+        # x = x + x_lo exactly (to 2^-106): the rounding of u - v (TwoSum), of the
+        # division (fma) and, for the std form, of (2 + rho) rho.  Then, to first order,
+        # f(x + x_lo) = f(x) + x_lo f'(x) with f'(x) = x/(1 + x), and log(1 + x) =
+        # power log1p(rho + rho_lo) = power (log1p(rho) + rho_lo/(1 + rho)).
+        u_name, v_name, power, x_of_rho = quotient
+        u, v = variables(f"{u_name} {v_name}")
+        d_hi, d_lo, rho, rho_lo, x, x_lo, two_lo = variables("d_hi d_lo rho rho_lo x x_lo two_lo")
+        log_hi, log_lo = variables("log_hi log_lo")
+        domain = f"({u} > 0.0 && {v} > 0.0) ? 0.0 : NAN /* NaN in, NaN out */"
+        x_lines = [
+            "    double d_lo;",
+            _const("d_hi", TwoSum(u, neg(v), d_lo)),
+            _const("rho", div(d_hi, v)),
+            _const("rho_lo", div(add(quotient_remainder(rho, v, d_hi), d_lo), v)),
+            f"    const double x = {c_code(x_of_rho)};",
+        ]
+        if power == 1:
+            x_lines.append(_const("x_lo", rho_lo))
+            # x/2 without overflow where x = rho itself overflows
+            half_x = div(mul(0.5, d_hi), v)
+        else:
+            x_lines += [
+                "    double two_lo;",
+                _const("two", TwoSum(2.0, rho, two_lo)),
+                _const("x_lo", std_x_lo()),
+            ]
+            half_x = mul(mul(0.5, rho), add(2.0, rho))
+
+        excess_series = sp.Function("symkl_excess_series")
+        corrected_series = add(excess_series(x), series_correction(x, x_lo))
+        series = [f"        excess = {c_arithmetic(corrected_series)};"]
+        scale = 1 if power == 1 else float(power)
+        log_split = compensated_excess(x, x_lo, log_hi, (log_lo,), scale)
+        direct_log = compensated_excess(
+            x, x_lo, log1p(rho), (rho_lo, inverse(add(1.0, rho))), scale
+        )
+        direct = [
+            "        if (x < SYMKL_FAR_BELOW) {",
+            "            /* log(u/v) by exponent splitting: u/v may underflow",
+            "             * (fact log-ratio-split) */",
+            "            double log_lo;",
+            f"            const double log_hi = symkl_log_ratio({u}, {v}, &log_lo);",
+            f"            excess = {c_arithmetic(log_split)};",
+            "        } else if (x < 0x1p60) {",
+            f"            excess = {c_arithmetic(direct_log)};",
+            "        } else {",
+            "            /* log(1 + x) < x/2^54: below half an ulp; x/2 where x overflows */",
+            f"            half_excess = {c_arithmetic(half_x)};",
+            "            halved = 1;",
+            "        }",
+        ]
+    elif form.name in EXACT_LOG_RATIO:
+        d_hi, d_lo, x, expm1_d, e, half_e, carried = variables(
+            "d_hi d_lo x expm1_d e half_e carried"
+        )
+        fast_expm1mx = sp.Function("symkl_fast_expm1mx")
+        near = f"fabs(d_hi) <= {NEAR_EXP!r}"
+        difference = input_difference(form)
+        if difference is not None:
+            # expm1(u - v) with u - v rounded: TwoSum recovers the rounding error e exactly,
+            # and expm1(d + e) = expm1(d) + e exp(d) to within e^2 (|e| <= 2^-53 |d|)
+            u, v = difference
+            x_lines = [
+                "    double d_lo;",
+                f"    double d_hi = symkl_two_sum({u}, -{v}, &d_lo);",
+                "    if (isinf(d_hi)) d_lo = 0.0; /* the lo part of an overflow is NaN */",
+            ]
+        else:
+            x_lines = [f"    const double d_hi = {c_code(form.log_ratio)}, d_lo = 0.0;"]
+        x_lines += [
+            "    const double expm1_d = expm1(d_hi);",
+            "    const double x = d_lo == 0.0 || d_hi > 709.0 ? expm1_d"
+            f" : {c_arithmetic(carried_expm1(expm1_d, d_hi, d_lo))};",
+        ]
+        series = [
+            "        /* the series in d itself: x = expm1(d) carries a rounding */",
+            f"        excess = {c_arithmetic(near_exact_log_excess(fast_expm1mx(d_hi), x, d_lo))};",
+        ]
+        direct = [
+            "        if (d_hi > SYMKL_TABLE_LOW && d_hi < SYMKL_TABLE_HIGH) {",
+            "            excess = symkl_expm1mx_table(d_hi, d_lo);",
+            "        } else if (d_hi > 709.0) {",
+            "            /* e^d near or past overflow, KL/2 perhaps not (fact excess-half) */",
+            f"            const double e = {c_arithmetic(sp.exp(mul(0.5, d_hi)))}, "
+            f"half_e = {c_arithmetic(half_square(e))};",
+            "            const double carried = isinf(half_e) ? half_e : "
+            f"{c_arithmetic(carried_half_exp(half_e, d_lo))};",
+            "            half_excess = "
+            f"{c_arithmetic(half_excess_beyond_overflow(carried, d_hi))};",
+            "            halved = 1;",
+            "        } else {",
+            f"            excess = {c_arithmetic(direct_exact_log_excess(x, d_hi, d_lo))};",
+            "        }",
+        ]
+    else:
+        raise NotImplementedError(f"no kernel for the form {form.name!r}")
+    return [
+        f"/* {form.name}: x = {sp.sstr(form.x)}, a = {sp.sstr(form.a)} */",
+        f"static inline double symkl_term_{name}({arguments}) {{",
+        *x_lines,
+        *_c_half_a(form),
+        "    double excess = 0.0, half_excess = 0.0;",
+        "    int halved = 0;",
+        f"    if ({near}) {{",
+        *series,
+        "    } else {",
+        *direct,
+        "    }",
+        "    if (excess < 0.0) excess = 0.0; /* rounding below zero; NaN stays NaN */",
+        f"    if (!halved) {_assign('half_excess', mul(0.5, excess), '')}",
+        # the domain term (0, or NaN outside the domain) is C text: a condition
+        f"    return {c_arithmetic(add(half_a, half_excess))} + ({domain});",
+        "}",
+        "",
+    ]
+
+
+def _validation(form: ParameterisedForm) -> list[str]:
+    """C conditions: non-finite means; scales not finite-and-positive; log-variances non-finite."""
+    checks = []
+    for position, parameter in enumerate(form.parameters):
+        name = str(parameter)
+        if name.startswith("mu") or name.startswith("logvar"):
+            condition = f"!isfinite({name})"
+        else:
+            condition = f"!({name} > 0.0) || !isfinite({name})"
+        checks.append(f"if ({condition}) return -(index * 8 + {position}) - 1;")
+    return checks
+
+
+def _c_read_probe() -> list[str]:
+    """The benchmark's memory probe: the sum of an array, and nothing else (no formula)."""
+    lines = [
+        "/* The read probe: sums n values with 8 independent partial sums (a loop GCC",
+        " * vectorises without reassociating), so its time is the time to read the input. */",
+    ]
+    function = string.Template("\n".join(_template("read_probe.c")))
+    for suffix, ctype in (("f64", "double"), ("f32", "float")):
+        lines += [*function.substitute(suffix=suffix, ctype=ctype).split("\n"), ""]
+    return lines
+
+
+def _c_loops(forms: NumericForms) -> list[str]:
+    lines = [
+        "/* Row sums over k columns; argument j is read at p_j[r*row_j + c*col_j] (element",
+        " * strides, 0 for broadcast axes).  Returns 0, or -(8*i + j) - 1 for the first invalid",
+        " * argument j at flat position i when validate is set. */",
+    ]
+    for form in forms.forms.values():
+        for suffix, ctype in (("f64", "double"), ("f32", "float")):
+            lines += _c_block_loop(form, suffix, ctype)
+    return lines
+
+
+def _c_signature(form: ParameterisedForm, suffix: str, ctype: str) -> list[str]:
+    pointers = ", ".join(
+        f"const {ctype} *p{j}, int64_t row{j}, int64_t col{j}" for j in range(len(form.parameters))
+    )
+    return [
+        f"int64_t symkl_kl_{identifier(form.name)}_{suffix}({pointers},",
+        f"        int64_t rows, int64_t k, {ctype} *out, int32_t validate) {{",
+    ]
+
+
+def _c_block_loop(form: ParameterisedForm, suffix: str, ctype: str) -> list[str]:
+    """Blocks of SYMKL_BLOCK terms: gather, the vectorised terms, a scalar pass where needed.
+
+    A row's terms are padded to a multiple of 4 (the summation lanes) with inputs
+    whose term is exactly 0 (equal means, unit scales); short rows share a block.
+    """
+    name = identifier(form.name)
+    count = len(form.parameters)
+    # padding whose term is exactly 0: equal means, unit scales, zero log-variances
+    pads = ["1.0" if quotient_form(form) is not None and j % 2 else "0.0" for j in range(count)]
+    # unit column strides (the usual case) get a loop the compiler vectorises
+    loads = [
+        line
+        for j in range(count)
+        for line in (
+            f"                const {ctype} *source{j} ="
+            f" p{j} + (r0 + i) * row{j} + start * col{j};",
+            f"                if (col{j} == 1) {{",
+            f"                    for (int64_t c = 0; c < span; ++c)"
+            f" buffer[{j}][at + c] = (double)source{j}[c];",
+            "                } else {",
+            f"                    for (int64_t c = 0; c < span; ++c)"
+            f" buffer[{j}][at + c] = (double)source{j}[c * col{j}];",
+            "                }",
+        )
+    ]
+    pad_lines = [f"                    buffer[{j}][at + c] = {pads[j]};" for j in range(count)]
+    unpack = [
+        f"                        const double {p} = buffer[{j}][at + c];"
+        for j, p in enumerate(form.parameters)
+    ]
+    checks = [f"                            {check}" for check in _validation(form)]
+    call = ", ".join(str(p) for p in form.parameters)
+    buffers = ", ".join(f"buffer[{j}]" for j in range(count))
+    return [
+        *_c_signature(form, suffix, ctype),
+        f"    double buffer[{count}][SYMKL_BLOCK], terms[SYMKL_BLOCK];",
+        "    const int64_t width = (k + 3) & ~(int64_t)3;",
+        "    /* rows per block and columns per row per block */",
+        "    const int64_t group = width <= SYMKL_BLOCK ? SYMKL_BLOCK / width : 1;",
+        "    const int64_t step = width <= SYMKL_BLOCK ? width : SYMKL_BLOCK;",
+        "    double lane_sum[SYMKL_BLOCK / 4][4], lane_error[SYMKL_BLOCK / 4][4];",
+        "    for (int64_t r0 = 0; r0 < rows; r0 += group) {",
+        "        const int64_t group_rows = rows - r0 < group ? rows - r0 : group;",
+        "        for (int64_t i = 0; i < group_rows; ++i) {",
+        "            for (int lane = 0; lane < 4; ++lane)"
+        " lane_sum[i][lane] = lane_error[i][lane] = 0.0;",
+        "        }",
+        "        for (int64_t start = 0; start < k; start += step) {",
+        "            const int64_t span = k - start < step ? k - start : step;",
+        "            const int64_t padded = (span + 3) & ~(int64_t)3;",
+        "            for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {",
+        *loads,
+        "                for (int64_t c = span; c < padded; ++c) {",
+        *pad_lines,
+        "                }",
+        "            }",
+        f"            if (symkl_block_{name}_{suffix}(group_rows * padded, {buffers}, terms)) {{",
+        "                /* invalid input, or outside the fast kernel's range */",
+        "                for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {",
+        "                    for (int64_t c = 0; c < span; ++c) {",
+        *unpack,
+        "                        if (validate) {",
+        "                            const int64_t index = (r0 + i) * k + start + c;",
+        *checks,
+        "                        }",
+        "                        /* and where the fast term nears overflow: the scalar kernel",
+        "                         * is exact about the threshold */",
+        f"                        if (!symkl_fast_ok_{name}({call})"
+        " || !(terms[at + c] < SYMKL_FAST_TERM_MAX)) {",
+        f"                            terms[at + c] = symkl_term_{name}({call});",
+        "                        }",
+        "                    }",
+        "                }",
+        "            }",
+        "            symkl_lane_sums(group_rows, padded, terms, lane_sum, lane_error);",
+        "        }",
+        "        for (int64_t i = 0; i < group_rows; ++i) {",
+        f"            out[r0 + i] = ({ctype})symkl_lanes_total(lane_sum[i], lane_error[i]);",
+        "        }",
+        "    }",
+        "    return 0;",
+        "}",
+        "",
+    ]
