@@ -58,7 +58,7 @@ def test_a_prover_from_outside_the_kernel_is_refused():
         check_step(sp.log(sigma_p), 2 * sp.log(sigma_p), prove=always_yes)
 
 
-def test_numeric_check_rejects_what_a_lying_kernel_subclass_accepts():
+def test_a_prover_subclass_written_outside_the_kernel_is_refused_and_numerics_reject_too():
     from symkl.proof import Prover
 
     class AlwaysYes(Prover):
@@ -66,7 +66,7 @@ def test_numeric_check_rejects_what_a_lying_kernel_subclass_accepts():
             return SymbolicResult(True, "trust me")
 
     result = check_step(sp.log(sigma_p), 2 * sp.log(sigma_p), prove=AlwaysYes())
-    assert result.symbolic.ok
+    assert not result.symbolic.ok and "not a kernel prover" in result.symbolic.detail
     assert not result.numeric.ok
     assert not result.ok
 

@@ -73,6 +73,21 @@ def test_sum_whose_index_shadows_a_free_symbol_does_not_raise():
     assert result.ok, result.summary()
 
 
+def test_a_theorem_edited_by_dataclasses_replace_is_not_genuine():
+    from symkl.proof import InstanceOf, is_genuine
+
+    theorem = derive("univariate").theorem()
+    assert is_genuine(theorem)
+    forged = dataclasses.replace(theorem, rhs=theorem.rhs + 1)  # keeps the private token
+    assert not is_genuine(forged)
+    with pytest.raises(TypeError, match="chain"):
+        InstanceOf(forged, {})
+    prover = InstanceOf(theorem, {})
+    prover.theorem = forged  # swapped after construction: re-checked when proving
+    result = check_step(forged.lhs, forged.rhs, prove=prover)
+    assert not result.symbolic.ok and not result.ok
+
+
 def test_a_bare_callable_is_not_a_prover():
     with pytest.raises(TypeError, match="Prover"):
         check_step(x, x, prove=lambda a, b: None)

@@ -45,8 +45,14 @@ from symkl.proof.claims import (
     instantiate,
 )
 from symkl.proof.numerics import EvaluationError, evaluate
-from symkl.proof.provers import Generic, Prover, SymbolicResult, Theorem
-from symkl.proof.sampling import SamplingError, owner_of, sample_value, sampled_atoms
+from symkl.proof.provers import Generic, Prover, SymbolicResult, Theorem, run_prover
+from symkl.proof.sampling import (
+    SamplingError,
+    owner_of,
+    sample_value,
+    sampled_atoms,
+    satisfies,
+)
 
 __all__ = [
     "NumericResult", "Settings", "StepCheck", "VerificationReport", "chain", "check",
@@ -54,6 +60,8 @@ __all__ = [
 ]  # fmt: skip
 
 _TOKEN = object()  # only chain() can make a genuine Theorem
+#: the content of every Theorem chain() made: a copy edited by dataclasses.replace is not in it
+_GENUINE: set[tuple] = set()
 
 
 @dataclass(frozen=True)
@@ -264,6 +272,36 @@ def _discrepancy(lhs: sp.Basic, rhs: sp.Basic, dps: int, point: dict):
         return (abs(a - b) + ea + eb) / scale, ""
 
 
+def _peak_points(expr: sp.Basic, atoms: list, point: dict) -> list[dict]:
+    """Extra points at the centre of every Gaussian factor ``exp(-a (v - c)^2 + ...)``.
+
+    A narrow peak (``x`` vs ``x + exp(-10^4 (x - 37.1)^2)``) is invisible at
+    random points; at its centre, with the other symbols as in ``point``, it is not.
+    Centres that break ``v``'s assumptions (or are not exact rationals) are skipped.
+    """
+    found = []
+    for atom in atoms:
+        others = {b: v for b, v in point.items() if b != atom}
+        try:
+            powers = expr.xreplace(others).atoms(sp.exp)
+        except (ValueError, TypeError):  # e.g. a Derivative with respect to another symbol
+            continue
+        for power in powers:
+            argument = power.args[0]
+            if not argument.has(atom) or argument.free_symbols - {atom}:
+                continue
+            try:
+                poly = sp.Poly(sp.expand(argument), atom)
+            except (sp.PolificationFailed, sp.PolynomialError):
+                continue
+            if poly.degree() != 2:
+                continue
+            c2, c1, _ = poly.all_coeffs()
+            if c2.is_negative and satisfies(owner_of(atom), -c1 / (2 * c2)):
+                found.append({**point, atom: -c1 / (2 * c2)})
+    return list({tuple(sorted(p.items(), key=sp.default_sort_key)): p for p in found}.values())
+
+
 def _numeric(claim: Claim, settings: Settings) -> NumericResult:
     rng = random.Random(settings.seed)
     worst, worst_point, notes, count = mpmath.mpf(0), {}, [], 0
@@ -279,8 +317,11 @@ def _numeric(claim: Claim, settings: Settings) -> NumericResult:
     for setting in instances:
         lhs0 = admit(instantiate(claim.lhs, setting)) if setting else claim.lhs
         rhs0 = admit(instantiate(claim.rhs, setting)) if setting else claim.rhs
-        for _ in range(settings.points):
-            point: dict[sp.Basic, sp.Basic] = {}
+        peaks: list[dict] = []  # points at Gaussian centres, found from the first point
+        for index in itertools.count():
+            if index >= settings.points and not peaks:
+                break
+            point: dict[sp.Basic, sp.Basic] = peaks.pop() if index >= settings.points else {}
             try:
                 sizes_free = sorted(
                     (s for s in lhs0.free_symbols | rhs0.free_symbols if s.is_integer),
@@ -295,7 +336,10 @@ def _numeric(claim: Claim, settings: Settings) -> NumericResult:
                     owner = owner_of(atom)
                     if owner.is_real is None:
                         notes.append(f"{owner} has no real/positive assumption: sampled as real")
-                    point[atom] = sample_value(owner, rng)
+                    if atom not in point:
+                        point[atom] = sample_value(owner, rng)
+                if index == 0:
+                    peaks = _peak_points(sp.Tuple(lhs1, rhs1), atoms, point)
                 discrepancy, note = _discrepancy(lhs1, rhs1, settings.dps, point)
                 if note:
                     notes.append(note)
@@ -355,7 +399,7 @@ def check(claim: Claim, settings: Settings | None = None) -> StepCheck:
     started = time.perf_counter()
     prover = claim.prover if claim.prover is not None else Generic()
     try:
-        symbolic = prover.prove(claim.lhs, claim.rhs)
+        symbolic = run_prover(prover, claim.lhs, claim.rhs)
     except Exception as error:  # a crashing prover proves nothing
         symbolic = SymbolicResult(False, "error", f"{type(error).__name__}: {str(error)[:200]}")
     if symbolic.ok and claim.sizes is None and symbolic.sizes is not None:
@@ -504,9 +548,19 @@ def chain(report: VerificationReport, name: str, upto: str | None = None) -> The
             return None
     finite = [set(c.symbolic.sizes) for c in steps if c.symbolic.sizes is not None]
     sizes = tuple(sorted(set.intersection(*finite))) if finite else None
-    return Theorem(steps[0].claim.lhs, steps[-1].claim.rhs, sizes, name, _TOKEN)
+    theorem = Theorem(steps[0].claim.lhs, steps[-1].claim.rhs, sizes, name, _TOKEN)
+    _GENUINE.add(_content(theorem))
+    return theorem
+
+
+def _content(theorem: Theorem) -> tuple:
+    return (theorem.lhs, theorem.rhs, theorem.sizes, theorem.name)
 
 
 def is_genuine(theorem: object) -> bool:
-    """True for a Theorem made by :func:`chain`."""
-    return isinstance(theorem, Theorem) and theorem._token is _TOKEN
+    """True for a Theorem made by :func:`chain`, with the content chain gave it."""
+    return (
+        isinstance(theorem, Theorem)
+        and theorem._token is _TOKEN
+        and _content(theorem) in _GENUINE
+    )

@@ -225,12 +225,30 @@ def dominated(integrand: sp.Expr, limits: Sequence[tuple]) -> tuple[bool, str]:
 
 
 class Prover:
-    """Base class: ``method`` names the proof, ``prove(lhs, rhs)`` returns a SymbolicResult."""
+    """Base class: ``method`` names the proof, ``prove(lhs, rhs)`` returns a SymbolicResult.
+
+    Only the classes defined in this module are trusted: :func:`run_prover`
+    refuses a subclass written elsewhere (and an instance whose ``prove`` was
+    replaced), so user code cannot make a claim pass.
+    """
 
     method = "prover"
 
     def prove(self, lhs: sp.Basic, rhs: sp.Basic) -> SymbolicResult:  # pragma: no cover
         raise NotImplementedError
+
+
+def run_prover(prover: object, lhs: sp.Basic, rhs: sp.Basic) -> SymbolicResult:
+    """Run a *kernel* prover: a class defined in this module, its own ``prove`` method."""
+    cls = type(prover)
+    if not isinstance(prover, Prover) or cls.__module__ != __name__ or cls is Prover:
+        return SymbolicResult(
+            False,
+            "refused",
+            f"{cls.__module__}.{cls.__qualname__} is not a kernel prover "
+            "(only the classes of symkl.proof.provers are trusted)",
+        )
+    return cls.prove(prover, lhs, rhs)
 
 
 def _integrals_of(expr: sp.Expr) -> list[tuple[sp.Expr, sp.Integral]]:
@@ -519,6 +537,10 @@ class InstanceOf(Prover):
         self.method = f"instance of the proved theorem {theorem.name!r}"
 
     def prove(self, lhs: sp.Basic, rhs: sp.Basic) -> SymbolicResult:
+        from symkl.proof.kernel import is_genuine
+
+        if not is_genuine(self.theorem):  # re-checked: the attribute may have been replaced
+            return SymbolicResult(False, self.method, "the theorem was not made by chain")
         for source, target in self.substitution.items():
             for fact in _FACTS:
                 if getattr(source, f"is_{fact}") and not getattr(target, f"is_{fact}"):
@@ -593,8 +615,10 @@ class AtSizes(Prover):
             problem = self._consistent(setting)
             if problem:
                 return SymbolicResult(False, f"at k = {size}", problem)
-            result = self.inner(setting).prove(
-                admit(instantiate(lhs, setting)), admit(instantiate(rhs, setting))
+            result = run_prover(
+                self.inner(setting),
+                admit(instantiate(lhs, setting)),
+                admit(instantiate(rhs, setting)),
             )
             if not result.ok:
                 return SymbolicResult(False, f"at k = {size}: {result.method}", result.detail)

@@ -23,7 +23,7 @@ import random
 
 import sympy as sp
 
-__all__ = ["SamplingError", "sample_value", "sampled_atoms"]
+__all__ = ["SamplingError", "sample_value", "sampled_atoms", "satisfies"]
 
 _FACTS = (
     "integer", "rational", "irrational", "real", "positive", "negative", "nonnegative",
@@ -44,8 +44,14 @@ def _candidate(owner: sp.Basic, rng: random.Random, attempt: int) -> sp.Rational
     if owner.is_zero:
         return sp.Integer(0)
     if owner.is_integer:
-        # sizes 1..12 most of the time, sometimes up to 60: never only 1..4
-        magnitude = rng.randint(1, 12) if rng.random() < 0.75 else rng.randint(13, 60)
+        # sizes 1..12 most of the time, sometimes up to 100, sometimes up to 10^4:
+        # never only 1..4 (nor only 1..60: (n - 1)...(n - 50) = 0 holds there)
+        draw = rng.random()
+        magnitude = (
+            rng.randint(1, 12)
+            if draw < 0.6
+            else (rng.randint(13, 100) if draw < 0.85 else int(10 ** rng.uniform(2, 4)))
+        )
         if owner.is_nonnegative and not owner.is_positive and attempt % 5 == 0:
             magnitude = 0
         return sp.Integer(sign * magnitude)
@@ -57,6 +63,18 @@ def _candidate(owner: sp.Basic, rng: random.Random, attempt: int) -> sp.Rational
         else (1 / sp.Rational(10) ** int(sp.ceiling(-exponent)))
     )
     return sign * mantissa * scale
+
+
+def satisfies(owner: sp.Basic, value: sp.Basic) -> bool:
+    """True when the exact ``value`` has every fact ``owner`` declares (for extra points)."""
+    if not value.is_Rational:
+        return False
+    wanted = {fact: getattr(owner, f"is_{fact}") for fact in _FACTS}
+    return all(
+        getattr(value, f"is_{fact}") == expected
+        for fact, expected in wanted.items()
+        if expected is not None
+    )
 
 
 def sample_value(owner: sp.Basic, rng: random.Random, tries: int = 200) -> sp.Rational:
