@@ -21,7 +21,24 @@ import importlib
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-__all__ = ["dispatched", "framework_of"]
+__all__ = ["DISPATCHED", "dispatched", "framework_of"]
+
+#: the public numeric functions that dispatch on the array type; every framework
+#: backend defines each of them (one list, read by the backends' ``__all__``)
+DISPATCHED = (
+    "grad_kl_diag",
+    "grad_kl_mvn",
+    "grad_kl_normal",
+    "grad_kl_std_normal",
+    "kl_diag",
+    "kl_diag_reverse",
+    "kl_diag_symmetric",
+    "kl_mvn",
+    "kl_normal",
+    "kl_normal_reverse",
+    "kl_normal_symmetric",
+    "kl_std_normal",
+)
 
 _PLAIN = (float, int, bool, list, tuple, type(None), str)
 _ROOTS = {"torch": "torch", "jax": "jax", "jaxlib": "jax"}

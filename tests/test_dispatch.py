@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import subprocess
 import sys
 
@@ -79,3 +80,17 @@ def test_keyword_tensors_dispatch_too():
 def test_numpy_results_unchanged():
     assert float(symkl.kl_normal(0.0, 1.0, 1.0, 2.0)) == 0.4431471805599453
     assert isinstance(symkl.kl_diag(np.zeros((2, 3)), 1.0, 0.0, 2.0), np.ndarray)
+
+
+def test_every_backend_defines_every_dispatched_function():
+    """One list of dispatched names: numeric's public functions, each defined by every backend."""
+    import symkl.numeric as numeric
+    from symkl._dispatch import DISPATCHED
+
+    assert set(DISPATCHED) == set(numeric.__all__) - {"CovarianceError", "backend"}
+    for name in ("torch", "jax"):
+        pytest.importorskip(name)
+        backend = importlib.import_module(f"symkl.frameworks.{name}_backend")
+        assert backend.__all__ == list(DISPATCHED)
+        missing = [n for n in DISPATCHED if not callable(getattr(backend, n, None))]
+        assert not missing, (name, missing)

@@ -40,22 +40,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from symkl import numeric
+from symkl._dispatch import DISPATCHED
 from symkl.frameworks import array_kernels, round_half_numpy
 
-__all__ = [
-    "grad_kl_diag",
-    "grad_kl_mvn",
-    "grad_kl_normal",
-    "grad_kl_std_normal",
-    "kl_diag",
-    "kl_diag_reverse",
-    "kl_diag_symmetric",
-    "kl_mvn",
-    "kl_normal",
-    "kl_normal_reverse",
-    "kl_normal_symmetric",
-    "kl_std_normal",
-]
+__all__ = list(DISPATCHED)
 
 _HALF = (np.dtype(jnp.float16), np.dtype(jnp.bfloat16))
 
