@@ -352,37 +352,44 @@ def _blocked_backward(plan: _Plan, tensors, grad_output: torch.Tensor, needs):
     """
     first = tensors[0]
     shape = first.shape
-    if first.numel() == 0 or any(t.shape != shape or not t.is_contiguous() for t in tensors):
+    total = first.numel()
+    if total == 0 or any(t.shape != shape or not t.is_contiguous() for t in tensors):
         return None
     if plan.axis is None:
-        rows, k = first.numel(), 1
-        scale = grad_output.detach().reshape(rows, 1)
+        rows, k = total, 1
     elif plan.axis == len(shape) - 1:
         k = shape[-1]
-        rows = first.numel() // k
-        scale = grad_output.detach().reshape(rows, 1)
+        rows = total // k
     else:
         return None
     dtype = first.dtype
-    wide = dtype if dtype in _NATIVE else torch.float32
-    matrices = [t.detach().reshape(rows, k) for t in tensors]
-    outputs = [torch.empty((rows, k), dtype=dtype) if n else None for n in needs]
+    native = dtype in _NATIVE
+    if native:  # NumPy views of the tensors' memory: slicing them costs no dispatch
+        matrices = [t.detach().numpy().reshape(rows, k) for t in tensors]
+        scale = grad_output.detach().to(dtype).numpy().reshape(rows, 1)
+        targets = [np.empty((rows, k), dtype=matrices[0].dtype) if n else None for n in needs]
+    else:  # a half type: each block widened to float32 (NumPy has no bfloat16)
+        matrices = [t.detach().reshape(rows, k) for t in tensors]
+        scale = grad_output.detach().reshape(rows, 1)
+        outputs = [torch.empty((rows, k), dtype=dtype) if n else None for n in needs]
     step = max(1, _BLOCK // max(k, 1))
 
     def run(start: int, stop: int) -> None:
         with np.errstate(all="ignore"):
             for a in range(start, stop, step):
                 b = min(a + step, stop)
-                values = [m[a:b].to(wide).numpy() for m in matrices]
-                factor = scale[a:b].to(wide).numpy()
+                if native:
+                    parts = _gradient_terms(plan, [m[a:b] for m in matrices], "numpy")
+                    for part, target in zip(parts, targets, strict=True):
+                        if target is not None:
+                            np.multiply(part, scale[a:b], out=target[a:b])
+                    continue
+                values = [m[a:b].to(torch.float32).numpy() for m in matrices]
+                factor = scale[a:b].to(torch.float32).numpy()
                 parts = _gradient_terms(plan, values, "numpy")
                 for part, out in zip(parts, outputs, strict=True):
-                    if out is None:
-                        continue
-                    if dtype == wide:
-                        np.multiply(part, factor, out=out[a:b].numpy())
-                    else:  # a half type: in float32, then rounded into the gradient
-                        block = np.empty((b - a, k), dtype=values[0].dtype)
+                    if out is not None:  # in float32, then rounded into the gradient
+                        block = np.empty((b - a, k), dtype=np.float32)
                         np.multiply(part, factor, out=block)
                         out[a:b].copy_(torch.from_numpy(block))
 
@@ -398,6 +405,8 @@ def _blocked_backward(plan: _Plan, tensors, grad_output: torch.Tensor, needs):
         run(0, min(per, rows))
         for future in futures:
             future.result()
+    if native:
+        return [None if t is None else torch.from_numpy(t.reshape(shape)) for t in targets]
     return [None if out is None else out.reshape(shape) for out in outputs]
 
 
