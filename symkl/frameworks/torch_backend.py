@@ -4,23 +4,31 @@ Reached through :func:`symkl.kl_diag` and the other public functions when an
 argument is a ``torch.Tensor`` (nothing here needs to be imported by hand).
 
 * **Forward.**  CPU float32/float64 tensors run the compiled kernels on the
-  tensors' own memory (zero-copy NumPy views); other devices (CUDA) run the
-  same printed kernel text as tensor operations in float64
+  tensors' own memory: for tensors of one shape, contiguous, summed over the
+  last axis (the VAE case) one direct call per ``torch.get_num_threads()`` row
+  block, otherwise through NumPy views.  Other devices (CUDA) run the same
+  printed kernel text as tensor operations in float64
   (:func:`symkl.frameworks.array_kernels`).  float16 and bfloat16 are computed
   in float64 and rounded once, so the result is the correctly rounded KL.
 * **Backward.**  ``torch.autograd.Function`` whose backward is the proved
-  gradient (derivation ``stable``, facts ``gradient-*``) written in tensor
-  operations, so it is cheap and itself differentiable: double backward works.
-  ``kl_mvn`` uses the proved full-covariance gradient (computed on the CPU in
-  float64); differentiating its gradient again raises a RuntimeError saying so.
-  Forward mode (``jvp``: ``torch.func.jvp``, ``jacfwd``, ``forward_ad``) and
+  gradient (derivation ``stable``, facts ``gradient-*``).  Without a graph
+  (plain ``.backward()``) on the CPU it is the printed NumPy gradient over
+  cache-sized row blocks, written into the gradients' memory; with
+  ``create_graph=True`` the printed gradient as tensor operations, so double
+  backward works.  ``kl_mvn`` uses the proved full-covariance gradient
+  (computed by NumPy in float64; with ``create_graph=True`` as tensor
+  operations, so its second derivatives work too).  Forward mode (``jvp``:
+  ``torch.func.jvp``, ``jacfwd``, ``forward_ad``) and
   ``torch.func.vmap``/``grad`` (per-sample gradients) work for every function
   but ``kl_mvn``.
 * **Validation** as on the NumPy path (same messages: argument, value, index);
-  ``validate=False`` skips it.
-* **torch.compile**: the calls are opaque to the compiler
-  (``torch.compiler.disable``), so compiled code cannot reassociate the
-  compensated arithmetic; the graph breaks around them.
+  ``validate=False`` skips it.  On the CPU it runs inside the C kernel.
+* **torch.compile**: the KL functions are one custom operator, ``symkl::kl``
+  (``torch.library.custom_op`` with ``register_fake`` and
+  ``register_autograd``), so ``fullgraph=True`` compiles and the compiler
+  cannot reassociate the compensated arithmetic.  The ``grad_kl_*`` functions
+  and ``kl_mvn`` are not traced (``torch.compiler.disable``): the graph breaks
+  around them.
 
 Examples
 --------
@@ -735,10 +743,26 @@ def _mvn_numpy(function: str, values, dtype: torch.dtype):
     return arrays
 
 
-_NO_SECOND_DERIVATIVE = (
-    "symkl.kl_mvn: second derivatives are not available (its proved gradient is computed "
-    "by NumPy on the CPU, outside autograd); first derivatives are exact"
-)
+def _mvn_gradient_operations(mu_p, cov_p, mu_q, cov_q):
+    """:func:`symkl.grad_kl_mvn`'s proved gradient as differentiable tensor operations.
+
+    ``(S d, (S - P)/2, -S d, (S - S (cov_p + d d^T) S)/2)`` with ``S = cov_q^-1``,
+    ``P = cov_p^-1``, ``d = mu_p - mu_q`` (derivation ``full``, fact ``gradients``),
+    the inverses from Cholesky factors.  Used where a graph of the gradient is
+    wanted (``create_graph=True``: second derivatives); first derivatives come
+    from the NumPy implementation itself.
+    """
+    precision_q = torch.cholesky_inverse(torch.linalg.cholesky(cov_q))
+    precision_p = torch.cholesky_inverse(torch.linalg.cholesky(cov_p))
+    d = mu_p - mu_q
+    s_d = (precision_q @ d.unsqueeze(-1)).squeeze(-1)
+    outer = cov_p + d.unsqueeze(-1) * d.unsqueeze(-2)
+    return (
+        s_d,
+        0.5 * (precision_q - precision_p),
+        -s_d,
+        0.5 * (precision_q - precision_q @ outer @ precision_q),
+    )
 
 
 class _MVNFunction(torch.autograd.Function):
@@ -754,9 +778,16 @@ class _MVNFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_output: torch.Tensor):
         tensors = ctx.saved_tensors
-        arrays = _mvn_numpy("kl_mvn", tensors, tensors[0].dtype)
-        parts = numeric.grad_kl_mvn.__wrapped__(*arrays)
-        scale = grad_output.detach().to(device="cpu", dtype=torch.float64)
+        if torch.is_grad_enabled():  # create_graph=True: a graph for second derivatives
+            parts = _mvn_gradient_operations(*(t.to(torch.float64) for t in tensors))
+            scale = grad_output.to(torch.float64)
+        else:
+            arrays = _mvn_numpy("kl_mvn", tensors, tensors[0].dtype)
+            device = tensors[0].device
+            parts = [
+                _from_numpy(p).to(device) for p in numeric.grad_kl_mvn.__wrapped__(*arrays)
+            ]
+            scale = grad_output.detach().to(torch.float64)
         gradients = []
         for tensor, part, needed, event in zip(
             tensors, parts, ctx.needs_input_grad[1:], (1, 2, 1, 2), strict=True
@@ -764,15 +795,8 @@ class _MVNFunction(torch.autograd.Function):
             if not needed:
                 gradients.append(None)
                 continue
-            full = _from_numpy(part) * scale.reshape(
-                scale.shape + (1,) * event
-            )
-            gradient = _sum_to(full, tensor.shape).to(tensor.device, tensor.dtype)
-            if torch.is_grad_enabled():  # create_graph=True: differentiating again must fail
-                gradient = torch._C._functions.DelayedError(_NO_SECOND_DERIVATIVE, 1)(
-                    gradient.detach().requires_grad_()
-                )
-            gradients.append(gradient)
+            full = part * scale.reshape(scale.shape + (1,) * event)
+            gradients.append(_sum_to(full, tensor.shape).to(tensor.dtype))
         return (None, *gradients)
 
 
