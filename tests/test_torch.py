@@ -328,17 +328,19 @@ def _same_shape(shape, dtype, seed=0, grad=False):
     return [t.to(dtype).requires_grad_(grad) for t in tensors]
 
 
+@pytest.mark.parametrize("shape", [(7, 5), (9,)], ids=["2d", "1d"])
 @pytest.mark.parametrize("threaded", [False, True], ids=["one-call", "threaded"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
 @pytest.mark.parametrize(("name", "call"), CALLS, ids=[c[0] for c in CALLS])
-def test_direct_kernel_call_matches_the_numpy_path(name, call, dtype, threaded, monkeypatch):
+def test_direct_kernel_call_matches_the_numpy_path(
+    name, call, dtype, threaded, shape, monkeypatch
+):
     """Same-shape CPU tensors run the compiled kernel on their own memory (three uneven
     row blocks on threads when threaded): bit for bit the NumPy path's result."""
     from symkl import numeric
 
     if numeric.backend() != "c":
         pytest.skip("no compiled kernels")
-    shape = (7, 5)
     tensors = _same_shape(shape, dtype, seed=29)
     expected = call(*[t.numpy() for t in tensors])
     if threaded:
@@ -350,7 +352,7 @@ def test_direct_kernel_call_matches_the_numpy_path(name, call, dtype, threaded, 
 
         monkeypatch.setattr(torch_backend, "_numpy_value", general_path)
     got = call(*tensors)
-    assert got.dtype == dtype
+    assert got.dtype == dtype and got.shape == np.shape(expected)
     np.testing.assert_array_equal(got.numpy(), expected)
 
 
