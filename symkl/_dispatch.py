@@ -17,7 +17,6 @@ Examples
 from __future__ import annotations
 
 import functools
-import importlib
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
@@ -78,6 +77,15 @@ def framework_of(values: Iterable[Any]) -> str:
     return found.pop() if found else "numpy"
 
 
+def _backend_function(framework: str, name: str) -> Callable[..., Any]:
+    """``symkl.frameworks.<framework>_backend.<name>`` (imported on first use)."""
+    if framework == "torch":
+        from symkl.frameworks import torch_backend as backend
+    else:
+        from symkl.frameworks import jax_backend as backend
+    return getattr(backend, name)
+
+
 def dispatched(function: Function) -> Function:
     """Decorate a NumPy implementation so tensors go to the framework backend of the same name.
 
@@ -86,13 +94,16 @@ def dispatched(function: Function) -> Function:
     ``__wrapped__``.
     """
     name = function.__name__
+    backends: dict[str, Callable[..., Any]] = {}  # framework -> its function, once imported
 
     @functools.wraps(function)
     def route(*args: Any, **kwargs: Any) -> Any:
         framework = framework_of((*args, *kwargs.values()))
         if framework == "numpy":
             return function(*args, **kwargs)
-        backend = importlib.import_module(f"symkl.frameworks.{framework}_backend")
-        return getattr(backend, name)(*args, **kwargs)
+        backend = backends.get(framework)
+        if backend is None:
+            backend = backends[framework] = _backend_function(framework, name)
+        return backend(*args, **kwargs)
 
     return route  # type: ignore[return-value]

@@ -237,7 +237,7 @@ def _spd(a):
     return a @ a.mT + torch.eye(a.shape[-1], dtype=a.dtype)
 
 
-def test_kl_mvn_tensors_gradcheck_and_double_backward_error():
+def test_kl_mvn_tensors_gradcheck_and_double_backward():
     g = _generator(4)
     mu = torch.randn(2, 3, generator=g, dtype=torch.float64, requires_grad=True)
     a = torch.randn(2, 3, 3, generator=g, dtype=torch.float64, requires_grad=True)
@@ -249,9 +249,15 @@ def test_kl_mvn_tensors_gradcheck_and_double_backward_error():
     expected = symkl.kl_mvn(_numpy(mu), _numpy(_spd(a)), np.zeros(3), _numpy(_spd(b)))
     np.testing.assert_allclose(kl(mu, a, b).detach().numpy(), expected, rtol=1e-15)
     assert torch.autograd.gradcheck(kl, (mu, a, b))
+    # second derivatives: the gradient as tensor operations when a graph is wanted
+    assert torch.autograd.gradgradcheck(kl, (mu, a, b))
     (grad_mu,) = torch.autograd.grad(kl(mu, a, b).sum(), mu, create_graph=True)
-    with pytest.raises(RuntimeError, match="kl_mvn: second derivatives are not available"):
-        grad_mu.sum().backward()
+    first = torch.autograd.grad(kl(mu, a, b).sum(), mu)[0]  # the NumPy gradient, no graph
+    torch.testing.assert_close(grad_mu, first, rtol=1e-12, atol=1e-14)
+    # d/d mu_p of S (mu_p - mu_q), summed over coordinates: the column sums of S = cov_q^-1
+    (hessian_row,) = torch.autograd.grad(grad_mu.sum(), mu)
+    precision_q = torch.linalg.inv(_spd(b)).detach()
+    torch.testing.assert_close(hessian_row, precision_q.sum(0).expand(2, 3))
     parts = symkl.grad_kl_mvn(mu, _spd(a), torch.zeros(3, dtype=torch.float64), _spd(b))
     assert all(isinstance(p, torch.Tensor) for p in parts)
     assert symkl.kl_mvn(mu.float(), _spd(a).float(), mu.float(), _spd(a).float()).dtype == (
@@ -259,18 +265,152 @@ def test_kl_mvn_tensors_gradcheck_and_double_backward_error():
     )
 
 
-def test_torch_compile():
-    mu = torch.randn(8, 5, requires_grad=True)
-    logvar = torch.randn(8, 5, requires_grad=True)
+def test_torch_compile_fullgraph_forward_backward_and_validation():
+    """The KLs are one custom op (symkl::kl) to the compiler: no graph break, so
+    ``fullgraph=True`` compiles; values and gradients as in eager mode; the checks still run."""
+    g = _generator(19)
+    mu = torch.randn(8, 5, generator=g, requires_grad=True)
+    logvar = torch.randn(8, 5, generator=g, requires_grad=True)
 
     def loss(mu, logvar):
-        return 2.0 * symkl.kl_std_normal(mu, logvar).sum()
+        return (
+            2.0 * symkl.kl_std_normal(mu, logvar).sum()
+            + symkl.kl_diag(mu, logvar, 0.5, 0.0, param="logvar").sum()
+            + symkl.kl_normal(mu, logvar.exp(), 0.0, 2.0).sum()
+            + symkl.kl_normal_symmetric(mu, 1.5, 0.0, logvar.exp()).sum()
+        )
 
-    compiled = torch.compile(loss)
+    compiled = torch.compile(loss, fullgraph=True)
     value = compiled(mu, logvar)
-    torch.testing.assert_close(value, loss(mu, logvar))
-    value.backward()
-    torch.testing.assert_close(mu.grad, 2.0 * mu.detach())
+    expected = loss(mu, logvar)
+    torch.testing.assert_close(value, expected)
+    compiled_grads = torch.autograd.grad(value, (mu, logvar))
+    eager_grads = torch.autograd.grad(expected, (mu, logvar))
+    for got, want in zip(compiled_grads, eager_grads, strict=True):
+        torch.testing.assert_close(got, want)
+    bad = logvar.detach().clone()
+    bad[1, 2] = float("nan")
+    with pytest.raises(ValueError, match=r"'logvar'.*got nan at index \(1, 2\)"):
+        compiled(mu, bad)
+    half = torch.compile(lambda m, v: symkl.kl_std_normal(m, v), fullgraph=True)(
+        mu.detach().bfloat16(), logvar.detach().bfloat16()
+    )
+    assert half.dtype == torch.bfloat16
+    torch.testing.assert_close(
+        half, symkl.kl_std_normal(mu.detach().bfloat16(), logvar.detach().bfloat16()),
+        rtol=0, atol=0,
+    )
+
+
+def test_custom_op_passes_torch_library_opcheck():
+    """The op's fake (meta) function and autograd registration agree with its kernel."""
+    g = _generator(23)
+    tensors = [torch.randn(4, 3, generator=g, dtype=torch.float64, requires_grad=True),
+               (torch.rand(4, 3, generator=g, dtype=torch.float64) + 0.5).requires_grad_()]
+    torch.library.opcheck(
+        torch.ops.symkl.kl.default,
+        (tensors, "kl_std_normal", "std-normal", "logvar", 1, False, True),
+    )
+
+
+# --------------------------------------------------------------------------- fast paths
+
+
+def _same_shape(shape, dtype, seed=0, grad=False):
+    """Four tensors of one shape (the direct kernel call and the blocked backward apply)."""
+    g = _generator(seed)
+    tensors = [
+        torch.randn(shape, generator=g, dtype=torch.float64),
+        torch.rand(shape, generator=g, dtype=torch.float64) + 0.5,
+        torch.randn(shape, generator=g, dtype=torch.float64),
+        torch.rand(shape, generator=g, dtype=torch.float64) + 0.5,
+    ]
+    return [t.to(dtype).requires_grad_(grad) for t in tensors]
+
+
+@pytest.mark.parametrize("shape", [(7, 5), (9,)], ids=["2d", "1d"])
+@pytest.mark.parametrize("threaded", [False, True], ids=["one-call", "threaded"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+@pytest.mark.parametrize(("name", "call"), CALLS, ids=[c[0] for c in CALLS])
+def test_direct_kernel_call_matches_the_numpy_path(
+    name, call, dtype, threaded, shape, monkeypatch
+):
+    """Same-shape CPU tensors run the compiled kernel on their own memory (three uneven
+    row blocks on threads when threaded): bit for bit the NumPy path's result."""
+    from symkl import numeric
+
+    if numeric.backend() != "c":
+        pytest.skip("no compiled kernels")
+    tensors = _same_shape(shape, dtype, seed=29)
+    expected = call(*[t.numpy() for t in tensors])
+    if threaded:
+        monkeypatch.setattr(torch, "get_num_threads", lambda: 3)
+        monkeypatch.setattr(numeric, "_PARALLEL_MIN", 8)
+    if "symmetric" not in name:  # the Jeffreys forms take the general path
+        def general_path(*_):
+            raise AssertionError("the general path ran")
+
+        monkeypatch.setattr(torch_backend, "_numpy_value", general_path)
+    got = call(*tensors)
+    assert got.dtype == dtype and got.shape == np.shape(expected)
+    np.testing.assert_array_equal(got.numpy(), expected)
+
+
+def test_direct_kernel_call_reports_the_first_invalid_entry_of_any_block(monkeypatch):
+    from symkl import numeric
+
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    monkeypatch.setattr(numeric, "_PARALLEL_MIN", 8)
+    logvar = torch.zeros(70, 25)
+    logvar[60, 7] = float("inf")  # in the second block
+    logvar[65, 1] = float("nan")
+    mu = torch.zeros(70, 25)
+    mu[50, 3] = float("nan")
+    with pytest.raises(ValueError) as numpy_error:
+        symkl.kl_std_normal(mu.numpy(), logvar.numpy())
+    with pytest.raises(ValueError) as torch_error:
+        symkl.kl_std_normal(mu, logvar)
+    assert str(torch_error.value) == str(numpy_error.value)
+    assert "'mu'" in str(torch_error.value) and "(50, 3)" in str(torch_error.value)
+    assert symkl.kl_std_normal(mu, logvar, validate=False).shape == (70,)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("blocks", [1, 11], ids=["one-block", "many-blocks"])
+@pytest.mark.parametrize(("name", "call"), CALLS, ids=[c[0] for c in CALLS])
+def test_blocked_backward_matches_the_tensor_operations_backward(
+    name, call, blocks, dtype, monkeypatch
+):
+    """The no-graph backward of same-shape CPU tensors (the printed NumPy gradient over
+    cache-sized row blocks, on threads) against the printed gradient as tensor operations."""
+    shape = (21, 6)
+    if blocks > 1:  # blocks of 2 rows, spread over 2 threads
+        monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+        monkeypatch.setattr(torch_backend, "_BLOCK", 12)
+    tensors = _same_shape(shape, dtype, seed=31, grad=True)
+    weights = torch.rand(call(*tensors).shape, generator=_generator(37)).to(dtype)
+    wrt = tensors[:2] if name == "kl_std_normal" else tensors[:3]  # one left without grad
+    blocked = torch.autograd.grad((call(*tensors) * weights).sum(), wrt)
+    monkeypatch.setattr(torch_backend, "TENSOR_OPS_ON_CPU", True)
+    reference = torch.autograd.grad((call(*tensors) * weights).sum(), wrt)
+    tolerance = 4 * float(torch.finfo(dtype).eps)  # NumPy's and torch's expm1, log1p
+    for got, want in zip(blocked, reference, strict=True):
+        assert got.dtype == dtype and got.shape == shape
+        # atol: where the gradient cancels, one ULP of its larger parts
+        scale = float(want.abs().max().to(torch.float64))
+        torch.testing.assert_close(got, want, rtol=tolerance, atol=tolerance * scale)
+
+
+def test_blocked_backward_gradcheck_and_partial_requires_grad():
+    g = _generator(41)
+    mu = torch.randn(4, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    logvar = torch.randn(4, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(symkl.kl_std_normal, (mu, logvar))
+    assert torch.autograd.gradcheck(lambda m, v: symkl.kl_normal(m, v.exp(), m, 1.0), (mu, logvar))
+    fixed = logvar.detach()
+    symkl.kl_std_normal(mu, fixed).sum().backward()
+    torch.testing.assert_close(mu.grad, mu.detach(), rtol=0, atol=0)
+    assert fixed.grad is None
 
 
 # --------------------------------------------------------------------------- validation

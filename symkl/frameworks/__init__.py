@@ -18,14 +18,101 @@ Examples
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 
 from symkl.frameworks import preludes
 
-__all__ = ["array_kernels", "round_half_numpy"]
+__all__ = [
+    "KL_SPECS",
+    "KLSpec",
+    "array_kernels",
+    "gradient_terms",
+    "round_half_numpy",
+    "round_to_odd_float32",
+]
+
+
+@dataclass(frozen=True)
+class KLSpec:
+    """What the PyTorch and JAX backends need to know about one public KL function.
+
+    ``kernel`` is the printed kernel's name (``"std"``, ``"var"``, ``"logvar"``,
+    ``"std-normal"``), None where the ``param`` argument chooses it; ``summed``:
+    the function sums over an ``axis`` argument (else elementwise);
+    ``symmetric``: the Jeffreys form KL(p||q) + KL(q||p).
+
+    Examples
+    --------
+    >>> KL_SPECS["kl_std_normal"].kernel_for(None), KL_SPECS["kl_std_normal"].param_for(None)
+    ('std-normal', 'logvar')
+    >>> KL_SPECS["kl_diag"].kernel_for("var")
+    'var'
+    """
+
+    function: str
+    names: tuple[str, ...]
+    kernel: str | None
+    summed: bool
+    symmetric: bool
+
+    def kernel_for(self, param: str | None) -> str:
+        """The kernel a call with ``param`` runs."""
+        return self.kernel if self.kernel is not None else str(param)
+
+    def param_for(self, param: str | None) -> str:
+        """What the scale arguments hold, as the NumPy path's messages name it."""
+        if self.kernel is None:
+            return str(param)
+        return "logvar" if self.kernel == "std-normal" else self.kernel
+
+
+_NORMAL = ("mu_p", "sigma_p", "mu_q", "sigma_q")
+_DIAG = ("mu_p", "s_p", "mu_q", "s_q")
+
+#: the kernel-based public functions (and their gradients), one entry each
+KL_SPECS: dict[str, KLSpec] = {
+    spec.function: spec
+    for spec in (
+        KLSpec("kl_normal", _NORMAL, "std", summed=False, symmetric=False),
+        KLSpec("kl_normal_symmetric", _NORMAL, "std", summed=False, symmetric=True),
+        KLSpec("kl_diag", _DIAG, None, summed=True, symmetric=False),
+        KLSpec("kl_diag_symmetric", _DIAG, None, summed=True, symmetric=True),
+        KLSpec("kl_std_normal", ("mu", "logvar"), "std-normal", summed=True, symmetric=False),
+        KLSpec("grad_kl_normal", _NORMAL, "std", summed=False, symmetric=False),
+        KLSpec("grad_kl_diag", _DIAG, None, summed=False, symmetric=False),
+        KLSpec("grad_kl_std_normal", ("mu", "logvar"), "std-normal", summed=False, symmetric=False),
+    )
+}
+
+
+def gradient_terms(framework: str, kernel: str, symmetric: bool, values: Sequence[Any]):
+    """The printed elementwise gradient of ``kernel`` on ``values`` (``framework``'s arrays).
+
+    For the Jeffreys form, J(p, q) = KL(p||q) + KL(q||p): the second term's
+    gradient comes in (mu_q, s_q, mu_p, s_p) order and is added back in place.
+
+    Examples
+    --------
+    >>> [float(g) for g in gradient_terms("numpy", "std-normal", False, (0.5, 0.0))]
+    [0.5, 0.0]
+    """
+    function = getattr(array_kernels(framework), f"gradient_{kernel.replace('-', '_')}")
+    forward = function(*values)
+    if not symmetric:
+        return forward
+    backward = function(values[2], values[3], values[0], values[1])
+    return (
+        forward[0] + backward[2],
+        forward[1] + backward[3],
+        forward[2] + backward[0],
+        forward[3] + backward[1],
+    )
 
 
 @functools.cache
@@ -53,19 +140,17 @@ def array_kernels(framework: str) -> SimpleNamespace:
     return SimpleNamespace(**{k: v for k, v in namespace.items() if not k.startswith("__")})
 
 
-def round_half_numpy(value: np.ndarray, dtype) -> np.ndarray:
-    """Round a float64 array once to a half-precision ``dtype`` (float16, bfloat16).
+def round_to_odd_float32(value: np.ndarray) -> np.ndarray:
+    """float64 ``value`` rounded to float32 *to odd*: truncated, the last bit set if inexact.
 
-    Rounding to float32 first and then to the half type could round twice;
-    rounding to float32 *to odd* (truncate, then set the last bit if inexact)
-    keeps enough bits that the second rounding is the correct one.
+    Rounding that once more to a half-precision type (float16, bfloat16) gives
+    the correctly rounded half value: 29 extra bits and the sticky last bit
+    keep a second rounding from rounding twice.
 
     Examples
     --------
-    >>> round_half_numpy(np.array([1.0 + 2.0**-11]), np.float16)  # a tie: to even
-    array([1.], dtype=float16)
-    >>> round_half_numpy(np.array([1.0 + 2.0**-11 + 2.0**-40]), np.float16)
-    array([1.001], dtype=float16)
+    >>> float(round_to_odd_float32(np.array([1.0 + 2.0**-40]))[0]) == 1.0 + 2.0**-23
+    True
     """
     value = np.asarray(value, dtype=np.float64)
     # overflow to inf is the correct rounding of a KL beyond the type's range: no warning
@@ -75,4 +160,22 @@ def round_half_numpy(value: np.ndarray, dtype) -> np.ndarray:
         away = inexact & (np.abs(nearest.astype(np.float64)) > np.abs(value))
         truncated = np.where(away, np.nextafter(nearest, np.float32(0)), nearest)
         bits = truncated.view(np.uint32) | inexact.astype(np.uint32)
-        return bits.view(np.float32).astype(dtype)
+        return bits.view(np.float32)
+
+
+def round_half_numpy(value: np.ndarray, dtype) -> np.ndarray:
+    """Round a float64 array once to a half-precision ``dtype`` (float16, bfloat16).
+
+    Rounding to float32 first and then to the half type could round twice;
+    rounding to float32 *to odd* (:func:`round_to_odd_float32`) keeps enough
+    bits that the second rounding is the correct one.
+
+    Examples
+    --------
+    >>> round_half_numpy(np.array([1.0 + 2.0**-11]), np.float16)  # a tie: to even
+    array([1.], dtype=float16)
+    >>> round_half_numpy(np.array([1.0 + 2.0**-11 + 2.0**-40]), np.float16)
+    array([1.001], dtype=float16)
+    """
+    with np.errstate(over="ignore", invalid="ignore"):  # to inf: the correct rounding
+        return round_to_odd_float32(value).astype(dtype)

@@ -41,7 +41,7 @@ import numpy as np
 
 from symkl import numeric
 from symkl._dispatch import DISPATCHED
-from symkl.frameworks import array_kernels, round_half_numpy
+from symkl.frameworks import KL_SPECS, gradient_terms, round_half_numpy
 
 __all__ = list(DISPATCHED)
 
@@ -112,17 +112,7 @@ def _host(plan: _Plan, *arrays: np.ndarray) -> np.ndarray:
 
 def _gradient_parts(plan: _Plan, arrays: Sequence[Any], wide: Any):
     values = [jnp.asarray(a).astype(wide) for a in arrays]
-    function = getattr(array_kernels("jax"), f"gradient_{plan.kernel.replace('-', '_')}")
-    forward = function(*values)
-    if not plan.symmetric:
-        return forward
-    backward = function(values[2], values[3], values[0], values[1])
-    return (
-        forward[0] + backward[2],
-        forward[1] + backward[3],
-        forward[2] + backward[0],
-        forward[3] + backward[1],
-    )
+    return gradient_terms("jax", plan.kernel, plan.symmetric, values)
 
 
 def _wide(dtype: np.dtype) -> Any:
@@ -155,12 +145,16 @@ def _kl_jvp(plan: _Plan, primals, tangents):
     return value, jnp.broadcast_to(total, value.shape).astype(value.dtype)
 
 
-def _call(function, kernel, names, values, *, param, axis, symmetric, validate):
+def _call(function: str, values, *, param=None, axis=None, validate=True):
+    """Run the public KL function ``function`` (an entry of ``KL_SPECS``) on ``values``."""
+    spec = KL_SPECS[function]
+    names = spec.names
     arrays, dtype = _arrays(function, names, values)
     shape = tuple(numeric._broadcast(function, names, arrays))
     axis_index = None if axis is None else _axis(function, shape, axis)
     plan = _Plan(
-        function, kernel, tuple(names), param, axis_index, symmetric, bool(validate), dtype
+        function, spec.kernel_for(param), names, spec.param_for(param), axis_index,
+        spec.symmetric, bool(validate), dtype,
     )
     if not _is_traced(arrays):  # concrete: errors are plain ValueErrors
         return jnp.asarray(_host(plan, *(np.asarray(a) for a in arrays)))
@@ -172,27 +166,18 @@ def _call(function, kernel, names, values, *, param, axis, symmetric, validate):
 
 def kl_normal(mu_p, sigma_p, mu_q, sigma_q, *, validate: bool = True):
     """:func:`symkl.kl_normal` for JAX arrays (elementwise)."""
-    return _call(
-        "kl_normal", "std", ("mu_p", "sigma_p", "mu_q", "sigma_q"), (mu_p, sigma_p, mu_q, sigma_q),
-        param="std", axis=None, symmetric=False, validate=validate,
-    )
+    return _call("kl_normal", (mu_p, sigma_p, mu_q, sigma_q), validate=validate)
 
 
 def kl_diag(mu_p, s_p, mu_q, s_q, *, param: str = "var", axis: int = -1, validate: bool = True):
     """:func:`symkl.kl_diag` for JAX arrays (summed over ``axis``)."""
     numeric._check_param("kl_diag", param)
-    return _call(
-        "kl_diag", param, ("mu_p", "s_p", "mu_q", "s_q"), (mu_p, s_p, mu_q, s_q),
-        param=param, axis=axis, symmetric=False, validate=validate,
-    )
+    return _call("kl_diag", (mu_p, s_p, mu_q, s_q), param=param, axis=axis, validate=validate)
 
 
 def kl_std_normal(mu, logvar, *, axis: int = -1, validate: bool = True):
     """:func:`symkl.kl_std_normal` for JAX arrays: the VAE prior term, summed over ``axis``."""
-    return _call(
-        "kl_std_normal", "std-normal", ("mu", "logvar"), (mu, logvar),
-        param="logvar", axis=axis, symmetric=False, validate=validate,
-    )
+    return _call("kl_std_normal", (mu, logvar), axis=axis, validate=validate)
 
 
 def kl_normal_reverse(mu_p, sigma_p, mu_q, sigma_q, **options):
@@ -207,11 +192,7 @@ def kl_diag_reverse(mu_p, s_p, mu_q, s_q, **options):
 
 def kl_normal_symmetric(mu_p, sigma_p, mu_q, sigma_q, *, validate: bool = True):
     """Jeffreys divergence KL(p||q) + KL(q||p) for JAX arrays, elementwise."""
-    names = ("mu_p", "sigma_p", "mu_q", "sigma_q")
-    return _call(
-        "kl_normal_symmetric", "std", names, (mu_p, sigma_p, mu_q, sigma_q),
-        param="std", axis=None, symmetric=True, validate=validate,
-    )
+    return _call("kl_normal_symmetric", (mu_p, sigma_p, mu_q, sigma_q), validate=validate)
 
 
 def kl_diag_symmetric(
@@ -220,20 +201,25 @@ def kl_diag_symmetric(
     """Jeffreys divergence of diagonal Gaussians for JAX arrays, summed over ``axis``."""
     numeric._check_param("kl_diag_symmetric", param)
     return _call(
-        "kl_diag_symmetric", param, ("mu_p", "s_p", "mu_q", "s_q"), (mu_p, s_p, mu_q, s_q),
-        param=param, axis=axis, symmetric=True, validate=validate,
+        "kl_diag_symmetric", (mu_p, s_p, mu_q, s_q), param=param, axis=axis, validate=validate
     )
 
 
-def _gradient(function, kernel, names, values, param, validate):
+def _gradient(function: str, values, param: str | None, validate: bool):
+    spec = KL_SPECS[function]
+    names = spec.names
     arrays, dtype = _arrays(function, names, values)
     shape = tuple(numeric._broadcast(function, names, arrays))
     if validate and not _is_traced(arrays):
         numeric._validate_numpy(
-            function, names, [np.broadcast_to(np.asarray(a), shape) for a in arrays], param
+            function, names, [np.broadcast_to(np.asarray(a), shape) for a in arrays],
+            spec.param_for(param),
         )
     wide = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
-    plan = _Plan(function, kernel, tuple(names), param, None, False, bool(validate), dtype)
+    plan = _Plan(
+        function, spec.kernel_for(param), names, spec.param_for(param), None, False,
+        bool(validate), dtype,
+    )
     parts = _gradient_parts(plan, [jnp.broadcast_to(a, shape) for a in arrays], wide)
     return tuple((part + 0.0).astype(dtype) for part in parts)
 
@@ -243,23 +229,18 @@ def grad_kl_normal(mu_p, sigma_p, mu_q, sigma_q, *, validate: bool = True):
 
     Validated outside ``jit`` only (under ``jit`` the values are not known).
     """
-    names = ("mu_p", "sigma_p", "mu_q", "sigma_q")
-    values = (mu_p, sigma_p, mu_q, sigma_q)
-    return _gradient("grad_kl_normal", "std", names, values, "std", validate)
+    return _gradient("grad_kl_normal", (mu_p, sigma_p, mu_q, sigma_q), None, validate)
 
 
 def grad_kl_diag(mu_p, s_p, mu_q, s_q, *, param: str = "var", validate: bool = True):
     """:func:`symkl.grad_kl_diag` for JAX arrays (differentiable; validated outside ``jit``)."""
     numeric._check_param("grad_kl_diag", param)
-    names = ("mu_p", "s_p", "mu_q", "s_q")
-    return _gradient("grad_kl_diag", param, names, (mu_p, s_p, mu_q, s_q), param, validate)
+    return _gradient("grad_kl_diag", (mu_p, s_p, mu_q, s_q), param, validate)
 
 
 def grad_kl_std_normal(mu, logvar, *, validate: bool = True):
     """:func:`symkl.grad_kl_std_normal` for JAX arrays (differentiable; checked outside ``jit``)."""
-    return _gradient(
-        "grad_kl_std_normal", "std-normal", ("mu", "logvar"), (mu, logvar), "logvar", validate
-    )
+    return _gradient("grad_kl_std_normal", (mu, logvar), None, validate)
 
 
 # --------------------------------------------------------------------------- full covariance

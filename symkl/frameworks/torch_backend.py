@@ -4,23 +4,31 @@ Reached through :func:`symkl.kl_diag` and the other public functions when an
 argument is a ``torch.Tensor`` (nothing here needs to be imported by hand).
 
 * **Forward.**  CPU float32/float64 tensors run the compiled kernels on the
-  tensors' own memory (zero-copy NumPy views); other devices (CUDA) run the
-  same printed kernel text as tensor operations in float64
+  tensors' own memory: for tensors of one shape, contiguous, summed over the
+  last axis (the VAE case) one direct call per ``torch.get_num_threads()`` row
+  block, otherwise through NumPy views.  Other devices (CUDA) run the same
+  printed kernel text as tensor operations in float64
   (:func:`symkl.frameworks.array_kernels`).  float16 and bfloat16 are computed
   in float64 and rounded once, so the result is the correctly rounded KL.
 * **Backward.**  ``torch.autograd.Function`` whose backward is the proved
-  gradient (derivation ``stable``, facts ``gradient-*``) written in tensor
-  operations, so it is cheap and itself differentiable: double backward works.
-  ``kl_mvn`` uses the proved full-covariance gradient (computed on the CPU in
-  float64); differentiating its gradient again raises a RuntimeError saying so.
-  Forward mode (``jvp``: ``torch.func.jvp``, ``jacfwd``, ``forward_ad``) and
+  gradient (derivation ``stable``, facts ``gradient-*``).  Without a graph
+  (plain ``.backward()``) on the CPU it is the printed NumPy gradient over
+  cache-sized row blocks, written into the gradients' memory; with
+  ``create_graph=True`` the printed gradient as tensor operations, so double
+  backward works.  ``kl_mvn`` uses the proved full-covariance gradient
+  (computed by NumPy in float64; with ``create_graph=True`` as tensor
+  operations, so its second derivatives work too).  Forward mode (``jvp``:
+  ``torch.func.jvp``, ``jacfwd``, ``forward_ad``) and
   ``torch.func.vmap``/``grad`` (per-sample gradients) work for every function
   but ``kl_mvn``.
 * **Validation** as on the NumPy path (same messages: argument, value, index);
-  ``validate=False`` skips it.
-* **torch.compile**: the calls are opaque to the compiler
-  (``torch.compiler.disable``), so compiled code cannot reassociate the
-  compensated arithmetic; the graph breaks around them.
+  ``validate=False`` skips it.  On the CPU it runs inside the C kernel.
+* **torch.compile**: the KL functions are one custom operator, ``symkl::kl``
+  (``torch.library.custom_op`` with ``register_fake`` and
+  ``register_autograd``), so ``fullgraph=True`` compiles and the compiler
+  cannot reassociate the compensated arithmetic.  The ``grad_kl_*`` functions
+  and ``kl_mvn`` are not traced (``torch.compiler.disable``): the graph breaks
+  around them.
 
 Examples
 --------
@@ -37,6 +45,7 @@ tensor([[0.5000, 0.0000]])
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -48,7 +57,7 @@ import torch
 
 from symkl import numeric
 from symkl._dispatch import DISPATCHED
-from symkl.frameworks import array_kernels
+from symkl.frameworks import KL_SPECS, array_kernels, gradient_terms, round_to_odd_float32
 
 __all__ = list(DISPATCHED)
 
@@ -209,9 +218,90 @@ def _tensor_value(plan: _Plan, tensors: Sequence[torch.Tensor], dtype: torch.dty
     return _round(terms, dtype)
 
 
+_ENTRIES: dict[tuple[str, torch.dtype], Any] = {}
+
+
+def _entry(kernel: str, dtype: torch.dtype):
+    """The compiled kernel for ``dtype`` as a ctypes function of plain addresses (cached)."""
+    key = (kernel, dtype)
+    entry = _ENTRIES.get(key)
+    if entry is None:
+        suffix = "f32" if dtype == torch.float32 else "f64"
+        source = getattr(numeric._LIBRARY, f"symkl_kl_{_kernel_name(kernel)}_{suffix}")
+        count = (len(source.argtypes) - 4) // 3
+        prototype = ctypes.CFUNCTYPE(
+            ctypes.c_int64,
+            *([ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64] * count),
+            ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int32,
+        )
+        entry = _ENTRIES[key] = prototype(ctypes.cast(source, ctypes.c_void_p).value)
+    return entry
+
+
+def _direct_value(plan: _Plan, tensors: Sequence[torch.Tensor], dtype: torch.dtype):
+    """The compiled kernel called on the tensors' own memory, or None where it does not apply.
+
+    Applies to the common case, one call and no copy: CPU float32/float64
+    tensors of one shape, contiguous, summed over the last axis (or
+    elementwise), not the Jeffreys form.  Threads: ``torch.get_num_threads()``
+    row blocks for large inputs, as the NumPy path does.  An invalid input
+    returns None too, so the general path reports it with the NumPy path's
+    message.
+    """
+    if plan.symmetric or numeric._LIBRARY is None:
+        return None
+    first = tensors[0]
+    shape = first.shape
+    for tensor in tensors:
+        if tensor.shape != shape or not tensor.is_contiguous():
+            return None
+    if plan.axis is None:
+        out_shape, k = shape, 1
+    elif plan.axis == len(shape) - 1:
+        out_shape, k = shape[:-1], shape[-1]
+    else:
+        return None
+    total = first.numel()
+    if total == 0:
+        return None
+    rows = total // k
+    out = torch.empty(out_shape, dtype=dtype)
+    entry = _entry(plan.kernel, dtype)
+    itemsize = first.element_size()
+    pointers = [t.data_ptr() for t in tensors]
+    target = out.data_ptr()
+    validate = int(plan.validate)
+
+    def run(start: int, stop: int) -> int:
+        arguments: list[int] = []
+        for pointer in pointers:
+            arguments += (pointer + start * k * itemsize, k, 1)
+        return entry(*arguments, stop - start, k, target + start * itemsize, validate)
+
+    workers = min(torch.get_num_threads(), rows)
+    if total < numeric._PARALLEL_MIN or workers < 2:
+        failed = run(0, rows) != 0
+    else:
+        bounds = [rows * i // workers for i in range(workers + 1)]
+        futures = [
+            numeric._pool().submit(run, bounds[i], bounds[i + 1]) for i in range(1, workers)
+        ]
+        failed = run(bounds[0], bounds[1]) != 0
+        failed = any([f.result() != 0 for f in futures]) or failed
+    return None if failed else out
+
+
 def _value(plan: _Plan, tensors: Sequence[torch.Tensor], dtype: torch.dtype) -> torch.Tensor:
     device = tensors[0].device
     if device.type == "cpu" and not TENSOR_OPS_ON_CPU:
+        if dtype in _NATIVE:
+            direct = _direct_value(plan, tensors, dtype)
+            if direct is not None:
+                return direct
+        elif dtype in _HALF:  # exact in float64, then rounded once
+            direct = _direct_value(plan, [t.to(torch.float64) for t in tensors], torch.float64)
+            if direct is not None:
+                return torch.from_numpy(round_to_odd_float32(direct.numpy())).to(dtype)
         return _numpy_value(plan, tensors, dtype)
     if device.type == "mps":  # no float64 there: compute on the CPU
         return _numpy_value(plan, [t.cpu() for t in tensors], dtype).to(device)
@@ -225,18 +315,7 @@ def _gradient_parts(plan: _Plan, tensors: Sequence[torch.Tensor], wide: torch.dt
 
 def _gradient_terms(plan: _Plan, values: Sequence[Any], framework: str):
     """The printed gradient of ``plan``'s kernel on ``values`` (torch tensors or NumPy arrays)."""
-    function = getattr(array_kernels(framework), f"gradient_{_kernel_name(plan.kernel)}")
-    forward = function(*values)
-    if not plan.symmetric:
-        return forward
-    # J(p, q) = KL(p||q) + KL(q||p); the second's gradient is in (mu_q, s_q, mu_p, s_p) order
-    backward = function(values[2], values[3], values[0], values[1])
-    return (
-        forward[0] + backward[2],
-        forward[1] + backward[3],
-        forward[2] + backward[0],
-        forward[3] + backward[1],
-    )
+    return gradient_terms(framework, plan.kernel, plan.symmetric, values)
 
 
 def _sum_to(gradient: torch.Tensor, shape: torch.Size) -> torch.Tensor:
@@ -250,15 +329,154 @@ def _sum_to(gradient: torch.Tensor, shape: torch.Size) -> torch.Tensor:
     return gradient
 
 
-class _KLFunction(torch.autograd.Function):
-    """Forward: the compiled (or printed tensor) kernel; backward: the proved gradient."""
+def _backward(ctx, grad_output: torch.Tensor):
+    """The proved gradient times ``grad_output``, summed back to each input's shape."""
+    tensors = ctx.saved_tensors
+    needs = ctx.needs_input_grad[2:]
+    if tensors[0].device.type == "cpu" and not torch.is_grad_enabled() and not (
+        TENSOR_OPS_ON_CPU
+    ):
+        # no graph wanted (create_graph=False): small inputs run the printed NumPy
+        # gradient (fewer dispatches), large ones the printed torch one (multithreaded)
+        blocked = _blocked_backward(ctx.plan, tensors, grad_output, needs)
+        if blocked is not None:
+            return (None, None, *blocked)
+        if tensors[0].numel() < _NUMPY_BACKWARD_MAX:
+            return (None, None, *_numpy_backward(ctx.plan, tensors, grad_output, needs))
+    return (None, None, *_tensor_backward(ctx.plan, tensors, grad_output, needs))
+
+
+#: elements per block of the blocked backward: its temporaries stay in cache
+_BLOCK = 1 << 16
+
+
+def _blocked_backward(plan: _Plan, tensors, grad_output: torch.Tensor, needs):
+    """The printed NumPy gradient over row blocks, written into the gradients' memory.
+
+    For the common case (CPU tensors of one shape, contiguous, summed over the
+    last axis or elementwise): one pass of cache-sized blocks instead of a
+    dozen whole-array temporaries, spread over ``torch.get_num_threads()``
+    threads.  None where it does not apply.
+    """
+    first = tensors[0]
+    shape = first.shape
+    total = first.numel()
+    if total == 0 or any(t.shape != shape or not t.is_contiguous() for t in tensors):
+        return None
+    if plan.axis is None:
+        rows, k = total, 1
+    elif plan.axis == len(shape) - 1:
+        k = shape[-1]
+        rows = total // k
+    else:
+        return None
+    dtype = first.dtype
+    native = dtype in _NATIVE
+    if native:  # NumPy views of the tensors' memory: slicing them costs no dispatch
+        matrices = [t.detach().numpy().reshape(rows, k) for t in tensors]
+        scale = grad_output.detach().to(dtype).numpy().reshape(rows, 1)
+        targets = [np.empty((rows, k), dtype=matrices[0].dtype) if n else None for n in needs]
+    else:  # a half type: each block widened to float32 (NumPy has no bfloat16)
+        matrices = [t.detach().reshape(rows, k) for t in tensors]
+        scale = grad_output.detach().reshape(rows, 1)
+        outputs = [torch.empty((rows, k), dtype=dtype) if n else None for n in needs]
+    step = max(1, _BLOCK // max(k, 1))
+
+    def run(start: int, stop: int) -> None:
+        with np.errstate(all="ignore"):
+            for a in range(start, stop, step):
+                b = min(a + step, stop)
+                if native:
+                    parts = _gradient_terms(plan, [m[a:b] for m in matrices], "numpy")
+                    for part, target in zip(parts, targets, strict=True):
+                        if target is not None:
+                            np.multiply(part, scale[a:b], out=target[a:b])
+                    continue
+                values = [m[a:b].to(torch.float32).numpy() for m in matrices]
+                factor = scale[a:b].to(torch.float32).numpy()
+                parts = _gradient_terms(plan, values, "numpy")
+                for part, out in zip(parts, outputs, strict=True):
+                    if out is not None:  # in float32, then rounded into the gradient
+                        block = np.empty((b - a, k), dtype=np.float32)
+                        np.multiply(part, factor, out=block)
+                        out[a:b].copy_(torch.from_numpy(block))
+
+    blocks = -(-rows // step)
+    workers = min(torch.get_num_threads(), blocks)
+    if workers < 2:
+        run(0, rows)
+    else:
+        per = -(-blocks // workers) * step
+        futures = [
+            numeric._pool().submit(run, a, min(a + per, rows)) for a in range(per, rows, per)
+        ]
+        run(0, min(per, rows))
+        for future in futures:
+            future.result()
+    if native:
+        return [None if t is None else torch.from_numpy(t.reshape(shape)) for t in targets]
+    return [None if out is None else out.reshape(shape) for out in outputs]
+
+
+def _tensor_backward(plan: _Plan, tensors, grad_output: torch.Tensor, needs):
+    """The proved gradient as (differentiable) tensor operations, summed back to the inputs."""
+    dtype = tensors[0].dtype
+    wide = dtype if dtype in _NATIVE else torch.float32
+    parts = _gradient_parts(plan, tensors, wide)
+    scale = grad_output.to(wide)
+    if plan.axis is not None:
+        scale = scale.unsqueeze(plan.axis)
+    shape = torch.broadcast_shapes(*(t.shape for t in tensors))
+    gradients = []
+    for tensor, part, needed in zip(tensors, parts, needs, strict=True):
+        if not needed:
+            gradients.append(None)
+            continue
+        # a part may depend on fewer inputs than the KL: broadcast it before summing back
+        full = part * scale
+        if full.shape != shape:
+            full = torch.broadcast_to(full, shape)
+        if full.shape != tensor.shape:
+            full = _sum_to(full, tensor.shape)
+        gradients.append(full.to(dtype))
+    return gradients
+
+
+def _jvp(ctx, plan: _Plan, dtype: torch.dtype, *tangents):
+    """Forward mode (torch.func.jvp, jacfwd, forward_ad): the proved gradient times tangents."""
+    plan = ctx.plan
+    tensors = ctx.saved_tensors
+    wide = tensors[0].dtype if tensors[0].dtype in _NATIVE else torch.float32
+    parts = _gradient_parts(plan, tensors, wide)
+    shape = torch.broadcast_shapes(*(t.shape for t in tensors))
+    total = torch.zeros(shape, dtype=wide, device=tensors[0].device)
+    for part, tangent in zip(parts, tangents, strict=True):
+        if tangent is not None:
+            total = total + part * tangent.to(wide)
+    if plan.axis is not None:
+        total = total.sum(dim=plan.axis)
+    return total.to(tensors[0].dtype)
+
+
+#: below this many elements the no-graph backward runs the printed NumPy gradient
+_NUMPY_BACKWARD_MAX = 1 << 15
+
+
+class _KLTransformFunction(torch.autograd.Function):
+    """Forward: the compiled (or printed tensor) kernel; backward: the proved gradient.
+
+    The form with a separate ``setup_context`` that torch.func transforms
+    (``vmap``, ``grad``, ``jvp``) need; plain calls go through
+    :class:`_KLFunction`, which skips the signature binding this form
+    costs on every call.
+    """
 
     @staticmethod
     def forward(plan: _Plan, dtype: torch.dtype, *tensors: torch.Tensor):
         return _value(plan, tensors, dtype)
 
     @staticmethod
-    def setup_context(ctx, inputs, output):  # the separate form torch.func transforms need
+    def setup_context(ctx, inputs, output):
         plan, _, *tensors = inputs
         ctx.plan = plan
         ctx.save_for_backward(*tensors)
@@ -278,50 +496,24 @@ class _KLFunction(torch.autograd.Function):
             moved.append(tensor)
         axis = None if plan.axis is None else plan.axis + 1
         batched = dataclasses.replace(plan, axis=axis)
-        return _KLFunction.apply(batched, dtype, *moved), 0
+        return _KLTransformFunction.apply(batched, dtype, *moved), 0
+
+    jvp = staticmethod(_jvp)
+    backward = staticmethod(_backward)
+
+
+class _KLFunction(torch.autograd.Function):
+    """The KL for calls outside torch.func transforms: as :class:`_KLTransformFunction`."""
 
     @staticmethod
-    def jvp(ctx, plan: _Plan, dtype: torch.dtype, *tangents):
-        """Forward mode (torch.func.jvp, jacfwd, forward_ad): the proved gradient times tangents."""
-        plan = ctx.plan
-        tensors = ctx.saved_tensors
-        wide = tensors[0].dtype if tensors[0].dtype in _NATIVE else torch.float32
-        parts = _gradient_parts(plan, tensors, wide)
-        shape = torch.broadcast_shapes(*(t.shape for t in tensors))
-        total = torch.zeros(shape, dtype=wide, device=tensors[0].device)
-        for part, tangent in zip(parts, tangents, strict=True):
-            if tangent is not None:
-                total = total + part * tangent.to(wide)
-        if plan.axis is not None:
-            total = total.sum(dim=plan.axis)
-        return total.to(tensors[0].dtype)
+    def forward(ctx, plan: _Plan, dtype: torch.dtype, *tensors: torch.Tensor):
+        ctx.plan = plan
+        ctx.save_for_backward(*tensors)
+        ctx.save_for_forward(*tensors)
+        return _value(plan, tensors, dtype)
 
-    @staticmethod
-    def backward(ctx, grad_output: torch.Tensor):
-        plan: _Plan = ctx.plan
-        tensors = ctx.saved_tensors
-        dtype = tensors[0].dtype
-        if tensors[0].device.type == "cpu" and not torch.is_grad_enabled() and not (
-            TENSOR_OPS_ON_CPU
-        ):
-            # no graph wanted (create_graph=False): the printed NumPy gradient on the
-            # tensors' memory, free of per-operation dispatch
-            return (None, None, *_numpy_backward(plan, tensors, grad_output, ctx.needs_input_grad))
-        wide = dtype if dtype in _NATIVE else torch.float32
-        parts = _gradient_parts(plan, tensors, wide)
-        scale = grad_output.to(wide)
-        if plan.axis is not None:
-            scale = scale.unsqueeze(plan.axis)
-        shape = torch.broadcast_shapes(*(t.shape for t in tensors))
-        gradients = []
-        for tensor, part, needed in zip(tensors, parts, ctx.needs_input_grad[2:], strict=True):
-            if not needed:
-                gradients.append(None)
-                continue
-            # a part may depend on fewer inputs than the KL: broadcast it before summing back
-            full = torch.broadcast_to(part * scale, shape)
-            gradients.append(_sum_to(full, tensor.shape).to(dtype))
-        return (None, None, *gradients)
+    jvp = staticmethod(_jvp)
+    backward = staticmethod(_backward)
 
 
 def _numpy_backward(plan: _Plan, tensors, grad_output: torch.Tensor, needs_input_grad):
@@ -336,27 +528,133 @@ def _numpy_backward(plan: _Plan, tensors, grad_output: torch.Tensor, needs_input
     with np.errstate(all="ignore"):
         parts = _gradient_terms(plan, values, "numpy")
         gradients = []
-        for value, part, needed in zip(values, parts, needs_input_grad[2:], strict=True):
+        for value, part, needed in zip(values, parts, needs_input_grad, strict=True):
             if not needed:
                 gradients.append(None)
                 continue
-            full = np.broadcast_to(np.multiply(part, scale, dtype=value.dtype), shape)
-            extra = full.ndim - value.ndim
-            if extra:
-                full = full.sum(axis=tuple(range(extra)))
-            keep = tuple(i for i, n in enumerate(value.shape) if n == 1 and full.shape[i] != 1)
-            if keep:
-                full = full.sum(axis=keep, keepdims=True)
-            gradients.append(_from_numpy(full).reshape(value.shape).to(dtype))
+            full = np.multiply(part, scale, dtype=value.dtype)
+            if full.shape != shape:
+                full = np.broadcast_to(full, shape)
+            if full.shape != value.shape:
+                extra = full.ndim - value.ndim
+                if extra:
+                    full = full.sum(axis=tuple(range(extra)))
+                keep = tuple(
+                    i for i, n in enumerate(value.shape) if n == 1 and full.shape[i] != 1
+                )
+                if keep:
+                    full = full.sum(axis=keep, keepdims=True)
+            gradient = _from_numpy(full)
+            if gradient.shape != value.shape:
+                gradient = gradient.reshape(value.shape)
+            gradients.append(gradient if dtype == wide else gradient.to(dtype))
     return gradients
 
 
-@torch.compiler.disable
-def _kl(function: str, kernel: str, names, values, *, param, axis, symmetric, validate):
-    tensors, dtype = _tensors(function, names, values)
-    shape = _broadcast_shape(function, names, tensors)
-    axis_index = None if axis is None else _axis_index(function, shape, axis)
-    plan = _Plan(function, kernel, tuple(names), param, axis_index, symmetric, bool(validate))
+def _same_dtype_tensors(values: Sequence[Any]):
+    """The arguments and their dtype when they are already floating tensors of one dtype and
+    device (the common case, no conversion needed), else None."""
+    first = values[0]
+    if not isinstance(first, torch.Tensor):
+        return None
+    dtype, device = first.dtype, first.device
+    if not dtype.is_floating_point:
+        return None
+    for value in values[1:]:
+        if not isinstance(value, torch.Tensor) or value.dtype != dtype or value.device != device:
+            return None
+    return list(values), dtype
+
+
+# --------------------------------------------------------------------------- torch.compile
+
+
+@torch.library.custom_op(
+    "symkl::kl",
+    mutates_args=(),
+    schema="(Tensor[] tensors, str function, str kernel, str param, int? axis, bool symmetric, "
+    "bool validate) -> Tensor",
+)
+def _kl_op(tensors, function, kernel, param, axis, symmetric, validate):
+    """The KL kernels as one custom operator: what ``torch.compile`` sees (opaque to it, so
+    the compensated arithmetic is never reassociated; no graph break)."""
+    names = tuple(KL_SPECS[function].names)
+    plan = _Plan(function, kernel, names, param, axis, symmetric, validate)
+    return _value(plan, tensors, tensors[0].dtype)
+
+
+@_kl_op.register_fake
+def _kl_op_fake(tensors, function, kernel, param, axis, symmetric, validate):
+    shape = torch.broadcast_shapes(*(t.shape for t in tensors))
+    if axis is not None:
+        shape = shape[:axis] + shape[axis + 1:]
+    return tensors[0].new_empty(shape)
+
+
+def _kl_op_setup_context(ctx, inputs, output):
+    tensors, function, kernel, param, axis, symmetric, validate = inputs
+    names = tuple(KL_SPECS[function].names)
+    ctx.plan = _Plan(function, kernel, names, param, axis, symmetric, validate)
+    ctx.save_for_backward(*tensors)
+
+
+def _kl_op_backward(ctx, grad_output):
+    tensors = ctx.saved_tensors
+    gradients = _tensor_backward(ctx.plan, tensors, grad_output, (True,) * len(tensors))
+    return gradients, None, None, None, None, None, None
+
+
+torch.library.register_autograd(
+    "symkl::kl", _kl_op_backward, setup_context=_kl_op_setup_context
+)
+
+
+def _compiled_kl(function, kernel, names, values, param, axis, symmetric, validate):
+    """Under ``torch.compile``: the arguments as tensors of one dtype, then the custom op."""
+    given = [v for v in values if isinstance(v, torch.Tensor)]
+    for name, value in zip(names, values, strict=True):
+        if isinstance(value, torch.Tensor):
+            _check_dtype(function, name, value)
+    dtype = given[0].dtype
+    for tensor in given[1:]:
+        dtype = torch.promote_types(dtype, tensor.dtype)
+    if not dtype.is_floating_point:
+        dtype = torch.get_default_dtype()
+    device = given[0].device
+    tensors = [
+        v.to(dtype) if isinstance(v, torch.Tensor)
+        else torch.as_tensor(v, dtype=dtype, device=device)
+        for v in values
+    ]
+    shape = torch.broadcast_shapes(*(t.shape for t in tensors))
+    axis_index = None if axis is None else _axis_index(function, tuple(shape), axis)
+    return _kl_op(tensors, function, kernel, param, axis_index, symmetric, bool(validate))
+
+
+# --------------------------------------------------------------------------- entry
+
+
+def _kl(function: str, values, *, param=None, axis=None, validate=True) -> torch.Tensor:
+    """Run the public KL function ``function`` (an entry of ``KL_SPECS``) on ``values``."""
+    spec = KL_SPECS[function]
+    kernel, names = spec.kernel_for(param), spec.names
+    if torch.compiler.is_compiling():
+        return _compiled_kl(
+            function, kernel, names, values, spec.param_for(param), axis, spec.symmetric,
+            validate,
+        )
+    prepared = _same_dtype_tensors(values)
+    tensors, dtype = prepared if prepared is not None else _tensors(function, names, values)
+    shape = tensors[0].shape
+    if any(t.shape != shape for t in tensors):
+        shape = _broadcast_shape(function, names, tensors)
+    axis_index = None if axis is None else _axis_index(function, tuple(shape), axis)
+    plan = _Plan(
+        function, kernel, names, spec.param_for(param), axis_index, spec.symmetric,
+        bool(validate),
+    )
+    if torch._C._are_functorch_transforms_active():
+        return _KLTransformFunction.apply(plan, dtype, *tensors)
     return _KLFunction.apply(plan, dtype, *tensors)
 
 
@@ -365,11 +663,7 @@ def _kl(function: str, kernel: str, names, values, *, param, axis, symmetric, va
 
 def kl_normal(mu_p, sigma_p, mu_q, sigma_q, *, validate: bool = True) -> torch.Tensor:
     """:func:`symkl.kl_normal` for tensors (elementwise)."""
-    names = ("mu_p", "sigma_p", "mu_q", "sigma_q")
-    return _kl(
-        "kl_normal", "std", names, (mu_p, sigma_p, mu_q, sigma_q),
-        param="std", axis=None, symmetric=False, validate=validate,
-    )
+    return _kl("kl_normal", (mu_p, sigma_p, mu_q, sigma_q), validate=validate)
 
 
 def kl_diag(
@@ -377,18 +671,12 @@ def kl_diag(
 ) -> torch.Tensor:
     """:func:`symkl.kl_diag` for tensors (summed over ``axis``)."""
     numeric._check_param("kl_diag", param)
-    return _kl(
-        "kl_diag", param, ("mu_p", "s_p", "mu_q", "s_q"), (mu_p, s_p, mu_q, s_q),
-        param=param, axis=axis, symmetric=False, validate=validate,
-    )
+    return _kl("kl_diag", (mu_p, s_p, mu_q, s_q), param=param, axis=axis, validate=validate)
 
 
 def kl_std_normal(mu, logvar, *, axis: int = -1, validate: bool = True) -> torch.Tensor:
     """:func:`symkl.kl_std_normal` for tensors: the VAE prior term, summed over ``axis``."""
-    return _kl(
-        "kl_std_normal", "std-normal", ("mu", "logvar"), (mu, logvar),
-        param="logvar", axis=axis, symmetric=False, validate=validate,
-    )
+    return _kl("kl_std_normal", (mu, logvar), axis=axis, validate=validate)
 
 
 def kl_normal_reverse(mu_p, sigma_p, mu_q, sigma_q, **options) -> torch.Tensor:
@@ -403,11 +691,7 @@ def kl_diag_reverse(mu_p, s_p, mu_q, s_q, **options) -> torch.Tensor:
 
 def kl_normal_symmetric(mu_p, sigma_p, mu_q, sigma_q, *, validate: bool = True) -> torch.Tensor:
     """Jeffreys divergence KL(p||q) + KL(q||p) for tensors, elementwise."""
-    names = ("mu_p", "sigma_p", "mu_q", "sigma_q")
-    return _kl(
-        "kl_normal_symmetric", "std", names, (mu_p, sigma_p, mu_q, sigma_q),
-        param="std", axis=None, symmetric=True, validate=validate,
-    )
+    return _kl("kl_normal_symmetric", (mu_p, sigma_p, mu_q, sigma_q), validate=validate)
 
 
 def kl_diag_symmetric(
@@ -416,17 +700,18 @@ def kl_diag_symmetric(
     """Jeffreys divergence of diagonal Gaussians for tensors, summed over ``axis``."""
     numeric._check_param("kl_diag_symmetric", param)
     return _kl(
-        "kl_diag_symmetric", param, ("mu_p", "s_p", "mu_q", "s_q"), (mu_p, s_p, mu_q, s_q),
-        param=param, axis=axis, symmetric=True, validate=validate,
+        "kl_diag_symmetric", (mu_p, s_p, mu_q, s_q), param=param, axis=axis, validate=validate
     )
 
 
 @torch.compiler.disable
-def _gradient(function: str, kernel: str, names, values, param: str, validate: bool):
+def _gradient(function: str, values, param: str | None, validate: bool):
+    spec = KL_SPECS[function]
+    names, kernel = spec.names, spec.kernel_for(param)
     tensors, dtype = _tensors(function, names, values)
     _broadcast_shape(function, names, tensors)
     wide = torch.broadcast_tensors(*(t.to(torch.float64) for t in tensors))
-    plan = _Plan(function, kernel, tuple(names), param, None, False, bool(validate))
+    plan = _Plan(function, kernel, names, spec.param_for(param), None, False, bool(validate))
     if validate:
         _validate(plan, [w.detach() for w in wide])
     parts = _gradient_parts(plan, wide, torch.float64)
@@ -436,23 +721,18 @@ def _gradient(function: str, kernel: str, names, values, param: str, validate: b
 
 def grad_kl_normal(mu_p, sigma_p, mu_q, sigma_q, *, validate: bool = True):
     """:func:`symkl.grad_kl_normal` for tensors (differentiable tensor operations)."""
-    names = ("mu_p", "sigma_p", "mu_q", "sigma_q")
-    values = (mu_p, sigma_p, mu_q, sigma_q)
-    return _gradient("grad_kl_normal", "std", names, values, "std", validate)
+    return _gradient("grad_kl_normal", (mu_p, sigma_p, mu_q, sigma_q), None, validate)
 
 
 def grad_kl_diag(mu_p, s_p, mu_q, s_q, *, param: str = "var", validate: bool = True):
     """:func:`symkl.grad_kl_diag` for tensors (differentiable tensor operations)."""
     numeric._check_param("grad_kl_diag", param)
-    names = ("mu_p", "s_p", "mu_q", "s_q")
-    return _gradient("grad_kl_diag", param, names, (mu_p, s_p, mu_q, s_q), param, validate)
+    return _gradient("grad_kl_diag", (mu_p, s_p, mu_q, s_q), param, validate)
 
 
 def grad_kl_std_normal(mu, logvar, *, validate: bool = True):
     """:func:`symkl.grad_kl_std_normal` for tensors (differentiable tensor operations)."""
-    return _gradient(
-        "grad_kl_std_normal", "std-normal", ("mu", "logvar"), (mu, logvar), "logvar", validate
-    )
+    return _gradient("grad_kl_std_normal", (mu, logvar), None, validate)
 
 
 # --------------------------------------------------------------------------- full covariance
@@ -463,10 +743,26 @@ def _mvn_numpy(function: str, values, dtype: torch.dtype):
     return arrays
 
 
-_NO_SECOND_DERIVATIVE = (
-    "symkl.kl_mvn: second derivatives are not available (its proved gradient is computed "
-    "by NumPy on the CPU, outside autograd); first derivatives are exact"
-)
+def _mvn_gradient_operations(mu_p, cov_p, mu_q, cov_q):
+    """:func:`symkl.grad_kl_mvn`'s proved gradient as differentiable tensor operations.
+
+    ``(S d, (S - P)/2, -S d, (S - S (cov_p + d d^T) S)/2)`` with ``S = cov_q^-1``,
+    ``P = cov_p^-1``, ``d = mu_p - mu_q`` (derivation ``full``, fact ``gradients``),
+    the inverses from Cholesky factors.  Used where a graph of the gradient is
+    wanted (``create_graph=True``: second derivatives); first derivatives come
+    from the NumPy implementation itself.
+    """
+    precision_q = torch.cholesky_inverse(torch.linalg.cholesky(cov_q))
+    precision_p = torch.cholesky_inverse(torch.linalg.cholesky(cov_p))
+    d = mu_p - mu_q
+    s_d = (precision_q @ d.unsqueeze(-1)).squeeze(-1)
+    outer = cov_p + d.unsqueeze(-1) * d.unsqueeze(-2)
+    return (
+        s_d,
+        0.5 * (precision_q - precision_p),
+        -s_d,
+        0.5 * (precision_q - precision_q @ outer @ precision_q),
+    )
 
 
 class _MVNFunction(torch.autograd.Function):
@@ -482,9 +778,16 @@ class _MVNFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_output: torch.Tensor):
         tensors = ctx.saved_tensors
-        arrays = _mvn_numpy("kl_mvn", tensors, tensors[0].dtype)
-        parts = numeric.grad_kl_mvn.__wrapped__(*arrays)
-        scale = grad_output.detach().to(device="cpu", dtype=torch.float64)
+        if torch.is_grad_enabled():  # create_graph=True: a graph for second derivatives
+            parts = _mvn_gradient_operations(*(t.to(torch.float64) for t in tensors))
+            scale = grad_output.to(torch.float64)
+        else:
+            arrays = _mvn_numpy("kl_mvn", tensors, tensors[0].dtype)
+            device = tensors[0].device
+            parts = [
+                _from_numpy(p).to(device) for p in numeric.grad_kl_mvn.__wrapped__(*arrays)
+            ]
+            scale = grad_output.detach().to(torch.float64)
         gradients = []
         for tensor, part, needed, event in zip(
             tensors, parts, ctx.needs_input_grad[1:], (1, 2, 1, 2), strict=True
@@ -492,15 +795,8 @@ class _MVNFunction(torch.autograd.Function):
             if not needed:
                 gradients.append(None)
                 continue
-            full = _from_numpy(part) * scale.reshape(
-                scale.shape + (1,) * event
-            )
-            gradient = _sum_to(full, tensor.shape).to(tensor.device, tensor.dtype)
-            if torch.is_grad_enabled():  # create_graph=True: differentiating again must fail
-                gradient = torch._C._functions.DelayedError(_NO_SECOND_DERIVATIVE, 1)(
-                    gradient.detach().requires_grad_()
-                )
-            gradients.append(gradient)
+            full = part * scale.reshape(scale.shape + (1,) * event)
+            gradients.append(_sum_to(full, tensor.shape).to(tensor.dtype))
         return (None, *gradients)
 
 
