@@ -24,20 +24,20 @@ static inline double symkl_excess_series(double x) {
     const double t = x / (2.0 + x);
     const double u = t * t;
     double s = 0.03225806451612903;
-    s = s * u + 0.034482758620689655;
-    s = s * u + 0.037037037037037035;
-    s = s * u + 0.04;
-    s = s * u + 0.043478260869565216;
-    s = s * u + 0.047619047619047616;
-    s = s * u + 0.05263157894736842;
-    s = s * u + 0.058823529411764705;
-    s = s * u + 0.06666666666666667;
-    s = s * u + 0.07692307692307693;
-    s = s * u + 0.09090909090909091;
-    s = s * u + 0.1111111111111111;
-    s = s * u + 0.14285714285714285;
-    s = s * u + 0.2;
-    s = s * u + 0.3333333333333333;
+    s = fma(s, u, 0.034482758620689655);
+    s = fma(s, u, 0.037037037037037035);
+    s = fma(s, u, 0.04);
+    s = fma(s, u, 0.043478260869565216);
+    s = fma(s, u, 0.047619047619047616);
+    s = fma(s, u, 0.05263157894736842);
+    s = fma(s, u, 0.058823529411764705);
+    s = fma(s, u, 0.06666666666666667);
+    s = fma(s, u, 0.07692307692307693);
+    s = fma(s, u, 0.09090909090909091);
+    s = fma(s, u, 0.1111111111111111);
+    s = fma(s, u, 0.14285714285714285);
+    s = fma(s, u, 0.2);
+    s = fma(s, u, 0.3333333333333333);
     return x * t - 2.0 * (u * t) * s;
 }
 
@@ -238,18 +238,18 @@ static inline double symkl_from_bits(uint64_t bits) {
 /* S(u) = sum u^n/(2n+3), 13 terms: atanh(s) = s + s^3 S(s^2), |s| <= 1/5 */
 static inline double symkl_fast_series(double u) {
     double s = 0.037037037037037035;
-    s = s * u + 0.04;
-    s = s * u + 0.043478260869565216;
-    s = s * u + 0.047619047619047616;
-    s = s * u + 0.05263157894736842;
-    s = s * u + 0.058823529411764705;
-    s = s * u + 0.06666666666666667;
-    s = s * u + 0.07692307692307693;
-    s = s * u + 0.09090909090909091;
-    s = s * u + 0.1111111111111111;
-    s = s * u + 0.14285714285714285;
-    s = s * u + 0.2;
-    s = s * u + 0.3333333333333333;
+    s = fma(s, u, 0.04);
+    s = fma(s, u, 0.043478260869565216);
+    s = fma(s, u, 0.047619047619047616);
+    s = fma(s, u, 0.05263157894736842);
+    s = fma(s, u, 0.058823529411764705);
+    s = fma(s, u, 0.06666666666666667);
+    s = fma(s, u, 0.07692307692307693);
+    s = fma(s, u, 0.09090909090909091);
+    s = fma(s, u, 0.1111111111111111);
+    s = fma(s, u, 0.14285714285714285);
+    s = fma(s, u, 0.2);
+    s = fma(s, u, 0.3333333333333333);
     return s;
 }
 
@@ -303,18 +303,18 @@ static double symkl_lanes_total(const double *lane_sum, const double *lane_error
 /* e^r - 1 - r = r^2 P(r), 13 terms of sum r^k/k! (fact expm1mx-series) */
 static inline double symkl_fast_expm1mx(double r) {
     double s = 1.1470745597729725e-11;
-    s = s * r + 1.6059043836821613e-10;
-    s = s * r + 2.08767569878681e-09;
-    s = s * r + 2.505210838544172e-08;
-    s = s * r + 2.755731922398589e-07;
-    s = s * r + 2.7557319223985893e-06;
-    s = s * r + 2.48015873015873e-05;
-    s = s * r + 0.0001984126984126984;
-    s = s * r + 0.001388888888888889;
-    s = s * r + 0.008333333333333333;
-    s = s * r + 0.041666666666666664;
-    s = s * r + 0.16666666666666666;
-    s = s * r + 0.5;
+    s = fma(s, r, 1.6059043836821613e-10);
+    s = fma(s, r, 2.08767569878681e-09);
+    s = fma(s, r, 2.505210838544172e-08);
+    s = fma(s, r, 2.755731922398589e-07);
+    s = fma(s, r, 2.7557319223985893e-06);
+    s = fma(s, r, 2.48015873015873e-05);
+    s = fma(s, r, 0.0001984126984126984);
+    s = fma(s, r, 0.001388888888888889);
+    s = fma(s, r, 0.008333333333333333);
+    s = fma(s, r, 0.041666666666666664);
+    s = fma(s, r, 0.16666666666666666);
+    s = fma(s, r, 0.5);
     return (r * r) * s;
 }
 
@@ -792,7 +792,7 @@ SYMKL_VECTOR static int64_t symkl_block_std_normal_f32(int64_t n, const double *
 /* Row sums over k columns; argument j is read at p_j[r*row_j + c*col_j] (element
  * strides, 0 for broadcast axes).  Returns 0, or -(8*i + j) - 1 for the first invalid
  * argument j at flat position i when validate is set. */
-int64_t symkl_kl_var_f64(const double *p0, int64_t row0, int64_t col0, const double *p1, int64_t row1, int64_t col1, const double *p2, int64_t row2, int64_t col2, const double *p3, int64_t row3, int64_t col3,
+SYMKL_VECTOR int64_t symkl_kl_var_f64(const double *p0, int64_t row0, int64_t col0, const double *p1, int64_t row1, int64_t col1, const double *p2, int64_t row2, int64_t col2, const double *p3, int64_t row3, int64_t col3,
         int64_t rows, int64_t k, double *out, int32_t validate) {
     double buffer[4][SYMKL_BLOCK], terms[SYMKL_BLOCK];
     const int64_t width = (k + 3) & ~(int64_t)3;
@@ -872,7 +872,7 @@ int64_t symkl_kl_var_f64(const double *p0, int64_t row0, int64_t col0, const dou
     return 0;
 }
 
-int64_t symkl_kl_var_f32(const float *p0, int64_t row0, int64_t col0, const float *p1, int64_t row1, int64_t col1, const float *p2, int64_t row2, int64_t col2, const float *p3, int64_t row3, int64_t col3,
+SYMKL_VECTOR int64_t symkl_kl_var_f32(const float *p0, int64_t row0, int64_t col0, const float *p1, int64_t row1, int64_t col1, const float *p2, int64_t row2, int64_t col2, const float *p3, int64_t row3, int64_t col3,
         int64_t rows, int64_t k, float *out, int32_t validate) {
     double buffer[4][SYMKL_BLOCK], terms[SYMKL_BLOCK];
     const int64_t width = (k + 3) & ~(int64_t)3;
@@ -952,7 +952,7 @@ int64_t symkl_kl_var_f32(const float *p0, int64_t row0, int64_t col0, const floa
     return 0;
 }
 
-int64_t symkl_kl_std_f64(const double *p0, int64_t row0, int64_t col0, const double *p1, int64_t row1, int64_t col1, const double *p2, int64_t row2, int64_t col2, const double *p3, int64_t row3, int64_t col3,
+SYMKL_VECTOR int64_t symkl_kl_std_f64(const double *p0, int64_t row0, int64_t col0, const double *p1, int64_t row1, int64_t col1, const double *p2, int64_t row2, int64_t col2, const double *p3, int64_t row3, int64_t col3,
         int64_t rows, int64_t k, double *out, int32_t validate) {
     double buffer[4][SYMKL_BLOCK], terms[SYMKL_BLOCK];
     const int64_t width = (k + 3) & ~(int64_t)3;
@@ -1032,7 +1032,7 @@ int64_t symkl_kl_std_f64(const double *p0, int64_t row0, int64_t col0, const dou
     return 0;
 }
 
-int64_t symkl_kl_std_f32(const float *p0, int64_t row0, int64_t col0, const float *p1, int64_t row1, int64_t col1, const float *p2, int64_t row2, int64_t col2, const float *p3, int64_t row3, int64_t col3,
+SYMKL_VECTOR int64_t symkl_kl_std_f32(const float *p0, int64_t row0, int64_t col0, const float *p1, int64_t row1, int64_t col1, const float *p2, int64_t row2, int64_t col2, const float *p3, int64_t row3, int64_t col3,
         int64_t rows, int64_t k, float *out, int32_t validate) {
     double buffer[4][SYMKL_BLOCK], terms[SYMKL_BLOCK];
     const int64_t width = (k + 3) & ~(int64_t)3;
@@ -1112,7 +1112,7 @@ int64_t symkl_kl_std_f32(const float *p0, int64_t row0, int64_t col0, const floa
     return 0;
 }
 
-int64_t symkl_kl_logvar_f64(const double *p0, int64_t row0, int64_t col0, const double *p1, int64_t row1, int64_t col1, const double *p2, int64_t row2, int64_t col2, const double *p3, int64_t row3, int64_t col3,
+SYMKL_VECTOR int64_t symkl_kl_logvar_f64(const double *p0, int64_t row0, int64_t col0, const double *p1, int64_t row1, int64_t col1, const double *p2, int64_t row2, int64_t col2, const double *p3, int64_t row3, int64_t col3,
         int64_t rows, int64_t k, double *out, int32_t validate) {
     double buffer[4][SYMKL_BLOCK], terms[SYMKL_BLOCK];
     const int64_t width = (k + 3) & ~(int64_t)3;
@@ -1192,7 +1192,7 @@ int64_t symkl_kl_logvar_f64(const double *p0, int64_t row0, int64_t col0, const 
     return 0;
 }
 
-int64_t symkl_kl_logvar_f32(const float *p0, int64_t row0, int64_t col0, const float *p1, int64_t row1, int64_t col1, const float *p2, int64_t row2, int64_t col2, const float *p3, int64_t row3, int64_t col3,
+SYMKL_VECTOR int64_t symkl_kl_logvar_f32(const float *p0, int64_t row0, int64_t col0, const float *p1, int64_t row1, int64_t col1, const float *p2, int64_t row2, int64_t col2, const float *p3, int64_t row3, int64_t col3,
         int64_t rows, int64_t k, float *out, int32_t validate) {
     double buffer[4][SYMKL_BLOCK], terms[SYMKL_BLOCK];
     const int64_t width = (k + 3) & ~(int64_t)3;
@@ -1272,7 +1272,7 @@ int64_t symkl_kl_logvar_f32(const float *p0, int64_t row0, int64_t col0, const f
     return 0;
 }
 
-int64_t symkl_kl_std_normal_f64(const double *p0, int64_t row0, int64_t col0, const double *p1, int64_t row1, int64_t col1,
+SYMKL_VECTOR int64_t symkl_kl_std_normal_f64(const double *p0, int64_t row0, int64_t col0, const double *p1, int64_t row1, int64_t col1,
         int64_t rows, int64_t k, double *out, int32_t validate) {
     double buffer[2][SYMKL_BLOCK], terms[SYMKL_BLOCK];
     const int64_t width = (k + 3) & ~(int64_t)3;
@@ -1334,7 +1334,7 @@ int64_t symkl_kl_std_normal_f64(const double *p0, int64_t row0, int64_t col0, co
     return 0;
 }
 
-int64_t symkl_kl_std_normal_f32(const float *p0, int64_t row0, int64_t col0, const float *p1, int64_t row1, int64_t col1,
+SYMKL_VECTOR int64_t symkl_kl_std_normal_f32(const float *p0, int64_t row0, int64_t col0, const float *p1, int64_t row1, int64_t col1,
         int64_t rows, int64_t k, float *out, int32_t validate) {
     double buffer[2][SYMKL_BLOCK], terms[SYMKL_BLOCK];
     const int64_t width = (k + 3) & ~(int64_t)3;

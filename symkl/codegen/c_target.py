@@ -6,7 +6,7 @@ import string
 from importlib import resources
 
 import sympy as sp
-from sympy.codegen.cfunctions import log1p
+from sympy.codegen.cfunctions import fma, log1p
 
 from symkl.codegen.kernels import (
     EXACT_LOG_RATIO,
@@ -26,7 +26,6 @@ from symkl.codegen.kernels import (
     half_square,
     halved_difference,
     horner,
-    horner_step,
     identifier,
     input_difference,
     ln2_split,
@@ -222,11 +221,13 @@ def _const(name: str, value: sp.Expr | float, indent: str = "    ") -> str:
 
 
 def _horner_lines(coefficients: tuple[sp.Expr, ...], argument: str) -> list[str]:
-    """``s = sum coefficients[n] argument^n`` as C statements, Horner's rule."""
+    """``s = sum coefficients[n] argument^n`` as C statements, Horner's rule with each
+    step one fma (one rounding a step, half the instructions of a multiply and an add;
+    fma is correctly rounded in every instruction set, so the clones agree)."""
     s, u = variables(f"s {argument}")
     lines = [f"    double s = {literal(coefficients[-1])};"]
     lines += [
-        f"    s = {c_arithmetic(horner_step(s, u, sp.Float(float(c))))};"
+        f"    s = {c_arithmetic(fma(s, u, sp.Float(float(c))))};"
         for c in reversed(coefficients[:-1])
     ]
     return lines
@@ -805,7 +806,8 @@ def _c_signature(form: ParameterisedForm, suffix: str, ctype: str) -> list[str]:
         f"const {ctype} *p{j}, int64_t row{j}, int64_t col{j}" for j in range(len(form.parameters))
     )
     return [
-        f"int64_t symkl_kl_{identifier(form.name)}_{suffix}({pointers},",
+        # cloned like the blocks: the gather (and float32 -> double) loops vectorise too
+        f"SYMKL_VECTOR int64_t symkl_kl_{identifier(form.name)}_{suffix}({pointers},",
         f"        int64_t rows, int64_t k, {ctype} *out, int32_t validate) {{",
     ]
 
