@@ -808,7 +808,20 @@ SYMKL_VECTOR int64_t symkl_kl_var_f64(const double *p0, int64_t row0, int64_t co
         for (int64_t start = 0; start < k; start += step) {
             const int64_t span = k - start < step ? k - start : step;
             const int64_t padded = (span + 3) & ~(int64_t)3;
-            for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
+            const int direct = padded == span && col0 == 1 && (group_rows == 1 || row0 == span) && col1 == 1 && (group_rows == 1 || row1 == span) && col2 == 1 && (group_rows == 1 || row2 == span) && col3 == 1 && (group_rows == 1 || row3 == span);
+            const double *input[4];
+            if (direct) {
+                input[0] = p0 + r0 * row0 + start;
+                input[1] = p1 + r0 * row1 + start;
+                input[2] = p2 + r0 * row2 + start;
+                input[3] = p3 + r0 * row3 + start;
+            } else {
+                input[0] = buffer[0];
+                input[1] = buffer[1];
+                input[2] = buffer[2];
+                input[3] = buffer[3];
+            }
+            for (int64_t i = 0, at = 0; !direct && i < group_rows; ++i, at += padded) {
                 const double *source0 = p0 + (r0 + i) * row0 + start * col0;
                 if (col0 == 1) {
                     for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = (double)source0[c];
@@ -840,14 +853,14 @@ SYMKL_VECTOR int64_t symkl_kl_var_f64(const double *p0, int64_t row0, int64_t co
                     buffer[3][at + c] = 1.0;
                 }
             }
-            if (symkl_block_var_f64(group_rows * padded, buffer[0], buffer[1], buffer[2], buffer[3], terms)) {
+            if (symkl_block_var_f64(group_rows * padded, input[0], input[1], input[2], input[3], terms)) {
                 /* invalid input, or outside the fast kernel's range */
                 for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
                     for (int64_t c = 0; c < span; ++c) {
-                        const double mu_p = buffer[0][at + c];
-                        const double var_p = buffer[1][at + c];
-                        const double mu_q = buffer[2][at + c];
-                        const double var_q = buffer[3][at + c];
+                        const double mu_p = input[0][at + c];
+                        const double var_p = input[1][at + c];
+                        const double mu_q = input[2][at + c];
+                        const double var_q = input[3][at + c];
                         if (validate) {
                             const int64_t index = (r0 + i) * k + start + c;
                             if (!isfinite(mu_p)) return -(index * 8 + 0) - 1;
@@ -888,6 +901,11 @@ SYMKL_VECTOR int64_t symkl_kl_var_f32(const float *p0, int64_t row0, int64_t col
         for (int64_t start = 0; start < k; start += step) {
             const int64_t span = k - start < step ? k - start : step;
             const int64_t padded = (span + 3) & ~(int64_t)3;
+            const double *input[4];
+            input[0] = buffer[0];
+            input[1] = buffer[1];
+            input[2] = buffer[2];
+            input[3] = buffer[3];
             for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
                 const float *source0 = p0 + (r0 + i) * row0 + start * col0;
                 if (col0 == 1) {
@@ -920,14 +938,14 @@ SYMKL_VECTOR int64_t symkl_kl_var_f32(const float *p0, int64_t row0, int64_t col
                     buffer[3][at + c] = 1.0;
                 }
             }
-            if (symkl_block_var_f32(group_rows * padded, buffer[0], buffer[1], buffer[2], buffer[3], terms)) {
+            if (symkl_block_var_f32(group_rows * padded, input[0], input[1], input[2], input[3], terms)) {
                 /* invalid input, or outside the fast kernel's range */
                 for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
                     for (int64_t c = 0; c < span; ++c) {
-                        const double mu_p = buffer[0][at + c];
-                        const double var_p = buffer[1][at + c];
-                        const double mu_q = buffer[2][at + c];
-                        const double var_q = buffer[3][at + c];
+                        const double mu_p = input[0][at + c];
+                        const double var_p = input[1][at + c];
+                        const double mu_q = input[2][at + c];
+                        const double var_q = input[3][at + c];
                         if (validate) {
                             const int64_t index = (r0 + i) * k + start + c;
                             if (!isfinite(mu_p)) return -(index * 8 + 0) - 1;
@@ -968,7 +986,20 @@ SYMKL_VECTOR int64_t symkl_kl_std_f64(const double *p0, int64_t row0, int64_t co
         for (int64_t start = 0; start < k; start += step) {
             const int64_t span = k - start < step ? k - start : step;
             const int64_t padded = (span + 3) & ~(int64_t)3;
-            for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
+            const int direct = padded == span && col0 == 1 && (group_rows == 1 || row0 == span) && col1 == 1 && (group_rows == 1 || row1 == span) && col2 == 1 && (group_rows == 1 || row2 == span) && col3 == 1 && (group_rows == 1 || row3 == span);
+            const double *input[4];
+            if (direct) {
+                input[0] = p0 + r0 * row0 + start;
+                input[1] = p1 + r0 * row1 + start;
+                input[2] = p2 + r0 * row2 + start;
+                input[3] = p3 + r0 * row3 + start;
+            } else {
+                input[0] = buffer[0];
+                input[1] = buffer[1];
+                input[2] = buffer[2];
+                input[3] = buffer[3];
+            }
+            for (int64_t i = 0, at = 0; !direct && i < group_rows; ++i, at += padded) {
                 const double *source0 = p0 + (r0 + i) * row0 + start * col0;
                 if (col0 == 1) {
                     for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = (double)source0[c];
@@ -1000,14 +1031,14 @@ SYMKL_VECTOR int64_t symkl_kl_std_f64(const double *p0, int64_t row0, int64_t co
                     buffer[3][at + c] = 1.0;
                 }
             }
-            if (symkl_block_std_f64(group_rows * padded, buffer[0], buffer[1], buffer[2], buffer[3], terms)) {
+            if (symkl_block_std_f64(group_rows * padded, input[0], input[1], input[2], input[3], terms)) {
                 /* invalid input, or outside the fast kernel's range */
                 for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
                     for (int64_t c = 0; c < span; ++c) {
-                        const double mu_p = buffer[0][at + c];
-                        const double s_p = buffer[1][at + c];
-                        const double mu_q = buffer[2][at + c];
-                        const double s_q = buffer[3][at + c];
+                        const double mu_p = input[0][at + c];
+                        const double s_p = input[1][at + c];
+                        const double mu_q = input[2][at + c];
+                        const double s_q = input[3][at + c];
                         if (validate) {
                             const int64_t index = (r0 + i) * k + start + c;
                             if (!isfinite(mu_p)) return -(index * 8 + 0) - 1;
@@ -1048,6 +1079,11 @@ SYMKL_VECTOR int64_t symkl_kl_std_f32(const float *p0, int64_t row0, int64_t col
         for (int64_t start = 0; start < k; start += step) {
             const int64_t span = k - start < step ? k - start : step;
             const int64_t padded = (span + 3) & ~(int64_t)3;
+            const double *input[4];
+            input[0] = buffer[0];
+            input[1] = buffer[1];
+            input[2] = buffer[2];
+            input[3] = buffer[3];
             for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
                 const float *source0 = p0 + (r0 + i) * row0 + start * col0;
                 if (col0 == 1) {
@@ -1080,14 +1116,14 @@ SYMKL_VECTOR int64_t symkl_kl_std_f32(const float *p0, int64_t row0, int64_t col
                     buffer[3][at + c] = 1.0;
                 }
             }
-            if (symkl_block_std_f32(group_rows * padded, buffer[0], buffer[1], buffer[2], buffer[3], terms)) {
+            if (symkl_block_std_f32(group_rows * padded, input[0], input[1], input[2], input[3], terms)) {
                 /* invalid input, or outside the fast kernel's range */
                 for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
                     for (int64_t c = 0; c < span; ++c) {
-                        const double mu_p = buffer[0][at + c];
-                        const double s_p = buffer[1][at + c];
-                        const double mu_q = buffer[2][at + c];
-                        const double s_q = buffer[3][at + c];
+                        const double mu_p = input[0][at + c];
+                        const double s_p = input[1][at + c];
+                        const double mu_q = input[2][at + c];
+                        const double s_q = input[3][at + c];
                         if (validate) {
                             const int64_t index = (r0 + i) * k + start + c;
                             if (!isfinite(mu_p)) return -(index * 8 + 0) - 1;
@@ -1128,7 +1164,20 @@ SYMKL_VECTOR int64_t symkl_kl_logvar_f64(const double *p0, int64_t row0, int64_t
         for (int64_t start = 0; start < k; start += step) {
             const int64_t span = k - start < step ? k - start : step;
             const int64_t padded = (span + 3) & ~(int64_t)3;
-            for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
+            const int direct = padded == span && col0 == 1 && (group_rows == 1 || row0 == span) && col1 == 1 && (group_rows == 1 || row1 == span) && col2 == 1 && (group_rows == 1 || row2 == span) && col3 == 1 && (group_rows == 1 || row3 == span);
+            const double *input[4];
+            if (direct) {
+                input[0] = p0 + r0 * row0 + start;
+                input[1] = p1 + r0 * row1 + start;
+                input[2] = p2 + r0 * row2 + start;
+                input[3] = p3 + r0 * row3 + start;
+            } else {
+                input[0] = buffer[0];
+                input[1] = buffer[1];
+                input[2] = buffer[2];
+                input[3] = buffer[3];
+            }
+            for (int64_t i = 0, at = 0; !direct && i < group_rows; ++i, at += padded) {
                 const double *source0 = p0 + (r0 + i) * row0 + start * col0;
                 if (col0 == 1) {
                     for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = (double)source0[c];
@@ -1160,14 +1209,14 @@ SYMKL_VECTOR int64_t symkl_kl_logvar_f64(const double *p0, int64_t row0, int64_t
                     buffer[3][at + c] = 0.0;
                 }
             }
-            if (symkl_block_logvar_f64(group_rows * padded, buffer[0], buffer[1], buffer[2], buffer[3], terms)) {
+            if (symkl_block_logvar_f64(group_rows * padded, input[0], input[1], input[2], input[3], terms)) {
                 /* invalid input, or outside the fast kernel's range */
                 for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
                     for (int64_t c = 0; c < span; ++c) {
-                        const double mu_p = buffer[0][at + c];
-                        const double logvar_p = buffer[1][at + c];
-                        const double mu_q = buffer[2][at + c];
-                        const double logvar_q = buffer[3][at + c];
+                        const double mu_p = input[0][at + c];
+                        const double logvar_p = input[1][at + c];
+                        const double mu_q = input[2][at + c];
+                        const double logvar_q = input[3][at + c];
                         if (validate) {
                             const int64_t index = (r0 + i) * k + start + c;
                             if (!isfinite(mu_p)) return -(index * 8 + 0) - 1;
@@ -1208,6 +1257,11 @@ SYMKL_VECTOR int64_t symkl_kl_logvar_f32(const float *p0, int64_t row0, int64_t 
         for (int64_t start = 0; start < k; start += step) {
             const int64_t span = k - start < step ? k - start : step;
             const int64_t padded = (span + 3) & ~(int64_t)3;
+            const double *input[4];
+            input[0] = buffer[0];
+            input[1] = buffer[1];
+            input[2] = buffer[2];
+            input[3] = buffer[3];
             for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
                 const float *source0 = p0 + (r0 + i) * row0 + start * col0;
                 if (col0 == 1) {
@@ -1240,14 +1294,14 @@ SYMKL_VECTOR int64_t symkl_kl_logvar_f32(const float *p0, int64_t row0, int64_t 
                     buffer[3][at + c] = 0.0;
                 }
             }
-            if (symkl_block_logvar_f32(group_rows * padded, buffer[0], buffer[1], buffer[2], buffer[3], terms)) {
+            if (symkl_block_logvar_f32(group_rows * padded, input[0], input[1], input[2], input[3], terms)) {
                 /* invalid input, or outside the fast kernel's range */
                 for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
                     for (int64_t c = 0; c < span; ++c) {
-                        const double mu_p = buffer[0][at + c];
-                        const double logvar_p = buffer[1][at + c];
-                        const double mu_q = buffer[2][at + c];
-                        const double logvar_q = buffer[3][at + c];
+                        const double mu_p = input[0][at + c];
+                        const double logvar_p = input[1][at + c];
+                        const double mu_q = input[2][at + c];
+                        const double logvar_q = input[3][at + c];
                         if (validate) {
                             const int64_t index = (r0 + i) * k + start + c;
                             if (!isfinite(mu_p)) return -(index * 8 + 0) - 1;
@@ -1288,7 +1342,16 @@ SYMKL_VECTOR int64_t symkl_kl_std_normal_f64(const double *p0, int64_t row0, int
         for (int64_t start = 0; start < k; start += step) {
             const int64_t span = k - start < step ? k - start : step;
             const int64_t padded = (span + 3) & ~(int64_t)3;
-            for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
+            const int direct = padded == span && col0 == 1 && (group_rows == 1 || row0 == span) && col1 == 1 && (group_rows == 1 || row1 == span);
+            const double *input[2];
+            if (direct) {
+                input[0] = p0 + r0 * row0 + start;
+                input[1] = p1 + r0 * row1 + start;
+            } else {
+                input[0] = buffer[0];
+                input[1] = buffer[1];
+            }
+            for (int64_t i = 0, at = 0; !direct && i < group_rows; ++i, at += padded) {
                 const double *source0 = p0 + (r0 + i) * row0 + start * col0;
                 if (col0 == 1) {
                     for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = (double)source0[c];
@@ -1306,12 +1369,12 @@ SYMKL_VECTOR int64_t symkl_kl_std_normal_f64(const double *p0, int64_t row0, int
                     buffer[1][at + c] = 0.0;
                 }
             }
-            if (symkl_block_std_normal_f64(group_rows * padded, buffer[0], buffer[1], terms)) {
+            if (symkl_block_std_normal_f64(group_rows * padded, input[0], input[1], terms)) {
                 /* invalid input, or outside the fast kernel's range */
                 for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
                     for (int64_t c = 0; c < span; ++c) {
-                        const double mu = buffer[0][at + c];
-                        const double logvar = buffer[1][at + c];
+                        const double mu = input[0][at + c];
+                        const double logvar = input[1][at + c];
                         if (validate) {
                             const int64_t index = (r0 + i) * k + start + c;
                             if (!isfinite(mu)) return -(index * 8 + 0) - 1;
@@ -1350,6 +1413,9 @@ SYMKL_VECTOR int64_t symkl_kl_std_normal_f32(const float *p0, int64_t row0, int6
         for (int64_t start = 0; start < k; start += step) {
             const int64_t span = k - start < step ? k - start : step;
             const int64_t padded = (span + 3) & ~(int64_t)3;
+            const double *input[2];
+            input[0] = buffer[0];
+            input[1] = buffer[1];
             for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
                 const float *source0 = p0 + (r0 + i) * row0 + start * col0;
                 if (col0 == 1) {
@@ -1368,12 +1434,12 @@ SYMKL_VECTOR int64_t symkl_kl_std_normal_f32(const float *p0, int64_t row0, int6
                     buffer[1][at + c] = 0.0;
                 }
             }
-            if (symkl_block_std_normal_f32(group_rows * padded, buffer[0], buffer[1], terms)) {
+            if (symkl_block_std_normal_f32(group_rows * padded, input[0], input[1], terms)) {
                 /* invalid input, or outside the fast kernel's range */
                 for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
                     for (int64_t c = 0; c < span; ++c) {
-                        const double mu = buffer[0][at + c];
-                        const double logvar = buffer[1][at + c];
+                        const double mu = input[0][at + c];
+                        const double logvar = input[1][at + c];
                         if (validate) {
                             const int64_t index = (r0 + i) * k + start + c;
                             if (!isfinite(mu)) return -(index * 8 + 0) - 1;

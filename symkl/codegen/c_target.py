@@ -840,12 +840,35 @@ def _c_block_loop(form: ParameterisedForm, suffix: str, ctype: str) -> list[str]
     ]
     pad_lines = [f"                    buffer[{j}][at + c] = {pads[j]};" for j in range(count)]
     unpack = [
-        f"                        const double {p} = buffer[{j}][at + c];"
+        f"                        const double {p} = input[{j}][at + c];"
         for j, p in enumerate(form.parameters)
     ]
     checks = [f"                            {check}" for check in _validation(form)]
     call = ", ".join(str(p) for p in form.parameters)
-    buffers = ", ".join(f"buffer[{j}]" for j in range(count))
+    buffers = ", ".join(f"input[{j}]" for j in range(count))
+    if ctype == "double":
+        # float64 rows read in place where the block is contiguous in every argument
+        # (unit column strides, rows of a multiple of 4 back to back): no copy
+        in_place = " && ".join(
+            f"col{j} == 1 && (group_rows == 1 || row{j} == span)" for j in range(count)
+        )
+        gather = [
+            "            const int direct = padded == span && " + in_place + ";",
+            f"            const double *input[{count}];",
+            "            if (direct) {",
+            *(f"                input[{j}] = p{j} + r0 * row{j} + start;" for j in range(count)),
+            "            } else {",
+            *(f"                input[{j}] = buffer[{j}];" for j in range(count)),
+            "            }",
+            "            for (int64_t i = 0, at = 0; !direct && i < group_rows;"
+            " ++i, at += padded) {",
+        ]
+    else:
+        gather = [
+            f"            const double *input[{count}];",
+            *(f"            input[{j}] = buffer[{j}];" for j in range(count)),
+            "            for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {",
+        ]
     return [
         *_c_signature(form, suffix, ctype),
         f"    double buffer[{count}][SYMKL_BLOCK], terms[SYMKL_BLOCK];",
@@ -863,7 +886,7 @@ def _c_block_loop(form: ParameterisedForm, suffix: str, ctype: str) -> list[str]
         "        for (int64_t start = 0; start < k; start += step) {",
         "            const int64_t span = k - start < step ? k - start : step;",
         "            const int64_t padded = (span + 3) & ~(int64_t)3;",
-        "            for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {",
+        *gather,
         *loads,
         "                for (int64_t c = span; c < padded; ++c) {",
         *pad_lines,
