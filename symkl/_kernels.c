@@ -808,7 +808,7 @@ SYMKL_VECTOR int64_t symkl_kl_var_f64(const double *p0, int64_t row0, int64_t co
         for (int64_t start = 0; start < k; start += step) {
             const int64_t span = k - start < step ? k - start : step;
             const int64_t padded = (span + 3) & ~(int64_t)3;
-            const int direct = padded == span && col0 == 1 && (group_rows == 1 || row0 == span) && col1 == 1 && (group_rows == 1 || row1 == span) && col2 == 1 && (group_rows == 1 || row2 == span) && col3 == 1 && (group_rows == 1 || row3 == span);
+            const int direct = group_rows == 1 && padded == span && col0 == 1 && col1 == 1 && col2 == 1 && col3 == 1;
             const double *input[4];
             if (direct) {
                 input[0] = p0 + r0 * row0 + start;
@@ -986,7 +986,7 @@ SYMKL_VECTOR int64_t symkl_kl_std_f64(const double *p0, int64_t row0, int64_t co
         for (int64_t start = 0; start < k; start += step) {
             const int64_t span = k - start < step ? k - start : step;
             const int64_t padded = (span + 3) & ~(int64_t)3;
-            const int direct = padded == span && col0 == 1 && (group_rows == 1 || row0 == span) && col1 == 1 && (group_rows == 1 || row1 == span) && col2 == 1 && (group_rows == 1 || row2 == span) && col3 == 1 && (group_rows == 1 || row3 == span);
+            const int direct = group_rows == 1 && padded == span && col0 == 1 && col1 == 1 && col2 == 1 && col3 == 1;
             const double *input[4];
             if (direct) {
                 input[0] = p0 + r0 * row0 + start;
@@ -1164,7 +1164,7 @@ SYMKL_VECTOR int64_t symkl_kl_logvar_f64(const double *p0, int64_t row0, int64_t
         for (int64_t start = 0; start < k; start += step) {
             const int64_t span = k - start < step ? k - start : step;
             const int64_t padded = (span + 3) & ~(int64_t)3;
-            const int direct = padded == span && col0 == 1 && (group_rows == 1 || row0 == span) && col1 == 1 && (group_rows == 1 || row1 == span) && col2 == 1 && (group_rows == 1 || row2 == span) && col3 == 1 && (group_rows == 1 || row3 == span);
+            const int direct = group_rows == 1 && padded == span && col0 == 1 && col1 == 1 && col2 == 1 && col3 == 1;
             const double *input[4];
             if (direct) {
                 input[0] = p0 + r0 * row0 + start;
@@ -1342,7 +1342,7 @@ SYMKL_VECTOR int64_t symkl_kl_std_normal_f64(const double *p0, int64_t row0, int
         for (int64_t start = 0; start < k; start += step) {
             const int64_t span = k - start < step ? k - start : step;
             const int64_t padded = (span + 3) & ~(int64_t)3;
-            const int direct = padded == span && col0 == 1 && (group_rows == 1 || row0 == span) && col1 == 1 && (group_rows == 1 || row1 == span);
+            const int direct = group_rows == 1 && padded == span && col0 == 1 && col1 == 1;
             const double *input[2];
             if (direct) {
                 input[0] = p0 + r0 * row0 + start;

@@ -104,8 +104,9 @@ def test_a_row_does_not_depend_on_its_neighbours_or_on_k_blocking(k):
 @pytest.mark.parametrize("param", ["var", "std", "logvar"])
 @pytest.mark.parametrize("k", [4, 7, 16, 256, 512, 700])
 def test_rows_read_in_place_and_gathered_rows_give_the_same_bits(param, k):
-    """float64 blocks contiguous in every argument are read in place, the others are
-    copied (strided, broadcast, odd k): the same arithmetic, so the same bits."""
+    """float64 blocks of one long row with unit column strides are read in place, the
+    others are copied (short rows, strided, broadcast, odd k): the same arithmetic, so
+    the same bits."""
     kind = "std" if param == "std" else param
     arrays = generate_cases("diag", kind, "float64", 24, seed=k, k=k)
     columns = [np.ascontiguousarray(arrays[n]) for n in ("mu_p", "s_p", "mu_q", "s_q")]
