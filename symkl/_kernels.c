@@ -24,20 +24,20 @@ static inline double symkl_excess_series(double x) {
     const double t = x / (2.0 + x);
     const double u = t * t;
     double s = 0.03225806451612903;
-    s = s * u + 0.034482758620689655;
-    s = s * u + 0.037037037037037035;
-    s = s * u + 0.04;
-    s = s * u + 0.043478260869565216;
-    s = s * u + 0.047619047619047616;
-    s = s * u + 0.05263157894736842;
-    s = s * u + 0.058823529411764705;
-    s = s * u + 0.06666666666666667;
-    s = s * u + 0.07692307692307693;
-    s = s * u + 0.09090909090909091;
-    s = s * u + 0.1111111111111111;
-    s = s * u + 0.14285714285714285;
-    s = s * u + 0.2;
-    s = s * u + 0.3333333333333333;
+    s = fma(s, u, 0.034482758620689655);
+    s = fma(s, u, 0.037037037037037035);
+    s = fma(s, u, 0.04);
+    s = fma(s, u, 0.043478260869565216);
+    s = fma(s, u, 0.047619047619047616);
+    s = fma(s, u, 0.05263157894736842);
+    s = fma(s, u, 0.058823529411764705);
+    s = fma(s, u, 0.06666666666666667);
+    s = fma(s, u, 0.07692307692307693);
+    s = fma(s, u, 0.09090909090909091);
+    s = fma(s, u, 0.1111111111111111);
+    s = fma(s, u, 0.14285714285714285);
+    s = fma(s, u, 0.2);
+    s = fma(s, u, 0.3333333333333333);
     return x * t - 2.0 * (u * t) * s;
 }
 
@@ -238,18 +238,18 @@ static inline double symkl_from_bits(uint64_t bits) {
 /* S(u) = sum u^n/(2n+3), 13 terms: atanh(s) = s + s^3 S(s^2), |s| <= 1/5 */
 static inline double symkl_fast_series(double u) {
     double s = 0.037037037037037035;
-    s = s * u + 0.04;
-    s = s * u + 0.043478260869565216;
-    s = s * u + 0.047619047619047616;
-    s = s * u + 0.05263157894736842;
-    s = s * u + 0.058823529411764705;
-    s = s * u + 0.06666666666666667;
-    s = s * u + 0.07692307692307693;
-    s = s * u + 0.09090909090909091;
-    s = s * u + 0.1111111111111111;
-    s = s * u + 0.14285714285714285;
-    s = s * u + 0.2;
-    s = s * u + 0.3333333333333333;
+    s = fma(s, u, 0.04);
+    s = fma(s, u, 0.043478260869565216);
+    s = fma(s, u, 0.047619047619047616);
+    s = fma(s, u, 0.05263157894736842);
+    s = fma(s, u, 0.058823529411764705);
+    s = fma(s, u, 0.06666666666666667);
+    s = fma(s, u, 0.07692307692307693);
+    s = fma(s, u, 0.09090909090909091);
+    s = fma(s, u, 0.1111111111111111);
+    s = fma(s, u, 0.14285714285714285);
+    s = fma(s, u, 0.2);
+    s = fma(s, u, 0.3333333333333333);
     return s;
 }
 
@@ -303,18 +303,18 @@ static double symkl_lanes_total(const double *lane_sum, const double *lane_error
 /* e^r - 1 - r = r^2 P(r), 13 terms of sum r^k/k! (fact expm1mx-series) */
 static inline double symkl_fast_expm1mx(double r) {
     double s = 1.1470745597729725e-11;
-    s = s * r + 1.6059043836821613e-10;
-    s = s * r + 2.08767569878681e-09;
-    s = s * r + 2.505210838544172e-08;
-    s = s * r + 2.755731922398589e-07;
-    s = s * r + 2.7557319223985893e-06;
-    s = s * r + 2.48015873015873e-05;
-    s = s * r + 0.0001984126984126984;
-    s = s * r + 0.001388888888888889;
-    s = s * r + 0.008333333333333333;
-    s = s * r + 0.041666666666666664;
-    s = s * r + 0.16666666666666666;
-    s = s * r + 0.5;
+    s = fma(s, r, 1.6059043836821613e-10);
+    s = fma(s, r, 2.08767569878681e-09);
+    s = fma(s, r, 2.505210838544172e-08);
+    s = fma(s, r, 2.755731922398589e-07);
+    s = fma(s, r, 2.7557319223985893e-06);
+    s = fma(s, r, 2.48015873015873e-05);
+    s = fma(s, r, 0.0001984126984126984);
+    s = fma(s, r, 0.001388888888888889);
+    s = fma(s, r, 0.008333333333333333);
+    s = fma(s, r, 0.041666666666666664);
+    s = fma(s, r, 0.16666666666666666);
+    s = fma(s, r, 0.5);
     return (r * r) * s;
 }
 
@@ -792,7 +792,7 @@ SYMKL_VECTOR static int64_t symkl_block_std_normal_f32(int64_t n, const double *
 /* Row sums over k columns; argument j is read at p_j[r*row_j + c*col_j] (element
  * strides, 0 for broadcast axes).  Returns 0, or -(8*i + j) - 1 for the first invalid
  * argument j at flat position i when validate is set. */
-int64_t symkl_kl_var_f64(const double *p0, int64_t row0, int64_t col0, const double *p1, int64_t row1, int64_t col1, const double *p2, int64_t row2, int64_t col2, const double *p3, int64_t row3, int64_t col3,
+SYMKL_VECTOR int64_t symkl_kl_var_f64(const double *p0, int64_t row0, int64_t col0, const double *p1, int64_t row1, int64_t col1, const double *p2, int64_t row2, int64_t col2, const double *p3, int64_t row3, int64_t col3,
         int64_t rows, int64_t k, double *out, int32_t validate) {
     double buffer[4][SYMKL_BLOCK], terms[SYMKL_BLOCK];
     const int64_t width = (k + 3) & ~(int64_t)3;
@@ -808,7 +808,20 @@ int64_t symkl_kl_var_f64(const double *p0, int64_t row0, int64_t col0, const dou
         for (int64_t start = 0; start < k; start += step) {
             const int64_t span = k - start < step ? k - start : step;
             const int64_t padded = (span + 3) & ~(int64_t)3;
-            for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
+            const int direct = group_rows == 1 && padded == span && col0 == 1 && col1 == 1 && col2 == 1 && col3 == 1;
+            const double *input[4];
+            if (direct) {
+                input[0] = p0 + r0 * row0 + start;
+                input[1] = p1 + r0 * row1 + start;
+                input[2] = p2 + r0 * row2 + start;
+                input[3] = p3 + r0 * row3 + start;
+            } else {
+                input[0] = buffer[0];
+                input[1] = buffer[1];
+                input[2] = buffer[2];
+                input[3] = buffer[3];
+            }
+            for (int64_t i = 0, at = 0; !direct && i < group_rows; ++i, at += padded) {
                 const double *source0 = p0 + (r0 + i) * row0 + start * col0;
                 if (col0 == 1) {
                     for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = (double)source0[c];
@@ -840,14 +853,14 @@ int64_t symkl_kl_var_f64(const double *p0, int64_t row0, int64_t col0, const dou
                     buffer[3][at + c] = 1.0;
                 }
             }
-            if (symkl_block_var_f64(group_rows * padded, buffer[0], buffer[1], buffer[2], buffer[3], terms)) {
+            if (symkl_block_var_f64(group_rows * padded, input[0], input[1], input[2], input[3], terms)) {
                 /* invalid input, or outside the fast kernel's range */
                 for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
                     for (int64_t c = 0; c < span; ++c) {
-                        const double mu_p = buffer[0][at + c];
-                        const double var_p = buffer[1][at + c];
-                        const double mu_q = buffer[2][at + c];
-                        const double var_q = buffer[3][at + c];
+                        const double mu_p = input[0][at + c];
+                        const double var_p = input[1][at + c];
+                        const double mu_q = input[2][at + c];
+                        const double var_q = input[3][at + c];
                         if (validate) {
                             const int64_t index = (r0 + i) * k + start + c;
                             if (!isfinite(mu_p)) return -(index * 8 + 0) - 1;
@@ -872,7 +885,7 @@ int64_t symkl_kl_var_f64(const double *p0, int64_t row0, int64_t col0, const dou
     return 0;
 }
 
-int64_t symkl_kl_var_f32(const float *p0, int64_t row0, int64_t col0, const float *p1, int64_t row1, int64_t col1, const float *p2, int64_t row2, int64_t col2, const float *p3, int64_t row3, int64_t col3,
+SYMKL_VECTOR int64_t symkl_kl_var_f32(const float *p0, int64_t row0, int64_t col0, const float *p1, int64_t row1, int64_t col1, const float *p2, int64_t row2, int64_t col2, const float *p3, int64_t row3, int64_t col3,
         int64_t rows, int64_t k, float *out, int32_t validate) {
     double buffer[4][SYMKL_BLOCK], terms[SYMKL_BLOCK];
     const int64_t width = (k + 3) & ~(int64_t)3;
@@ -888,6 +901,11 @@ int64_t symkl_kl_var_f32(const float *p0, int64_t row0, int64_t col0, const floa
         for (int64_t start = 0; start < k; start += step) {
             const int64_t span = k - start < step ? k - start : step;
             const int64_t padded = (span + 3) & ~(int64_t)3;
+            const double *input[4];
+            input[0] = buffer[0];
+            input[1] = buffer[1];
+            input[2] = buffer[2];
+            input[3] = buffer[3];
             for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
                 const float *source0 = p0 + (r0 + i) * row0 + start * col0;
                 if (col0 == 1) {
@@ -920,14 +938,14 @@ int64_t symkl_kl_var_f32(const float *p0, int64_t row0, int64_t col0, const floa
                     buffer[3][at + c] = 1.0;
                 }
             }
-            if (symkl_block_var_f32(group_rows * padded, buffer[0], buffer[1], buffer[2], buffer[3], terms)) {
+            if (symkl_block_var_f32(group_rows * padded, input[0], input[1], input[2], input[3], terms)) {
                 /* invalid input, or outside the fast kernel's range */
                 for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
                     for (int64_t c = 0; c < span; ++c) {
-                        const double mu_p = buffer[0][at + c];
-                        const double var_p = buffer[1][at + c];
-                        const double mu_q = buffer[2][at + c];
-                        const double var_q = buffer[3][at + c];
+                        const double mu_p = input[0][at + c];
+                        const double var_p = input[1][at + c];
+                        const double mu_q = input[2][at + c];
+                        const double var_q = input[3][at + c];
                         if (validate) {
                             const int64_t index = (r0 + i) * k + start + c;
                             if (!isfinite(mu_p)) return -(index * 8 + 0) - 1;
@@ -952,7 +970,7 @@ int64_t symkl_kl_var_f32(const float *p0, int64_t row0, int64_t col0, const floa
     return 0;
 }
 
-int64_t symkl_kl_std_f64(const double *p0, int64_t row0, int64_t col0, const double *p1, int64_t row1, int64_t col1, const double *p2, int64_t row2, int64_t col2, const double *p3, int64_t row3, int64_t col3,
+SYMKL_VECTOR int64_t symkl_kl_std_f64(const double *p0, int64_t row0, int64_t col0, const double *p1, int64_t row1, int64_t col1, const double *p2, int64_t row2, int64_t col2, const double *p3, int64_t row3, int64_t col3,
         int64_t rows, int64_t k, double *out, int32_t validate) {
     double buffer[4][SYMKL_BLOCK], terms[SYMKL_BLOCK];
     const int64_t width = (k + 3) & ~(int64_t)3;
@@ -968,7 +986,20 @@ int64_t symkl_kl_std_f64(const double *p0, int64_t row0, int64_t col0, const dou
         for (int64_t start = 0; start < k; start += step) {
             const int64_t span = k - start < step ? k - start : step;
             const int64_t padded = (span + 3) & ~(int64_t)3;
-            for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
+            const int direct = group_rows == 1 && padded == span && col0 == 1 && col1 == 1 && col2 == 1 && col3 == 1;
+            const double *input[4];
+            if (direct) {
+                input[0] = p0 + r0 * row0 + start;
+                input[1] = p1 + r0 * row1 + start;
+                input[2] = p2 + r0 * row2 + start;
+                input[3] = p3 + r0 * row3 + start;
+            } else {
+                input[0] = buffer[0];
+                input[1] = buffer[1];
+                input[2] = buffer[2];
+                input[3] = buffer[3];
+            }
+            for (int64_t i = 0, at = 0; !direct && i < group_rows; ++i, at += padded) {
                 const double *source0 = p0 + (r0 + i) * row0 + start * col0;
                 if (col0 == 1) {
                     for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = (double)source0[c];
@@ -1000,14 +1031,14 @@ int64_t symkl_kl_std_f64(const double *p0, int64_t row0, int64_t col0, const dou
                     buffer[3][at + c] = 1.0;
                 }
             }
-            if (symkl_block_std_f64(group_rows * padded, buffer[0], buffer[1], buffer[2], buffer[3], terms)) {
+            if (symkl_block_std_f64(group_rows * padded, input[0], input[1], input[2], input[3], terms)) {
                 /* invalid input, or outside the fast kernel's range */
                 for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
                     for (int64_t c = 0; c < span; ++c) {
-                        const double mu_p = buffer[0][at + c];
-                        const double s_p = buffer[1][at + c];
-                        const double mu_q = buffer[2][at + c];
-                        const double s_q = buffer[3][at + c];
+                        const double mu_p = input[0][at + c];
+                        const double s_p = input[1][at + c];
+                        const double mu_q = input[2][at + c];
+                        const double s_q = input[3][at + c];
                         if (validate) {
                             const int64_t index = (r0 + i) * k + start + c;
                             if (!isfinite(mu_p)) return -(index * 8 + 0) - 1;
@@ -1032,7 +1063,7 @@ int64_t symkl_kl_std_f64(const double *p0, int64_t row0, int64_t col0, const dou
     return 0;
 }
 
-int64_t symkl_kl_std_f32(const float *p0, int64_t row0, int64_t col0, const float *p1, int64_t row1, int64_t col1, const float *p2, int64_t row2, int64_t col2, const float *p3, int64_t row3, int64_t col3,
+SYMKL_VECTOR int64_t symkl_kl_std_f32(const float *p0, int64_t row0, int64_t col0, const float *p1, int64_t row1, int64_t col1, const float *p2, int64_t row2, int64_t col2, const float *p3, int64_t row3, int64_t col3,
         int64_t rows, int64_t k, float *out, int32_t validate) {
     double buffer[4][SYMKL_BLOCK], terms[SYMKL_BLOCK];
     const int64_t width = (k + 3) & ~(int64_t)3;
@@ -1048,6 +1079,11 @@ int64_t symkl_kl_std_f32(const float *p0, int64_t row0, int64_t col0, const floa
         for (int64_t start = 0; start < k; start += step) {
             const int64_t span = k - start < step ? k - start : step;
             const int64_t padded = (span + 3) & ~(int64_t)3;
+            const double *input[4];
+            input[0] = buffer[0];
+            input[1] = buffer[1];
+            input[2] = buffer[2];
+            input[3] = buffer[3];
             for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
                 const float *source0 = p0 + (r0 + i) * row0 + start * col0;
                 if (col0 == 1) {
@@ -1080,14 +1116,14 @@ int64_t symkl_kl_std_f32(const float *p0, int64_t row0, int64_t col0, const floa
                     buffer[3][at + c] = 1.0;
                 }
             }
-            if (symkl_block_std_f32(group_rows * padded, buffer[0], buffer[1], buffer[2], buffer[3], terms)) {
+            if (symkl_block_std_f32(group_rows * padded, input[0], input[1], input[2], input[3], terms)) {
                 /* invalid input, or outside the fast kernel's range */
                 for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
                     for (int64_t c = 0; c < span; ++c) {
-                        const double mu_p = buffer[0][at + c];
-                        const double s_p = buffer[1][at + c];
-                        const double mu_q = buffer[2][at + c];
-                        const double s_q = buffer[3][at + c];
+                        const double mu_p = input[0][at + c];
+                        const double s_p = input[1][at + c];
+                        const double mu_q = input[2][at + c];
+                        const double s_q = input[3][at + c];
                         if (validate) {
                             const int64_t index = (r0 + i) * k + start + c;
                             if (!isfinite(mu_p)) return -(index * 8 + 0) - 1;
@@ -1112,7 +1148,7 @@ int64_t symkl_kl_std_f32(const float *p0, int64_t row0, int64_t col0, const floa
     return 0;
 }
 
-int64_t symkl_kl_logvar_f64(const double *p0, int64_t row0, int64_t col0, const double *p1, int64_t row1, int64_t col1, const double *p2, int64_t row2, int64_t col2, const double *p3, int64_t row3, int64_t col3,
+SYMKL_VECTOR int64_t symkl_kl_logvar_f64(const double *p0, int64_t row0, int64_t col0, const double *p1, int64_t row1, int64_t col1, const double *p2, int64_t row2, int64_t col2, const double *p3, int64_t row3, int64_t col3,
         int64_t rows, int64_t k, double *out, int32_t validate) {
     double buffer[4][SYMKL_BLOCK], terms[SYMKL_BLOCK];
     const int64_t width = (k + 3) & ~(int64_t)3;
@@ -1128,7 +1164,20 @@ int64_t symkl_kl_logvar_f64(const double *p0, int64_t row0, int64_t col0, const 
         for (int64_t start = 0; start < k; start += step) {
             const int64_t span = k - start < step ? k - start : step;
             const int64_t padded = (span + 3) & ~(int64_t)3;
-            for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
+            const int direct = group_rows == 1 && padded == span && col0 == 1 && col1 == 1 && col2 == 1 && col3 == 1;
+            const double *input[4];
+            if (direct) {
+                input[0] = p0 + r0 * row0 + start;
+                input[1] = p1 + r0 * row1 + start;
+                input[2] = p2 + r0 * row2 + start;
+                input[3] = p3 + r0 * row3 + start;
+            } else {
+                input[0] = buffer[0];
+                input[1] = buffer[1];
+                input[2] = buffer[2];
+                input[3] = buffer[3];
+            }
+            for (int64_t i = 0, at = 0; !direct && i < group_rows; ++i, at += padded) {
                 const double *source0 = p0 + (r0 + i) * row0 + start * col0;
                 if (col0 == 1) {
                     for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = (double)source0[c];
@@ -1160,14 +1209,14 @@ int64_t symkl_kl_logvar_f64(const double *p0, int64_t row0, int64_t col0, const 
                     buffer[3][at + c] = 0.0;
                 }
             }
-            if (symkl_block_logvar_f64(group_rows * padded, buffer[0], buffer[1], buffer[2], buffer[3], terms)) {
+            if (symkl_block_logvar_f64(group_rows * padded, input[0], input[1], input[2], input[3], terms)) {
                 /* invalid input, or outside the fast kernel's range */
                 for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
                     for (int64_t c = 0; c < span; ++c) {
-                        const double mu_p = buffer[0][at + c];
-                        const double logvar_p = buffer[1][at + c];
-                        const double mu_q = buffer[2][at + c];
-                        const double logvar_q = buffer[3][at + c];
+                        const double mu_p = input[0][at + c];
+                        const double logvar_p = input[1][at + c];
+                        const double mu_q = input[2][at + c];
+                        const double logvar_q = input[3][at + c];
                         if (validate) {
                             const int64_t index = (r0 + i) * k + start + c;
                             if (!isfinite(mu_p)) return -(index * 8 + 0) - 1;
@@ -1192,7 +1241,7 @@ int64_t symkl_kl_logvar_f64(const double *p0, int64_t row0, int64_t col0, const 
     return 0;
 }
 
-int64_t symkl_kl_logvar_f32(const float *p0, int64_t row0, int64_t col0, const float *p1, int64_t row1, int64_t col1, const float *p2, int64_t row2, int64_t col2, const float *p3, int64_t row3, int64_t col3,
+SYMKL_VECTOR int64_t symkl_kl_logvar_f32(const float *p0, int64_t row0, int64_t col0, const float *p1, int64_t row1, int64_t col1, const float *p2, int64_t row2, int64_t col2, const float *p3, int64_t row3, int64_t col3,
         int64_t rows, int64_t k, float *out, int32_t validate) {
     double buffer[4][SYMKL_BLOCK], terms[SYMKL_BLOCK];
     const int64_t width = (k + 3) & ~(int64_t)3;
@@ -1208,6 +1257,11 @@ int64_t symkl_kl_logvar_f32(const float *p0, int64_t row0, int64_t col0, const f
         for (int64_t start = 0; start < k; start += step) {
             const int64_t span = k - start < step ? k - start : step;
             const int64_t padded = (span + 3) & ~(int64_t)3;
+            const double *input[4];
+            input[0] = buffer[0];
+            input[1] = buffer[1];
+            input[2] = buffer[2];
+            input[3] = buffer[3];
             for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
                 const float *source0 = p0 + (r0 + i) * row0 + start * col0;
                 if (col0 == 1) {
@@ -1240,14 +1294,14 @@ int64_t symkl_kl_logvar_f32(const float *p0, int64_t row0, int64_t col0, const f
                     buffer[3][at + c] = 0.0;
                 }
             }
-            if (symkl_block_logvar_f32(group_rows * padded, buffer[0], buffer[1], buffer[2], buffer[3], terms)) {
+            if (symkl_block_logvar_f32(group_rows * padded, input[0], input[1], input[2], input[3], terms)) {
                 /* invalid input, or outside the fast kernel's range */
                 for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
                     for (int64_t c = 0; c < span; ++c) {
-                        const double mu_p = buffer[0][at + c];
-                        const double logvar_p = buffer[1][at + c];
-                        const double mu_q = buffer[2][at + c];
-                        const double logvar_q = buffer[3][at + c];
+                        const double mu_p = input[0][at + c];
+                        const double logvar_p = input[1][at + c];
+                        const double mu_q = input[2][at + c];
+                        const double logvar_q = input[3][at + c];
                         if (validate) {
                             const int64_t index = (r0 + i) * k + start + c;
                             if (!isfinite(mu_p)) return -(index * 8 + 0) - 1;
@@ -1272,7 +1326,7 @@ int64_t symkl_kl_logvar_f32(const float *p0, int64_t row0, int64_t col0, const f
     return 0;
 }
 
-int64_t symkl_kl_std_normal_f64(const double *p0, int64_t row0, int64_t col0, const double *p1, int64_t row1, int64_t col1,
+SYMKL_VECTOR int64_t symkl_kl_std_normal_f64(const double *p0, int64_t row0, int64_t col0, const double *p1, int64_t row1, int64_t col1,
         int64_t rows, int64_t k, double *out, int32_t validate) {
     double buffer[2][SYMKL_BLOCK], terms[SYMKL_BLOCK];
     const int64_t width = (k + 3) & ~(int64_t)3;
@@ -1288,7 +1342,16 @@ int64_t symkl_kl_std_normal_f64(const double *p0, int64_t row0, int64_t col0, co
         for (int64_t start = 0; start < k; start += step) {
             const int64_t span = k - start < step ? k - start : step;
             const int64_t padded = (span + 3) & ~(int64_t)3;
-            for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
+            const int direct = group_rows == 1 && padded == span && col0 == 1 && col1 == 1;
+            const double *input[2];
+            if (direct) {
+                input[0] = p0 + r0 * row0 + start;
+                input[1] = p1 + r0 * row1 + start;
+            } else {
+                input[0] = buffer[0];
+                input[1] = buffer[1];
+            }
+            for (int64_t i = 0, at = 0; !direct && i < group_rows; ++i, at += padded) {
                 const double *source0 = p0 + (r0 + i) * row0 + start * col0;
                 if (col0 == 1) {
                     for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = (double)source0[c];
@@ -1306,12 +1369,12 @@ int64_t symkl_kl_std_normal_f64(const double *p0, int64_t row0, int64_t col0, co
                     buffer[1][at + c] = 0.0;
                 }
             }
-            if (symkl_block_std_normal_f64(group_rows * padded, buffer[0], buffer[1], terms)) {
+            if (symkl_block_std_normal_f64(group_rows * padded, input[0], input[1], terms)) {
                 /* invalid input, or outside the fast kernel's range */
                 for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
                     for (int64_t c = 0; c < span; ++c) {
-                        const double mu = buffer[0][at + c];
-                        const double logvar = buffer[1][at + c];
+                        const double mu = input[0][at + c];
+                        const double logvar = input[1][at + c];
                         if (validate) {
                             const int64_t index = (r0 + i) * k + start + c;
                             if (!isfinite(mu)) return -(index * 8 + 0) - 1;
@@ -1334,7 +1397,7 @@ int64_t symkl_kl_std_normal_f64(const double *p0, int64_t row0, int64_t col0, co
     return 0;
 }
 
-int64_t symkl_kl_std_normal_f32(const float *p0, int64_t row0, int64_t col0, const float *p1, int64_t row1, int64_t col1,
+SYMKL_VECTOR int64_t symkl_kl_std_normal_f32(const float *p0, int64_t row0, int64_t col0, const float *p1, int64_t row1, int64_t col1,
         int64_t rows, int64_t k, float *out, int32_t validate) {
     double buffer[2][SYMKL_BLOCK], terms[SYMKL_BLOCK];
     const int64_t width = (k + 3) & ~(int64_t)3;
@@ -1350,6 +1413,9 @@ int64_t symkl_kl_std_normal_f32(const float *p0, int64_t row0, int64_t col0, con
         for (int64_t start = 0; start < k; start += step) {
             const int64_t span = k - start < step ? k - start : step;
             const int64_t padded = (span + 3) & ~(int64_t)3;
+            const double *input[2];
+            input[0] = buffer[0];
+            input[1] = buffer[1];
             for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
                 const float *source0 = p0 + (r0 + i) * row0 + start * col0;
                 if (col0 == 1) {
@@ -1368,12 +1434,12 @@ int64_t symkl_kl_std_normal_f32(const float *p0, int64_t row0, int64_t col0, con
                     buffer[1][at + c] = 0.0;
                 }
             }
-            if (symkl_block_std_normal_f32(group_rows * padded, buffer[0], buffer[1], terms)) {
+            if (symkl_block_std_normal_f32(group_rows * padded, input[0], input[1], terms)) {
                 /* invalid input, or outside the fast kernel's range */
                 for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
                     for (int64_t c = 0; c < span; ++c) {
-                        const double mu = buffer[0][at + c];
-                        const double logvar = buffer[1][at + c];
+                        const double mu = input[0][at + c];
+                        const double logvar = input[1][at + c];
                         if (validate) {
                             const int64_t index = (r0 + i) * k + start + c;
                             if (!isfinite(mu)) return -(index * 8 + 0) - 1;

@@ -6,7 +6,7 @@ import string
 from importlib import resources
 
 import sympy as sp
-from sympy.codegen.cfunctions import log1p
+from sympy.codegen.cfunctions import fma, log1p
 
 from symkl.codegen.kernels import (
     EXACT_LOG_RATIO,
@@ -26,7 +26,6 @@ from symkl.codegen.kernels import (
     half_square,
     halved_difference,
     horner,
-    horner_step,
     identifier,
     input_difference,
     ln2_split,
@@ -222,11 +221,13 @@ def _const(name: str, value: sp.Expr | float, indent: str = "    ") -> str:
 
 
 def _horner_lines(coefficients: tuple[sp.Expr, ...], argument: str) -> list[str]:
-    """``s = sum coefficients[n] argument^n`` as C statements, Horner's rule."""
+    """``s = sum coefficients[n] argument^n`` as C statements, Horner's rule with each
+    step one fma (one rounding a step, half the instructions of a multiply and an add;
+    fma is correctly rounded in every instruction set, so the clones agree)."""
     s, u = variables(f"s {argument}")
     lines = [f"    double s = {literal(coefficients[-1])};"]
     lines += [
-        f"    s = {c_arithmetic(horner_step(s, u, sp.Float(float(c))))};"
+        f"    s = {c_arithmetic(fma(s, u, sp.Float(float(c))))};"
         for c in reversed(coefficients[:-1])
     ]
     return lines
@@ -805,7 +806,8 @@ def _c_signature(form: ParameterisedForm, suffix: str, ctype: str) -> list[str]:
         f"const {ctype} *p{j}, int64_t row{j}, int64_t col{j}" for j in range(len(form.parameters))
     )
     return [
-        f"int64_t symkl_kl_{identifier(form.name)}_{suffix}({pointers},",
+        # cloned like the blocks: the gather (and float32 -> double) loops vectorise too
+        f"SYMKL_VECTOR int64_t symkl_kl_{identifier(form.name)}_{suffix}({pointers},",
         f"        int64_t rows, int64_t k, {ctype} *out, int32_t validate) {{",
     ]
 
@@ -838,12 +840,34 @@ def _c_block_loop(form: ParameterisedForm, suffix: str, ctype: str) -> list[str]
     ]
     pad_lines = [f"                    buffer[{j}][at + c] = {pads[j]};" for j in range(count)]
     unpack = [
-        f"                        const double {p} = buffer[{j}][at + c];"
+        f"                        const double {p} = input[{j}][at + c];"
         for j, p in enumerate(form.parameters)
     ]
     checks = [f"                            {check}" for check in _validation(form)]
     call = ", ".join(str(p) for p in form.parameters)
-    buffers = ", ".join(f"buffer[{j}]" for j in range(count))
+    buffers = ", ".join(f"input[{j}]" for j in range(count))
+    if ctype == "double":
+        # float64 blocks of one long row (k a multiple of 4 or the block's width) read in
+        # place where every argument has unit column stride: no copy.  Blocks of many
+        # short rows are still copied: read in place they measured 25% slower at k = 16
+        in_place = " && ".join(f"col{j} == 1" for j in range(count))
+        gather = [
+            "            const int direct = group_rows == 1 && padded == span && " + in_place + ";",
+            f"            const double *input[{count}];",
+            "            if (direct) {",
+            *(f"                input[{j}] = p{j} + r0 * row{j} + start;" for j in range(count)),
+            "            } else {",
+            *(f"                input[{j}] = buffer[{j}];" for j in range(count)),
+            "            }",
+            "            for (int64_t i = 0, at = 0; !direct && i < group_rows;"
+            " ++i, at += padded) {",
+        ]
+    else:
+        gather = [
+            f"            const double *input[{count}];",
+            *(f"            input[{j}] = buffer[{j}];" for j in range(count)),
+            "            for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {",
+        ]
     return [
         *_c_signature(form, suffix, ctype),
         f"    double buffer[{count}][SYMKL_BLOCK], terms[SYMKL_BLOCK];",
@@ -861,7 +885,7 @@ def _c_block_loop(form: ParameterisedForm, suffix: str, ctype: str) -> list[str]
         "        for (int64_t start = 0; start < k; start += step) {",
         "            const int64_t span = k - start < step ? k - start : step;",
         "            const int64_t padded = (span + 3) & ~(int64_t)3;",
-        "            for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {",
+        *gather,
         *loads,
         "                for (int64_t c = span; c < padded; ++c) {",
         *pad_lines,
