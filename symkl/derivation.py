@@ -26,10 +26,11 @@ False
 from __future__ import annotations
 
 import dataclasses
+import functools
 import numbers
 import time
 import types
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import sympy as sp
@@ -145,7 +146,7 @@ def _sizes(prove: Prover | None) -> tuple[int, ...] | None:
     """The sizes a step proved by :class:`AtSizes` is claimed at (a general proof is better)."""
     if isinstance(prove, AtSizes):
         return prove.sizes
-    return prove.theorem.sizes if isinstance(prove, InstanceOf) else None
+    return prove.sizes if isinstance(prove, InstanceOf) else None
 
 
 @dataclass(frozen=True)
@@ -287,8 +288,30 @@ class Derivation:
         return VerificationReport(self.name, checks, time.perf_counter() - started)
 
     def theorem(self, upto: str | None = None) -> Theorem | None:
-        """``definition = closed form`` (or the step ``upto``) as a kernel Theorem, if proved."""
-        return chain(self.verify(), self.name, upto)
+        """``definition = closed form`` (or the step ``upto``) as a kernel Theorem, if proved.
+
+        Only the steps up to ``upto`` are checked (with the default settings;
+        verdicts are cached by content): named terms and facts are not part of
+        the chain.
+        """
+        steps = [claim for claim in self.claims() if claim.origin == "step"]
+        labels = [claim.label for claim in steps]
+        if upto is not None:
+            if upto not in labels:
+                return None
+            steps = steps[: labels.index(upto) + 1]
+        settings = Settings()
+        checks = tuple(check(claim, settings) for claim in steps)
+        report = VerificationReport(self.name, checks, 0.0)
+        return chain(report, self.name, upto)
+
+    def deferred_theorem(self, upto: str | None = None) -> Callable[[], Theorem | None]:
+        """:meth:`theorem` as a callable for :class:`~symkl.proof.provers.InstanceOf`.
+
+        Building a derivation then proves nothing: the theorem is proved when a
+        claim that uses it is checked.
+        """
+        return functools.partial(Derivation.theorem, self, upto)
 
     def replace(self, **changes) -> Derivation:
         """A copy with ``changes`` (an edited derivation is checked again)."""

@@ -88,6 +88,44 @@ def test_a_theorem_edited_by_dataclasses_replace_is_not_genuine():
     assert not result.symbolic.ok and not result.ok
 
 
+def test_building_a_derivation_proves_nothing():
+    """Proof belongs to verify: derive() builds claims, deferred theorems wait."""
+    from symkl.kl.diagonal import derive_diagonal
+    from symkl.proof import kernel
+
+    kernel._VERDICTS.clear()
+    derivation = derive_diagonal()
+    assert kernel._VERDICTS == {}
+    reverse = next(c for c in derivation.claims() if c.label == "reverse")
+    assert reverse.sizes == (1, 2, 3, 4)  # declared by the deferred instance
+
+
+def test_a_deferred_theorem_is_checked_when_the_claim_is():
+    from symkl.proof import InstanceOf
+
+    univariate = derive("univariate")
+    theorem = univariate.theorem()
+    with pytest.raises(TypeError, match="name="):
+        InstanceOf(lambda: theorem, {})
+    with pytest.raises(TypeError, match="callable"):
+        InstanceOf("univariate", {})
+    good = InstanceOf(univariate.deferred_theorem(), {}, name="univariate")
+    assert check_step(theorem.lhs, theorem.rhs, prove=good).symbolic.ok
+    forged = dataclasses.replace(theorem, rhs=theorem.rhs + 1)
+    for prover, why in [
+        (InstanceOf(lambda: forged, {}, name="forged"), "not made by chain"),
+        (InstanceOf(lambda: None, {}, name="failed"), "proof failed"),
+        (InstanceOf(lambda: 1 / 0, {}, name="crash"), "ZeroDivisionError"),
+        (InstanceOf(univariate.deferred_theorem(), {}, sizes=(1, 2), name="u"),
+         "declared at k = 1, 2"),
+        (InstanceOf(univariate.deferred_theorem(upto="no-such-step"), {}, name="u"),
+         "proof failed"),
+    ]:
+        result = check_step(theorem.lhs, theorem.rhs, prove=prover)
+        assert not result.symbolic.ok, why
+        assert why in result.symbolic.detail
+
+
 def test_a_bare_callable_is_not_a_prover():
     with pytest.raises(TypeError, match="Prover"):
         check_step(x, x, prove=lambda a, b: None)

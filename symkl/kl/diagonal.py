@@ -38,10 +38,8 @@ def _by_univariate_lemma(s, univariate) -> InstanceOf:
     """Prover: each summand is the proved univariate theorem with indexed parameters."""
     u = univariate.parameters
     mapping = {u[0]: s.mu_p[s.i], u[1]: s.sigma_p[s.i], u[2]: s.mu_q[s.i], u[3]: s.sigma_q[s.i]}
-    theorem = univariate.theorem()
-    if theorem is None:
-        raise RuntimeError("the univariate derivation did not verify; no lemma to apply")
-    return InstanceOf(theorem, mapping, over=(s.i, 1, s.k))
+    return InstanceOf(univariate.deferred_theorem(), mapping, over=(s.i, 1, s.k),
+                      name=univariate.name)
 
 
 def derive_diagonal() -> Derivation:
@@ -168,11 +166,11 @@ def derive_diagonal() -> Derivation:
         terms_prove=general_or_at,
         terms_instances=numeric,
     )
-    theorem = derivation.theorem()
     facts = reverse_and_symmetric_facts(
         derivation,
         reverse_lhs=VectorIntegral(q * sp.log(q / p), x, k),
-        reverse_prove=InstanceOf(theorem, swap) if theorem is not None else None,
+        reverse_prove=InstanceOf(derivation.deferred_theorem(), swap, sizes=PROVED_AT,
+                                 name=derivation.name),
         prove=general_or_at,
         instances=numeric,
     )

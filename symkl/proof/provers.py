@@ -534,21 +534,64 @@ _FACTS = ("real", "positive", "negative", "nonnegative", "nonpositive", "nonzero
 
 
 class InstanceOf(Prover):
-    """A substitution instance of a proved theorem, optionally summed termwise."""
+    """A substitution instance of a proved theorem, optionally summed termwise.
 
-    def __init__(self, theorem: Theorem, substitution: Mapping, over: tuple | None = None):
+    ``theorem`` is a :class:`Theorem` made by :func:`symkl.proof.kernel.chain`,
+    or a *deferred* theorem: a callable with no arguments that returns one (or
+    None when its proof fails), called only when a claim is checked, so that
+    building a derivation proves nothing.  A deferred theorem must declare the
+    ``sizes`` it is expected to hold at (None: for every k) and a ``name``;
+    the claim fails unless the theorem, once proved, is genuine and holds at
+    exactly those sizes.
+    """
+
+    def __init__(self, theorem: Theorem | Callable[[], Theorem | None], substitution: Mapping,
+                 over: tuple | None = None, *, sizes: tuple[int, ...] | None = None,
+                 name: str | None = None):
         from symkl.proof.kernel import is_genuine
 
-        if not is_genuine(theorem):
-            raise TypeError("InstanceOf needs a Theorem made by symkl.proof.kernel.chain")
+        if isinstance(theorem, Theorem):
+            if not is_genuine(theorem):
+                raise TypeError("InstanceOf needs a Theorem made by symkl.proof.kernel.chain")
+            sizes, name = theorem.sizes, theorem.name
+        elif callable(theorem):
+            if not isinstance(name, str) or not name:
+                raise TypeError("InstanceOf with a deferred theorem needs name=, a string")
+        else:
+            raise TypeError(
+                "InstanceOf needs a Theorem made by symkl.proof.kernel.chain or a callable "
+                f"returning one, got {type(theorem).__name__}"
+            )
         self.theorem, self.substitution, self.over = theorem, dict(substitution), over
-        self.method = f"instance of the proved theorem {theorem.name!r}"
+        self.sizes = None if sizes is None else tuple(sorted(set(sizes)))
+        self.method = f"instance of the proved theorem {name!r}"
+
+    def _resolve(self) -> tuple[Theorem | None, str]:
+        """The theorem (proving a deferred one now), or None and why not."""
+        from symkl.proof.kernel import is_genuine
+
+        theorem = self.theorem
+        if not isinstance(theorem, Theorem):
+            try:
+                theorem = theorem()
+            except Exception as error:  # a crashing proof proves nothing
+                return None, f"the theorem's proof raised {type(error).__name__}: {error}"[:250]
+            if theorem is None:
+                return None, "the theorem's proof failed"
+        if not is_genuine(theorem):  # re-checked: the attribute may have been replaced
+            return None, "the theorem was not made by chain"
+        if theorem.sizes != self.sizes:
+            def scope(sizes):
+                return "every k" if sizes is None else f"k = {format_sizes(sizes)}"
+
+            return None, (f"the theorem holds at {scope(theorem.sizes)}, "
+                          f"the instance was declared at {scope(self.sizes)}")
+        return theorem, ""
 
     def prove(self, lhs: sp.Basic, rhs: sp.Basic) -> SymbolicResult:
-        from symkl.proof.kernel import is_genuine
-
-        if not is_genuine(self.theorem):  # re-checked: the attribute may have been replaced
-            return SymbolicResult(False, self.method, "the theorem was not made by chain")
+        theorem, why = self._resolve()
+        if theorem is None:
+            return SymbolicResult(False, self.method, why)
         for source, target in self.substitution.items():
             for fact in _FACTS:
                 if getattr(source, f"is_{fact}") and not getattr(target, f"is_{fact}"):
@@ -556,14 +599,14 @@ class InstanceOf(Prover):
                         False, self.method, f"{source} is {fact} but {target} is not known to be"
                     )
         expected = [
-            self.theorem.lhs.xreplace(self.substitution),
-            self.theorem.rhs.xreplace(self.substitution),
+            theorem.lhs.xreplace(self.substitution),
+            theorem.rhs.xreplace(self.substitution),
         ]
         if self.over is not None:
             expected = [sp.Sum(e, self.over) for e in expected]
         if [admit(e) for e in expected] != [admit(lhs), admit(rhs)]:
             return SymbolicResult(False, self.method, "the sides are not the instance")
-        return SymbolicResult(True, self.method, "", self.theorem.sizes, self.theorem.lemmas)
+        return SymbolicResult(True, self.method, "", theorem.sizes, theorem.lemmas)
 
 
 class AtSizes(Prover):
