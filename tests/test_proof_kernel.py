@@ -146,9 +146,10 @@ def test_finite_size_labels_name_only_the_sizes_checked():
 
 def test_verdicts_carry_their_scope():
     report = derive("diagonal").verify()
-    assert report.check("log-of-product").scope.startswith("at k = 1..4")
+    assert report.check("marginalise").scope.startswith("for all k from lemmas L2")
     assert report.check("named-terms").general
-    assert "only at k = 1..4" in report.scope and "only at k = 1..4" in report.summary()
+    assert report.scope == "for all k from lemmas L1, L2" and report.scope in report.summary()
+    assert report.as_dict()["lemmas"] == ["L1", "L2"]
     record = report.as_dict()
     assert record["scope"] == report.scope
     assert all("scope" in claim and "origin" in claim for claim in record["claims"])

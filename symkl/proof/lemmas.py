@@ -492,14 +492,18 @@ _p, _f = sp.Function("p", nargs=2), sp.Function("f", nargs=2)
 
 
 def _product_density_example() -> dict:
-    """Gaussian coordinate densities and quadratic one-coordinate functions, all generic."""
+    """Gaussian coordinate densities and log-Gaussian one-coordinate functions, all generic.
+
+    ``f_j = log(c_j exp(-(t - a_j)^2 / (2 b_j^2)))``: a general quadratic in ``t`` written as
+    the log-ratios of a KL integrand are.
+    """
     m, s = sp.IndexedBase("m", real=True), sp.IndexedBase("s", positive=True)
-    a, b, c = (sp.IndexedBase(n, real=True) for n in "abc")
+    a, b, c = sp.IndexedBase("a", real=True), *(sp.IndexedBase(n, positive=True) for n in "bc")
     j, t = sp.Symbol("j", integer=True, positive=True), sp.Symbol("t", real=True)
     density = sp.exp(-((t - m[j]) ** 2) / (2 * s[j] ** 2)) / (sp.sqrt(2 * sp.pi) * s[j])
     return {
         _p: sp.Lambda((j, t), density),
-        _f: sp.Lambda((j, t), a[j] * t**2 + b[j] * t + c[j]),
+        _f: sp.Lambda((j, t), sp.log(c[j] * sp.exp(-((t - a[j]) ** 2) / (2 * b[j] ** 2)))),
     }
 
 
