@@ -373,7 +373,14 @@ def _verify(args: argparse.Namespace) -> int:
             progress(f"verify {name}", index, len(names))
             reports.append(derive(name).verify())
     if args.json:
-        print(json.dumps([report.as_dict() for report in reports], indent=2))
+        from symkl.proof.lemmas import lemma_record
+
+        documents = []
+        for report in reports:  # each lemma used: statement, side conditions, evidence verdict
+            document = report.as_dict()
+            document["assumed_lemmas"] = [lemma_record(name) for name in report.lemmas]
+            documents.append(document)
+        print(json.dumps(documents, indent=2))
     else:
         for report in reports:
             print(report)

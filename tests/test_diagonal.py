@@ -19,23 +19,46 @@ def diagonal():
     return derive("diagonal")
 
 
-def test_steps_not_proved_for_general_k_say_so(diagonal):
+def test_every_step_is_proved_for_general_k_from_the_lemmas(diagonal):
     report = diagonal.verify()
     by_label = {c.label: c for c in report.checks}
+    assert all(c.general for c in report.checks), [c.label for c in report.checks if not c.general]
+    assert by_label["sum-out-of-integral"].lemmas == ("L1",)
+    assert by_label["marginalise"].lemmas == ("L2",)
+    assert by_label["log-of-product"].lemmas == ()  # proved outright, no lemma
+    assert report.scope == "for all k from lemmas L1, L2"
     for label in ("log-of-product", "sum-out-of-integral", "marginalise"):
-        assert by_label[label].symbolic.method.startswith("at k = 1..4: ")
-        assert "not proved for general k" in by_label[label].symbolic.detail
-        assert by_label[label].numeric.points == 10  # 5 points at each of k = 2 and 3
-    assert by_label["named-terms"].symbolic.method.endswith("for general k")
+        assert by_label[label].numeric.sizes == (2, 3)  # k-fold integrals
+    for label in ("univariate-per-coordinate", "named-terms", "jeffreys"):
+        assert by_label[label].numeric.sizes == (2, 3, 4, 5, 6)
     assert "univariate" in by_label["univariate-per-coordinate"].symbolic.method
 
 
-def test_rendering_shows_the_method_per_step(diagonal):
+def test_wrong_general_k_steps_are_refused(diagonal):
+    """Each new general-k step, altered, is refused by its own prover."""
+    from symkl.proof import check
+
+    claims = {c.label: c for c in diagonal.claims()}
+    wrong = {
+        "log-of-product": lambda e: e.xreplace({S.sigma_q: S.sigma_p}),
+        "sum-out-of-integral": lambda e: 2 * e,
+        "marginalise": lambda e: e.xreplace({S.mu_q: S.mu_p}),
+    }
+    for label, alter in wrong.items():
+        claim = claims[label]
+        altered = check(claim.__class__(claim.label, claim.lhs, alter(claim.rhs), claim.reason,
+                                        prover=claim.prover, instances=claim.instances[:1]))
+        assert not altered.symbolic.ok, label
+
+
+def test_rendering_shows_the_method_per_step_and_the_lemmas(diagonal):
     from symkl.render import derivation_to_markdown
 
     text = derivation_to_markdown(diagonal, diagonal.verify())
-    assert "at k = 1..4" in text
+    assert "instance of lemma L2" in text and "**Assumed lemmas**" in text
+    assert text.count("**L1**") == 1 and text.count("**L2**") == 1
     assert "instance of the proved theorem 'univariate'" in text
+    assert "for all k from lemmas L1, L2" in text
 
 
 @pytest.mark.parametrize("size", [1, 2, 3, 4])

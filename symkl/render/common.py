@@ -17,6 +17,7 @@ from sympy.printing.latex import LatexPrinter
 from sympy.printing.str import StrPrinter
 
 from symkl.derivation import Derivation
+from symkl.proof.lemmas import LEMMAS, ByLemma, ByLemmas
 
 __all__ = [
     "TERM_TITLES",
@@ -293,6 +294,32 @@ def fact_note(fact, check: dict[str, Any] | None) -> str:
     if not check.get("ok"):
         return f"{origin}; CHECK FAILED"
     return f"{origin}, then checked: {method_note(check)}"
+
+
+def used_lemmas(derivation: Derivation, report: Any = None) -> tuple[str, ...]:
+    """The lemmas a derivation's proofs assume: from the report, and from its provers.
+
+    A step proved by :class:`~symkl.proof.lemmas.ByLemma` names its lemma even
+    before it is checked; lemmas reached through a proved theorem (an
+    ``InstanceOf``) are known from the report.
+    """
+    names: list[str] = list(report.as_dict().get("lemmas", ())) if report is not None else []
+    provers = [step.prove for step in derivation.steps] + [f.prove for f in derivation.facts]
+    for prover in [*provers, derivation.terms_prove]:
+        if isinstance(prover, ByLemma):
+            names.append(prover.lemma.name)
+        elif isinstance(prover, ByLemmas):
+            names += [lemma.name for lemma, _ in prover.uses]
+    return tuple(sorted(dict.fromkeys(names), key=lambda n: (len(n), n)))
+
+
+def assumed_lemmas(derivation: Derivation, report: Any = None) -> list[tuple[str, str, str, tuple]]:
+    """``(name, title, statement LaTeX, side conditions)`` of every lemma used, once each."""
+    return [
+        (name, LEMMAS[name].title, LEMMAS[name].latex(), LEMMAS[name].condition_texts())
+        for name in used_lemmas(derivation, report)
+        if name in LEMMAS
+    ]
 
 
 def verdict_line(report: Any) -> str:

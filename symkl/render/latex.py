@@ -14,6 +14,7 @@ from typing import Any
 
 from symkl.derivation import Derivation
 from symkl.render.common import (
+    assumed_lemmas,
     displayed_steps,
     expr_latex,
     expr_latex_lines,
@@ -98,6 +99,21 @@ def _facts(derivation: Derivation, report: Any) -> str:
     return f"\\paragraph{{Facts.}}\n\\begin{{itemize}}\n{items}\n\\end{{itemize}}"
 
 
+def _lemmas(derivation: Derivation, report: Any) -> str:
+    lemmas = assumed_lemmas(derivation, report)
+    if not lemmas:
+        return ""
+    items = "\n".join(
+        rf"\item \textbf{{{name}}} ({_text(title)}): \[ {statement} \] "
+        rf"when {_text('; '.join(conditions))}."
+        for name, title, statement, conditions in lemmas
+    )
+    return (
+        "\\paragraph{Assumed lemmas.} The trusted base: each stated once, its side "
+        f"conditions checked on every instance.\n\\begin{{itemize}}\n{items}\n\\end{{itemize}}"
+    )
+
+
 def standalone_latex(derivation: Derivation, report: Any = None, *, header: bool = False) -> str:
     """A complete document (``article`` + ``amsmath``) that compiles with pdflatex.
 
@@ -139,6 +155,7 @@ def standalone_latex(derivation: Derivation, report: Any = None, *, header: bool
             "}",
             _named_terms(derivation, report),
             _facts(derivation, report),
+            *([_lemmas(derivation, report)] if assumed_lemmas(derivation, report) else []),
             verdict,
             r"\end{document}",
             "",

@@ -6,6 +6,7 @@ from typing import Any
 
 from symkl.derivation import Derivation
 from symkl.render.common import (
+    assumed_lemmas,
     displayed_steps,
     expr_latex,
     fact_latex,
@@ -64,6 +65,13 @@ def derivation_to_markdown(
             note = fact_note(fact, checks.get(fact.label))
             lines += [f"- {fact.text} (*{note}*):", "", "  $$", f"  {fact_latex(fact)}", "  $$",
                       ""]
+    lemmas = assumed_lemmas(derivation, report)
+    if lemmas:
+        lines += ["**Assumed lemmas** (the trusted base: stated once, side conditions checked "
+                  "on every instance).", ""]
+        for name, title, statement, conditions in lemmas:
+            lines += [f"- **{name}** ({title}):", "", "  $$", f"  {statement}", "  $$", "",
+                      f"  when {'; '.join(conditions)}.", ""]
     if report is not None:
         lines.append(
             f"**Verification:** {verdict_line(report)} (symbolically by SymPy and "

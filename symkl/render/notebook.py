@@ -12,6 +12,7 @@ import nbformat
 
 from symkl.derivation import Derivation, VerificationReport
 from symkl.render.common import (
+    assumed_lemmas,
     expr_latex,
     fact_latex,
     fact_note,
@@ -157,6 +158,16 @@ def derivation_to_notebook(
             for fact in derivation.facts
         )
         cells.append(_markdown(f"**Facts** (each one a checked claim)\n\n{facts}", "facts"))
+    lemmas = assumed_lemmas(derivation, report)
+    if lemmas:
+        listed = "\n\n".join(
+            f"- **{name}** ({title}):\n\n  $$\n  {statement}\n  $$\n\n"
+            f"  when {'; '.join(conditions)}."
+            for name, title, statement, conditions in lemmas
+        )
+        cells.append(_markdown(
+            "**Assumed lemmas** (the trusted base: stated once, side conditions checked on "
+            f"every instance)\n\n{listed}", "lemmas"))
     cells.append(
         _markdown(
             "**Numeric cross-check** (symkl's numeric function against quadrature)",
