@@ -53,6 +53,7 @@ __all__ = [
     "NUMERIC_AT",
     "PROVED_AT",
     "derive_full",
+    "diagonal_hypothesis",
     "diagonal_setting",
     "expectation_identity",
     "explicit_setting",
@@ -65,10 +66,11 @@ PROVED_AT = (1, 2, 3)
 #: sizes at which claims are checked numerically (random exact Cholesky factors)
 NUMERIC_AT = (2, 3, 4, 5, 6)
 #: sizes for claims with integrals over R^k (k-dimensional Gauss-Hermite quadrature)
-INTEGRAL_NUMERIC_AT = (2, 3)
+INTEGRAL_NUMERIC_AT = (2,)
 
 #: lemma names (symkl.proof.lemmas)
-DENSITY, QUADRATIC, LOG_DET_TRIANGULAR, FROBENIUS_TRIANGULAR = "M1", "M2", "M3", "M4"
+DENSITY, QUADRATIC, LOG_DET_TRIANGULAR, FROBENIUS_TRIANGULAR, DIAGONAL = (
+    "M1", "M2", "M3", "M4", "M5")
 
 
 def _random_factor(size: int, rng) -> sp.ImmutableMatrix:
@@ -158,6 +160,22 @@ def diagonal_setting(s: FullSymbols, size: int) -> dict[sp.Basic, sp.Basic]:
         s.mu_p: sp.ImmutableMatrix([d.mu_p[n] for n in range(1, size + 1)]),
         s.mu_q: sp.ImmutableMatrix([d.mu_q[n] for n in range(1, size + 1)]),
         s.x: _column("x_%d", size),
+    }
+
+
+def diagonal_hypothesis(s: FullSymbols) -> dict[sp.Basic, sp.Basic]:
+    """``Sigma = diag(sigma^2)``, ``mu = (mu_1, ..., mu_k)`` for symbolic ``k``, in the
+    symbols of the ``diagonal`` derivation (the hypothesis of the special case)."""
+    from symkl.model import diagonal_symbols
+    from symkl.proof.matrices import Column, Diagonal
+
+    d = diagonal_symbols()
+    n = sp.Symbol("n", integer=True, positive=True)
+    return {
+        s.Sigma_p: Diagonal(sp.Lambda(n, d.sigma_p[n] ** 2), s.k),
+        s.Sigma_q: Diagonal(sp.Lambda(n, d.sigma_q[n] ** 2), s.k),
+        s.mu_p: Column(sp.Lambda(n, d.mu_p[n]), s.k),
+        s.mu_q: Column(sp.Lambda(n, d.mu_q[n]), s.k),
     }
 
 
@@ -365,9 +383,7 @@ def derive_full() -> Derivation:
         )
         - k
     )
-    diagonal_prove = proved_at_sizes(
-        functools.partial(diagonal_setting, s), (1, 2, 3), r"Sigma = diag(sigma^2)"
-    )
+    diagonal_prove = MatrixAlgebra(diagonal=diagonal_hypothesis(s), lemmas=(DIAGONAL,))
     from symkl.kl import derive
 
     diagonal = derive("diagonal")

@@ -50,8 +50,8 @@ from symkl.proof.claims import admit
 from symkl.proof.provers import Prover, SymbolicResult, is_zero
 
 __all__ = [
-    "CholeskyFactor", "MatrixAlgebra", "MatrixEntry", "MatrixFormError", "MatrixIntegral",
-    "PositiveDefinite", "QuadraticForm", "SquaredNorm", "matrix_normal_form",
+    "CholeskyFactor", "Column", "Diagonal", "MatrixAlgebra", "MatrixEntry", "MatrixFormError",
+    "MatrixIntegral", "PositiveDefinite", "QuadraticForm", "SquaredNorm", "matrix_normal_form",
 ]  # fmt: skip
 
 Letter = tuple  # (MatrixSymbol, transposed: bool, inverted: bool)
@@ -78,6 +78,78 @@ class CholeskyFactor(sp.MatrixSymbol):
     Invertible; products of such factors and their inverses are again lower
     triangular with a positive diagonal (the side condition of lemmas M3, M4).
     """
+
+
+class Diagonal(sp.MatrixExpr):
+    r"""``diag(f(1), ..., f(k))``: a ``k x k`` diagonal matrix from a one-argument ``Lambda``.
+
+    >>> n, k = sp.Symbol("n", integer=True, positive=True), sp.Symbol("k", integer=True)
+    >>> s = sp.IndexedBase("s", positive=True)
+    >>> Diagonal(sp.Lambda(n, s[n]**2), k).xreplace({k: 2}).doit()
+    Matrix([
+    [s[1]**2,       0],
+    [      0, s[2]**2]])
+    """
+
+    def __new__(cls, entry: sp.Lambda, size: sp.Expr) -> Diagonal:
+        if not isinstance(entry, sp.Lambda) or len(entry.variables) != 1:
+            raise TypeError(f"{cls.__name__} needs a one-argument sympy.Lambda, got {entry!r}")
+        return sp.MatrixExpr.__new__(cls, entry, sp.sympify(size))
+
+    def value(self, index: sp.Expr) -> sp.Expr:
+        """The entry at the 1-based ``index``."""
+        return self.args[0](index)
+
+    @property
+    def name(self) -> str:
+        return f"{type(self).__name__.lower()}({self.value(sp.Symbol('i'))})"
+
+    @property
+    def shape(self) -> tuple:
+        return (self.args[1], self.args[1])
+
+    @property
+    def positive(self) -> bool:
+        """Every entry positive (shown from the assumptions)."""
+        return self.value(sp.Dummy("i", integer=True, positive=True)).is_positive is True
+
+    def _entry(self, i, j, **kwargs) -> sp.Expr:
+        return sp.KroneckerDelta(i, j) * self.value(i + 1)
+
+    def doit(self, **hints) -> sp.Basic:
+        size = self.args[1]
+        if not size.is_Integer:
+            return self
+        return sp.ImmutableMatrix(sp.diag(*[self.value(n) for n in range(1, int(size) + 1)]))
+
+    def _latex(self, printer) -> str:
+        i = sp.Symbol("i")
+        return rf"\operatorname{{diag}}\left({printer._print(self.value(i))}\right)"
+
+
+class Column(Diagonal):
+    r"""``(f(1), ..., f(k))^T``: a ``k x 1`` column from a one-argument ``Lambda``."""
+
+    @property
+    def shape(self) -> tuple:
+        return (self.args[1], sp.S.One)
+
+    @property
+    def positive(self) -> bool:
+        return False
+
+    def _entry(self, i, j, **kwargs) -> sp.Expr:
+        return self.value(i + 1)
+
+    def doit(self, **hints) -> sp.Basic:
+        size = self.args[1]
+        if not size.is_Integer:
+            return self
+        return sp.ImmutableMatrix([self.value(n) for n in range(1, int(size) + 1)])
+
+    def _latex(self, printer) -> str:
+        i = sp.Symbol("i")
+        return rf"\left({printer._print(self.value(i))}\right)_{{i}}"
 
 
 # --------------------------------------------------------------------------- scalar nodes
@@ -122,7 +194,10 @@ class QuadraticForm(sp.Expr):
         v = printer._print(vector)
         if not isinstance(vector, sp.MatrixSymbol):
             v = rf"\left({v}\right)"
-        return rf"{v}^{{\top}} {printer._print(matrix)} {v}"
+        a = printer._print(matrix)
+        if isinstance(matrix, sp.MatAdd):
+            a = rf"\left({a}\right)"
+        return rf"{v}^{{\top}} {a} {v}"
 
 
 class SquaredNorm(sp.Expr):
@@ -251,17 +326,21 @@ class _Letters:
     def triangular(symbol: sp.MatrixSymbol) -> bool:
         return isinstance(symbol, CholeskyFactor)
 
+    @staticmethod
+    def symmetric(symbol: sp.Basic) -> bool:
+        return isinstance(symbol, PositiveDefinite) or type(symbol) is Diagonal
+
     def letter(self, symbol: sp.MatrixSymbol, transposed: bool, inverted: bool) -> Letter:
-        if inverted and not (self.spd(symbol) or self.triangular(symbol)):
+        invertible = self.spd(symbol) or self.triangular(symbol) or (
+            type(symbol) is Diagonal and symbol.positive)
+        if inverted and not invertible:
             raise MatrixFormError(f"{symbol} is not declared invertible")
-        return (symbol, transposed and not self.spd(symbol), inverted)
+        return (symbol, transposed and not self.symmetric(symbol), inverted)
 
 
 def _transpose_word(word: Word) -> Word:
     """``(X_1 ... X_n)^T = X_n^T ... X_1^T``; a symmetric letter is its own transpose."""
-    return tuple(
-        (s, not t and not isinstance(s, PositiveDefinite), i) for s, t, i in reversed(word)
-    )
+    return tuple((s, not t and not _Letters.symmetric(s), i) for s, t, i in reversed(word))
 
 
 def _reduce(word: Word) -> Word:
@@ -283,7 +362,7 @@ def _add(total: dict, word: Word, coefficient: sp.Expr) -> None:
 
 def _poly(expr: sp.Basic, letters: _Letters) -> dict:
     """The word polynomial ``{word: coefficient}`` of a matrix expression."""
-    if isinstance(expr, sp.MatrixSymbol):
+    if isinstance(expr, (sp.MatrixSymbol, Diagonal)):
         return {(letters.letter(expr, False, False),): sp.S.One}
     if isinstance(expr, sp.Identity):
         return {(): sp.S.One}
@@ -346,14 +425,35 @@ class _Normaliser:
     def __init__(self, letters: _Letters) -> None:
         self.letters = letters
         self.lemmas: set[str] = set()
+        self.log_determinants: dict[sp.Symbol, sp.Expr] = {}
 
     def trace(self, matrix: sp.Basic) -> sp.Expr:
         size = matrix.shape[0]
         total = sp.S.Zero
         for word, c in _poly(matrix, self.letters).items():
             key = _trace_key(word)
+            if key and all(isinstance(letter[0], Diagonal) for letter in key):
+                total += c * self.diagonal_trace(key)
+                continue
             total += c * (size if key == () else sp.Symbol(f"tr({_word_text(key)})", real=True))
         return total
+
+    def diagonal_trace(self, word: Word) -> sp.Expr:
+        """Lemma M5: diagonal matrices act entrywise, ``tr`` and ``u^T D v`` are sums."""
+        columns = [n for n, (symbol, _, _) in enumerate(word) if type(symbol) is Column]
+        if columns:
+            rows = [n for n in columns if word[n][1]]
+            if len(columns) != 2 or len(rows) != 1:
+                raise MatrixFormError(f"a trace of {_word_text(word)} is not covered")
+            word = word[rows[0]:] + word[:rows[0]]  # u^T D_1 ... D_r v
+            if type(word[-1][0]) is not Column or word[-1][1]:
+                raise MatrixFormError(f"a trace of {_word_text(word)} is not covered")
+        index = sp.Dummy("n", integer=True, positive=True)
+        body = sp.S.One
+        for symbol, _, inverted in word:
+            body *= 1 / symbol.value(index) if inverted else symbol.value(index)
+        self.lemmas.add(_DIAGONAL)
+        return sp.Sum(body, (index, 1, word[0][0].args[1]))
 
     def determinant(self, matrix: sp.Basic) -> sp.Expr:
         poly = _poly(matrix, self.letters)
@@ -364,6 +464,14 @@ class _Normaliser:
         for symbol, _, inverted in word:
             if symbol.shape[0] != symbol.shape[1]:
                 raise MatrixFormError(f"determinant of a product with a non-square {symbol}")
+            if type(symbol) is Diagonal and symbol.positive:  # lemma M5: det = prod of entries
+                self.lemmas.add(_DIAGONAL)
+                atom = sp.Dummy(f"det({symbol.name})", positive=True)
+                index = sp.Dummy("n", integer=True, positive=True)
+                self.log_determinants[atom] = sp.Sum(sp.log(symbol.value(index)),
+                                                     (index, 1, symbol.args[1]))
+                value *= 1 / atom if inverted else atom
+                continue
             if self.letters.triangular(symbol):
                 # det of a lower-triangular factor with a positive diagonal is positive
                 self.lemmas.add(_DET_TRIANGULAR)
@@ -432,6 +540,9 @@ class MatrixAlgebra(Prover):
     cholesky : mapping
         ``{Sigma: L}``: the hypothesis ``Sigma = L L^T`` (``L`` a
         :class:`CholeskyFactor`), substituted after the Gaussian expectations.
+    diagonal : mapping
+        ``{Sigma: Diagonal(...), mu: Column(...)}``: the hypothesis of diagonal
+        covariances, substituted likewise.
     lemmas : sequence of str
         Names of the lemmas the prover may apply (side conditions checked).
 
@@ -443,8 +554,16 @@ class MatrixAlgebra(Prover):
 
     method = "matrix algebra for every k"
 
-    def __init__(self, *, cholesky: Mapping | None = None, lemmas: Sequence[str] = ()) -> None:
+    def __init__(self, *, cholesky: Mapping | None = None, diagonal: Mapping | None = None,
+                 lemmas: Sequence[str] = ()) -> None:
         self.cholesky = dict(cholesky or {})
+        self.diagonal = dict(diagonal or {})
+        for symbol, image in self.diagonal.items():
+            square = isinstance(symbol, PositiveDefinite) and type(image) is Diagonal
+            if not (square and image.positive) and not (
+                    type(image) is Column and symbol.shape == image.shape):
+                raise TypeError(f"diagonal: {symbol} -> {image} must map a PositiveDefinite to "
+                                "a Diagonal with positive entries, or a column to a Column")
         self.lemmas = tuple(lemmas)
         for sigma, factor in self.cholesky.items():
             if not isinstance(sigma, PositiveDefinite) or not isinstance(factor, CholeskyFactor):
@@ -463,8 +582,16 @@ class MatrixAlgebra(Prover):
         expr = _split_sums(expr)
         expr, names = apply_matrix_lemmas(expr, self.lemmas, "sums", self._letters())
         used |= names
+        expr = expr.xreplace(self.diagonal)
         normaliser = _Normaliser(self._letters())
         value = normaliser.scalar(expr)
+        if normaliser.log_determinants:  # log det diag(d) = sum_i log d_i (lemma M5)
+            value = sp.expand(sp.expand_log(value, force=False))
+            value = value.xreplace({sp.log(a): v for a, v in normaliser.log_determinants.items()})
+            if value.has(*normaliser.log_determinants):
+                raise MatrixFormError("a determinant of a diagonal matrix outside a log")
+        if value.has(sp.Sum):  # finite sums split termwise, bound indices named canonically
+            value = admit(_split_sums(value))
         return value, used | normaliser.lemmas
 
     def prove(self, lhs: sp.Basic, rhs: sp.Basic) -> SymbolicResult:
@@ -492,7 +619,7 @@ class MatrixAlgebra(Prover):
 
 # --------------------------------------------------------------------------- lemma instances
 
-_DENSITY, _QUADRATIC, _DET_TRIANGULAR, _FROBENIUS = "M1", "M2", "M3", "M4"
+_DENSITY, _QUADRATIC, _DET_TRIANGULAR, _FROBENIUS, _DIAGONAL = "M1", "M2", "M3", "M4", "M5"
 
 
 def _statement(name: str) -> tuple[sp.Basic, sp.Basic, dict]:
