@@ -20,9 +20,11 @@ and brought to a normal form by rules valid for every size (cyclic trace,
 reach is a short list of named lemmas (:mod:`symkl.proof.lemmas`): the
 Gaussian expectations ``M1`` (normalisation) and ``M2`` (the quadratic-form
 expectation), and the triangular facts ``M3`` (log det) and ``M4``
-(Frobenius norm).  The numeric side instantiates the matrix symbols with
-random exact Cholesky factors at ``k = 2..6`` (``k = 2, 3`` for claims with
-integrals, evaluated by Gauss-Hermite quadrature in ``k`` dimensions).
+(Frobenius norm), and ``M5`` (diagonal matrices act entrywise) for the
+diagonal special case.  The numeric side instantiates the matrix symbols with
+random exact Cholesky factors at ``k = 2..6``; claims with integrals at
+``k = 2`` only (``k``-dimensional Gauss-Hermite quadrature costs ``n^k``
+nodes; the slow tests check them at ``k = 3, 4``).
 """
 
 from __future__ import annotations
@@ -465,10 +467,10 @@ def derive_full() -> Derivation:
             "Every step is proved for every dimension $k$: the matrices stay symbolic and "
             "are brought to a normal form by rules valid for every size (cyclic trace, "
             "$\\operatorname{tr} I_k = k$, $|AB| = |A|\\,|B|$, $(AB)^{-1} = B^{-1}A^{-1}$); "
-            "the Gaussian expectations and the triangular facts are the assumed lemmas "
-            "listed below.  Numerically, every claim is checked with random exact "
-            "Cholesky factors at $k = 2..6$ (claims with integrals at $k = 2, 3$, by "
-            "Gauss-Hermite quadrature in $k$ dimensions).",
+            "the Gaussian expectations, the triangular facts and the entrywise action of "
+            "diagonal matrices are the assumed lemmas M1-M5.  Numerically, every claim is "
+            "checked with random exact Cholesky factors at $k = 2..6$ (claims with "
+            "integrals at $k = 2$, by Gauss-Hermite quadrature in $k$ dimensions).",
             "In the Cholesky form each diagonal term $M_{ii}^2 - 1 - 2\\log M_{ii} \\geq 0$ "
             "(equality iff $M_{ii} = 1$), and the other terms are squares: the sum has no "
             "cancellation, which is the form the numeric code uses.",

@@ -51,7 +51,8 @@ from symkl.proof.provers import Prover, SymbolicResult, is_zero
 
 __all__ = [
     "CholeskyFactor", "Column", "Diagonal", "MatrixAlgebra", "MatrixEntry", "MatrixFormError",
-    "MatrixIntegral", "PositiveDefinite", "QuadraticForm", "SquaredNorm", "matrix_normal_form",
+    "MatrixIntegral", "PositiveDefinite", "QuadraticForm", "SquaredNorm", "is_lower_triangular",
+    "matrix_normal_form",
 ]  # fmt: skip
 
 Letter = tuple  # (MatrixSymbol, transposed: bool, inverted: bool)
@@ -682,6 +683,20 @@ def _gaussian_integral(integral: sp.Basic, allowed: Sequence[str], letters: _Let
         used.add(name)
         total += coefficient * rhs
     return total
+
+
+def is_lower_triangular(matrix: sp.Basic) -> bool:
+    """A product of :class:`CholeskyFactor` matrices and their inverses (not transposed).
+
+    Such a product is lower triangular with a positive diagonal (the side
+    condition of lemmas M3 and M4).
+
+    >>> k = sp.Symbol("k", integer=True, positive=True)
+    >>> L, R = CholeskyFactor("L", k, k), CholeskyFactor("R", k, k)
+    >>> is_lower_triangular(R.I * L), is_lower_triangular(R.T * L)
+    (True, False)
+    """
+    return _triangular(matrix, _Letters())
 
 
 def _triangular(matrix: sp.Basic, letters: _Letters) -> bool:
