@@ -303,3 +303,18 @@ def test_every_full_claim_is_general():
     assert report.proved, str(report)
     finite = [c.label for c in report.checks if not c.general]
     assert finite in ([], ["diagonal-special-case"]), finite
+
+
+def test_atoms_are_keyed_by_the_matrices_not_their_names():
+    """A matrix named 'A B' is not the product A B; same-named matrices of other sizes differ."""
+    spaced = sp.MatrixSymbol("A B", k, k)
+    assert not run_prover(ALGEBRA, sp.Trace(spaced), sp.Trace(A * B)).ok
+    n = sp.Symbol("n", integer=True, positive=True)
+    other = PositiveDefinite("Sigma_p", n, n)
+    assert not run_prover(ALGEBRA, sp.log(sp.Determinant(other)),
+                          sp.log(sp.Determinant(S.Sigma_p))).ok
+
+
+def test_the_verdict_names_the_hypothesis():
+    result = run_prover(TRIANGULAR, TEXTBOOK, cholesky(M, W))
+    assert "Sigma_p = L_p L_p^T" in result.method, result.method

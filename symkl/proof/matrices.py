@@ -416,6 +416,17 @@ def _trace_key(word: Word) -> Word:
     return min(candidates, key=lambda w: [_letter_key(x) for x in w]) if candidates else ()
 
 
+#: the scalar atoms of the normal form: the trace of a canonical word, the determinant of a
+#: letter (keyed by the objects themselves, so two matrices never share an atom by name)
+_TRACE = sp.Function("tr", real=True)
+_DETERMINANT = sp.Function("det", positive=True)
+
+
+def _word_tuple(word: Word) -> sp.Tuple:
+    return sp.Tuple(*[sp.Tuple(s, sp.true if t else sp.false, sp.true if i else sp.false)
+                      for s, t, i in word])
+
+
 def _word_text(word: Word) -> str:
     return " ".join(s.name + ("^T" if t else "") + ("^-1" if i else "") for s, t, i in word)
 
@@ -436,7 +447,7 @@ class _Normaliser:
             if key and all(isinstance(letter[0], Diagonal) for letter in key):
                 total += c * self.diagonal_trace(key)
                 continue
-            total += c * (size if key == () else sp.Symbol(f"tr({_word_text(key)})", real=True))
+            total += c * (size if key == () else _TRACE(_word_tuple(key)))
         return total
 
     def diagonal_trace(self, word: Word) -> sp.Expr:
@@ -478,7 +489,7 @@ class _Normaliser:
                 self.lemmas.add(_DET_TRIANGULAR)
             elif not self.letters.spd(symbol):
                 raise MatrixFormError(f"the sign of det {symbol} is not known")
-            atom = sp.Symbol(f"det({symbol.name})", positive=True)
+            atom = _DETERMINANT(symbol)
             value *= 1 / atom if inverted else atom
         return value
 
@@ -574,6 +585,11 @@ class MatrixAlgebra(Prover):
     def _letters(self) -> _Letters:
         return _Letters()
 
+    def _hypotheses(self) -> str:
+        parts = [f"{s} = {f} {f}^T" for s, f in self.cholesky.items()]
+        parts += [f"{s} = {v.name}" for s, v in self.diagonal.items()]
+        return f" with {', '.join(parts)}" if parts else ""
+
     def normal_form(self, expr: sp.Basic) -> tuple[sp.Expr, set[str]]:
         """Gaussian expectations by lemma, the hypotheses, lemma rewrites, then the normal form."""
         used: set[str] = set()
@@ -614,7 +630,8 @@ class MatrixAlgebra(Prover):
             return SymbolicResult(False, self.method, "a lemma was used that was not named")
         ok, detail = is_zero(sp.expand(a - b))
         used = tuple(sorted(used_a | used_b))
-        method = self.method + (f" from lemmas {', '.join(used)}" if used else "")
+        method = self.method + self._hypotheses() + (
+            f" from lemmas {', '.join(used)}" if used else "")
         return SymbolicResult(ok, method, f"{how} agree by {detail}" if ok else detail, None)
 
 
