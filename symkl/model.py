@@ -21,6 +21,9 @@ from dataclasses import dataclass
 
 import sympy as sp
 
+# the integral over R^k is the kernel's (its lemmas are stated with it); re-exported here
+from symkl.proof.lemmas import VectorIntegral
+
 # the matrix nodes are the kernel's (its matrix lemmas are stated with them); re-exported here
 from symkl.proof.matrices import (
     CholeskyFactor,
@@ -142,77 +145,6 @@ def diagonal_symbols() -> DiagonalSymbols:
         sigma_q=sp.IndexedBase("sigma_q", positive=True),
         t=sp.Symbol("t", real=True),
     )
-
-
-class VectorIntegral(sp.Expr):
-    r"""``\int_{R^k} f(x) dx`` over ``x = (x[1], ..., x[k])`` for a symbolic dimension ``k``.
-
-    SymPy's ``Integral`` needs its variables spelled out; this keeps ``k``
-    symbolic for display and turns into an ordinary ``k``-fold ``Integral`` over
-    real symbols ``x_1 .. x_k`` when ``k`` is a number (``doit``).
-
-    Examples
-    --------
-    >>> s = diagonal_symbols()
-    >>> f = sp.Product(normal_pdf(s.x[s.i], 0, 1), (s.i, 1, s.k))
-    >>> VectorIntegral(f, s.x, s.k).xreplace({s.k: 2}).doit(integrals=False).limits
-    ((x_1, -oo, oo), (x_2, -oo, oo))
-    """
-
-    is_commutative = True
-
-    def __new__(cls, function: sp.Expr, base: sp.IndexedBase, k: sp.Expr) -> VectorIntegral:
-        return sp.Expr.__new__(cls, sp.sympify(function), base, sp.sympify(k))
-
-    @property
-    def function(self) -> sp.Expr:
-        return self.args[0]
-
-    @property
-    def base(self) -> sp.IndexedBase:
-        return self.args[1]
-
-    @property
-    def dimension(self) -> sp.Expr:
-        return self.args[2]
-
-    @property
-    def free_symbols(self) -> set[sp.Basic]:
-        inner = {
-            s
-            for s in self.function.free_symbols
-            if s != self.base.label and not (isinstance(s, sp.Indexed) and s.base == self.base)
-        }
-        return inner | self.dimension.free_symbols
-
-    def doit(self, **hints) -> sp.Expr:
-        k = self.dimension
-        if not k.is_Integer:
-            return self
-        function = self.function.doit(**{**hints, "integrals": False})
-        # an enclosing Sum may not have substituted its index yet: wait for it
-        pending = [
-            a
-            for a in function.atoms(sp.Indexed)
-            if a.base == self.base and not all(n.is_Integer for n in a.indices)
-        ]
-        if pending:
-            return self
-        coordinates = [sp.Symbol(f"x_{j}", real=True) for j in range(1, int(k) + 1)]
-        function = function.xreplace({self.base[j]: c for j, c in enumerate(coordinates, 1)})
-        integral = sp.Integral(function, *[(c, -sp.oo, sp.oo) for c in coordinates])
-        return integral.doit(**hints) if hints.get("integrals", True) else integral
-
-    def _latex(self, printer) -> str:
-        return (
-            rf"\int_{{\mathbb{{R}}^{{{printer._print(self.dimension)}}}}} "
-            rf"{printer._print(self.function)}\, d\mathbf{{x}}"
-        )
-
-    def _sympystr(self, printer) -> str:
-        return (
-            f"VectorIntegral({printer._print(self.function)}, R^{printer._print(self.dimension)})"
-        )
 
 
 # --------------------------------------------------------------------------- full covariance

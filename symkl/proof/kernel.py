@@ -133,11 +133,21 @@ class StepCheck:
         return self.symbolic.sizes is None
 
     @property
+    def lemmas(self) -> tuple[str, ...]:
+        """The lemmas (:mod:`symkl.proof.lemmas`) the symbolic proof assumes."""
+        return self.symbolic.lemmas
+
+    @property
     def scope(self) -> str:
-        """``"for all k"`` or ``"at k = 1..4"``; numeric sizes added when there are some."""
+        """``"for all k"``, ``"for all k from lemmas L1, L2"`` or ``"at k = 1..4"``.
+
+        Numeric sizes are added when there are some.
+        """
         if not self.ok:
             return "not proved"
         text = "for all k" if self.general else f"at k = {format_sizes(self.symbolic.sizes)}"
+        if self.lemmas:
+            text += f" from lemmas {', '.join(self.lemmas)}"
         if self.numeric.sizes:
             text += f" (numerically at k = {format_sizes(self.numeric.sizes)})"
         return text
@@ -160,6 +170,7 @@ class StepCheck:
                 "ok": self.symbolic.ok,
                 "method": self.symbolic.method,
                 "sizes": list(self.symbolic.sizes) if self.symbolic.sizes else None,
+                "lemmas": list(self.lemmas),
             },
             "numeric": {
                 "ok": self.numeric.ok,
@@ -190,13 +201,21 @@ class VerificationReport:
         return tuple(check for check in self.checks if not check.ok)
 
     @property
+    def lemmas(self) -> tuple[str, ...]:
+        """Every lemma any claim's proof assumes, in order of first use."""
+        return tuple(dict.fromkeys(name for c in self.checks for name in c.lemmas))
+
+    @property
     def scope(self) -> str:
-        """``"for all k"`` only when every claim is general; else the sizes and which claims."""
+        """``"for all k"`` only when every claim is general; else the sizes and which claims.
+
+        When general claims assume lemmas: ``"for all k from lemmas L1, L2"``.
+        """
         if not self.proved:
             return "not proved"
         finite = [c for c in self.checks if not c.general]
         if not finite:
-            return "for all k"
+            return f"for all k from lemmas {', '.join(self.lemmas)}" if self.lemmas else "for all k"
         sizes = sorted(set.intersection(*[set(c.symbolic.sizes) for c in finite]))
         return (
             f"{len(finite)} of {len(self.checks)} claims only at k = {format_sizes(sizes)}"
@@ -229,6 +248,7 @@ class VerificationReport:
             "name": self.name,
             "proved": self.proved,
             "scope": self.scope,
+            "lemmas": list(self.lemmas),
             "seconds": round(self.seconds, 3),
             "claims": [c.as_dict() for c in self.checks],
             "steps": [c.as_dict() for c in self.checks],
@@ -548,13 +568,14 @@ def chain(report: VerificationReport, name: str, upto: str | None = None) -> The
             return None
     finite = [set(c.symbolic.sizes) for c in steps if c.symbolic.sizes is not None]
     sizes = tuple(sorted(set.intersection(*finite))) if finite else None
-    theorem = Theorem(steps[0].claim.lhs, steps[-1].claim.rhs, sizes, name, _TOKEN)
+    lemmas = tuple(dict.fromkeys(n for c in steps for n in c.lemmas))
+    theorem = Theorem(steps[0].claim.lhs, steps[-1].claim.rhs, sizes, name, _TOKEN, lemmas)
     _GENUINE.add(_content(theorem))
     return theorem
 
 
 def _content(theorem: Theorem) -> tuple:
-    return (theorem.lhs, theorem.rhs, theorem.sizes, theorem.name)
+    return (theorem.lhs, theorem.rhs, theorem.sizes, theorem.name, theorem.lemmas)
 
 
 def is_genuine(theorem: object) -> bool:

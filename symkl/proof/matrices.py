@@ -632,7 +632,8 @@ class MatrixAlgebra(Prover):
         used = tuple(sorted(used_a | used_b))
         method = self.method + self._hypotheses() + (
             f" from lemmas {', '.join(used)}" if used else "")
-        return SymbolicResult(ok, method, f"{how} agree by {detail}" if ok else detail, None)
+        return SymbolicResult(ok, method, f"{how} agree by {detail}" if ok else detail, None,
+                              used if ok else ())
 
 
 # --------------------------------------------------------------------------- lemma instances
@@ -640,22 +641,17 @@ class MatrixAlgebra(Prover):
 _DENSITY, _QUADRATIC, _DET_TRIANGULAR, _FROBENIUS, _DIAGONAL = "M1", "M2", "M3", "M4", "M5"
 
 
-def _statement(name: str) -> tuple[sp.Basic, sp.Basic, dict]:
-    """``(lhs, rhs, schematic symbols)`` of a matrix lemma of :mod:`symkl.proof.lemmas`."""
-    from symkl.proof._full_lemmas_draft import _A, _S, _T, _full_statements, _m, _mu, _x
-
-    lhs, rhs = _full_statements()[{"M1": "F1", "M2": "F2", "M3": "F3", "M4": "F4"}[name]]
-    return lhs, rhs, {"x": _x, "mu": _mu, "m": _m, "S": _S, "A": _A, "T": _T}
-
-
 def _instance(name: str, substitution: dict) -> tuple[sp.Basic, sp.Basic]:
-    lhs, rhs, symbols = _statement(name)
-    for key, value in substitution.items():
-        if symbols[key].shape != value.shape:
-            raise MatrixFormError(f"lemma {name}: {key} -> {value} has shape {value.shape}, "
-                                  f"expected {symbols[key].shape}")
-    table = {symbols[key]: value for key, value in substitution.items()}
-    return lhs.xreplace(table), rhs.xreplace(table)
+    """The admitted instance of a lemma of :mod:`symkl.proof.lemmas`, side conditions checked.
+
+    ``substitution`` maps the lemma's schematic names (``"S"``, ``"mu"``, ...) to images.
+    """
+    from symkl.proof.lemmas import _M, LEMMAS, _checked_instance
+
+    instance = _checked_instance(LEMMAS[name], {_M[key]: v for key, v in substitution.items()})
+    if isinstance(instance, str):
+        raise MatrixFormError(instance)
+    return instance
 
 
 def _gaussian_integral(integral: sp.Basic, allowed: Sequence[str], letters: _Letters,
@@ -675,7 +671,10 @@ def _gaussian_integral(integral: sp.Basic, allowed: Sequence[str], letters: _Let
     covariance, mean = forms[0].args[0].arg, sp.MatAdd(x, -forms[0].args[1]).doit()
     if not letters.spd(covariance) or mean.has(x) or covariance.has(x):
         raise MatrixFormError(f"lemma M1/M2: {covariance} is not declared positive definite")
-    density = _instance(_DENSITY, {"x": x, "mu": mean, "S": covariance})[0].args[0]
+    from symkl.proof.lemmas import _M, LEMMAS
+
+    density = LEMMAS[_DENSITY].lhs.args[0].xreplace({_M["x"]: x, _M["mu"]: mean,
+                                                      _M["S"]: covariance})
     total = sp.S.Zero
     for term in sp.Add.make_args(sp.expand(function / density)):
         forms = [f for f in sp.Mul.make_args(term) if isinstance(f, QuadraticForm) and f.has(x)]

@@ -52,12 +52,14 @@ class SymbolicResult:
     """Outcome of a symbolic proof: ``ok``, the ``method`` used, a ``detail``, the ``sizes``.
 
     ``sizes`` is None for a proof for every value, else the dimensions proved.
+    ``lemmas`` names the lemmas of :mod:`symkl.proof.lemmas` the proof assumes.
     """
 
     ok: bool
     method: str
     detail: str = ""
     sizes: tuple[int, ...] | None = None
+    lemmas: tuple[str, ...] = ()
 
 
 # --------------------------------------------------------------------------- zero test
@@ -224,6 +226,10 @@ def dominated(integrand: sp.Expr, limits: Sequence[tuple]) -> tuple[bool, str]:
 # --------------------------------------------------------------------------- provers
 
 
+#: the modules whose Prover classes are trusted
+KERNEL_MODULES = (__name__, "symkl.proof.lemmas", "symkl.proof.sums", "symkl.proof.matrices")
+
+
 class Prover:
     """Base class: ``method`` names the proof, ``prove(lhs, rhs)`` returns a SymbolicResult.
 
@@ -238,19 +244,15 @@ class Prover:
         raise NotImplementedError
 
 
-#: the modules whose Prover classes are trusted: this one and the matrix rules
-_TRUSTED_MODULES = (__name__, "symkl.proof.matrices")
-
-
 def run_prover(prover: object, lhs: sp.Basic, rhs: sp.Basic) -> SymbolicResult:
-    """Run a *kernel* prover: a class defined in this module, its own ``prove`` method."""
+    """Run a *kernel* prover: a class defined in the kernel, its own ``prove`` method."""
     cls = type(prover)
-    if not isinstance(prover, Prover) or cls.__module__ not in _TRUSTED_MODULES or cls is Prover:
+    if not isinstance(prover, Prover) or cls.__module__ not in KERNEL_MODULES or cls is Prover:
         return SymbolicResult(
             False,
             "refused",
             f"{cls.__module__}.{cls.__qualname__} is not a kernel prover "
-            "(only the classes of symkl.proof.provers are trusted)",
+            f"(only the classes of {', '.join(KERNEL_MODULES)} are trusted)",
         )
     return cls.prove(prover, lhs, rhs)
 
@@ -524,6 +526,8 @@ class Theorem:
     sizes: tuple[int, ...] | None
     name: str
     _token: object = None
+    #: the lemmas (symkl.proof.lemmas) its proof assumes
+    lemmas: tuple[str, ...] = ()
 
 
 _FACTS = ("real", "positive", "negative", "nonnegative", "nonpositive", "nonzero", "integer")
@@ -602,7 +606,7 @@ class InstanceOf(Prover):
             expected = [sp.Sum(e, self.over) for e in expected]
         if [admit(e) for e in expected] != [admit(lhs), admit(rhs)]:
             return SymbolicResult(False, self.method, "the sides are not the instance")
-        return SymbolicResult(True, self.method, "", theorem.sizes)
+        return SymbolicResult(True, self.method, "", theorem.sizes, theorem.lemmas)
 
 
 class AtSizes(Prover):
@@ -656,7 +660,8 @@ class AtSizes(Prover):
             result = Generic().prove(lhs, rhs)
             if result.ok:
                 return SymbolicResult(True, f"{result.method}, for general k", result.detail)
-        methods = []
+        methods: list[str] = []
+        lemmas: list[str] = []
         for size in self.sizes:
             setting = self.setting(size)
             problem = self._consistent(setting)
@@ -670,12 +675,14 @@ class AtSizes(Prover):
             if not result.ok:
                 return SymbolicResult(False, f"at k = {size}: {result.method}", result.detail)
             methods.append(result.method)
+            lemmas.extend(result.lemmas)
         what = f" with {self.what}" if self.what else ""
         return SymbolicResult(
             True,
             f"at k = {format_sizes(self.sizes)}{what}: {', '.join(dict.fromkeys(methods))}",
             "not proved for general k; proved symbolically at each listed k",
             self.sizes,
+            tuple(dict.fromkeys(lemmas)),
         )
 
 
