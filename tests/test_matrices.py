@@ -318,3 +318,60 @@ def test_atoms_are_keyed_by_the_matrices_not_their_names():
 def test_the_verdict_names_the_hypothesis():
     result = run_prover(TRIANGULAR, TEXTBOOK, cholesky(M, W))
     assert "Sigma_p = L_p L_p^T" in result.method, result.method
+
+
+# ---------------------------------------------------------------------------- lemma evidence
+
+
+@pytest.mark.parametrize("name", ["M3", "M5"])
+def test_matrix_lemma_evidence_at_k_1_to_6(name):
+    from symkl.proof.lemmas import lemma_evidence
+
+    verdict = lemma_evidence(name)
+    assert verdict.ok, verdict.summary()
+    assert verdict.symbolic.sizes == (1, 2, 3, 4, 5, 6) and verdict.numeric.sizes == (2, 3, 4, 5, 6)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["M1", "M2", "M4"])
+def test_slow_matrix_lemma_evidence_at_k_1_to_6(name):
+    """M1, M2: k-dimensional Gauss-Hermite up to k = 6 (minutes); M4: 6 x 6 inverses."""
+    from symkl.proof.lemmas import lemma_evidence
+
+    verdict = lemma_evidence(name)
+    assert verdict.ok, verdict.summary()
+
+
+def _wrong_lemma(name, wrong_rhs):
+    from symkl.proof import AtSizes, Settings, check
+    from symkl.proof.claims import Claim
+    from symkl.proof.lemmas import LEMMAS
+
+    lemma = LEMMAS[name]
+    lhs, rhs = lemma.instance(lemma.example())
+    sizes = (1, 2, 3)
+    setting = lemma.setting or (lambda n: {lemma.k: sp.Integer(n)})
+    claim = Claim(f"wrong-{name}", lhs, wrong_rhs(rhs), "", "stated", (), sizes,
+                  AtSizes(lemma.k, sizes, setting=setting, inner=lemma.inner),
+                  (setting(2),))
+    return check(claim, Settings(points=3))
+
+
+WRONG_LEMMAS = {
+    "M1-two": ("M1", lambda rhs: 2 * rhs),
+    "M2-no-trace": ("M2", lambda rhs: rhs.args[0] if isinstance(rhs.args[0], QuadraticForm)
+                    else rhs.args[1]),
+    "M3-doubled": ("M3", lambda rhs: 2 * rhs),
+    "M4-trace-of-T": ("M4", lambda rhs: sp.Trace(rhs.arg.args[0])),
+    "M5-trace-upside-down": ("M5", lambda rhs: sp.ImmutableMatrix(
+        [rhs[0].xreplace({rhs[0].function: 1 / rhs[0].function}),
+         rhs[1], rhs[2]])),
+}
+
+
+@pytest.mark.parametrize("name", sorted(WRONG_LEMMAS))
+def test_wrong_lemma_statements_fail_their_evidence(name):
+    lemma, wrong = WRONG_LEMMAS[name]
+    verdict = _wrong_lemma(lemma, wrong)
+    assert not verdict.symbolic.ok, verdict.summary()
+    assert not verdict.numeric.ok, verdict.summary()

@@ -705,6 +705,7 @@ def _quadratic_lemma() -> Lemma:
         ),
         example=_gaussian_example,
         setting=_gaussian_setting,
+        inner=_whitened,
     )
 
 
