@@ -4,14 +4,18 @@ The chain: the product density; the log of a product as a sum; linearity
 (the sum leaves the integral); Fubini (every other coordinate's density
 integrates to one); the univariate result, proved in
 :mod:`symkl.kl.univariate`, applied to each coordinate.  The dimension ``k``
-is symbolic.  Where SymPy cannot prove a step for general ``k``, the step is
-proved symbolically at ``k = 1..4`` and checked numerically by
-``k``-dimensional quadrature at ``k = 2`` and ``3``; the report and the
-rendering say which.
+is symbolic and every step is proved for all ``k``: the log of a product and
+the finite sums by :class:`~symkl.proof.sums.FiniteSums`, linearity and
+marginalisation as instances of the kernel's lemmas L1 and L2
+(:mod:`symkl.proof.lemmas`), whose side conditions are checked on these
+densities.  Claims without a ``k``-fold integral are checked numerically at
+``k = 2..6``; those with one at ``k = 2, 3`` (a tensor quadrature rule in
+``k`` dimensions costs ``n^k`` nodes).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import sympy as sp
@@ -19,19 +23,20 @@ import sympy as sp
 from symkl.derivation import (
     Derivation,
     Step,
-    proved_for_general_k_or_at,
     reverse_and_symmetric_facts,
 )
 from symkl.kl import derive
 from symkl.kl.univariate import kl_symbol
 from symkl.model import VectorIntegral, diagonal_symbols, normal_pdf
-from symkl.proof import InstanceOf
+from symkl.proof import LEMMAS, ByLemma, Generic, InstanceOf
+from symkl.proof.sums import FiniteSums
 
 __all__ = ["derive_diagonal", "direct_integration"]
 
-#: sizes at which steps about symbolic k are proved, and checked numerically
-PROVED_AT = (1, 2, 3, 4)
-NUMERIC_AT = ({"k": 2}, {"k": 3})
+#: sizes at which claims are checked numerically: closed forms (sums) at k = 2..6,
+#: claims holding a k-fold integral at k = 2, 3 (the tensor rule costs n^k nodes)
+NUMERIC_AT = ({"k": 2}, {"k": 3}, {"k": 4}, {"k": 5}, {"k": 6})
+NUMERIC_INTEGRALS_AT = ({"k": 2}, {"k": 3})
 
 
 def _by_univariate_lemma(s, univariate) -> InstanceOf:
@@ -75,7 +80,15 @@ def derive_diagonal() -> Derivation:
     p_product = sp.Product(p_i(x[j], j), (j, 1, k))
     q_product = sp.Product(q_i(x[j], j), (j, 1, k))
     numeric = tuple({k: n["k"]} for n in NUMERIC_AT)
-    general_or_at = proved_for_general_k_or_at(k, PROVED_AT)
+    numeric_integrals = tuple({k: n["k"]} for n in NUMERIC_INTEGRALS_AT)
+    # the lemmas' schematic densities and one-coordinate functions, for these Gaussians
+    lemma_p, lemma_f = (
+        f for f in LEMMAS["L1"].schematic if isinstance(f, sp.core.function.UndefinedFunction)
+    )
+    per_coordinate = {
+        lemma_p: sp.Lambda((j, t), p_i(t, j)),
+        lemma_f: sp.Lambda((j, t), sp.log(p_i(t, j) / q_i(t, j))),
+    }
 
     definition = VectorIntegral(p * sp.log(p / q), x, k)
     product = VectorIntegral(p_product * sp.log(p_product / q_product), x, k)
@@ -109,31 +122,31 @@ def derive_diagonal() -> Derivation:
             product,
             "a diagonal Gaussian is the product of its coordinate densities",
             (r"$\sigma_{p,i}, \sigma_{q,i} > 0$",),
-            prove=general_or_at,
-            instances=numeric,
+            prove=FiniteSums(),
+            instances=numeric_integrals,
         ),
         Step(
             "log-of-product",
             log_sum,
             "the log of a product is the sum of the logs",
             ("every factor is positive",),
-            prove=general_or_at,
-            instances=numeric,
+            prove=FiniteSums(),
+            instances=numeric_integrals,
         ),
         Step(
             "sum-out-of-integral",
             sum_out,
-            "linearity of the integral (a finite sum)",
-            prove=general_or_at,
-            instances=numeric,
+            "linearity of the integral (a finite sum; lemma L1)",
+            prove=ByLemma("L1", per_coordinate),
+            instances=numeric_integrals,
         ),
         Step(
             "marginalise",
             marginal,
-            "Fubini: every other coordinate's density integrates to one",
+            "Fubini: every other coordinate's density integrates to one (lemma L2)",
             ("each integrand is absolutely integrable",),
-            prove=general_or_at,
-            instances=numeric,
+            prove=ByLemma("L2", per_coordinate),
+            instances=numeric_integrals,
         ),
         Step(
             "univariate-per-coordinate",
@@ -157,23 +170,26 @@ def derive_diagonal() -> Derivation:
             r"$p = \mathcal{N}(\mu_p, \operatorname{diag}\sigma_p^2)$ and "
             r"$q = \mathcal{N}(\mu_q, \operatorname{diag}\sigma_q^2)$ on $\mathbb{R}^k$, "
             "$k$ symbolic.",
-            "Steps that SymPy cannot prove for general $k$ are proved symbolically at "
-            "$k = 1, 2, 3, 4$ only and checked numerically by $k$-dimensional Gauss-Hermite "
-            "quadrature at $k = 2$ and $3$; each step says how it was checked, and the "
-            "verdict says which claims hold only at those sizes.",
+            "Every step is proved for symbolic $k$: linearity over the $k$-term sum and "
+            "the marginalisation are instances of the lemmas L1 and L2 (stated below, "
+            "with their side conditions checked on these densities). Claims holding a "
+            "$k$-fold integral are checked numerically by $k$-dimensional Gauss-Hermite "
+            "quadrature at $k = 2, 3$; the closed forms at $k = 2, \\ldots, 6$.",
         ],
         swap=swap,
-        terms_prove=general_or_at,
+        terms_prove=Generic(),
         terms_instances=numeric,
     )
     facts = reverse_and_symmetric_facts(
         derivation,
         reverse_lhs=VectorIntegral(q * sp.log(q / p), x, k),
-        reverse_prove=InstanceOf(derivation.deferred_theorem(), swap, sizes=PROVED_AT,
+        reverse_prove=InstanceOf(derivation.deferred_theorem(), swap, sizes=None,
                                  name=derivation.name),
-        prove=general_or_at,
+        prove=Generic(),
         instances=numeric,
     )
+    # the reverse fact's left side is a k-fold integral: checked numerically at k = 2, 3
+    facts[0] = dataclasses.replace(facts[0], instances=numeric_integrals)
     return derivation.replace(facts=facts, derive_seconds=time.perf_counter() - started)
 
 
