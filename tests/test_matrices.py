@@ -324,18 +324,19 @@ def test_the_verdict_names_the_hypothesis():
 
 
 @pytest.mark.parametrize("name", ["M3", "M5"])
-def test_matrix_lemma_evidence_at_k_1_to_6(name):
-    from symkl.proof.lemmas import lemma_evidence
+def test_matrix_lemma_evidence(name):
+    from symkl.proof.lemmas import EVIDENCE_NUMERIC_AT, EVIDENCE_PROVED_AT, lemma_evidence
 
     verdict = lemma_evidence(name)
     assert verdict.ok, verdict.summary()
-    assert verdict.symbolic.sizes == (1, 2, 3, 4, 5, 6) and verdict.numeric.sizes == (2, 3, 4, 5, 6)
+    assert verdict.symbolic.sizes == EVIDENCE_PROVED_AT
+    assert verdict.numeric.sizes == EVIDENCE_NUMERIC_AT
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["M1", "M2", "M4"])
-def test_slow_matrix_lemma_evidence_at_k_1_to_6(name):
-    """M1, M2: k-dimensional Gauss-Hermite up to k = 6 (minutes); M4: 6 x 6 inverses."""
+def test_slow_matrix_lemma_evidence(name):
+    """M1, M2: symbolic Gaussian integrals up to k = 6 (about a minute each); M4: 6 x 6 inverses."""
     from symkl.proof.lemmas import lemma_evidence
 
     verdict = lemma_evidence(name)
