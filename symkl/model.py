@@ -24,11 +24,23 @@ import sympy as sp
 # the integral over R^k is the kernel's (its lemmas are stated with it); re-exported here
 from symkl.proof.lemmas import VectorIntegral
 
+# the matrix nodes are the kernel's (its matrix lemmas are stated with them); re-exported here
+from symkl.proof.matrices import (
+    CholeskyFactor,
+    MatrixEntry,
+    MatrixIntegral,
+    PositiveDefinite,
+    QuadraticForm,
+    SquaredNorm,
+)
+
 __all__ = [
+    "CholeskyFactor",
     "DiagonalSymbols",
     "FullSymbols",
     "MatrixEntry",
     "MatrixIntegral",
+    "PositiveDefinite",
     "QuadraticForm",
     "SquaredNorm",
     "UnivariateSymbols",
@@ -176,10 +188,10 @@ def full_symbols() -> FullSymbols:
         x=sp.MatrixSymbol("x", k, 1),
         mu_p=sp.MatrixSymbol("mu_p", k, 1),
         mu_q=sp.MatrixSymbol("mu_q", k, 1),
-        Sigma_p=sp.MatrixSymbol("Sigma_p", k, k),
-        Sigma_q=sp.MatrixSymbol("Sigma_q", k, k),
-        L_p=sp.MatrixSymbol("L_p", k, k),
-        L_q=sp.MatrixSymbol("L_q", k, k),
+        Sigma_p=PositiveDefinite("Sigma_p", k, k),
+        Sigma_q=PositiveDefinite("Sigma_q", k, k),
+        L_p=CholeskyFactor("L_p", k, k),
+        L_q=CholeskyFactor("L_q", k, k),
     )
 
 
@@ -206,151 +218,3 @@ def cholesky_factor(name: str, size: int) -> sp.ImmutableMatrix:
         )
 
     return sp.ImmutableMatrix(size, size, entry)
-
-
-def _explicit(value: sp.Basic) -> bool:
-    return isinstance(value, sp.MatrixBase)
-
-
-class QuadraticForm(sp.Expr):
-    r"""The scalar ``v^T A v`` of a ``k x 1`` column ``v`` and a ``k x k`` matrix ``A``.
-
-    Stays symbolic while the shapes are symbolic; once ``A`` and ``v`` are
-    explicit matrices, ``doit`` returns the scalar.
-
-    Examples
-    --------
-    >>> s = full_symbols()
-    >>> form = QuadraticForm(s.Sigma_q.I, s.mu_q - s.mu_p)
-    >>> print(sp.latex(form))
-    \left(- \mu_{p} + \mu_{q}\right)^{\top} \Sigma_{q}^{-1} \left(- \mu_{p} + \mu_{q}\right)
-    >>> one = {s.Sigma_q: sp.eye(1) * 2, s.mu_q: sp.Matrix([3]), s.mu_p: sp.Matrix([1])}
-    >>> form.xreplace(one).doit()
-    2
-    """
-
-    is_commutative = True
-    is_real = True
-
-    def __new__(cls, matrix: sp.Basic, vector: sp.Basic) -> QuadraticForm:
-        return sp.Expr.__new__(cls, matrix, vector)
-
-    def doit(self, **hints) -> sp.Expr:
-        matrix, vector = (arg.doit(**hints) for arg in self.args)
-        if _explicit(matrix) and _explicit(vector):
-            return sp.expand((vector.T * sp.ImmutableMatrix(matrix) * vector)[0, 0])
-        return self.func(matrix, vector)
-
-    def _latex(self, printer) -> str:
-        matrix, vector = self.args
-        v = printer._print(vector)
-        if not isinstance(vector, sp.MatrixSymbol):
-            v = rf"\left({v}\right)"
-        return rf"{v}^{{\top}} {printer._print(matrix)} {v}"
-
-
-class SquaredNorm(sp.Expr):
-    r"""``||v||^2`` of a column ``v``; explicit once ``v`` is.
-
-    Examples
-    --------
-    >>> SquaredNorm(sp.Matrix([3, 4])).doit()
-    25
-    """
-
-    is_commutative = True
-    is_real = True
-
-    def __new__(cls, vector: sp.Basic) -> SquaredNorm:
-        return sp.Expr.__new__(cls, vector)
-
-    def doit(self, **hints) -> sp.Expr:
-        vector = self.args[0].doit(**hints)
-        if _explicit(vector):
-            return sp.expand(sum(entry**2 for entry in sp.ImmutableMatrix(vector)))
-        return self.func(vector)
-
-    def _latex(self, printer) -> str:
-        return rf"\left\| {printer._print(self.args[0])} \right\|^{{2}}"
-
-
-class MatrixEntry(sp.Expr):
-    r"""Entry ``(i, j)`` of a matrix, **1-based** as in the mathematics (``M_{ij}``).
-
-    Examples
-    --------
-    >>> i, j = sp.symbols("i j", integer=True, positive=True)
-    >>> M = sp.MatrixSymbol("M", 2, 2)
-    >>> MatrixEntry(M, i, j).xreplace({M: sp.ImmutableMatrix([[1, 2], [3, 4]]), i: 2, j: 1}).doit()
-    3
-    """
-
-    is_commutative = True
-    is_real = True
-
-    def __new__(cls, matrix: sp.Basic, row: sp.Expr, column: sp.Expr) -> MatrixEntry:
-        return sp.Expr.__new__(cls, matrix, sp.sympify(row), sp.sympify(column))
-
-    def doit(self, **hints) -> sp.Expr:
-        matrix = self.args[0].doit(**hints)
-        row, column = self.args[1], self.args[2]
-        if _explicit(matrix) and row.is_Integer and column.is_Integer:
-            return sp.ImmutableMatrix(matrix)[int(row) - 1, int(column) - 1]
-        return self.func(matrix, row, column)
-
-    def _latex(self, printer) -> str:
-        matrix, row, column = self.args
-        body = printer._print(matrix)
-        if not isinstance(matrix, sp.MatrixSymbol):
-            body = rf"\left({body}\right)"
-        return rf"{body}_{{{printer._print(row)}{printer._print(column)}}}"
-
-
-class MatrixIntegral(sp.Expr):
-    r"""``\int_{R^k} f(x) dx`` over a ``k x 1`` column ``x`` (a ``MatrixSymbol``).
-
-    Turns into an ordinary ``k``-fold ``Integral`` once ``x`` is an explicit
-    column of real symbols.
-
-    Examples
-    --------
-    >>> s = full_symbols()
-    >>> x2 = sp.ImmutableMatrix(sp.symbols("x_1 x_2", real=True))
-    >>> f = sp.exp(-SquaredNorm(s.x) / 2)
-    >>> MatrixIntegral(f, s.x).xreplace({s.x: x2}).doit(integrals=False).limits
-    ((x_1, -oo, oo), (x_2, -oo, oo))
-    """
-
-    is_commutative = True
-
-    def __new__(cls, function: sp.Expr, variable: sp.Basic) -> MatrixIntegral:
-        return sp.Expr.__new__(cls, sp.sympify(function), variable)
-
-    @property
-    def function(self) -> sp.Expr:
-        return self.args[0]
-
-    @property
-    def free_symbols(self) -> set[sp.Basic]:
-        variable = self.args[1]
-        bound = set(variable) if _explicit(variable) else {variable}
-        return self.function.free_symbols - bound
-
-    def doit(self, **hints) -> sp.Expr:
-        variable = self.args[1]
-        if not _explicit(variable):
-            return self
-        function = self.function.doit(**{**hints, "integrals": False})
-        integral = sp.Integral(function, *[(c, -sp.oo, sp.oo) for c in variable])
-        return integral.doit(**hints) if hints.get("integrals", True) else integral
-
-    def _latex(self, printer) -> str:
-        variable = self.args[1]
-        dimension = variable.shape[0] if hasattr(variable, "shape") else "k"
-        return (
-            rf"\int_{{\mathbb{{R}}^{{{printer._print(dimension)}}}}} "
-            rf"{printer._print(self.function)}\, d{printer._print(variable)}"
-        )
-
-    def _sympystr(self, printer) -> str:
-        return f"MatrixIntegral({printer._print(self.function)}, {printer._print(self.args[1])})"

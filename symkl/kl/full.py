@@ -12,15 +12,19 @@ The chain, for ``p = N(mu_p, Sigma_p)`` and ``q = N(mu_q, Sigma_q)`` on R^k:
 6. the Cholesky form that numeric code evaluates: with ``M = L_q^-1 L_p`` and
    ``w = L_q^-1 (mu_q - mu_p)``, every term is non-negative.
 
-SymPy cannot manipulate determinants and traces of a ``k x k`` matrix with
-``k`` symbolic, so every step is proved at ``k = 1, 2, 3`` with symbolic SPD
-matrices ``Sigma = L L^T`` (``L`` lower triangular with a positive diagonal,
-which parameterises every SPD matrix exactly once) and checked numerically by
-``k``-dimensional Gauss-Hermite quadrature at random SPD points at ``k = 2``
-and ``3``.  Integrals are proved by the change of variables
-``x = mu_p + L_p z``, which turns p into the standard normal density and the
-integrand into a polynomial in ``z``, whose expectation is a sum of
-standard-normal moments computed by SymPy.  The method of every step says so.
+Every step is proved for every dimension ``k`` by
+:class:`symkl.proof.matrices.MatrixAlgebra`: matrix expressions are kept
+symbolic (``tr``, ``det``, inverses, transposes of ``k x k`` matrix symbols)
+and brought to a normal form by rules valid for every size (cyclic trace,
+``tr I_k = k``, ``det(AB) = det A det B``, ...).  What those rules cannot
+reach is a short list of named lemmas (:mod:`symkl.proof.lemmas`): the
+Gaussian expectations ``M1`` (normalisation) and ``M2`` (the quadratic-form
+expectation), and the triangular facts ``M3`` (log det) and ``M4``
+(Frobenius norm), and ``M5`` (diagonal matrices act entrywise) for the
+diagonal special case.  The numeric side instantiates the matrix symbols with
+random exact Cholesky factors at ``k = 2..6``; claims with integrals at
+``k = 2`` only (``k``-dimensional Gauss-Hermite quadrature costs ``n^k``
+nodes; the slow tests check them at ``k = 3, 4``).
 """
 
 from __future__ import annotations
@@ -44,20 +48,72 @@ from symkl.model import (
     full_symbols,
 )
 from symkl.proof import AtSizes, InstanceOf, Whitened
+from symkl.proof.matrices import MatrixAlgebra
 
 __all__ = [
+    "INTEGRAL_NUMERIC_AT",
     "NUMERIC_AT",
     "PROVED_AT",
     "derive_full",
+    "diagonal_hypothesis",
     "diagonal_setting",
     "expectation_identity",
     "explicit_setting",
     "gaussian_expectation",
+    "numeric_setting",
 ]
 
-#: sizes at which every step is proved symbolically, and checked numerically
+#: sizes of the finite-size prover :func:`proved_at_sizes` (kept as an independent check)
 PROVED_AT = (1, 2, 3)
-NUMERIC_AT = (2, 3)
+#: sizes at which claims are checked numerically (random exact Cholesky factors)
+NUMERIC_AT = (2, 3, 4, 5, 6)
+#: sizes for claims with integrals over R^k (k-dimensional Gauss-Hermite quadrature)
+INTEGRAL_NUMERIC_AT = (2,)
+
+#: lemma names (symkl.proof.lemmas)
+DENSITY, QUADRATIC, LOG_DET_TRIANGULAR, FROBENIUS_TRIANGULAR, DIAGONAL = (
+    "M1", "M2", "M3", "M4", "M5")
+
+
+def _random_factor(size: int, rng) -> sp.ImmutableMatrix:
+    """An exact lower-triangular factor: diagonal in [1/2, 5/2], entries below in [-2, 2]."""
+
+    def entry(a: int, b: int) -> sp.Rational:
+        if a < b:
+            return sp.S.Zero
+        if a == b:
+            return sp.Rational(rng.randint(4, 20), 8)
+        return sp.Rational(rng.randint(-16, 16), 8)
+
+    return sp.ImmutableMatrix(size, size, entry)
+
+
+def numeric_setting(s: FullSymbols, size: int, seed: int = 0) -> dict[sp.Basic, sp.Basic]:
+    """Exact random Cholesky factors at ``size`` (seeded); means and ``x`` stay symbolic.
+
+    ``Sigma = L L^T`` with ``L`` lower triangular with a positive diagonal: the
+    numeric side samples the means at each point, the covariances are fixed per size.
+
+    >>> setting = numeric_setting(full_symbols(), 3)
+    >>> setting[full_symbols().L_p].is_lower
+    True
+    """
+    import random
+
+    rng = random.Random(1000 * size + seed)
+    factor_p, factor_q = _random_factor(size, rng), _random_factor(size, rng)
+    column = functools.partial(_column, size=size)
+    return {
+        s.k: sp.Integer(size),
+        s.Sigma_p: factor_p * factor_p.T,
+        s.Sigma_q: factor_q * factor_q.T,
+        s.L_p: factor_p,
+        s.L_q: factor_q,
+        s.mu_p: column("mu_{p,%d}"),
+        s.mu_q: column("mu_{q,%d}"),
+        s.x: column("x_%d"),
+        sp.Identity(s.k): sp.ImmutableMatrix(sp.eye(size)),
+    }
 
 
 def explicit_setting(s: FullSymbols, size: int) -> dict[sp.Basic, sp.Basic]:
@@ -109,6 +165,22 @@ def diagonal_setting(s: FullSymbols, size: int) -> dict[sp.Basic, sp.Basic]:
     }
 
 
+def diagonal_hypothesis(s: FullSymbols) -> dict[sp.Basic, sp.Basic]:
+    """``Sigma = diag(sigma^2)``, ``mu = (mu_1, ..., mu_k)`` for symbolic ``k``, in the
+    symbols of the ``diagonal`` derivation (the hypothesis of the special case)."""
+    from symkl.model import diagonal_symbols
+    from symkl.proof.matrices import Column, Diagonal
+
+    d = diagonal_symbols()
+    n = sp.Symbol("n", integer=True, positive=True)
+    return {
+        s.Sigma_p: Diagonal(sp.Lambda(n, d.sigma_p[n] ** 2), s.k),
+        s.Sigma_q: Diagonal(sp.Lambda(n, d.sigma_q[n] ** 2), s.k),
+        s.mu_p: Column(sp.Lambda(n, d.mu_p[n]), s.k),
+        s.mu_q: Column(sp.Lambda(n, d.mu_q[n]), s.k),
+    }
+
+
 def _column(pattern: str, size: int) -> sp.ImmutableMatrix:
     return sp.ImmutableMatrix([sp.Symbol(pattern % n, real=True) for n in range(1, size + 1)])
 
@@ -151,9 +223,8 @@ def proved_at_sizes(
 def expectation_identity(s: FullSymbols | None = None) -> Fact:
     """``E_p[(x - m)^T A (x - m)] = tr(A Sigma_p) + (mu_p - m)^T A (mu_p - m)``, checked.
 
-    ``A`` is a symmetric matrix with its own symbols (here ``L_q L_q^T`` and
-    ``m = mu_q`` stand for an arbitrary SPD ``A`` and point ``m``; the
-    identity does not need ``A`` definite, but this is the case used).
+    Shown with ``A = Sigma_q`` and ``m = mu_q`` standing for any matrix ``A``
+    and point ``m``; it is an instance of lemma ``M2``.
     """
     s = s or full_symbols()
     p = sp.Function("p")(s.x)
@@ -161,12 +232,12 @@ def expectation_identity(s: FullSymbols | None = None) -> Fact:
     rhs = sp.Trace(s.Sigma_q * s.Sigma_p) + QuadraticForm(s.Sigma_q, s.mu_p - s.mu_q)
     return Fact(
         "the expectation identity, with $A = \\Sigma_q$ and $m = \\mu_q$ standing for any "
-        "symmetric $A$ and point $m$",
+        "matrix $A$ and point $m$",
         lhs,
         rhs,
         label="expectation-lemma",
-        prove=proved_at_sizes(functools.partial(explicit_setting, s)),
-        instances=tuple(explicit_setting(s, n) for n in NUMERIC_AT),
+        prove=MatrixAlgebra(lemmas=(QUADRATIC,)),
+        instances=tuple(numeric_setting(s, n) for n in INTEGRAL_NUMERIC_AT),
     )
 
 
@@ -242,8 +313,12 @@ def derive_full() -> Derivation:
         evaluate=False,
     )
 
-    prove = proved_at_sizes(functools.partial(explicit_setting, s))
-    numeric = tuple(explicit_setting(s, n) for n in NUMERIC_AT)
+    factors = {s.Sigma_p: s.L_p, s.Sigma_q: s.L_q}  # the hypothesis Sigma = L L^T
+    algebra = MatrixAlgebra()
+    expectations = MatrixAlgebra(lemmas=(DENSITY, QUADRATIC))
+    triangular = MatrixAlgebra(cholesky=factors, lemmas=(LOG_DET_TRIANGULAR, FROBENIUS_TRIANGULAR))
+    numeric = tuple(numeric_setting(s, n) for n in NUMERIC_AT)
+    numeric_integrals = tuple(numeric_setting(s, n) for n in INTEGRAL_NUMERIC_AT)
     steps = [
         Step(
             "definition",
@@ -257,15 +332,15 @@ def derive_full() -> Derivation:
             "substitute the Gaussian densities: the log-ratio is half a log-determinant "
             "ratio and two quadratic forms",
             (r"$\Sigma_p, \Sigma_q$ symmetric positive definite",),
-            prove=prove,
-            instances=numeric,
+            prove=algebra,
+            instances=numeric_integrals,
         ),
         Step(
             "linearity",
             linearity,
             r"linearity of the integral and $\int p\,d\mathbf{x} = 1$",
-            prove=prove,
-            instances=numeric,
+            prove=expectations,
+            instances=numeric_integrals,
         ),
         Step(
             "expectation-identity",
@@ -273,14 +348,14 @@ def derive_full() -> Derivation:
             r"$E_p[(\mathbf{x}-m)^\top A (\mathbf{x}-m)] = \operatorname{tr}(A\Sigma_p) + "
             r"(\mu_p-m)^\top A (\mu_p-m)$ with $(A, m) = (\Sigma_p^{-1}, \mu_p)$ and "
             r"$(\Sigma_q^{-1}, \mu_q)$",
-            prove=prove,
-            instances=numeric,
+            prove=expectations,
+            instances=numeric_integrals,
         ),
         Step(
             "trace-of-identity",
             textbook,
             r"$\operatorname{tr}(\Sigma_p^{-1}\Sigma_p) = \operatorname{tr} I_k = k$; collect",
-            prove=prove,
+            prove=algebra,
             instances=numeric,
         ),
         Step(
@@ -291,7 +366,7 @@ def derive_full() -> Derivation:
             r"\sum_{ij} M_{ij}^2$ and $\log\det\Sigma_q/\det\Sigma_p = -2\sum_i \log M_{ii}$; "
             r"every term is non-negative",
             (r"$L_p, L_q$ lower triangular with positive diagonal",),
-            prove=prove,
+            prove=triangular,
             instances=numeric,
         ),
     ]
@@ -310,9 +385,7 @@ def derive_full() -> Derivation:
         )
         - k
     )
-    diagonal_prove = proved_at_sizes(
-        functools.partial(diagonal_setting, s), (1, 2, 3), r"Sigma = diag(sigma^2)"
-    )
+    diagonal_prove = MatrixAlgebra(diagonal=diagonal_hypothesis(s), lemmas=(DIAGONAL,))
     from symkl.kl import derive
 
     diagonal = derive("diagonal")
@@ -347,8 +420,8 @@ def derive_full() -> Derivation:
                 evaluate=False,
             ),
             label="near-equal",
-            prove=proved_at_sizes(functools.partial(_with_identity, s)),
-            instances=tuple(_with_identity(s, n) for n in NUMERIC_AT),
+            prove=triangular,
+            instances=numeric,
         ),
         Fact(
             "reverse divergence: exchange the roles of p and q",
@@ -357,14 +430,14 @@ def derive_full() -> Derivation:
             label="reverse",
             origin="computed",
             shown=sp.Symbol(r"D_{\mathrm{KL}}\left(q \,\|\, p\right)"),
-            instances=numeric,
+            instances=numeric_integrals,
         ),
         Fact(
             "symmetric (Jeffreys) divergence: the log-determinant ratios cancel",
             textbook + reverse,
             jeffreys,
             label="jeffreys",
-            prove=prove,
+            prove=algebra,
             instances=numeric,
         ),
     ]
@@ -391,22 +464,23 @@ def derive_full() -> Derivation:
             r"$p = \mathcal{N}(\mu_p, \Sigma_p)$ and $q = \mathcal{N}(\mu_q, \Sigma_q)$ on "
             r"$\mathbb{R}^k$ with $\Sigma_p = L_p L_p^\top$, $\Sigma_q = L_q L_q^\top$ "
             "(Cholesky factors: lower triangular, positive diagonal).",
-            "SymPy cannot take traces and determinants of a $k \\times k$ matrix with $k$ "
-            "symbolic, so every step is proved symbolically at $k = 1, 2, 3$ with symbolic "
-            "Cholesky factors (every SPD matrix is $L L^\\top$ for exactly one such $L$) and "
-            "checked numerically by Gauss-Hermite quadrature at random SPD points at "
-            "$k = 2, 3$.  Integrals are evaluated through $\\mathbf{x} = \\mu_p + L_p z$, "
-            "which makes $p$ the standard normal and the integrand a polynomial in $z$.",
+            "Every step is proved for every dimension $k$: the matrices stay symbolic and "
+            "are brought to a normal form by rules valid for every size (cyclic trace, "
+            "$\\operatorname{tr} I_k = k$, $|AB| = |A|\\,|B|$, $(AB)^{-1} = B^{-1}A^{-1}$); "
+            "the Gaussian expectations, the triangular facts and the entrywise action of "
+            "diagonal matrices are the assumed lemmas M1-M5.  Numerically, every claim is "
+            "checked with random exact Cholesky factors at $k = 2..6$ (claims with "
+            "integrals at $k = 2$, by Gauss-Hermite quadrature in $k$ dimensions).",
             "In the Cholesky form each diagonal term $M_{ii}^2 - 1 - 2\\log M_{ii} \\geq 0$ "
             "(equality iff $M_{ii} = 1$), and the other terms are squares: the sum has no "
             "cancellation, which is the form the numeric code uses.",
         ],
-        terms_prove=prove,
+        terms_prove=triangular,
         terms_instances=numeric,
     )
     # KL(q||p) as the p <-> q instance of the chain, proved when the claim is checked
     reverse_prove = InstanceOf(derivation.deferred_theorem(upto="trace-of-identity"), swap,
-                               sizes=PROVED_AT, name=derivation.name)
+                               sizes=None, name=derivation.name)
     facts = [dataclasses.replace(f, prove=reverse_prove) if f.label == "reverse" else f
              for f in facts]
     return derivation.replace(facts=facts, derive_seconds=time.perf_counter() - started)

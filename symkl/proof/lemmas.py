@@ -34,7 +34,7 @@ Examples
 >>> import sympy as sp
 >>> from symkl.proof.lemmas import LEMMAS
 >>> sorted(LEMMAS)
-['L1', 'L2']
+['L1', 'L2', 'M1', 'M2', 'M3', 'M4', 'M5']
 >>> print(LEMMAS["L2"].title)
 marginalisation of a product density
 """
@@ -240,6 +240,8 @@ class Lemma:
     conditions: tuple[SideCondition, ...]
     example: Callable[[], Mapping] = field(compare=False)
     setting: Callable[[int], Mapping] | None = field(default=None, compare=False)
+    #: ``inner(setting) -> Prover`` for the evidence at each size (default Generic)
+    inner: Callable[[Mapping], Prover] | None = field(default=None, compare=False)
     _token: object = field(default=None, compare=False, repr=False)
 
     @property
@@ -552,10 +554,270 @@ def _marginalisation_lemma() -> Lemma:
     )
 
 
+# --------------------------------------------------------------------------- matrix lemmas (full)
+# The full-covariance derivation (symkl.kl.full) keeps k x k matrices symbolic; the matrix
+# rules of symkl.proof.matrices prove the algebra for every k, and these four facts are what
+# they cannot reach.  Their schematic matrices carry their declarations from birth
+# (PositiveDefinite, CholeskyFactor); their instances are applied by MatrixAlgebra.
+
+
+def _matrix_lemma_symbols() -> dict:
+    from symkl.proof.matrices import CholeskyFactor, PositiveDefinite
+
+    k = _k
+    return {
+        "x": sp.MatrixSymbol("x", k, 1), "mu": sp.MatrixSymbol("mu", k, 1),
+        "m": sp.MatrixSymbol("m", k, 1), "S": PositiveDefinite("S", k, k),
+        "A": sp.MatrixSymbol("A", k, k), "T": sp.MatrixSymbol("T", k, k),
+        "L": CholeskyFactor("L", k, k), "R": CholeskyFactor("R", k, k),
+    }  # fmt: skip
+
+
+_M = _matrix_lemma_symbols()
+_CHOLESKY = _M["L"]  # the factor of S in the evidence settings of M1 and M2
+
+
+def gaussian_density(x: sp.Basic, mean: sp.Basic, covariance: sp.Basic) -> sp.Expr:
+    r"""``N(x; mean, covariance)`` on ``R^k`` as a matrix expression (``k`` symbolic).
+
+    .. math:: (2\pi)^{-k/2} |\Sigma|^{-1/2} \exp(-\tfrac12 (x-\mu)^\top \Sigma^{-1} (x-\mu))
+
+    >>> print(gaussian_density(_M["x"], _M["mu"], _M["S"]))
+    exp(-QuadraticForm(S**(-1), -mu + x)/2)/sqrt((2*pi)**k*Determinant(S))
+    """
+    from symkl.proof.matrices import QuadraticForm
+
+    k = x.shape[0]
+    exponent = -sp.Rational(1, 2) * QuadraticForm(covariance.I, x - mean)
+    return sp.exp(exponent) / sp.sqrt((2 * sp.pi) ** k * sp.Determinant(covariance))
+
+
+def _positive_definite(name: str):
+    def holds(images: Images) -> tuple[bool, str]:
+        from symkl.proof.matrices import PositiveDefinite
+
+        image = images.symbols[_M[name]]
+        if not isinstance(image, PositiveDefinite):
+            return False, f"{image} is not declared positive definite (PositiveDefinite)"
+        return True, ""
+
+    return holds
+
+
+def _free_of_variable(*names: str):
+    def holds(images: Images) -> tuple[bool, str]:
+        x = images.symbols[_M["x"]]
+        if not isinstance(x, sp.MatrixSymbol):
+            return False, f"the integration variable {x} is not a matrix symbol"
+        for name in names:
+            if images.symbols[_M[name]].has(x):
+                return False, f"the image of {name} depends on the integration variable {x}"
+        return True, ""
+
+    return holds
+
+
+def _lower_triangular(name: str):
+    def holds(images: Images) -> tuple[bool, str]:
+        from symkl.proof.matrices import is_lower_triangular
+
+        image = images.symbols[_M[name]]
+        if not is_lower_triangular(image):
+            return False, (f"{image} is not a product of CholeskyFactor matrices and their "
+                           "inverses")
+        return True, ""
+
+    return holds
+
+
+def _gaussian_setting(n: int) -> dict:
+    """Explicit symbolic ``S = L L^T`` (``L`` a symbolic Cholesky factor) at size ``n``."""
+    from symkl.model import cholesky_factor
+
+    factor = cholesky_factor("s", n)
+    inverse = factor.inv(method="LU")  # triangular: cheap, unlike the inverse of L L^T
+    column = sp.ImmutableMatrix
+    return {
+        _k: sp.Integer(n),
+        _M["S"]: factor * factor.T,
+        _M["S"].I: sp.ImmutableMatrix(inverse.T * inverse),
+        sp.Determinant(_M["S"]): sp.Mul(*[factor[a, a] for a in range(n)]) ** 2,
+        _M["x"]: column([sp.Symbol(f"x_{a}", real=True) for a in range(1, n + 1)]),
+        _M["mu"]: column([sp.Symbol(f"mu_{a}", real=True) for a in range(1, n + 1)]),
+        _M["m"]: column([sp.Symbol(f"m_{a}", real=True) for a in range(1, n + 1)]),
+        _M["A"]: sp.ImmutableMatrix(n, n, lambda a, b: sp.Symbol(f"A_{a + 1}{b + 1}", real=True)),
+        _CHOLESKY: factor,
+    }
+
+
+def _triangular_setting(n: int) -> dict:
+    """Explicit symbolic Cholesky factors ``L``, ``R`` at size ``n`` (``T = R^-1 L``)."""
+    from symkl.model import cholesky_factor
+
+    return {_k: sp.Integer(n), _M["L"]: cholesky_factor("l", n),
+            _M["R"]: cholesky_factor("r", n)}
+
+
+def _whitened(setting: Mapping) -> Prover:
+    """Gaussian integrals at a size: x = mu + L z with the setting's factor (Whitened)."""
+    from symkl.proof.provers import Whitened
+
+    return Whitened(setting[_CHOLESKY], setting[_M["mu"]])
+
+
+def _gaussian_example() -> dict:
+    return {}
+
+
+def _triangular_example() -> dict:
+    return {_M["T"]: _M["R"].I * _M["L"]}
+
+
+def _density_lemma() -> Lemma:
+    from symkl.proof.matrices import MatrixIntegral
+
+    return _lemma(
+        name="M1",
+        title="a Gaussian density on R^k is normalised",
+        lhs=MatrixIntegral(gaussian_density(_M["x"], _M["mu"], _M["S"]), _M["x"]),
+        rhs=sp.S.One,
+        k=_k,
+        schematic=(_k, _M["x"], _M["mu"], _M["S"]),
+        conditions=(
+            SideCondition(r"$S$ symmetric positive definite", _positive_definite("S")),
+            SideCondition(r"$\mu$ does not depend on $\mathbf{x}$", _free_of_variable("mu", "S")),
+        ),
+        example=_gaussian_example,
+        setting=_gaussian_setting,
+        inner=_whitened,
+    )
+
+
+def _quadratic_lemma() -> Lemma:
+    from symkl.proof.matrices import MatrixIntegral, QuadraticForm
+
+    x, mu, m, S, A = (_M[n] for n in ("x", "mu", "m", "S", "A"))
+    return _lemma(
+        name="M2",
+        title="the expectation of a quadratic form under a Gaussian on R^k",
+        lhs=MatrixIntegral(gaussian_density(x, mu, S) * QuadraticForm(A, x - m), x),
+        rhs=sp.Trace(A * S) + QuadraticForm(A, mu - m),
+        k=_k,
+        schematic=(_k, x, mu, S, A, m),
+        conditions=(
+            SideCondition(r"$S$ symmetric positive definite", _positive_definite("S")),
+            SideCondition(r"$\mu$, $m$ and $A$ do not depend on $\mathbf{x}$ (the integrand "
+                          "is then absolutely integrable)", _free_of_variable("mu", "S", "A", "m")),
+        ),
+        example=_gaussian_example,
+        setting=_gaussian_setting,
+        inner=_whitened,
+    )
+
+
+def _log_det_lemma() -> Lemma:
+    from symkl.proof.matrices import MatrixEntry
+
+    i = sp.Dummy("i", integer=True, positive=True)
+    T = _M["T"]
+    return _lemma(
+        name="M3",
+        title="the log-determinant of a lower-triangular matrix with positive diagonal",
+        lhs=sp.Sum(sp.log(MatrixEntry(T, i, i)), (i, 1, _k)),
+        rhs=sp.log(sp.Determinant(T)),
+        k=_k,
+        schematic=(_k, T),
+        conditions=(
+            SideCondition(r"$T$ is a product of lower-triangular matrices with positive "
+                          "diagonals and their inverses (so is $T$)", _lower_triangular("T")),
+        ),
+        example=_triangular_example,
+        setting=_triangular_setting,
+    )
+
+
+def _frobenius_lemma() -> Lemma:
+    from symkl.proof.matrices import MatrixEntry
+
+    i = sp.Dummy("i", integer=True, positive=True)
+    j = sp.Dummy("j", integer=True, positive=True)
+    T = _M["T"]
+    return _lemma(
+        name="M4",
+        title="the squared Frobenius norm of a lower-triangular matrix",
+        lhs=sp.Sum(MatrixEntry(T, i, i) ** 2, (i, 1, _k))
+        + sp.Sum(sp.Sum(MatrixEntry(T, i, j) ** 2, (j, 1, i - 1)), (i, 1, _k)),
+        rhs=sp.Trace(T * T.T),
+        k=_k,
+        schematic=(_k, T),
+        conditions=(
+            SideCondition(r"$T$ is a product of lower-triangular matrices with positive "
+                          "diagonals and their inverses (so $T_{ij} = 0$ for $j > i$)",
+                          _lower_triangular("T")),
+        ),
+        example=_triangular_example,
+        setting=_triangular_setting,
+    )
+
+
+
+
+def _diagonal_lemma() -> Lemma:
+    from symkl.proof.matrices import Column, Diagonal, QuadraticForm
+
+    a, b, c = (sp.Function(name, nargs=1) for name in ("a", "b", "c"))
+    n, i = sp.Dummy("n", integer=True, positive=True), sp.Dummy("i", integer=True, positive=True)
+    first, second = Diagonal(sp.Lambda(n, a(n)), _k), Diagonal(sp.Lambda(n, b(n)), _k)
+    column = Column(sp.Lambda(n, c(n)), _k)
+    return _lemma(
+        name="M5",
+        title="diagonal matrices act entrywise",
+        lhs=sp.ImmutableMatrix([sp.Trace(first.I * second), QuadraticForm(first.I, column),
+                                sp.log(sp.Determinant(first))]),
+        rhs=sp.ImmutableMatrix([sp.Sum(b(i) / a(i), (i, 1, _k)),
+                                sp.Sum(c(i) ** 2 / a(i), (i, 1, _k)),
+                                sp.Sum(sp.log(a(i)), (i, 1, _k))]),
+        k=_k,
+        schematic=(_k, a, b, c),
+        conditions=(
+            SideCondition(r"$a_i > 0$ (so $\operatorname{diag}(a)$ is invertible and "
+                          r"$\log\det$ is real); in general, a product of diagonal matrices and "
+                          r"their inverses is diagonal with the entrywise product, its trace is "
+                          r"the sum of its entries, $u^\top D v = \sum_i u_i D_{ii} v_i$ and "
+                          r"$\det D = \prod_i D_{ii}$", _positive_function(a)),
+        ),
+        example=_diagonal_example,
+    )
+
+
+def _positive_function(function):
+    def holds(images: Images) -> tuple[bool, str]:
+        body = images.body(function)
+        if body.is_positive is not True:
+            return False, f"{function}_i = {body} is not shown positive"
+        return True, ""
+
+    return holds
+
+
+def _diagonal_example() -> dict:
+    n = sp.Symbol("n", integer=True, positive=True)
+    s, t = sp.IndexedBase("s", positive=True), sp.IndexedBase("t", positive=True)
+    u = sp.IndexedBase("u", real=True)
+    return {sp.Function("a", nargs=1): sp.Lambda(n, s[n] ** 2),
+            sp.Function("b", nargs=1): sp.Lambda(n, t[n] ** 2),
+            sp.Function("c", nargs=1): sp.Lambda(n, u[n])}
+
+
+MATRIX_LEMMA_BUILDERS = (_density_lemma, _quadratic_lemma, _log_det_lemma, _frobenius_lemma,
+                         _diagonal_lemma)
+
+
 #: the builders of the base, in order (one list: add a lemma here)
 _BUILDERS: tuple[Callable[[], Lemma], ...] = (
     _linearity_lemma,
     _marginalisation_lemma,
+    *MATRIX_LEMMA_BUILDERS,
 )
 
 #: every lemma the kernel may use, by name; nothing else is assumed
@@ -676,7 +938,7 @@ def _evidence_claim(lemma: Lemma) -> Claim:
         "stated",
         lemma.condition_texts(),
         EVIDENCE_PROVED_AT,
-        AtSizes(lemma.k, EVIDENCE_PROVED_AT, setting=setting),
+        AtSizes(lemma.k, EVIDENCE_PROVED_AT, setting=setting, inner=lemma.inner),
         tuple(setting(n) for n in EVIDENCE_NUMERIC_AT),
     )
 

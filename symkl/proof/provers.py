@@ -227,7 +227,7 @@ def dominated(integrand: sp.Expr, limits: Sequence[tuple]) -> tuple[bool, str]:
 
 
 #: the modules whose Prover classes are trusted
-KERNEL_MODULES = (__name__, "symkl.proof.lemmas", "symkl.proof.sums")
+KERNEL_MODULES = (__name__, "symkl.proof.lemmas", "symkl.proof.sums", "symkl.proof.matrices")
 
 
 class Prover:
@@ -252,7 +252,7 @@ def run_prover(prover: object, lhs: sp.Basic, rhs: sp.Basic) -> SymbolicResult:
             False,
             "refused",
             f"{cls.__module__}.{cls.__qualname__} is not a kernel prover "
-            "(only the classes of symkl.proof.provers and symkl.proof.lemmas are trusted)",
+            f"(only the classes of {', '.join(KERNEL_MODULES)} are trusted)",
         )
     return cls.prove(prover, lhs, rhs)
 

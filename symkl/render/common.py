@@ -106,6 +106,33 @@ class TextbookLatexPrinter(LatexPrinter):
     def _print_Add(self, expr: sp.Add, order: str | None = None) -> str:
         return re.sub(r"\+ -\s*", "- ", super()._print_Add(expr, order))
 
+    # matrix expressions as the paper writes them: x - mu, L^{-T}, I_k, tr, |Sigma|
+
+    def _matrix_factor(self, expr: sp.Basic) -> str:
+        text = self._print(expr)
+        return text if isinstance(expr, sp.MatrixSymbol) else rf"\left({text}\right)"
+
+    def _print_MatAdd(self, expr: sp.MatAdd) -> str:
+        terms = sorted(expr.args, key=lambda t: t.could_extract_minus_sign())
+        text = ""
+        for term in terms:
+            negative = term.could_extract_minus_sign()
+            body = self._print(-term if negative else term)
+            text += (" - " if negative else " + ") + body if text else ("- " + body if negative
+                                                                         else body)
+        return text
+
+    def _print_Transpose(self, expr: sp.Transpose) -> str:
+        return rf"{self._matrix_factor(expr.arg)}^{{\top}}"
+
+    def _print_Inverse(self, expr: sp.Inverse) -> str:
+        if isinstance(expr.arg, sp.Transpose):
+            return rf"{self._matrix_factor(expr.arg.arg)}^{{-\top}}"
+        return rf"{self._matrix_factor(expr.arg)}^{{-1}}"
+
+    def _print_Identity(self, expr: sp.Identity) -> str:
+        return rf"I_{{{self._print(expr.rows)}}}"
+
 
 class TextbookStrPrinter(StrPrinter):
     """Plain text with the same shapes: ``exp(-x**2/(2*sigma**2))/(sigma*sqrt(2*pi))``.

@@ -1,0 +1,378 @@
+"""Matrix rules for every k (symkl.proof.matrices) and the full-covariance lemmas M1..M4.
+
+Each true identity is proved for symbolic ``k``; each wrong variant is refused by
+the symbolic side, and, where it is false, by the numeric side too (random exact
+Cholesky factors at a concrete size).
+"""
+
+from __future__ import annotations
+
+import pytest
+import sympy as sp
+
+from symkl import check_step, derive
+from symkl.kl.full import numeric_setting
+from symkl.model import (
+    CholeskyFactor,
+    MatrixEntry,
+    MatrixIntegral,
+    PositiveDefinite,
+    QuadraticForm,
+    SquaredNorm,
+    full_symbols,
+)
+from symkl.proof.matrices import MatrixAlgebra, matrix_normal_form
+from symkl.proof.provers import run_prover
+
+S = full_symbols()
+k, i, j, x = S.k, S.i, S.j, S.x
+half = sp.Rational(1, 2)
+A = sp.MatrixSymbol("A", k, k)
+B = sp.MatrixSymbol("B", k, k)
+C = sp.MatrixSymbol("C", k, k)
+ALGEBRA = MatrixAlgebra()
+GAUSS = MatrixAlgebra(lemmas=("M1", "M2"))
+TRIANGULAR = MatrixAlgebra(cholesky={S.Sigma_p: S.L_p, S.Sigma_q: S.L_q}, lemmas=("M3", "M4"))
+M = S.L_q.I * S.L_p
+W = S.L_q.I * (S.mu_q - S.mu_p)
+D = S.mu_q - S.mu_p
+
+
+def density(mean, covariance):
+    exponent = -half * QuadraticForm(covariance.I, x - mean)
+    return sp.exp(exponent) / sp.sqrt((2 * sp.pi) ** k * sp.Determinant(covariance))
+
+
+P = density(S.mu_p, S.Sigma_p)
+
+
+def entry(matrix, row, column):
+    return MatrixEntry(matrix, row, column)
+
+
+def cholesky(matrix, vector, *, diagonal_log=2, lower_upper=-1, constant=-1):
+    """The Cholesky form, with knobs for the classic mistakes."""
+    m_ii = entry(matrix, i, i)
+    return half * (
+        sp.Sum(m_ii**2 + constant - diagonal_log * sp.log(m_ii), (i, 1, k))
+        + sp.Sum(sp.Sum(entry(matrix, i, j) ** 2, (j, 1, i + lower_upper)), (i, 1, k))
+        + SquaredNorm(vector)
+    )
+
+
+TEXTBOOK = half * (
+    sp.Trace(S.Sigma_q.I * S.Sigma_p) + QuadraticForm(S.Sigma_q.I, D) - k
+    + sp.log(sp.Determinant(S.Sigma_q) / sp.Determinant(S.Sigma_p))
+)
+
+# ---------------------------------------------------------------------------- the rules
+
+TRUE_RULES = {
+    "cyclic-trace": (sp.Trace(A * B), sp.Trace(B * A)),
+    "cyclic-trace-3": (sp.Trace(A * B * C), sp.Trace(C * A * B)),
+    "trace-of-transpose": (sp.Trace(A * B), sp.Trace(B.T * A.T)),
+    "trace-linear": (sp.Trace(2 * A + B), 2 * sp.Trace(A) + sp.Trace(B)),
+    "trace-of-identity": (sp.Trace(sp.Identity(k)), k),
+    "inverse-cancels": (sp.Trace(S.Sigma_p.I * A * S.Sigma_p), sp.Trace(A)),
+    "inverse-of-product": (sp.Trace((S.L_p * S.L_q).I * A), sp.Trace(S.L_q.I * S.L_p.I * A)),
+    "symmetric": (sp.Trace(S.Sigma_p.T * A), sp.Trace(S.Sigma_p * A)),
+    "det-scaled": (sp.Determinant(2 * S.Sigma_p), 2**k * sp.Determinant(S.Sigma_p)),
+    "det-product": (sp.log(sp.Determinant(S.Sigma_p * S.Sigma_q.I)),
+                    sp.log(sp.Determinant(S.Sigma_p)) - sp.log(sp.Determinant(S.Sigma_q))),
+    "quadratic-form-as-trace": (QuadraticForm(A, S.mu_p), sp.Trace(A * S.mu_p * S.mu_p.T)),
+    "quadratic-form-bilinear": (
+        QuadraticForm(S.Sigma_q.I, D) + QuadraticForm(S.Sigma_p.I, -D),
+        QuadraticForm(S.Sigma_q.I + S.Sigma_p.I, D),
+    ),
+    "sum-of-constant": (sp.Sum(3, (i, 1, k)), 3 * k),
+}
+
+WRONG_RULES = {
+    "trace-not-commutative-3": (sp.Trace(A * B * C), sp.Trace(A * C * B)),
+    "trace-transpose-one-factor": (sp.Trace(A * B), sp.Trace(A.T * B)),
+    "trace-of-identity-off-by-one": (sp.Trace(sp.Identity(k)), k + 1),
+    "trace-linear-wrong-coefficient": (sp.Trace(2 * A + B), sp.Trace(A) + sp.Trace(B)),
+    "det-scaled-not-power": (sp.Determinant(2 * S.Sigma_p), 2 * sp.Determinant(S.Sigma_p)),
+    "det-inverse-not-reciprocal": (sp.log(sp.Determinant(S.Sigma_p.I)),
+                                   sp.log(sp.Determinant(S.Sigma_p))),
+    "inverse-order-not-reversed": (sp.Trace((S.L_p * S.L_q).I * A),
+                                   sp.Trace(S.L_p.I * S.L_q.I * A)),
+    "quadratic-form-sign": (QuadraticForm(A, S.mu_p - S.mu_q), QuadraticForm(A, S.mu_p + S.mu_q)),
+}
+
+REFUSED = {
+    "inverse-of-undeclared": (sp.Trace(A.I * B * A), sp.Trace(B)),  # A might be singular
+    "determinant-of-a-sum": (sp.Determinant(S.Sigma_p + S.Sigma_q), sp.Determinant(S.Sigma_p)),
+    "sign-of-undeclared-det": (sp.log(sp.Determinant(A * B)),
+                               sp.log(sp.Determinant(A)) + sp.log(sp.Determinant(B))),
+    "inverse-of-a-sum": (sp.Trace((S.Sigma_p + S.Sigma_q).I), sp.Trace(S.Sigma_p.I)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TRUE_RULES))
+def test_matrix_rules_hold_for_every_k(name):
+    lhs, rhs = TRUE_RULES[name]
+    result = run_prover(ALGEBRA, lhs, rhs)
+    assert result.ok and result.sizes is None, result
+
+
+@pytest.mark.parametrize("name", sorted(WRONG_RULES))
+def test_wrong_matrix_rules_are_rejected_by_both_sides(name):
+    lhs, rhs = WRONG_RULES[name]
+    extra = {A: sp.ImmutableMatrix([[1, 2, 0], [sp.Rational(1, 3), 5, -1], [2, 0, 3]]),
+             B: sp.ImmutableMatrix([[2, -1, 1], [0, 1, 4], [1, 1, sp.Rational(1, 2)]]),
+             C: sp.ImmutableMatrix([[0, 1, 2], [3, -2, 1], [1, 0, 1]])}
+    result = check_step(lhs, rhs, prove=ALGEBRA, instances=(numeric_setting(S, 3) | extra,),
+                        points=3)
+    assert not result.symbolic.ok, result.symbolic
+    assert not result.numeric.ok, result.numeric
+
+
+@pytest.mark.parametrize("name", sorted(REFUSED))
+def test_rules_refuse_what_they_do_not_cover(name):
+    lhs, rhs = REFUSED[name]
+    assert not run_prover(ALGEBRA, lhs, rhs).ok
+
+
+def test_normal_form_of_a_cyclic_difference_is_zero():
+    assert matrix_normal_form(sp.Trace(A * B * C) - sp.Trace(B * C * A)) == 0
+    assert matrix_normal_form(sp.Trace(A * B * C) - sp.Trace(A * C * B)) != 0
+
+
+def test_declared_matrices_print_like_matrix_symbols():
+    assert sp.latex(S.Sigma_p) == r"\Sigma_{p}" and sp.latex(S.L_q.I) == r"L_{q}^{-1}"
+    assert isinstance(S.Sigma_p, PositiveDefinite) and isinstance(S.L_p, CholeskyFactor)
+
+
+def test_cholesky_hypothesis_needs_a_declared_factor():
+    with pytest.raises(TypeError, match="PositiveDefinite"):
+        MatrixAlgebra(cholesky={S.Sigma_p: A})
+
+
+# ---------------------------------------------------------------------------- the lemmas
+
+
+def _gauss_check(lhs, rhs, prover=GAUSS):
+    return check_step(lhs, rhs, prove=prover, instances=(numeric_setting(S, 2),), points=3)
+
+
+def test_lemma_m1_normalisation_and_a_wrong_constant():
+    assert run_prover(GAUSS, MatrixIntegral(P, x), 1).ok
+    result = _gauss_check(MatrixIntegral(P, x), 2)
+    assert not result.symbolic.ok and not result.numeric.ok
+
+
+def test_lemma_m2_expectation_accepts_either_trace_order():
+    lhs = MatrixIntegral(P * QuadraticForm(A, x - S.mu_q), x)
+    for trace in (sp.Trace(A * S.Sigma_p), sp.Trace(S.Sigma_p * A)):
+        result = run_prover(GAUSS, lhs, trace + QuadraticForm(A, S.mu_p - S.mu_q))
+        assert result.ok and result.lemmas == ("M2",), result
+
+
+WRONG_EXPECTATIONS = {
+    "no-trace": QuadraticForm(S.Sigma_q, S.mu_p - S.mu_q),
+    "trace-of-A-alone": sp.Trace(S.Sigma_q) + QuadraticForm(S.Sigma_q, S.mu_p - S.mu_q),
+    "trace-doubled": 2 * sp.Trace(S.Sigma_q * S.Sigma_p)
+    + QuadraticForm(S.Sigma_q, S.mu_p - S.mu_q),
+    "mean-added": sp.Trace(S.Sigma_q * S.Sigma_p) + QuadraticForm(S.Sigma_q, S.mu_p + S.mu_q),
+    "inverse-covariance": sp.Trace(S.Sigma_q * S.Sigma_p.I)
+    + QuadraticForm(S.Sigma_q, S.mu_p - S.mu_q),
+}
+
+
+@pytest.mark.parametrize("name", sorted(WRONG_EXPECTATIONS))
+def test_wrong_expectations_are_rejected_by_both_sides(name):
+    lhs = MatrixIntegral(P * QuadraticForm(S.Sigma_q, x - S.mu_q), x)
+    result = _gauss_check(lhs, WRONG_EXPECTATIONS[name])
+    assert not result.symbolic.ok, result.symbolic
+    assert not result.numeric.ok, result.numeric
+
+
+def test_gaussian_lemmas_refuse_what_is_not_an_instance():
+    rhs = sp.Trace(A * S.Sigma_p) + QuadraticForm(A, S.mu_p - S.mu_q)
+    # a covariance not declared positive definite
+    plain = sp.MatrixSymbol("Sigma", k, k)
+    lhs = MatrixIntegral(density(S.mu_p, plain) * QuadraticForm(A, x - S.mu_q), x)
+    assert not run_prover(GAUSS, lhs, rhs.xreplace({S.Sigma_p: plain})).ok
+    # a density without its determinant is not normalised
+    wrong_density = P * sp.sqrt(sp.Determinant(S.Sigma_p))
+    assert not run_prover(GAUSS, MatrixIntegral(wrong_density, x), 1).ok
+    # the matrix depends on the integration variable
+    lhs = MatrixIntegral(P * QuadraticForm(x * x.T, x - S.mu_q), x)
+    assert not run_prover(GAUSS, lhs, sp.Trace(x * x.T * S.Sigma_p)).ok
+    # a quadratic form squared is not covered
+    lhs = MatrixIntegral(P * QuadraticForm(A, x - S.mu_q) ** 2, x)
+    assert not run_prover(GAUSS, lhs, rhs**2).ok
+    # lemma M2 not named: refused
+    lhs = MatrixIntegral(P * QuadraticForm(A, x - S.mu_q), x)
+    assert not run_prover(MatrixAlgebra(lemmas=("M1",)), lhs, rhs).ok
+
+
+def test_lemmas_m3_m4_give_the_cholesky_form():
+    result = run_prover(TRIANGULAR, TEXTBOOK, cholesky(M, W))
+    assert result.ok and set(result.lemmas) == {"M3", "M4"}, result
+
+
+WRONG_CHOLESKY = {
+    "log-not-doubled": cholesky(M, W, diagonal_log=1),
+    "lower-sum-includes-diagonal": cholesky(M, W, lower_upper=0),
+    "missing-minus-one": cholesky(M, W, constant=0),
+    "M-swapped": cholesky(S.L_p.I * S.L_q, W),
+    "M-transposed-L": cholesky(S.L_q.T.I * S.L_p, W),
+    "w-with-L_p": cholesky(M, S.L_p.I * D),
+    "w-transposed-L": cholesky(M, S.L_q.T.I * D),
+    "w-without-inverse": cholesky(M, S.L_q * D),
+}
+
+
+@pytest.mark.parametrize("name", sorted(WRONG_CHOLESKY))
+def test_wrong_cholesky_forms_are_rejected_by_both_sides(name):
+    result = check_step(TEXTBOOK, WRONG_CHOLESKY[name], prove=TRIANGULAR,
+                        instances=(numeric_setting(S, 3),), points=3)
+    assert not result.symbolic.ok, result.symbolic
+    assert not result.numeric.ok, result.numeric
+
+
+def test_w_with_the_other_sign_is_the_same_norm():
+    """|-w|^2 = |w|^2: w = L_q^-1 (mu_p - mu_q) is a true variant, and is accepted."""
+    assert run_prover(TRIANGULAR, TEXTBOOK, cholesky(M, S.L_q.I * (S.mu_p - S.mu_q))).ok
+
+
+def test_triangular_lemmas_check_their_side_condition():
+    upper = S.L_q.T * S.L_p.T  # upper triangular: the sums over j < i miss its entries
+    logdet = sp.Sum(sp.log(entry(upper, i, i)), (i, 1, k))
+    assert not run_prover(TRIANGULAR, logdet, sp.log(sp.Determinant(upper))).ok
+    assert run_prover(TRIANGULAR, sp.Sum(sp.log(entry(M, i, i)), (i, 1, k)),
+                      sp.log(sp.Determinant(M))).ok
+    plain = sp.MatrixSymbol("T", k, k)
+    logdet = sp.Sum(sp.log(entry(plain, i, i)), (i, 1, k))
+    assert not run_prover(TRIANGULAR, logdet, sp.log(sp.Determinant(plain))).ok
+
+
+WRONG_STEPS = {
+    # (label of the step, a wrong right-hand side in the derivation's symbols)
+    "log-ratio": ("log-ratio", MatrixIntegral(
+        sp.Function("p")(x) * (half * sp.log(sp.Determinant(S.Sigma_q) / sp.Determinant(S.Sigma_p))
+                               - half * QuadraticForm(S.Sigma_p.I, x - S.mu_p)
+                               + QuadraticForm(S.Sigma_q.I, x - S.mu_q)), x)),
+    "log-ratio-det-flipped": ("log-ratio", MatrixIntegral(
+        sp.Function("p")(x) * (half * sp.log(sp.Determinant(S.Sigma_p) / sp.Determinant(S.Sigma_q))
+                               - half * QuadraticForm(S.Sigma_p.I, x - S.mu_p)
+                               + half * QuadraticForm(S.Sigma_q.I, x - S.mu_q)), x)),
+    "linearity-drops-normalisation": ("linearity", (
+        - half * MatrixIntegral(sp.Function("p")(x) * QuadraticForm(S.Sigma_p.I, x - S.mu_p), x)
+        + half * MatrixIntegral(sp.Function("p")(x) * QuadraticForm(S.Sigma_q.I, x - S.mu_q), x))),
+    "identity-trace-of-A": ("expectation-identity", (
+        half * sp.log(sp.Determinant(S.Sigma_q) / sp.Determinant(S.Sigma_p))
+        - half * sp.Trace(S.Sigma_p.I * S.Sigma_p)
+        + half * (sp.Trace(S.Sigma_q.I) + QuadraticForm(S.Sigma_q.I, S.mu_p - S.mu_q)))),
+    "trace-of-identity-plus-k": ("trace-of-identity", TEXTBOOK + k),
+}
+
+
+@pytest.mark.parametrize("name", sorted(WRONG_STEPS))
+def test_wrong_general_k_steps_are_rejected(name):
+    d = derive("full")
+    label, wrong = WRONG_STEPS[name]
+    labels = [s.label for s in d.steps]
+    before, step = d.steps[labels.index(label) - 1], d.steps[labels.index(label)]
+    result = check_step(before.expr, wrong, definitions=d.definitions, prove=step.prove,
+                        instances=(numeric_setting(S, 2),), points=3)
+    assert not result.symbolic.ok, result.symbolic
+    assert not result.numeric.ok, result.numeric
+
+
+def test_wrong_near_equal_and_jeffreys_are_rejected():
+    flipped = S.L_q.I * (S.Sigma_q - S.Sigma_p) * S.L_q.I.T
+    wrong = half * (sp.Trace(flipped) - sp.log(sp.Determinant(sp.Identity(k) + flipped))
+                    + QuadraticForm(S.Sigma_q.I, D))
+    result = check_step(TEXTBOOK, wrong, prove=TRIANGULAR, instances=(numeric_setting(S, 3),),
+                        points=3)
+    assert not result.symbolic.ok and not result.numeric.ok
+    reverse = TEXTBOOK.xreplace({S.mu_p: S.mu_q, S.mu_q: S.mu_p, S.Sigma_p: S.Sigma_q,
+                                 S.Sigma_q: S.Sigma_p})
+    wrong = half * (sp.Trace(S.Sigma_q.I * S.Sigma_p) + sp.Trace(S.Sigma_p.I * S.Sigma_q)
+                    + QuadraticForm(S.Sigma_q.I + S.Sigma_p.I, D)) - k / 2
+    result = check_step(TEXTBOOK + reverse, wrong, prove=ALGEBRA,
+                        instances=(numeric_setting(S, 3),), points=3)
+    assert not result.symbolic.ok and not result.numeric.ok
+
+
+def test_every_full_claim_is_general():
+    report = derive("full").verify()
+    assert report.proved, str(report)
+    finite = [c.label for c in report.checks if not c.general]
+    assert finite in ([], ["diagonal-special-case"]), finite
+
+
+def test_atoms_are_keyed_by_the_matrices_not_their_names():
+    """A matrix named 'A B' is not the product A B; same-named matrices of other sizes differ."""
+    spaced = sp.MatrixSymbol("A B", k, k)
+    assert not run_prover(ALGEBRA, sp.Trace(spaced), sp.Trace(A * B)).ok
+    n = sp.Symbol("n", integer=True, positive=True)
+    other = PositiveDefinite("Sigma_p", n, n)
+    assert not run_prover(ALGEBRA, sp.log(sp.Determinant(other)),
+                          sp.log(sp.Determinant(S.Sigma_p))).ok
+
+
+def test_the_verdict_names_the_hypothesis():
+    result = run_prover(TRIANGULAR, TEXTBOOK, cholesky(M, W))
+    assert "Sigma_p = L_p L_p^T" in result.method, result.method
+
+
+# ---------------------------------------------------------------------------- lemma evidence
+
+
+@pytest.mark.parametrize("name", ["M3", "M5"])
+def test_matrix_lemma_evidence(name):
+    from symkl.proof.lemmas import EVIDENCE_NUMERIC_AT, EVIDENCE_PROVED_AT, lemma_evidence
+
+    verdict = lemma_evidence(name)
+    assert verdict.ok, verdict.summary()
+    assert verdict.symbolic.sizes == EVIDENCE_PROVED_AT
+    assert verdict.numeric.sizes == EVIDENCE_NUMERIC_AT
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["M1", "M2", "M4"])
+def test_slow_matrix_lemma_evidence(name):
+    """M1, M2: symbolic Gaussian integrals up to k = 6 (about a minute each); M4: 6 x 6 inverses."""
+    from symkl.proof.lemmas import lemma_evidence
+
+    verdict = lemma_evidence(name)
+    assert verdict.ok, verdict.summary()
+
+
+def _wrong_lemma(name, wrong_rhs):
+    from symkl.proof import AtSizes, Settings, check
+    from symkl.proof.claims import Claim
+    from symkl.proof.lemmas import LEMMAS
+
+    lemma = LEMMAS[name]
+    lhs, rhs = lemma.instance(lemma.example())
+    sizes = (1, 2, 3)
+    setting = lemma.setting or (lambda n: {lemma.k: sp.Integer(n)})
+    claim = Claim(f"wrong-{name}", lhs, wrong_rhs(rhs), "", "stated", (), sizes,
+                  AtSizes(lemma.k, sizes, setting=setting, inner=lemma.inner),
+                  (setting(2),))
+    return check(claim, Settings(points=3))
+
+
+WRONG_LEMMAS = {
+    "M1-two": ("M1", lambda rhs: 2 * rhs),
+    "M2-no-trace": ("M2", lambda rhs: rhs.args[0] if isinstance(rhs.args[0], QuadraticForm)
+                    else rhs.args[1]),
+    "M3-doubled": ("M3", lambda rhs: 2 * rhs),
+    "M4-trace-of-T": ("M4", lambda rhs: sp.Trace(rhs.arg.args[0])),
+    "M5-trace-upside-down": ("M5", lambda rhs: sp.ImmutableMatrix(
+        [rhs[0].xreplace({rhs[0].function: 1 / rhs[0].function}),
+         rhs[1], rhs[2]])),
+}
+
+
+@pytest.mark.parametrize("name", sorted(WRONG_LEMMAS))
+def test_wrong_lemma_statements_fail_their_evidence(name):
+    lemma, wrong = WRONG_LEMMAS[name]
+    verdict = _wrong_lemma(lemma, wrong)
+    assert not verdict.symbolic.ok, verdict.summary()
+    assert not verdict.numeric.ok, verdict.summary()
