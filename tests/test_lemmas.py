@@ -237,3 +237,14 @@ def test_lemma_evidence_passes(name):
     verdict = lemma_evidence(name)
     assert verdict.ok, (verdict.symbolic, verdict.numeric)
     assert verdict.symbolic.sizes == (1, 2, 3, 4, 5, 6)
+
+
+def test_std_normal_names_the_lemmas_its_diagonal_start_rests_on():
+    """std-normal starts from diagonal's theorem: its verdict carries L1, L2."""
+    from symkl.kl import derive
+
+    report = derive("std-normal").verify()
+    assert report.proved
+    assert report.scope == "for all k from lemmas L1, L2"
+    link = report.check("diagonal-theorem")
+    assert link.lemmas == ("L1", "L2") and link.ok

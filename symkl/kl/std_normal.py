@@ -17,7 +17,7 @@ from symkl.derivation import Derivation, Fact, Step
 from symkl.kl import derive
 from symkl.kl.univariate import kl_symbol
 from symkl.model import diagonal_symbols
-from symkl.proof import Generic
+from symkl.proof import Generic, InstanceOf
 
 __all__ = ["derive_std_normal", "vae_symbols"]
 
@@ -120,6 +120,20 @@ def derive_std_normal() -> Derivation:
         ),
     ]
     facts, notes = training_dynamics(half * half_summand, mu, sigma, i)
+    # the starting point is derivation 'diagonal''s theorem, not an assertion:
+    # this claim carries diagonal's scope and lemmas into this verdict
+    diagonal_definition = next(c for c in diagonal.claims() if c.origin == "step").lhs
+    facts.insert(0, Fact(
+        "the starting point: derivation 'diagonal' proves the KL integral equals its "
+        "closed form",
+        diagonal_definition,
+        start,
+        label="diagonal-theorem",
+        prove=InstanceOf(diagonal.deferred_theorem(), {}, name=diagonal.name),
+        instances=({k: 2},),
+        origin="computed",
+        use_definitions=False,
+    ))
     return Derivation(
         name="std-normal",
         title=r"The VAE prior: KL to $\mathcal{N}(0, I)$",
