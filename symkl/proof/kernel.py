@@ -48,6 +48,7 @@ from symkl.proof.numerics import EvaluationError, evaluate
 from symkl.proof.provers import Generic, Prover, SymbolicResult, Theorem, run_prover
 from symkl.proof.sampling import (
     SamplingError,
+    boundaries,
     owner_of,
     sample_value,
     sampled_atoms,
@@ -314,6 +315,8 @@ def _threshold_points(expr: sp.Basic, atoms: list, point: dict) -> list[dict]:
     ``Piecewise((1, x > 10**5), (0, True)) = 0`` holds at every ordinary point;
     at ``x = 10**5 (1 + 10^-6)`` it does not.
     """
+    if not boundaries(expr, point):  # one traversal; most claims have no threshold at all
+        return []
     return [{**point, atom: value} for atom in atoms
             for value in threshold_values(expr, atom, point)]
 

@@ -33,7 +33,8 @@ import sympy as sp
 from sympy.core.relational import Relational
 
 __all__ = [
-    "SamplingError", "sample_value", "sampled_atoms", "satisfies", "threshold_values",
+    "SamplingError", "boundaries", "sample_value", "sampled_atoms", "satisfies",
+    "threshold_values",
 ]  # fmt: skip
 
 _FACTS = (
