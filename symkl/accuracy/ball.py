@@ -47,6 +47,7 @@ from flint import acb, arb, ctx, fmpq
 __all__ = [
     "Enclosure",
     "PrecisionError",
+    "absolute_moment_bound",
     "certify",
     "compile_expression",
     "digits_of",
@@ -403,6 +404,14 @@ def _sqrt(x: Any) -> Any:
     return x.sqrt() if hasattr(x, "sqrt") else arb(x).sqrt()
 
 
+def _sin(x: Any) -> Any:
+    return x.sin() if hasattr(x, "sin") else arb(x).sin()
+
+
+def _cos(x: Any) -> Any:
+    return x.cos() if hasattr(x, "cos") else arb(x).cos()
+
+
 def _rational(p: int, q: int) -> arb:
     return arb(fmpq(p, q))
 
@@ -433,6 +442,8 @@ _NAMESPACE = {
     "log": _log,
     "exp": _exp,
     "sqrt": _sqrt,
+    "sin": _sin,
+    "cos": _cos,
     "_rational": _rational,
     "_integer_power": _integer_power,
     "arb": arb,
@@ -444,8 +455,8 @@ def compile_expression(expression: Any, symbols: Sequence[Any]) -> Callable[...,
 
     The function evaluates at the caller's working precision.  Rationals are
     exact (``1/3`` is ``arb(fmpq(1, 3))``, never the float 0.333...), ``pi``
-    and ``E`` are enclosed, and ``log``, ``exp`` and ``sqrt`` are ball
-    functions; anything else SymPy would print raises ``NameError`` when
+    and ``E`` are enclosed, and ``log``, ``exp``, ``sqrt``, ``sin`` and ``cos`` are
+    ball functions; anything else SymPy would print raises ``NameError`` when
     called rather than evaluating approximately.
 
     Examples
@@ -475,6 +486,12 @@ def compile_expression(expression: Any, symbols: Sequence[Any]) -> Callable[...,
         def _print_exp(self, expr: Any) -> str:
             return f"exp({self._print(expr.args[0])})"
 
+        def _print_sin(self, expr: Any) -> str:
+            return f"sin({self._print(expr.args[0])})"
+
+        def _print_cos(self, expr: Any) -> str:
+            return f"cos({self._print(expr.args[0])})"
+
         def _print_Pi(self, expr: Any) -> str:
             return "arb.pi()"
 
@@ -500,11 +517,32 @@ def compile_expression(expression: Any, symbols: Sequence[Any]) -> Callable[...,
 # integrals against the standard normal, with rigorous tails
 
 
-def _tail_moments(limit: arb) -> tuple[arb, arb, arb]:
-    """Two-sided tail moments ``int_{|z|>L} |z|^n phi(z) dz`` for n = 0, 1, 2."""
+def _tail_moments(limit: arb, degree: int = 2) -> list[arb]:
+    """Two-sided tail moments ``int_{|z|>L} |z|^n phi(z) dz`` for n = 0 .. degree.
+
+    With ``I_n = int_L^oo z^n phi``: ``I_0 = erfc(L/sqrt 2)/2``, ``I_1 = phi(L)``
+    and ``I_n = L^(n-1) phi(L) + (n-1) I_(n-2)`` (integration by parts).
+    """
     density = (-limit * limit / 2).exp() / (2 * arb.pi()).sqrt()
-    upper = (limit / arb(2).sqrt()).erfc() / 2
-    return 2 * upper, 2 * density, 2 * (limit * density + upper)
+    one_sided = [(limit / arb(2).sqrt()).erfc() / 2, density]
+    for n in range(2, degree + 1):
+        one_sided.append(_integer_power(limit, n - 1) * density + (n - 1) * one_sided[n - 2])
+    return [2 * moment for moment in one_sided[: degree + 1]]
+
+
+def absolute_moment_bound(bound: Sequence[Any]) -> arb:
+    r"""An upper bound on :math:`\int \varphi(z) \sum_n b_n |z|^n dz` (the scale of a majorant).
+
+    ``E|z|^n = 2^{n/2} \Gamma((n+1)/2) / \sqrt{\pi}`` for the standard normal.
+
+    >>> absolute_moment_bound((1, 0, 1)).contains(2)
+    True
+    """
+    total = arb(0)
+    for n, coefficient in enumerate(bound):
+        moment = arb(2) ** (arb(n) / 2) * (arb(n + 1) / 2).gamma() / arb.pi().sqrt()
+        total += abs(arb(coefficient)) * moment
+    return total
 
 
 def _limit_for(tail: Callable[[arb], arb], tolerance: arb) -> tuple[int, arb]:
@@ -561,7 +599,8 @@ def gaussian_expectation(
     ``acb.integral`` requires; without that the enclosure can be wrong (for
     ``sqrt(z^2 + 1/100)`` a ball of radius 1e-31 misses the truth by 5e-14).
     ``bound = (a, b, c)`` promises
-    ``|g(z)| <= a + b|z| + c z^2`` for real ``z``; it gives the rigorous bound
+    ``|g(z)| <= a + b|z| + c z^2`` for real ``z`` (a longer tuple ``(b_0, b_1,
+    ..., b_n)``: ``|g(z)| <= sum b_j |z|^j``); it gives the rigorous bound
     on the two tails beyond ``|z| = L``, with ``L`` chosen so that the tails
     are below ``magnitude * 2**-bits``.  The result is the integral over
     ``[-L, L]`` (enclosed by ``acb.integral`` at the current precision, to an
@@ -581,12 +620,12 @@ def gaussian_expectation(
     ...     mean.contains(truth), mean.rad() < arb(2) ** -90
     (True, True)
     """
-    a, b, c = (arb(v) if not isinstance(v, arb) else v for v in bound)
+    coefficients = [arb(v) if not isinstance(v, arb) else v for v in bound]
     tolerance = arb(magnitude) * arb(2) ** -bits
 
     def tail(limit: arb) -> arb:
-        zeroth, first, second = _tail_moments(limit)
-        return abs(a) * zeroth + abs(b) * first + abs(c) * second
+        moments = _tail_moments(limit, len(coefficients) - 1)
+        return sum((abs(b) * m for b, m in zip(coefficients, moments, strict=True)), arb(0))
 
     limit, tail_bound = _limit_for(tail, tolerance)
 
@@ -626,7 +665,7 @@ def gaussian_expectation_2d(
     mean_abs = (2 / arb.pi()).sqrt()
 
     def tail(limit: arb) -> arb:
-        zeroth, first, second = _tail_moments(limit)
+        zeroth, first, second = _tail_moments(limit, 2)
         # |z1| > L, z2 anywhere; then |z2| > L, z1 anywhere (the union covers the outside)
         one = a * zeroth + b1 * first + b2 * mean_abs * zeroth + c1 * second + c2 * zeroth
         two = a * zeroth + b2 * first + b1 * mean_abs * zeroth + c2 * second + c1 * zeroth

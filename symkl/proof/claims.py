@@ -22,6 +22,7 @@ ClaimError: bound variable x is declared positive, but its range (-1, 1) allows 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -91,6 +92,17 @@ def _range_assumptions(binder: type, low: sp.Expr, high: sp.Expr) -> dict[str, b
         return facts
     if not (low.is_integer and (high.is_integer or high is sp.oo)):
         raise ClaimError(f"summation limits ({low}, {high}) are not known to be integers")
+    count = high - low + 1
+    if count.is_extended_nonnegative is not True:
+        # SymPy's (Karr's) convention makes Sum(f, (k, 5, 1)) = -f(2) - f(3) - f(4): a
+        # reversed range is not the empty sum a reader expects, so it is not admitted;
+        # nor is one that the symbols' assumptions do not show to be in order
+        state = "is reversed" if count.is_negative else "may be reversed"
+        raise ClaimError(
+            f"summation range ({low}, {high}) {state} (upper limit below lower limit "
+            "minus 1, where SymPy's Karr convention subtracts terms): write the range "
+            "in increasing order, or declare assumptions that show it is"
+        )
     facts = {"integer": True}
     if (low - 1).is_nonnegative:
         facts["positive"] = True
@@ -141,15 +153,58 @@ def _rename(expr: sp.Basic, what: str) -> tuple[sp.Basic, int]:
     return type(expr)(function.xreplace(mapping), *limits), height + 1
 
 
+#: functions that are not differentiable where their argument crosses a boundary
+_KINKED = (sp.Abs, sp.sign, sp.Heaviside, sp.floor, sp.ceiling, sp.frac)
+
+
+def _nondifferentiable(derivative: sp.Derivative) -> str | None:
+    """Why ``derivative`` may not exist somewhere its variables range, or None.
+
+    ``Abs(g)``, ``sign(g)``, ``Heaviside(g)``, ``floor(g)`` ... are fine only where
+    ``g`` is provably nonzero (a kink at an integer for floor: never fine);
+    ``Min``/``Max`` where their arguments are provably ordered; a ``Piecewise``
+    only when its conditions do not depend on the variables.
+    """
+    variables = set(derivative.variables)
+    for atom in sp.preorder_traversal(derivative.expr):
+        if not (isinstance(atom, sp.Basic) and atom.free_symbols & variables):
+            continue
+        if isinstance(atom, (sp.floor, sp.ceiling, sp.frac)):
+            return f"{atom} jumps wherever its argument is an integer"
+        if isinstance(atom, _KINKED) and not atom.args[0].is_nonzero:
+            return f"{atom} is not differentiable where {atom.args[0]} = 0"
+        if isinstance(atom, (sp.Min, sp.Max)):
+            for a, b in itertools.combinations(atom.args, 2):
+                if not (a - b).is_nonzero:
+                    return f"{atom} is not differentiable where {a} = {b}"
+        if isinstance(atom, sp.Piecewise) and any(
+            cond.free_symbols & variables for _, cond in atom.args
+        ):
+            return f"{atom} may be not differentiable where its condition changes"
+    return None
+
+
+def _refuse_kinks(expr: sp.Basic, what: str) -> None:
+    for derivative in expr.atoms(sp.Derivative):
+        why = _nondifferentiable(derivative)
+        if why is not None:
+            raise ClaimError(
+                f"{what}: {derivative} may not exist: {why}; declare assumptions on the "
+                "symbols that exclude those points"
+            )
+
+
 def admit(value: object, what: str = "expression") -> sp.Basic:
     """The kernel's entry check: sympify safely, refuse Floats, rename bound variables.
 
     Raises ``TypeError`` for text or non-SymPy objects and :class:`ClaimError`
     (a ``ValueError``) for Floats or bound variables whose declared assumptions
-    their range does not imply.
+    their range does not imply, a reversed summation range, or a derivative of
+    a function that may not be differentiable where the claim ranges.
     """
     expr = _sympify(value, what)
     _refuse_floats(expr, what)
+    _refuse_kinks(expr, what)
     return _rename(expr, what)[0]
 
 
@@ -260,6 +315,13 @@ def instantiate(expr: sp.Basic, setting: Mapping | tuple) -> sp.Basic:
     14
     """
     current = expr.xreplace(dict(setting))
+    for total in current.atoms(sp.Sum, sp.Product):
+        for _, low, high in (lim for lim in total.limits if len(lim) == 3):
+            if low.is_Integer and high.is_Integer and high < low - 1:
+                raise ClaimError(
+                    f"{total} has a reversed range ({low}, {high}) at {dict(setting)}: "
+                    "the claim is not about an empty sum there"
+                )
     for _ in range(6):
         expanded = current.doit(integrals=False)
         while expanded.has(sp.Sum, sp.Product):

@@ -48,10 +48,12 @@ from symkl.proof.numerics import EvaluationError, evaluate
 from symkl.proof.provers import Generic, Prover, SymbolicResult, Theorem, run_prover
 from symkl.proof.sampling import (
     SamplingError,
+    boundaries,
     owner_of,
     sample_value,
     sampled_atoms,
     satisfies,
+    threshold_values,
 )
 
 __all__ = [
@@ -98,6 +100,9 @@ class NumericResult:
     ``digits`` is the agreement at the worst point; ``worst_discrepancy`` the
     relative difference there (absolute, against the magnitude of the other
     side, where one side is exactly 0), quadrature error included.
+    ``integration`` says how the integrals were computed: ``"certified"``
+    (ball arithmetic, rigorous error), ``"quadrature"`` (mpmath, estimated
+    error), both joined by ``"+"``, or ``""`` when there were none.
     """
 
     ok: bool
@@ -109,6 +114,7 @@ class NumericResult:
     worst_point: dict[str, str]
     detail: str = ""
     sizes: tuple[int, ...] = ()
+    integration: str = ""
 
 
 @dataclass(frozen=True)
@@ -178,6 +184,7 @@ class StepCheck:
                 "points": self.numeric.points,
                 "dps": self.numeric.dps,
                 "sizes": list(self.numeric.sizes),
+                "integration": self.numeric.integration,
             },
         }
 
@@ -270,16 +277,16 @@ def _magnitude(expr: sp.Basic, dps: int, point: dict):
     return abs(evaluate(expr, dps, point)[0])
 
 
-def _discrepancy(lhs: sp.Basic, rhs: sp.Basic, dps: int, point: dict):
+def _discrepancy(lhs: sp.Basic, rhs: sp.Basic, dps: int, point: dict, methods: set):
     if isinstance(lhs, sp.MatrixBase) or isinstance(rhs, sp.MatrixBase):
         if getattr(lhs, "shape", None) != getattr(rhs, "shape", None):
             return mpmath.inf, "shapes differ"
         return max(
-            (_discrepancy(a, b, dps, point) for a, b in zip(lhs, rhs, strict=True)),
+            (_discrepancy(a, b, dps, point, methods) for a, b in zip(lhs, rhs, strict=True)),
             key=lambda item: item[0],
         )
     with mpmath.workdps(dps):
-        (a, ea), (b, eb) = evaluate(lhs, dps, point), evaluate(rhs, dps, point)
+        (a, ea), (b, eb) = evaluate(lhs, dps, point, methods), evaluate(rhs, dps, point, methods)
         if not all(mpmath.isfinite(v) for v in (a, b, ea, eb)):
             return mpmath.inf, "non-finite value"
         if lhs == 0 or rhs == 0:  # an exact 0: judged by an absolute bound
@@ -322,9 +329,48 @@ def _peak_points(expr: sp.Basic, atoms: list, point: dict) -> list[dict]:
     return list({tuple(sorted(p.items(), key=sp.default_sort_key)): p for p in found}.values())
 
 
+def _threshold_points(expr: sp.Basic, atoms: list, point: dict) -> list[dict]:
+    """Extra points at and on both sides of every branch boundary, one symbol moved at a time.
+
+    ``Piecewise((1, x > 10**5), (0, True)) = 0`` holds at every ordinary point;
+    at ``x = 10**5 (1 + 10^-6)`` it does not.
+    """
+    if not boundaries(expr, point):  # one traversal; most claims have no threshold at all
+        return []
+    return [{**point, atom: value} for atom in atoms
+            for value in threshold_values(expr, atom, point)]
+
+
+#: the magnitudes (decades either side of 1) of the ordinary points, in turn: the first
+#: stays moderate (peaks and thresholds are found from it), others reach 1e-30 .. 1e30
+_DECADES = (2, 30, 2, 12, 30)
+
+
+def _decades(expr: sp.Basic, index: int) -> int:
+    """Decades for point ``index``: 2 for claims with a series or a non-line integral.
+
+    A series summed at r = 1e30, where its ratio is 1 - 2e-30, does not converge in
+    any time, and nested mpmath quadrature over a plane (or a finite range) at
+    parameters 1e30 apart ran for minutes: those claims are checked at moderate
+    magnitudes only, as before.  Pointwise claims and integrals over the line
+    (enclosed in ball arithmetic, see :mod:`symkl.proof.numerics`) get all of them.
+    """
+    infinite = any(
+        lim[2] is sp.oo or lim[1] is -sp.oo
+        for total in expr.atoms(sp.Sum, sp.Product)
+        for lim in total.limits
+    )
+    other_integrals = any(
+        len(integral.limits) != 1 or tuple(integral.limits[0][1:]) != (-sp.oo, sp.oo)
+        for integral in expr.atoms(sp.Integral)
+    )
+    return 2 if infinite or other_integrals else _DECADES[index % len(_DECADES)]
+
+
 def _numeric(claim: Claim, settings: Settings) -> NumericResult:
     rng = random.Random(settings.seed)
     worst, worst_point, notes, count = mpmath.mpf(0), {}, [], 0
+    methods: set[str] = set()
     instances = list(claim.instances) or [()]
     sizes = sorted(
         {
@@ -347,8 +393,10 @@ def _numeric(claim: Claim, settings: Settings) -> NumericResult:
                     (s for s in lhs0.free_symbols | rhs0.free_symbols if s.is_integer),
                     key=sp.default_sort_key,
                 )
+                decades = _decades(sp.Tuple(lhs0, rhs0), index)
                 for s in sizes_free:
-                    point[s] = sample_value(s, rng)
+                    if s not in point:
+                        point[s] = sample_value(s, rng)
                 lhs1 = admit(instantiate(lhs0, point)) if sizes_free else lhs0
                 rhs1 = admit(instantiate(rhs0, point)) if sizes_free else rhs0
                 atoms = sampled_atoms(sp.Tuple(lhs1, rhs1))
@@ -357,10 +405,13 @@ def _numeric(claim: Claim, settings: Settings) -> NumericResult:
                     if owner.is_real is None:
                         notes.append(f"{owner} has no real/positive assumption: sampled as real")
                     if atom not in point:
-                        point[atom] = sample_value(owner, rng)
+                        point[atom] = sample_value(owner, rng, decades=decades)
                 if index == 0:
-                    peaks = _peak_points(sp.Tuple(lhs1, rhs1), atoms, point)
-                discrepancy, note = _discrepancy(lhs1, rhs1, settings.dps, point)
+                    both = sp.Tuple(lhs1, rhs1)
+                    peaks = _peak_points(both, atoms, point) + _threshold_points(
+                        both, atoms, point
+                    )
+                discrepancy, note = _discrepancy(lhs1, rhs1, settings.dps, point, methods)
                 if note:
                     notes.append(note)
             except (
@@ -393,6 +444,7 @@ def _numeric(claim: Claim, settings: Settings) -> NumericResult:
         worst_point=worst_point,
         detail="; ".join(dict.fromkeys(notes)),
         sizes=tuple(sizes),
+        integration="+".join(sorted(methods)),
     )
 
 

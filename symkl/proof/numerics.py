@@ -3,7 +3,13 @@
 Everything the numeric side computes goes through :func:`evaluate`.  It returns
 a value and an absolute error bound estimate.
 
-* Integrals over the line are split at the centre of *every* Gaussian factor
+* Integrals over the line whose integrand is a sum of Gaussian factors times
+  polynomials (sines, cosines) are *certified*: each Gaussian group is
+  standardised exactly and enclosed in ball arithmetic by
+  :func:`symkl.accuracy.ball.gaussian_expectation` (``acb.integral`` with a
+  rigorous bound on the tails); the error is the ball's radius, so an
+  enclosure too wide for the asked digits makes the check fail.
+* Other integrals over the line are split at the centre of *every* Gaussian factor
   of *every* term (and a few widths either side), so mass far from the origin
   or in a narrow peak is never stepped over; tanh-sinh quadrature runs on
   each piece.
@@ -12,6 +18,8 @@ a value and an absolute error bound estimate.
   factor, and each group is integrated around its own centre with its own
   covariance (a mixture's second component is not invisible).  Integrands with
   no Gaussian factor fall back to nested quadrature split at the centres.
+* :func:`evaluate` records which way each integral was computed
+  (``"certified"`` or ``"quadrature"``) in the ``methods`` set it is given.
 * ``Derivative`` and ``Subs`` of a derivative are evaluated by mpmath's
   numerical differentiation, ``Limit`` (finite) by mpmath's extrapolation:
   the numeric side never asks SymPy for the value it is meant to check.
@@ -44,8 +52,15 @@ class EvaluationError(ValueError):
 
 
 def to_mp(value: sp.Basic, dps: int) -> mpmath.mpf | mpmath.mpc:
-    """An mpmath number for a parameter-free SymPy expression, at ``dps`` digits."""
-    number = sp.N(value, dps + 10)
+    """An mpmath number for a parameter-free SymPy expression, at ``dps`` digits.
+
+    SymPy's ``N`` does not add the digits a large argument costs (``exp(7e24)``
+    at 40 digits has 6 right): the working precision grows by the number of
+    digits of the largest rational in ``value``.
+    """
+    sizes = [abs(r.p) // r.q for r in value.atoms(sp.Rational) if abs(r.p) > r.q]
+    extra = max((len(str(size)) for size in sizes), default=0)
+    number = sp.N(value, dps + 10 + extra)
     if number.has(sp.nan, sp.zoo, sp.oo, -sp.oo):
         return mpmath.mpf("nan")
     if number.free_symbols:
@@ -168,12 +183,108 @@ def _gauss_hermite(terms: list, variables: list, centre, chol, dps: int):
     return fine, abs(fine - coarse)
 
 
-def _integrate(integral: sp.Integral, dps: int):
+def _majorant(expr: sp.Expr, z: sp.Symbol, ball) -> list | None:
+    """Balls ``b_n`` with ``|expr(z)| <= sum b_n |z|^n`` for real ``z``; None if not entire/bounded.
+
+    Polynomials in ``z`` (any constants), times sines and cosines of real arguments.
+    """
+    if not expr.has(z):
+        return [abs(ball.compile_expression(expr, [])())]
+    if expr == z:
+        return [ball.arb(0), ball.arb(1)]
+    if isinstance(expr, (sp.sin, sp.cos)) and expr.args[0].is_extended_real:
+        return [ball.arb(1)]
+    parts = None
+    if isinstance(expr, sp.Add):
+        parts = [_majorant(a, z, ball) for a in expr.args]
+        if any(p is None for p in parts):
+            return None
+        width = max(len(p) for p in parts)
+        return [sum((p[n] for p in parts if n < len(p)), ball.arb(0)) for n in range(width)]
+    if isinstance(expr, sp.Pow) and expr.exp.is_Integer and expr.exp > 0:
+        parts = [_majorant(expr.base, z, ball)] * int(expr.exp)
+    elif isinstance(expr, sp.Mul):
+        parts = [_majorant(a, z, ball) for a in expr.args]
+    if parts is None or any(p is None for p in parts):
+        return None
+    product = [ball.arb(1)]
+    for p in parts:  # the majorant of a product: the product (convolution) of majorants
+        product = [
+            sum((product[i] * p[n - i] for i in range(len(product)) if 0 <= n - i < len(p)),
+                ball.arb(0))
+            for n in range(len(product) + len(p) - 1)
+        ]  # fmt: skip
+    return product
+
+
+def _certified_line(integrand: sp.Expr, x: sp.Symbol, dps: int):
+    """``(value, radius)`` of the integral over the line in ball arithmetic, or None.
+
+    Applies to sums of ``exp(concave quadratic) * rest`` with ``rest`` a
+    polynomial (times sines and cosines) once logarithms of positive factors
+    are expanded.  Each Gaussian group ``exp(a x^2 + b x + e)`` is written
+    exactly as ``exp(E(c)) exp(-(x - c)^2 / (2 w^2))`` and ``rest(c + w z)`` is
+    expanded exactly, so huge or tiny centres and widths cost no digits.
+    """
+    from symkl.accuracy import ball  # flint only when an integral is certified
+
+    # exp(a + b) is not split, and every exp factor of a term (constant ones too) joins
+    # its Gaussian: exp(-mu^2 / (2 s^2)) left in ``rest`` would cancel against exp(E(c))
+    expanded = sp.expand(sp.expand_log(integrand), power_exp=False)
+    groups: dict[sp.Expr, list] = {}
+    for term in sp.Add.make_args(expanded):
+        exps = [f for f in sp.Mul.make_args(term) if isinstance(f, sp.exp)]
+        if not any(f.has(x) for f in exps):
+            return None
+        exponent = sp.expand(sp.Add(*[f.args[0] for f in exps]))
+        groups.setdefault(exponent, []).append(term / sp.Mul(*exps))
+    z = sp.Dummy("z", real=True)
+    bits = int(dps * 3.33) + 16
+    total = None
+    with ball.ctx.workprec(bits + 64):
+        for exponent, rests in groups.items():
+            try:
+                poly = sp.Poly(exponent, x)
+            except sp.PolynomialError:
+                return None
+            if poly.degree() != 2 or poly.coeff_monomial(x**2).is_negative is not True:
+                return None
+            a, b = poly.coeff_monomial(x**2), poly.coeff_monomial(x)
+            centre, width = -b / (2 * a), sp.sqrt(-1 / (2 * a))
+            rest = sp.expand(sp.Add(*rests).xreplace({x: centre + width * z}))
+            bound = _majorant(rest, z, ball)
+            if bound is None or rest.has(x):
+                return None
+            scale = width * sp.sqrt(2 * sp.pi) * sp.exp(exponent.xreplace({x: centre}))
+            expectation = ball.gaussian_expectation(
+                ball.compile_expression(rest, [z]),
+                tuple(bound),
+                bits=bits,
+                magnitude=ball.absolute_moment_bound(bound),
+            )
+            piece = ball.compile_expression(scale, [])() * expectation
+            total = piece if total is None else total + piece
+        if total is None:
+            return None
+        if not total.is_finite():  # no enclosure at all: an infinite error, never a value
+            return mpmath.mpf(0), mpmath.inf
+        enclosure = ball.Enclosure(total)
+        return enclosure.mid, enclosure.radius
+
+
+def _integrate(integral: sp.Integral, dps: int, methods: set | None = None):
     variables = [lim[0] for lim in integral.limits]
     integrand = integral.function
     if integrand.has(sp.Integral):
         raise EvaluationError(f"nested integrals are not supported: {str(integral)[:120]}")
     whole_space = all(lim[1] == -sp.oo and lim[2] == sp.oo for lim in integral.limits)
+    methods = set() if methods is None else methods
+    if whole_space and len(variables) == 1:
+        certified = _certified_line(integrand, variables[0], dps)
+        if certified is not None:
+            methods.add("certified")
+            return certified
+    methods.add("quadrature")
     if whole_space:
         groups: dict[sp.Expr, list] = {}
         terms = sp.Add.make_args(sp.expand(integrand, deep=False, mul=True, multinomial=False))
@@ -267,7 +378,7 @@ def _check_decay(raw, limit: tuple, dps: int) -> None:
 _CACHE: dict[tuple, tuple] = {}
 
 
-def _integral_value(integral: sp.Integral, dps: int):
+def _integral_value(integral: sp.Integral, dps: int, methods: set):
     from symkl.proof.claims import admit
 
     integral = admit(integral)  # canonical dummies: the same integral in two claims is one key
@@ -275,8 +386,12 @@ def _integral_value(integral: sp.Integral, dps: int):
     if key not in _CACHE:
         if len(_CACHE) > 4096:
             _CACHE.clear()
-        _CACHE[key] = _integrate(integral, dps)
-    return _CACHE[key]
+        used: set[str] = set()
+        value, error = _integrate(integral, dps, used)
+        _CACHE[key] = (value, error, frozenset(used))
+    value, error, used = _CACHE[key]
+    methods |= used
+    return value, error
 
 
 def _derivative_value(derivative: sp.Derivative, point: dict, dps: int):
@@ -286,22 +401,29 @@ def _derivative_value(derivative: sp.Derivative, point: dict, dps: int):
     for variable, count in derivative.variable_count:
         orders[variable] = orders.get(variable, 0) + int(count)
     variables = list(orders)
-    at = [to_mp(point[v], dps) for v in variables]
+    magnitudes = [to_mp(point[v], 15) for v in variables]
     function = sp.lambdify(
         variables,
         expr.xreplace({k: v for k, v in point.items() if k not in orders}),
         modules="mpmath",
     )
-    with mpmath.workdps(dps + 15):
-        value = mpmath.diff(function, at, tuple(orders[v] for v in variables))
-    return value, abs(value) * mpmath.mpf(10) ** (-(dps + 5))
+    # a step beside x = 1e30 needs 30 more digits to be a step at all; two precisions
+    # apart by 10 digits: their gap is the error (a difference quotient has no other bound)
+    extra = sum(max(0, int(mpmath.log10(abs(v) + 1))) for v in magnitudes if mpmath.isfinite(v))
+    values = []
+    for guard in (15, 25):
+        with mpmath.workdps(dps + guard + extra):  # the point itself to the working digits
+            at = [to_mp(point[v], dps + guard + extra) for v in variables]
+            values.append(mpmath.diff(function, at, tuple(orders[v] for v in variables)))
+    value = values[1]
+    return value, abs(values[1] - values[0]) + abs(value) * mpmath.mpf(10) ** (-(dps + 5))
 
 
-def _special_value(atom: sp.Basic, dps: int, point: dict):
+def _special_value(atom: sp.Basic, dps: int, point: dict, methods: set):
     if isinstance(atom, sp.Integral):
         if any(len(lim) != 3 for lim in atom.limits):
             raise EvaluationError(f"indefinite integral: {atom}")
-        return _integral_value(atom.xreplace(point), dps)
+        return _integral_value(atom.xreplace(point), dps, methods)
     if isinstance(atom, sp.Subs) and isinstance(atom.expr, sp.Derivative):
         at = {v: p.xreplace(point) for v, p in zip(atom.variables, atom.point, strict=True)}
         return _derivative_value(atom.expr, {**point, **at}, dps)
@@ -336,19 +458,24 @@ def _specials(expr: sp.Basic) -> list[sp.Basic]:
     return [a for a in found if not any(a != b and b.has(a) for b in found)]
 
 
-def evaluate(expr: sp.Basic, dps: int, point: dict | None = None) -> tuple:
+def evaluate(
+    expr: sp.Basic, dps: int, point: dict | None = None, methods: set | None = None
+) -> tuple:
     """Value and absolute error estimate of ``expr`` at ``point`` (exact values), ``dps`` digits.
 
     The point is applied here, not by the caller: derivatives are taken in
-    their variables before those variables are given values.  Raises
-    :class:`EvaluationError` when it cannot be evaluated.
+    their variables before those variables are given values.  Each integral
+    adds ``"certified"`` (a ball enclosure: the error is rigorous) or
+    ``"quadrature"`` (mpmath: the error is an estimate) to ``methods``.
+    Raises :class:`EvaluationError` when it cannot be evaluated.
     """
     point = point or {}
+    methods = set() if methods is None else methods
     with mpmath.workdps(dps):
         total_error = mpmath.mpf(0)
         replacements = {}
         for atom in _specials(expr):
-            value, error = _special_value(atom, dps, point)
+            value, error = _special_value(atom, dps, point, methods)
             marker = sp.Dummy("v")
             replacements[atom] = (marker, value, error)
         body = expr.xreplace({a: m for a, (m, _, _) in replacements.items()}).xreplace(point)

@@ -95,6 +95,13 @@ _REWRITES: tuple[tuple[str, Callable[[sp.Expr], sp.Expr]], ...] = (
         "rewrite(log)+expand_log",
         lambda e: sp.simplify(sp.expand_log(sp.factor_terms(e.rewrite(sp.log)), force=False)),
     ),
+    # Min, Max, Abs, sign, Heaviside as Piecewise (identities), branches folded together
+    (
+        "rewrite(Piecewise)+simplify",
+        lambda e: sp.simplify(sp.piecewise_fold(e.rewrite(sp.Piecewise)))
+        if e.has(sp.Piecewise, sp.Min, sp.Max, sp.Abs, sp.sign, sp.Heaviside)
+        else e,
+    ),
 )
 
 
