@@ -347,7 +347,8 @@ _DECADES = (2, 30, 2, 12, 30)
 
 
 def _decades(expr: sp.Basic, index: int) -> int:
-    """Decades for point ``index``: 2 for claims with a series or a non-line integral.
+    """Decades for point ``index``: 2 for claims with a series, a non-line integral, a
+    derivative or a power with a symbolic exponent.
 
     A series summed at r = 1e30, where its ratio is 1 - 2e-30, does not converge in
     any time, and nested mpmath quadrature over a plane (or a finite range) at
@@ -364,7 +365,15 @@ def _decades(expr: sp.Basic, index: int) -> int:
         len(integral.limits) != 1 or tuple(integral.limits[0][1:]) != (-sp.oo, sp.oo)
         for integral in expr.atoms(sp.Integral)
     )
-    return 2 if infinite or other_integrals else _DECADES[index % len(_DECADES)]
+    # an exact power with a sampled exponent (2**e, x**y) at 1e12-scale rationals is
+    # evaluated exactly by SymPy before any number is compared: it never finishes
+    symbolic_power = any(power.exp.free_symbols for power in expr.atoms(sp.Pow))
+    # numeric differentiation (mpmath.diff) at scales 1e30 apart loses the digits
+    # the verdict needs: derivatives are checked at moderate magnitudes, as before
+    derivative = bool(expr.atoms(sp.Derivative))
+    if infinite or other_integrals or symbolic_power or derivative:
+        return 2
+    return _DECADES[index % len(_DECADES)]
 
 
 def _numeric(claim: Claim, settings: Settings) -> NumericResult:
