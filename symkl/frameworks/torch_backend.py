@@ -101,14 +101,7 @@ def _tensors(function: str, names: Sequence[str], values: Sequence[Any]):
     bfloat16 together give float32.
     """
     given = [v for v in values if isinstance(v, torch.Tensor)]
-    for name, value in zip(names, values, strict=True):
-        if isinstance(value, torch.Tensor):
-            _check_dtype(function, name, value)
-    dtype = given[0].dtype
-    for tensor in given[1:]:
-        dtype = torch.promote_types(dtype, tensor.dtype)
-    if not dtype.is_floating_point:
-        dtype = torch.get_default_dtype()
+    dtype = _common_dtype(function, names, values, given)
     devices = [t.device for t in given if t.device.type != "cpu"]
     device = devices[0] if devices else given[0].device
     tensors = []
@@ -609,17 +602,21 @@ torch.library.register_autograd(
 )
 
 
-def _compiled_kl(function, kernel, names, values, param, axis, symmetric, validate):
-    """Under ``torch.compile``: the arguments as tensors of one dtype, then the custom op."""
-    given = [v for v in values if isinstance(v, torch.Tensor)]
+def _common_dtype(function: str, names, values, given: list) -> torch.dtype:
+    """The tensors' promoted floating dtype (each one checked first); integers give the default."""
     for name, value in zip(names, values, strict=True):
         if isinstance(value, torch.Tensor):
             _check_dtype(function, name, value)
     dtype = given[0].dtype
     for tensor in given[1:]:
         dtype = torch.promote_types(dtype, tensor.dtype)
-    if not dtype.is_floating_point:
-        dtype = torch.get_default_dtype()
+    return dtype if dtype.is_floating_point else torch.get_default_dtype()
+
+
+def _compiled_kl(function, kernel, names, values, param, axis, symmetric, validate):
+    """Under ``torch.compile``: the arguments as tensors of one dtype, then the custom op."""
+    given = [v for v in values if isinstance(v, torch.Tensor)]
+    dtype = _common_dtype(function, names, values, given)
     device = given[0].device
     tensors = [
         v.to(dtype) if isinstance(v, torch.Tensor)

@@ -509,6 +509,18 @@ def _product_density_example() -> dict:
     }
 
 
+def _product_density_conditions(integrability_reason: str) -> tuple[SideCondition, ...]:
+    """The side conditions L1 and L2 share: normalised one-coordinate densities, integrable."""
+    return (
+        SideCondition(r"every $p_j$ is a normalised density on $\mathbb{R}$ "
+                      r"($p_j \ge 0$, $\int p_j = 1$)", _normalised_density(_p)),
+        SideCondition(r"each $f_i$ depends on the coordinate $x_i$ only, and $p_j$ on "
+                      r"$x_j$ only", _one_coordinate(_p, _f)),
+        SideCondition(r"every $p_i f_i$ is absolutely integrable on $\mathbb{R}$ "
+                      f"({integrability_reason})", _integrable_against(_p, _f)),
+    )
+
+
 def _linearity_lemma() -> Lemma:
     j, i = sp.Dummy("j", integer=True, positive=True), sp.Dummy("i", integer=True, positive=True)
     weight = sp.Product(_p(j, _X[j]), (j, 1, _k))
@@ -519,14 +531,7 @@ def _linearity_lemma() -> Lemma:
         rhs=sp.Sum(VectorIntegral(weight * _f(i, _X[i]), _X, _k), (i, 1, _k)),
         k=_k,
         schematic=(_k, _X, _p, _f),
-        conditions=(
-            SideCondition(r"every $p_j$ is a normalised density on $\mathbb{R}$ "
-                          r"($p_j \ge 0$, $\int p_j = 1$)", _normalised_density(_p)),
-            SideCondition(r"each $f_i$ depends on the coordinate $x_i$ only, and $p_j$ on "
-                          r"$x_j$ only", _one_coordinate(_p, _f)),
-            SideCondition(r"every $p_i f_i$ is absolutely integrable on $\mathbb{R}$ "
-                          "(a dominating function)", _integrable_against(_p, _f)),
-        ),
+        conditions=_product_density_conditions("a dominating function"),
         example=_product_density_example,
     )
 
@@ -542,14 +547,7 @@ def _marginalisation_lemma() -> Lemma:
         rhs=sp.Sum(sp.Integral(_p(i, t) * _f(i, t), (t, -sp.oo, sp.oo)), (i, 1, _k)),
         k=_k,
         schematic=(_k, _X, _p, _f),
-        conditions=(
-            SideCondition(r"every $p_j$ is a normalised density on $\mathbb{R}$ "
-                          r"($p_j \ge 0$, $\int p_j = 1$)", _normalised_density(_p)),
-            SideCondition(r"each $f_i$ depends on the coordinate $x_i$ only, and $p_j$ on "
-                          r"$x_j$ only", _one_coordinate(_p, _f)),
-            SideCondition(r"every $p_i f_i$ is absolutely integrable on $\mathbb{R}$ "
-                          "(Fubini-Tonelli)", _integrable_against(_p, _f)),
-        ),
+        conditions=_product_density_conditions("Fubini-Tonelli"),
         example=_product_density_example,
     )
 
