@@ -21,6 +21,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from symkl._dispatch import DISPATCHED
+
 __version__ = "0.1.0"
 
 # public name -> module that defines it (loaded on first access)
@@ -36,22 +38,7 @@ _LAZY = {
     # numeric functions (NumPy only; never import SymPy)
     **{
         name: "symkl.numeric"
-        for name in (
-            "backend",
-            "CovarianceError",
-            "grad_kl_diag",
-            "grad_kl_mvn",
-            "grad_kl_normal",
-            "grad_kl_std_normal",
-            "kl_diag",
-            "kl_diag_reverse",
-            "kl_diag_symmetric",
-            "kl_mvn",
-            "kl_normal",
-            "kl_normal_reverse",
-            "kl_normal_symmetric",
-            "kl_std_normal",
-        )
+        for name in ("backend", "CovarianceError", *DISPATCHED)
     },
 }
 

@@ -405,7 +405,10 @@ def _verify_scope(reports: Sequence[Any], started: float) -> str:
             )
         }
     )
-    scope = "each claim proved by SymPy and checked with mpmath"
+    scope = "each claim proved symbolically and checked numerically"
+    lemmas = sorted({name for summary in summaries for name in summary.get("lemmas", ())})
+    if lemmas:
+        scope += f"; for all k from the assumed lemmas {', '.join(lemmas)}"
     if bounded:
         scope += f"; {', '.join(bounded)}: some claims at listed dimensions only"
     text = (

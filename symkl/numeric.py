@@ -34,24 +34,9 @@ from typing import Any
 import numpy as np
 
 from symkl import _kernels_numpy as kernels
-from symkl._dispatch import dispatched
+from symkl._dispatch import DISPATCHED, dispatched
 
-__all__ = [
-    "CovarianceError",
-    "backend",
-    "grad_kl_diag",
-    "grad_kl_mvn",
-    "grad_kl_normal",
-    "grad_kl_std_normal",
-    "kl_diag",
-    "kl_diag_reverse",
-    "kl_diag_symmetric",
-    "kl_mvn",
-    "kl_normal",
-    "kl_normal_reverse",
-    "kl_normal_symmetric",
-    "kl_std_normal",
-]
+__all__ = ["CovarianceError", "backend", *DISPATCHED]
 
 PARAMS = ("std", "var", "logvar")
 #: below this many elements one thread is used
