@@ -100,7 +100,24 @@ def test_verify_ends_with_a_one_line_verdict_stating_its_scope(capsys):
     assert main(["verify", "univariate"]) == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert last.startswith("symkl verify: ok: 1/1 derivations proved (")
-    assert "claims" in last and "SymPy" in last and "mpmath" in last
+    assert "claims" in last and "proved symbolically and checked numerically" in last
+    assert "lemmas" not in last  # univariate assumes none
+
+
+def test_verify_verdict_names_the_assumed_lemmas():
+    from symkl.cli import _verify_scope
+
+    class Report:
+        proved = True
+
+        def __init__(self, name, lemmas):
+            self.name, self.lemmas = name, lemmas
+
+        def as_dict(self):
+            return {"name": self.name, "steps": [{"scope": "for all k"}], "lemmas": self.lemmas}
+
+    text = _verify_scope([Report("diagonal", ["L2", "L1"]), Report("full", ["M1"])], 0.0)
+    assert "for all k from the assumed lemmas L1, L2, M1" in text
 
 
 # --------------------------------------------------------------------------- errors, exit codes
