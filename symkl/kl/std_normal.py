@@ -130,7 +130,7 @@ def derive_std_normal() -> Derivation:
         start,
         label="diagonal-theorem",
         prove=InstanceOf(diagonal.deferred_theorem(), {}, name=diagonal.name),
-        instances=({k: 2},),
+        instances=tuple({k: n} for n in (2, 3, 4, 5, 6)),
         origin="computed",
         use_definitions=False,
     ))

@@ -307,10 +307,14 @@ def _peak_points(expr: sp.Basic, atoms: list, point: dict) -> list[dict]:
     Centres that break ``v``'s assumptions (or are not exact rationals) are skipped.
     """
     found = []
+    # the exponentials once, not the whole expression once per symbol: only they are read
+    exponentials = [e for e in expr.atoms(sp.exp) if e.args[0].free_symbols]
     for atom in atoms:
         others = {b: v for b, v in point.items() if b != atom}
         try:
-            powers = expr.xreplace(others).atoms(sp.exp)
+            powers = set().union(
+                *(e.xreplace(others).atoms(sp.exp) for e in exponentials if e.has(atom))
+            )
         except (ValueError, TypeError):  # e.g. a Derivative with respect to another symbol
             continue
         for power in powers:

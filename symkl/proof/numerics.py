@@ -36,6 +36,8 @@ Examples
 from __future__ import annotations
 
 import itertools
+import math
+from collections.abc import Sequence
 
 import mpmath
 import sympy as sp
@@ -83,11 +85,13 @@ def to_mp(value: sp.Basic, dps: int) -> mpmath.mpf | mpmath.mpc:
 
 def _gaussian_parts(term: sp.Expr, variables: list) -> tuple[sp.Expr, sp.Expr] | None:
     """``(exponent, rest)``: ``term = exp(exponent) * rest``, exponent from its top-level exps."""
-    exps = [f for f in sp.Mul.make_args(term) if isinstance(f, sp.exp) and f.has(*variables)]
+    factors = sp.Mul.make_args(term)
+    exps = [f for f in factors if isinstance(f, sp.exp) and f.has(*variables)]
     if not exps:
         return None
     exponent = sp.expand(sp.Add(*[f.args[0] for f in exps]))
-    return exponent, term / sp.Mul(*exps)
+    # the other factors, not term / exp(...): SymPy leaves exp(a) exp(-a) unevaluated
+    return exponent, sp.Mul(*[f for f in factors if f not in exps])
 
 
 def _quadratic(exponent: sp.Expr, variables: list, dps: int):
@@ -181,6 +185,390 @@ def _gauss_hermite(terms: list, variables: list, centre, chol, dps: int):
     with mpmath.workdps(dps + 10):  # ill-conditioned covariances cost digits
         coarse, fine = rule(n), rule(n + 2)
     return fine, abs(fine - coarse)
+
+
+# --------------------------------------------------------------------------- templates
+#
+# A claim is evaluated at several points, and each point used to redo the same SymPy work
+# on the integral with numbers in it (expanding, grouping, lambdify): 100 - 150 ms for an
+# integral that then costs a millisecond to compute.  A *template* does that work once, on
+# the integral with its parameters still symbolic, and compiles what is left to a function
+# of the parameters.  Every transformation in it (expansion, logs of positive factors split,
+# the affine change of variables) is an identity under the parameters' declared
+# assumptions, so it holds at every point sampled from them.  Where a step cannot be shown
+# for all parameters (a Gaussian that is not provably concave, an integrand that is not a
+# polynomial times a Gaussian), there is no template and each point takes the general path.
+
+
+def _rational_mp(value: sp.Basic):
+    """``value`` (an exact rational) as an mpmath number at the working precision."""
+    if value.is_Integer:
+        return mpmath.mpf(int(value))
+    if value.is_Rational:
+        return mpmath.mpf(int(value.p)) / int(value.q)
+    raise EvaluationError(f"a parameter value {value} is not an exact rational")
+
+
+def _polynomial(expr: sp.Expr, variables: list) -> sp.Poly | None:
+    """``expr`` as a polynomial in ``variables`` with coefficients free of them, or None."""
+    try:
+        poly = sp.Poly(expr, *variables)
+    except (sp.PolynomialError, sp.GeneratorsNeeded, sp.CoercionFailed):
+        return None
+    if any(c.has(*variables) for c in poly.coeffs()):
+        return None
+    return poly
+
+
+def _degrees(expr: sp.Expr, variables: list) -> tuple[tuple[int, ...], int] | None:
+    """Upper bounds on the degree of ``expr`` in each variable and in all: None if not a polynomial.
+
+    Read off the tree, nothing expanded: a sum takes the largest degrees of its
+    terms, a product adds them, ``p**n`` (``n`` a natural number) multiplies
+    them.  ``log(c exp(a_1) ... exp(a_m))`` with ``c`` free of the variables and
+    real polynomials ``a_j`` is ``log(c) + a_1 + ... + a_m``, a polynomial (the
+    log of a Gaussian density ratio).  Anything else that depends on a
+    variable (``exp``, ``sin``, a log of anything else, ...) is not a polynomial.
+    """
+    zero = tuple(0 for _ in variables)
+    if not expr.has(*variables):
+        return zero, 0
+    if expr in variables:
+        return tuple(int(v == expr) for v in variables), 1
+    if isinstance(expr, (sp.Add, sp.Mul)):
+        parts = [_degrees(a, variables) for a in expr.args]
+        if any(p is None for p in parts):
+            return None
+        if isinstance(expr, sp.Add):
+            return (tuple(max(d) for d in zip(*(p[0] for p in parts), strict=True)),
+                    max(p[1] for p in parts))  # fmt: skip
+        return (tuple(sum(d) for d in zip(*(p[0] for p in parts), strict=True)),
+                sum(p[1] for p in parts))  # fmt: skip
+    if isinstance(expr, sp.Pow):
+        if not (expr.exp.is_Integer and expr.exp >= 0):
+            return None
+        base = _degrees(expr.base, variables)
+        n = int(expr.exp)
+        return None if base is None else (tuple(n * d for d in base[0]), n * base[1])
+    if isinstance(expr, sp.log):
+        parts = []
+        for factor in sp.Mul.make_args(expr.args[0]):
+            if not factor.has(*variables):
+                continue
+            if not isinstance(factor, sp.exp) or factor.args[0].is_extended_real is not True:
+                return None
+            parts.append(_degrees(factor.args[0], variables))
+        if any(p is None for p in parts):
+            return None
+        return (tuple(max(d) for d in zip(*(p[0] for p in parts), strict=True)),
+                max(p[1] for p in parts))  # fmt: skip
+    return None
+
+
+def _plain(expr: sp.Basic, atoms: Sequence) -> tuple[sp.Basic, list]:
+    """``expr`` with ``atoms`` (symbols, indexed entries, dummies) as plain named symbols.
+
+    ``lambdify`` on Dummies or on names that are not identifiers re-substitutes
+    the whole expression (a second for a 6-dimensional integrand); plain
+    symbols with the same assumptions print as they are.
+    """
+    from symkl.proof.sampling import owner_of
+
+    symbols = [
+        sp.Symbol(f"symkl_arg{j}", **owner_of(atom).assumptions0) for j, atom in enumerate(atoms)
+    ]
+    return expr.xreplace(dict(zip(atoms, symbols, strict=True))), symbols
+
+
+def _compile_mp(atoms: Sequence, expr: sp.Basic):
+    """``expr`` as an mpmath function of ``atoms``."""
+    plain, symbols = _plain(expr, atoms)
+    return sp.lambdify(symbols, plain, modules="mpmath", docstring_limit=0)
+
+
+_RULES: dict[tuple, list] = {}
+
+
+def _cubature(spec: tuple, dps: int) -> list:
+    """``[(weight, z), ...]`` of a rule for ``int exp(-|z|^2) f(z) dz`` over ``R^k``.
+
+    ``("tensor", (n_1, ..., n_k))``: the product of Gauss-Hermite rules, exact
+    for every monomial ``z^a`` with ``a_j <= 2 n_j - 1``.  ``("degree3", k)``:
+    the ``2k`` points ``+/- sqrt(k/2) e_j``, each of weight ``pi^(k/2) / (2k)``,
+    exact for every polynomial of total degree at most 3 (Stroud's rule:
+    it integrates 1 and ``z_j^2`` exactly, and every other monomial of degree
+    <= 3 is odd in some coordinate, as are the points).
+    """
+    key = (spec, dps)
+    if key not in _RULES:
+        with mpmath.workdps(dps):
+            kind, shape = spec
+            points = []
+            if kind == "tensor":
+                rules = [_hermite_rule(n, dps) for n in shape]
+                for index in itertools.product(*(range(n) for n in shape)):
+                    weight = mpmath.fprod(rules[a][1][j] for a, j in enumerate(index))
+                    points.append((weight, [rules[a][0][j] for a, j in enumerate(index)]))
+            else:
+                k = shape
+                radius = mpmath.sqrt(mpmath.mpf(k) / 2)
+                weight = mpmath.pi ** (mpmath.mpf(k) / 2) / (2 * k)
+                for axis in range(k):
+                    for sign in (-1, 1):
+                        points.append((weight, [sign * radius if a == axis else mpmath.mpf(0)
+                                                for a in range(k)]))  # fmt: skip
+        _RULES[key] = points
+    return _RULES[key]
+
+
+class _HermiteTemplate:
+    """A k-fold integral over ``R^k`` of polynomials times Gaussians, exact Gauss-Hermite.
+
+    For each Gaussian group ``exp(E(x)) R(x)``: ``E`` is a quadratic in ``x``
+    whose Hessian and gradient are compiled in the parameters; ``R`` is a
+    polynomial in ``x`` once the logs of Gaussian densities in it are split
+    (:func:`_degrees` bounds its degrees without expanding it).  At a point,
+    with ``Sigma = -H^-1 = L L^T`` and centre ``c``, ``x = c + sqrt(2) L z``
+    turns the integral into ``exp(E(c)) sqrt(2)^k det L`` times the
+    Gauss-Hermite sum of ``R(c + sqrt(2) L z)``, a polynomial in ``z``: ``n``
+    nodes on an axis are exact up to degree ``2n - 1`` there.  The degree in
+    ``z_a`` is the degree of ``R`` in ``x_a`` when the Gaussian is
+    axis-aligned (no cross term ``x_a x_b`` in ``E``) and the total degree of
+    ``R`` otherwise.  ``R`` is evaluated as written (logs and all).  The error
+    is the rounding bound of the sum: the rule has no truncation error.
+    """
+
+    method = "gauss-hermite-exact"
+
+    def __init__(self, parameters: tuple, groups: list) -> None:
+        self.parameters = parameters
+        self.groups = groups  # (shape function, exponent function, rest function, rule)
+
+    @classmethod
+    def build(cls, integral: sp.Integral, parameters: tuple) -> _HermiteTemplate | None:
+        variables = [lim[0] for lim in integral.limits]
+        k = len(variables)
+        terms = sp.Add.make_args(
+            sp.expand(integral.function, deep=False, mul=True, multinomial=False)
+        )
+        members: dict[sp.Expr, list] = {}
+        for term in terms:
+            parts = _gaussian_parts(term, variables)
+            if parts is None:
+                return None
+            members.setdefault(parts[0], []).append(parts[1])
+        groups = []
+        for exponent, rests in members.items():
+            shape = _polynomial(exponent, variables)
+            if shape is None or shape.total_degree() != 2:
+                return None
+            rest = sp.Add(*rests)
+            degrees = _degrees(rest, variables)
+            if degrees is None:  # not a polynomial times the Gaussian: the general path decides
+                return None
+
+            def coefficient(*powers, shape=shape):
+                monomial = sp.Mul(*[v**n for v, n in zip(variables, powers, strict=True)])
+                return shape.coeff_monomial(monomial)
+
+            def unit(*axes):
+                return [sum(1 for a in axes if a == b) for b in range(k)]
+
+            hessian = [[(2 if a == b else 1) * coefficient(*unit(a, b)) for b in range(k)]
+                       for a in range(k)]  # fmt: skip
+            gradient = [coefficient(*unit(a)) for a in range(k)]
+            aligned = all(hessian[a][b] == 0 for a in range(k) for b in range(k) if a != b)
+            per_axis, total = degrees
+            tensor = tuple(d // 2 + 1 for d in (per_axis if aligned else [total] * k))
+            rule = ("tensor", tensor)
+            if total <= 3 and 2 * k < math.prod(tensor):
+                rule = ("degree3", k)
+            flat = sp.Tuple(*[e for row in hessian for e in row], *gradient)
+            shape_function = _compile_mp(parameters, flat)
+            exponent_function = _compile_mp([*parameters, *variables], exponent)
+            rest_function = _compile_mp([*parameters, *variables], rest)
+            groups.append((shape_function, exponent_function, rest_function, rule))
+        if not groups:
+            return None
+        return cls(parameters, groups)
+
+    def evaluate(self, values: list, dps: int):
+        """``(value, error)`` at parameter values ``values`` (exact rationals), or None."""
+        with mpmath.workdps(dps + 20):
+            args = [_rational_mp(v) for v in values]
+            value, error = mpmath.mpf(0), mpmath.mpf(0)
+            for shape_function, exponent_function, rest_function, rule in self.groups:
+                k = rule[1] if rule[0] == "degree3" else len(rule[1])
+                flat = shape_function(*args)
+                hessian = mpmath.matrix(k, k)
+                for a in range(k):
+                    for b in range(k):
+                        hessian[a, b] = flat[a * k + b]
+                gradient = mpmath.matrix(flat[k * k:])
+                try:
+                    covariance = mpmath.inverse(-hessian)
+                    chol = mpmath.cholesky(covariance)
+                except (ZeroDivisionError, ValueError):
+                    return None  # not a concave Gaussian here: the general path decides
+                centre = covariance * gradient
+                c = [centre[a] for a in range(k)]
+                root2 = mpmath.sqrt(2)
+                scale = [[root2 * chol[a, b] for b in range(a + 1)] for a in range(k)]
+                total, magnitude = mpmath.mpf(0), mpmath.mpf(0)
+                for weight, z in _cubature(rule, dps + 20):
+                    x = [c[a] + mpmath.fsum(scale[a][b] * z[b] for b in range(a + 1))
+                         for a in range(k)]  # fmt: skip
+                    term = weight * rest_function(*args, *x)
+                    total += term
+                    magnitude += abs(term)
+                factor = (
+                    root2**k
+                    * mpmath.fprod(chol[a, a] for a in range(k))
+                    * mpmath.exp(exponent_function(*args, *c))
+                )
+                value += factor * total
+                # the rule is exact for the degree: what is left is rounding, a few units
+                # in the last place of the working precision for each node's term
+                error += abs(factor) * magnitude * mpmath.mpf(10) ** (-(dps + 12))
+        return value, error
+
+
+class _LineTemplate:
+    """An integral over the line of polynomials times Gaussians, certified in balls.
+
+    The symbolic half of :func:`_certified_line`, done once: logs of positive
+    factors split, terms grouped by their Gaussian ``exp(a x^2 + b x + e)``
+    with ``a < 0`` for *every* parameter value (shown by SymPy from the
+    assumptions), ``x = c + w z`` and the rest expanded into a polynomial in
+    ``z`` whose coefficients are compiled for ball arithmetic.  At a point
+    the coefficients (and ``|coefficients|``, the majorant) are enclosed and
+    :func:`symkl.accuracy.ball.gaussian_expectation` integrates, exactly as
+    the per-point path does.  Rest terms with sines, cosines or anything else
+    that is not a polynomial in ``z`` have no template.
+    """
+
+    method = "certified"
+
+    def __init__(self, parameters: tuple, groups: list) -> None:
+        self.parameters = parameters
+        self.groups = groups  # (coefficient function, scale function)
+
+    @classmethod
+    def build(cls, integral: sp.Integral, parameters: tuple) -> _LineTemplate | None:
+        from symkl.accuracy import ball
+
+        x = integral.limits[0][0]
+        expanded = sp.expand(sp.expand_log(integral.function), power_exp=False)
+        members: dict[sp.Expr, list] = {}
+        for term in sp.Add.make_args(expanded):
+            exps = [f for f in sp.Mul.make_args(term) if isinstance(f, sp.exp)]
+            if not any(f.has(x) for f in exps):
+                return None
+            exponent = sp.expand(sp.Add(*[f.args[0] for f in exps]))
+            members.setdefault(exponent, []).append(term / sp.Mul(*exps))
+        z = sp.Dummy("z", real=True)
+        groups = []
+        for exponent, rests in members.items():
+            shape = _polynomial(exponent, [x])
+            if shape is None or shape.degree() != 2:
+                return None
+            a, b = shape.coeff_monomial(x**2), shape.coeff_monomial(x)
+            if a.is_negative is not True:  # concave for every parameter value, or no template
+                return None
+            centre, width = sp.cancel(-b / (2 * a)), sp.sqrt(-1 / (2 * a))
+            rest = sp.expand(sp.Add(*rests).xreplace({x: centre + width * z}))
+            poly = _polynomial(rest, [z])
+            if poly is None or rest.has(x):
+                return None
+            coefficients = sp.Tuple(*[sp.cancel(c) for c in reversed(poly.all_coeffs())])
+            peak = sp.cancel(sp.expand(exponent.xreplace({x: centre})))
+            scale = width * sp.sqrt(2 * sp.pi) * sp.exp(peak)
+            groups.append((
+                ball.compile_expression(*_plain(coefficients, parameters)),
+                ball.compile_expression(*_plain(scale, parameters)),
+            ))  # fmt: skip
+        if not groups:
+            return None
+        return cls(parameters, groups)
+
+    def evaluate(self, values: list, dps: int):
+        """``(value, radius)`` at parameter values ``values`` (exact rationals)."""
+        from flint import fmpq
+
+        from symkl.accuracy import ball
+
+        bits = int(dps * 3.33) + 16
+        total = None
+        with ball.ctx.workprec(bits + 64):
+            args = [ball.arb(fmpq(int(v.p), int(v.q))) for v in values]
+            for coefficient_function, scale_function in self.groups:
+                coefficients = list(coefficient_function(*args))
+
+                def rest(z, coefficients=coefficients):
+                    value = coefficients[-1]
+                    for c in reversed(coefficients[:-1]):
+                        value = value * z + c
+                    return value
+
+                bound = [abs(c) for c in coefficients]
+                expectation = ball.gaussian_expectation(
+                    rest, tuple(bound), bits=bits, magnitude=ball.absolute_moment_bound(bound)
+                )
+                piece = scale_function(*args) * expectation
+                total = piece if total is None else total + piece
+            if not total.is_finite():
+                return mpmath.mpf(0), mpmath.inf
+            enclosure = ball.Enclosure(total)
+            return enclosure.mid, enclosure.radius
+
+
+_TEMPLATES: dict[tuple, object] = {}
+_PARAMETERS: dict[sp.Integral, tuple] = {}
+
+
+def _template(integral: sp.Integral, parameters: tuple):
+    """The compiled template of ``integral`` (cached), or None where there is none."""
+    key = (integral, parameters)
+    if key not in _TEMPLATES:
+        if len(_TEMPLATES) > 512:
+            _TEMPLATES.clear()
+        template = None
+        whole_space = all(lim[1] == -sp.oo and lim[2] == sp.oo for lim in integral.limits)
+        if whole_space and not integral.function.has(sp.Integral):
+            kind = _HermiteTemplate if len(integral.limits) > 1 else _LineTemplate
+            try:
+                template = kind.build(integral, parameters)
+            except (TypeError, ValueError, NotImplementedError, sp.PolynomialError):
+                template = None
+        _TEMPLATES[key] = template
+    return _TEMPLATES[key]
+
+
+def _templated_value(integral: sp.Integral, point: dict, dps: int, methods: set):
+    """``(value, error)`` of ``integral`` at ``point`` through its template, or None."""
+    from symkl.proof.sampling import sampled_atoms
+
+    if integral not in _PARAMETERS:
+        if len(_PARAMETERS) > 512:
+            _PARAMETERS.clear()
+        _PARAMETERS[integral] = tuple(sampled_atoms(integral))
+    parameters = _PARAMETERS[integral]
+    if any(p not in point or not point[p].is_Rational for p in parameters):
+        return None
+    template = _template(integral, parameters)
+    if template is None:
+        return None
+    key = ("template", integral, tuple(point[p] for p in parameters), dps)
+    if key not in _CACHE:
+        if len(_CACHE) > 4096:
+            _CACHE.clear()
+        result = template.evaluate([point[p] for p in parameters], dps)
+        if result is None:
+            return None
+        _CACHE[key] = (*result, frozenset({template.method}))
+    value, error, used = _CACHE[key]
+    methods |= used
+    return value, error
 
 
 def _majorant(expr: sp.Expr, z: sp.Symbol, ball) -> list | None:
@@ -423,6 +811,9 @@ def _special_value(atom: sp.Basic, dps: int, point: dict, methods: set):
     if isinstance(atom, sp.Integral):
         if any(len(lim) != 3 for lim in atom.limits):
             raise EvaluationError(f"indefinite integral: {atom}")
+        templated = _templated_value(atom, point, dps, methods)
+        if templated is not None:
+            return templated
         return _integral_value(atom.xreplace(point), dps, methods)
     if isinstance(atom, sp.Subs) and isinstance(atom.expr, sp.Derivative):
         at = {v: p.xreplace(point) for v, p in zip(atom.variables, atom.point, strict=True)}
