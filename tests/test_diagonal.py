@@ -27,8 +27,10 @@ def test_every_step_is_proved_for_general_k_from_the_lemmas(diagonal):
     assert by_label["marginalise"].lemmas == ("L2",)
     assert by_label["log-of-product"].lemmas == ()  # proved outright, no lemma
     assert report.scope == "for all k from lemmas L1, L2"
-    for label in ("log-of-product", "sum-out-of-integral", "marginalise"):
-        assert by_label[label].numeric.sizes == (2, 3)  # k-fold integrals
+    for label in ("product-density", "log-of-product", "sum-out-of-integral", "marginalise",
+                  "reverse"):  # k-fold integrals, by Gauss-Hermite rules exact for the degree
+        assert by_label[label].numeric.sizes == (2, 3, 4, 5, 6)
+        assert "gauss-hermite-exact" in by_label[label].numeric.integration
     for label in ("univariate-per-coordinate", "named-terms", "jeffreys"):
         assert by_label[label].numeric.sizes == (2, 3, 4, 5, 6)
     assert "univariate" in by_label["univariate-per-coordinate"].symbolic.method
