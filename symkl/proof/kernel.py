@@ -307,8 +307,13 @@ def _peak_points(expr: sp.Basic, atoms: list, point: dict) -> list[dict]:
     Centres that break ``v``'s assumptions (or are not exact rationals) are skipped.
     """
     found = []
-    # the exponentials once, not the whole expression once per symbol: only they are read
-    exponentials = [e for e in expr.atoms(sp.exp) if e.args[0].free_symbols]
+    # the exponentials once, not the whole expression once per symbol: only they are read;
+    # one whose argument holds a bound variable (an integrand's) never gives a centre
+    bound = {lim[0] for binder in expr.atoms(sp.Integral, sp.Sum, sp.Product)
+             for lim in binder.limits}  # fmt: skip
+    exponentials = [
+        e for e in expr.atoms(sp.exp) if e.args[0].free_symbols and not e.args[0].has(*bound)
+    ]
     for atom in atoms:
         others = {b: v for b, v in point.items() if b != atom}
         try:

@@ -342,7 +342,7 @@ class _HermiteTemplate:
 
     def __init__(self, parameters: tuple, groups: list) -> None:
         self.parameters = parameters
-        self.groups = groups  # (shape function, exponent function, rest function, rule)
+        self.groups = groups  # (shape function, rest function, rule)
 
     @classmethod
     def build(cls, integral: sp.Integral, parameters: tuple) -> _HermiteTemplate | None:
@@ -383,11 +383,12 @@ class _HermiteTemplate:
             rule = ("tensor", tensor)
             if total <= 3 and 2 * k < math.prod(tensor):
                 rule = ("degree3", k)
-            flat = sp.Tuple(*[e for row in hessian for e in row], *gradient)
+            # E(x) = E(0) + g.x + x^T H x / 2 exactly (E is quadratic): one compiled tuple
+            flat = sp.Tuple(*[e for row in hessian for e in row], *gradient,
+                            shape.coeff_monomial(1))  # fmt: skip
             shape_function = _compile_mp(parameters, flat)
-            exponent_function = _compile_mp([*parameters, *variables], exponent)
             rest_function = _compile_mp([*parameters, *variables], rest)
-            groups.append((shape_function, exponent_function, rest_function, rule))
+            groups.append((shape_function, rest_function, rule))
         if not groups:
             return None
         return cls(parameters, groups)
@@ -397,14 +398,14 @@ class _HermiteTemplate:
         with mpmath.workdps(dps + 20):
             args = [_rational_mp(v) for v in values]
             value, error = mpmath.mpf(0), mpmath.mpf(0)
-            for shape_function, exponent_function, rest_function, rule in self.groups:
+            for shape_function, rest_function, rule in self.groups:
                 k = rule[1] if rule[0] == "degree3" else len(rule[1])
                 flat = shape_function(*args)
                 hessian = mpmath.matrix(k, k)
                 for a in range(k):
                     for b in range(k):
                         hessian[a, b] = flat[a * k + b]
-                gradient = mpmath.matrix(flat[k * k:])
+                gradient = mpmath.matrix(flat[k * k:k * k + k])
                 try:
                     covariance = mpmath.inverse(-hessian)
                     chol = mpmath.cholesky(covariance)
@@ -421,11 +422,10 @@ class _HermiteTemplate:
                     term = weight * rest_function(*args, *x)
                     total += term
                     magnitude += abs(term)
-                factor = (
-                    root2**k
-                    * mpmath.fprod(chol[a, a] for a in range(k))
-                    * mpmath.exp(exponent_function(*args, *c))
-                )
+                peak = flat[-1] + mpmath.fsum(gradient[a] * c[a] for a in range(k)) + mpmath.fsum(
+                    hessian[a, b] * c[a] * c[b] for a in range(k) for b in range(k)
+                ) / 2
+                factor = root2**k * mpmath.fprod(chol[a, a] for a in range(k)) * mpmath.exp(peak)
                 value += factor * total
                 # the rule is exact for the degree: what is left is rounding, a few units
                 # in the last place of the working precision for each node's term
