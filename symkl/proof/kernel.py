@@ -101,8 +101,10 @@ class NumericResult:
     relative difference there (absolute, against the magnitude of the other
     side, where one side is exactly 0), quadrature error included.
     ``integration`` says how the integrals were computed: ``"certified"``
-    (ball arithmetic, rigorous error), ``"quadrature"`` (mpmath, estimated
-    error), both joined by ``"+"``, or ``""`` when there were none.
+    (ball arithmetic, rigorous error), ``"gauss-hermite-exact"`` (a polynomial
+    times a Gaussian over ``R^k`` by a rule exact for its degree: rounding error
+    only), ``"quadrature"`` (mpmath, estimated error), joined by ``"+"``, or
+    ``""`` when there were none.
     """
 
     ok: bool
