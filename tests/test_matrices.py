@@ -376,3 +376,141 @@ def test_wrong_lemma_statements_fail_their_evidence(name):
     verdict = _wrong_lemma(lemma, wrong)
     assert not verdict.symbolic.ok, verdict.summary()
     assert not verdict.numeric.ok, verdict.summary()
+
+
+# ------------------------------------------------------------------------ lemma M5 and its prover
+# M5 is a schema: one row of its statement per word shape (M5_SHAPES), every row proved at
+# k = 1..6 and checked numerically by its evidence.  The prover builds the row's instance
+# for each word it meets and refuses anything that is not one.  Before the schema, the prover
+# accepted the "too-long", "dense-subclass" and "wrong-size" variants below.
+
+from symkl.proof.lemmas import (  # noqa: E402
+    LEMMAS,
+    M5_BILINEAR_LETTERS,
+    M5_SHAPES,
+    M5_TRACE_LETTERS,
+)
+from symkl.proof.matrices import Column, Diagonal  # noqa: E402
+
+_n = sp.Symbol("n", integer=True, positive=True)
+_entries = [sp.IndexedBase(name, positive=True) for name in ("a", "b", "c", "e")]
+_u, _v, _w = (sp.IndexedBase(name, real=True) for name in ("u", "v", "w"))
+DIAG = [Diagonal(sp.Lambda(_n, base[_n] ** 2), k) for base in _entries]
+COL_U, COL_V, COL_W = (Column(sp.Lambda(_n, base[_n]), k) for base in (_u, _v, _w))
+ENTRYWISE = MatrixAlgebra(lemmas=("M5",))
+
+
+def _entry_sum(signs, columns=()):
+    body = sp.Mul(*[_entries[n][i] ** (2 * e) for n, e in enumerate(signs)])
+    if columns:
+        body *= _u[i] * _v[i]
+    return sp.Sum(body, (i, 1, k))
+
+
+def _word(signs):
+    return [DIAG[n] if e > 0 else DIAG[n].I for n, e in enumerate(signs)]
+
+
+def _shape_claim(kind, signs):
+    if kind == "trace":
+        return sp.Trace(sp.MatMul(*_word(signs))), _entry_sum(signs)
+    if kind == "bilinear":
+        return sp.Trace(sp.MatMul(COL_U.T, *_word(signs), COL_V)), _entry_sum(signs, "uv")
+    return sp.log(sp.Determinant(DIAG[0])), sp.Sum(sp.log(_entries[0][i] ** 2), (i, 1, k))
+
+
+def test_m5_states_one_row_per_shape_and_its_evidence_covers_every_row():
+    lemma = LEMMAS["M5"]
+    assert lemma.lhs.shape == lemma.rhs.shape == (len(M5_SHAPES), 1)
+    assert len(set(M5_SHAPES)) == len(M5_SHAPES)
+    longest = {kind: max(len(s) for kd, s in M5_SHAPES if kd == kind) for kind, _ in M5_SHAPES}
+    assert longest == {"trace": M5_TRACE_LETTERS, "bilinear": M5_BILINEAR_LETTERS, "log-det": 1}
+
+
+def _shape_id(shape):
+    return shape[0] + "".join("+-"[e < 0] for e in shape[1])
+
+
+@pytest.mark.parametrize("shape", M5_SHAPES, ids=_shape_id)
+def test_every_m5_shape_is_proved_for_every_k(shape):
+    lhs, rhs = _shape_claim(*shape)
+    result = run_prover(ENTRYWISE, lhs, rhs)
+    assert result.ok and result.lemmas == ("M5",), result.detail
+    # and the same shape with a wrong right side is refused
+    assert not run_prover(ENTRYWISE, lhs, 2 * rhs).ok
+
+
+def test_m5_is_only_applied_when_named():
+    lhs, rhs = _shape_claim("trace", (1, -1))
+    assert not run_prover(ALGEBRA, lhs, rhs).ok
+
+
+def test_m5_trace_is_read_up_to_rotation_and_the_cross_terms_of_a_quadratic_form():
+    first, second = DIAG[0], DIAG[1]
+    assert run_prover(ENTRYWISE, sp.Trace(second.I * first), _entry_sum((1, -1))).ok
+    form = QuadraticForm(first.I, COL_U - COL_V)
+    expected = sp.Sum((_u[i] - _v[i]) ** 2 / _entries[0][i] ** 2, (i, 1, k))
+    assert run_prover(ENTRYWISE, form, expected).ok
+
+
+class _DenseNamedDiagonal(Diagonal):
+    """A dense matrix wearing Diagonal's constructor: its entries fill every position."""
+
+    def _entry(self, i, j, **kwargs):
+        return self.value(i + 1) * self.value(j + 1)
+
+
+WRONG_M5 = {
+    # a non-diagonal factor sneaked between diagonal ones
+    "dense-factor-inside": (sp.Trace(DIAG[0] * A * DIAG[1].I), _entry_sum((1, -1))),
+    # a transposed non-diagonal matrix
+    "transposed-dense": (sp.Trace(DIAG[0] * A.T), _entry_sum((1,))),
+    # two u^T ... v pairs (true as a product of two sums, but no row of M5 states it)
+    "two-column-pairs": (sp.Trace(COL_U.T * DIAG[0] * COL_V * COL_W.T * DIAG[0] * COL_V),
+                         sp.Sum(_u[i] * _entries[0][i] ** 2 * _v[i], (i, 1, k))
+                         * sp.Sum(_w[i] * _entries[0][i] ** 2 * _v[i], (i, 1, k))),
+    # words one letter longer than M5 states (true identities, refused: no evidence for them)
+    "trace-too-long": (sp.Trace(sp.MatMul(*_word((1,) * (M5_TRACE_LETTERS + 1)))),
+                       _entry_sum((1,) * (M5_TRACE_LETTERS + 1))),
+    "bilinear-too-long": (sp.Trace(sp.MatMul(COL_U.T, *_word((1,) * (M5_BILINEAR_LETTERS + 1)),
+                                             COL_V)),
+                          _entry_sum((1,) * (M5_BILINEAR_LETTERS + 1), "uv")),
+    # a dense matrix named like a diagonal one, and a Diagonal subclass that is dense
+    "matrix-symbol-named-diag": (sp.Trace(sp.MatrixSymbol(DIAG[0].name, k, k)),
+                                 _entry_sum((1,))),
+    "dense-subclass": (sp.Trace(_DenseNamedDiagonal(DIAG[0].args[0], k)), _entry_sum((1,))),
+    "dense-subclass-log-det": (sp.log(sp.Determinant(_DenseNamedDiagonal(DIAG[0].args[0], k))),
+                               sp.Sum(sp.log(_entries[0][i] ** 2), (i, 1, k))),
+    # a diagonal letter of another size in a k x k word
+    "wrong-size": (sp.Trace(DIAG[0] * Diagonal(DIAG[1].args[0], S.j).I), _entry_sum((1, -1))),
+    # a column of another size
+    "wrong-size-column": (sp.Trace(COL_U.T * DIAG[0] * Column(COL_V.args[0], S.j)),
+                          _entry_sum((1,), "uv")),
+    # two transposed columns in one word
+    "two-row-columns": (sp.Trace(COL_U.T * DIAG[0] * COL_V * COL_U.T * COL_V),
+                        _entry_sum((1,), "uv")),
+    # entries not shown positive: no inverse, no real log det
+    "inverse-of-real-diagonal": (sp.Trace(Diagonal(sp.Lambda(_n, _u[_n]), k).I),
+                                 sp.Sum(1 / _u[i], (i, 1, k))),
+    "log-det-of-real-diagonal": (sp.log(sp.Determinant(Diagonal(sp.Lambda(_n, _u[_n]), k))),
+                                 sp.Sum(sp.log(_u[i]), (i, 1, k))),
+    # the right shape with a wrong value (entries upside down)
+    "trace-upside-down": (sp.Trace(DIAG[0] * DIAG[1].I), _entry_sum((-1, 1))),
+}
+
+
+@pytest.mark.parametrize("name", sorted(WRONG_M5))
+def test_wrong_m5_variants_are_refused(name):
+    lhs, rhs = WRONG_M5[name]
+    result = run_prover(ENTRYWISE, lhs, rhs)
+    assert not result.ok, (name, result)
+
+
+def test_the_diagonal_hypothesis_must_keep_shapes():
+    other = Diagonal(DIAG[0].args[0], S.j)
+    with pytest.raises(TypeError, match="same shape"):
+        MatrixAlgebra(diagonal={S.Sigma_p: other}, lemmas=("M5",))
+    with pytest.raises(TypeError, match="same shape"):
+        MatrixAlgebra(diagonal={S.mu_p: Column(COL_U.args[0], S.j)}, lemmas=("M5",))
+    with pytest.raises(TypeError, match="positive"):
+        MatrixAlgebra(diagonal={S.Sigma_p: Diagonal(sp.Lambda(_n, _u[_n]), k)})

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import operator
 import types
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -760,51 +761,99 @@ def _frobenius_lemma() -> Lemma:
 
 
 
-def _diagonal_lemma() -> Lemma:
-    from symkl.proof.matrices import Column, Diagonal, QuadraticForm
+#: lemma M5 states entrywise sums for traces of at most this many diagonal letters ...
+M5_TRACE_LETTERS = 3
+#: ... and for bilinear forms u^T D_1^{e_1} ... D_r^{e_r} v with at most this many between u and v;
+#: its prover (symkl.proof.matrices) refuses longer words
+M5_BILINEAR_LETTERS = 2
 
-    a, b, c = (sp.Function(name, nargs=1) for name in ("a", "b", "c"))
+
+def _sign_patterns(length: int) -> list[tuple[int, ...]]:
+    patterns = [()]
+    for _ in range(length):
+        patterns = [(*pattern, sign) for pattern in patterns for sign in (1, -1)]
+    return patterns
+
+
+#: the shapes lemma M5 states, one row of its statement each, in order: ``("trace", signs)``
+#: is tr(D_1^{e_1} ... D_r^{e_r}), ``("bilinear", signs)`` is u^T D_1^{e_1} ... D_r^{e_r} v,
+#: ``("log-det", (1,))`` is log det D_1 (``e_j = -1`` an inverse)
+M5_SHAPES: tuple[tuple[str, tuple[int, ...]], ...] = (
+    *[("trace", signs) for r in range(1, M5_TRACE_LETTERS + 1) for signs in _sign_patterns(r)],
+    *[("bilinear", signs)
+      for r in range(M5_BILINEAR_LETTERS + 1) for signs in _sign_patterns(r)],
+    ("log-det", (1,)),
+)
+
+#: M5's schematic entry functions: d_1 .. d_r of the diagonal letters, u and v of the columns
+M5_ENTRIES = tuple(sp.Function(f"d{j}", nargs=1)
+                   for j in range(1, max(M5_TRACE_LETTERS, M5_BILINEAR_LETTERS) + 1))
+M5_COLUMNS = (sp.Function("u", nargs=1), sp.Function("v", nargs=1))
+
+
+def _diagonal_rows() -> tuple[list, list]:
+    """The rows of M5, one per shape of :data:`M5_SHAPES`: ``(left sides, right sides)``."""
+    from symkl.proof.matrices import Column, Diagonal
+
     n, i = sp.Dummy("n", integer=True, positive=True), sp.Dummy("i", integer=True, positive=True)
-    first, second = Diagonal(sp.Lambda(n, a(n)), _k), Diagonal(sp.Lambda(n, b(n)), _k)
-    column = Column(sp.Lambda(n, c(n)), _k)
+    letters = [Diagonal(sp.Lambda(n, d(n)), _k) for d in M5_ENTRIES]
+    u, v = (Column(sp.Lambda(n, c(n)), _k) for c in M5_COLUMNS)
+    lhs, rhs = [], []
+    for kind, signs in M5_SHAPES:
+        word = [letters[j] if e > 0 else letters[j].I for j, e in enumerate(signs)]
+        entry = sp.Mul(*[M5_ENTRIES[j](i) ** e for j, e in enumerate(signs)])
+        if kind == "trace":
+            lhs.append(sp.Trace(functools.reduce(operator.mul, word)))
+            rhs.append(sp.Sum(entry, (i, 1, _k)))
+        elif kind == "bilinear":
+            # u^T W v is a 1 x 1 matrix: its trace is the scalar
+            lhs.append(sp.Trace(functools.reduce(operator.mul, [u.T, *word, v])))
+            rhs.append(sp.Sum(M5_COLUMNS[0](i) * entry * M5_COLUMNS[1](i), (i, 1, _k)))
+        else:
+            lhs.append(sp.log(sp.Determinant(word[0])))
+            rhs.append(sp.Sum(sp.log(M5_ENTRIES[0](i)), (i, 1, _k)))
+    return lhs, rhs
+
+
+def _diagonal_lemma() -> Lemma:
+    lhs, rhs = _diagonal_rows()
     return _lemma(
         name="M5",
         title="diagonal matrices act entrywise",
-        lhs=sp.ImmutableMatrix([sp.Trace(first.I * second), QuadraticForm(first.I, column),
-                                sp.log(sp.Determinant(first))]),
-        rhs=sp.ImmutableMatrix([sp.Sum(b(i) / a(i), (i, 1, _k)),
-                                sp.Sum(c(i) ** 2 / a(i), (i, 1, _k)),
-                                sp.Sum(sp.log(a(i)), (i, 1, _k))]),
+        lhs=sp.ImmutableMatrix(lhs),
+        rhs=sp.ImmutableMatrix(rhs),
         k=_k,
-        schematic=(_k, a, b, c),
+        schematic=(_k, *M5_ENTRIES, *M5_COLUMNS),
         conditions=(
-            SideCondition(r"$a_i > 0$ (so $\operatorname{diag}(a)$ is invertible and "
-                          r"$\log\det$ is real); in general, a product of diagonal matrices and "
-                          r"their inverses is diagonal with the entrywise product, its trace is "
-                          r"the sum of its entries, $u^\top D v = \sum_i u_i D_{ii} v_i$ and "
-                          r"$\det D = \prod_i D_{ii}$", _positive_function(a)),
+            SideCondition(rf"$D_j = \operatorname{{diag}}(d_j)$ with $d_j(i) > 0$ (so $D_j$ is "
+                          rf"invertible and $\log\det D_j$ is real); one row for each word of "
+                          rf"at most {M5_TRACE_LETTERS} letters $D_j^{{\pm 1}}$ in a trace and "
+                          rf"at most {M5_BILINEAR_LETTERS} between $u^\top$ and $v$: nothing "
+                          "longer is an instance", _positive_functions(*M5_ENTRIES)),
         ),
         example=_diagonal_example,
     )
 
 
-def _positive_function(function):
+def _positive_functions(*functions):
     def holds(images: Images) -> tuple[bool, str]:
-        body = images.body(function)
-        if body.is_positive is not True:
-            return False, f"{function}_i = {body} is not shown positive"
+        for function in functions:
+            body = images.body(function)
+            if body.is_positive is not True:
+                return False, f"{function}(i) = {body} is not shown positive"
         return True, ""
 
     return holds
 
 
 def _diagonal_example() -> dict:
+    """Generic positive entries ``s_j[n]^2`` for each ``d_j``, generic real columns."""
     n = sp.Symbol("n", integer=True, positive=True)
-    s, t = sp.IndexedBase("s", positive=True), sp.IndexedBase("t", positive=True)
-    u = sp.IndexedBase("u", real=True)
-    return {sp.Function("a", nargs=1): sp.Lambda(n, s[n] ** 2),
-            sp.Function("b", nargs=1): sp.Lambda(n, t[n] ** 2),
-            sp.Function("c", nargs=1): sp.Lambda(n, u[n])}
+    example = {d: sp.Lambda(n, sp.IndexedBase(f"s{j}", positive=True)[n] ** 2)
+               for j, d in enumerate(M5_ENTRIES, 1)}
+    for name, column in zip(("u", "w"), M5_COLUMNS, strict=True):
+        example[column] = sp.Lambda(n, sp.IndexedBase(name, real=True)[n])
+    return example
 
 
 MATRIX_LEMMA_BUILDERS = (_density_lemma, _quadratic_lemma, _log_det_lemma, _frobenius_lemma,

@@ -24,8 +24,13 @@ used, each valid for every size:
 
 What the rules cannot reach comes from the named lemmas of
 :mod:`symkl.proof.lemmas` (the Gaussian expectations ``M1``, ``M2`` and the
-triangular facts ``M3``, ``M4``), each applied to an exact instance of its
-statement with its side condition checked on the instance.  The result names
+triangular facts ``M3``, ``M4``, the entrywise action ``M5`` of diagonal
+matrices), each applied to an exact instance of its statement with its side
+condition checked on the instance.  ``M5`` is a schema with one row per word
+shape (traces of up to ``M5_TRACE_LETTERS`` diagonal letters, ``u^T ... v`` with
+up to ``M5_BILINEAR_LETTERS`` between, ``log det``); a word of diagonal letters is
+matched to its row, the row's instance is built by the lemma and read back, and a
+word no row states (longer, two column pairs, letters of another size) is refused.  The result names
 the lemmas used; what is left is scalar algebra for :func:`~symkl.proof.provers.is_zero`.
 
 Examples
@@ -431,6 +436,56 @@ def _word_text(word: Word) -> str:
     return " ".join(s.name + ("^T" if t else "") + ("^-1" if i else "") for s, t, i in word)
 
 
+def _entrywise(symbol: sp.Basic) -> bool:
+    """A letter lemma M5 speaks about: exactly a :class:`Diagonal` or a :class:`Column`."""
+    return type(symbol) in (Diagonal, Column)
+
+
+def _same_letter(a: sp.Basic, b: sp.Basic) -> bool:
+    """The same Diagonal/Column (same class, size and entry function), or the same object."""
+    if _entrywise(a) or _entrywise(b):
+        probe = sp.Dummy("i", integer=True, positive=True)
+        return (type(a) is type(b) and a.args[1] == b.args[1]
+                and sp.expand(a.value(probe) - b.value(probe)) == 0)
+    return a == b
+
+
+def _same_word(a: Word, b: Word) -> bool:
+    return len(a) == len(b) and all(
+        _same_letter(x[0], y[0]) and x[1:] == y[1:] for x, y in zip(a, b, strict=True))
+
+
+def _diagonal_row(shape: tuple, diagonal: Sequence, columns: Sequence,
+                  word: Word) -> tuple[sp.Basic, sp.Basic]:
+    """The instance of M5's row for ``shape``, its entry functions taken from the letters.
+
+    Refuses a shape the lemma does not state (a longer word), letters of other sizes
+    (the instance is then not the word), and side conditions not shown (positive entries).
+    """
+    from symkl.proof.lemmas import LEMMAS, M5_COLUMNS, M5_ENTRIES, M5_SHAPES, _checked_instance
+
+    if shape not in M5_SHAPES:
+        raise MatrixFormError(f"{_word_text(word)}: lemma M5 states no {shape[0]} of "
+                              f"{len(shape[1])} diagonal letters (the longest it states are "
+                              f"{max(len(s) for k, s in M5_SHAPES if k == shape[0])})")
+    lemma = LEMMAS[_DIAGONAL]
+    size = (list(diagonal) + list(columns))[0].args[1]
+    unused = sp.Lambda(sp.Dummy("n", integer=True, positive=True), sp.S.One)
+    substitution = {lemma.k: size}
+    substitution.update({d: unused for d in M5_ENTRIES})
+    substitution.update({c: unused for c in M5_COLUMNS})
+    # the shape has at most len(M5_ENTRIES) diagonal letters (checked above)
+    substitution.update({d: letter.args[0] for d, letter in zip(M5_ENTRIES, diagonal,
+                                                                strict=False)})
+    substitution.update({c: letter.args[0] for c, letter in zip(M5_COLUMNS, columns,
+                                                                strict=False)})
+    instance = _checked_instance(lemma, substitution)
+    if isinstance(instance, str):
+        raise MatrixFormError(instance)
+    row = M5_SHAPES.index(shape)
+    return instance[0][row], instance[1][row]
+
+
 class _Normaliser:
     """Scalar normal form: traces and determinants become scalar atoms."""
 
@@ -444,28 +499,43 @@ class _Normaliser:
         total = sp.S.Zero
         for word, c in _poly(matrix, self.letters).items():
             key = _trace_key(word)
-            if key and all(isinstance(letter[0], Diagonal) for letter in key):
+            if key and all(_entrywise(letter[0]) for letter in key):
                 total += c * self.diagonal_trace(key)
                 continue
             total += c * (size if key == () else _TRACE(_word_tuple(key)))
         return total
 
     def diagonal_trace(self, word: Word) -> sp.Expr:
-        """Lemma M5: diagonal matrices act entrywise, ``tr`` and ``u^T D v`` are sums."""
+        """Lemma M5: the trace of a word of diagonal letters, or ``u^T D_1 ... D_r v``, as a sum.
+
+        The word (a trace key) is matched to one row of M5's statement; the row's
+        instance is built by the lemma (side conditions checked), read back by these
+        rules and compared letter by letter with ``word``; its right side is the value.
+        """
         columns = [n for n, (symbol, _, _) in enumerate(word) if type(symbol) is Column]
         if columns:
             rows = [n for n in columns if word[n][1]]
             if len(columns) != 2 or len(rows) != 1:
-                raise MatrixFormError(f"a trace of {_word_text(word)} is not covered")
+                raise MatrixFormError(f"a trace of {_word_text(word)} is not covered by lemma "
+                                      "M5 (one u^T ... v pair)")
             word = word[rows[0]:] + word[:rows[0]]  # u^T D_1 ... D_r v
             if type(word[-1][0]) is not Column or word[-1][1]:
-                raise MatrixFormError(f"a trace of {_word_text(word)} is not covered")
-        index = sp.Dummy("n", integer=True, positive=True)
-        body = sp.S.One
-        for symbol, _, inverted in word:
-            body *= 1 / symbol.value(index) if inverted else symbol.value(index)
+                raise MatrixFormError(f"a trace of {_word_text(word)} is not covered by lemma "
+                                      "M5 (u^T D_1 ... D_r v)")
+            shape, diagonal = ("bilinear", word[1:-1]), word[1:-1]
+            columns = (word[0][0], word[-1][0])
+        else:
+            shape, diagonal = ("trace", word), word
+        shape = (shape[0], tuple(-1 if inverted else 1 for _, _, inverted in diagonal))
+        row = _diagonal_row(shape, [symbol for symbol, _, _ in diagonal], columns, word)
+        lhs, rhs = row
+        instance = _poly(lhs.arg, self.letters)
+        if list(instance.values()) != [1] or not _same_word(_trace_key(next(iter(instance))),
+                                                            _trace_key(word)):
+            raise MatrixFormError(f"{_word_text(word)} is not the instance of lemma M5 built "
+                                  "for it")
         self.lemmas.add(_DIAGONAL)
-        return sp.Sum(body, (index, 1, word[0][0].args[1]))
+        return rhs
 
     def determinant(self, matrix: sp.Basic) -> sp.Expr:
         poly = _poly(matrix, self.letters)
@@ -476,12 +546,15 @@ class _Normaliser:
         for symbol, _, inverted in word:
             if symbol.shape[0] != symbol.shape[1]:
                 raise MatrixFormError(f"determinant of a product with a non-square {symbol}")
-            if type(symbol) is Diagonal and symbol.positive:  # lemma M5: det = prod of entries
+            if type(symbol) is Diagonal:  # lemma M5: log det D = sum_i log D_ii
+                lhs, rhs = _diagonal_row(("log-det", (1,)), [symbol], (), ((symbol, False, False),))
+                if not (isinstance(lhs, sp.log) and isinstance(lhs.args[0], sp.Determinant)
+                        and _same_letter(lhs.args[0].arg, symbol)):
+                    raise MatrixFormError(f"det {symbol} is not the instance of lemma M5 built "
+                                          "for it")
                 self.lemmas.add(_DIAGONAL)
                 atom = sp.Dummy(f"det({symbol.name})", positive=True)
-                index = sp.Dummy("n", integer=True, positive=True)
-                self.log_determinants[atom] = sp.Sum(sp.log(symbol.value(index)),
-                                                     (index, 1, symbol.args[1]))
+                self.log_determinants[atom] = rhs
                 value *= 1 / atom if inverted else atom
                 continue
             if self.letters.triangular(symbol):
@@ -572,10 +645,13 @@ class MatrixAlgebra(Prover):
         self.diagonal = dict(diagonal or {})
         for symbol, image in self.diagonal.items():
             square = isinstance(symbol, PositiveDefinite) and type(image) is Diagonal
-            if not (square and image.positive) and not (
-                    type(image) is Column and symbol.shape == image.shape):
+            column = isinstance(symbol, sp.MatrixSymbol) and type(image) is Column
+            if not ((square and image.positive) or column) or (
+                    getattr(symbol, "shape", None) != image.shape):
                 raise TypeError(f"diagonal: {symbol} -> {image} must map a PositiveDefinite to "
-                                "a Diagonal with positive entries, or a column to a Column")
+                                "a Diagonal with positive entries, or a column to a Column, "
+                                f"of the same shape (got {getattr(symbol, 'shape', None)} -> "
+                                f"{getattr(image, 'shape', None)})")
         self.lemmas = tuple(lemmas)
         for sigma, factor in self.cholesky.items():
             if not isinstance(sigma, PositiveDefinite) or not isinstance(factor, CholeskyFactor):
