@@ -52,6 +52,14 @@ import sympy as sp
 from sympy.core.function import AppliedUndef, UndefinedFunction
 
 from symkl.proof.claims import Claim, admit, format_sizes, instantiate
+from symkl.proof.predicates import (
+    DependsOnlyOn,
+    FreeOf,
+    IsLowerTriangular,
+    IsPositiveDefinite,
+    Where,
+    plain_text,
+)
 from symkl.proof.provers import (
     AtSizes,
     Generic,
@@ -199,10 +207,30 @@ def _function_variables(arity: int) -> tuple[sp.Dummy, ...]:
 
 @dataclass(frozen=True)
 class SideCondition:
-    """A side condition: ``text`` (rendered) and ``holds(images) -> (ok, why)``."""
+    r"""A side condition: its ``text``, its ``formulas``, and ``holds(images) -> (ok, why)``.
+
+    ``formulas`` are what is rendered: SymPy relations (``p_j(t) \ge 0``,
+    ``\int p_j = 1``) or the printable predicates of :mod:`symkl.proof.predicates`
+    (``S \succ 0``, "``f_i`` depends only on ``x_i``"), in the lemma's schematic
+    names; ``note`` is a short gloss in words.  ``holds`` alone decides: it never
+    reads the formulas, and the formulas never decide anything.
+    """
 
     text: str
     holds: Callable[[Images], tuple[bool, str]] = field(compare=False)
+    formulas: tuple[sp.Basic, ...] = ()
+    note: str = ""
+
+    def latex(self) -> tuple[str, ...]:
+        """Each formula in LaTeX (schematic functions written ``p_{j}(t)``)."""
+        # an integral over the line reads as the paper writes it, also inline
+        return tuple(_display_latex(formula).replace(r"\int\limits_{-\infty}^{\infty}",
+                                                     r"\int_{\mathbb{R}}")
+                     for formula in self.formulas)
+
+    def plain(self) -> tuple[str, ...]:
+        """Each formula as text (``p_j(t) >= 0``)."""
+        return tuple(_display_text(formula) for formula in self.formulas)
 
 
 @dataclass(frozen=True)
@@ -251,12 +279,30 @@ class Lemma:
         return sp.Eq(self.lhs, self.rhs, evaluate=False)
 
     def latex(self) -> str:
-        r"""The statement in LaTeX, schematic functions written ``p_{j}(x_{j})``."""
-        return f"{_display_latex(self.lhs)} = {_display_latex(self.rhs)}"
+        r"""The statement in LaTeX, schematic functions written ``p_{j}(x_{j})``.
+
+        A schema (a column of equations, as M5) is shown one equation per row,
+        two to a line, aligned at ``=``.
+        """
+        if not getattr(self.lhs, "is_Matrix", False):
+            return f"{_display_latex(self.lhs)} = {_display_latex(self.rhs)}"
+        rows = [f"{_display_latex(a)} &= {_display_latex(b)}"
+                for a, b in zip(self.lhs, self.rhs, strict=True)]
+        lines = [" & \\qquad ".join(rows[n:n + 2]) for n in range(0, len(rows), 2)]
+        return "\\begin{aligned}" + " \\\\ ".join(lines) + "\\end{aligned}"
 
     def condition_texts(self) -> tuple[str, ...]:
         """The side conditions as text (Markdown with ``$...$`` math)."""
         return tuple(c.text for c in self.conditions)
+
+    def condition_formulas(self) -> tuple[tuple[tuple[str, ...], str], ...]:
+        r"""Each side condition as ``(its formulas in LaTeX, its note)``.
+
+        >>> formulas, note = LEMMAS["L1"].condition_formulas()[0]
+        >>> print(formulas[0])
+        p_{j}{\left(t \right)} \geq 0
+        """
+        return tuple((c.latex(), c.note) for c in self.conditions)
 
     def instance(self, substitution: Mapping) -> tuple[sp.Basic, sp.Basic]:
         """The admitted sides of the instance under ``substitution`` (validated first).
@@ -280,16 +326,56 @@ class Lemma:
         return admit(instantiate(lhs, setting)), admit(instantiate(rhs, setting))
 
 
-def _display_latex(expr: sp.Basic) -> str:
+def _subscripted(expr: sp.Basic, index_text: Callable[[sp.Basic], str]) -> sp.Basic:
+    """Schematic ``p(j, t)`` written ``p_j(t)`` (the index as a subscript)."""
     def subscripted(applied: AppliedUndef) -> sp.Expr:
         index, *rest = applied.args
-        name = f"{applied.func.__name__}_{{{sp.latex(index)}}}"
+        name = f"{applied.func.__name__}_{index_text(index)}"
         return sp.Function(name)(*rest) if rest else sp.Symbol(name)
 
-    shown = expr.replace(
-        lambda e: isinstance(e, AppliedUndef) and len(e.args) >= 2, subscripted
-    )
-    return sp.latex(shown)
+    return expr.replace(lambda e: isinstance(e, AppliedUndef) and len(e.args) >= 2, subscripted)
+
+
+def _schematic_matrices(expr: sp.Basic) -> sp.Basic:
+    """``diag(d1(1), ..., d1(k))`` shown as ``D_1``, a column ``(u(i))_i`` as ``u``, ``d1(i)``
+    as ``d_{1,i}``: how a schema of diagonal matrices is written on paper."""
+    from symkl.proof.matrices import Column, Diagonal
+
+    def letters_digits(function: UndefinedFunction) -> tuple[str, str]:
+        name = function.__name__
+        stem = name.rstrip("0123456789")
+        return stem, name[len(stem):]
+
+    def shown_matrix(matrix: sp.Basic) -> sp.Basic:
+        body, variable = matrix.args[0].expr, matrix.args[0].variables[0]
+        if not (isinstance(body, AppliedUndef) and body.func in (*M5_ENTRIES, *M5_COLUMNS)
+                and body.args == (variable,)):
+            return matrix
+        stem, digits = letters_digits(body.func)
+        name = (stem.upper() if type(matrix) is Diagonal else stem) + (
+            f"_{{{digits}}}" if digits else "")
+        return sp.MatrixSymbol(name, *matrix.shape)
+
+    def shown_entry(applied: AppliedUndef) -> sp.Basic:
+        stem, digits = letters_digits(applied.func)
+        index = sp.latex(applied.args[0])
+        return sp.Symbol(f"{stem}_{{{digits},{index}}}" if digits else f"{stem}_{{{index}}}")
+
+    expr = expr.replace(lambda e: type(e) in (Diagonal, Column), shown_matrix)
+    # u^T D v is a 1 x 1 matrix, stated as its trace: shown as the scalar it is
+    expr = expr.replace(lambda e: isinstance(e, sp.Trace) and e.arg.shape == (1, 1),
+                        lambda e: e.arg)
+    entries = (*M5_ENTRIES, *M5_COLUMNS)
+    return expr.replace(lambda e: isinstance(e, AppliedUndef) and e.func in entries, shown_entry)
+
+
+def _display_latex(expr: sp.Basic) -> str:
+    shown = _schematic_matrices(expr)
+    return sp.latex(_subscripted(shown, lambda index: f"{{{sp.latex(index)}}}"))
+
+
+def _display_text(expr: sp.Basic) -> str:
+    return plain_text(_subscripted(expr, sp.sstr))
 
 
 def _bound_symbols(expr: sp.Basic) -> set[sp.Basic]:
@@ -467,7 +553,9 @@ _CONTENT: set[str] = set()
 def _content(lemma: Lemma) -> str:
     text = "|".join(
         (lemma.name, lemma.title, sp.srepr(lemma.lhs), sp.srepr(lemma.rhs), sp.srepr(lemma.k),
-         repr(lemma.schematic), *lemma.condition_texts())
+         repr(lemma.schematic), *lemma.condition_texts(),
+         *[sp.srepr(f) for c in lemma.conditions for f in c.formulas],
+         *[c.note for c in lemma.conditions])
     )
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -510,15 +598,30 @@ def _product_density_example() -> dict:
     }
 
 
+#: display-only variables of the side-condition formulas (never bound, never checked)
+_SHOWN_I, _SHOWN_J = sp.Symbol("i"), sp.Symbol("j")
+_SHOWN_T = sp.Symbol("t", real=True)
+
+
 def _product_density_conditions(integrability_reason: str) -> tuple[SideCondition, ...]:
     """The side conditions L1 and L2 share: normalised one-coordinate densities, integrable."""
+    i, j, t = _SHOWN_I, _SHOWN_J, _SHOWN_T
+    line = (t, -sp.oo, sp.oo)
     return (
         SideCondition(r"every $p_j$ is a normalised density on $\mathbb{R}$ "
-                      r"($p_j \ge 0$, $\int p_j = 1$)", _normalised_density(_p)),
+                      r"($p_j \ge 0$, $\int p_j = 1$)", _normalised_density(_p),
+                      (sp.Ge(_p(j, t), 0, evaluate=False),
+                       sp.Eq(sp.Integral(_p(j, t), line), 1, evaluate=False)),
+                      r"every $p_j$ a density on $\mathbb{R}$"),
         SideCondition(r"each $f_i$ depends on the coordinate $x_i$ only, and $p_j$ on "
-                      r"$x_j$ only", _one_coordinate(_p, _f)),
+                      r"$x_j$ only", _one_coordinate(_p, _f),
+                      (DependsOnlyOn(sp.Symbol(f"{_f.__name__}_{i}"), _X[i]),
+                       DependsOnlyOn(sp.Symbol(f"{_p.__name__}_{j}"), _X[j]))),
         SideCondition(r"every $p_i f_i$ is absolutely integrable on $\mathbb{R}$ "
-                      f"({integrability_reason})", _integrable_against(_p, _f)),
+                      f"({integrability_reason})", _integrable_against(_p, _f),
+                      (sp.Lt(sp.Integral(sp.Abs(_p(i, t) * _f(i, t)), line), sp.oo,
+                             evaluate=False),),
+                      integrability_reason),
     )
 
 
@@ -683,8 +786,10 @@ def _density_lemma() -> Lemma:
         k=_k,
         schematic=(_k, _M["x"], _M["mu"], _M["S"]),
         conditions=(
-            SideCondition(r"$S$ symmetric positive definite", _positive_definite("S")),
-            SideCondition(r"$\mu$ does not depend on $\mathbf{x}$", _free_of_variable("mu", "S")),
+            SideCondition(r"$S$ symmetric positive definite", _positive_definite("S"),
+                          (IsPositiveDefinite(_M["S"]),)),
+            SideCondition(r"$\mu$ does not depend on $\mathbf{x}$", _free_of_variable("mu", "S"),
+                          (FreeOf(_M["mu"], _M["S"], _M["x"]),)),
         ),
         example=_gaussian_example,
         setting=_gaussian_setting,
@@ -704,14 +809,20 @@ def _quadratic_lemma() -> Lemma:
         k=_k,
         schematic=(_k, x, mu, S, A, m),
         conditions=(
-            SideCondition(r"$S$ symmetric positive definite", _positive_definite("S")),
+            SideCondition(r"$S$ symmetric positive definite", _positive_definite("S"),
+                          (IsPositiveDefinite(S),)),
             SideCondition(r"$\mu$, $m$ and $A$ do not depend on $\mathbf{x}$ (the integrand "
-                          "is then absolutely integrable)", _free_of_variable("mu", "S", "A", "m")),
+                          "is then absolutely integrable)", _free_of_variable("mu", "S", "A", "m"),
+                          (FreeOf(mu, m, A, S, x),), "the integrand is then absolutely integrable"),
         ),
         example=_gaussian_example,
         setting=_gaussian_setting,
         inner=_whitened,
     )
+
+
+_TRIANGULAR_NOTE = ("$T$ a product of lower-triangular matrices with positive diagonals "
+                    "and their inverses")
 
 
 def _log_det_lemma() -> Lemma:
@@ -728,7 +839,8 @@ def _log_det_lemma() -> Lemma:
         schematic=(_k, T),
         conditions=(
             SideCondition(r"$T$ is a product of lower-triangular matrices with positive "
-                          "diagonals and their inverses (so is $T$)", _lower_triangular("T")),
+                          "diagonals and their inverses (so is $T$)", _lower_triangular("T"),
+                          (IsLowerTriangular(T),), _TRIANGULAR_NOTE),
         ),
         example=_triangular_example,
         setting=_triangular_setting,
@@ -752,7 +864,7 @@ def _frobenius_lemma() -> Lemma:
         conditions=(
             SideCondition(r"$T$ is a product of lower-triangular matrices with positive "
                           "diagonals and their inverses (so $T_{ij} = 0$ for $j > i$)",
-                          _lower_triangular("T")),
+                          _lower_triangular("T"), (IsLowerTriangular(T),), _TRIANGULAR_NOTE),
         ),
         example=_triangular_example,
         setting=_triangular_setting,
@@ -825,11 +937,19 @@ def _diagonal_lemma() -> Lemma:
         k=_k,
         schematic=(_k, *M5_ENTRIES, *M5_COLUMNS),
         conditions=(
-            SideCondition(rf"$D_j = \operatorname{{diag}}(d_j)$ with $d_j(i) > 0$ (so $D_j$ is "
+            SideCondition(rf"$D_j = \operatorname{{diag}}(d_j)$ with $d_{{j,i}} > 0$ (so $D_j$ is "
                           rf"invertible and $\log\det D_j$ is real); one row for each word of "
                           rf"at most {M5_TRACE_LETTERS} letters $D_j^{{\pm 1}}$ in a trace and "
                           rf"at most {M5_BILINEAR_LETTERS} between $u^\top$ and $v$: nothing "
-                          "longer is an instance", _positive_functions(*M5_ENTRIES)),
+                          "longer is an instance", _positive_functions(*M5_ENTRIES),
+                          (Where(sp.Gt(sp.Symbol("d_{j,i}"), 0, evaluate=False),
+                                 sp.Contains(_SHOWN_J, sp.FiniteSet(*range(1, len(M5_ENTRIES) + 1)),
+                                             evaluate=False)),),
+                          f"$D_j = \\operatorname{{diag}}(d_{{j,1}}, \\ldots, d_{{j,k}})$, "
+                          "$u = (u_1, \\ldots, u_k)^\\top$, $v$ likewise; one row for each word "
+                          "of at most "
+                          f"{M5_TRACE_LETTERS} letters $D_j^{{\\pm 1}}$ in a trace and at most "
+                          f"{M5_BILINEAR_LETTERS} between $u^\\top$ and $v$, nothing longer"),
         ),
         example=_diagonal_example,
     )
@@ -1012,6 +1132,11 @@ def lemma_record(name: str, evidence: bool = True) -> dict:
         "title": lemma.title,
         "statement": lemma.latex(),
         "side_conditions": list(lemma.condition_texts()),
+        # the same conditions as formulas: text, LaTeX, and a short note each
+        "side_condition_formulas": [
+            {"formulas": list(c.plain()), "latex": list(c.latex()), "note": c.note}
+            for c in lemma.conditions
+        ],
     }
     if evidence:
         verdict = lemma_evidence(lemma.name)
