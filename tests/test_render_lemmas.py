@@ -93,7 +93,8 @@ def test_the_kernel_checks_do_not_read_the_formulas():
                   r"depends only on", r"\right|\, dt < \infty$"]),
     ("full", [r"$S \succ 0$", r"$T_{ij} = 0 \ (j > i),\ T_{ii} > 0$",
               r"$d_{j,i} > 0", r"\operatorname{tr}\left(D_{1} D_{2}^{-1} \right)",
-              r"u^{T} D_{1}^{-1} v", r"\log{\left(\left|{D_{1}}\right| \right)}"]),
+              r"u^{\top} D_{1}^{-1} v", r"\sum_{i=1}^{k} \sum_{j=1}^{i - 1} T_{ij}^{2}",
+              r"\log{\left(\left|{D_{1}}\right| \right)}"]),
 ])
 def test_rendered_documents_state_side_conditions_as_formulas(name, needles):
     for suffix in (".md", ".tex", ".ipynb"):

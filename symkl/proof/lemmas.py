@@ -221,10 +221,10 @@ class SideCondition:
     formulas: tuple[sp.Basic, ...] = ()
     note: str = ""
 
-    def latex(self) -> tuple[str, ...]:
-        """Each formula in LaTeX (schematic functions written ``p_{j}(t)``)."""
+    def latex(self, printer: Callable[[sp.Basic], str] = sp.latex) -> tuple[str, ...]:
+        """Each formula in LaTeX (schematic functions written ``p_{j}(t)``) by ``printer``."""
         # an integral over the line reads as the paper writes it, also inline
-        return tuple(_display_latex(formula).replace(r"\int\limits_{-\infty}^{\infty}",
+        return tuple(_display_latex(formula, printer).replace(r"\int\limits_{-\infty}^{\infty}",
                                                      r"\int_{\mathbb{R}}")
                      for formula in self.formulas)
 
@@ -278,15 +278,15 @@ class Lemma:
         """``lhs = rhs`` as an unevaluated SymPy equation."""
         return sp.Eq(self.lhs, self.rhs, evaluate=False)
 
-    def latex(self) -> str:
-        r"""The statement in LaTeX, schematic functions written ``p_{j}(x_{j})``.
+    def latex(self, printer: Callable[[sp.Basic], str] = sp.latex) -> str:
+        r"""The statement in LaTeX by ``printer``, schematic functions written ``p_{j}(x_{j})``.
 
         A schema (a column of equations, as M5) is shown one equation per row,
         two to a line, aligned at ``=``.
         """
         if not getattr(self.lhs, "is_Matrix", False):
-            return f"{_display_latex(self.lhs)} = {_display_latex(self.rhs)}"
-        rows = [f"{_display_latex(a)} &= {_display_latex(b)}"
+            return f"{_display_latex(self.lhs, printer)} = {_display_latex(self.rhs, printer)}"
+        rows = [f"{_display_latex(a, printer)} &= {_display_latex(b, printer)}"
                 for a, b in zip(self.lhs, self.rhs, strict=True)]
         lines = [" & \\qquad ".join(rows[n:n + 2]) for n in range(0, len(rows), 2)]
         return "\\begin{aligned}" + " \\\\ ".join(lines) + "\\end{aligned}"
@@ -295,14 +295,15 @@ class Lemma:
         """The side conditions as text (Markdown with ``$...$`` math)."""
         return tuple(c.text for c in self.conditions)
 
-    def condition_formulas(self) -> tuple[tuple[tuple[str, ...], str], ...]:
+    def condition_formulas(self, printer: Callable[[sp.Basic], str] = sp.latex,
+                           ) -> tuple[tuple[tuple[str, ...], str], ...]:
         r"""Each side condition as ``(its formulas in LaTeX, its note)``.
 
         >>> formulas, note = LEMMAS["L1"].condition_formulas()[0]
         >>> print(formulas[0])
         p_{j}{\left(t \right)} \geq 0
         """
-        return tuple((c.latex(), c.note) for c in self.conditions)
+        return tuple((c.latex(printer), c.note) for c in self.conditions)
 
     def instance(self, substitution: Mapping) -> tuple[sp.Basic, sp.Basic]:
         """The admitted sides of the instance under ``substitution`` (validated first).
@@ -369,9 +370,9 @@ def _schematic_matrices(expr: sp.Basic) -> sp.Basic:
     return expr.replace(lambda e: isinstance(e, AppliedUndef) and e.func in entries, shown_entry)
 
 
-def _display_latex(expr: sp.Basic) -> str:
+def _display_latex(expr: sp.Basic, printer: Callable[[sp.Basic], str] = sp.latex) -> str:
     shown = _schematic_matrices(expr)
-    return sp.latex(_subscripted(shown, lambda index: f"{{{sp.latex(index)}}}"))
+    return printer(_subscripted(shown, lambda index: f"{{{sp.latex(index)}}}"))
 
 
 def _display_text(expr: sp.Basic) -> str:

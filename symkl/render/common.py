@@ -133,6 +133,19 @@ class TextbookLatexPrinter(LatexPrinter):
     def _print_Identity(self, expr: sp.Identity) -> str:
         return rf"I_{{{self._print(expr.rows)}}}"
 
+    def _print_Sum(self, expr: sp.Sum) -> str:
+        r"""A double sum as nested sums, ``\sum_{i=1}^{k} \sum_{j=1}^{i - 1}``, as on paper."""
+        if len(expr.limits) == 1 or any(len(limit) != 3 for limit in expr.limits):
+            return super()._print_Sum(expr)
+        signs = "".join(
+            rf"\sum_{{{self._print(variable)}={sp.latex(low)}}}^{{{sp.latex(high)}}} "
+            for variable, low, high in reversed(expr.limits)  # SymPy lists the innermost first
+        )
+        body = self._print(expr.function)
+        if isinstance(expr.function, sp.Add):
+            body = rf"\left({body}\right)"
+        return signs + body
+
 
 class TextbookStrPrinter(StrPrinter):
     """Plain text with the same shapes: ``exp(-x**2/(2*sigma**2))/(sigma*sqrt(2*pi))``.
@@ -384,8 +397,8 @@ def assumed_lemmas(derivation: Derivation, report: Any = None) -> list[tuple[str
     (:func:`side_conditions_markdown`); the LaTeX renderer keeps the math as is.
     """
     return [
-        (name, LEMMAS[name].title.replace("R^k", r"$\mathbb{R}^k$"), LEMMAS[name].latex(),
-         side_conditions_markdown(LEMMAS[name].condition_formulas()))
+        (name, LEMMAS[name].title.replace("R^k", r"$\mathbb{R}^k$"), LEMMAS[name].latex(expr_latex),
+         side_conditions_markdown(LEMMAS[name].condition_formulas(expr_latex)))
         for name in used_lemmas(derivation, report)
         if name in LEMMAS
     ]
