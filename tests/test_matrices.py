@@ -514,3 +514,19 @@ def test_the_diagonal_hypothesis_must_keep_shapes():
         MatrixAlgebra(diagonal={S.mu_p: Column(COL_U.args[0], S.j)}, lemmas=("M5",))
     with pytest.raises(TypeError, match="positive"):
         MatrixAlgebra(diagonal={S.Sigma_p: Diagonal(sp.Lambda(_n, _u[_n]), k)})
+
+
+def test_products_and_sums_of_mismatched_shapes_are_refused():
+    """SymPy builds k x k times n x n for symbolic k, n; the rules refuse to read it."""
+    other = sp.MatrixSymbol("N", S.j, S.j)
+    spd = PositiveDefinite("P", S.j, S.j)
+    small = Diagonal(DIAG[1].args[0], S.j)
+    assert not run_prover(ALGEBRA, sp.Trace(A * other), sp.Trace(other * A)).ok
+    log_det = sp.log(sp.Determinant(S.Sigma_p * spd))
+    split = sp.log(sp.Determinant(S.Sigma_p)) + sp.log(sp.Determinant(spd))
+    assert not run_prover(ALGEBRA, log_det, split).ok
+    log_det = sp.log(sp.Determinant(DIAG[0] * small))
+    split = (sp.Sum(sp.log(_entries[0][i] ** 2), (i, 1, k))
+             + sp.Sum(sp.log(_entries[1][i] ** 2), (i, 1, S.j)))
+    assert not run_prover(ENTRYWISE, log_det, split).ok
+    assert not run_prover(ALGEBRA, sp.Trace(A + other), sp.Trace(A) + sp.Trace(other)).ok

@@ -47,6 +47,7 @@ False
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 
 import sympy as sp
@@ -375,12 +376,19 @@ def _poly(expr: sp.Basic, letters: _Letters) -> dict:
     if isinstance(expr, sp.ZeroMatrix):
         return {}
     if isinstance(expr, sp.MatAdd):
+        if len({arg.shape for arg in expr.args}) != 1:  # SymPy lets k x k + n x n through
+            raise MatrixFormError(f"a sum of matrices of different shapes: {expr}")
         total: dict = {}
         for arg in expr.args:
             for word, c in _poly(arg, letters).items():
                 _add(total, word, c)
         return total
     if isinstance(expr, sp.MatMul):
+        factors = [arg for arg in expr.args if getattr(arg, "is_Matrix", False)]
+        for left, right in itertools.pairwise(factors):
+            if left.shape[1] != right.shape[0]:  # SymPy lets k x k times n x n through
+                raise MatrixFormError(f"a product of incompatible shapes {left.shape} and "
+                                      f"{right.shape}: {expr}")
         product: dict = {(): sp.S.One}
         for arg in expr.args:
             if not getattr(arg, "is_Matrix", False):
