@@ -470,12 +470,16 @@ def _validate(lemma: Lemma, substitution: Mapping) -> Images:
                   types.MappingProxyType(functions))
 
 
-def _instance(lemma: Lemma, images: Images) -> tuple[sp.Basic, sp.Basic]:
-    """Skeleton symbols first (so images are not rewritten), then function applications."""
+def _instance(lemma: Lemma, images: Images, row: int | None = None) -> tuple[sp.Basic, sp.Basic]:
+    """Skeleton symbols first (so images are not rewritten), then function applications.
+
+    ``row``: of a schema (a column of equations, as M5), only that equation's instance.
+    """
     table = {**images.symbols, **images.bases}
     table.update({key.label: value.label for key, value in images.bases.items()})
     sides = []
-    for side in (lemma.lhs, lemma.rhs):
+    statement = (lemma.lhs, lemma.rhs) if row is None else (lemma.lhs[row], lemma.rhs[row])
+    for side in statement:
         current = side.xreplace(table)
         current = current.replace(
             lambda e: isinstance(e, AppliedUndef) and e.func in images.functions,
@@ -1008,8 +1012,10 @@ def _lookup(name: object) -> Lemma:
     return LEMMAS[name]
 
 
-def _checked_instance(lemma: Lemma, substitution: Mapping) -> tuple[sp.Basic, sp.Basic] | str:
-    """The admitted instance with every side condition checked, or why not."""
+def _checked_instance(lemma: Lemma, substitution: Mapping,
+                      row: int | None = None) -> tuple[sp.Basic, sp.Basic] | str:
+    """The admitted instance with every side condition checked, or why not (``row``: of a
+    schema, that equation only)."""
     if not is_genuine_lemma(lemma):
         return f"{lemma.name} is not a lemma of the kernel"
     try:
@@ -1018,7 +1024,7 @@ def _checked_instance(lemma: Lemma, substitution: Mapping) -> tuple[sp.Basic, sp
             ok, why = condition.holds(images)
             if not ok:
                 return f"side condition of {lemma.name} not shown ({condition.text}): {why}"
-        return _instance(lemma, images)
+        return _instance(lemma, images, row)
     except (ValueError, TypeError) as error:
         return f"{lemma.name}: {error}"
 

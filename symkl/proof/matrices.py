@@ -487,11 +487,10 @@ def _diagonal_row(shape: tuple, diagonal: Sequence, columns: Sequence,
                                                                 strict=False)})
     substitution.update({c: letter.args[0] for c, letter in zip(M5_COLUMNS, columns,
                                                                 strict=False)})
-    instance = _checked_instance(lemma, substitution)
+    instance = _checked_instance(lemma, substitution, row=M5_SHAPES.index(shape))
     if isinstance(instance, str):
         raise MatrixFormError(instance)
-    row = M5_SHAPES.index(shape)
-    return instance[0][row], instance[1][row]
+    return instance
 
 
 class _Normaliser:
