@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import functools
 import random
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -251,10 +252,22 @@ class Prover:
         raise NotImplementedError
 
 
+def _defined_in_kernel(cls: type) -> bool:
+    """``cls`` is the very class a kernel module defines under its name.
+
+    Not its ``__module__`` string alone: a class written elsewhere can set that
+    to a kernel module's name in one line.
+    """
+    if cls.__module__ not in KERNEL_MODULES or "." in cls.__qualname__:
+        return False
+    module = sys.modules.get(cls.__module__)
+    return module is not None and vars(module).get(cls.__qualname__) is cls
+
+
 def run_prover(prover: object, lhs: sp.Basic, rhs: sp.Basic) -> SymbolicResult:
     """Run a *kernel* prover: a class defined in the kernel, its own ``prove`` method."""
     cls = type(prover)
-    if not isinstance(prover, Prover) or cls.__module__ not in KERNEL_MODULES or cls is Prover:
+    if not isinstance(prover, Prover) or not _defined_in_kernel(cls) or cls is Prover:
         return SymbolicResult(
             False,
             "refused",
@@ -641,6 +654,34 @@ class AtSizes(Prover):
         self.general, self.what = general, what
 
     @staticmethod
+    def _generic(setting: Mapping, size: int, free: set) -> str:
+        """Why ``setting`` specialises the claim beyond fixing its size, or ``""``.
+
+        A setting may set size symbols to the size and write matrix symbols out
+        in fresh entries; pinning a scalar (``x -> 0``), an entry (``a[1] -> 0``),
+        a matrix to constants, or a matrix to symbols of the claim would prove
+        a special case only.
+        """
+        for key, value in setting.items():
+            if isinstance(key, (sp.Symbol, sp.Indexed)):
+                if not (isinstance(key, sp.Symbol) and key.is_integer and value == size):
+                    return (
+                        f"the setting pins {key} -> {value}: only the size symbols "
+                        f"may be fixed (to {size}); that proves a special case"
+                    )
+            elif isinstance(key, sp.MatrixSymbol):
+                symbols = getattr(value, "free_symbols", set())
+                if not symbols:
+                    return f"the setting pins {key} to constants: that proves a special case"
+                if symbols & free:
+                    shared = ", ".join(sorted(map(str, symbols & free)))
+                    return (
+                        f"the setting writes {key} with {shared}, symbols of the claim "
+                        "itself: that proves a special case"
+                    )
+        return ""
+
+    @staticmethod
     def _consistent(setting: Mapping) -> str:
         simple = {
             a: b
@@ -671,7 +712,8 @@ class AtSizes(Prover):
         lemmas: list[str] = []
         for size in self.sizes:
             setting = self.setting(size)
-            problem = self._consistent(setting)
+            problem = self._generic(setting, size, lhs.free_symbols | rhs.free_symbols)
+            problem = problem or self._consistent(setting)
             if problem:
                 return SymbolicResult(False, f"at k = {size}", problem)
             result = run_prover(
