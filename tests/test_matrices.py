@@ -530,3 +530,135 @@ def test_products_and_sums_of_mismatched_shapes_are_refused():
              + sp.Sum(sp.log(_entries[1][i] ** 2), (i, 1, S.j)))
     assert not run_prover(ENTRYWISE, log_det, split).ok
     assert not run_prover(ALGEBRA, sp.Trace(A + other), sp.Trace(A) + sp.Trace(other)).ok
+
+
+# ------------------------------------------- bound indices around M5 instances are not captured
+
+
+def _m5_outer_sum_claims():
+    """(lhs, true rhs, wrong rhs): an outer index j in the entries of the letters M5 sums over."""
+    from symkl.proof.matrices import Column, Diagonal
+
+    n, j = sp.symbols("n j", integer=True, positive=True)
+    a = sp.IndexedBase("a", positive=True)
+    trace = sp.Sum(sp.Trace(Diagonal(sp.Lambda(n, j * a[n]), k)), (j, 1, k))
+    logdet = sp.Sum(sp.log(sp.Determinant(Diagonal(sp.Lambda(n, j + a[n]), k))), (j, 1, 3))
+    column = Column(sp.Lambda(n, j * a[n]), k)
+    norm = sp.Sum(sp.Trace(column.T * column), (j, 1, 3))
+    return {
+        "trace": (trace, k * (k + 1) / 2 * sp.Sum(a[i], (i, 1, k)),
+                  k * sp.Sum(i * a[i], (i, 1, k))),
+        "log-det": (logdet, sp.Sum(sum(sp.log(c + a[i]) for c in (1, 2, 3)), (i, 1, k)),
+                    3 * sp.Sum(sp.log(i + a[i]), (i, 1, k))),
+        "u^T u": (norm, 14 * sp.Sum(a[i] ** 2, (i, 1, k)),
+                  3 * sp.Sum(i**2 * a[i] ** 2, (i, 1, k))),
+    }
+
+
+@pytest.mark.parametrize("shape", ["trace", "log-det", "u^T u"])
+def test_m5_under_an_outer_sum_proves_the_true_value_and_refuses_the_captured_one(shape):
+    lhs, true, wrong = _m5_outer_sum_claims()[shape]
+    algebra = MatrixAlgebra(lemmas=("M5",))
+    result = run_prover(algebra, lhs, true)
+    assert result.ok and result.lemmas == ("M5",), result
+    assert not run_prover(algebra, lhs, wrong).ok
+    # both sides at k = 2 with numbers, independently of the rules
+    a = sp.IndexedBase("a", positive=True)
+    values = {a[1]: sp.Rational(3, 7), a[2]: sp.Rational(5, 2)}
+    at_two = [sp.N(side.xreplace({k: 2}).doit().xreplace(values), 30)
+              for side in (lhs, true, wrong)]
+    assert abs(at_two[0] - at_two[1]) < 1e-25 and abs(at_two[0] - at_two[2]) > 1e-3
+
+
+# ------------------------------------------------------- a lemma's evidence gates its verdicts
+
+
+@pytest.fixture
+def evidence_of_m3_and_l2_fails(monkeypatch):
+    """lemma_evidence as if M3 and L2 were the wrong statements: their checks fail."""
+    from symkl.proof import lemmas
+
+    failed = _wrong_lemma("M3", lambda rhs: 2 * rhs)
+    assert not failed.ok
+    real = lemmas.lemma_evidence
+    monkeypatch.setattr(lemmas, "_EVIDENCE_VERDICTS", {})
+    monkeypatch.setattr(lemmas, "lemma_evidence",
+                        lambda name, settings=None: failed if name in ("M3", "L2") else real(name))
+    return failed
+
+
+def test_a_lemma_whose_evidence_fails_backs_no_claim(evidence_of_m3_and_l2_fails):
+    from symkl.proof import LEMMAS, ByLemma, ByLemmas, Claim, check
+
+    logdet = (sp.Sum(sp.log(entry(M, i, i)), (i, 1, k)), sp.log(sp.Determinant(M)))
+    result = run_prover(TRIANGULAR, *logdet)
+    assert not result.ok and "lemma M3 is not backed" in result.detail, result
+    assert not check(Claim("gated-M3", *logdet, prover=TRIANGULAR)).ok
+    lemma = LEMMAS["L2"]
+    lhs, rhs = lemma.instance(lemma.example())
+    by_lemma = run_prover(ByLemma("L2", lemma.example()), lhs, rhs)
+    assert not by_lemma.ok and "lemma L2 is not backed" in by_lemma.detail, by_lemma
+    by_lemmas = run_prover(ByLemmas([("L2", lemma.example())]), lhs, rhs)
+    assert not by_lemmas.ok and "lemma L2 is not backed" in by_lemmas.detail, by_lemmas
+
+
+def test_the_evidence_gate_is_what_refuses(monkeypatch):
+    """With evidence reported ok, the same M3 claim proves: the gate, not the rules, refused."""
+    import types
+
+    from symkl.proof import lemmas
+
+    monkeypatch.setattr(lemmas, "_EVIDENCE_VERDICTS", {})
+    monkeypatch.setattr(lemmas, "lemma_evidence",
+                        lambda name, settings=None: types.SimpleNamespace(ok=True))
+    logdet = (sp.Sum(sp.log(entry(M, i, i)), (i, 1, k)), sp.log(sp.Determinant(M)))
+    assert run_prover(TRIANGULAR, *logdet).ok
+
+
+# ----------------------------------------------------------- hypotheses are stated in the scope
+
+
+def test_a_diagonal_hypothesis_is_carried_into_the_scope():
+    from symkl.kl.full import diagonal_setting
+    from symkl.model import diagonal_symbols
+    from symkl.proof import Claim, check
+    from symkl.proof.matrices import Diagonal
+
+    n = sp.Symbol("n", integer=True, positive=True)
+    a = diagonal_symbols().sigma_p
+    algebra = MatrixAlgebra(diagonal={S.Sigma_p: Diagonal(sp.Lambda(n, a[n] ** 2), k)},
+                            lemmas=("M5",))
+    sides = (sp.Trace(S.Sigma_p), sp.Sum(a[i] ** 2, (i, 1, k)))
+    result = run_prover(algebra, *sides)
+    hypothesis = "Sigma_p = diagonal(sigma_p[i]**2)"
+    assert result.ok and result.hypotheses == (hypothesis,), result
+    verdict = check(Claim("trace-of-diagonal", *sides, prover=algebra,
+                          instances=(diagonal_setting(S, 2),)))
+    assert verdict.ok, verdict.summary()
+    assert verdict.scope.startswith(f"for all k from lemmas M5, given {hypothesis}"), verdict.scope
+    assert verdict.as_dict()["symbolic"]["hypotheses"] == [hypothesis]
+
+
+def test_a_column_written_as_its_entries_is_no_restriction():
+    from symkl.proof.matrices import Column
+
+    n = sp.Symbol("n", integer=True, positive=True)
+    m = sp.IndexedBase("m", real=True)
+    assert MatrixAlgebra(diagonal={S.mu_p: Column(sp.Lambda(n, m[n]), k)}).restrictions() == ()
+    shifted = MatrixAlgebra(diagonal={S.mu_p: Column(sp.Lambda(n, m[n] + 1), k)})
+    assert shifted.restrictions() == ("mu_p = column(m[i] + 1)",)
+
+
+def test_one_cholesky_factor_for_two_matrices_is_refused():
+    # Sigma_p = L L^T and Sigma_q = L L^T would assume Sigma_p = Sigma_q: tr(Sigma_q^-1 Sigma_p) = k
+    with pytest.raises(ValueError, match="both given the factor L_p"):
+        MatrixAlgebra(cholesky={S.Sigma_p: S.L_p, S.Sigma_q: S.L_p})
+
+
+def test_full_states_the_diagonal_hypothesis_of_its_special_case_only():
+    report = derive("full").verify()
+    special = report.check("diagonal-special-case")
+    assert special.hypotheses and "given Sigma_p = diagonal(" in special.scope, special.scope
+    others = [c for c in report.checks if c.label != "diagonal-special-case"]
+    assert all(not c.hypotheses and "given" not in c.scope for c in others)
+    assert "diagonal-special-case given Sigma_p" in report.scope, report.scope

@@ -45,7 +45,7 @@ import functools
 import hashlib
 import operator
 import types
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import sympy as sp
@@ -79,6 +79,7 @@ __all__ = [
     "Lemma",
     "SideCondition",
     "VectorIntegral",
+    "evidence_refusal",
     "lemma_evidence",
     "lemma_record",
 ]  # fmt: skip
@@ -1056,6 +1057,9 @@ class ByLemma(Prover):
         sides = (admit(lhs), admit(rhs))
         if sides != instance and sides != instance[::-1]:
             return SymbolicResult(False, self.method, "the claim is not the lemma's instance")
+        refusal = evidence_refusal([self.lemma.name])
+        if refusal:
+            return SymbolicResult(False, self.method, refusal)
         return SymbolicResult(True, self.method, "side conditions checked on the instance",
                               lemmas=(self.lemma.name,))
 
@@ -1094,8 +1098,12 @@ class ByLemmas(Prover):
         result = run_prover(self.then, admit(lhs), admit(rhs))
         lemmas = tuple(dict.fromkeys([lemma.name for lemma, _ in self.uses]
                                      + list(result.lemmas)))
+        refusal = evidence_refusal(lemmas) if result.ok else ""
+        if refusal:
+            return SymbolicResult(False, f"lemmas {', '.join(lemmas)}, then {result.method}",
+                                  refusal, result.sizes)
         return SymbolicResult(result.ok, f"lemmas {', '.join(lemmas)}, then {result.method}",
-                              result.detail, result.sizes, lemmas)
+                              result.detail, result.sizes, lemmas, result.hypotheses)
 
 
 # --------------------------------------------------------------------------- evidence
@@ -1156,3 +1164,40 @@ def lemma_record(name: str, evidence: bool = True) -> dict:
             "digits": round(verdict.numeric.digits, 2),
         }
     return record
+
+
+# --------------------------------------------------------------------------- evidence gate
+
+#: per process: each lemma's evidence verdict as ``(ok, why not)``, from :func:`lemma_evidence`
+_EVIDENCE_VERDICTS: dict[str, tuple[bool, str]] = {}
+#: lemmas whose evidence is being computed now (evidence resting on its own lemma is circular)
+_EVIDENCE_IN_PROGRESS: set[str] = set()
+
+
+def evidence_refusal(names: Iterable[str]) -> str:
+    """Why a verdict resting on the lemmas ``names`` must be refused, or ``""``.
+
+    A lemma backs a claim only while its evidence (:func:`lemma_evidence`: proved at
+    k = 1..6, checked numerically) is ok; the verdict of each lemma is computed once
+    per process.  The first lemma whose evidence fails is named.
+
+    >>> evidence_refusal(["L1"])
+    ''
+    """
+    for name in names:
+        if name not in _EVIDENCE_VERDICTS:
+            if name in _EVIDENCE_IN_PROGRESS:
+                return f"lemma {name}'s evidence may not rest on lemma {name} itself"
+            _EVIDENCE_IN_PROGRESS.add(name)
+            try:
+                verdict = lemma_evidence(name)
+            finally:
+                _EVIDENCE_IN_PROGRESS.discard(name)
+            why = "" if verdict.ok else (
+                f"symbolic: {verdict.symbolic.detail if not verdict.symbolic.ok else 'ok'}; "
+                f"numeric: {'ok' if verdict.numeric.ok else 'failed'}")
+            _EVIDENCE_VERDICTS[name] = (bool(verdict.ok), why)
+        ok, why = _EVIDENCE_VERDICTS[name]
+        if not ok:
+            return f"lemma {name} is not backed: its evidence fails ({why[:200]})"
+    return ""

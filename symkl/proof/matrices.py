@@ -433,6 +433,8 @@ def _trace_key(word: Word) -> Word:
 #: letter (keyed by the objects themselves, so two matrices never share an atom by name)
 _TRACE = sp.Function("tr", real=True)
 _DETERMINANT = sp.Function("det", positive=True)
+#: ``det D`` of a :class:`Diagonal` letter until lemma M5's ``log det D = sum_i log D_ii``
+_DIAGONAL_DETERMINANT = sp.Function("det_diagonal", positive=True)
 
 
 def _word_tuple(word: Word) -> sp.Tuple:
@@ -560,7 +562,9 @@ class _Normaliser:
                     raise MatrixFormError(f"det {symbol} is not the instance of lemma M5 built "
                                           "for it")
                 self.lemmas.add(_DIAGONAL)
-                atom = sp.Dummy(f"det({symbol.name})", positive=True)
+                # an atom that keeps the letter's free symbols (an outer summation
+                # index in its entries must still be seen by the sum around it)
+                atom = _DIAGONAL_DETERMINANT(symbol)
                 self.log_determinants[atom] = rhs
                 value *= 1 / atom if inverted else atom
                 continue
@@ -586,7 +590,14 @@ class _Normaliser:
         if isinstance(expr, SquaredNorm):
             return self.trace(sp.MatMul(expr.args[0].T, expr.args[0]))
         if isinstance(expr, sp.Sum):
-            return _sum(self.scalar(expr.function), expr.limits)
+            # the bound index becomes a fresh, non-canonical dummy before the body is
+            # normalised: the lemma instances built inside are admitted with their own
+            # bound variables named canonically, and must not meet this index by name
+            fresh = {index: sp.Dummy(index.name, **index.assumptions0)
+                     for index, _, _ in expr.limits}
+            limits = tuple((fresh[index], low.xreplace(fresh), high.xreplace(fresh))
+                           for index, low, high in expr.limits)
+            return _sum(self.scalar(expr.function.xreplace(fresh)), limits)
         if isinstance(expr, sp.MatrixExpr):
             raise MatrixFormError(f"a matrix where a scalar was expected: {expr}")
         if not expr.args:
@@ -594,23 +605,39 @@ class _Normaliser:
         return expr.func(*[self.scalar(a) for a in expr.args])
 
 
-def _sum(body: sp.Expr, limits: tuple) -> sp.Expr:
-    """Finite sums: linear, and a summand free of the index counts its terms."""
+#: a sum with a numeric range of at most this many terms is written out term by term
+_UNROLLED_TERMS = 16
+
+
+def _sum(body: sp.Expr, limits: tuple, unroll: bool = False) -> sp.Expr:
+    """Finite sums: linear, and a summand free of the index counts its terms.
+
+    With ``unroll``, a power ``i^m`` of the index sums to its closed form (SymPy's
+    Faulhaber sum) and a range of at most :data:`_UNROLLED_TERMS` numbers is written
+    out term by term.  (Not while atoms that stand for sums may still hide the index.)
+    """
     if len(limits) > 1:
-        return _sum(_sum(body, limits[:1]), limits[1:])
+        return _sum(_sum(body, limits[:1], unroll), limits[1:], unroll)
     (index, low, high), = limits
     body = sp.expand(body)
+    if unroll and (high - low).is_Integer and 0 <= high - low < _UNROLLED_TERMS:
+        return sp.Add(*[_split_sums(sp.expand(body.xreplace({index: low + n})))
+                        for n in range(int(high - low) + 1)])
     if body.is_Add:
-        return sp.Add(*[_sum(term, limits) for term in body.args])
+        return sp.Add(*[_sum(term, limits, unroll) for term in body.args])
     constant, dependent = body.as_independent(index, as_Add=False)
     if dependent == 1:
         return constant * (high - low + 1)
+    base, power = dependent.as_base_exp()
+    if unroll and base == index and power.is_Integer and power > 0:
+        return constant * sp.expand(sp.summation(dependent, (index, low, high)))
     return constant * sp.Sum(dependent, (index, low, high))
 
 
 def _split_sums(expr: sp.Basic) -> sp.Basic:
     """Split every Sum of an Add into Sums of its terms (finite sums are linear)."""
-    return expr.replace(lambda e: isinstance(e, sp.Sum), lambda e: _sum(e.function, e.limits))
+    return expr.replace(lambda e: isinstance(e, sp.Sum),
+                        lambda e: _sum(e.function, e.limits, unroll=True))
 
 
 def matrix_normal_form(expr: sp.Basic) -> sp.Expr:
@@ -664,6 +691,15 @@ class MatrixAlgebra(Prover):
             if not isinstance(sigma, PositiveDefinite) or not isinstance(factor, CholeskyFactor):
                 raise TypeError(f"cholesky: {sigma} -> {factor} must map a PositiveDefinite "
                                 "to a CholeskyFactor")
+        # each positive-definite matrix has its own Cholesky factor (that is no restriction);
+        # one factor for two matrices would assume they are equal
+        owners: dict = {}
+        for sigma, factor in self.cholesky.items():
+            if factor in owners:
+                raise ValueError(f"cholesky: {owners[factor]} and {sigma} are both given the "
+                                 f"factor {factor}; that assumes {owners[factor]} = {sigma}. "
+                                 "Give each matrix its own CholeskyFactor")
+            owners[factor] = sigma
 
     def _letters(self) -> _Letters:
         return _Letters()
@@ -672,6 +708,22 @@ class MatrixAlgebra(Prover):
         parts = [f"{s} = {f} {f}^T" for s, f in self.cholesky.items()]
         parts += [f"{s} = {v.name}" for s, v in self.diagonal.items()]
         return f" with {', '.join(parts)}" if parts else ""
+
+    def restrictions(self) -> tuple[str, ...]:
+        """The hypotheses that restrict a claim proved with them (its scope names them).
+
+        A covariance set to a :class:`Diagonal` restricts the claim; a column written
+        as its own entries (``Column(Lambda(n, mu[n]))``) does not.  (Cholesky factors
+        restrict nothing: every positive-definite matrix has one.)
+        """
+        found = []
+        for symbol, image in self.diagonal.items():
+            variable, body = image.args[0].variables[0], image.args[0].expr
+            coordinates = (type(image) is Column and isinstance(body, sp.Indexed)
+                           and body.indices == (variable,))
+            if not coordinates:
+                found.append(f"{symbol} = {image.name}")
+        return tuple(found)
 
     def normal_form(self, expr: sp.Basic) -> tuple[sp.Expr, set[str]]:
         """Gaussian expectations by lemma, the hypotheses, lemma rewrites, then the normal form."""
@@ -713,10 +765,16 @@ class MatrixAlgebra(Prover):
             return SymbolicResult(False, self.method, "a lemma was used that was not named")
         ok, detail = is_zero(sp.expand(a - b))
         used = tuple(sorted(used_a | used_b))
+        if ok and used:  # a lemma backs the proof only while its evidence holds
+            from symkl.proof.lemmas import evidence_refusal
+
+            refusal = evidence_refusal(used)
+            if refusal:
+                ok, detail = False, refusal
         method = self.method + self._hypotheses() + (
             f" from lemmas {', '.join(used)}" if used else "")
         return SymbolicResult(ok, method, f"{how} agree by {detail}" if ok else detail, None,
-                              used if ok else ())
+                              used if ok else (), self.restrictions() if ok else ())
 
 
 # --------------------------------------------------------------------------- lemma instances

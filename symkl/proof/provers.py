@@ -53,7 +53,9 @@ class SymbolicResult:
     """Outcome of a symbolic proof: ``ok``, the ``method`` used, a ``detail``, the ``sizes``.
 
     ``sizes`` is None for a proof for every value, else the dimensions proved.
-    ``lemmas`` names the lemmas of :mod:`symkl.proof.lemmas` the proof assumes.
+    ``lemmas`` names the lemmas of :mod:`symkl.proof.lemmas` the proof assumes;
+    ``hypotheses`` the hypotheses that restrict it (``"Sigma_p = diag(a)"``): what was
+    proved holds given them only, and the verdict's scope says so.
     """
 
     ok: bool
@@ -61,6 +63,7 @@ class SymbolicResult:
     detail: str = ""
     sizes: tuple[int, ...] | None = None
     lemmas: tuple[str, ...] = ()
+    hypotheses: tuple[str, ...] = ()
 
 
 # --------------------------------------------------------------------------- zero test
@@ -710,6 +713,7 @@ class AtSizes(Prover):
                 return SymbolicResult(True, f"{result.method}, for general k", result.detail)
         methods: list[str] = []
         lemmas: list[str] = []
+        hypotheses: list[str] = []
         for size in self.sizes:
             setting = self.setting(size)
             problem = self._generic(setting, size, lhs.free_symbols | rhs.free_symbols)
@@ -725,6 +729,7 @@ class AtSizes(Prover):
                 return SymbolicResult(False, f"at k = {size}: {result.method}", result.detail)
             methods.append(result.method)
             lemmas.extend(result.lemmas)
+            hypotheses.extend(result.hypotheses)
         what = f" with {self.what}" if self.what else ""
         return SymbolicResult(
             True,
@@ -732,6 +737,7 @@ class AtSizes(Prover):
             "not proved for general k; proved symbolically at each listed k",
             self.sizes,
             tuple(dict.fromkeys(lemmas)),
+            tuple(dict.fromkeys(hypotheses)),
         )
 
 
