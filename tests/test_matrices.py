@@ -662,3 +662,35 @@ def test_full_states_the_diagonal_hypothesis_of_its_special_case_only():
     others = [c for c in report.checks if c.label != "diagonal-special-case"]
     assert all(not c.hypotheses and "given" not in c.scope for c in others)
     assert "diagonal-special-case given Sigma_p" in report.scope, report.scope
+
+
+# ------------------------------------------------ integer MatPow is the word it abbreviates
+
+
+def test_an_integer_matrix_power_is_the_word_it_abbreviates():
+    from symkl.proof.matrices import Diagonal
+
+    n = sp.Symbol("n", integer=True, positive=True)
+    a = sp.IndexedBase("a", positive=True)
+    diagonal = Diagonal(sp.Lambda(n, a[n]), k)
+    assert isinstance(diagonal * diagonal, sp.MatPow)  # what SymPy makes of D D
+    m5 = MatrixAlgebra(lemmas=("M5",))
+    assert run_prover(m5, sp.Trace(diagonal * diagonal), sp.Sum(a[i] ** 2, (i, 1, k))).ok
+    assert not run_prover(m5, sp.Trace(diagonal * diagonal), sp.Sum(a[i] ** 3, (i, 1, k))).ok
+    assert run_prover(m5, sp.Trace(diagonal**-2), sp.Sum(a[i] ** -2, (i, 1, k))).ok
+    # D^4 is a word of four letters: true, but M5 states no such row (no evidence for it)
+    result = run_prover(m5, sp.Trace(diagonal**4), sp.Sum(a[i] ** 4, (i, 1, k)))
+    assert not result.ok and "states no trace of 4" in result.detail
+    spd = S.Sigma_p
+    assert run_prover(ALGEBRA, sp.Trace(spd * spd * spd.I), sp.Trace(spd)).ok
+    assert run_prover(ALGEBRA, sp.log(sp.Determinant(spd * spd)),
+                      2 * sp.log(sp.Determinant(spd))).ok
+    assert not run_prover(ALGEBRA, sp.Trace(spd**sp.Rational(1, 2)), sp.Trace(spd)).ok
+
+
+def test_a_squared_cholesky_factor_is_triangular_for_m3():
+    square = S.L_p * S.L_p
+    assert isinstance(square, sp.MatPow)
+    logdet = sp.Sum(sp.log(entry(square, i, i)), (i, 1, k))
+    assert run_prover(TRIANGULAR, logdet, 2 * sp.log(sp.Determinant(S.L_p))).ok
+    assert not run_prover(TRIANGULAR, logdet, 3 * sp.log(sp.Determinant(S.L_p))).ok

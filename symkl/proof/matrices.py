@@ -405,13 +405,30 @@ def _poly(expr: sp.Basic, letters: _Letters) -> dict:
     if isinstance(expr, sp.Transpose):
         return {_transpose_word(w): c for w, c in _poly(expr.arg, letters).items()}
     if isinstance(expr, sp.Inverse):
-        inner = _poly(expr.arg, letters)
-        if len(inner) != 1:
-            raise MatrixFormError(f"inverse of a sum is not covered: {expr}")
-        (word, c), = inner.items()
-        flipped = tuple(letters.letter(s, t, not i) for s, t, i in reversed(word))
-        return {flipped: 1 / c}
+        return _inverse(_poly(expr.arg, letters), expr, letters)
+    if isinstance(expr, sp.MatPow):  # SymPy writes D*D as D**2: the word it abbreviates
+        base, power = expr.base, expr.exp
+        if not power.is_Integer or base.shape[0] != base.shape[1]:
+            raise MatrixFormError(f"a power the rules cover is an integer power of a square "
+                                  f"matrix, not {expr}")
+        factor, product = _poly(base, letters), {(): sp.S.One}
+        for _ in range(abs(int(power))):
+            new: dict = {}
+            for w1, c1 in product.items():
+                for w2, c2 in factor.items():
+                    _add(new, _reduce(w1 + w2), c1 * c2)
+            product = new
+        return _inverse(product, expr, letters) if power < 0 else product
     raise MatrixFormError(f"not a matrix expression the rules cover: {type(expr).__name__} {expr}")
+
+
+def _inverse(inner: dict, expr: sp.Basic, letters: _Letters) -> dict:
+    """``(c W)^{-1} = c^{-1} W^{-1}``: one word, its letters inverted in reverse order."""
+    if len(inner) != 1:
+        raise MatrixFormError(f"inverse of a sum is not covered: {expr}")
+    (word, c), = inner.items()
+    flipped = tuple(letters.letter(s, t, not i) for s, t, i in reversed(word))
+    return {flipped: 1 / c}
 
 
 def _letter_key(letter: Letter) -> tuple:
