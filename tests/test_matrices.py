@@ -630,7 +630,7 @@ def test_a_diagonal_hypothesis_is_carried_into_the_scope():
                             lemmas=("M5",))
     sides = (sp.Trace(S.Sigma_p), sp.Sum(a[i] ** 2, (i, 1, k)))
     result = run_prover(algebra, *sides)
-    hypothesis = "Sigma_p = diagonal(sigma_p[i]**2)"
+    hypothesis = "Sigma_p = diag(sigma_p[i]**2)"
     assert result.ok and result.hypotheses == (hypothesis,), result
     verdict = check(Claim("trace-of-diagonal", *sides, prover=algebra,
                           instances=(diagonal_setting(S, 2),)))
@@ -658,7 +658,7 @@ def test_one_cholesky_factor_for_two_matrices_is_refused():
 def test_full_states_the_diagonal_hypothesis_of_its_special_case_only():
     report = derive("full").verify()
     special = report.check("diagonal-special-case")
-    assert special.hypotheses and "given Sigma_p = diagonal(" in special.scope, special.scope
+    assert special.hypotheses and "given Sigma_p = diag(" in special.scope, special.scope
     others = [c for c in report.checks if c.label != "diagonal-special-case"]
     assert all(not c.hypotheses and "given" not in c.scope for c in others)
     assert "diagonal-special-case given Sigma_p" in report.scope, report.scope

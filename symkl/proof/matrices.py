@@ -739,7 +739,9 @@ class MatrixAlgebra(Prover):
             coordinates = (type(image) is Column and isinstance(body, sp.Indexed)
                            and body.indices == (variable,))
             if not coordinates:
-                found.append(f"{symbol} = {image.name}")
+                shown = image.value(sp.Symbol("i", integer=True, positive=True))
+                what = "diag" if type(image) is Diagonal else "column"
+                found.append(f"{symbol} = {what}({shown})")
         return tuple(found)
 
     def normal_form(self, expr: sp.Basic) -> tuple[sp.Expr, set[str]]:

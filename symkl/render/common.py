@@ -428,8 +428,8 @@ def verdict_line(report: Any) -> str:
         failing = sum(1 for claim in claims if not claim.get("ok"))
         return f"NOT all claims proved ({failing} of {len(claims)} failing)"
     scope = summary.get("scope", "")
-    if scope == "for all k":
-        return f"every claim ({len(claims)}: steps, named terms, facts) proved for all k"
+    if scope in ("for all k", "for all values"):
+        return f"every claim ({len(claims)}: steps, named terms, facts) proved {scope}"
     return f"every claim ({len(claims)}: steps, named terms, facts) proved; {scope}"
 
 # --------------------------------------------------------------------------- plain text
