@@ -376,3 +376,321 @@ def test_wrong_lemma_statements_fail_their_evidence(name):
     verdict = _wrong_lemma(lemma, wrong)
     assert not verdict.symbolic.ok, verdict.summary()
     assert not verdict.numeric.ok, verdict.summary()
+
+
+# ------------------------------------------------------------------------ lemma M5 and its prover
+# M5 is a schema: one row of its statement per word shape (M5_SHAPES), every row proved at
+# k = 1..6 and checked numerically by its evidence.  The prover builds the row's instance
+# for each word it meets and refuses anything that is not one.  Before the schema, the prover
+# accepted the "too-long", "dense-subclass" and "wrong-size" variants below.
+
+from symkl.proof.lemmas import (  # noqa: E402
+    LEMMAS,
+    M5_BILINEAR_LETTERS,
+    M5_SHAPES,
+    M5_TRACE_LETTERS,
+)
+from symkl.proof.matrices import Column, Diagonal  # noqa: E402
+
+_n = sp.Symbol("n", integer=True, positive=True)
+_entries = [sp.IndexedBase(name, positive=True) for name in ("a", "b", "c", "e")]
+_u, _v, _w = (sp.IndexedBase(name, real=True) for name in ("u", "v", "w"))
+DIAG = [Diagonal(sp.Lambda(_n, base[_n] ** 2), k) for base in _entries]
+COL_U, COL_V, COL_W = (Column(sp.Lambda(_n, base[_n]), k) for base in (_u, _v, _w))
+ENTRYWISE = MatrixAlgebra(lemmas=("M5",))
+
+
+def _entry_sum(signs, columns=()):
+    body = sp.Mul(*[_entries[n][i] ** (2 * e) for n, e in enumerate(signs)])
+    if columns:
+        body *= _u[i] * _v[i]
+    return sp.Sum(body, (i, 1, k))
+
+
+def _word(signs):
+    return [DIAG[n] if e > 0 else DIAG[n].I for n, e in enumerate(signs)]
+
+
+def _shape_claim(kind, signs):
+    if kind == "trace":
+        return sp.Trace(sp.MatMul(*_word(signs))), _entry_sum(signs)
+    if kind == "bilinear":
+        return sp.Trace(sp.MatMul(COL_U.T, *_word(signs), COL_V)), _entry_sum(signs, "uv")
+    return sp.log(sp.Determinant(DIAG[0])), sp.Sum(sp.log(_entries[0][i] ** 2), (i, 1, k))
+
+
+def test_m5_states_one_row_per_shape_and_its_evidence_covers_every_row():
+    lemma = LEMMAS["M5"]
+    assert lemma.lhs.shape == lemma.rhs.shape == (len(M5_SHAPES), 1)
+    assert len(set(M5_SHAPES)) == len(M5_SHAPES)
+    longest = {kind: max(len(s) for kd, s in M5_SHAPES if kd == kind) for kind, _ in M5_SHAPES}
+    assert longest == {"trace": M5_TRACE_LETTERS, "bilinear": M5_BILINEAR_LETTERS, "log-det": 1}
+
+
+def _shape_id(shape):
+    return shape[0] + "".join("+-"[e < 0] for e in shape[1])
+
+
+@pytest.mark.parametrize("shape", M5_SHAPES, ids=_shape_id)
+def test_every_m5_shape_is_proved_for_every_k(shape):
+    lhs, rhs = _shape_claim(*shape)
+    result = run_prover(ENTRYWISE, lhs, rhs)
+    assert result.ok and result.lemmas == ("M5",), result.detail
+    # and the same shape with a wrong right side is refused
+    assert not run_prover(ENTRYWISE, lhs, 2 * rhs).ok
+
+
+def test_m5_is_only_applied_when_named():
+    lhs, rhs = _shape_claim("trace", (1, -1))
+    assert not run_prover(ALGEBRA, lhs, rhs).ok
+
+
+def test_m5_trace_is_read_up_to_rotation_and_the_cross_terms_of_a_quadratic_form():
+    first, second = DIAG[0], DIAG[1]
+    assert run_prover(ENTRYWISE, sp.Trace(second.I * first), _entry_sum((1, -1))).ok
+    form = QuadraticForm(first.I, COL_U - COL_V)
+    expected = sp.Sum((_u[i] - _v[i]) ** 2 / _entries[0][i] ** 2, (i, 1, k))
+    assert run_prover(ENTRYWISE, form, expected).ok
+
+
+class _DenseNamedDiagonal(Diagonal):
+    """A dense matrix wearing Diagonal's constructor: its entries fill every position."""
+
+    def _entry(self, i, j, **kwargs):
+        return self.value(i + 1) * self.value(j + 1)
+
+
+WRONG_M5 = {
+    # a non-diagonal factor sneaked between diagonal ones
+    "dense-factor-inside": (sp.Trace(DIAG[0] * A * DIAG[1].I), _entry_sum((1, -1))),
+    # a transposed non-diagonal matrix
+    "transposed-dense": (sp.Trace(DIAG[0] * A.T), _entry_sum((1,))),
+    # two u^T ... v pairs (true as a product of two sums, but no row of M5 states it)
+    "two-column-pairs": (sp.Trace(COL_U.T * DIAG[0] * COL_V * COL_W.T * DIAG[0] * COL_V),
+                         sp.Sum(_u[i] * _entries[0][i] ** 2 * _v[i], (i, 1, k))
+                         * sp.Sum(_w[i] * _entries[0][i] ** 2 * _v[i], (i, 1, k))),
+    # words one letter longer than M5 states (true identities, refused: no evidence for them)
+    "trace-too-long": (sp.Trace(sp.MatMul(*_word((1,) * (M5_TRACE_LETTERS + 1)))),
+                       _entry_sum((1,) * (M5_TRACE_LETTERS + 1))),
+    "bilinear-too-long": (sp.Trace(sp.MatMul(COL_U.T, *_word((1,) * (M5_BILINEAR_LETTERS + 1)),
+                                             COL_V)),
+                          _entry_sum((1,) * (M5_BILINEAR_LETTERS + 1), "uv")),
+    # a dense matrix named like a diagonal one, and a Diagonal subclass that is dense
+    "matrix-symbol-named-diag": (sp.Trace(sp.MatrixSymbol(DIAG[0].name, k, k)),
+                                 _entry_sum((1,))),
+    "dense-subclass": (sp.Trace(_DenseNamedDiagonal(DIAG[0].args[0], k)), _entry_sum((1,))),
+    "dense-subclass-log-det": (sp.log(sp.Determinant(_DenseNamedDiagonal(DIAG[0].args[0], k))),
+                               sp.Sum(sp.log(_entries[0][i] ** 2), (i, 1, k))),
+    # a diagonal letter of another size in a k x k word
+    "wrong-size": (sp.Trace(DIAG[0] * Diagonal(DIAG[1].args[0], S.j).I), _entry_sum((1, -1))),
+    # a column of another size
+    "wrong-size-column": (sp.Trace(COL_U.T * DIAG[0] * Column(COL_V.args[0], S.j)),
+                          _entry_sum((1,), "uv")),
+    # two transposed columns in one word
+    "two-row-columns": (sp.Trace(COL_U.T * DIAG[0] * COL_V * COL_U.T * COL_V),
+                        _entry_sum((1,), "uv")),
+    # entries not shown positive: no inverse, no real log det
+    "inverse-of-real-diagonal": (sp.Trace(Diagonal(sp.Lambda(_n, _u[_n]), k).I),
+                                 sp.Sum(1 / _u[i], (i, 1, k))),
+    "log-det-of-real-diagonal": (sp.log(sp.Determinant(Diagonal(sp.Lambda(_n, _u[_n]), k))),
+                                 sp.Sum(sp.log(_u[i]), (i, 1, k))),
+    # the right shape with a wrong value (entries upside down)
+    "trace-upside-down": (sp.Trace(DIAG[0] * DIAG[1].I), _entry_sum((-1, 1))),
+}
+
+
+@pytest.mark.parametrize("name", sorted(WRONG_M5))
+def test_wrong_m5_variants_are_refused(name):
+    lhs, rhs = WRONG_M5[name]
+    result = run_prover(ENTRYWISE, lhs, rhs)
+    assert not result.ok, (name, result)
+
+
+def test_the_diagonal_hypothesis_must_keep_shapes():
+    other = Diagonal(DIAG[0].args[0], S.j)
+    with pytest.raises(TypeError, match="same shape"):
+        MatrixAlgebra(diagonal={S.Sigma_p: other}, lemmas=("M5",))
+    with pytest.raises(TypeError, match="same shape"):
+        MatrixAlgebra(diagonal={S.mu_p: Column(COL_U.args[0], S.j)}, lemmas=("M5",))
+    with pytest.raises(TypeError, match="positive"):
+        MatrixAlgebra(diagonal={S.Sigma_p: Diagonal(sp.Lambda(_n, _u[_n]), k)})
+
+
+def test_products_and_sums_of_mismatched_shapes_are_refused():
+    """SymPy builds k x k times n x n for symbolic k, n; the rules refuse to read it."""
+    other = sp.MatrixSymbol("N", S.j, S.j)
+    spd = PositiveDefinite("P", S.j, S.j)
+    small = Diagonal(DIAG[1].args[0], S.j)
+    assert not run_prover(ALGEBRA, sp.Trace(A * other), sp.Trace(other * A)).ok
+    log_det = sp.log(sp.Determinant(S.Sigma_p * spd))
+    split = sp.log(sp.Determinant(S.Sigma_p)) + sp.log(sp.Determinant(spd))
+    assert not run_prover(ALGEBRA, log_det, split).ok
+    log_det = sp.log(sp.Determinant(DIAG[0] * small))
+    split = (sp.Sum(sp.log(_entries[0][i] ** 2), (i, 1, k))
+             + sp.Sum(sp.log(_entries[1][i] ** 2), (i, 1, S.j)))
+    assert not run_prover(ENTRYWISE, log_det, split).ok
+    assert not run_prover(ALGEBRA, sp.Trace(A + other), sp.Trace(A) + sp.Trace(other)).ok
+
+
+# ------------------------------------------- bound indices around M5 instances are not captured
+
+
+def _m5_outer_sum_claims():
+    """(lhs, true rhs, wrong rhs): an outer index j in the entries of the letters M5 sums over."""
+    from symkl.proof.matrices import Column, Diagonal
+
+    n, j = sp.symbols("n j", integer=True, positive=True)
+    a = sp.IndexedBase("a", positive=True)
+    trace = sp.Sum(sp.Trace(Diagonal(sp.Lambda(n, j * a[n]), k)), (j, 1, k))
+    logdet = sp.Sum(sp.log(sp.Determinant(Diagonal(sp.Lambda(n, j + a[n]), k))), (j, 1, 3))
+    column = Column(sp.Lambda(n, j * a[n]), k)
+    norm = sp.Sum(sp.Trace(column.T * column), (j, 1, 3))
+    return {
+        "trace": (trace, k * (k + 1) / 2 * sp.Sum(a[i], (i, 1, k)),
+                  k * sp.Sum(i * a[i], (i, 1, k))),
+        "log-det": (logdet, sp.Sum(sum(sp.log(c + a[i]) for c in (1, 2, 3)), (i, 1, k)),
+                    3 * sp.Sum(sp.log(i + a[i]), (i, 1, k))),
+        "u^T u": (norm, 14 * sp.Sum(a[i] ** 2, (i, 1, k)),
+                  3 * sp.Sum(i**2 * a[i] ** 2, (i, 1, k))),
+    }
+
+
+@pytest.mark.parametrize("shape", ["trace", "log-det", "u^T u"])
+def test_m5_under_an_outer_sum_proves_the_true_value_and_refuses_the_captured_one(shape):
+    lhs, true, wrong = _m5_outer_sum_claims()[shape]
+    algebra = MatrixAlgebra(lemmas=("M5",))
+    result = run_prover(algebra, lhs, true)
+    assert result.ok and result.lemmas == ("M5",), result
+    assert not run_prover(algebra, lhs, wrong).ok
+    # both sides at k = 2 with numbers, independently of the rules
+    a = sp.IndexedBase("a", positive=True)
+    values = {a[1]: sp.Rational(3, 7), a[2]: sp.Rational(5, 2)}
+    at_two = [sp.N(side.xreplace({k: 2}).doit().xreplace(values), 30)
+              for side in (lhs, true, wrong)]
+    assert abs(at_two[0] - at_two[1]) < 1e-25 and abs(at_two[0] - at_two[2]) > 1e-3
+
+
+# ------------------------------------------------------- a lemma's evidence gates its verdicts
+
+
+@pytest.fixture
+def evidence_of_m3_and_l2_fails(monkeypatch):
+    """lemma_evidence as if M3 and L2 were the wrong statements: their checks fail."""
+    from symkl.proof import lemmas
+
+    failed = _wrong_lemma("M3", lambda rhs: 2 * rhs)
+    assert not failed.ok
+    real = lemmas.lemma_evidence
+    monkeypatch.setattr(lemmas, "_EVIDENCE_VERDICTS", {})
+    monkeypatch.setattr(lemmas, "lemma_evidence",
+                        lambda name, settings=None: failed if name in ("M3", "L2") else real(name))
+    return failed
+
+
+def test_a_lemma_whose_evidence_fails_backs_no_claim(evidence_of_m3_and_l2_fails):
+    from symkl.proof import LEMMAS, ByLemma, ByLemmas, Claim, check
+
+    logdet = (sp.Sum(sp.log(entry(M, i, i)), (i, 1, k)), sp.log(sp.Determinant(M)))
+    result = run_prover(TRIANGULAR, *logdet)
+    assert not result.ok and "lemma M3 is not backed" in result.detail, result
+    assert not check(Claim("gated-M3", *logdet, prover=TRIANGULAR)).ok
+    lemma = LEMMAS["L2"]
+    lhs, rhs = lemma.instance(lemma.example())
+    by_lemma = run_prover(ByLemma("L2", lemma.example()), lhs, rhs)
+    assert not by_lemma.ok and "lemma L2 is not backed" in by_lemma.detail, by_lemma
+    by_lemmas = run_prover(ByLemmas([("L2", lemma.example())]), lhs, rhs)
+    assert not by_lemmas.ok and "lemma L2 is not backed" in by_lemmas.detail, by_lemmas
+
+
+def test_the_evidence_gate_is_what_refuses(monkeypatch):
+    """With evidence reported ok, the same M3 claim proves: the gate, not the rules, refused."""
+    import types
+
+    from symkl.proof import lemmas
+
+    monkeypatch.setattr(lemmas, "_EVIDENCE_VERDICTS", {})
+    monkeypatch.setattr(lemmas, "lemma_evidence",
+                        lambda name, settings=None: types.SimpleNamespace(ok=True))
+    logdet = (sp.Sum(sp.log(entry(M, i, i)), (i, 1, k)), sp.log(sp.Determinant(M)))
+    assert run_prover(TRIANGULAR, *logdet).ok
+
+
+# ----------------------------------------------------------- hypotheses are stated in the scope
+
+
+def test_a_diagonal_hypothesis_is_carried_into_the_scope():
+    from symkl.kl.full import diagonal_setting
+    from symkl.model import diagonal_symbols
+    from symkl.proof import Claim, check
+    from symkl.proof.matrices import Diagonal
+
+    n = sp.Symbol("n", integer=True, positive=True)
+    a = diagonal_symbols().sigma_p
+    algebra = MatrixAlgebra(diagonal={S.Sigma_p: Diagonal(sp.Lambda(n, a[n] ** 2), k)},
+                            lemmas=("M5",))
+    sides = (sp.Trace(S.Sigma_p), sp.Sum(a[i] ** 2, (i, 1, k)))
+    result = run_prover(algebra, *sides)
+    hypothesis = "Sigma_p = diag(sigma_p[i]**2)"
+    assert result.ok and result.hypotheses == (hypothesis,), result
+    verdict = check(Claim("trace-of-diagonal", *sides, prover=algebra,
+                          instances=(diagonal_setting(S, 2),)))
+    assert verdict.ok, verdict.summary()
+    assert verdict.scope.startswith(f"for all k from lemmas M5, given {hypothesis}"), verdict.scope
+    assert verdict.as_dict()["symbolic"]["hypotheses"] == [hypothesis]
+
+
+def test_a_column_written_as_its_entries_is_no_restriction():
+    from symkl.proof.matrices import Column
+
+    n = sp.Symbol("n", integer=True, positive=True)
+    m = sp.IndexedBase("m", real=True)
+    assert MatrixAlgebra(diagonal={S.mu_p: Column(sp.Lambda(n, m[n]), k)}).restrictions() == ()
+    shifted = MatrixAlgebra(diagonal={S.mu_p: Column(sp.Lambda(n, m[n] + 1), k)})
+    assert shifted.restrictions() == ("mu_p = column(m[i] + 1)",)
+
+
+def test_one_cholesky_factor_for_two_matrices_is_refused():
+    # Sigma_p = L L^T and Sigma_q = L L^T would assume Sigma_p = Sigma_q: tr(Sigma_q^-1 Sigma_p) = k
+    with pytest.raises(ValueError, match="both given the factor L_p"):
+        MatrixAlgebra(cholesky={S.Sigma_p: S.L_p, S.Sigma_q: S.L_p})
+
+
+def test_full_states_the_diagonal_hypothesis_of_its_special_case_only():
+    report = derive("full").verify()
+    special = report.check("diagonal-special-case")
+    assert special.hypotheses and "given Sigma_p = diag(" in special.scope, special.scope
+    others = [c for c in report.checks if c.label != "diagonal-special-case"]
+    assert all(not c.hypotheses and "given" not in c.scope for c in others)
+    assert "diagonal-special-case given Sigma_p" in report.scope, report.scope
+
+
+# ------------------------------------------------ integer MatPow is the word it abbreviates
+
+
+def test_an_integer_matrix_power_is_the_word_it_abbreviates():
+    from symkl.proof.matrices import Diagonal
+
+    n = sp.Symbol("n", integer=True, positive=True)
+    a = sp.IndexedBase("a", positive=True)
+    diagonal = Diagonal(sp.Lambda(n, a[n]), k)
+    assert isinstance(diagonal * diagonal, sp.MatPow)  # what SymPy makes of D D
+    m5 = MatrixAlgebra(lemmas=("M5",))
+    assert run_prover(m5, sp.Trace(diagonal * diagonal), sp.Sum(a[i] ** 2, (i, 1, k))).ok
+    assert not run_prover(m5, sp.Trace(diagonal * diagonal), sp.Sum(a[i] ** 3, (i, 1, k))).ok
+    assert run_prover(m5, sp.Trace(diagonal**-2), sp.Sum(a[i] ** -2, (i, 1, k))).ok
+    # D^4 is a word of four letters: true, but M5 states no such row (no evidence for it)
+    result = run_prover(m5, sp.Trace(diagonal**4), sp.Sum(a[i] ** 4, (i, 1, k)))
+    assert not result.ok and "states no trace of 4" in result.detail
+    spd = S.Sigma_p
+    assert run_prover(ALGEBRA, sp.Trace(spd * spd * spd.I), sp.Trace(spd)).ok
+    assert run_prover(ALGEBRA, sp.log(sp.Determinant(spd * spd)),
+                      2 * sp.log(sp.Determinant(spd))).ok
+    assert not run_prover(ALGEBRA, sp.Trace(spd**sp.Rational(1, 2)), sp.Trace(spd)).ok
+
+
+def test_a_squared_cholesky_factor_is_triangular_for_m3():
+    square = S.L_p * S.L_p
+    assert isinstance(square, sp.MatPow)
+    logdet = sp.Sum(sp.log(entry(square, i, i)), (i, 1, k))
+    assert run_prover(TRIANGULAR, logdet, 2 * sp.log(sp.Determinant(S.L_p))).ok
+    assert not run_prover(TRIANGULAR, logdet, 3 * sp.log(sp.Determinant(S.L_p))).ok

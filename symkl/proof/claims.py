@@ -111,6 +111,19 @@ def _range_assumptions(binder: type, low: sp.Expr, high: sp.Expr) -> dict[str, b
     return facts
 
 
+#: the dummy indices of bound variables: ``_DUMMY_BASE + 64 * height + position``
+_DUMMY_BASE = 10**9
+
+
+def _free_dummy_indices(expr: sp.Basic) -> set[int]:
+    """The indices of the free dummies of ``expr`` that lie in the bound-variable range."""
+    return {
+        symbol.dummy_index
+        for symbol in expr.free_symbols
+        if isinstance(symbol, sp.Dummy) and symbol.dummy_index >= _DUMMY_BASE
+    }
+
+
 def _rename(expr: sp.Basic, what: str) -> tuple[sp.Basic, int]:
     """Bottom-up: every binder's variables become fresh dummies with range assumptions.
 
@@ -125,6 +138,12 @@ def _rename(expr: sp.Basic, what: str) -> tuple[sp.Basic, int]:
     height = max(h for _, h in renamed)
     if not isinstance(expr, _BINDERS):
         return (expr.func(*args) if args != list(expr.args) else expr), height
+    # a bound-variable dummy that is *free* here (a forged symbol, or an outer index
+    # the kernel left free while it normalised a body) must not be captured: where
+    # one has the index this binder's dummies would get, number them above it
+    taken = _free_dummy_indices(expr)
+    while any(_DUMMY_BASE + 64 * height + p in taken for p in range(len(expr.limits))):
+        height += 1
     function = args[0]
     mapping: dict[sp.Basic, sp.Basic] = {}
     limits = []
@@ -141,7 +160,7 @@ def _rename(expr: sp.Basic, what: str) -> tuple[sp.Basic, int]:
             )
         facts = _range_assumptions(type(expr), low, high)
         name = "x" if type(expr) is sp.Integral else "n"
-        dummy = sp.Dummy(name, dummy_index=10**9 + 64 * height + position, **facts)
+        dummy = sp.Dummy(name, dummy_index=_DUMMY_BASE + 64 * height + position, **facts)
         for fact in _CHECKED_FACTS:
             if getattr(variable, f"is_{fact}") and not getattr(dummy, f"is_{fact}"):
                 raise ClaimError(
@@ -271,11 +290,25 @@ class Claim:
                 )
             object.__setattr__(self, "sizes", tuple(sorted(set(self.sizes))))
         object.__setattr__(self, "instances", tuple(_frozen(i) for i in self.instances))
+        for instance in self.instances:
+            for key, value in instance:
+                for fact in _INSTANCE_FACTS:
+                    if getattr(key, f"is_{fact}", None) and getattr(value, f"is_{fact}") is False:
+                        raise ClaimError(
+                            f"claim {self.label!r}: the numeric instance {key} = {value} "
+                            f"contradicts {key}'s declared assumption ({fact})"
+                        )
 
     @property
     def scope(self) -> str:
         """``"for all k"`` or ``"at k = 1..4"``: what the claim is about."""
         return "for all values" if self.sizes is None else f"at k = {format_sizes(self.sizes)}"
+
+
+#: the declared assumptions a numeric instance's value must not contradict
+_INSTANCE_FACTS = (
+    "real", "integer", "positive", "nonnegative", "negative", "nonpositive", "nonzero",
+)
 
 
 def _frozen(mapping: Mapping) -> tuple:

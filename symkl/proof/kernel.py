@@ -119,6 +119,26 @@ class NumericResult:
     integration: str = ""
 
 
+def mentions_a_size(claim: Claim | None) -> bool:
+    """The claim has an integer symbol (a size ``k``, a bound) among its symbols or its
+    matrices' shapes; a claim with none holds "for all values", not "for all k".
+
+    >>> x = sp.Symbol("x", positive=True)
+    >>> mentions_a_size(Claim("log", sp.log(x**2), 2 * sp.log(x)))
+    False
+    """
+    if claim is None:
+        return True
+    for side in (claim.lhs, claim.rhs):
+        for symbol in side.free_symbols:
+            if isinstance(symbol, sp.MatrixSymbol):
+                if any(sp.sympify(d).free_symbols for d in symbol.shape):
+                    return True
+            elif getattr(symbol, "is_integer", False):
+                return True
+    return False
+
+
 @dataclass(frozen=True)
 class StepCheck:
     """The verdict on one claim: symbolic and numeric results and the scope proved."""
@@ -146,16 +166,26 @@ class StepCheck:
         return self.symbolic.lemmas
 
     @property
+    def hypotheses(self) -> tuple[str, ...]:
+        """The hypotheses that restrict what was proved (``"Sigma_p = diag(a)"``)."""
+        return self.symbolic.hypotheses
+
+    @property
     def scope(self) -> str:
         """``"for all k"``, ``"for all k from lemmas L1, L2"`` or ``"at k = 1..4"``.
+
+        A proof that rests on a restricting hypothesis adds ``", given ..."``.
 
         Numeric sizes are added when there are some.
         """
         if not self.ok:
             return "not proved"
-        text = "for all k" if self.general else f"at k = {format_sizes(self.symbolic.sizes)}"
+        text = (("for all k" if mentions_a_size(self.claim) else "for all values")
+                if self.general else f"at k = {format_sizes(self.symbolic.sizes)}")
         if self.lemmas:
             text += f" from lemmas {', '.join(self.lemmas)}"
+        if self.hypotheses:
+            text += f", given {', '.join(self.hypotheses)}"
         if self.numeric.sizes:
             text += f" (numerically at k = {format_sizes(self.numeric.sizes)})"
         return text
@@ -179,6 +209,7 @@ class StepCheck:
                 "method": self.symbolic.method,
                 "sizes": list(self.symbolic.sizes) if self.symbolic.sizes else None,
                 "lemmas": list(self.lemmas),
+                "hypotheses": list(self.hypotheses),
             },
             "numeric": {
                 "ok": self.numeric.ok,
@@ -224,7 +255,12 @@ class VerificationReport:
             return "not proved"
         finite = [c for c in self.checks if not c.general]
         if not finite:
-            return f"for all k from lemmas {', '.join(self.lemmas)}" if self.lemmas else "for all k"
+            sized = any(mentions_a_size(c.claim) for c in self.checks)
+            text = "for all k" if sized else "for all values"
+            text += f" from lemmas {', '.join(self.lemmas)}" if self.lemmas else ""
+            given = [f"{c.label} given {', '.join(c.hypotheses)}" for c in self.checks
+                     if c.hypotheses]
+            return text + (f" ({'; '.join(given)})" if given else "")
         sizes = sorted(set.intersection(*[set(c.symbolic.sizes) for c in finite]))
         return (
             f"{len(finite)} of {len(self.checks)} claims only at k = {format_sizes(sizes)}"

@@ -43,14 +43,23 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import operator
 import types
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import sympy as sp
 from sympy.core.function import AppliedUndef, UndefinedFunction
 
 from symkl.proof.claims import Claim, admit, format_sizes, instantiate
+from symkl.proof.predicates import (
+    DependsOnlyOn,
+    FreeOf,
+    IsLowerTriangular,
+    IsPositiveDefinite,
+    Where,
+    plain_text,
+)
 from symkl.proof.provers import (
     AtSizes,
     Generic,
@@ -70,6 +79,7 @@ __all__ = [
     "Lemma",
     "SideCondition",
     "VectorIntegral",
+    "evidence_refusal",
     "lemma_evidence",
     "lemma_record",
 ]  # fmt: skip
@@ -203,10 +213,30 @@ def _function_variables(arity: int) -> tuple[sp.Dummy, ...]:
 
 @dataclass(frozen=True)
 class SideCondition:
-    """A side condition: ``text`` (rendered) and ``holds(images) -> (ok, why)``."""
+    r"""A side condition: its ``text``, its ``formulas``, and ``holds(images) -> (ok, why)``.
+
+    ``formulas`` are what is rendered: SymPy relations (``p_j(t) \ge 0``,
+    ``\int p_j = 1``) or the printable predicates of :mod:`symkl.proof.predicates`
+    (``S \succ 0``, "``f_i`` depends only on ``x_i``"), in the lemma's schematic
+    names; ``note`` is a short gloss in words.  ``holds`` alone decides: it never
+    reads the formulas, and the formulas never decide anything.
+    """
 
     text: str
     holds: Callable[[Images], tuple[bool, str]] = field(compare=False)
+    formulas: tuple[sp.Basic, ...] = ()
+    note: str = ""
+
+    def latex(self, printer: Callable[[sp.Basic], str] = sp.latex) -> tuple[str, ...]:
+        """Each formula in LaTeX (schematic functions written ``p_{j}(t)``) by ``printer``."""
+        # an integral over the line reads as the paper writes it, also inline
+        return tuple(_display_latex(formula, printer).replace(r"\int\limits_{-\infty}^{\infty}",
+                                                     r"\int_{\mathbb{R}}")
+                     for formula in self.formulas)
+
+    def plain(self) -> tuple[str, ...]:
+        """Each formula as text (``p_j(t) >= 0``)."""
+        return tuple(_display_text(formula) for formula in self.formulas)
 
 
 @dataclass(frozen=True)
@@ -254,13 +284,32 @@ class Lemma:
         """``lhs = rhs`` as an unevaluated SymPy equation."""
         return sp.Eq(self.lhs, self.rhs, evaluate=False)
 
-    def latex(self) -> str:
-        r"""The statement in LaTeX, schematic functions written ``p_{j}(x_{j})``."""
-        return f"{_display_latex(self.lhs)} = {_display_latex(self.rhs)}"
+    def latex(self, printer: Callable[[sp.Basic], str] = sp.latex) -> str:
+        r"""The statement in LaTeX by ``printer``, schematic functions written ``p_{j}(x_{j})``.
+
+        A schema (a column of equations, as M5) is shown one equation per row,
+        two to a line, aligned at ``=``.
+        """
+        if not getattr(self.lhs, "is_Matrix", False):
+            return f"{_display_latex(self.lhs, printer)} = {_display_latex(self.rhs, printer)}"
+        rows = [f"{_display_latex(a, printer)} &= {_display_latex(b, printer)}"
+                for a, b in zip(self.lhs, self.rhs, strict=True)]
+        lines = [" & \\qquad ".join(rows[n:n + 2]) for n in range(0, len(rows), 2)]
+        return "\\begin{aligned}" + " \\\\ ".join(lines) + "\\end{aligned}"
 
     def condition_texts(self) -> tuple[str, ...]:
         """The side conditions as text (Markdown with ``$...$`` math)."""
         return tuple(c.text for c in self.conditions)
+
+    def condition_formulas(self, printer: Callable[[sp.Basic], str] = sp.latex,
+                           ) -> tuple[tuple[tuple[str, ...], str], ...]:
+        r"""Each side condition as ``(its formulas in LaTeX, its note)``.
+
+        >>> formulas, note = LEMMAS["L1"].condition_formulas()[0]
+        >>> print(formulas[0])
+        p_{j}{\left(t \right)} \geq 0
+        """
+        return tuple((c.latex(printer), c.note) for c in self.conditions)
 
     def instance(self, substitution: Mapping) -> tuple[sp.Basic, sp.Basic]:
         """The admitted sides of the instance under ``substitution`` (validated first).
@@ -284,16 +333,56 @@ class Lemma:
         return admit(instantiate(lhs, setting)), admit(instantiate(rhs, setting))
 
 
-def _display_latex(expr: sp.Basic) -> str:
+def _subscripted(expr: sp.Basic, index_text: Callable[[sp.Basic], str]) -> sp.Basic:
+    """Schematic ``p(j, t)`` written ``p_j(t)`` (the index as a subscript)."""
     def subscripted(applied: AppliedUndef) -> sp.Expr:
         index, *rest = applied.args
-        name = f"{applied.func.__name__}_{{{sp.latex(index)}}}"
+        name = f"{applied.func.__name__}_{index_text(index)}"
         return sp.Function(name)(*rest) if rest else sp.Symbol(name)
 
-    shown = expr.replace(
-        lambda e: isinstance(e, AppliedUndef) and len(e.args) >= 2, subscripted
-    )
-    return sp.latex(shown)
+    return expr.replace(lambda e: isinstance(e, AppliedUndef) and len(e.args) >= 2, subscripted)
+
+
+def _schematic_matrices(expr: sp.Basic) -> sp.Basic:
+    """``diag(d1(1), ..., d1(k))`` shown as ``D_1``, a column ``(u(i))_i`` as ``u``, ``d1(i)``
+    as ``d_{1,i}``: how a schema of diagonal matrices is written on paper."""
+    from symkl.proof.matrices import Column, Diagonal
+
+    def letters_digits(function: UndefinedFunction) -> tuple[str, str]:
+        name = function.__name__
+        stem = name.rstrip("0123456789")
+        return stem, name[len(stem):]
+
+    def shown_matrix(matrix: sp.Basic) -> sp.Basic:
+        body, variable = matrix.args[0].expr, matrix.args[0].variables[0]
+        if not (isinstance(body, AppliedUndef) and body.func in (*M5_ENTRIES, *M5_COLUMNS)
+                and body.args == (variable,)):
+            return matrix
+        stem, digits = letters_digits(body.func)
+        name = (stem.upper() if type(matrix) is Diagonal else stem) + (
+            f"_{{{digits}}}" if digits else "")
+        return sp.MatrixSymbol(name, *matrix.shape)
+
+    def shown_entry(applied: AppliedUndef) -> sp.Basic:
+        stem, digits = letters_digits(applied.func)
+        index = sp.latex(applied.args[0])
+        return sp.Symbol(f"{stem}_{{{digits},{index}}}" if digits else f"{stem}_{{{index}}}")
+
+    expr = expr.replace(lambda e: type(e) in (Diagonal, Column), shown_matrix)
+    # u^T D v is a 1 x 1 matrix, stated as its trace: shown as the scalar it is
+    expr = expr.replace(lambda e: isinstance(e, sp.Trace) and e.arg.shape == (1, 1),
+                        lambda e: e.arg)
+    entries = (*M5_ENTRIES, *M5_COLUMNS)
+    return expr.replace(lambda e: isinstance(e, AppliedUndef) and e.func in entries, shown_entry)
+
+
+def _display_latex(expr: sp.Basic, printer: Callable[[sp.Basic], str] = sp.latex) -> str:
+    shown = _schematic_matrices(expr)
+    return printer(_subscripted(shown, lambda index: f"{{{sp.latex(index)}}}"))
+
+
+def _display_text(expr: sp.Basic) -> str:
+    return plain_text(_subscripted(expr, sp.sstr))
 
 
 def _bound_symbols(expr: sp.Basic) -> set[sp.Basic]:
@@ -387,12 +476,16 @@ def _validate(lemma: Lemma, substitution: Mapping) -> Images:
                   types.MappingProxyType(functions))
 
 
-def _instance(lemma: Lemma, images: Images) -> tuple[sp.Basic, sp.Basic]:
-    """Skeleton symbols first (so images are not rewritten), then function applications."""
+def _instance(lemma: Lemma, images: Images, row: int | None = None) -> tuple[sp.Basic, sp.Basic]:
+    """Skeleton symbols first (so images are not rewritten), then function applications.
+
+    ``row``: of a schema (a column of equations, as M5), only that equation's instance.
+    """
     table = {**images.symbols, **images.bases}
     table.update({key.label: value.label for key, value in images.bases.items()})
     sides = []
-    for side in (lemma.lhs, lemma.rhs):
+    statement = (lemma.lhs, lemma.rhs) if row is None else (lemma.lhs[row], lemma.rhs[row])
+    for side in statement:
         current = side.xreplace(table)
         current = current.replace(
             lambda e: isinstance(e, AppliedUndef) and e.func in images.functions,
@@ -471,7 +564,9 @@ _CONTENT: set[str] = set()
 def _content(lemma: Lemma) -> str:
     text = "|".join(
         (lemma.name, lemma.title, sp.srepr(lemma.lhs), sp.srepr(lemma.rhs), sp.srepr(lemma.k),
-         repr(lemma.schematic), *lemma.condition_texts())
+         repr(lemma.schematic), *lemma.condition_texts(),
+         *[sp.srepr(f) for c in lemma.conditions for f in c.formulas],
+         *[c.note for c in lemma.conditions])
     )
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -514,15 +609,30 @@ def _product_density_example() -> dict:
     }
 
 
+#: display-only variables of the side-condition formulas (never bound, never checked)
+_SHOWN_I, _SHOWN_J = sp.Symbol("i"), sp.Symbol("j")
+_SHOWN_T = sp.Symbol("t", real=True)
+
+
 def _product_density_conditions(integrability_reason: str) -> tuple[SideCondition, ...]:
     """The side conditions L1 and L2 share: normalised one-coordinate densities, integrable."""
+    i, j, t = _SHOWN_I, _SHOWN_J, _SHOWN_T
+    line = (t, -sp.oo, sp.oo)
     return (
         SideCondition(r"every $p_j$ is a normalised density on $\mathbb{R}$ "
-                      r"($p_j \ge 0$, $\int p_j = 1$)", _normalised_density(_p)),
+                      r"($p_j \ge 0$, $\int p_j = 1$)", _normalised_density(_p),
+                      (sp.Ge(_p(j, t), 0, evaluate=False),
+                       sp.Eq(sp.Integral(_p(j, t), line), 1, evaluate=False)),
+                      r"every $p_j$ a density on $\mathbb{R}$"),
         SideCondition(r"each $f_i$ depends on the coordinate $x_i$ only, and $p_j$ on "
-                      r"$x_j$ only", _one_coordinate(_p, _f)),
+                      r"$x_j$ only", _one_coordinate(_p, _f),
+                      (DependsOnlyOn(sp.Symbol(f"{_f.__name__}_{i}"), _X[i]),
+                       DependsOnlyOn(sp.Symbol(f"{_p.__name__}_{j}"), _X[j]))),
         SideCondition(r"every $p_i f_i$ is absolutely integrable on $\mathbb{R}$ "
-                      f"({integrability_reason})", _integrable_against(_p, _f)),
+                      f"({integrability_reason})", _integrable_against(_p, _f),
+                      (sp.Lt(sp.Integral(sp.Abs(_p(i, t) * _f(i, t)), line), sp.oo,
+                             evaluate=False),),
+                      integrability_reason),
     )
 
 
@@ -687,8 +797,10 @@ def _density_lemma() -> Lemma:
         k=_k,
         schematic=(_k, _M["x"], _M["mu"], _M["S"]),
         conditions=(
-            SideCondition(r"$S$ symmetric positive definite", _positive_definite("S")),
-            SideCondition(r"$\mu$ does not depend on $\mathbf{x}$", _free_of_variable("mu", "S")),
+            SideCondition(r"$S$ symmetric positive definite", _positive_definite("S"),
+                          (IsPositiveDefinite(_M["S"]),)),
+            SideCondition(r"$\mu$ does not depend on $\mathbf{x}$", _free_of_variable("mu", "S"),
+                          (FreeOf(_M["mu"], _M["S"], _M["x"]),)),
         ),
         example=_gaussian_example,
         setting=_gaussian_setting,
@@ -708,14 +820,20 @@ def _quadratic_lemma() -> Lemma:
         k=_k,
         schematic=(_k, x, mu, S, A, m),
         conditions=(
-            SideCondition(r"$S$ symmetric positive definite", _positive_definite("S")),
+            SideCondition(r"$S$ symmetric positive definite", _positive_definite("S"),
+                          (IsPositiveDefinite(S),)),
             SideCondition(r"$\mu$, $m$ and $A$ do not depend on $\mathbf{x}$ (the integrand "
-                          "is then absolutely integrable)", _free_of_variable("mu", "S", "A", "m")),
+                          "is then absolutely integrable)", _free_of_variable("mu", "S", "A", "m"),
+                          (FreeOf(mu, m, A, S, x),), "the integrand is then absolutely integrable"),
         ),
         example=_gaussian_example,
         setting=_gaussian_setting,
         inner=_whitened,
     )
+
+
+_TRIANGULAR_NOTE = ("$T$ a product of lower-triangular matrices with positive diagonals "
+                    "and their inverses")
 
 
 def _log_det_lemma() -> Lemma:
@@ -732,7 +850,8 @@ def _log_det_lemma() -> Lemma:
         schematic=(_k, T),
         conditions=(
             SideCondition(r"$T$ is a product of lower-triangular matrices with positive "
-                          "diagonals and their inverses (so is $T$)", _lower_triangular("T")),
+                          "diagonals and their inverses (so is $T$)", _lower_triangular("T"),
+                          (IsLowerTriangular(T),), _TRIANGULAR_NOTE),
         ),
         example=_triangular_example,
         setting=_triangular_setting,
@@ -756,7 +875,7 @@ def _frobenius_lemma() -> Lemma:
         conditions=(
             SideCondition(r"$T$ is a product of lower-triangular matrices with positive "
                           "diagonals and their inverses (so $T_{ij} = 0$ for $j > i$)",
-                          _lower_triangular("T")),
+                          _lower_triangular("T"), (IsLowerTriangular(T),), _TRIANGULAR_NOTE),
         ),
         example=_triangular_example,
         setting=_triangular_setting,
@@ -765,51 +884,107 @@ def _frobenius_lemma() -> Lemma:
 
 
 
-def _diagonal_lemma() -> Lemma:
-    from symkl.proof.matrices import Column, Diagonal, QuadraticForm
+#: lemma M5 states entrywise sums for traces of at most this many diagonal letters ...
+M5_TRACE_LETTERS = 3
+#: ... and for bilinear forms u^T D_1^{e_1} ... D_r^{e_r} v with at most this many between u and v;
+#: its prover (symkl.proof.matrices) refuses longer words
+M5_BILINEAR_LETTERS = 2
 
-    a, b, c = (sp.Function(name, nargs=1) for name in ("a", "b", "c"))
+
+def _sign_patterns(length: int) -> list[tuple[int, ...]]:
+    patterns = [()]
+    for _ in range(length):
+        patterns = [(*pattern, sign) for pattern in patterns for sign in (1, -1)]
+    return patterns
+
+
+#: the shapes lemma M5 states, one row of its statement each, in order: ``("trace", signs)``
+#: is tr(D_1^{e_1} ... D_r^{e_r}), ``("bilinear", signs)`` is u^T D_1^{e_1} ... D_r^{e_r} v,
+#: ``("log-det", (1,))`` is log det D_1 (``e_j = -1`` an inverse)
+M5_SHAPES: tuple[tuple[str, tuple[int, ...]], ...] = (
+    *[("trace", signs) for r in range(1, M5_TRACE_LETTERS + 1) for signs in _sign_patterns(r)],
+    *[("bilinear", signs)
+      for r in range(M5_BILINEAR_LETTERS + 1) for signs in _sign_patterns(r)],
+    ("log-det", (1,)),
+)
+
+#: M5's schematic entry functions: d_1 .. d_r of the diagonal letters, u and v of the columns
+M5_ENTRIES = tuple(sp.Function(f"d{j}", nargs=1)
+                   for j in range(1, max(M5_TRACE_LETTERS, M5_BILINEAR_LETTERS) + 1))
+M5_COLUMNS = (sp.Function("u", nargs=1), sp.Function("v", nargs=1))
+
+
+def _diagonal_rows() -> tuple[list, list]:
+    """The rows of M5, one per shape of :data:`M5_SHAPES`: ``(left sides, right sides)``."""
+    from symkl.proof.matrices import Column, Diagonal
+
     n, i = sp.Dummy("n", integer=True, positive=True), sp.Dummy("i", integer=True, positive=True)
-    first, second = Diagonal(sp.Lambda(n, a(n)), _k), Diagonal(sp.Lambda(n, b(n)), _k)
-    column = Column(sp.Lambda(n, c(n)), _k)
+    letters = [Diagonal(sp.Lambda(n, d(n)), _k) for d in M5_ENTRIES]
+    u, v = (Column(sp.Lambda(n, c(n)), _k) for c in M5_COLUMNS)
+    lhs, rhs = [], []
+    for kind, signs in M5_SHAPES:
+        word = [letters[j] if e > 0 else letters[j].I for j, e in enumerate(signs)]
+        entry = sp.Mul(*[M5_ENTRIES[j](i) ** e for j, e in enumerate(signs)])
+        if kind == "trace":
+            lhs.append(sp.Trace(functools.reduce(operator.mul, word)))
+            rhs.append(sp.Sum(entry, (i, 1, _k)))
+        elif kind == "bilinear":
+            # u^T W v is a 1 x 1 matrix: its trace is the scalar
+            lhs.append(sp.Trace(functools.reduce(operator.mul, [u.T, *word, v])))
+            rhs.append(sp.Sum(M5_COLUMNS[0](i) * entry * M5_COLUMNS[1](i), (i, 1, _k)))
+        else:
+            lhs.append(sp.log(sp.Determinant(word[0])))
+            rhs.append(sp.Sum(sp.log(M5_ENTRIES[0](i)), (i, 1, _k)))
+    return lhs, rhs
+
+
+def _diagonal_lemma() -> Lemma:
+    lhs, rhs = _diagonal_rows()
     return _lemma(
         name="M5",
         title="diagonal matrices act entrywise",
-        lhs=sp.ImmutableMatrix([sp.Trace(first.I * second), QuadraticForm(first.I, column),
-                                sp.log(sp.Determinant(first))]),
-        rhs=sp.ImmutableMatrix([sp.Sum(b(i) / a(i), (i, 1, _k)),
-                                sp.Sum(c(i) ** 2 / a(i), (i, 1, _k)),
-                                sp.Sum(sp.log(a(i)), (i, 1, _k))]),
+        lhs=sp.ImmutableMatrix(lhs),
+        rhs=sp.ImmutableMatrix(rhs),
         k=_k,
-        schematic=(_k, a, b, c),
+        schematic=(_k, *M5_ENTRIES, *M5_COLUMNS),
         conditions=(
-            SideCondition(r"$a_i > 0$ (so $\operatorname{diag}(a)$ is invertible and "
-                          r"$\log\det$ is real); in general, a product of diagonal matrices and "
-                          r"their inverses is diagonal with the entrywise product, its trace is "
-                          r"the sum of its entries, $u^\top D v = \sum_i u_i D_{ii} v_i$ and "
-                          r"$\det D = \prod_i D_{ii}$", _positive_function(a)),
+            SideCondition(rf"$D_j = \operatorname{{diag}}(d_j)$ with $d_{{j,i}} > 0$ (so $D_j$ is "
+                          rf"invertible and $\log\det D_j$ is real); one row for each word of "
+                          rf"at most {M5_TRACE_LETTERS} letters $D_j^{{\pm 1}}$ in a trace and "
+                          rf"at most {M5_BILINEAR_LETTERS} between $u^\top$ and $v$: nothing "
+                          "longer is an instance", _positive_functions(*M5_ENTRIES),
+                          (Where(sp.Gt(sp.Symbol("d_{j,i}"), 0, evaluate=False),
+                                 sp.Contains(_SHOWN_J, sp.FiniteSet(*range(1, len(M5_ENTRIES) + 1)),
+                                             evaluate=False)),),
+                          f"$D_j = \\operatorname{{diag}}(d_{{j,1}}, \\ldots, d_{{j,k}})$, "
+                          "$u = (u_1, \\ldots, u_k)^\\top$, $v$ likewise; one row for each word "
+                          "of at most "
+                          f"{M5_TRACE_LETTERS} letters $D_j^{{\\pm 1}}$ in a trace and at most "
+                          f"{M5_BILINEAR_LETTERS} between $u^\\top$ and $v$, nothing longer"),
         ),
         example=_diagonal_example,
     )
 
 
-def _positive_function(function):
+def _positive_functions(*functions):
     def holds(images: Images) -> tuple[bool, str]:
-        body = images.body(function)
-        if body.is_positive is not True:
-            return False, f"{function}_i = {body} is not shown positive"
+        for function in functions:
+            body = images.body(function)
+            if body.is_positive is not True:
+                return False, f"{function}(i) = {body} is not shown positive"
         return True, ""
 
     return holds
 
 
 def _diagonal_example() -> dict:
+    """Generic positive entries ``s_j[n]^2`` for each ``d_j``, generic real columns."""
     n = sp.Symbol("n", integer=True, positive=True)
-    s, t = sp.IndexedBase("s", positive=True), sp.IndexedBase("t", positive=True)
-    u = sp.IndexedBase("u", real=True)
-    return {sp.Function("a", nargs=1): sp.Lambda(n, s[n] ** 2),
-            sp.Function("b", nargs=1): sp.Lambda(n, t[n] ** 2),
-            sp.Function("c", nargs=1): sp.Lambda(n, u[n])}
+    example = {d: sp.Lambda(n, sp.IndexedBase(f"s{j}", positive=True)[n] ** 2)
+               for j, d in enumerate(M5_ENTRIES, 1)}
+    for name, column in zip(("u", "w"), M5_COLUMNS, strict=True):
+        example[column] = sp.Lambda(n, sp.IndexedBase(name, real=True)[n])
+    return example
 
 
 MATRIX_LEMMA_BUILDERS = (_density_lemma, _quadratic_lemma, _log_det_lemma, _frobenius_lemma,
@@ -843,8 +1018,10 @@ def _lookup(name: object) -> Lemma:
     return LEMMAS[name]
 
 
-def _checked_instance(lemma: Lemma, substitution: Mapping) -> tuple[sp.Basic, sp.Basic] | str:
-    """The admitted instance with every side condition checked, or why not."""
+def _checked_instance(lemma: Lemma, substitution: Mapping,
+                      row: int | None = None) -> tuple[sp.Basic, sp.Basic] | str:
+    """The admitted instance with every side condition checked, or why not (``row``: of a
+    schema, that equation only)."""
     if not is_genuine_lemma(lemma):
         return f"{lemma.name} is not a lemma of the kernel"
     try:
@@ -853,7 +1030,7 @@ def _checked_instance(lemma: Lemma, substitution: Mapping) -> tuple[sp.Basic, sp
             ok, why = condition.holds(images)
             if not ok:
                 return f"side condition of {lemma.name} not shown ({condition.text}): {why}"
-        return _instance(lemma, images)
+        return _instance(lemma, images, row)
     except (ValueError, TypeError) as error:
         return f"{lemma.name}: {error}"
 
@@ -885,6 +1062,9 @@ class ByLemma(Prover):
         sides = (admit(lhs), admit(rhs))
         if sides != instance and sides != instance[::-1]:
             return SymbolicResult(False, self.method, "the claim is not the lemma's instance")
+        refusal = evidence_refusal([self.lemma.name])
+        if refusal:
+            return SymbolicResult(False, self.method, refusal)
         return SymbolicResult(True, self.method, "side conditions checked on the instance",
                               lemmas=(self.lemma.name,))
 
@@ -923,8 +1103,12 @@ class ByLemmas(Prover):
         result = run_prover(self.then, admit(lhs), admit(rhs))
         lemmas = tuple(dict.fromkeys([lemma.name for lemma, _ in self.uses]
                                      + list(result.lemmas)))
+        refusal = evidence_refusal(lemmas) if result.ok else ""
+        if refusal:
+            return SymbolicResult(False, f"lemmas {', '.join(lemmas)}, then {result.method}",
+                                  refusal, result.sizes)
         return SymbolicResult(result.ok, f"lemmas {', '.join(lemmas)}, then {result.method}",
-                              result.detail, result.sizes, lemmas)
+                              result.detail, result.sizes, lemmas, result.hypotheses)
 
 
 # --------------------------------------------------------------------------- evidence
@@ -1016,6 +1200,11 @@ def lemma_record(name: str, evidence: bool = True) -> dict:
         "title": lemma.title,
         "statement": lemma.latex(),
         "side_conditions": list(lemma.condition_texts()),
+        # the same conditions as formulas: text, LaTeX, and a short note each
+        "side_condition_formulas": [
+            {"formulas": list(c.plain()), "latex": list(c.latex()), "note": c.note}
+            for c in lemma.conditions
+        ],
     }
     if evidence:
         verdict = lemma_evidence(lemma.name)
@@ -1034,3 +1223,40 @@ def lemma_record(name: str, evidence: bool = True) -> dict:
             "digits": round(verdict.numeric.digits, 2),
         }
     return record
+
+
+# --------------------------------------------------------------------------- evidence gate
+
+#: per process: each lemma's evidence verdict as ``(ok, why not)``, from :func:`lemma_evidence`
+_EVIDENCE_VERDICTS: dict[str, tuple[bool, str]] = {}
+#: lemmas whose evidence is being computed now (evidence resting on its own lemma is circular)
+_EVIDENCE_IN_PROGRESS: set[str] = set()
+
+
+def evidence_refusal(names: Iterable[str]) -> str:
+    """Why a verdict resting on the lemmas ``names`` must be refused, or ``""``.
+
+    A lemma backs a claim only while its evidence (:func:`lemma_evidence`: proved at
+    k = 1..6, checked numerically) is ok; the verdict of each lemma is computed once
+    per process.  The first lemma whose evidence fails is named.
+
+    >>> evidence_refusal(["L1"])
+    ''
+    """
+    for name in names:
+        if name not in _EVIDENCE_VERDICTS:
+            if name in _EVIDENCE_IN_PROGRESS:
+                return f"lemma {name}'s evidence may not rest on lemma {name} itself"
+            _EVIDENCE_IN_PROGRESS.add(name)
+            try:
+                verdict = lemma_evidence(name)
+            finally:
+                _EVIDENCE_IN_PROGRESS.discard(name)
+            why = "" if verdict.ok else (
+                f"symbolic: {verdict.symbolic.detail if not verdict.symbolic.ok else 'ok'}; "
+                f"numeric: {'ok' if verdict.numeric.ok else 'failed'}")
+            _EVIDENCE_VERDICTS[name] = (bool(verdict.ok), why)
+        ok, why = _EVIDENCE_VERDICTS[name]
+        if not ok:
+            return f"lemma {name} is not backed: its evidence fails ({why[:200]})"
+    return ""

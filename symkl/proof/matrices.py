@@ -24,8 +24,13 @@ used, each valid for every size:
 
 What the rules cannot reach comes from the named lemmas of
 :mod:`symkl.proof.lemmas` (the Gaussian expectations ``M1``, ``M2`` and the
-triangular facts ``M3``, ``M4``), each applied to an exact instance of its
-statement with its side condition checked on the instance.  The result names
+triangular facts ``M3``, ``M4``, the entrywise action ``M5`` of diagonal
+matrices), each applied to an exact instance of its statement with its side
+condition checked on the instance.  ``M5`` is a schema with one row per word
+shape (traces of up to ``M5_TRACE_LETTERS`` diagonal letters, ``u^T ... v`` with
+up to ``M5_BILINEAR_LETTERS`` between, ``log det``); a word of diagonal letters is
+matched to its row, the row's instance is built by the lemma and read back, and a
+word no row states (longer, two column pairs, letters of another size) is refused.  The result names
 the lemmas used; what is left is scalar algebra for :func:`~symkl.proof.provers.is_zero`.
 
 Examples
@@ -42,6 +47,7 @@ False
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 
 import sympy as sp
@@ -370,12 +376,19 @@ def _poly(expr: sp.Basic, letters: _Letters) -> dict:
     if isinstance(expr, sp.ZeroMatrix):
         return {}
     if isinstance(expr, sp.MatAdd):
+        if len({arg.shape for arg in expr.args}) != 1:  # SymPy lets k x k + n x n through
+            raise MatrixFormError(f"a sum of matrices of different shapes: {expr}")
         total: dict = {}
         for arg in expr.args:
             for word, c in _poly(arg, letters).items():
                 _add(total, word, c)
         return total
     if isinstance(expr, sp.MatMul):
+        factors = [arg for arg in expr.args if getattr(arg, "is_Matrix", False)]
+        for left, right in itertools.pairwise(factors):
+            if left.shape[1] != right.shape[0]:  # SymPy lets k x k times n x n through
+                raise MatrixFormError(f"a product of incompatible shapes {left.shape} and "
+                                      f"{right.shape}: {expr}")
         product: dict = {(): sp.S.One}
         for arg in expr.args:
             if not getattr(arg, "is_Matrix", False):
@@ -392,13 +405,30 @@ def _poly(expr: sp.Basic, letters: _Letters) -> dict:
     if isinstance(expr, sp.Transpose):
         return {_transpose_word(w): c for w, c in _poly(expr.arg, letters).items()}
     if isinstance(expr, sp.Inverse):
-        inner = _poly(expr.arg, letters)
-        if len(inner) != 1:
-            raise MatrixFormError(f"inverse of a sum is not covered: {expr}")
-        (word, c), = inner.items()
-        flipped = tuple(letters.letter(s, t, not i) for s, t, i in reversed(word))
-        return {flipped: 1 / c}
+        return _inverse(_poly(expr.arg, letters), expr, letters)
+    if isinstance(expr, sp.MatPow):  # SymPy writes D*D as D**2: the word it abbreviates
+        base, power = expr.base, expr.exp
+        if not power.is_Integer or base.shape[0] != base.shape[1]:
+            raise MatrixFormError(f"a power the rules cover is an integer power of a square "
+                                  f"matrix, not {expr}")
+        factor, product = _poly(base, letters), {(): sp.S.One}
+        for _ in range(abs(int(power))):
+            new: dict = {}
+            for w1, c1 in product.items():
+                for w2, c2 in factor.items():
+                    _add(new, _reduce(w1 + w2), c1 * c2)
+            product = new
+        return _inverse(product, expr, letters) if power < 0 else product
     raise MatrixFormError(f"not a matrix expression the rules cover: {type(expr).__name__} {expr}")
+
+
+def _inverse(inner: dict, expr: sp.Basic, letters: _Letters) -> dict:
+    """``(c W)^{-1} = c^{-1} W^{-1}``: one word, its letters inverted in reverse order."""
+    if len(inner) != 1:
+        raise MatrixFormError(f"inverse of a sum is not covered: {expr}")
+    (word, c), = inner.items()
+    flipped = tuple(letters.letter(s, t, not i) for s, t, i in reversed(word))
+    return {flipped: 1 / c}
 
 
 def _letter_key(letter: Letter) -> tuple:
@@ -420,6 +450,8 @@ def _trace_key(word: Word) -> Word:
 #: letter (keyed by the objects themselves, so two matrices never share an atom by name)
 _TRACE = sp.Function("tr", real=True)
 _DETERMINANT = sp.Function("det", positive=True)
+#: ``det D`` of a :class:`Diagonal` letter until lemma M5's ``log det D = sum_i log D_ii``
+_DIAGONAL_DETERMINANT = sp.Function("det_diagonal", positive=True)
 
 
 def _word_tuple(word: Word) -> sp.Tuple:
@@ -429,6 +461,55 @@ def _word_tuple(word: Word) -> sp.Tuple:
 
 def _word_text(word: Word) -> str:
     return " ".join(s.name + ("^T" if t else "") + ("^-1" if i else "") for s, t, i in word)
+
+
+def _entrywise(symbol: sp.Basic) -> bool:
+    """A letter lemma M5 speaks about: exactly a :class:`Diagonal` or a :class:`Column`."""
+    return type(symbol) in (Diagonal, Column)
+
+
+def _same_letter(a: sp.Basic, b: sp.Basic) -> bool:
+    """The same Diagonal/Column (same class, size and entry function), or the same object."""
+    if _entrywise(a) or _entrywise(b):
+        probe = sp.Dummy("i", integer=True, positive=True)
+        return (type(a) is type(b) and a.args[1] == b.args[1]
+                and sp.expand(a.value(probe) - b.value(probe)) == 0)
+    return a == b
+
+
+def _same_word(a: Word, b: Word) -> bool:
+    return len(a) == len(b) and all(
+        _same_letter(x[0], y[0]) and x[1:] == y[1:] for x, y in zip(a, b, strict=True))
+
+
+def _diagonal_row(shape: tuple, diagonal: Sequence, columns: Sequence,
+                  word: Word) -> tuple[sp.Basic, sp.Basic]:
+    """The instance of M5's row for ``shape``, its entry functions taken from the letters.
+
+    Refuses a shape the lemma does not state (a longer word), letters of other sizes
+    (the instance is then not the word), and side conditions not shown (positive entries).
+    """
+    from symkl.proof.lemmas import LEMMAS, M5_COLUMNS, M5_ENTRIES, M5_SHAPES, _checked_instance
+
+    if shape not in M5_SHAPES:
+        raise MatrixFormError(f"{_word_text(word)}: lemma M5 states no {shape[0]} of "
+                              f"{len(shape[1])} diagonal letters (the longest it states are "
+                              f"{max(len(s) for k, s in M5_SHAPES if k == shape[0])})")
+    lemma = LEMMAS[_DIAGONAL]
+    size = (list(diagonal) + list(columns))[0].args[1]
+    unused = sp.Lambda(sp.Dummy("n", integer=True, positive=True), sp.S.One)
+    substitution = {lemma.k: size}
+    substitution.update({d: unused for d in M5_ENTRIES})
+    substitution.update({c: unused for c in M5_COLUMNS})
+    # the shape has at most len(M5_ENTRIES) diagonal letters (checked above)
+    substitution.update({d: letter.args[0] for d, letter in zip(M5_ENTRIES, diagonal,
+                                                                strict=False)})
+    substitution.update({c: letter.args[0] for c, letter in zip(M5_COLUMNS, columns,
+                                                                strict=False)})
+    instance = _checked_instance(lemma, substitution, row=M5_SHAPES.index(shape))
+    if isinstance(instance, str):
+        raise MatrixFormError(instance)
+    return instance
 
 
 class _Normaliser:
@@ -444,28 +525,43 @@ class _Normaliser:
         total = sp.S.Zero
         for word, c in _poly(matrix, self.letters).items():
             key = _trace_key(word)
-            if key and all(isinstance(letter[0], Diagonal) for letter in key):
+            if key and all(_entrywise(letter[0]) for letter in key):
                 total += c * self.diagonal_trace(key)
                 continue
             total += c * (size if key == () else _TRACE(_word_tuple(key)))
         return total
 
     def diagonal_trace(self, word: Word) -> sp.Expr:
-        """Lemma M5: diagonal matrices act entrywise, ``tr`` and ``u^T D v`` are sums."""
+        """Lemma M5: the trace of a word of diagonal letters, or ``u^T D_1 ... D_r v``, as a sum.
+
+        The word (a trace key) is matched to one row of M5's statement; the row's
+        instance is built by the lemma (side conditions checked), read back by these
+        rules and compared letter by letter with ``word``; its right side is the value.
+        """
         columns = [n for n, (symbol, _, _) in enumerate(word) if type(symbol) is Column]
         if columns:
             rows = [n for n in columns if word[n][1]]
             if len(columns) != 2 or len(rows) != 1:
-                raise MatrixFormError(f"a trace of {_word_text(word)} is not covered")
+                raise MatrixFormError(f"a trace of {_word_text(word)} is not covered by lemma "
+                                      "M5 (one u^T ... v pair)")
             word = word[rows[0]:] + word[:rows[0]]  # u^T D_1 ... D_r v
             if type(word[-1][0]) is not Column or word[-1][1]:
-                raise MatrixFormError(f"a trace of {_word_text(word)} is not covered")
-        index = sp.Dummy("n", integer=True, positive=True)
-        body = sp.S.One
-        for symbol, _, inverted in word:
-            body *= 1 / symbol.value(index) if inverted else symbol.value(index)
+                raise MatrixFormError(f"a trace of {_word_text(word)} is not covered by lemma "
+                                      "M5 (u^T D_1 ... D_r v)")
+            shape, diagonal = ("bilinear", word[1:-1]), word[1:-1]
+            columns = (word[0][0], word[-1][0])
+        else:
+            shape, diagonal = ("trace", word), word
+        shape = (shape[0], tuple(-1 if inverted else 1 for _, _, inverted in diagonal))
+        row = _diagonal_row(shape, [symbol for symbol, _, _ in diagonal], columns, word)
+        lhs, rhs = row
+        instance = _poly(lhs.arg, self.letters)
+        if list(instance.values()) != [1] or not _same_word(_trace_key(next(iter(instance))),
+                                                            _trace_key(word)):
+            raise MatrixFormError(f"{_word_text(word)} is not the instance of lemma M5 built "
+                                  "for it")
         self.lemmas.add(_DIAGONAL)
-        return sp.Sum(body, (index, 1, word[0][0].args[1]))
+        return rhs
 
     def determinant(self, matrix: sp.Basic) -> sp.Expr:
         poly = _poly(matrix, self.letters)
@@ -476,12 +572,17 @@ class _Normaliser:
         for symbol, _, inverted in word:
             if symbol.shape[0] != symbol.shape[1]:
                 raise MatrixFormError(f"determinant of a product with a non-square {symbol}")
-            if type(symbol) is Diagonal and symbol.positive:  # lemma M5: det = prod of entries
+            if type(symbol) is Diagonal:  # lemma M5: log det D = sum_i log D_ii
+                lhs, rhs = _diagonal_row(("log-det", (1,)), [symbol], (), ((symbol, False, False),))
+                if not (isinstance(lhs, sp.log) and isinstance(lhs.args[0], sp.Determinant)
+                        and _same_letter(lhs.args[0].arg, symbol)):
+                    raise MatrixFormError(f"det {symbol} is not the instance of lemma M5 built "
+                                          "for it")
                 self.lemmas.add(_DIAGONAL)
-                atom = sp.Dummy(f"det({symbol.name})", positive=True)
-                index = sp.Dummy("n", integer=True, positive=True)
-                self.log_determinants[atom] = sp.Sum(sp.log(symbol.value(index)),
-                                                     (index, 1, symbol.args[1]))
+                # an atom that keeps the letter's free symbols (an outer summation
+                # index in its entries must still be seen by the sum around it)
+                atom = _DIAGONAL_DETERMINANT(symbol)
+                self.log_determinants[atom] = rhs
                 value *= 1 / atom if inverted else atom
                 continue
             if self.letters.triangular(symbol):
@@ -506,7 +607,14 @@ class _Normaliser:
         if isinstance(expr, SquaredNorm):
             return self.trace(sp.MatMul(expr.args[0].T, expr.args[0]))
         if isinstance(expr, sp.Sum):
-            return _sum(self.scalar(expr.function), expr.limits)
+            # the bound index becomes a fresh, non-canonical dummy before the body is
+            # normalised: the lemma instances built inside are admitted with their own
+            # bound variables named canonically, and must not meet this index by name
+            fresh = {index: sp.Dummy(index.name, **index.assumptions0)
+                     for index, _, _ in expr.limits}
+            limits = tuple((fresh[index], low.xreplace(fresh), high.xreplace(fresh))
+                           for index, low, high in expr.limits)
+            return _sum(self.scalar(expr.function.xreplace(fresh)), limits)
         if isinstance(expr, sp.MatrixExpr):
             raise MatrixFormError(f"a matrix where a scalar was expected: {expr}")
         if not expr.args:
@@ -514,23 +622,39 @@ class _Normaliser:
         return expr.func(*[self.scalar(a) for a in expr.args])
 
 
-def _sum(body: sp.Expr, limits: tuple) -> sp.Expr:
-    """Finite sums: linear, and a summand free of the index counts its terms."""
+#: a sum with a numeric range of at most this many terms is written out term by term
+_UNROLLED_TERMS = 16
+
+
+def _sum(body: sp.Expr, limits: tuple, unroll: bool = False) -> sp.Expr:
+    """Finite sums: linear, and a summand free of the index counts its terms.
+
+    With ``unroll``, a power ``i^m`` of the index sums to its closed form (SymPy's
+    Faulhaber sum) and a range of at most :data:`_UNROLLED_TERMS` numbers is written
+    out term by term.  (Not while atoms that stand for sums may still hide the index.)
+    """
     if len(limits) > 1:
-        return _sum(_sum(body, limits[:1]), limits[1:])
+        return _sum(_sum(body, limits[:1], unroll), limits[1:], unroll)
     (index, low, high), = limits
     body = sp.expand(body)
+    if unroll and (high - low).is_Integer and 0 <= high - low < _UNROLLED_TERMS:
+        return sp.Add(*[_split_sums(sp.expand(body.xreplace({index: low + n})))
+                        for n in range(int(high - low) + 1)])
     if body.is_Add:
-        return sp.Add(*[_sum(term, limits) for term in body.args])
+        return sp.Add(*[_sum(term, limits, unroll) for term in body.args])
     constant, dependent = body.as_independent(index, as_Add=False)
     if dependent == 1:
         return constant * (high - low + 1)
+    base, power = dependent.as_base_exp()
+    if unroll and base == index and power.is_Integer and power > 0:
+        return constant * sp.expand(sp.summation(dependent, (index, low, high)))
     return constant * sp.Sum(dependent, (index, low, high))
 
 
 def _split_sums(expr: sp.Basic) -> sp.Basic:
     """Split every Sum of an Add into Sums of its terms (finite sums are linear)."""
-    return expr.replace(lambda e: isinstance(e, sp.Sum), lambda e: _sum(e.function, e.limits))
+    return expr.replace(lambda e: isinstance(e, sp.Sum),
+                        lambda e: _sum(e.function, e.limits, unroll=True))
 
 
 def matrix_normal_form(expr: sp.Basic) -> sp.Expr:
@@ -572,15 +696,27 @@ class MatrixAlgebra(Prover):
         self.diagonal = dict(diagonal or {})
         for symbol, image in self.diagonal.items():
             square = isinstance(symbol, PositiveDefinite) and type(image) is Diagonal
-            if not (square and image.positive) and not (
-                    type(image) is Column and symbol.shape == image.shape):
+            column = isinstance(symbol, sp.MatrixSymbol) and type(image) is Column
+            if not ((square and image.positive) or column) or (
+                    getattr(symbol, "shape", None) != image.shape):
                 raise TypeError(f"diagonal: {symbol} -> {image} must map a PositiveDefinite to "
-                                "a Diagonal with positive entries, or a column to a Column")
+                                "a Diagonal with positive entries, or a column to a Column, "
+                                f"of the same shape (got {getattr(symbol, 'shape', None)} -> "
+                                f"{getattr(image, 'shape', None)})")
         self.lemmas = tuple(lemmas)
         for sigma, factor in self.cholesky.items():
             if not isinstance(sigma, PositiveDefinite) or not isinstance(factor, CholeskyFactor):
                 raise TypeError(f"cholesky: {sigma} -> {factor} must map a PositiveDefinite "
                                 "to a CholeskyFactor")
+        # each positive-definite matrix has its own Cholesky factor (that is no restriction);
+        # one factor for two matrices would assume they are equal
+        owners: dict = {}
+        for sigma, factor in self.cholesky.items():
+            if factor in owners:
+                raise ValueError(f"cholesky: {owners[factor]} and {sigma} are both given the "
+                                 f"factor {factor}; that assumes {owners[factor]} = {sigma}. "
+                                 "Give each matrix its own CholeskyFactor")
+            owners[factor] = sigma
 
     def _letters(self) -> _Letters:
         return _Letters()
@@ -589,6 +725,24 @@ class MatrixAlgebra(Prover):
         parts = [f"{s} = {f} {f}^T" for s, f in self.cholesky.items()]
         parts += [f"{s} = {v.name}" for s, v in self.diagonal.items()]
         return f" with {', '.join(parts)}" if parts else ""
+
+    def restrictions(self) -> tuple[str, ...]:
+        """The hypotheses that restrict a claim proved with them (its scope names them).
+
+        A covariance set to a :class:`Diagonal` restricts the claim; a column written
+        as its own entries (``Column(Lambda(n, mu[n]))``) does not.  (Cholesky factors
+        restrict nothing: every positive-definite matrix has one.)
+        """
+        found = []
+        for symbol, image in self.diagonal.items():
+            variable, body = image.args[0].variables[0], image.args[0].expr
+            coordinates = (type(image) is Column and isinstance(body, sp.Indexed)
+                           and body.indices == (variable,))
+            if not coordinates:
+                shown = image.value(sp.Symbol("i", integer=True, positive=True))
+                what = "diag" if type(image) is Diagonal else "column"
+                found.append(f"{symbol} = {what}({shown})")
+        return tuple(found)
 
     def normal_form(self, expr: sp.Basic) -> tuple[sp.Expr, set[str]]:
         """Gaussian expectations by lemma, the hypotheses, lemma rewrites, then the normal form."""
@@ -630,10 +784,16 @@ class MatrixAlgebra(Prover):
             return SymbolicResult(False, self.method, "a lemma was used that was not named")
         ok, detail = is_zero(sp.expand(a - b))
         used = tuple(sorted(used_a | used_b))
+        if ok and used:  # a lemma backs the proof only while its evidence holds
+            from symkl.proof.lemmas import evidence_refusal
+
+            refusal = evidence_refusal(used)
+            if refusal:
+                ok, detail = False, refusal
         method = self.method + self._hypotheses() + (
             f" from lemmas {', '.join(used)}" if used else "")
         return SymbolicResult(ok, method, f"{how} agree by {detail}" if ok else detail, None,
-                              used if ok else ())
+                              used if ok else (), self.restrictions() if ok else ())
 
 
 # --------------------------------------------------------------------------- lemma instances

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import functools
 import random
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -52,7 +53,9 @@ class SymbolicResult:
     """Outcome of a symbolic proof: ``ok``, the ``method`` used, a ``detail``, the ``sizes``.
 
     ``sizes`` is None for a proof for every value, else the dimensions proved.
-    ``lemmas`` names the lemmas of :mod:`symkl.proof.lemmas` the proof assumes.
+    ``lemmas`` names the lemmas of :mod:`symkl.proof.lemmas` the proof assumes;
+    ``hypotheses`` the hypotheses that restrict it (``"Sigma_p = diag(a)"``): what was
+    proved holds given them only, and the verdict's scope says so.
     """
 
     ok: bool
@@ -60,6 +63,7 @@ class SymbolicResult:
     detail: str = ""
     sizes: tuple[int, ...] | None = None
     lemmas: tuple[str, ...] = ()
+    hypotheses: tuple[str, ...] = ()
 
 
 # --------------------------------------------------------------------------- zero test
@@ -277,10 +281,22 @@ class Prover:
         raise NotImplementedError
 
 
+def _defined_in_kernel(cls: type) -> bool:
+    """``cls`` is the very class a kernel module defines under its name.
+
+    Not its ``__module__`` string alone: a class written elsewhere can set that
+    to a kernel module's name in one line.
+    """
+    if cls.__module__ not in KERNEL_MODULES or "." in cls.__qualname__:
+        return False
+    module = sys.modules.get(cls.__module__)
+    return module is not None and vars(module).get(cls.__qualname__) is cls
+
+
 def run_prover(prover: object, lhs: sp.Basic, rhs: sp.Basic) -> SymbolicResult:
     """Run a *kernel* prover: a class defined in the kernel, its own ``prove`` method."""
     cls = type(prover)
-    if not isinstance(prover, Prover) or cls.__module__ not in KERNEL_MODULES or cls is Prover:
+    if not isinstance(prover, Prover) or not _defined_in_kernel(cls) or cls is Prover:
         return SymbolicResult(
             False,
             "refused",
@@ -667,6 +683,34 @@ class AtSizes(Prover):
         self.general, self.what = general, what
 
     @staticmethod
+    def _generic(setting: Mapping, size: int, free: set) -> str:
+        """Why ``setting`` specialises the claim beyond fixing its size, or ``""``.
+
+        A setting may set size symbols to the size and write matrix symbols out
+        in fresh entries; pinning a scalar (``x -> 0``), an entry (``a[1] -> 0``),
+        a matrix to constants, or a matrix to symbols of the claim would prove
+        a special case only.
+        """
+        for key, value in setting.items():
+            if isinstance(key, (sp.Symbol, sp.Indexed)):
+                if not (isinstance(key, sp.Symbol) and key.is_integer and value == size):
+                    return (
+                        f"the setting pins {key} -> {value}: only the size symbols "
+                        f"may be fixed (to {size}); that proves a special case"
+                    )
+            elif isinstance(key, sp.MatrixSymbol):
+                symbols = getattr(value, "free_symbols", set())
+                if not symbols:
+                    return f"the setting pins {key} to constants: that proves a special case"
+                if symbols & free:
+                    shared = ", ".join(sorted(map(str, symbols & free)))
+                    return (
+                        f"the setting writes {key} with {shared}, symbols of the claim "
+                        "itself: that proves a special case"
+                    )
+        return ""
+
+    @staticmethod
     def _consistent(setting: Mapping) -> str:
         simple = {
             a: b
@@ -695,9 +739,11 @@ class AtSizes(Prover):
                 return SymbolicResult(True, f"{result.method}, for general k", result.detail)
         methods: list[str] = []
         lemmas: list[str] = []
+        hypotheses: list[str] = []
         for size in self.sizes:
             setting = self.setting(size)
-            problem = self._consistent(setting)
+            problem = self._generic(setting, size, lhs.free_symbols | rhs.free_symbols)
+            problem = problem or self._consistent(setting)
             if problem:
                 return SymbolicResult(False, f"at k = {size}", problem)
             result = run_prover(
@@ -709,6 +755,7 @@ class AtSizes(Prover):
                 return SymbolicResult(False, f"at k = {size}: {result.method}", result.detail)
             methods.append(result.method)
             lemmas.extend(result.lemmas)
+            hypotheses.extend(result.hypotheses)
         what = f" with {self.what}" if self.what else ""
         return SymbolicResult(
             True,
@@ -716,6 +763,7 @@ class AtSizes(Prover):
             "not proved for general k; proved symbolically at each listed k",
             self.sizes,
             tuple(dict.fromkeys(lemmas)),
+            tuple(dict.fromkeys(hypotheses)),
         )
 
 

@@ -133,6 +133,19 @@ class TextbookLatexPrinter(LatexPrinter):
     def _print_Identity(self, expr: sp.Identity) -> str:
         return rf"I_{{{self._print(expr.rows)}}}"
 
+    def _print_Sum(self, expr: sp.Sum) -> str:
+        r"""A double sum as nested sums, ``\sum_{i=1}^{k} \sum_{j=1}^{i - 1}``, as on paper."""
+        if len(expr.limits) == 1 or any(len(limit) != 3 for limit in expr.limits):
+            return super()._print_Sum(expr)
+        signs = "".join(
+            rf"\sum_{{{self._print(variable)}={sp.latex(low)}}}^{{{sp.latex(high)}}} "
+            for variable, low, high in reversed(expr.limits)  # SymPy lists the innermost first
+        )
+        body = self._print(expr.function)
+        if isinstance(expr.function, sp.Add):
+            body = rf"\left({body}\right)"
+        return signs + body
+
 
 class TextbookStrPrinter(StrPrinter):
     """Plain text with the same shapes: ``exp(-x**2/(2*sigma**2))/(sigma*sqrt(2*pi))``.
@@ -260,6 +273,43 @@ def step_checks(derivation: Derivation, report: Any) -> dict[str, dict[str, Any]
     return entries
 
 
+_HYPOTHESES = re.compile(r" with (?P<clause>.+?)(?= from lemmas|$)")
+_NAME = re.compile(r"\b(?P<name>[A-Za-z]+)_(?P<sub>[A-Za-z0-9]+)(?P<entry>\[i\])?")
+
+
+def hypotheses_math(method: str) -> str:
+    r"""A prover's hypotheses (``with Sigma_p = L_p L_p^T, ...``) written as math.
+
+    The method text of a matrix-algebra proof names its hypotheses in plain
+    text (it is also the JSON verdict); rendered, each becomes a formula.
+
+    >>> print(hypotheses_math("matrix algebra with Sigma_p = L_p L_p^T from lemmas M3"))
+    matrix algebra with $\Sigma_{p} = L_{p} L_{p}^{\top}$ from lemmas M3
+    >>> print(hypotheses_math("algebra with mu_q = column(mu_q[i]), "
+    ...                       "Sigma_q = diagonal(sigma_q[i]**2)"))
+    algebra with $\mu_{q} = (\mu_{q,i})_{i}$, $\Sigma_{q} = \operatorname{diag}(\sigma_{q,i}^{2})$
+    """
+    def formula(part: str) -> str:
+        def name(match: re.Match) -> str:
+            head = sp.latex(sp.Symbol(match["name"]))
+            index = f"{match['sub']},i" if match["entry"] else match["sub"]
+            return f"{head}_{{{index}}}"
+
+        shown = _NAME.sub(name, part)
+        shown = re.sub(r"column\((.*)\)", r"(\1)_{i}", shown)
+        shown = shown.replace("diagonal(", r"\operatorname{diag}(")
+        shown = shown.replace("^T", r"^{\top}").replace("**2", "^{2}")
+        return f"${shown}$"
+
+    def clause(match: re.Match) -> str:
+        parts = match["clause"].split(", ")
+        if not all(" = " in part for part in parts):
+            return match[0]
+        return " with " + ", ".join(formula(part) for part in parts)
+
+    return _HYPOTHESES.sub(clause, method)
+
+
 def method_note(check: dict[str, Any] | None) -> str:
     """A stable, run-independent note of how a step was checked.
 
@@ -276,7 +326,7 @@ def method_note(check: dict[str, Any] | None) -> str:
     if check is None:
         return ""
     symbolic, numeric = check.get("symbolic", {}), check.get("numeric", {})
-    method = symbolic.get("method", "")
+    method = hypotheses_math(symbolic.get("method", ""))
     symbolic_text = method if symbolic.get("ok") else "NOT proved symbolically"
     if symbolic.get("ok") and symbolic.get("sizes") and "at k =" not in method:
         # a claim proved only at finite sizes says so wherever its verdict appears
@@ -340,13 +390,31 @@ def used_lemmas(derivation: Derivation, report: Any = None) -> tuple[str, ...]:
     return tuple(sorted(dict.fromkeys(names), key=lambda n: (len(n), n)))
 
 
-def assumed_lemmas(derivation: Derivation, report: Any = None) -> list[tuple[str, str, str, tuple]]:
-    """``(name, title, statement LaTeX, side conditions)`` of every lemma used, once each."""
+def assumed_lemmas(derivation: Derivation, report: Any = None) -> list[tuple[str, str, str, str]]:
+    """``(name, title, statement LaTeX, side conditions)`` of every lemma used, once each.
+
+    The side conditions are one Markdown string with ``$...$`` math
+    (:func:`side_conditions_markdown`); the LaTeX renderer keeps the math as is.
+    """
     return [
-        (name, LEMMAS[name].title, LEMMAS[name].latex(), LEMMAS[name].condition_texts())
+        (name, LEMMAS[name].title.replace("R^k", r"$\mathbb{R}^k$"), LEMMAS[name].latex(expr_latex),
+         side_conditions_markdown(LEMMAS[name].condition_formulas(expr_latex)))
         for name in used_lemmas(derivation, report)
         if name in LEMMAS
     ]
+
+
+def side_conditions_markdown(conditions: tuple[tuple[tuple[str, ...], str], ...]) -> str:
+    r"""``$f_1$, $f_2$ (note); $g$`` from ``(formulas in LaTeX, note)`` pairs.
+
+    >>> print(side_conditions_markdown(((("S \\succ 0",), ""), (("a = 1", "b > 0"), "why"))))
+    $S \succ 0$; $a = 1$, $b > 0$ (why)
+    """
+    parts = []
+    for formulas, note in conditions:
+        shown = ", ".join(f"${formula}$" for formula in formulas)
+        parts.append(f"{shown} ({note})" if note and shown else shown or note)
+    return "; ".join(parts)
 
 
 def verdict_line(report: Any) -> str:
@@ -360,8 +428,8 @@ def verdict_line(report: Any) -> str:
         failing = sum(1 for claim in claims if not claim.get("ok"))
         return f"NOT all claims proved ({failing} of {len(claims)} failing)"
     scope = summary.get("scope", "")
-    if scope == "for all k":
-        return f"every claim ({len(claims)}: steps, named terms, facts) proved for all k"
+    if scope in ("for all k", "for all values"):
+        return f"every claim ({len(claims)}: steps, named terms, facts) proved {scope}"
     return f"every claim ({len(claims)}: steps, named terms, facts) proved; {scope}"
 
 # --------------------------------------------------------------------------- plain text

@@ -93,10 +93,18 @@ def _facts(derivation: Derivation, report: Any) -> str:
     checks = step_checks(derivation, report)
     items = "\n".join(
         rf"\item {_text(fact.text)} ({{\itshape "
-        rf"{_text(fact_note(fact, checks.get(fact.label)))}}}): \[ {fact_latex(fact)} \]"
+        rf"{_text(fact_note(fact, checks.get(fact.label)))}}}): \[ {_fact_display(fact)} \]"
         for fact in derivation.facts
     )
     return f"\\paragraph{{Facts.}}\n\\begin{{itemize}}\n{items}\n\\end{{itemize}}"
+
+
+def _fact_display(fact, width: int = 700) -> str:
+    """``lhs = rhs``; a long one (by LaTeX length) as two aligned rows, ``lhs`` then ``= rhs``."""
+    lhs, rhs = expr_latex(fact.display_lhs), expr_latex(fact.rhs)
+    if len(lhs) + len(rhs) <= width:
+        return fact_latex(fact)
+    return rf"\begin{{aligned}} & {lhs} \\ &= {rhs} \end{{aligned}}"
 
 
 def _lemmas(derivation: Derivation, report: Any) -> str:
@@ -105,7 +113,7 @@ def _lemmas(derivation: Derivation, report: Any) -> str:
         return ""
     items = "\n".join(
         rf"\item \textbf{{{name}}} ({_text(title)}): \[ {statement} \] "
-        rf"when {_text('; '.join(conditions))}."
+        rf"when {_text(conditions)}."
         for name, title, statement, conditions in lemmas
     )
     return (

@@ -71,7 +71,7 @@ def derivation_to_markdown(
                   "on every instance).", ""]
         for name, title, statement, conditions in lemmas:
             lines += [f"- **{name}** ({title}):", "", "  $$", f"  {statement}", "  $$", "",
-                      f"  when {'; '.join(conditions)}.", ""]
+                      f"  when {conditions}.", ""]
     if report is not None:
         lines.append(
             f"**Verification:** {verdict_line(report)} (symbolically by SymPy and "

@@ -162,7 +162,7 @@ def derivation_to_notebook(
     if lemmas:
         listed = "\n\n".join(
             f"- **{name}** ({title}):\n\n  $$\n  {statement}\n  $$\n\n"
-            f"  when {'; '.join(conditions)}."
+            f"  when {conditions}."
             for name, title, statement, conditions in lemmas
         )
         cells.append(_markdown(
