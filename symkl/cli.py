@@ -373,14 +373,22 @@ def _verify(args: argparse.Namespace) -> int:
             progress(f"verify {name}", index, len(names))
             reports.append(derive(name).verify())
     if args.json:
-        from symkl.proof.lemmas import lemma_record
+        from symkl.proof.lemmas import evidence_refusal, lemma_record
 
-        documents = []
+        documents, unbacked = [], []
         for report in reports:  # each lemma used: statement, side conditions, evidence verdict
             document = report.as_dict()
             document["assumed_lemmas"] = [lemma_record(name) for name in report.lemmas]
+            # a derivation resting on a lemma whose evidence fails is not verified
+            refusal = evidence_refusal(report.lemmas)
+            document["lemma_evidence_ok"] = not refusal
+            if refusal:
+                unbacked.append(report)
+                print(f"symkl verify: {report.name}: {refusal}", file=sys.stderr)
             documents.append(document)
         print(json.dumps(documents, indent=2))
+        if unbacked:
+            return EXIT_FAILED
     else:
         for report in reports:
             print(report)

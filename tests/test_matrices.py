@@ -587,23 +587,29 @@ def evidence_of_m3_and_l2_fails(monkeypatch):
     return failed
 
 
-def test_a_lemma_whose_evidence_fails_backs_no_claim(evidence_of_m3_and_l2_fails):
-    from symkl.proof import LEMMAS, ByLemma, ByLemmas, Claim, check
+def test_a_lemma_whose_evidence_fails_is_named_by_the_evidence_gate(evidence_of_m3_and_l2_fails):
+    from symkl.proof.lemmas import evidence_refusal
 
-    logdet = (sp.Sum(sp.log(entry(M, i, i)), (i, 1, k)), sp.log(sp.Determinant(M)))
-    result = run_prover(TRIANGULAR, *logdet)
-    assert not result.ok and "lemma M3 is not backed" in result.detail, result
-    assert not check(Claim("gated-M3", *logdet, prover=TRIANGULAR)).ok
-    lemma = LEMMAS["L2"]
-    lhs, rhs = lemma.instance(lemma.example())
-    by_lemma = run_prover(ByLemma("L2", lemma.example()), lhs, rhs)
-    assert not by_lemma.ok and "lemma L2 is not backed" in by_lemma.detail, by_lemma
-    by_lemmas = run_prover(ByLemmas([("L2", lemma.example())]), lhs, rhs)
-    assert not by_lemmas.ok and "lemma L2 is not backed" in by_lemmas.detail, by_lemmas
+    assert "lemma M3 is not backed" in evidence_refusal(["M1", "M3"])
+    assert "lemma L2 is not backed" in evidence_refusal(["L2"])
 
 
-def test_the_evidence_gate_is_what_refuses(monkeypatch):
-    """With evidence reported ok, the same M3 claim proves: the gate, not the rules, refused."""
+def test_verify_json_fails_a_derivation_resting_on_unbacked_lemmas(
+    evidence_of_m3_and_l2_fails, capsys
+):
+    """``symkl verify --json`` reports the evidence and fails the derivation by it."""
+    import json
+
+    from symkl.cli import EXIT_FAILED, main
+
+    assert main(["verify", "diagonal", "--json"]) == EXIT_FAILED  # diagonal rests on L1, L2
+    captured = capsys.readouterr()
+    assert "lemma L2 is not backed" in captured.err
+    (document,) = json.loads(captured.out)
+    assert document["lemma_evidence_ok"] is False
+
+
+def test_the_evidence_gate_passes_backed_lemmas(monkeypatch):
     import types
 
     from symkl.proof import lemmas
@@ -611,8 +617,7 @@ def test_the_evidence_gate_is_what_refuses(monkeypatch):
     monkeypatch.setattr(lemmas, "_EVIDENCE_VERDICTS", {})
     monkeypatch.setattr(lemmas, "lemma_evidence",
                         lambda name, settings=None: types.SimpleNamespace(ok=True))
-    logdet = (sp.Sum(sp.log(entry(M, i, i)), (i, 1, k)), sp.log(sp.Determinant(M)))
-    assert run_prover(TRIANGULAR, *logdet).ok
+    assert lemmas.evidence_refusal(["M3", "L2"]) == ""
 
 
 # ----------------------------------------------------------- hypotheses are stated in the scope

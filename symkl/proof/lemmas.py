@@ -1062,9 +1062,6 @@ class ByLemma(Prover):
         sides = (admit(lhs), admit(rhs))
         if sides != instance and sides != instance[::-1]:
             return SymbolicResult(False, self.method, "the claim is not the lemma's instance")
-        refusal = evidence_refusal([self.lemma.name])
-        if refusal:
-            return SymbolicResult(False, self.method, refusal)
         return SymbolicResult(True, self.method, "side conditions checked on the instance",
                               lemmas=(self.lemma.name,))
 
@@ -1103,10 +1100,6 @@ class ByLemmas(Prover):
         result = run_prover(self.then, admit(lhs), admit(rhs))
         lemmas = tuple(dict.fromkeys([lemma.name for lemma, _ in self.uses]
                                      + list(result.lemmas)))
-        refusal = evidence_refusal(lemmas) if result.ok else ""
-        if refusal:
-            return SymbolicResult(False, f"lemmas {', '.join(lemmas)}, then {result.method}",
-                                  refusal, result.sizes)
         return SymbolicResult(result.ok, f"lemmas {', '.join(lemmas)}, then {result.method}",
                               result.detail, result.sizes, lemmas, result.hypotheses)
 
@@ -1238,7 +1231,10 @@ def evidence_refusal(names: Iterable[str]) -> str:
 
     A lemma backs a claim only while its evidence (:func:`lemma_evidence`: proved at
     k = 1..6, checked numerically) is ok; the verdict of each lemma is computed once
-    per process.  The first lemma whose evidence fails is named.
+    per process.  The first lemma whose evidence fails is named.  ``symkl verify
+    --json`` (which reports the evidence) fails a derivation by it; single checks do
+    not call it, since M1's and M2's evidence alone takes about a minute (their
+    symbolic proofs at k = 5, 6), and the registry is frozen, its evidence tested in CI.
 
     >>> evidence_refusal(["L1"])
     ''
