@@ -311,11 +311,25 @@ def gradient_var(mu_p, var_p, mu_q, var_q):
     with xp.errstate(all='ignore'):
         parts = parts_var(mu_p, var_p, mu_q, var_q)
         half_x, half_a = parts['half_x'], parts['half_a']
+        # where a + x cancels (x < 0, a within a factor 5/3 of -x): the exact
+        # sum of fact gradient-exact-var-var_q; else as above
+        cancels = (half_x < 0.0) & (4.0 * (half_a + half_x) < half_a - half_x) & (-4.0 * (half_a + half_x) < half_a - half_x)
+        kappa = xp.where((var_q < 2.0**-500) & (var_q > -(2.0**-500)), 2.0**300, xp.where((var_q > 2.0**500) | (var_q < -(2.0**500)), 2.0**-300, 1.0))
+        exact_var_q_n0_hi, exact_var_q_n0_lo = two_sum(mu_p, -mu_q)
+        exact_var_q_n0_hi = kappa * exact_var_q_n0_hi
+        exact_var_q_n0_lo = kappa * exact_var_q_n0_lo
+        exact_var_q_n0_sq = exact_var_q_n0_hi * exact_var_q_n0_hi
+        exact_var_q_n0_sq_lo = product_error(exact_var_q_n0_hi, exact_var_q_n0_hi, exact_var_q_n0_sq) + exact_var_q_n0_lo * (2.0 * exact_var_q_n0_hi + exact_var_q_n0_lo)
+        exact_var_q_t0_hi = kappa**2 * var_p
+        exact_var_q_t1_hi = (-kappa**2) * var_q
+        exact_var_q_s0, exact_var_q_e0 = two_sum(exact_var_q_n0_sq, exact_var_q_t0_hi)
+        exact_var_q_s1, exact_var_q_e1 = two_sum(exact_var_q_s0, exact_var_q_t1_hi)
+        exact_var_q = (-1/2 * ((exact_var_q_s1 + (exact_var_q_e0 + exact_var_q_e1 + exact_var_q_n0_sq_lo)) / (var_q * kappa**2))) / var_q
         return (
             (mu_p - mu_q)/var_q,
             xp.where(var_p >= var_q, -1/2*(-var_p + var_q)/var_p/var_q, half_x/var_p),
             (-mu_p + mu_q)/var_q,
-            -(half_a + half_x)/var_q,
+            xp.where(cancels & xp.isfinite(exact_var_q), exact_var_q, -(half_a + half_x)/var_q),
         )
 
 
@@ -362,11 +376,30 @@ def gradient_std(mu_p, s_p, mu_q, s_q):
     with xp.errstate(all='ignore'):
         parts = parts_std(mu_p, s_p, mu_q, s_q)
         half_x, half_a = parts['half_x'], parts['half_a']
+        # where a + x cancels (x < 0, a within a factor 5/3 of -x): the exact
+        # sum of fact gradient-exact-std-s_q; else as above
+        cancels = (half_x < 0.0) & (4.0 * (half_a + half_x) < half_a - half_x) & (-4.0 * (half_a + half_x) < half_a - half_x)
+        exact_s_q_n0_hi, exact_s_q_n0_lo = two_sum(mu_p, -mu_q)
+        exact_s_q_n0_w = exact_s_q_n0_hi / s_q
+        exact_s_q_n0_p = exact_s_q_n0_w * s_q
+        # the exact remainder n - w d (Sterbenz, then TwoProduct)
+        exact_s_q_n0_w_lo = (((exact_s_q_n0_hi - exact_s_q_n0_p) - product_error(exact_s_q_n0_w, s_q, exact_s_q_n0_p)) + exact_s_q_n0_lo) / s_q
+        exact_s_q_n0_sq = exact_s_q_n0_w * exact_s_q_n0_w
+        exact_s_q_n0_sq_lo = product_error(exact_s_q_n0_w, exact_s_q_n0_w, exact_s_q_n0_sq) + exact_s_q_n0_w_lo * (2.0 * exact_s_q_n0_w + exact_s_q_n0_w_lo)
+        exact_s_q_n1_w = s_p / s_q
+        exact_s_q_n1_p = exact_s_q_n1_w * s_q
+        # the exact remainder n - w d (Sterbenz, then TwoProduct)
+        exact_s_q_n1_w_lo = ((s_p - exact_s_q_n1_p) - product_error(exact_s_q_n1_w, s_q, exact_s_q_n1_p)) / s_q
+        exact_s_q_n1_sq = exact_s_q_n1_w * exact_s_q_n1_w
+        exact_s_q_n1_sq_lo = product_error(exact_s_q_n1_w, exact_s_q_n1_w, exact_s_q_n1_sq) + exact_s_q_n1_w_lo * (2.0 * exact_s_q_n1_w + exact_s_q_n1_w_lo)
+        exact_s_q_s0, exact_s_q_e0 = two_sum(exact_s_q_n0_sq, exact_s_q_n1_sq)
+        exact_s_q_s1, exact_s_q_e1 = two_sum(exact_s_q_s0, -1)
+        exact_s_q = (-(exact_s_q_s1 + (exact_s_q_e0 + exact_s_q_e1 + exact_s_q_n0_sq_lo + exact_s_q_n1_sq_lo))) / s_q
         return (
             ((mu_p - mu_q)/s_q)/s_q,
             (((s_p - s_q)/s_q)/s_p)*(2 + (s_p - s_q)/s_q),
             ((-mu_p + mu_q)/s_q)/s_q,
-            -2*(half_a + half_x)/s_q,
+            xp.where(cancels & xp.isfinite(exact_s_q), exact_s_q, -2*(half_a + half_x)/s_q),
         )
 
 
@@ -407,11 +440,29 @@ def gradient_logvar(mu_p, logvar_p, mu_q, logvar_q):
     with xp.errstate(all='ignore'):
         parts = parts_logvar(mu_p, logvar_p, mu_q, logvar_q)
         half_x, half_a = parts['half_x'], parts['half_a']
+        # where a + x cancels (x < 0, a within a factor 5/3 of -x): the exact
+        # sum of fact gradient-exact-logvar-logvar_q; else as above
+        cancels = (half_x < 0.0) & (4.0 * (half_a + half_x) < half_a - half_x) & (-4.0 * (half_a + half_x) < half_a - half_x)
+        kappa = xp.where((mu_p - mu_q < 2.0**-500) & (mu_p - mu_q > -(2.0**-500)), 2.0**300, xp.where((mu_p - mu_q > 2.0**500) | (mu_p - mu_q < -(2.0**500)), 2.0**-300, 1.0))
+        exact_logvar_q_n0_hi, exact_logvar_q_n0_lo = two_sum(mu_p, -mu_q)
+        exact_logvar_q_n0_hi = kappa * exact_logvar_q_n0_hi
+        exact_logvar_q_n0_lo = kappa * exact_logvar_q_n0_lo
+        exact_logvar_q_n0_sq = exact_logvar_q_n0_hi * exact_logvar_q_n0_hi
+        exact_logvar_q_n0_sq_lo = product_error(exact_logvar_q_n0_hi, exact_logvar_q_n0_hi, exact_logvar_q_n0_sq) + exact_logvar_q_n0_lo * (2.0 * exact_logvar_q_n0_hi + exact_logvar_q_n0_lo)
+        exact_logvar_q_n0_k = exp(-logvar_q)/kappa**2
+        exact_logvar_q_n0_k_hi = exact_logvar_q_n0_sq * exact_logvar_q_n0_k
+        exact_logvar_q_n0_sq_lo = product_error(exact_logvar_q_n0_sq, exact_logvar_q_n0_k, exact_logvar_q_n0_k_hi) + exact_logvar_q_n0_sq_lo * exact_logvar_q_n0_k
+        exact_logvar_q_t0_d_hi, exact_logvar_q_t0_d_lo = two_sum(logvar_p, -logvar_q)
+        exact_logvar_q_t0_hi = exp(exact_logvar_q_t0_d_hi)
+        exact_logvar_q_t0_lo = exact_logvar_q_t0_hi * exact_logvar_q_t0_d_lo
+        exact_logvar_q_s0, exact_logvar_q_e0 = two_sum(exact_logvar_q_n0_k_hi, exact_logvar_q_t0_hi)
+        exact_logvar_q_s1, exact_logvar_q_e1 = two_sum(exact_logvar_q_s0, -1)
+        exact_logvar_q = -1/2 * (exact_logvar_q_s1 + (exact_logvar_q_e0 + exact_logvar_q_e1 + exact_logvar_q_n0_sq_lo + exact_logvar_q_t0_lo))
         return (
             ((mu_p - mu_q)*exp(-1/2*logvar_q))*exp(-1/2*logvar_q),
             half_x,
             ((-mu_p + mu_q)*exp(-1/2*logvar_q))*exp(-1/2*logvar_q),
-            -(half_a + half_x),
+            xp.where(cancels & xp.isfinite(exact_logvar_q) & (exact_logvar_q_t0_d_hi < -1.0), exact_logvar_q, -(half_a + half_x)),
         )
 
 

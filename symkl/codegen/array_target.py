@@ -18,6 +18,7 @@ from symkl.codegen.kernels import (
     carried_half_exp,
     compensated_excess,
     direct_exact_log_excess,
+    exact_sum_gradients,
     exp_of_negated,
     expm1mx_from_series,
     half_excess_beyond_overflow,
@@ -51,7 +52,15 @@ from symkl.codegen.printers import (
     neg,
     variables,
 )
-from symkl.kl.stable import A, NumericForms, ParameterisedForm, X, expm1mx_series
+from symkl.kl.stable import (
+    EXACT_SCALE,
+    A,
+    ExactSum,
+    NumericForms,
+    ParameterisedForm,
+    X,
+    expm1mx_series,
+)
 
 __all__ = ["NUMPY_PRELUDE", "array_kernels", "numpy_source"]
 
@@ -268,8 +277,9 @@ def array_kernels(forms: NumericForms) -> str:
         "",
         "",
     ]
+    exact_sums = exact_sum_gradients(forms)
     for form in forms.forms.values():
-        lines += _array_form(form)
+        lines += _array_form(form, exact_sums)
     body = "\n".join(lines).rstrip("\n") + "\n"
     return body
 
@@ -340,7 +350,122 @@ def _array_x(form: ParameterisedForm) -> list[str]:
     ]
 
 
-def _array_form(form: ParameterisedForm) -> list[str]:
+def _exact_parts(expr: sp.Expr, name: str, lines: list[str]) -> tuple[sp.Expr, sp.Expr | None]:
+    """``expr`` as ``(hi, lo)``, ``lo`` the rounding error (None where there is none), for
+    the shapes of the exact-sum facts: inputs and integers (exact), a difference of two
+    inputs (TwoSum), its exponential (``e^{d_hi} (1 + d_lo)``, first order in ``d_lo``),
+    a negation, and a product with powers of the scale ``kappa`` (exact)."""
+    hi, lo = variables(f"{name}_hi {name}_lo")
+    if expr.is_Symbol or expr.is_Integer:
+        return expr, None
+    if isinstance(expr, sp.Mul):
+        scale, rest = expr.as_independent(*(expr.free_symbols - {EXACT_SCALE}), as_Add=False)
+        sign, rest = rest.as_coeff_Mul()
+        if sign in (1, -1) and (scale != 1 or sign == -1) and rest != 1:
+            inner_hi, inner_lo = _exact_parts(rest, name, lines)
+            factors = [] if scale == 1 else [scale]
+            if sign == -1:
+                factors.insert(0, -1)
+            lines.append(f"        {hi} = {array_arithmetic(mul(*factors, inner_hi))}")
+            if inner_lo is None:
+                return hi, None
+            lines.append(f"        {lo} = {array_arithmetic(mul(*factors, inner_lo))}")
+            return hi, lo
+    difference = [t for t in sp.Add.make_args(expr) if t.is_Symbol or (-t).is_Symbol]
+    if isinstance(expr, sp.Add) and len(difference) == 2 == len(expr.args):
+        (u,) = [t for t in expr.args if t.is_Symbol]
+        (v,) = [-t for t in expr.args if not t.is_Symbol]
+        lines.append(f"        {hi}, {lo} = {array_arithmetic(TwoSum(u, neg(v), lo))}")
+        return hi, lo
+    if isinstance(expr, sp.exp):
+        d_hi, d_lo = _exact_parts(expr.args[0], f"{name}_d", lines)
+        lines.append(f"        {hi} = {array_code(sp.exp(d_hi))}")
+        lines.append(f"        {lo} = {array_arithmetic(mul(hi, d_lo))}")
+        return hi, lo
+    raise NotImplementedError(f"no exact parts for {expr}")
+
+
+def _array_exact_sum(exact: ExactSum, name: str) -> tuple[list[str], str, list[str]]:
+    """Lines computing an exact-sum gradient component (facts gradient-exact-*) as
+    ``name``; the conditions (besides finiteness) under which it is taken.
+
+    Each square ``(n/d)^2 k`` as hi + lo: the quotient with its exact remainder, the
+    square by TwoProduct, the multiplier by TwoProduct; the terms as hi + lo; the
+    his added by TwoSum, every lo part added after (Ogita, Rump and Oishi's Sum2),
+    then the factors, left to right.
+    """
+    lines: list[str] = []
+    conditions: list[str] = []
+    if exact.scale_of is not None:
+        s = array_code(exact.scale_of)
+        lines.append(
+            f"        kappa = xp.where(({s} < 2.0**-500) & ({s} > -(2.0**-500)), 2.0**300, "
+            f"xp.where(({s} > 2.0**500) | ({s} < -(2.0**500)), 2.0**-300, 1.0))"
+        )
+    highs, lows = [], []
+    for index, (numerator, denominator, multiplier) in enumerate(exact.squares):
+        part = f"{name}_n{index}"
+        n_hi, n_lo = _exact_parts(numerator, part, lines)
+        w_hi, w_lo, p, sq_hi, sq_lo, k, k_hi = variables(
+            f"{part}_w {part}_w_lo {part}_p {part}_sq {part}_sq_lo {part}_k {part}_k_hi"
+        )
+        if denominator == 1:
+            w_hi, w_lo = n_hi, n_lo
+        else:
+            d = variables(str(denominator))[0]
+            remainder = add(add(n_hi, neg(p)), neg(ProductError(w_hi, d, p)))
+            lines += [
+                f"        {w_hi} = {array_arithmetic(div(n_hi, d))}",
+                f"        {p} = {array_arithmetic(mul(w_hi, d))}",
+                "        # the exact remainder n - w d (Sterbenz, then TwoProduct)",
+                f"        {w_lo} = "
+                f"{array_arithmetic(div(remainder if n_lo is None else add(remainder, n_lo), d))}",
+            ]
+        lines.append(f"        {sq_hi} = {array_arithmetic(mul(w_hi, w_hi))}")
+        square_lo = ProductError(w_hi, w_hi, sq_hi)
+        if w_lo is not None:
+            square_lo = add(square_lo, mul(w_lo, add(mul(2.0, w_hi), w_lo)))
+        lines.append(f"        {sq_lo} = {array_arithmetic(square_lo)}")
+        if multiplier != 1:
+            lines += [
+                f"        {k} = {array_code(multiplier)}",
+                f"        {k_hi} = {array_arithmetic(mul(sq_hi, k))}",
+                f"        {sq_lo} = "
+                f"{array_arithmetic(add(ProductError(sq_hi, k, k_hi), mul(sq_lo, k)))}",
+            ]
+            sq_hi = k_hi
+        highs.append(sq_hi)
+        lows.append(sq_lo)
+    for index, term in enumerate(exact.terms):
+        t_hi, t_lo = _exact_parts(term, f"{name}_t{index}", lines)
+        if isinstance(term, sp.exp):
+            # e^d - 1 keeps e^d where expm1(d) rounds to -1: only where d < -1
+            conditions.append(f"({name}_t{index}_d_hi < -1.0)")
+        highs.append(t_hi)
+        if t_lo is not None:
+            lows.append(t_lo)
+    total, errors = highs[0], []
+    for index, high in enumerate(highs[1:]):
+        next_total, error = variables(f"{name}_s{index} {name}_e{index}")
+        lines.append(
+            f"        {next_total}, {error} = {array_arithmetic(TwoSum(total, high, error))}"
+        )
+        total = next_total
+        errors.append(error)
+    value = add(total, add(*errors, *lows)) if errors or lows else total
+    for factor in exact.factors:
+        if factor.is_Number:
+            value = mul(factor, value)
+        else:
+            denominator = 1 / factor
+            if not (denominator.is_Mul or denominator.is_Symbol) or denominator.is_Number:
+                raise NotImplementedError(f"no exact-sum factor {factor}")
+            value = div(value, denominator)
+    lines.append(f"        {name} = {array_arithmetic(value)}")
+    return lines, name, conditions
+
+
+def _array_form(form: ParameterisedForm, exact_sums: dict[str, ExactSum]) -> list[str]:
     """term_, gradient_ and jeffreys_ functions of one form, in the array namespace."""
     name = identifier(form.name)
     arguments = ", ".join(str(p) for p in form.parameters)
@@ -395,11 +520,11 @@ def _array_form(form: ParameterisedForm) -> list[str]:
         "    with xp.errstate(all='ignore'):",
         f"        parts = parts_{name}({arguments})",
         "        half_x, half_a = parts['half_x'], parts['half_a']",
-        "        return (",
     ]
     # x and a enter through their halves, which overflow only where the KL does
     halves = {X: 2 * HALF_X, A: 2 * HALF_A}
     ranged = ranged_gradients()
+    components = []
     for parameter in form.parameters:
         printed = array_code(sp.factor_terms(form.gradient[parameter].xreplace(halves)))
         label = f"gradient-range-{form.name}-{parameter}"
@@ -409,6 +534,23 @@ def _array_form(form: ParameterisedForm) -> list[str]:
             printed = f"xp.where({u} >= {v}, {array_code(ranged[label])}, {printed})"
         elif label in ranged:
             printed = array_code(ranged[label])
+        exact = exact_sums.get(f"gradient-exact-{form.name}-{parameter}")
+        if exact is not None:
+            body, value, conditions = _array_exact_sum(exact, f"exact_{parameter}")
+            sum_of_halves = array_arithmetic(add(HALF_A, HALF_X))
+            difference_of_halves = array_arithmetic(add(HALF_A, neg(HALF_X)))
+            lines += [
+                "        # where a + x cancels (x < 0, a within a factor 5/3 of -x): the exact",
+                f"        # sum of fact gradient-exact-{form.name}-{parameter}; else as above",
+                f"        cancels = (half_x < 0.0) & (4.0 * ({sum_of_halves}) < "
+                f"{difference_of_halves}) & (-4.0 * ({sum_of_halves}) < {difference_of_halves})",
+                *body,
+            ]
+            usable = " & ".join(["cancels", f"xp.isfinite({value})", *conditions])
+            printed = f"xp.where({usable}, {value}, {printed})"
+        components.append(printed)
+    lines.append("        return (")
+    for printed in components:
         lines.append(f"            {printed},")
     lines += ["        )", ""]
     if form.symmetric is not None:

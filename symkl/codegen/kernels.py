@@ -11,7 +11,7 @@ import sympy as sp
 from sympy.codegen.cfunctions import expm1
 
 from symkl.codegen.printers import ProductError, add, div, literal, mul, neg, variables
-from symkl.kl.stable import NumericForms, ParameterisedForm
+from symkl.kl.stable import ExactSum, NumericForms, ParameterisedForm
 
 __all__ = [
     "EXACT_LOG_RATIO",
@@ -27,6 +27,7 @@ __all__ = [
     "carried_half_exp",
     "compensated_excess",
     "direct_exact_log_excess",
+    "exact_sum_gradients",
     "exp_of_negated",
     "expm1mx_from_series",
     "half_excess_beyond_overflow",
@@ -159,6 +160,25 @@ def ranged_gradients() -> dict[str, sp.Expr]:
         for fact in derive("stable").facts
         if fact.label.startswith("gradient-range-")
     }
+
+
+def exact_sum_gradients(forms: NumericForms) -> dict[str, ExactSum]:
+    """The proved exact-sum gradient components (facts gradient-exact-*), by fact label.
+
+    Each is checked to be the right-hand side of its proved fact, so the printers
+    print only what was proved.
+    """
+    from symkl.kl import derive
+    from symkl.kl.stable import exact_sum_gradients as exact_sums
+
+    proved = {fact.label: fact.rhs for fact in derive("stable").facts}
+    found = {}
+    for (name, parameter), exact in exact_sums(forms.forms).items():
+        label = f"gradient-exact-{name}-{parameter}"
+        if proved.get(label) != exact.expression():
+            raise RuntimeError(f"{label}: not the right-hand side of a fact of 'stable'")
+        found[label] = exact
+    return found
 
 
 def swapped_parameters(form: ParameterisedForm) -> tuple[sp.Symbol, ...]:

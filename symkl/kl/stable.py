@@ -30,12 +30,15 @@ from symkl.model import univariate_symbols
 from symkl.proof import ExpandFunctions, Series
 
 __all__ = [
+    "EXACT_SCALE",
     "A",
+    "ExactSum",
     "NumericForms",
     "ParameterisedForm",
     "R",
     "X",
     "derive_stable",
+    "exact_sum_gradients",
     "log1pmx",
     "numeric_forms",
     "ranged_gradients",
@@ -472,6 +475,7 @@ def derive_stable() -> Derivation:
             )
 
     facts += _extreme_value_facts(forms, kls)
+    facts += _exact_sum_facts(forms, kls)
 
     derivation = Derivation(
         name="stable",
@@ -623,3 +627,100 @@ def ranged_gradients(forms: dict[str, ParameterisedForm]) -> dict[tuple[str, sp.
         ("logvar", m_p): ordered(ordered(m_p - m_q, e_half), e_half),
         ("logvar", m_q): ordered(ordered(m_q - m_p, e_half), e_half),
     }
+
+
+# ------------------------------------------------------------------ cancelling scale gradients
+#: a free positive symbol in the exact-sum facts: they hold for every value of it, and the
+#: printers set it to a power of 2 (an exact scaling) that keeps the squares in range
+EXACT_SCALE = sp.Symbol("kappa", positive=True)
+
+
+@dataclass(frozen=True)
+class ExactSum:
+    r"""A gradient component ``(sum_i (n_i/d_i)^2 k_i + sum_j t_j) f_1 f_2 ...`` whose sum cancels.
+
+    ``-(a + x)/v`` (the derivative in the scale of q) loses every digit where
+    ``a ~ -x``: the three terms of ``a + x`` (``a = (mu_p - mu_q)^2/v_q``, ``x``
+    itself two terms) are written out here so that a printer can take each square
+    ``(n/d)^2`` as ``hi + lo`` exactly (the quotient's remainder, TwoProduct of the
+    square) and add them with TwoSum: the sum is then right to ``2^-100`` of its
+    largest term, where the textbook order keeps ``2^-52``.  ``factors`` are applied
+    after the sum, left to right (``(sum f_1) f_2``...), so nothing under- or
+    overflows before the result does.  ``scale`` (:data:`EXACT_SCALE`) is a free
+    positive symbol of the claim, set by the printer to a power of 2 chosen from
+    ``scale_of`` (exact: it only moves exponents).
+
+    Examples
+    --------
+    >>> forms = derive_stable().attachments["numeric_forms"].forms
+    >>> exact = exact_sum_gradients(forms)
+    >>> sorted(str(p) for _, p in exact)
+    ['logvar_q', 's_q', 'var_q']
+    """
+
+    squares: tuple[tuple[sp.Expr, sp.Expr, sp.Expr], ...]
+    terms: tuple[sp.Expr, ...]
+    factors: tuple[sp.Expr, ...]
+    scale_of: sp.Expr | None = None
+
+    def expression(self) -> sp.Expr:
+        """The right-hand side of the claim, in the printed order of operations."""
+        total = sp.Add(
+            *(sp.Mul(sp.Pow(n / d, 2), k, evaluate=False) for n, d, k in self.squares),
+            *self.terms,
+            evaluate=False,
+        )
+        return sp.Mul(total, *self.factors, evaluate=False)
+
+
+def exact_sum_gradients(
+    forms: dict[str, ParameterisedForm],
+) -> dict[tuple[str, sp.Symbol], ExactSum]:
+    """The scale-of-q gradient components as exact sums (facts ``gradient-exact-*``).
+
+    ``var``: ``-(m^2 + v_p - v_q)/(2 v_q^2)``, ``m = mu_p - mu_q``, every term scaled by
+    ``kappa^2`` (``m`` by ``kappa``); ``std``: ``-((m/s_q)^2 + (s_p/s_q)^2 - 1)/s_q``;
+    ``logvar``: ``-((kappa m)^2 e^{-l_q}/kappa^2 + e^{l_p - l_q} - 1)/2``, where
+    ``x = e^{l_p - l_q} - 1`` is written as two terms (the far side, ``l_p - l_q < -1``,
+    where ``expm1`` rounds ``x ~ -1`` and loses ``e^{l_p - l_q}``).
+    """
+    kappa = EXACT_SCALE
+    half = sp.Rational(1, 2)
+    mu_p, var_p, mu_q, var_q = forms["var"].parameters
+    _, s_p, _, s_q = forms["std"].parameters
+    _, logvar_p, _, logvar_q = forms["logvar"].parameters
+    m = mu_p - mu_q
+    return {
+        ("var", var_q): ExactSum(
+            ((kappa * m, sp.Integer(1), sp.Integer(1)),),
+            (kappa**2 * var_p, -(kappa**2) * var_q),
+            (1 / (kappa**2 * var_q), -half, 1 / var_q),
+            var_q,
+        ),
+        ("std", s_q): ExactSum(
+            ((m, s_q, sp.Integer(1)), (s_p, s_q, sp.Integer(1))),
+            (sp.Integer(-1),),
+            (sp.Integer(-1), 1 / s_q),
+        ),
+        ("logvar", logvar_q): ExactSum(
+            ((kappa * m, sp.Integer(1), sp.exp(-logvar_q) / kappa**2),),
+            (sp.exp(logvar_p - logvar_q), sp.Integer(-1)),
+            (-half,),
+            m,
+        ),
+    }
+
+
+def _exact_sum_facts(forms: dict[str, ParameterisedForm], kls: dict[str, sp.Expr]) -> list:
+    return [
+        Fact(
+            f"gradient ({name}) with respect to ${sp.latex(parameter)}$ as a sum of squares "
+            "and terms that a compensated sum adds without cancellation (for every "
+            "$\\kappa > 0$; the kernels take a power of 2)",
+            sp.diff(kls[name], parameter),
+            exact.expression(),
+            label=f"gradient-exact-{name}-{parameter}",
+            prove=_prove_with_functions_expanded,
+        )
+        for (name, parameter), exact in exact_sum_gradients(forms).items()
+    ]
