@@ -454,12 +454,12 @@ SYMKL_VECTOR static int64_t symkl_block_var_f64(int64_t n, const double *restric
     return slow;
 }
 
-SYMKL_VECTOR static int64_t symkl_block_var_f32(int64_t n, const double *restrict b0, const double *restrict b1, const double *restrict b2, const double *restrict b3,
+SYMKL_VECTOR static int64_t symkl_block_var_f32(int64_t n, const float *restrict b0, const float *restrict b1, const float *restrict b2, const float *restrict b3,
         double *restrict terms) {
     int64_t slow = 0;
     for (int64_t c = 0; c < n; ++c) {
-        terms[c] = symkl_fast_term_var(b0[c], b1[c], b2[c], b3[c], 0);
-        slow |= !symkl_fast_ok_var(b0[c], b1[c], b2[c], b3[c]);
+        terms[c] = symkl_fast_term_var((double)b0[c], (double)b1[c], (double)b2[c], (double)b3[c], 0);
+        slow |= !symkl_fast_ok_var((double)b0[c], (double)b1[c], (double)b2[c], (double)b3[c]);
     }
     /* a loop of its own: mixed with the above, GCC does not vectorise either */
     for (int64_t c = 0; c < n; ++c) slow |= !(terms[c] < SYMKL_FAST_TERM_MAX);
@@ -586,12 +586,12 @@ SYMKL_VECTOR static int64_t symkl_block_std_f64(int64_t n, const double *restric
     return slow;
 }
 
-SYMKL_VECTOR static int64_t symkl_block_std_f32(int64_t n, const double *restrict b0, const double *restrict b1, const double *restrict b2, const double *restrict b3,
+SYMKL_VECTOR static int64_t symkl_block_std_f32(int64_t n, const float *restrict b0, const float *restrict b1, const float *restrict b2, const float *restrict b3,
         double *restrict terms) {
     int64_t slow = 0;
     for (int64_t c = 0; c < n; ++c) {
-        terms[c] = symkl_fast_term_std(b0[c], b1[c], b2[c], b3[c], 0);
-        slow |= !symkl_fast_ok_std(b0[c], b1[c], b2[c], b3[c]);
+        terms[c] = symkl_fast_term_std((double)b0[c], (double)b1[c], (double)b2[c], (double)b3[c], 0);
+        slow |= !symkl_fast_ok_std((double)b0[c], (double)b1[c], (double)b2[c], (double)b3[c]);
     }
     /* a loop of its own: mixed with the above, GCC does not vectorise either */
     for (int64_t c = 0; c < n; ++c) slow |= !(terms[c] < SYMKL_FAST_TERM_MAX);
@@ -692,12 +692,12 @@ SYMKL_VECTOR static int64_t symkl_block_logvar_f64(int64_t n, const double *rest
     return slow;
 }
 
-SYMKL_VECTOR static int64_t symkl_block_logvar_f32(int64_t n, const double *restrict b0, const double *restrict b1, const double *restrict b2, const double *restrict b3,
+SYMKL_VECTOR static int64_t symkl_block_logvar_f32(int64_t n, const float *restrict b0, const float *restrict b1, const float *restrict b2, const float *restrict b3,
         double *restrict terms) {
     int64_t slow = 0;
     for (int64_t c = 0; c < n; ++c) {
-        terms[c] = symkl_fast_term_logvar(b0[c], b1[c], b2[c], b3[c], 0);
-        slow |= !symkl_fast_ok_logvar(b0[c], b1[c], b2[c], b3[c]);
+        terms[c] = symkl_fast_term_logvar((double)b0[c], (double)b1[c], (double)b2[c], (double)b3[c], 0);
+        slow |= !symkl_fast_ok_logvar((double)b0[c], (double)b1[c], (double)b2[c], (double)b3[c]);
     }
     /* a loop of its own: mixed with the above, GCC does not vectorise either */
     for (int64_t c = 0; c < n; ++c) slow |= !(terms[c] < SYMKL_FAST_TERM_MAX);
@@ -777,12 +777,12 @@ SYMKL_VECTOR static int64_t symkl_block_std_normal_f64(int64_t n, const double *
     return slow;
 }
 
-SYMKL_VECTOR static int64_t symkl_block_std_normal_f32(int64_t n, const double *restrict b0, const double *restrict b1,
+SYMKL_VECTOR static int64_t symkl_block_std_normal_f32(int64_t n, const float *restrict b0, const float *restrict b1,
         double *restrict terms) {
     int64_t slow = 0;
     for (int64_t c = 0; c < n; ++c) {
-        terms[c] = symkl_fast_term_std_normal(b0[c], b1[c], 0);
-        slow |= !symkl_fast_ok_std_normal(b0[c], b1[c]);
+        terms[c] = symkl_fast_term_std_normal((double)b0[c], (double)b1[c], 0);
+        slow |= !symkl_fast_ok_std_normal((double)b0[c], (double)b1[c]);
     }
     /* a loop of its own: mixed with the above, GCC does not vectorise either */
     for (int64_t c = 0; c < n; ++c) slow |= !(terms[c] < SYMKL_FAST_TERM_MAX);
@@ -792,9 +792,27 @@ SYMKL_VECTOR static int64_t symkl_block_std_normal_f32(int64_t n, const double *
 /* Row sums over k columns; argument j is read at p_j[r*row_j + c*col_j] (element
  * strides, 0 for broadcast axes).  Returns 0, or -(8*i + j) - 1 for the first invalid
  * argument j at flat position i when validate is set. */
+
+/* float32 rows of up to SYMKL_PLAIN_SUM_MAX terms: four plain lanes, no TwoSum.  The
+ * terms are >= 0, so the sum's relative error is below k 2^-53 <= 2^-33, a thousandth
+ * of a float32 ulp; longer rows keep the TwoSum lanes. */
+#define SYMKL_PLAIN_SUM_MAX ((int64_t)1 << 20)
+SYMKL_VECTOR static void symkl_lane_sums_plain(int64_t rows, int64_t padded,
+        const double *restrict terms, double (*restrict lane_sum)[4]) {
+    for (int64_t i = 0; i < rows; ++i) {
+        double sum[4];
+        for (int lane = 0; lane < 4; ++lane) sum[lane] = lane_sum[i][lane];
+        for (int64_t c = i * padded; c < (i + 1) * padded; c += 4) {
+            for (int lane = 0; lane < 4; ++lane) sum[lane] += terms[c + lane];
+        }
+        for (int lane = 0; lane < 4; ++lane) lane_sum[i][lane] = sum[lane];
+    }
+}
+
 SYMKL_VECTOR int64_t symkl_kl_var_f64(const double *p0, int64_t row0, int64_t col0, const double *p1, int64_t row1, int64_t col1, const double *p2, int64_t row2, int64_t col2, const double *p3, int64_t row3, int64_t col3,
         int64_t rows, int64_t k, double *out, int32_t validate) {
-    double buffer[4][SYMKL_BLOCK], terms[SYMKL_BLOCK];
+    double buffer[4][SYMKL_BLOCK];
+    double terms[SYMKL_BLOCK];
     const int64_t width = (k + 3) & ~(int64_t)3;
     /* rows per block and columns per row per block */
     const int64_t group = width <= SYMKL_BLOCK ? SYMKL_BLOCK / width : 1;
@@ -824,27 +842,27 @@ SYMKL_VECTOR int64_t symkl_kl_var_f64(const double *p0, int64_t row0, int64_t co
             for (int64_t i = 0, at = 0; !direct && i < group_rows; ++i, at += padded) {
                 const double *source0 = p0 + (r0 + i) * row0 + start * col0;
                 if (col0 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = (double)source0[c];
+                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = source0[c];
                 } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = (double)source0[c * col0];
+                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = source0[c * col0];
                 }
                 const double *source1 = p1 + (r0 + i) * row1 + start * col1;
                 if (col1 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = (double)source1[c];
+                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = source1[c];
                 } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = (double)source1[c * col1];
+                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = source1[c * col1];
                 }
                 const double *source2 = p2 + (r0 + i) * row2 + start * col2;
                 if (col2 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = (double)source2[c];
+                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = source2[c];
                 } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = (double)source2[c * col2];
+                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = source2[c * col2];
                 }
                 const double *source3 = p3 + (r0 + i) * row3 + start * col3;
                 if (col3 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = (double)source3[c];
+                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = source3[c];
                 } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = (double)source3[c * col3];
+                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = source3[c * col3];
                 }
                 for (int64_t c = span; c < padded; ++c) {
                     buffer[0][at + c] = 0.0;
@@ -887,7 +905,8 @@ SYMKL_VECTOR int64_t symkl_kl_var_f64(const double *p0, int64_t row0, int64_t co
 
 SYMKL_VECTOR int64_t symkl_kl_var_f32(const float *p0, int64_t row0, int64_t col0, const float *p1, int64_t row1, int64_t col1, const float *p2, int64_t row2, int64_t col2, const float *p3, int64_t row3, int64_t col3,
         int64_t rows, int64_t k, float *out, int32_t validate) {
-    double buffer[4][SYMKL_BLOCK], terms[SYMKL_BLOCK];
+    float buffer[4][SYMKL_BLOCK];
+    double terms[SYMKL_BLOCK];
     const int64_t width = (k + 3) & ~(int64_t)3;
     /* rows per block and columns per row per block */
     const int64_t group = width <= SYMKL_BLOCK ? SYMKL_BLOCK / width : 1;
@@ -901,35 +920,43 @@ SYMKL_VECTOR int64_t symkl_kl_var_f32(const float *p0, int64_t row0, int64_t col
         for (int64_t start = 0; start < k; start += step) {
             const int64_t span = k - start < step ? k - start : step;
             const int64_t padded = (span + 3) & ~(int64_t)3;
-            const double *input[4];
-            input[0] = buffer[0];
-            input[1] = buffer[1];
-            input[2] = buffer[2];
-            input[3] = buffer[3];
-            for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
+            const int direct = group_rows == 1 && padded == span && col0 == 1 && col1 == 1 && col2 == 1 && col3 == 1;
+            const float *input[4];
+            if (direct) {
+                input[0] = p0 + r0 * row0 + start;
+                input[1] = p1 + r0 * row1 + start;
+                input[2] = p2 + r0 * row2 + start;
+                input[3] = p3 + r0 * row3 + start;
+            } else {
+                input[0] = buffer[0];
+                input[1] = buffer[1];
+                input[2] = buffer[2];
+                input[3] = buffer[3];
+            }
+            for (int64_t i = 0, at = 0; !direct && i < group_rows; ++i, at += padded) {
                 const float *source0 = p0 + (r0 + i) * row0 + start * col0;
                 if (col0 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = (double)source0[c];
+                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = source0[c];
                 } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = (double)source0[c * col0];
+                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = source0[c * col0];
                 }
                 const float *source1 = p1 + (r0 + i) * row1 + start * col1;
                 if (col1 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = (double)source1[c];
+                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = source1[c];
                 } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = (double)source1[c * col1];
+                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = source1[c * col1];
                 }
                 const float *source2 = p2 + (r0 + i) * row2 + start * col2;
                 if (col2 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = (double)source2[c];
+                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = source2[c];
                 } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = (double)source2[c * col2];
+                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = source2[c * col2];
                 }
                 const float *source3 = p3 + (r0 + i) * row3 + start * col3;
                 if (col3 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = (double)source3[c];
+                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = source3[c];
                 } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = (double)source3[c * col3];
+                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = source3[c * col3];
                 }
                 for (int64_t c = span; c < padded; ++c) {
                     buffer[0][at + c] = 0.0;
@@ -961,7 +988,11 @@ SYMKL_VECTOR int64_t symkl_kl_var_f32(const float *p0, int64_t row0, int64_t col
                     }
                 }
             }
-            symkl_lane_sums(group_rows, padded, terms, lane_sum, lane_error);
+            if (k <= SYMKL_PLAIN_SUM_MAX) {
+                symkl_lane_sums_plain(group_rows, padded, terms, lane_sum);
+            } else {
+                symkl_lane_sums(group_rows, padded, terms, lane_sum, lane_error);
+            }
         }
         for (int64_t i = 0; i < group_rows; ++i) {
             out[r0 + i] = (float)symkl_lanes_total(lane_sum[i], lane_error[i]);
@@ -972,7 +1003,8 @@ SYMKL_VECTOR int64_t symkl_kl_var_f32(const float *p0, int64_t row0, int64_t col
 
 SYMKL_VECTOR int64_t symkl_kl_std_f64(const double *p0, int64_t row0, int64_t col0, const double *p1, int64_t row1, int64_t col1, const double *p2, int64_t row2, int64_t col2, const double *p3, int64_t row3, int64_t col3,
         int64_t rows, int64_t k, double *out, int32_t validate) {
-    double buffer[4][SYMKL_BLOCK], terms[SYMKL_BLOCK];
+    double buffer[4][SYMKL_BLOCK];
+    double terms[SYMKL_BLOCK];
     const int64_t width = (k + 3) & ~(int64_t)3;
     /* rows per block and columns per row per block */
     const int64_t group = width <= SYMKL_BLOCK ? SYMKL_BLOCK / width : 1;
@@ -1002,27 +1034,27 @@ SYMKL_VECTOR int64_t symkl_kl_std_f64(const double *p0, int64_t row0, int64_t co
             for (int64_t i = 0, at = 0; !direct && i < group_rows; ++i, at += padded) {
                 const double *source0 = p0 + (r0 + i) * row0 + start * col0;
                 if (col0 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = (double)source0[c];
+                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = source0[c];
                 } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = (double)source0[c * col0];
+                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = source0[c * col0];
                 }
                 const double *source1 = p1 + (r0 + i) * row1 + start * col1;
                 if (col1 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = (double)source1[c];
+                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = source1[c];
                 } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = (double)source1[c * col1];
+                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = source1[c * col1];
                 }
                 const double *source2 = p2 + (r0 + i) * row2 + start * col2;
                 if (col2 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = (double)source2[c];
+                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = source2[c];
                 } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = (double)source2[c * col2];
+                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = source2[c * col2];
                 }
                 const double *source3 = p3 + (r0 + i) * row3 + start * col3;
                 if (col3 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = (double)source3[c];
+                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = source3[c];
                 } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = (double)source3[c * col3];
+                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = source3[c * col3];
                 }
                 for (int64_t c = span; c < padded; ++c) {
                     buffer[0][at + c] = 0.0;
@@ -1065,7 +1097,8 @@ SYMKL_VECTOR int64_t symkl_kl_std_f64(const double *p0, int64_t row0, int64_t co
 
 SYMKL_VECTOR int64_t symkl_kl_std_f32(const float *p0, int64_t row0, int64_t col0, const float *p1, int64_t row1, int64_t col1, const float *p2, int64_t row2, int64_t col2, const float *p3, int64_t row3, int64_t col3,
         int64_t rows, int64_t k, float *out, int32_t validate) {
-    double buffer[4][SYMKL_BLOCK], terms[SYMKL_BLOCK];
+    float buffer[4][SYMKL_BLOCK];
+    double terms[SYMKL_BLOCK];
     const int64_t width = (k + 3) & ~(int64_t)3;
     /* rows per block and columns per row per block */
     const int64_t group = width <= SYMKL_BLOCK ? SYMKL_BLOCK / width : 1;
@@ -1079,35 +1112,43 @@ SYMKL_VECTOR int64_t symkl_kl_std_f32(const float *p0, int64_t row0, int64_t col
         for (int64_t start = 0; start < k; start += step) {
             const int64_t span = k - start < step ? k - start : step;
             const int64_t padded = (span + 3) & ~(int64_t)3;
-            const double *input[4];
-            input[0] = buffer[0];
-            input[1] = buffer[1];
-            input[2] = buffer[2];
-            input[3] = buffer[3];
-            for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
+            const int direct = group_rows == 1 && padded == span && col0 == 1 && col1 == 1 && col2 == 1 && col3 == 1;
+            const float *input[4];
+            if (direct) {
+                input[0] = p0 + r0 * row0 + start;
+                input[1] = p1 + r0 * row1 + start;
+                input[2] = p2 + r0 * row2 + start;
+                input[3] = p3 + r0 * row3 + start;
+            } else {
+                input[0] = buffer[0];
+                input[1] = buffer[1];
+                input[2] = buffer[2];
+                input[3] = buffer[3];
+            }
+            for (int64_t i = 0, at = 0; !direct && i < group_rows; ++i, at += padded) {
                 const float *source0 = p0 + (r0 + i) * row0 + start * col0;
                 if (col0 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = (double)source0[c];
+                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = source0[c];
                 } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = (double)source0[c * col0];
+                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = source0[c * col0];
                 }
                 const float *source1 = p1 + (r0 + i) * row1 + start * col1;
                 if (col1 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = (double)source1[c];
+                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = source1[c];
                 } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = (double)source1[c * col1];
+                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = source1[c * col1];
                 }
                 const float *source2 = p2 + (r0 + i) * row2 + start * col2;
                 if (col2 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = (double)source2[c];
+                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = source2[c];
                 } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = (double)source2[c * col2];
+                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = source2[c * col2];
                 }
                 const float *source3 = p3 + (r0 + i) * row3 + start * col3;
                 if (col3 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = (double)source3[c];
+                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = source3[c];
                 } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = (double)source3[c * col3];
+                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = source3[c * col3];
                 }
                 for (int64_t c = span; c < padded; ++c) {
                     buffer[0][at + c] = 0.0;
@@ -1139,7 +1180,11 @@ SYMKL_VECTOR int64_t symkl_kl_std_f32(const float *p0, int64_t row0, int64_t col
                     }
                 }
             }
-            symkl_lane_sums(group_rows, padded, terms, lane_sum, lane_error);
+            if (k <= SYMKL_PLAIN_SUM_MAX) {
+                symkl_lane_sums_plain(group_rows, padded, terms, lane_sum);
+            } else {
+                symkl_lane_sums(group_rows, padded, terms, lane_sum, lane_error);
+            }
         }
         for (int64_t i = 0; i < group_rows; ++i) {
             out[r0 + i] = (float)symkl_lanes_total(lane_sum[i], lane_error[i]);
@@ -1150,7 +1195,8 @@ SYMKL_VECTOR int64_t symkl_kl_std_f32(const float *p0, int64_t row0, int64_t col
 
 SYMKL_VECTOR int64_t symkl_kl_logvar_f64(const double *p0, int64_t row0, int64_t col0, const double *p1, int64_t row1, int64_t col1, const double *p2, int64_t row2, int64_t col2, const double *p3, int64_t row3, int64_t col3,
         int64_t rows, int64_t k, double *out, int32_t validate) {
-    double buffer[4][SYMKL_BLOCK], terms[SYMKL_BLOCK];
+    double buffer[4][SYMKL_BLOCK];
+    double terms[SYMKL_BLOCK];
     const int64_t width = (k + 3) & ~(int64_t)3;
     /* rows per block and columns per row per block */
     const int64_t group = width <= SYMKL_BLOCK ? SYMKL_BLOCK / width : 1;
@@ -1180,27 +1226,27 @@ SYMKL_VECTOR int64_t symkl_kl_logvar_f64(const double *p0, int64_t row0, int64_t
             for (int64_t i = 0, at = 0; !direct && i < group_rows; ++i, at += padded) {
                 const double *source0 = p0 + (r0 + i) * row0 + start * col0;
                 if (col0 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = (double)source0[c];
+                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = source0[c];
                 } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = (double)source0[c * col0];
+                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = source0[c * col0];
                 }
                 const double *source1 = p1 + (r0 + i) * row1 + start * col1;
                 if (col1 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = (double)source1[c];
+                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = source1[c];
                 } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = (double)source1[c * col1];
+                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = source1[c * col1];
                 }
                 const double *source2 = p2 + (r0 + i) * row2 + start * col2;
                 if (col2 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = (double)source2[c];
+                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = source2[c];
                 } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = (double)source2[c * col2];
+                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = source2[c * col2];
                 }
                 const double *source3 = p3 + (r0 + i) * row3 + start * col3;
                 if (col3 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = (double)source3[c];
+                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = source3[c];
                 } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = (double)source3[c * col3];
+                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = source3[c * col3];
                 }
                 for (int64_t c = span; c < padded; ++c) {
                     buffer[0][at + c] = 0.0;
@@ -1243,7 +1289,8 @@ SYMKL_VECTOR int64_t symkl_kl_logvar_f64(const double *p0, int64_t row0, int64_t
 
 SYMKL_VECTOR int64_t symkl_kl_logvar_f32(const float *p0, int64_t row0, int64_t col0, const float *p1, int64_t row1, int64_t col1, const float *p2, int64_t row2, int64_t col2, const float *p3, int64_t row3, int64_t col3,
         int64_t rows, int64_t k, float *out, int32_t validate) {
-    double buffer[4][SYMKL_BLOCK], terms[SYMKL_BLOCK];
+    float buffer[4][SYMKL_BLOCK];
+    double terms[SYMKL_BLOCK];
     const int64_t width = (k + 3) & ~(int64_t)3;
     /* rows per block and columns per row per block */
     const int64_t group = width <= SYMKL_BLOCK ? SYMKL_BLOCK / width : 1;
@@ -1257,35 +1304,43 @@ SYMKL_VECTOR int64_t symkl_kl_logvar_f32(const float *p0, int64_t row0, int64_t 
         for (int64_t start = 0; start < k; start += step) {
             const int64_t span = k - start < step ? k - start : step;
             const int64_t padded = (span + 3) & ~(int64_t)3;
-            const double *input[4];
-            input[0] = buffer[0];
-            input[1] = buffer[1];
-            input[2] = buffer[2];
-            input[3] = buffer[3];
-            for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
+            const int direct = group_rows == 1 && padded == span && col0 == 1 && col1 == 1 && col2 == 1 && col3 == 1;
+            const float *input[4];
+            if (direct) {
+                input[0] = p0 + r0 * row0 + start;
+                input[1] = p1 + r0 * row1 + start;
+                input[2] = p2 + r0 * row2 + start;
+                input[3] = p3 + r0 * row3 + start;
+            } else {
+                input[0] = buffer[0];
+                input[1] = buffer[1];
+                input[2] = buffer[2];
+                input[3] = buffer[3];
+            }
+            for (int64_t i = 0, at = 0; !direct && i < group_rows; ++i, at += padded) {
                 const float *source0 = p0 + (r0 + i) * row0 + start * col0;
                 if (col0 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = (double)source0[c];
+                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = source0[c];
                 } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = (double)source0[c * col0];
+                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = source0[c * col0];
                 }
                 const float *source1 = p1 + (r0 + i) * row1 + start * col1;
                 if (col1 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = (double)source1[c];
+                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = source1[c];
                 } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = (double)source1[c * col1];
+                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = source1[c * col1];
                 }
                 const float *source2 = p2 + (r0 + i) * row2 + start * col2;
                 if (col2 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = (double)source2[c];
+                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = source2[c];
                 } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = (double)source2[c * col2];
+                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = source2[c * col2];
                 }
                 const float *source3 = p3 + (r0 + i) * row3 + start * col3;
                 if (col3 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = (double)source3[c];
+                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = source3[c];
                 } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = (double)source3[c * col3];
+                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = source3[c * col3];
                 }
                 for (int64_t c = span; c < padded; ++c) {
                     buffer[0][at + c] = 0.0;
@@ -1317,7 +1372,11 @@ SYMKL_VECTOR int64_t symkl_kl_logvar_f32(const float *p0, int64_t row0, int64_t 
                     }
                 }
             }
-            symkl_lane_sums(group_rows, padded, terms, lane_sum, lane_error);
+            if (k <= SYMKL_PLAIN_SUM_MAX) {
+                symkl_lane_sums_plain(group_rows, padded, terms, lane_sum);
+            } else {
+                symkl_lane_sums(group_rows, padded, terms, lane_sum, lane_error);
+            }
         }
         for (int64_t i = 0; i < group_rows; ++i) {
             out[r0 + i] = (float)symkl_lanes_total(lane_sum[i], lane_error[i]);
@@ -1328,7 +1387,8 @@ SYMKL_VECTOR int64_t symkl_kl_logvar_f32(const float *p0, int64_t row0, int64_t 
 
 SYMKL_VECTOR int64_t symkl_kl_std_normal_f64(const double *p0, int64_t row0, int64_t col0, const double *p1, int64_t row1, int64_t col1,
         int64_t rows, int64_t k, double *out, int32_t validate) {
-    double buffer[2][SYMKL_BLOCK], terms[SYMKL_BLOCK];
+    double buffer[2][SYMKL_BLOCK];
+    double terms[SYMKL_BLOCK];
     const int64_t width = (k + 3) & ~(int64_t)3;
     /* rows per block and columns per row per block */
     const int64_t group = width <= SYMKL_BLOCK ? SYMKL_BLOCK / width : 1;
@@ -1354,15 +1414,15 @@ SYMKL_VECTOR int64_t symkl_kl_std_normal_f64(const double *p0, int64_t row0, int
             for (int64_t i = 0, at = 0; !direct && i < group_rows; ++i, at += padded) {
                 const double *source0 = p0 + (r0 + i) * row0 + start * col0;
                 if (col0 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = (double)source0[c];
+                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = source0[c];
                 } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = (double)source0[c * col0];
+                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = source0[c * col0];
                 }
                 const double *source1 = p1 + (r0 + i) * row1 + start * col1;
                 if (col1 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = (double)source1[c];
+                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = source1[c];
                 } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = (double)source1[c * col1];
+                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = source1[c * col1];
                 }
                 for (int64_t c = span; c < padded; ++c) {
                     buffer[0][at + c] = 0.0;
@@ -1399,7 +1459,8 @@ SYMKL_VECTOR int64_t symkl_kl_std_normal_f64(const double *p0, int64_t row0, int
 
 SYMKL_VECTOR int64_t symkl_kl_std_normal_f32(const float *p0, int64_t row0, int64_t col0, const float *p1, int64_t row1, int64_t col1,
         int64_t rows, int64_t k, float *out, int32_t validate) {
-    double buffer[2][SYMKL_BLOCK], terms[SYMKL_BLOCK];
+    float buffer[2][SYMKL_BLOCK];
+    double terms[SYMKL_BLOCK];
     const int64_t width = (k + 3) & ~(int64_t)3;
     /* rows per block and columns per row per block */
     const int64_t group = width <= SYMKL_BLOCK ? SYMKL_BLOCK / width : 1;
@@ -1413,21 +1474,27 @@ SYMKL_VECTOR int64_t symkl_kl_std_normal_f32(const float *p0, int64_t row0, int6
         for (int64_t start = 0; start < k; start += step) {
             const int64_t span = k - start < step ? k - start : step;
             const int64_t padded = (span + 3) & ~(int64_t)3;
-            const double *input[2];
-            input[0] = buffer[0];
-            input[1] = buffer[1];
-            for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
+            const int direct = group_rows == 1 && padded == span && col0 == 1 && col1 == 1;
+            const float *input[2];
+            if (direct) {
+                input[0] = p0 + r0 * row0 + start;
+                input[1] = p1 + r0 * row1 + start;
+            } else {
+                input[0] = buffer[0];
+                input[1] = buffer[1];
+            }
+            for (int64_t i = 0, at = 0; !direct && i < group_rows; ++i, at += padded) {
                 const float *source0 = p0 + (r0 + i) * row0 + start * col0;
                 if (col0 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = (double)source0[c];
+                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = source0[c];
                 } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = (double)source0[c * col0];
+                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = source0[c * col0];
                 }
                 const float *source1 = p1 + (r0 + i) * row1 + start * col1;
                 if (col1 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = (double)source1[c];
+                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = source1[c];
                 } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = (double)source1[c * col1];
+                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = source1[c * col1];
                 }
                 for (int64_t c = span; c < padded; ++c) {
                     buffer[0][at + c] = 0.0;
@@ -1453,7 +1520,11 @@ SYMKL_VECTOR int64_t symkl_kl_std_normal_f32(const float *p0, int64_t row0, int6
                     }
                 }
             }
-            symkl_lane_sums(group_rows, padded, terms, lane_sum, lane_error);
+            if (k <= SYMKL_PLAIN_SUM_MAX) {
+                symkl_lane_sums_plain(group_rows, padded, terms, lane_sum);
+            } else {
+                symkl_lane_sums(group_rows, padded, terms, lane_sum, lane_error);
+            }
         }
         for (int64_t i = 0; i < group_rows; ++i) {
             out[r0 + i] = (float)symkl_lanes_total(lane_sum[i], lane_error[i]);
