@@ -343,6 +343,69 @@ def jeffreys_var(mu_p, var_p, mu_q, var_q):
         return xp.maximum(total, 0.0) + xp.where((var_p > 0.0) & (var_q > 0.0), 0.0, xp.nan)
 
 
+def gradient_jeffreys_var(mu_p, var_p, mu_q, var_q):
+    """Gradient of jeffreys_var with respect to (mu_p, var_p, mu_q, var_q)."""
+    with xp.errstate(all='ignore'):
+        forward = gradient_var(mu_p, var_p, mu_q, var_q)
+        backward = gradient_var(mu_q, var_q, mu_p, var_p)
+        total, spread = forward[1] + backward[3], forward[1] - backward[3]
+        size, spread = xp.where(total < 0.0, -total, total), xp.where(spread < 0.0, -spread, spread)
+        cancels_var_p = (((forward[1] > 0.0) & (backward[3] < 0.0)) | ((forward[1] < 0.0) & (backward[3] > 0.0))) & (4.0 * size < spread)
+        kappa = xp.where((var_p < 2.0**-300) & (var_p > -(2.0**-300)), 2.0**600, xp.where((var_p > 2.0**300) | (var_p < -(2.0**300)), 2.0**-600, 1.0))
+        exact_var_p_n0_hi = kappa * var_p
+        exact_var_p_n0_sq = exact_var_p_n0_hi * exact_var_p_n0_hi
+        exact_var_p_n0_sq_lo = product_error(exact_var_p_n0_hi, exact_var_p_n0_hi, exact_var_p_n0_sq)
+        exact_var_p_n1_hi = kappa * var_q
+        exact_var_p_n1_sq = exact_var_p_n1_hi * exact_var_p_n1_hi
+        exact_var_p_n1_sq_lo = product_error(exact_var_p_n1_hi, exact_var_p_n1_hi, exact_var_p_n1_sq)
+        exact_var_p_n1_k = -1
+        exact_var_p_n1_k_hi = exact_var_p_n1_sq * exact_var_p_n1_k
+        exact_var_p_n1_sq_lo = product_error(exact_var_p_n1_sq, exact_var_p_n1_k, exact_var_p_n1_k_hi) + exact_var_p_n1_sq_lo * exact_var_p_n1_k
+        exact_var_p_n2_hi, exact_var_p_n2_lo = two_sum(mu_p, -mu_q)
+        exact_var_p_n2_hi = kappa * exact_var_p_n2_hi
+        exact_var_p_n2_lo = kappa * exact_var_p_n2_lo
+        exact_var_p_n2_sq = exact_var_p_n2_hi * exact_var_p_n2_hi
+        exact_var_p_n2_sq_lo = product_error(exact_var_p_n2_hi, exact_var_p_n2_hi, exact_var_p_n2_sq) + exact_var_p_n2_lo * (2.0 * exact_var_p_n2_hi + exact_var_p_n2_lo)
+        exact_var_p_n2_k = -var_q
+        exact_var_p_n2_k_hi = exact_var_p_n2_sq * exact_var_p_n2_k
+        exact_var_p_n2_sq_lo = product_error(exact_var_p_n2_sq, exact_var_p_n2_k, exact_var_p_n2_k_hi) + exact_var_p_n2_sq_lo * exact_var_p_n2_k
+        exact_var_p_s0, exact_var_p_e0 = two_sum(exact_var_p_n0_sq, exact_var_p_n1_k_hi)
+        exact_var_p_s1, exact_var_p_e1 = two_sum(exact_var_p_s0, exact_var_p_n2_k_hi)
+        exact_var_p = 1/2 * ((((exact_var_p_s1 + (exact_var_p_e0 + exact_var_p_e1 + exact_var_p_n0_sq_lo + exact_var_p_n1_sq_lo + exact_var_p_n2_sq_lo)) / (kappa * var_p)) / (kappa * var_p)) / var_q)
+        exact_var_p = xp.where(cancels_var_p & xp.isfinite(exact_var_p), exact_var_p, total)
+        total, spread = forward[3] + backward[1], forward[3] - backward[1]
+        size, spread = xp.where(total < 0.0, -total, total), xp.where(spread < 0.0, -spread, spread)
+        cancels_var_q = (((forward[3] > 0.0) & (backward[1] < 0.0)) | ((forward[3] < 0.0) & (backward[1] > 0.0))) & (4.0 * size < spread)
+        kappa = xp.where((var_q < 2.0**-300) & (var_q > -(2.0**-300)), 2.0**600, xp.where((var_q > 2.0**300) | (var_q < -(2.0**300)), 2.0**-600, 1.0))
+        exact_var_q_n0_hi = kappa * var_q
+        exact_var_q_n0_sq = exact_var_q_n0_hi * exact_var_q_n0_hi
+        exact_var_q_n0_sq_lo = product_error(exact_var_q_n0_hi, exact_var_q_n0_hi, exact_var_q_n0_sq)
+        exact_var_q_n1_hi = kappa * var_p
+        exact_var_q_n1_sq = exact_var_q_n1_hi * exact_var_q_n1_hi
+        exact_var_q_n1_sq_lo = product_error(exact_var_q_n1_hi, exact_var_q_n1_hi, exact_var_q_n1_sq)
+        exact_var_q_n1_k = -1
+        exact_var_q_n1_k_hi = exact_var_q_n1_sq * exact_var_q_n1_k
+        exact_var_q_n1_sq_lo = product_error(exact_var_q_n1_sq, exact_var_q_n1_k, exact_var_q_n1_k_hi) + exact_var_q_n1_sq_lo * exact_var_q_n1_k
+        exact_var_q_n2_hi, exact_var_q_n2_lo = two_sum(mu_q, -mu_p)
+        exact_var_q_n2_hi = kappa * exact_var_q_n2_hi
+        exact_var_q_n2_lo = kappa * exact_var_q_n2_lo
+        exact_var_q_n2_sq = exact_var_q_n2_hi * exact_var_q_n2_hi
+        exact_var_q_n2_sq_lo = product_error(exact_var_q_n2_hi, exact_var_q_n2_hi, exact_var_q_n2_sq) + exact_var_q_n2_lo * (2.0 * exact_var_q_n2_hi + exact_var_q_n2_lo)
+        exact_var_q_n2_k = -var_p
+        exact_var_q_n2_k_hi = exact_var_q_n2_sq * exact_var_q_n2_k
+        exact_var_q_n2_sq_lo = product_error(exact_var_q_n2_sq, exact_var_q_n2_k, exact_var_q_n2_k_hi) + exact_var_q_n2_sq_lo * exact_var_q_n2_k
+        exact_var_q_s0, exact_var_q_e0 = two_sum(exact_var_q_n0_sq, exact_var_q_n1_k_hi)
+        exact_var_q_s1, exact_var_q_e1 = two_sum(exact_var_q_s0, exact_var_q_n2_k_hi)
+        exact_var_q = 1/2 * ((((exact_var_q_s1 + (exact_var_q_e0 + exact_var_q_e1 + exact_var_q_n0_sq_lo + exact_var_q_n1_sq_lo + exact_var_q_n2_sq_lo)) / (kappa * var_q)) / (kappa * var_q)) / var_p)
+        exact_var_q = xp.where(cancels_var_q & xp.isfinite(exact_var_q), exact_var_q, total)
+        return (
+            forward[0] + backward[2],
+            exact_var_p,
+            forward[2] + backward[0],
+            exact_var_q,
+        )
+
+
 def parts_std(mu_p, s_p, mu_q, s_q):
     """x = (2 + (s_p - s_q)/s_q)*(s_p - s_q)/s_q, a = (mu_p - mu_q)**2/s_q**2: their halves and log parts."""
     x = (2 + (s_p - s_q)/s_q)*(s_p - s_q)/s_q
@@ -413,6 +476,83 @@ def jeffreys_std(mu_p, s_p, mu_q, s_q):
         return xp.maximum(total, 0.0) + xp.where((s_p > 0.0) & (s_q > 0.0), 0.0, xp.nan)
 
 
+def gradient_jeffreys_std(mu_p, s_p, mu_q, s_q):
+    """Gradient of jeffreys_std with respect to (mu_p, s_p, mu_q, s_q)."""
+    with xp.errstate(all='ignore'):
+        forward = gradient_std(mu_p, s_p, mu_q, s_q)
+        backward = gradient_std(mu_q, s_q, mu_p, s_p)
+        total, spread = forward[1] + backward[3], forward[1] - backward[3]
+        size, spread = xp.where(total < 0.0, -total, total), xp.where(spread < 0.0, -spread, spread)
+        cancels_s_p = (((forward[1] > 0.0) & (backward[3] < 0.0)) | ((forward[1] < 0.0) & (backward[3] > 0.0))) & (4.0 * size < spread)
+        exact_s_p_n0_w = s_p / s_q
+        exact_s_p_n0_p = exact_s_p_n0_w * s_q
+        # the exact remainder n - w d (Sterbenz, then TwoProduct)
+        exact_s_p_n0_w_lo = ((s_p - exact_s_p_n0_p) - product_error(exact_s_p_n0_w, s_q, exact_s_p_n0_p)) / s_q
+        exact_s_p_n0_sq = exact_s_p_n0_w * exact_s_p_n0_w
+        exact_s_p_n0_sq_lo = product_error(exact_s_p_n0_w, exact_s_p_n0_w, exact_s_p_n0_sq) + exact_s_p_n0_w_lo * (2.0 * exact_s_p_n0_w + exact_s_p_n0_w_lo)
+        exact_s_p_n1_w = s_q / s_p
+        exact_s_p_n1_p = exact_s_p_n1_w * s_p
+        # the exact remainder n - w d (Sterbenz, then TwoProduct)
+        exact_s_p_n1_w_lo = ((s_q - exact_s_p_n1_p) - product_error(exact_s_p_n1_w, s_p, exact_s_p_n1_p)) / s_p
+        exact_s_p_n1_sq = exact_s_p_n1_w * exact_s_p_n1_w
+        exact_s_p_n1_sq_lo = product_error(exact_s_p_n1_w, exact_s_p_n1_w, exact_s_p_n1_sq) + exact_s_p_n1_w_lo * (2.0 * exact_s_p_n1_w + exact_s_p_n1_w_lo)
+        exact_s_p_n1_k = -1
+        exact_s_p_n1_k_hi = exact_s_p_n1_sq * exact_s_p_n1_k
+        exact_s_p_n1_sq_lo = product_error(exact_s_p_n1_sq, exact_s_p_n1_k, exact_s_p_n1_k_hi) + exact_s_p_n1_sq_lo * exact_s_p_n1_k
+        exact_s_p_n2_hi, exact_s_p_n2_lo = two_sum(mu_p, -mu_q)
+        exact_s_p_n2_w = exact_s_p_n2_hi / s_p
+        exact_s_p_n2_p = exact_s_p_n2_w * s_p
+        # the exact remainder n - w d (Sterbenz, then TwoProduct)
+        exact_s_p_n2_w_lo = (((exact_s_p_n2_hi - exact_s_p_n2_p) - product_error(exact_s_p_n2_w, s_p, exact_s_p_n2_p)) + exact_s_p_n2_lo) / s_p
+        exact_s_p_n2_sq = exact_s_p_n2_w * exact_s_p_n2_w
+        exact_s_p_n2_sq_lo = product_error(exact_s_p_n2_w, exact_s_p_n2_w, exact_s_p_n2_sq) + exact_s_p_n2_w_lo * (2.0 * exact_s_p_n2_w + exact_s_p_n2_w_lo)
+        exact_s_p_n2_k = -1
+        exact_s_p_n2_k_hi = exact_s_p_n2_sq * exact_s_p_n2_k
+        exact_s_p_n2_sq_lo = product_error(exact_s_p_n2_sq, exact_s_p_n2_k, exact_s_p_n2_k_hi) + exact_s_p_n2_sq_lo * exact_s_p_n2_k
+        exact_s_p_s0, exact_s_p_e0 = two_sum(exact_s_p_n0_sq, exact_s_p_n1_k_hi)
+        exact_s_p_s1, exact_s_p_e1 = two_sum(exact_s_p_s0, exact_s_p_n2_k_hi)
+        exact_s_p = (exact_s_p_s1 + (exact_s_p_e0 + exact_s_p_e1 + exact_s_p_n0_sq_lo + exact_s_p_n1_sq_lo + exact_s_p_n2_sq_lo)) / s_p
+        exact_s_p = xp.where(cancels_s_p & xp.isfinite(exact_s_p), exact_s_p, total)
+        total, spread = forward[3] + backward[1], forward[3] - backward[1]
+        size, spread = xp.where(total < 0.0, -total, total), xp.where(spread < 0.0, -spread, spread)
+        cancels_s_q = (((forward[3] > 0.0) & (backward[1] < 0.0)) | ((forward[3] < 0.0) & (backward[1] > 0.0))) & (4.0 * size < spread)
+        exact_s_q_n0_w = s_q / s_p
+        exact_s_q_n0_p = exact_s_q_n0_w * s_p
+        # the exact remainder n - w d (Sterbenz, then TwoProduct)
+        exact_s_q_n0_w_lo = ((s_q - exact_s_q_n0_p) - product_error(exact_s_q_n0_w, s_p, exact_s_q_n0_p)) / s_p
+        exact_s_q_n0_sq = exact_s_q_n0_w * exact_s_q_n0_w
+        exact_s_q_n0_sq_lo = product_error(exact_s_q_n0_w, exact_s_q_n0_w, exact_s_q_n0_sq) + exact_s_q_n0_w_lo * (2.0 * exact_s_q_n0_w + exact_s_q_n0_w_lo)
+        exact_s_q_n1_w = s_p / s_q
+        exact_s_q_n1_p = exact_s_q_n1_w * s_q
+        # the exact remainder n - w d (Sterbenz, then TwoProduct)
+        exact_s_q_n1_w_lo = ((s_p - exact_s_q_n1_p) - product_error(exact_s_q_n1_w, s_q, exact_s_q_n1_p)) / s_q
+        exact_s_q_n1_sq = exact_s_q_n1_w * exact_s_q_n1_w
+        exact_s_q_n1_sq_lo = product_error(exact_s_q_n1_w, exact_s_q_n1_w, exact_s_q_n1_sq) + exact_s_q_n1_w_lo * (2.0 * exact_s_q_n1_w + exact_s_q_n1_w_lo)
+        exact_s_q_n1_k = -1
+        exact_s_q_n1_k_hi = exact_s_q_n1_sq * exact_s_q_n1_k
+        exact_s_q_n1_sq_lo = product_error(exact_s_q_n1_sq, exact_s_q_n1_k, exact_s_q_n1_k_hi) + exact_s_q_n1_sq_lo * exact_s_q_n1_k
+        exact_s_q_n2_hi, exact_s_q_n2_lo = two_sum(mu_q, -mu_p)
+        exact_s_q_n2_w = exact_s_q_n2_hi / s_q
+        exact_s_q_n2_p = exact_s_q_n2_w * s_q
+        # the exact remainder n - w d (Sterbenz, then TwoProduct)
+        exact_s_q_n2_w_lo = (((exact_s_q_n2_hi - exact_s_q_n2_p) - product_error(exact_s_q_n2_w, s_q, exact_s_q_n2_p)) + exact_s_q_n2_lo) / s_q
+        exact_s_q_n2_sq = exact_s_q_n2_w * exact_s_q_n2_w
+        exact_s_q_n2_sq_lo = product_error(exact_s_q_n2_w, exact_s_q_n2_w, exact_s_q_n2_sq) + exact_s_q_n2_w_lo * (2.0 * exact_s_q_n2_w + exact_s_q_n2_w_lo)
+        exact_s_q_n2_k = -1
+        exact_s_q_n2_k_hi = exact_s_q_n2_sq * exact_s_q_n2_k
+        exact_s_q_n2_sq_lo = product_error(exact_s_q_n2_sq, exact_s_q_n2_k, exact_s_q_n2_k_hi) + exact_s_q_n2_sq_lo * exact_s_q_n2_k
+        exact_s_q_s0, exact_s_q_e0 = two_sum(exact_s_q_n0_sq, exact_s_q_n1_k_hi)
+        exact_s_q_s1, exact_s_q_e1 = two_sum(exact_s_q_s0, exact_s_q_n2_k_hi)
+        exact_s_q = (exact_s_q_s1 + (exact_s_q_e0 + exact_s_q_e1 + exact_s_q_n0_sq_lo + exact_s_q_n1_sq_lo + exact_s_q_n2_sq_lo)) / s_q
+        exact_s_q = xp.where(cancels_s_q & xp.isfinite(exact_s_q), exact_s_q, total)
+        return (
+            forward[0] + backward[2],
+            exact_s_p,
+            forward[2] + backward[0],
+            exact_s_q,
+        )
+
+
 def parts_logvar(mu_p, logvar_p, mu_q, logvar_q):
     """x = expm1(logvar_p - logvar_q), a = (mu_p - mu_q)**2*exp(-logvar_q): their halves and log parts."""
     d_hi, d_lo = two_sum(logvar_p, -logvar_q)  # the exact rounding error of logvar_p - logvar_q
@@ -474,6 +614,67 @@ def jeffreys_logvar(mu_p, logvar_p, mu_q, logvar_q):
         crossed = -forward['half_x'] * reverse['x']
         total = forward['half_a'] + reverse['half_a'] + crossed
         return xp.maximum(total, 0.0) + 0.0
+
+
+def gradient_jeffreys_logvar(mu_p, logvar_p, mu_q, logvar_q):
+    """Gradient of jeffreys_logvar with respect to (mu_p, logvar_p, mu_q, logvar_q)."""
+    with xp.errstate(all='ignore'):
+        forward = gradient_logvar(mu_p, logvar_p, mu_q, logvar_q)
+        backward = gradient_logvar(mu_q, logvar_q, mu_p, logvar_p)
+        total, spread = forward[1] + backward[3], forward[1] - backward[3]
+        size, spread = xp.where(total < 0.0, -total, total), xp.where(spread < 0.0, -spread, spread)
+        cancels_logvar_p = (((forward[1] > 0.0) & (backward[3] < 0.0)) | ((forward[1] < 0.0) & (backward[3] > 0.0))) & (4.0 * size < spread)
+        kappa = xp.where((mu_p - mu_q < 2.0**-500) & (mu_p - mu_q > -(2.0**-500)), 2.0**300, xp.where((mu_p - mu_q > 2.0**500) | (mu_p - mu_q < -(2.0**500)), 2.0**-300, 1.0))
+        exact_logvar_p_n0_hi, exact_logvar_p_n0_lo = two_sum(mu_p, -mu_q)
+        exact_logvar_p_n0_hi = kappa * exact_logvar_p_n0_hi
+        exact_logvar_p_n0_lo = kappa * exact_logvar_p_n0_lo
+        exact_logvar_p_n0_sq = exact_logvar_p_n0_hi * exact_logvar_p_n0_hi
+        exact_logvar_p_n0_sq_lo = product_error(exact_logvar_p_n0_hi, exact_logvar_p_n0_hi, exact_logvar_p_n0_sq) + exact_logvar_p_n0_lo * (2.0 * exact_logvar_p_n0_hi + exact_logvar_p_n0_lo)
+        exact_logvar_p_n0_k = -exp(-logvar_p)/kappa**2
+        exact_logvar_p_n0_k_hi = exact_logvar_p_n0_sq * exact_logvar_p_n0_k
+        exact_logvar_p_n0_sq_lo = product_error(exact_logvar_p_n0_sq, exact_logvar_p_n0_k, exact_logvar_p_n0_k_hi) + exact_logvar_p_n0_sq_lo * exact_logvar_p_n0_k
+        exact_logvar_p_t0_d_hi, exact_logvar_p_t0_d_lo = two_sum(logvar_p, -logvar_q)
+        exact_logvar_p_t0_hi = expm1(exact_logvar_p_t0_d_hi)
+        exact_logvar_p_t0_lo = exact_logvar_p_t0_d_lo * exp(exact_logvar_p_t0_d_hi)
+        exact_logvar_p_t1_d_hi, exact_logvar_p_t1_d_lo = two_sum(logvar_q, -logvar_p)
+        exact_logvar_p_t1_hi = expm1(exact_logvar_p_t1_d_hi)
+        exact_logvar_p_t1_lo = exact_logvar_p_t1_d_lo * exp(exact_logvar_p_t1_d_hi)
+        exact_logvar_p_t1_hi = -exact_logvar_p_t1_hi
+        exact_logvar_p_t1_lo = -exact_logvar_p_t1_lo
+        exact_logvar_p_s0, exact_logvar_p_e0 = two_sum(exact_logvar_p_n0_k_hi, exact_logvar_p_t0_hi)
+        exact_logvar_p_s1, exact_logvar_p_e1 = two_sum(exact_logvar_p_s0, exact_logvar_p_t1_hi)
+        exact_logvar_p = 1/2 * (exact_logvar_p_s1 + (exact_logvar_p_e0 + exact_logvar_p_e1 + exact_logvar_p_n0_sq_lo + exact_logvar_p_t0_lo + exact_logvar_p_t1_lo))
+        exact_logvar_p = xp.where(cancels_logvar_p & xp.isfinite(exact_logvar_p), exact_logvar_p, total)
+        total, spread = forward[3] + backward[1], forward[3] - backward[1]
+        size, spread = xp.where(total < 0.0, -total, total), xp.where(spread < 0.0, -spread, spread)
+        cancels_logvar_q = (((forward[3] > 0.0) & (backward[1] < 0.0)) | ((forward[3] < 0.0) & (backward[1] > 0.0))) & (4.0 * size < spread)
+        kappa = xp.where((-mu_p + mu_q < 2.0**-500) & (-mu_p + mu_q > -(2.0**-500)), 2.0**300, xp.where((-mu_p + mu_q > 2.0**500) | (-mu_p + mu_q < -(2.0**500)), 2.0**-300, 1.0))
+        exact_logvar_q_n0_hi, exact_logvar_q_n0_lo = two_sum(mu_q, -mu_p)
+        exact_logvar_q_n0_hi = kappa * exact_logvar_q_n0_hi
+        exact_logvar_q_n0_lo = kappa * exact_logvar_q_n0_lo
+        exact_logvar_q_n0_sq = exact_logvar_q_n0_hi * exact_logvar_q_n0_hi
+        exact_logvar_q_n0_sq_lo = product_error(exact_logvar_q_n0_hi, exact_logvar_q_n0_hi, exact_logvar_q_n0_sq) + exact_logvar_q_n0_lo * (2.0 * exact_logvar_q_n0_hi + exact_logvar_q_n0_lo)
+        exact_logvar_q_n0_k = -exp(-logvar_q)/kappa**2
+        exact_logvar_q_n0_k_hi = exact_logvar_q_n0_sq * exact_logvar_q_n0_k
+        exact_logvar_q_n0_sq_lo = product_error(exact_logvar_q_n0_sq, exact_logvar_q_n0_k, exact_logvar_q_n0_k_hi) + exact_logvar_q_n0_sq_lo * exact_logvar_q_n0_k
+        exact_logvar_q_t0_d_hi, exact_logvar_q_t0_d_lo = two_sum(logvar_q, -logvar_p)
+        exact_logvar_q_t0_hi = expm1(exact_logvar_q_t0_d_hi)
+        exact_logvar_q_t0_lo = exact_logvar_q_t0_d_lo * exp(exact_logvar_q_t0_d_hi)
+        exact_logvar_q_t1_d_hi, exact_logvar_q_t1_d_lo = two_sum(logvar_p, -logvar_q)
+        exact_logvar_q_t1_hi = expm1(exact_logvar_q_t1_d_hi)
+        exact_logvar_q_t1_lo = exact_logvar_q_t1_d_lo * exp(exact_logvar_q_t1_d_hi)
+        exact_logvar_q_t1_hi = -exact_logvar_q_t1_hi
+        exact_logvar_q_t1_lo = -exact_logvar_q_t1_lo
+        exact_logvar_q_s0, exact_logvar_q_e0 = two_sum(exact_logvar_q_n0_k_hi, exact_logvar_q_t0_hi)
+        exact_logvar_q_s1, exact_logvar_q_e1 = two_sum(exact_logvar_q_s0, exact_logvar_q_t1_hi)
+        exact_logvar_q = 1/2 * (exact_logvar_q_s1 + (exact_logvar_q_e0 + exact_logvar_q_e1 + exact_logvar_q_n0_sq_lo + exact_logvar_q_t0_lo + exact_logvar_q_t1_lo))
+        exact_logvar_q = xp.where(cancels_logvar_q & xp.isfinite(exact_logvar_q), exact_logvar_q, total)
+        return (
+            forward[0] + backward[2],
+            exact_logvar_p,
+            forward[2] + backward[0],
+            exact_logvar_q,
+        )
 
 
 def parts_std_normal(mu, logvar):

@@ -882,3 +882,118 @@ def test_seeded_search_for_cancelling_gradients(param):
             if not right:
                 failures.append((values, position, got, mpmath.nstr(truth, 17)))
     assert not failures, f"{len(failures)} wrong, e.g. {failures[:3]}"
+
+
+def _true_jeffreys_gradient(mu_p, s_p, mu_q, s_q, param):
+    """The derivatives of J = KL(p||q) + KL(q||p), hand-written here, at 800 digits."""
+    with mpmath.workdps(800):
+        mu_p, s_p, mu_q, s_q = (mpmath.mpf(float(v)) for v in (mu_p, s_p, mu_q, s_q))
+        m = mu_p - mu_q
+        if param == "var":
+            return (
+                m / s_q + m / s_p,
+                1 / (2 * s_q) - (s_q + m**2) / (2 * s_p**2),
+                -m / s_q - m / s_p,
+                1 / (2 * s_p) - (s_p + m**2) / (2 * s_q**2),
+            )
+        if param == "std":
+            return (
+                m / s_q**2 + m / s_p**2,
+                s_p / s_q**2 - (s_q**2 + m**2) / s_p**3,
+                -m / s_q**2 - m / s_p**2,
+                s_q / s_p**2 - (s_p**2 + m**2) / s_q**3,
+            )
+        e_p, e_q = mpmath.exp(s_p), mpmath.exp(s_q)
+        return (
+            m * (1 / e_q + 1 / e_p),
+            (e_p / e_q - (e_q + m**2) / e_p) / 2,
+            -m * (1 / e_q + 1 / e_p),
+            (e_q / e_p - (e_p + m**2) / e_q) / 2,
+        )
+
+
+def _jeffreys_allowance(mu_p, s_p, mu_q, s_q, param, position):
+    """The log-variance allowance (rounded e^-l): 2^-50 times the terms' magnitudes / 2."""
+    if param != "logvar" or position % 2 == 0:
+        return 0.0
+    if position == 3:
+        mu_p, s_p, mu_q, s_q = mu_q, s_q, mu_p, s_p
+    with mpmath.workdps(30):
+        mu_p, s_p, mu_q, s_q = (mpmath.mpf(float(v)) for v in (mu_p, s_p, mu_q, s_q))
+        d = s_p - s_q
+        terms = mpmath.exp(d) + mpmath.exp(-d) + (mu_p - mu_q) ** 2 * mpmath.exp(-s_p)
+        return float(mpmath.mpf(2) ** -50 * terms / 2)
+
+
+def _stationary_jeffreys_cases(rng: np.random.Generator, n: int, param: str) -> list[np.ndarray]:
+    """Points near dJ/d(scale of p) = 0, where the two KLs' scale derivatives cancel:
+    m^2 = s_p^2 (r^2 - 1/r^2) (std), v_q (r^2 - 1) (var), e^{l_p} 2 sinh(l_p - l_q)
+    (logvar), r the scale ratio > 1, m nudged by a relative 1e-17..1e-3 (or not)."""
+    nudge = np.where(
+        rng.random(n) < 0.3, 0.0, rng.choice([-1.0, 1.0], n) * 10.0 ** rng.uniform(-17, -3, n)
+    )
+    if param == "logvar":
+        s_q = rng.uniform(-600, 600, n)
+        gap = 10.0 ** rng.uniform(-8, 2, n)
+        s_p = s_q + gap
+        difference = np.exp(0.5 * s_p) * np.sqrt(2 * np.sinh(gap))
+    else:
+        ratio = 1 + 10.0 ** rng.uniform(-8, 2, n)
+        if param == "std":
+            s_q = 10.0 ** rng.uniform(-140, 140, n)
+            s_p = s_q * ratio
+            difference = s_p * np.sqrt(ratio**2 - ratio**-2)
+        else:
+            s_q = 10.0 ** rng.uniform(-290, 290, n)
+            s_p = s_q * ratio
+            difference = np.sqrt(s_q) * np.sqrt(ratio**2 - 1)
+    mu_q = np.where(rng.random(n) < 0.5, 0.0, difference * 10.0 ** rng.uniform(-3, 3, n))
+    mu_p = mu_q + difference * (1 + nudge)
+    swap = rng.random(n) < 0.5  # the stationary scale on either side
+    return [np.where(swap, mu_q, mu_p), np.where(swap, s_q, s_p),
+            np.where(swap, mu_p, mu_q), np.where(swap, s_p, s_q)]
+
+
+@pytest.mark.parametrize("param", ["std", "var", "logvar"])
+def test_seeded_search_for_cancelling_jeffreys_gradients(param):
+    """The Jeffreys divergence's gradient (what torch and JAX differentiate kl_*_symmetric
+    with) near its stationary points, every component against mpmath: finite, within 1e-13
+    relative (+ 1e-300, + the log-variance allowance)."""
+    from symkl.frameworks import gradient_terms
+
+    rng = np.random.default_rng(1415)
+    arrays = _stationary_jeffreys_cases(rng, 300, param)
+    grads = gradient_terms("numpy", param, True, arrays)
+    failures = []
+    for i in range(300):
+        values = [float(a[i]) for a in arrays]
+        truths = _true_jeffreys_gradient(*values, param)
+        for position, truth in enumerate(truths):
+            got = float(grads[position][i])
+            slack = _jeffreys_allowance(*values, param, position)
+            if abs(truth) > DBL_MAX:
+                right = np.isinf(got) and np.sign(got) == mpmath.sign(truth)
+            else:
+                right = np.isfinite(got) and abs(got - truth) <= 1e-13 * abs(truth) + 1e-300 + slack
+            if not right:
+                failures.append((values, position, got, mpmath.nstr(truth, 17)))
+    assert not failures, f"{len(failures)} wrong, e.g. {failures[:3]}"
+
+
+@pytest.mark.parametrize("framework", ["torch", "jax"])
+def test_framework_jeffreys_gradients_where_they_cancel(framework):
+    module = pytest.importorskip(framework)
+    if framework == "jax":
+        previous = module.config.jax_enable_x64
+        module.config.update("jax_enable_x64", True)
+    try:
+        for param in ("std", "var"):
+            arrays = _stationary_jeffreys_cases(np.random.default_rng(1416), 20, param)
+            for i in range(20):
+                point = tuple(float(a[i]) for a in arrays)
+                got = _framework_gradient(module, framework, symkl.kl_diag_symmetric, point, param)
+                for g, truth in zip(got, _true_jeffreys_gradient(*point, param), strict=True):
+                    assert _gradient_is_right(g, truth), (framework, param, point, g, truth)
+    finally:
+        if framework == "jax":
+            module.config.update("jax_enable_x64", previous)

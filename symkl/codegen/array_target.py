@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sympy as sp
-from sympy.codegen.cfunctions import log1p
+from sympy.codegen.cfunctions import expm1, log1p
 
 from symkl.codegen.kernels import (
     FAR_BELOW,
@@ -382,6 +382,11 @@ def _exact_parts(expr: sp.Expr, name: str, lines: list[str]) -> tuple[sp.Expr, s
         lines.append(f"        {hi} = {array_code(sp.exp(d_hi))}")
         lines.append(f"        {lo} = {array_arithmetic(mul(hi, d_lo))}")
         return hi, lo
+    if isinstance(expr, expm1):
+        d_hi, d_lo = _exact_parts(expr.args[0], f"{name}_d", lines)
+        lines.append(f"        {hi} = {array_code(expm1(d_hi))}")
+        lines.append(f"        {lo} = {array_arithmetic(mul(d_lo, sp.exp(d_hi)))}")
+        return hi, lo
     raise NotImplementedError(f"no exact parts for {expr}")
 
 
@@ -398,9 +403,10 @@ def _array_exact_sum(exact: ExactSum, name: str) -> tuple[list[str], str, list[s
     conditions: list[str] = []
     if exact.scale_of is not None:
         s = array_code(exact.scale_of)
+        t, shift = exact.scale_levels
         lines.append(
-            f"        kappa = xp.where(({s} < 2.0**-500) & ({s} > -(2.0**-500)), 2.0**300, "
-            f"xp.where(({s} > 2.0**500) | ({s} < -(2.0**500)), 2.0**-300, 1.0))"
+            f"        kappa = xp.where(({s} < 2.0**-{t}) & ({s} > -(2.0**-{t})), 2.0**{shift}, "
+            f"xp.where(({s} > 2.0**{t}) | ({s} < -(2.0**{t})), 2.0**-{shift}, 1.0))"
         )
     highs, lows = [], []
     for index, (numerator, denominator, multiplier) in enumerate(exact.squares):
@@ -571,4 +577,45 @@ def _array_form(form: ParameterisedForm, exact_sums: dict[str, ExactSum]) -> lis
             f"        return xp.maximum(total, 0.0) + {domain}",
             "",
         ]
+        lines += _array_jeffreys_gradient(form, exact_sums)
+    return lines
+
+
+def _array_jeffreys_gradient(form: ParameterisedForm, exact_sums: dict[str, ExactSum]) -> list[str]:
+    """``gradient_jeffreys_<form>``: the two KLs' gradients added, and where the two scale
+    derivatives cancel (opposite signs, within a factor 5/3) the exact sums of facts
+    jeffreys-gradient-exact-*."""
+    name = identifier(form.name)
+    arguments = ", ".join(str(p) for p in form.parameters)
+    swapped = ", ".join(str(p) for p in swapped_parameters(form))
+    lines = [
+        "",
+        f"def gradient_jeffreys_{name}({arguments}):",
+        f'    """Gradient of jeffreys_{name} with respect to ({arguments})."""',
+        "    with xp.errstate(all='ignore'):",
+        f"        forward = gradient_{name}({arguments})",
+        f"        backward = gradient_{name}({swapped})",
+    ]
+    components = []
+    for position, parameter in enumerate(form.parameters):
+        partner = (position + 2) % 4
+        plain = f"forward[{position}] + backward[{partner}]"
+        exact = exact_sums.get(f"jeffreys-gradient-exact-{form.name}-{parameter}")
+        if exact is None:
+            components.append(plain)
+            continue
+        f, b = f"forward[{position}]", f"backward[{partner}]"
+        body, value, conditions = _array_exact_sum(exact, f"exact_{parameter}")
+        lines += [
+            f"        total, spread = {plain}, {f} - {b}",
+            "        size, spread = xp.where(total < 0.0, -total, total), "
+            "xp.where(spread < 0.0, -spread, spread)",
+            f"        cancels_{parameter} = ((({f} > 0.0) & ({b} < 0.0)) | (({f} < 0.0) & "
+            f"({b} > 0.0))) & (4.0 * size < spread)",
+            *body,
+        ]
+        usable = " & ".join([f"cancels_{parameter}", f"xp.isfinite({value})", *conditions])
+        lines.append(f"        {value} = xp.where({usable}, {value}, total)")
+        components.append(value)
+    lines += ["        return (", *(f"            {c}," for c in components), "        )", ""]
     return lines

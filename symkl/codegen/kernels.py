@@ -163,21 +163,27 @@ def ranged_gradients() -> dict[str, sp.Expr]:
 
 
 def exact_sum_gradients(forms: NumericForms) -> dict[str, ExactSum]:
-    """The proved exact-sum gradient components (facts gradient-exact-*), by fact label.
+    """The proved exact-sum gradient components (facts gradient-exact-* and
+    jeffreys-gradient-exact-*), by fact label.
 
     Each is checked to be the right-hand side of its proved fact, so the printers
     print only what was proved.
     """
     from symkl.kl import derive
     from symkl.kl.stable import exact_sum_gradients as exact_sums
+    from symkl.kl.stable import jeffreys_exact_gradients
 
     proved = {fact.label: fact.rhs for fact in derive("stable").facts}
     found = {}
-    for (name, parameter), exact in exact_sums(forms.forms).items():
-        label = f"gradient-exact-{name}-{parameter}"
-        if proved.get(label) != exact.expression():
-            raise RuntimeError(f"{label}: not the right-hand side of a fact of 'stable'")
-        found[label] = exact
+    for prefix, sums in (
+        ("gradient-exact", exact_sums(forms.forms)),
+        ("jeffreys-gradient-exact", jeffreys_exact_gradients(forms.forms)),
+    ):
+        for (name, parameter), exact in sums.items():
+            label = f"{prefix}-{name}-{parameter}"
+            if proved.get(label) != exact.expression():
+                raise RuntimeError(f"{label}: not the right-hand side of a fact of 'stable'")
+            found[label] = exact
     return found
 
 

@@ -39,6 +39,7 @@ __all__ = [
     "X",
     "derive_stable",
     "exact_sum_gradients",
+    "jeffreys_exact_gradients",
     "log1pmx",
     "numeric_forms",
     "ranged_gradients",
@@ -662,6 +663,9 @@ class ExactSum:
     terms: tuple[sp.Expr, ...]
     factors: tuple[sp.Expr, ...]
     scale_of: sp.Expr | None = None
+    #: ``(t, s)``: ``kappa = 2^s`` where ``|scale_of| < 2^-t``, ``2^-s`` where it exceeds
+    #: ``2^t``, else 1
+    scale_levels: tuple[int, int] = (500, 300)
 
     def expression(self) -> sp.Expr:
         """The right-hand side of the claim, in the printed order of operations."""
@@ -711,8 +715,78 @@ def exact_sum_gradients(
     }
 
 
+def jeffreys_exact_gradients(
+    forms: dict[str, ParameterisedForm],
+) -> dict[tuple[str, sp.Symbol], ExactSum]:
+    """The scale gradients of the Jeffreys divergence ``J = KL(p||q) + KL(q||p)`` as exact
+    sums (facts ``jeffreys-gradient-exact-*``): the two KLs' derivatives have opposite signs
+    and cancel where ``J`` is stationary in a scale.
+
+    ``std``: ``((s_p/s_q)^2 - (s_q/s_p)^2 - (m/s_p)^2)/s_p``; ``var``: ``(v_p^2 - v_q^2 -
+    m^2 v_q)/(2 v_p^2 v_q)`` with ``kappa`` (a power of 2, about ``1/v_p``) on ``v_p``,
+    ``v_q`` and ``m``; ``logvar``: ``(e^d - e^{-d} - m^2 e^{-l_p})/2``, ``d = l_p - l_q``,
+    with ``e^d - e^{-d} = expm1(d) - expm1(-d)``, two terms of one sign.  The derivatives in
+    q's scale are the same with p and q exchanged.
+    """
+    kappa = EXACT_SCALE
+    half = sp.Rational(1, 2)
+    one = sp.Integer(1)
+    mu_p, var_p, mu_q, var_q = forms["var"].parameters
+    _, s_p, _, s_q = forms["std"].parameters
+    _, logvar_p, _, logvar_q = forms["logvar"].parameters
+
+    def std(mu_p, s_p, mu_q, s_q):
+        return ExactSum(
+            ((s_p, s_q, one), (s_q, s_p, -one), (mu_p - mu_q, s_p, -one)), (), (1 / s_p,)
+        )
+
+    def var(mu_p, var_p, mu_q, var_q):
+        return ExactSum(
+            (
+                (kappa * var_p, one, one),
+                (kappa * var_q, one, -one),
+                (kappa * (mu_p - mu_q), one, -var_q),
+            ),
+            (),
+            (1 / (kappa * var_p), 1 / (kappa * var_p), 1 / var_q, half),
+            var_p,
+            (300, 600),
+        )
+
+    def logvar(mu_p, logvar_p, mu_q, logvar_q):
+        return ExactSum(
+            ((kappa * (mu_p - mu_q), one, -sp.exp(-logvar_p) / kappa**2),),
+            (expm1(logvar_p - logvar_q), -expm1(logvar_q - logvar_p)),
+            (half,),
+            mu_p - mu_q,
+        )
+
+    return {
+        ("std", s_p): std(mu_p, s_p, mu_q, s_q),
+        ("std", s_q): std(mu_q, s_q, mu_p, s_p),
+        ("var", var_p): var(mu_p, var_p, mu_q, var_q),
+        ("var", var_q): var(mu_q, var_q, mu_p, var_p),
+        ("logvar", logvar_p): logvar(mu_p, logvar_p, mu_q, logvar_q),
+        ("logvar", logvar_q): logvar(mu_q, logvar_q, mu_p, logvar_p),
+    }
+
+
 def _exact_sum_facts(forms: dict[str, ParameterisedForm], kls: dict[str, sp.Expr]) -> list:
+    jeffreys = {}
+    for name in ("std", "var", "logvar"):
+        swap = dict(zip(forms[name].parameters, _swapped(forms[name].parameters), strict=True))
+        jeffreys[name] = kls[name] + kls[name].xreplace(swap)
     return [
+        Fact(
+            f"Jeffreys divergence ({name}): its gradient with respect to ${sp.latex(parameter)}$ "
+            "as a compensated sum of squares and terms (for every $\\kappa > 0$)",
+            sp.diff(jeffreys[name], parameter),
+            exact.expression(),
+            label=f"jeffreys-gradient-exact-{name}-{parameter}",
+            prove=_prove_with_functions_expanded,
+        )
+        for (name, parameter), exact in jeffreys_exact_gradients(forms).items()
+    ] + [
         Fact(
             f"gradient ({name}) with respect to ${sp.latex(parameter)}$ as a sum of squares "
             "and terms that a compensated sum adds without cancellation (for every "
