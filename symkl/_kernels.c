@@ -995,7 +995,8 @@ SYMKL_VECTOR int64_t symkl_kl_var_f32(const float *p0, int64_t row0, int64_t col
             }
         }
         for (int64_t i = 0; i < group_rows; ++i) {
-            out[r0 + i] = (float)symkl_lanes_total(lane_sum[i], lane_error[i]);
+            out[r0 + i] = k <= SYMKL_PLAIN_SUM_MAX
+                ? (float)((lane_sum[i][0] + lane_sum[i][1]) + (lane_sum[i][2] + lane_sum[i][3])) : (float)symkl_lanes_total(lane_sum[i], lane_error[i]);
         }
     }
     return 0;
@@ -1187,7 +1188,8 @@ SYMKL_VECTOR int64_t symkl_kl_std_f32(const float *p0, int64_t row0, int64_t col
             }
         }
         for (int64_t i = 0; i < group_rows; ++i) {
-            out[r0 + i] = (float)symkl_lanes_total(lane_sum[i], lane_error[i]);
+            out[r0 + i] = k <= SYMKL_PLAIN_SUM_MAX
+                ? (float)((lane_sum[i][0] + lane_sum[i][1]) + (lane_sum[i][2] + lane_sum[i][3])) : (float)symkl_lanes_total(lane_sum[i], lane_error[i]);
         }
     }
     return 0;
@@ -1379,7 +1381,8 @@ SYMKL_VECTOR int64_t symkl_kl_logvar_f32(const float *p0, int64_t row0, int64_t 
             }
         }
         for (int64_t i = 0; i < group_rows; ++i) {
-            out[r0 + i] = (float)symkl_lanes_total(lane_sum[i], lane_error[i]);
+            out[r0 + i] = k <= SYMKL_PLAIN_SUM_MAX
+                ? (float)((lane_sum[i][0] + lane_sum[i][1]) + (lane_sum[i][2] + lane_sum[i][3])) : (float)symkl_lanes_total(lane_sum[i], lane_error[i]);
         }
     }
     return 0;
@@ -1527,7 +1530,8 @@ SYMKL_VECTOR int64_t symkl_kl_std_normal_f32(const float *p0, int64_t row0, int6
             }
         }
         for (int64_t i = 0; i < group_rows; ++i) {
-            out[r0 + i] = (float)symkl_lanes_total(lane_sum[i], lane_error[i]);
+            out[r0 + i] = k <= SYMKL_PLAIN_SUM_MAX
+                ? (float)((lane_sum[i][0] + lane_sum[i][1]) + (lane_sum[i][2] + lane_sum[i][3])) : (float)symkl_lanes_total(lane_sum[i], lane_error[i]);
         }
     }
     return 0;

@@ -883,7 +883,16 @@ def _c_block_loop(form: ParameterisedForm, suffix: str, ctype: str) -> list[str]
         "            for (int64_t i = 0, at = 0; !direct && i < group_rows;"
         " ++i, at += padded) {",
     ]
+    compensated = f"({ctype})symkl_lanes_total(lane_sum[i], lane_error[i])"
+    total = [f"            out[r0 + i] = {compensated};"]
     if ctype == "float":
+        # the plain lanes' total: four doubles added, then rounded to float once
+        lanes = variables(" ".join(f"lane_sum[i][{lane}]" for lane in range(4)))
+        plain = c_arithmetic(add(add(lanes[0], lanes[1]), add(lanes[2], lanes[3])))
+        total = [
+            "            out[r0 + i] = k <= SYMKL_PLAIN_SUM_MAX",
+            f"                ? (float)({plain}) : {compensated};",
+        ]
         summation = [
             "            if (k <= SYMKL_PLAIN_SUM_MAX) {",
             "                symkl_lane_sums_plain(group_rows, padded, terms, lane_sum);",
@@ -940,7 +949,7 @@ def _c_block_loop(form: ParameterisedForm, suffix: str, ctype: str) -> list[str]
         *summation,
         "        }",
         "        for (int64_t i = 0; i < group_rows; ++i) {",
-        f"            out[r0 + i] = ({ctype})symkl_lanes_total(lane_sum[i], lane_error[i]);",
+        *total,
         "        }",
         "    }",
         "    return 0;",
