@@ -16,6 +16,7 @@ from symkl.codegen.kernels import (
     atanh_excess,
     carried_expm1,
     carried_half_exp,
+    claim,
     compensated_excess,
     direct_exact_log_excess,
     exp_of_negated,
@@ -36,11 +37,10 @@ from symkl.codegen.kernels import (
     table_constants,
     table_expm1mx,
     table_rows,
+    two_sum,
     two_sum_error,
 )
 from symkl.codegen.printers import (
-    ProductError,
-    TwoSum,
     add,
     array_arithmetic,
     array_code,
@@ -101,8 +101,7 @@ def array_kernels(forms: NumericForms) -> str:
     table_low, table_high, table_scale, table_first = table_constants(forms)
     table_series = ", ".join(literal(c) for c in forms.table_series)
     coefficients = ", ".join(literal(c) for c in forms.series)
-    a, b, c, p, total, b_virtual, split_high = variables("a b c p s bv high")
-    a_hi, a_lo, b_hi, b_lo = variables("a_hi a_lo b_hi b_lo")
+    a, b, c, total, b_virtual, split_high = variables("a b c s bv high")
     u, v, d_hi, d_lo, rho, x, x_lo, r, power = variables("u v d_hi d_lo rho x x_lo r power")
     rho_lo_name = variables("rho_lo")[0]
     t, s, q, d, coefficient, table_scale_name = variables("t s q d coefficient TABLE_SCALE")
@@ -116,11 +115,9 @@ def array_kernels(forms: NumericForms) -> str:
     # (d^2/2) e^{-l} as ((d^2/2) e^{-l/2} back) e^{-l/2} back: in range between the factors
     split_mean_term = mul(mul(mul(mul(0.5, square, e_half), back), e_half), back)
     # Dekker's TwoProduct: a*b - p exactly from the 26-bit halves (NumPy has no fma)
-    dekker = add(
-        add(add(mul(a_hi, b_hi), neg(p)), mul(a_hi, b_lo), mul(a_lo, b_hi)), mul(a_lo, b_lo)
-    )
+    dekker = claim("node-dekker-product-error")
     # rho v - d_hi as (d_hi - p) - (rho v - p), the second exactly (ProductError)
-    rho_lo = div(add(add(add(d_hi, neg(p)), neg(ProductError(rho, v, p))), d_lo), v)
+    rho_lo = claim("node-relative-difference-lo-dekker", v=v)
     direct = compensated_excess(x, x_lo, log1p(r), (rho_lo_name, inverse(add(1.0, r))), power)
     lines = [
         "",
@@ -167,7 +164,7 @@ def array_kernels(forms: NumericForms) -> str:
         "    # neither overflow nor lose digits in the subnormal range",
         "    scale = xp.where(v < 2.0**-800, 2.0**600, xp.where(v > 2.0**800, 2.0**-600, 1.0))",
         f"    u, v = {array_arithmetic(mul(u, scale))}, {array_arithmetic(mul(v, scale))}",
-        f"    d_hi, d_lo = {array_arithmetic(TwoSum(u, neg(v), d_lo))}",
+        f"    d_hi, d_lo = {array_arithmetic(two_sum(u, neg(v), d_lo))}",
         f"    rho = {array_arithmetic(div(d_hi, v))}",
         f"    p = {array_arithmetic(mul(rho, v))}",
         f"    rho_lo = {array_arithmetic(rho_lo)}",
@@ -319,9 +316,11 @@ def _array_x(form: ParameterisedForm) -> list[str]:
         return [*lines, f"    half_x = {array_code(half_x)}"]
     difference = input_difference(form)
     if difference is not None:
-        u, v = difference
+        u, v = variables(" ".join(difference))
+        d_lo = variables("d_lo")[0]
         lines = [
-            f"    d_hi, d_lo = two_sum({u}, -{v})  # the exact rounding error of {u} - {v}",
+            f"    d_hi, d_lo = {array_arithmetic(two_sum(u, neg(v), d_lo))}"
+            f"  # the exact rounding error of {u} - {v}",
             "    d_lo = xp.where(xp.isfinite(d_hi), d_lo, 0.0)",
         ]
     else:
@@ -358,8 +357,9 @@ def _array_form(form: ParameterisedForm) -> list[str]:
         if power == 1:
             body.append("        x_lo = rho_lo")
         else:
+            rho, two_lo = variables("rho two_lo")
             body += [
-                "        two, two_lo = two_sum(2.0, rho)",
+                f"        two, two_lo = {array_arithmetic(two_sum(2.0, rho, two_lo))}",
                 f"        x_lo = {array_arithmetic(std_x_lo())}",
             ]
         body += [

@@ -18,6 +18,7 @@ from symkl.codegen.kernels import (
     atanh_excess,
     carried_expm1,
     carried_half_exp,
+    claim,
     compensated_excess,
     direct_exact_log_excess,
     exp_of_negated,
@@ -31,19 +32,17 @@ from symkl.codegen.kernels import (
     ln2_split,
     near_exact_log_excess,
     quotient_form,
-    quotient_remainder,
     scaled_mean_term,
     series_correction,
     std_x_lo,
     table_constants,
     table_expm1mx,
     table_rows,
+    two_sum,
     two_sum_error,
 )
 from symkl.codegen.printers import (
     Lo,
-    ProductError,
-    TwoSum,
     add,
     c_arithmetic,
     c_code,
@@ -119,7 +118,7 @@ def _c_fast_common(forms: NumericForms) -> list[str]:
     ln2_high_value, ln2_low_value = ln2_split()
     coefficients = forms.fast_series
     lane_sum, term, following, virtual_term = variables("sum[lane] term next virtual_term")
-    n, error, ln2_high, ln2_low = variables("n error SYMKL_LN2_HI SYMKL_LN2_LO")
+    n, error, ln2_high = variables("n error SYMKL_LN2_HI")
     total_lanes, lane_value, rounding, lane_error = variables(
         "total lane_sum[lane] rounding lane_error[lane]"
     )
@@ -141,8 +140,8 @@ def _c_fast_common(forms: NumericForms) -> list[str]:
         "    const double m_u = frexp(u, &e_u), m_v = frexp(v, &e_v);",
         "    const double n = (double)(e_u - e_v);",
         "    double error;",
-        _const("hi", TwoSum(mul(n, ln2_high), sp.log(div(m_u, m_v)), error)),
-        f"    *lo = {c_arithmetic(add(error, mul(n, ln2_low)))};",
+        _const("hi", two_sum(mul(n, ln2_high), sp.log(div(m_u, m_v)), error)),
+        f"    *lo = {c_arithmetic(claim('node-log-ratio-lo', error=error, n=n))};",
         "    return hi;",
         "}",
         "",
@@ -188,7 +187,7 @@ def _c_fast_common(forms: NumericForms) -> list[str]:
         "    double total = 0.0, error = 0.0;",
         "    for (int lane = 0; lane < 4; ++lane) {",
         "        double rounding;",
-        _assign("total", TwoSum(total_lanes, lane_value, rounding), "        "),
+        _assign("total", two_sum(total_lanes, lane_value, rounding), "        "),
         f"        error += {c_arithmetic(add(rounding, lane_error))};",
         "    }",
         "    /* an infinite term (overflow) makes the errors NaN: drop them */",
@@ -244,18 +243,15 @@ def _c_fast_term(form: ParameterisedForm) -> list[str]:
     u_name, v_name, power, x_of_rho = quotient
     u, v = variables(f"{u_name} {v_name}")
     mu_p, _, mu_q, _ = form.parameters
-    (inv_v, d_hi, d_lo, rho, rho_lo, x, x_lo, two_lo) = variables(
-        "inv_v d_hi d_lo rho rho_lo x x_lo two_lo"
-    )
-    (q, f, f_lo, scale, denominator, denominator_lo, inv_denominator) = variables(
-        "q f f_lo scale denominator denominator_lo inv_denominator"
-    )
-    s, s_lo, s2, tail, near_hi = variables("s s_lo s2 tail near_hi")
+    # the kernel's variables; the compensated statements (claim) name theirs alike
+    (inv_v, d_hi, d_lo, rho, rho_lo, x, two_lo) = variables("inv_v d_hi d_lo rho rho_lo x two_lo")
+    f, f_lo, denominator, inv_denominator = variables("f f_lo denominator inv_denominator")
+    s, s_lo, s2 = variables("s s_lo s2")
     e, exponent, shifted, shifted_lo, far_lo = variables("e exponent shifted shifted_lo far_lo")
     (mantissa,) = variables("mantissa")
-    m, m_lo, w, w_lo, a, a_lo = variables("m m_lo w w_lo a a_lo")
-    excess_hi, excess_lo, total, total_lo = variables("excess_hi excess_lo total total_lo")
-    ln2_high, ln2_low = variables("SYMKL_LN2_HI SYMKL_LN2_LO")
+    m, m_lo, w, w_lo, a = variables("m m_lo w w_lo a")
+    excess_hi, total, total_lo = variables("excess_hi total total_lo")
+    (ln2_high,) = variables("SYMKL_LN2_HI")
     fast_series = sp.Function("symkl_fast_series")
     name = identifier(form.name)
     arguments = ", ".join(f"double {p}" for p in form.parameters)
@@ -265,23 +261,17 @@ def _c_fast_term(form: ParameterisedForm) -> list[str]:
         near = [
             "    /* excess = x s - 2 (atanh s - s), s = x/(2 + x) (fact log1pmx-atanh) */",
             _const("near_hi", mul(x, s)),
-            _const(
-                "near_lo",
-                add(
-                    Lo(add(ProductError(x, s, near_hi), mul(x, s_lo), mul(x_lo, s))),
-                    neg(mul(2.0, tail)),
-                ),
-            ),
+            _const("near_lo", claim("node-near-var")),
         ]
         square = [
             _const("a", mul(w, m)),
-            _const("a_lo", Lo(add(ProductError(w, m, a), mul(w_lo, m), mul(w, m_lo)))),
+            _const("a_lo", Lo(claim("node-product-lo", a=w, a_lo=w_lo, b=m, b_lo=m_lo, p=a))),
         ]
     else:
-        rho_s, rho_s_lo, four, four_lo = variables("rho_s rho_s_lo four four_lo")
+        rho_s, four = variables("rho_s four")
         x_lines = [
             "    double two_lo;",
-            _const("two", TwoSum(2.0, rho, two_lo)),
+            _const("two", two_sum(2.0, rho, two_lo)),
             _const("x_lo", Lo(std_x_lo())),
         ]
         near = [
@@ -289,28 +279,18 @@ def _c_fast_term(form: ParameterisedForm) -> list[str]:
             " - s), s = rho/(2 + rho) (fact std-near) */",
             _const("rho_s", mul(rho, s)),
             _const(
-                "rho_s_lo", Lo(add(ProductError(rho, s, rho_s), mul(rho_lo, s), mul(rho, s_lo)))
+                "rho_s_lo",
+                Lo(claim("node-product-lo", a=rho, a_lo=rho_lo, b=s, b_lo=s_lo, p=rho_s)),
             ),
             _const("four", add(4.0, rho)),
-            _const("four_lo", Lo(add(add(add(4.0, neg(four)), rho), rho_lo))) + " /* |rho| < 4 */",
+            _const("four_lo", Lo(claim("node-fast-two-sum-lo", c=4.0, hi=four, a=rho, a_lo=rho_lo)))
+            + " /* |rho| < 4 */",
             _const("near_hi", mul(rho_s, four)),
-            _const(
-                "near_lo",
-                add(
-                    Lo(
-                        add(
-                            ProductError(rho_s, four, near_hi),
-                            mul(rho_s_lo, four),
-                            mul(rho_s, four_lo),
-                        )
-                    ),
-                    neg(mul(4.0, tail)),
-                ),
-            ),
+            _const("near_lo", claim("node-near-std")),
         ]
         square = [
             _const("a", mul(w, w)),
-            _const("a_lo", Lo(add(ProductError(w, w, a), mul(2.0, w, w_lo)))),
+            _const("a_lo", Lo(claim("node-square-lo", a=w, a_lo=w_lo, p=a))),
         ]
     twice = float(2 * power)
     return [
@@ -325,9 +305,9 @@ def _c_fast_term(form: ParameterisedForm) -> list[str]:
         _const("inv_v", div(1.0, v)),
         "    /* rho = (u - v)/v as rho + rho_lo: TwoSum, then the remainder by fma */",
         "    double d_lo;",
-        _const("d_hi", TwoSum(u, neg(v), d_lo)),
+        _const("d_hi", two_sum(u, neg(v), d_lo)),
         _const("rho", mul(d_hi, inv_v)),
-        _const("rho_lo", Lo(mul(add(quotient_remainder(rho, v, d_hi), d_lo), inv_v))),
+        _const("rho_lo", Lo(claim("node-relative-difference-lo", v=v))),
         f"    const double x = {c_code(x_of_rho)};",
         *x_lines,
         "    /* q = u/v = 2^e m, m in [3/4, 3/2); u/v = q + q_rem/v exactly */",
@@ -341,50 +321,39 @@ def _c_fast_term(form: ParameterisedForm) -> list[str]:
         f"    const double f = near ? rho : {c_arithmetic(add(mantissa, -1.0))};",
         "    const double scale = symkl_from_bits((2047u - biased) << 52); /* 2^-e */",
         "    const double f_lo = near ? rho_lo : "
-        f"{c_arithmetic(Lo(mul(quotient_remainder(q, v, u), inv_v, scale)))};",
+        f"{c_arithmetic(Lo(claim('node-mantissa-lo', u=u, v=v)))};",
         "    /* s = f/(2 + f) as s + s_lo; log(1 + f) = 2 atanh s = 2 (s + tail) */",
         _const("denominator", add(2.0, f)),
-        _const("denominator_lo", Lo(add(add(add(2.0, neg(denominator)), f), f_lo)))
+        _const(
+            "denominator_lo",
+            Lo(claim("node-fast-two-sum-lo", c=2.0, hi=denominator, a=f, a_lo=f_lo)),
+        )
         + " /* |f| < 2 */",
         _const("inv_denominator", div(1.0, denominator)),
         _const("s", mul(f, inv_denominator)),
-        _const(
-            "s_lo",
-            Lo(
-                mul(
-                    add(quotient_remainder(s, denominator, f), f_lo, neg(mul(s, denominator_lo))),
-                    inv_denominator,
-                )
-            ),
-        ),
+        _const("s_lo", Lo(claim("node-quotient-lo"))),
         _const("s2", mul(s, s)),
         _const("tail", mul(s, s2, fast_series(s2))),
         *near,
         f"    /* e != 0: excess = x - {power} (e log 2 + 2 atanh s) (fact log-split) */",
         _const("exponent", mul(float(power), e)),
         "    double shifted_lo, far_lo;",
-        _const("shifted", TwoSum(x, mul(-1, exponent, ln2_high), shifted_lo)),
-        _const("far_hi", TwoSum(shifted, mul(-twice, s), far_lo)),
-        "    far_lo = "
-        + c_arithmetic(
-            add(
-                Lo(add(far_lo, shifted_lo, x_lo, neg(mul(twice, s_lo)))),
-                neg(mul(exponent, ln2_low)),
-                neg(mul(twice, tail)),
-            )
-        )
-        + ";",
+        _const("shifted", two_sum(x, mul(-1, exponent, ln2_high), shifted_lo)),
+        _const("far_hi", two_sum(shifted, mul(-twice, s), far_lo)),
+        _assign("far_lo", claim(f"node-far-excess-power-{power}")),
         "    const double excess_hi = near ? near_hi : far_hi;",
         "    const double excess_lo = near ? near_lo : far_lo;",
         f"    /* a = {sp.sstr(form.a)} as a + a_lo, with w = (mu_p - mu_q)/v */",
         "    double m_lo;",
-        _const("m", TwoSum(mu_p, neg(mu_q), m_lo)),
+        _const("m", two_sum(mu_p, neg(mu_q), m_lo)),
         _const("w", mul(m, inv_v)),
-        _const("w_lo", Lo(mul(add(quotient_remainder(w, v, m), m_lo), inv_v))),
+        _const(
+            "w_lo", Lo(claim("node-relative-difference-lo", rho=w, v=v, d_hi=m, d_lo=m_lo))
+        ),
         *square,
         "    double total_lo;",
-        _const("total", TwoSum(a, excess_hi, total_lo)),
-        _const("corrected", mul(0.5, add(total, add(Lo(add(total_lo, a_lo)), excess_lo)))),
+        _const("total", two_sum(a, excess_hi, total_lo)),
+        _const("corrected", claim("node-half-total")),
         "    /* a may overflow to inf (its lo parts are then NaN); never below zero */",
         "    const double term = total - total == 0.0 ? corrected : "
         f"{c_arithmetic(mul(0.5, total))};",
@@ -425,8 +394,8 @@ def _c_fast_exp_common() -> list[str]:
     coefficients = expm1mx_series(FAST_EXP_TERMS)
     horner_lines = _horner_lines(coefficients, "r")
     inverse = float(1 / sp.log(2).evalf(40))
-    d, d_lo, rounded, n, r_hi, shift, r, r_lo, p, e1, e2, one_r, t = variables(
-        "d d_lo rounded n r_hi shift r r_lo p e1 e2 one_r t"
+    d, d_lo, rounded, n, r_hi, shift, r, p, e1, e2, one_r = variables(
+        "d d_lo rounded n r_hi shift r p e1 e2 one_r"
     )
     inv_ln2, rounding, ln2_high, ln2_low = variables(
         "SYMKL_INV_LN2 SYMKL_ROUND SYMKL_LN2_HI SYMKL_LN2_LO"
@@ -459,15 +428,12 @@ def _c_fast_exp_common() -> list[str]:
         _const("r_hi", add(d, neg(mul(n, ln2_high)))),
         _const("shift", mul(n, ln2_low)),
         _const("r", add(r_hi, neg(shift))),
-        _const(
-            "r_lo",
-            add(Lo(add(add(r_hi, neg(r)), neg(shift), neg(ProductError(n, ln2_low, shift)))), d_lo),
-        ),
+        _const("r_lo", claim("node-exp-reduction")),
         _const("p", sp.Function("symkl_fast_expm1mx")(r)),
         "    double e1, e2;",
-        _const("one_r", TwoSum(1.0, r, e1)),
-        _const("t", TwoSum(one_r, p, e2)),
-        f"    *t_lo = {c_arithmetic(add(Lo(add(e1, e2)), mul(r_lo, t)))};",
+        _const("one_r", two_sum(1.0, r, e1)),
+        _const("t", two_sum(one_r, p, e2)),
+        f"    *t_lo = {c_arithmetic(claim('node-exp-mantissa'))};",
         "    /* 2^n from the low bits of `rounded` (n + 1.5 2^52 holds n there) */",
         "    const uint64_t biased = symkl_bits(rounded) - symkl_bits(SYMKL_ROUND) + 1023u;",
         "    *scale = symkl_from_bits(biased << 52);",
@@ -485,11 +451,11 @@ def _c_fast_exact_log_term(form: ParameterisedForm) -> list[str]:
     name = identifier(form.name)
     arguments = ", ".join(f"double {p}" for p in form.parameters)
     names = [str(p) for p in form.parameters]
-    d, d_lo_part, m, m_lo, t, t_lo, scale, c, c_lo, f_lo = variables(
-        "d d_lo m m_lo t t_lo scale c c_lo f_lo"
+    d, d_lo_part, m, m_lo, t, scale, c, c_lo, f_lo = variables(
+        "d d_lo m m_lo t scale c c_lo f_lo"
     )
-    m2, m2_lo, q_t, q_lo, q_scale, a_t, a, a_lo = variables("m2 m2_lo q_t q_lo q_scale a_t a a_lo")
-    excess_hi, excess_lo, total, total_lo = variables("excess_hi excess_lo total total_lo")
+    m2, q_t, q_scale, a_t, a = variables("m2 q_t q_scale a_t a")
+    excess_hi, total_lo = variables("excess_hi total_lo")
     difference = input_difference(form)
     if difference is not None:
         mu_p, logvar_p, mu_q, logvar_q = names
@@ -500,14 +466,14 @@ def _c_fast_exact_log_term(form: ParameterisedForm) -> list[str]:
         ]
         setup = [
             "    double d_lo, m_lo;",
-            _const("d", TwoSum(form.parameters[1], neg(form.parameters[3]), d_lo_part)),
-            _const("m", TwoSum(form.parameters[0], neg(form.parameters[2]), m_lo)),
+            _const("d", two_sum(form.parameters[1], neg(form.parameters[3]), d_lo_part)),
+            _const("m", two_sum(form.parameters[0], neg(form.parameters[2]), m_lo)),
             "    /* e^{-l_q} = q_scale (q_t + q_lo) */",
             "    double q_lo, q_scale, q_near, q_exponent;",
             f"    const double q_t = symkl_fast_exp(-{logvar_q}, 0.0, exact, &q_lo, &q_scale,"
             " &q_near, &q_exponent);",
         ]
-        d_lo = Lo(d_lo_part)
+        d_lo = claim("node-lo", x=d_lo_part)
     else:
         mu, logvar = names
         ok = [
@@ -532,23 +498,20 @@ def _c_fast_exact_log_term(form: ParameterisedForm) -> list[str]:
         f"    const double t = symkl_fast_exp(d, {c_arithmetic(d_lo)}, exact, &t_lo, &scale,"
         " &near, &exponent);",
         "    double c_lo, f_lo;",
-        _const("c", TwoSum(1.0, d, c_lo)),
-        _const("f", TwoSum(mul(scale, t), neg(c), f_lo)),
-        _const("far_lo", add(Lo(add(f_lo, neg(c_lo), neg(d_lo))), mul(scale, t_lo))),
+        _const("c", two_sum(1.0, d, c_lo)),
+        _const("f", two_sum(mul(scale, t), neg(c), f_lo)),
+        _const("far_lo", claim("node-exp-excess", d_lo=d_lo)),
         "    const double excess_hi = exponent == 0.0 ? near : f;",
         "    const double excess_lo = exponent == 0.0 ? 0.0 : far_lo;",
         "    /* a = m^2 e^{-l_q} as a + a_lo */",
         _const("m2", mul(m, m)),
-        _const("m2_lo", Lo(add(ProductError(m, m, m2), mul(2.0, m, m_lo)))),
+        _const("m2_lo", Lo(claim("node-square-lo", a=m, a_lo=m_lo, p=m2))),
         _const("a_t", mul(m2, q_t)),
         _const("a", mul(a_t, q_scale)),
-        _const(
-            "a_lo",
-            mul(Lo(add(ProductError(m2, q_t, a_t), mul(m2_lo, q_t), mul(m2, q_lo))), q_scale),
-        ),
+        _const("a_lo", claim("node-scaled-product-lo")),
         "    double total_lo;",
-        _const("total", TwoSum(a, excess_hi, total_lo)),
-        _const("term", mul(0.5, add(total, add(Lo(add(total_lo, a_lo)), excess_lo)))),
+        _const("total", two_sum(a, excess_hi, total_lo)),
+        _const("term", claim("node-half-total")),
         "    /* an overflow leaves NaN (inf - inf in the lo parts): the block's check sends",
         "     * it to the scalar kernel */",
         "    return term < 0.0 ? 0.0 : term;",
@@ -658,9 +621,9 @@ def _c_term(form: ParameterisedForm) -> list[str]:
         domain = f"({u} > 0.0 && {v} > 0.0) ? 0.0 : NAN /* NaN in, NaN out */"
         x_lines = [
             "    double d_lo;",
-            _const("d_hi", TwoSum(u, neg(v), d_lo)),
+            _const("d_hi", two_sum(u, neg(v), d_lo)),
             _const("rho", div(d_hi, v)),
-            _const("rho_lo", div(add(quotient_remainder(rho, v, d_hi), d_lo), v)),
+            _const("rho_lo", claim("node-relative-difference-lo", v=v, inv_v=inverse(v))),
             f"    const double x = {c_code(x_of_rho)};",
         ]
         if power == 1:
@@ -670,7 +633,7 @@ def _c_term(form: ParameterisedForm) -> list[str]:
         else:
             x_lines += [
                 "    double two_lo;",
-                _const("two", TwoSum(2.0, rho, two_lo)),
+                _const("two", two_sum(2.0, rho, two_lo)),
                 _const("x_lo", std_x_lo()),
             ]
             half_x = mul(mul(0.5, rho), add(2.0, rho))
@@ -708,10 +671,10 @@ def _c_term(form: ParameterisedForm) -> list[str]:
         if difference is not None:
             # expm1(u - v) with u - v rounded: TwoSum recovers the rounding error e exactly,
             # and expm1(d + e) = expm1(d) + e exp(d) to within e^2 (|e| <= 2^-53 |d|)
-            u, v = difference
+            u, v = variables(" ".join(difference))
             x_lines = [
                 "    double d_lo;",
-                f"    double d_hi = symkl_two_sum({u}, -{v}, &d_lo);",
+                f"    double d_hi = {c_arithmetic(two_sum(u, neg(v), d_lo))};",
                 "    if (isinf(d_hi)) d_lo = 0.0; /* the lo part of an overflow is NaN */",
             ]
         else:

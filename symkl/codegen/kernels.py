@@ -10,8 +10,9 @@ from __future__ import annotations
 import sympy as sp
 from sympy.codegen.cfunctions import expm1
 
-from symkl.codegen.printers import ProductError, add, div, literal, mul, neg, variables
-from symkl.kl.stable import NumericForms, ParameterisedForm
+from symkl.codegen.printers import add, div, literal, mul, neg
+from symkl.kl.compensated import Claimed
+from symkl.kl.stable import NumericForms, ParameterisedForm, proved_statements
 
 __all__ = [
     "EXACT_LOG_RATIO",
@@ -25,6 +26,7 @@ __all__ = [
     "atanh_excess",
     "carried_expm1",
     "carried_half_exp",
+    "claim",
     "compensated_excess",
     "direct_exact_log_excess",
     "exp_of_negated",
@@ -39,7 +41,6 @@ __all__ = [
     "ln2_split",
     "near_exact_log_excess",
     "quotient_form",
-    "quotient_remainder",
     "ranged_gradients",
     "scaled_mean_term",
     "series_correction",
@@ -48,6 +49,7 @@ __all__ = [
     "table_constants",
     "table_expm1mx",
     "table_rows",
+    "two_sum",
     "two_sum_error",
 ]
 
@@ -166,31 +168,53 @@ def swapped_parameters(form: ParameterisedForm) -> tuple[sp.Symbol, ...]:
     return (mu_q, s_q, mu_p, s_p)
 
 
-def std_x_lo() -> sp.Expr:
+def claim(label: str, **arguments: sp.Expr | float) -> Claimed:
+    """The proved kernel statement ``label`` of ``stable`` with its parameters bound (by
+    name) to the kernel's variables: the only way compensated arithmetic is printed.
+
+    Raises ``KeyError`` naming the proved statements when ``label`` is not one of them.
+
+    Examples
+    --------
+    >>> from symkl.codegen.printers import c_arithmetic, variables
+    >>> c_arithmetic(claim("node-two-sum", a=1.0, b=variables("rho")[0], lo=variables("e")[0]))
+    'symkl_two_sum(1.0, rho, &e)'
+    """
+    statements = proved_statements()
+    if label not in statements:
+        known = ", ".join(sorted(statements))
+        raise KeyError(f"no proved kernel statement {label!r}; the proved ones are: {known}")
+    bound = {name: sp.sympify(value) for name, value in arguments.items()}
+    node = Claimed(label, bound)
+    node.instance()  # unknown parameter names fail here, at the call
+    return node
+
+
+def two_sum(a: sp.Expr | float, b: sp.Expr | float, lo: sp.Expr) -> Claimed:
+    """``TwoSum(a, b, lo)``: the rounded ``a + b``, ``lo`` its exact error (node-two-sum)."""
+    return claim("node-two-sum", a=a, b=b, lo=lo)
+
+
+def std_x_lo() -> Claimed:
     """The rounding error of ``x = rho (2 + rho)`` (std), carried as ``x + x_lo``.
 
     From ``rho_lo`` (the rounding of rho), ``two = 2 + rho`` with its TwoSum error
     ``two_lo``, and the exact remainder of the product ``rho * two``; first order in
-    the lo parts.  One expression for the scalar and vectorised C kernels and the
-    array kernels.
+    the lo parts (fact node-std-x-lo).  One statement for the scalar and vectorised C
+    kernels and the array kernels.
     """
-    rho, rho_lo, two, two_lo, x = variables("rho rho_lo two two_lo x")
-    return add(ProductError(rho, two, x), mul(rho, two_lo), mul(2.0, rho_lo, add(1.0, rho)))
+    return claim("node-std-x-lo")
 
 
-def quotient_remainder(quotient: sp.Expr, divisor: sp.Expr, dividend: sp.Expr) -> sp.Expr:
-    """``dividend - quotient * divisor``, exactly (the remainder of a rounded division)."""
-    return ProductError(neg(quotient), divisor, neg(dividend))
-
-
-def two_sum_error(a: sp.Expr, b: sp.Expr, total: sp.Expr, b_virtual: sp.Expr) -> sp.Expr:
+def two_sum_error(a: sp.Expr, b: sp.Expr, total: sp.Expr, b_virtual: sp.Expr) -> Claimed:
     """Knuth's TwoSum: the exact error of ``total = fl(a + b)``, with ``b_virtual = total - a``.
 
     ``a + b = total + (a - (total - b_virtual)) + (b - b_virtual)`` exactly, in any
-    rounding-to-nearest binary arithmetic.  One definition for the C helper
-    ``symkl_two_sum``, the C summation lanes and the array ``two_sum``.
+    rounding-to-nearest binary arithmetic (fact node-two-sum-error, assumption EFT).
+    One statement for the C helper ``symkl_two_sum``, the C summation lanes and the
+    array ``two_sum``.
     """
-    return add(add(a, neg(add(total, neg(b_virtual)))), add(b, neg(b_virtual)))
+    return claim("node-two-sum-error", a=a, b=b, s=total, bv=b_virtual)
 
 
 def series_correction(x: sp.Expr, x_lo: sp.Expr) -> sp.Expr:

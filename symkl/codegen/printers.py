@@ -5,24 +5,30 @@ Two kinds of expression reach them:
 - the proved forms of ``stable`` (ordinary SymPy expressions: ``x``, ``a``, the
   gradients), printed as SymPy prints them;
 - the compensated arithmetic of the kernels (TwoSum, the exact remainder of a
-  product, the lo parts), built from the nodes below.  Floating-point addition and
-  multiplication are not associative, so these are built with :func:`add` and
-  :func:`mul`, which keep their operands in the order given and evaluate left to
-  right; a nested sum or product is a parenthesised sub-expression, evaluated first.
-  Printed with ``order="none"`` they come out in exactly that order in both targets.
+  product, the lo parts): the nodes of :mod:`symkl.kl.compensated`, printed only as
+  part of a proved kernel statement (a :class:`~symkl.kl.compensated.Claimed` node,
+  made by :func:`symkl.codegen.kernels.claim`); a node anywhere else is refused with
+  :class:`UnclaimedNodeError`.  Floating-point addition and multiplication are not
+  associative, so this arithmetic is built with :func:`add` and :func:`mul`, which
+  keep their operands in the order given and evaluate left to right; a nested sum or
+  product is a parenthesised sub-expression, evaluated first.  Printed with
+  ``order="none"`` they come out in exactly that order in both targets.
 
 Examples
 --------
->>> import sympy as sp
->>> rho, two, two_lo, rho_lo, x = sp.symbols("rho two two_lo rho_lo x", real=True)
->>> x_lo = add(ProductError(rho, two, x), mul(rho, two_lo), mul(2.0, rho_lo, add(1.0, rho)))
->>> c_arithmetic(x_lo)
+>>> from symkl.codegen.kernels import claim, std_x_lo
+>>> c_arithmetic(std_x_lo())
 'fma(rho, two, -x) + rho * two_lo + 2.0 * rho_lo * (1.0 + rho)'
->>> array_arithmetic(x_lo)
+>>> array_arithmetic(std_x_lo())
 'product_error(rho, two, x) + rho * two_lo + 2.0 * rho_lo * (1.0 + rho)'
->>> lo = sp.Symbol("d_lo", real=True)
->>> c_arithmetic(TwoSum(x, -rho, lo)), array_arithmetic(TwoSum(x, -rho, lo))
+>>> x, rho, lo = variables("x rho d_lo")
+>>> node = claim("node-two-sum", a=x, b=neg(rho), lo=lo)
+>>> c_arithmetic(node), array_arithmetic(node)
 ('symkl_two_sum(x, -rho, &d_lo)', 'two_sum(x, -rho)')
+>>> c_arithmetic(TwoSum(x, neg(rho), lo))  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+symkl.codegen.printers.UnclaimedNodeError: refusing to print TwoSum node TwoSum(x, -rho, d_lo): ...
 """
 
 from __future__ import annotations
@@ -35,12 +41,27 @@ from sympy.printing.c import C99CodePrinter
 from sympy.printing.numpy import NumPyPrinter
 from sympy.printing.precedence import PRECEDENCE, precedence
 
+from symkl.kl.compensated import (
+    Claimed,
+    Lo,
+    ProductError,
+    TwoSum,
+    add,
+    div,
+    inverse,
+    mul,
+    neg,
+    variables,
+)
+
 __all__ = [
     "ArrayPrinter",
+    "Claimed",
     "CodePrinter99",
     "Lo",
     "ProductError",
     "TwoSum",
+    "UnclaimedNodeError",
     "add",
     "array_arithmetic",
     "array_code",
@@ -55,63 +76,8 @@ __all__ = [
 ]
 
 
-class TwoSum(sp.Function):
-    """``TwoSum(a, b, lo)``: the rounded ``a + b``; ``lo`` receives its exact error.
-
-    Knuth's TwoSum: ``a + b = hi + lo`` exactly.  C calls ``symkl_two_sum(a, b, &lo)``;
-    the array namespace ``two_sum(a, b)``, which returns ``(hi, lo)``.
-    """
-
-    nargs = 3
-
-
-class ProductError(sp.Function):
-    """``ProductError(a, b, p) = a b - p`` exactly, for ``p`` the rounded ``a b`` (or any ``p``
-    with ``a b - p`` representable): ``fma(a, b, -p)`` in C, Dekker's TwoProduct
-    (``product_error``) in the array namespace, which has no fma."""
-
-    nargs = 3
-
-
-class Lo(sp.Function):
-    """A lo part: in C ``SYMKL_LO(e)``, which the float32 kernels drop (``exact = 0``);
-    the array kernels always keep it."""
-
-    nargs = 1
-
-
-def neg(value: sp.Expr | float) -> sp.Expr:
-    """``-value``, printed as unary minus before an ordered product."""
-    value = sp.sympify(value)
-    if isinstance(value, sp.Mul) and value.args[0] != -1:
-        return mul(-1, *value.args)
-    return mul(-1, value)
-
-
-def inverse(denominator: sp.Expr) -> sp.Expr:
-    """A factor ``/ denominator`` of an ordered product: ``mul(a, b, inverse(c))`` is
-    ``a * b / c``."""
-    return sp.Pow(denominator, -1, evaluate=False)
-
-
-def div(numerator: sp.Expr | float, denominator: sp.Expr) -> sp.Expr:
-    """``numerator / denominator``, one rounded division (a product numerator first)."""
-    return mul(numerator, inverse(denominator))
-
-
-def variables(names: str) -> tuple[sp.Symbol, ...]:
-    """Real symbols named as the kernels' variables (``"d_hi d_lo"``)."""
-    return sp.symbols(names, real=True, seq=True)
-
-
-def add(*terms: sp.Expr | float) -> sp.Expr:
-    """The floating-point sum of ``terms``, left to right, in the order given."""
-    return sp.Add(*(sp.sympify(t) for t in terms), evaluate=False)
-
-
-def mul(*factors: sp.Expr | float) -> sp.Expr:
-    """The floating-point product of ``factors``, left to right, in the order given."""
-    return sp.Mul(*(sp.sympify(f) for f in factors), evaluate=False)
+class UnclaimedNodeError(ValueError):
+    """A compensated node (TwoSum, ProductError, Lo) outside a proved kernel statement."""
 
 
 class _OrderedArithmetic:
@@ -123,6 +89,8 @@ class _OrderedArithmetic:
 
     def _ordered_operand(self, operand: sp.Expr, parent: sp.Expr) -> str:
         text = self._print(operand)
+        while isinstance(operand, Claimed):  # parenthesised as the statement it prints
+            operand = operand.instance()
         nested = isinstance(operand, type(parent)) and not _is_negation(operand)
         # an ordered product binds as a product, also with a leading -1 (SymPy's
         # precedence() ranks a negated product as a sum)
@@ -173,6 +141,48 @@ class _OrderedArithmetic:
             return super()._print_Float(expr)
         return repr(float(expr))
 
+    # -- the trust property: compensated nodes only from proved statements
+    _claim_depth = 0
+
+    def _print_Claimed(self, expr: Claimed) -> str:
+        """A proved statement of ``stable`` at the kernel's variables: the statement is
+        looked up by label among the proved ones and instantiated here."""
+        for value in expr.arguments.values():
+            _refuse_unclaimed(value, f"an argument of {expr.label!r}")
+        instance = expr.instance()
+        self._claim_depth += 1
+        try:
+            return self._print(instance)
+        finally:
+            self._claim_depth -= 1
+
+    def _claimed_node(self, expr: sp.Expr) -> None:
+        """Raise unless ``expr`` (a TwoSum, ProductError or Lo) is printed inside a claim."""
+        if self._claim_depth > 0:
+            return
+        if isinstance(expr, Lo) and isinstance(expr.args[0], Claimed):
+            return  # a proved quantity, marked as a lo part (Lo means its argument)
+        raise UnclaimedNodeError(_unclaimed_message(expr))
+
+
+def _unclaimed_message(node: sp.Expr) -> str:
+    return (
+        f"refusing to print {node.func.__name__} node {sp.sstr(node)}: it is not part of a "
+        "proved kernel statement of 'stable' (build it with symkl.codegen.kernels.claim)"
+    )
+
+
+def _refuse_unclaimed(expr: sp.Basic, where: str) -> None:
+    """Raise when ``expr`` holds a compensated node that is not inside a Claimed node."""
+    if isinstance(expr, Claimed):
+        return
+    if isinstance(expr, (TwoSum, ProductError)) or (
+        isinstance(expr, Lo) and not isinstance(expr.args[0], Claimed)
+    ):
+        raise UnclaimedNodeError(_unclaimed_message(expr) + f" ({where})")
+    for argument in expr.args:
+        _refuse_unclaimed(argument, where)
+
 
 def _is_negation(expr: sp.Expr) -> bool:
     return isinstance(expr, sp.Mul) and expr.args[0] == -1 and len(expr.args) == 2
@@ -191,14 +201,17 @@ class CodePrinter99(_OrderedArithmetic, C99CodePrinter):
         return super()._print_Pow(expr)
 
     def _print_TwoSum(self, expr: TwoSum) -> str:
+        self._claimed_node(expr)
         a, b, lo = expr.args
         return f"symkl_two_sum({self._print(a)}, {self._print(b)}, &{self._print(lo)})"
 
     def _print_ProductError(self, expr: ProductError) -> str:
+        self._claimed_node(expr)
         a, b, p = expr.args
         return f"fma({self._print(a)}, {self._print(b)}, {self._print(-p)})"
 
     def _print_Lo(self, expr: Lo) -> str:
+        self._claimed_node(expr)
         return f"SYMKL_LO({self._print(expr.args[0])})"
 
 
@@ -209,13 +222,16 @@ class ArrayPrinter(_OrderedArithmetic, NumPyPrinter):
     _default_settings: ClassVar[dict] = {**NumPyPrinter._default_settings, "ordered": False}
 
     def _print_TwoSum(self, expr: TwoSum) -> str:
+        self._claimed_node(expr)
         a, b, _ = expr.args
         return f"two_sum({self._print(a)}, {self._print(b)})"
 
     def _print_ProductError(self, expr: ProductError) -> str:
+        self._claimed_node(expr)
         return f"product_error({', '.join(self._print(a) for a in expr.args)})"
 
     def _print_Lo(self, expr: Lo) -> str:
+        self._claimed_node(expr)
         return self._print(expr.args[0])
 
 
