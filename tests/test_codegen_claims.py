@@ -13,6 +13,7 @@ import dataclasses
 
 import pytest
 import sympy as sp
+from sympy.codegen.cfunctions import expm1, log1p
 
 from symkl.build import generate
 from symkl.codegen import generate_sources
@@ -35,7 +36,7 @@ from symkl.kl.compensated import (
     variables,
 )
 from symkl.kl.stable import numeric_forms
-from symkl.proof import Generic
+from symkl.proof import ExpandFunctions, Generic
 
 a, b, c, d = variables("a b c d")
 
@@ -45,9 +46,20 @@ def test_every_compensated_statement_is_a_proved_fact_of_stable():
     statements = numeric_forms().statements
     assert set(statements) == set(kernel_statements())
     assert len(statements) >= 20
-    for label in statements:
-        assert label.startswith("node-")
-        assert report.check(label).ok, label
+    for statement in statements.values():
+        assert statement.label.startswith("node-")
+        for label in statement.labels:
+            assert report.check(label).ok, label
+
+
+def test_a_first_order_statement_is_two_claims_computed_by_sympy():
+    statement = kernel_statements()["node-carried-expm1"]
+    value, slope = statement.facts()
+    assert statement.labels == ("node-carried-expm1", "node-carried-expm1-first-order")
+    d_hi = _symbols("node-carried-expm1")["d_hi"]
+    assert sp.simplify(sp.expand_func(value.lhs) - sp.exp(d_hi) + 1) == 0  # at d_lo = 0
+    d_lo = _symbols("node-carried-expm1")["d_lo"]
+    assert sp.simplify(slope.rhs - d_lo * sp.exp(d_hi)) == 0  # d/de expm1(d_hi + e d_lo)
 
 
 def test_the_meanings_of_the_nodes():
@@ -145,6 +157,17 @@ def _wrong_statements():
 def test_a_wrong_statement_fails_its_claim(label, wrong):
     fact = _statement_with(label, wrong).fact()
     result = check_step(fact.lhs, fact.rhs, prove=Generic(), points=3)
+    assert not result.symbolic.ok and not result.numeric.ok
+
+
+def test_a_wrong_first_order_correction_fails_its_first_order_claim():
+    names = _symbols("node-carried-expm1")
+    # e^{-d_hi} where the derivative of expm1 is e^{d_hi}: right at d_lo = 0, wrong slope
+    wrong = add(names["expm1_d"], mul(names["d_lo"], sp.exp(neg(names["d_hi"]))))
+    value, slope = _statement_with("node-carried-expm1", wrong).facts()
+    prove = ExpandFunctions((log1p, expm1))
+    assert check_step(value.lhs, value.rhs, prove=prove, points=3).ok
+    result = check_step(slope.lhs, slope.rhs, prove=prove, points=3)
     assert not result.symbolic.ok and not result.numeric.ok
 
 

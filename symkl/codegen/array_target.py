@@ -106,9 +106,9 @@ def array_kernels(forms: NumericForms) -> str:
     rho_lo_name = variables("rho_lo")[0]
     t, s, q, d, coefficient, table_scale_name = variables("t s q d coefficient TABLE_SCALE")
     scaled, e, half_e, carried, d_near = variables("scaled e half_e carried d_near")
+    (value,) = variables("value")
     row = variables("high low expm1_c exp_c")
     expm1mx_near = sp.Function("expm1mx_near")
-    far_log_ratio, value = variables("far_log_ratio value")
     scale, back, scaled_d, square, e_full, e_half, logvar_q = variables(
         "scale back scaled_d square e_full e_half logvar_q"
     )
@@ -180,7 +180,7 @@ def array_kernels(forms: NumericForms) -> str:
         "    r = xp.where(far, 0.0, rho)",
         f"    direct = {array_arithmetic(direct)}",
         "    value = xp.where(near, series, xp.where(far, "
-        f"{array_arithmetic(add(add(x, neg(far_log_ratio)), x_lo))}, direct))",
+        f"{array_arithmetic(claim('node-excess-far-array'))}, direct))",
         "    # beyond 2^60, log(1 + x) < x/2^54; x/2 is taken where x itself overflows",
         "    return xp.where(x < 2.0**60, "
         f"{array_arithmetic(mul(0.5, sp.Function('xp.maximum')(value, 0.0)))}, half_x)",

@@ -217,10 +217,10 @@ def two_sum_error(a: sp.Expr, b: sp.Expr, total: sp.Expr, b_virtual: sp.Expr) ->
     return claim("node-two-sum-error", a=a, b=b, s=total, bv=b_virtual)
 
 
-def series_correction(x: sp.Expr, x_lo: sp.Expr) -> sp.Expr:
+def series_correction(x: sp.Expr, x_lo: sp.Expr) -> Claimed:
     """``x_lo f'(x)``, ``f'(x) = x/(1 + x)``: the first-order effect of ``x_lo`` on the
-    excess ``f(x) = x - log(1 + x)`` (added to the series value)."""
-    return mul(x_lo, div(x, add(1.0, x)))
+    excess ``f(x) = x - log(1 + x)`` (added to the series value; node-series-correction)."""
+    return claim("node-series-correction", x=x, x_lo=x_lo)
 
 
 def compensated_excess(
@@ -229,20 +229,23 @@ def compensated_excess(
     log_hi: sp.Expr,
     log_lo: tuple[sp.Expr, ...],
     power: sp.Expr | int,
-) -> sp.Expr:
+) -> Claimed:
     """``(x - power log_hi) + (x_lo - power log_lo)``: the excess from ``log(1 + x) =
     power (log_hi + log_lo)``, hi and lo parts subtracted separately.
 
-    ``log_lo`` is the product of its factors (``rho_lo, inverse(1 + rho)``); a power of
-    1 is left out of the printed products.
+    ``log_lo`` is one lo part (node-excess-split-*) or ``(rho_lo, inverse(1 + rho))`` with
+    ``log_hi = log1p(rho)`` (node-excess-direct-*); a power of 1 is left out of the
+    printed products.
     """
-
-    def scaled(*factors: sp.Expr) -> sp.Expr:
-        if power == 1:
-            return factors[0] if len(factors) == 1 else mul(*factors)
-        return mul(power, *factors)
-
-    return add(add(x, neg(scaled(log_hi))), add(x_lo, neg(scaled(*log_lo))))
+    suffix = "unit" if power == 1 else "power"
+    scale = {} if power == 1 else {"power": power}
+    if len(log_lo) == 1:
+        return claim(
+            f"node-excess-split-{suffix}", x=x, x_lo=x_lo, log_hi=log_hi, log_lo=log_lo[0], **scale
+        )
+    (rho,) = log_hi.args
+    rho_lo, _ = log_lo
+    return claim(f"node-excess-direct-{suffix}", x=x, x_lo=x_lo, rho=rho, rho_lo=rho_lo, **scale)
 
 
 def horner_step(accumulated: sp.Expr, argument: sp.Expr, coefficient: sp.Expr) -> sp.Expr:
@@ -275,26 +278,26 @@ def expm1mx_from_series(r: sp.Expr, series: sp.Expr) -> sp.Expr:
 
 def table_expm1mx(
     row: tuple[sp.Expr, sp.Expr, sp.Expr, sp.Expr], r: sp.Expr, q: sp.Expr, d_lo: sp.Expr
-) -> sp.Expr:
+) -> Claimed:
     """``e^d - 1 - d = F + G r + E q``, ``q = e^r - 1 - r``, from a table row ``(F_hi, F_lo,
     G, E)`` at ``c = d - r`` (``F = e^c - 1 - c``, ``G = e^c - 1``, ``E = e^c``), with the
-    first-order effect ``d_lo (G + E r)`` of d's rounding error."""
+    first-order effect ``d_lo (G + E r)`` of d's rounding error (node-table-expm1mx)."""
     high, low, expm1_c, exp_c = row
-    return add(
-        high,
-        add(low, mul(expm1_c, r), mul(exp_c, q), mul(d_lo, add(expm1_c, mul(exp_c, r)))),
-    )
+    return claim(
+        "node-table-expm1mx", high=high, low=low, expm1_c=expm1_c, exp_c=exp_c, r=r, q=q,
+        d_lo=d_lo,
+    )  # fmt: skip
 
 
-def direct_exact_log_excess(x: sp.Expr, d_hi: sp.Expr, d_lo: sp.Expr) -> sp.Expr:
+def direct_exact_log_excess(x: sp.Expr, d_hi: sp.Expr, d_lo: sp.Expr) -> Claimed:
     """``x - log(1 + x) = (x - d_hi) - d_lo`` where ``log(1 + x) = d_hi + d_lo`` exactly."""
-    return add(add(x, neg(d_hi)), neg(d_lo))
+    return claim("node-direct-exact-log-excess", x=x, d_hi=d_hi, d_lo=d_lo)
 
 
-def near_exact_log_excess(series: sp.Expr, x: sp.Expr, d_lo: sp.Expr) -> sp.Expr:
+def near_exact_log_excess(series: sp.Expr, x: sp.Expr, d_lo: sp.Expr) -> Claimed:
     """``e^d - 1 - d`` at ``d = d_hi + d_lo``: the series at ``d_hi`` plus ``d_lo x``
-    (``x = e^d - 1``, first order in ``d_lo``)."""
-    return add(series, mul(d_lo, x))
+    (``x = e^d - 1``, first order in ``d_lo``; node-near-exact-log-excess)."""
+    return claim("node-near-exact-log-excess", series=series, x=x, d_lo=d_lo)
 
 
 def half_square(e: sp.Expr) -> sp.Expr:
@@ -302,25 +305,25 @@ def half_square(e: sp.Expr) -> sp.Expr:
     return mul(mul(0.5, e), e)
 
 
-def carried_half_exp(half_e: sp.Expr, d_lo: sp.Expr) -> sp.Expr:
+def carried_half_exp(half_e: sp.Expr, d_lo: sp.Expr) -> Claimed:
     """``e^(d_hi + d_lo)/2 = half_e (1 + d_lo)`` to first order, ``half_e = e^d_hi/2``."""
-    return add(half_e, mul(half_e, d_lo))
+    return claim("node-carried-half-exp", half_e=half_e, d_lo=d_lo)
 
 
-def half_excess_beyond_overflow(carried: sp.Expr, d_hi: sp.Expr) -> sp.Expr:
+def half_excess_beyond_overflow(carried: sp.Expr, d_hi: sp.Expr) -> Claimed:
     """``(e^d - 1 - d)/2 = e^d/2 - (1 + d)/2`` where ``e^d`` itself overflows (fact
-    excess-half)."""
-    return add(carried, neg(mul(0.5, add(1.0, d_hi))))
+    excess-half, node-half-excess-beyond-overflow)."""
+    return claim("node-half-excess-beyond-overflow", carried=carried, d_hi=d_hi)
 
 
-def carried_expm1(expm1_d: sp.Expr, d_hi: sp.Expr, d_lo: sp.Expr) -> sp.Expr:
+def carried_expm1(expm1_d: sp.Expr, d_hi: sp.Expr, d_lo: sp.Expr) -> Claimed:
     """``expm1(d_hi + d_lo) = expm1(d_hi) + d_lo e^d_hi`` to within ``d_lo^2``."""
-    return add(expm1_d, mul(d_lo, sp.exp(d_hi)))
+    return claim("node-carried-expm1", expm1_d=expm1_d, d_hi=d_hi, d_lo=d_lo)
 
 
-def halved_difference(mu_p: sp.Expr, mu_q: sp.Expr) -> sp.Expr:
+def halved_difference(mu_p: sp.Expr, mu_q: sp.Expr) -> Claimed:
     """``(mu_p - mu_q)/2`` as ``mu_p/2 - mu_q/2``: finite where the difference overflows."""
-    return add(mul(0.5, mu_p), neg(mul(0.5, mu_q)))
+    return claim("node-halved-difference", mu_p=mu_p, mu_q=mu_q)
 
 
 def scaled_mean_term(scale: sp.Expr, w: sp.Expr, other: sp.Expr) -> sp.Expr:

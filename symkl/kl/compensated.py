@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 import sympy as sp
+from sympy.codegen.cfunctions import expm1, log1p
 
 __all__ = [
     "ERROR_FREE_TRANSFORMATIONS",
@@ -232,27 +233,69 @@ class KernelStatement:
     claim: sp.Expr
     target: sp.Expr
     given: Mapping[sp.Symbol, sp.Expr] = field(default_factory=dict)
+    #: lo parts the claim is first order in: with each scaled by epsilon, the two sides
+    #: agree at epsilon = 0 (fact ``label``) and in their epsilon-derivative there (fact
+    #: ``label-first-order``), both computed by SymPy; empty: the claim is exact
+    first_order: tuple[sp.Symbol, ...] = ()
 
     @property
     def parameters(self) -> frozenset[sp.Symbol]:
         return frozenset(self.expression.free_symbols)
 
-    def fact(self):
-        from symkl.derivation import Fact
-        from symkl.proof import Generic
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """The labels of the facts of :meth:`facts`."""
+        return (self.label, f"{self.label}-first-order") if self.first_order else (self.label,)
 
+    def facts(self) -> list:
+        """The claims of this statement, as facts for ``stable`` to check."""
+        from symkl.derivation import Fact
+        from symkl.proof import ExpandFunctions
+
+        prove = ExpandFunctions((log1p, expm1))
         lhs = exact_value(self.claim.xreplace({OUT: exact_value(self.expression)}), self.given)
         rhs = exact_value(self.target, self.given)
-        return Fact(
-            f"kernel statement ({self.text}); with the meanings of TwoSum, ProductError "
-            "and Lo (assumption EFT), exactly",
-            lhs,
-            rhs,
-            label=self.label,
-            prove=Generic(),
-            # the statement's symbols are the kernel's variables, not the derivation's x, a
-            use_definitions=False,
-        )
+        meanings = "with the meanings of TwoSum, ProductError and Lo (assumption EFT)"
+        if not self.first_order:
+            return [
+                Fact(
+                    f"kernel statement ({self.text}); {meanings}, exactly",
+                    lhs,
+                    rhs,
+                    label=self.label,
+                    prove=prove,
+                    # the statement's symbols are the kernel's variables, not the
+                    # derivation's x and a
+                    use_definitions=False,
+                )
+            ]
+        epsilon = sp.Symbol("epsilon", positive=True)
+        scaled = {small: epsilon * small for small in self.first_order}
+        lhs, rhs = lhs.xreplace(scaled), rhs.xreplace(scaled)
+        smalls = ", ".join(str(small) for small in self.first_order)
+        return [
+            Fact(
+                f"kernel statement ({self.text}); {meanings}, at {smalls} = 0",
+                lhs.subs(epsilon, 0),
+                rhs.subs(epsilon, 0),
+                label=self.label,
+                prove=prove,
+                use_definitions=False,
+            ),
+            Fact(
+                f"kernel statement ({self.label}) to first order in {smalls}: the derivatives "
+                f"in epsilon at 0, {smalls} scaled by epsilon (SymPy's derivatives)",
+                sp.diff(lhs, epsilon).subs(epsilon, 0),
+                sp.diff(rhs, epsilon).subs(epsilon, 0),
+                label=f"{self.label}-first-order",
+                prove=prove,
+                use_definitions=False,
+            ),
+        ]
+
+    def fact(self):
+        """The (first) fact of :meth:`facts`."""
+        return self.facts()[0]
 
     def instance(self, arguments: Mapping[str, sp.Basic]) -> sp.Expr:
         """``expression`` with its parameters (by name) bound to ``arguments``."""
@@ -462,7 +505,7 @@ def kernel_statements() -> dict[str, KernelStatement]:
             (a_hi + a_lo) * (b_hi + b_lo) - p,
         ),
     ]
-    statements += _far_statements() + _exp_statements()
+    statements += _far_statements() + _exp_statements() + _first_order_statements()
     total, total_lo, excess_hi, excess_lo = variables("total total_lo excess_hi excess_lo")
     a_hi_sum = sp.Symbol("a", real=True)
     statements.append(
@@ -558,6 +601,143 @@ def _exp_statements() -> list[KernelStatement]:
             {a: a_t * q_scale},
         ),
     ]
+
+
+def _first_order_statements() -> list[KernelStatement]:
+    """The corrections of the scalar and array kernels: a lo part carried to first order."""
+    x, x_lo, rho, rho_lo, log_hi, log_lo, power, far_log_ratio = variables(
+        "x x_lo rho rho_lo log_hi log_lo power far_log_ratio"
+    )
+    d_hi, d_lo, expm1_d, series, half_e, carried, mu_p, mu_q = variables(
+        "d_hi d_lo expm1_d series half_e carried mu_p mu_q"
+    )
+    high, low, expm1_c, exp_c, c, r, q, p = variables("high low expm1_c exp_c c r q p")
+    statements = [
+        KernelStatement(
+            "node-series-correction",
+            "x_lo x/(1 + x): the first-order effect of x_lo on x - log(1 + x)",
+            mul(x_lo, div(x, add(1.0, x))),
+            x - sp.log(1 + x) + OUT,
+            (x + x_lo) - sp.log(1 + x + x_lo),
+            first_order=(x_lo,),
+        ),
+        KernelStatement(
+            "node-excess-far-array",
+            "the excess from log(1 + x) = far_log_ratio, hi and lo parts of x",
+            add(add(x, neg(far_log_ratio)), x_lo),
+            OUT,
+            x + x_lo - far_log_ratio,
+        ),
+    ]
+    for suffix, scale in (("unit", 1), ("power", power)):
+
+        def scaled(*factors: sp.Expr, scale: sp.Expr | int = scale) -> sp.Expr:
+            if scale == 1:
+                return factors[0] if len(factors) == 1 else mul(*factors)
+            return mul(scale, *factors)
+
+        statements += [
+            KernelStatement(
+                f"node-excess-split-{suffix}",
+                f"x - log(1 + x) from log(1 + x) = {scale} (log_hi + log_lo), hi and lo parts "
+                "subtracted separately",
+                add(add(x, neg(scaled(log_hi))), add(x_lo, neg(scaled(log_lo)))),
+                OUT,
+                x + x_lo - scale * (log_hi + log_lo),
+            ),
+            KernelStatement(
+                f"node-excess-direct-{suffix}",
+                f"x - log(1 + x) with 1 + x = (1 + rho + rho_lo)^{scale}: log1p(rho) and "
+                "rho_lo/(1 + rho)",
+                add(
+                    add(x, neg(scaled(log1p(rho)))),
+                    add(x_lo, neg(scaled(rho_lo, inverse(add(1.0, rho))))),
+                ),
+                OUT,
+                x + x_lo - scale * sp.log(1 + rho + rho_lo),
+                first_order=(x_lo, rho_lo),
+            ),
+        ]
+    statements += [
+        KernelStatement(
+            "node-carried-expm1",
+            "expm1(d_hi + d_lo) = expm1(d_hi) + d_lo e^d_hi",
+            add(expm1_d, mul(d_lo, sp.exp(d_hi))),
+            OUT,
+            expm1(d_hi + d_lo),
+            {expm1_d: expm1(d_hi)},
+            first_order=(d_lo,),
+        ),
+        KernelStatement(
+            "node-near-exact-log-excess",
+            "e^d - 1 - d at d = d_hi + d_lo: the series at d_hi plus d_lo x, x = e^d - 1",
+            add(series, mul(d_lo, x)),
+            OUT,
+            sp.exp(d_hi + d_lo) - 1 - (d_hi + d_lo),
+            {series: sp.exp(d_hi) - 1 - d_hi, x: expm1(d_hi + d_lo)},
+            first_order=(d_lo,),
+        ),
+        KernelStatement(
+            "node-direct-exact-log-excess",
+            "x - log(1 + x) where log(1 + x) = d_hi + d_lo exactly",
+            add(add(x, neg(d_hi)), neg(d_lo)),
+            OUT,
+            x - (d_hi + d_lo),
+        ),
+        KernelStatement(
+            "node-carried-half-exp",
+            "e^(d_hi + d_lo)/2 = half_e (1 + d_lo), half_e = e^d_hi/2",
+            add(half_e, mul(half_e, d_lo)),
+            OUT,
+            sp.exp(d_hi + d_lo) / 2,
+            {half_e: sp.exp(d_hi) / 2},
+            first_order=(d_lo,),
+        ),
+        KernelStatement(
+            "node-half-excess-beyond-overflow",
+            "(e^d - 1 - d)/2 = e^d/2 - (1 + d)/2 where e^d overflows (fact excess-half)",
+            add(carried, neg(mul(0.5, add(1.0, d_hi)))),
+            OUT,
+            (sp.exp(d_hi) - 1 - d_hi) / 2,
+            {carried: sp.exp(d_hi) / 2},
+        ),
+        KernelStatement(
+            "node-halved-difference",
+            "(mu_p - mu_q)/2 as mu_p/2 - mu_q/2, finite where the difference overflows",
+            add(mul(0.5, mu_p), neg(mul(0.5, mu_q))),
+            OUT,
+            (mu_p - mu_q) / 2,
+        ),
+        KernelStatement(
+            "node-table-expm1mx",
+            "e^d - 1 - d = F + G r + E q (fact expm1mx-table) at d = c + r + d_lo, "
+            "F = high + low, G = e^c - 1, E = e^c, q = e^r - 1 - r; d_lo times G + E r, "
+            "neglecting d_lo E q",
+            add(
+                high,
+                add(low, mul(expm1_c, r), mul(exp_c, q), mul(d_lo, add(expm1_c, mul(exp_c, r)))),
+            ),
+            OUT,
+            sp.exp(c + r + d_lo) - 1 - (c + r + d_lo) - d_lo * sp.exp(c) * (sp.exp(r) - 1 - r),
+            {
+                high: sp.exp(c) - 1 - c - low,
+                expm1_c: sp.exp(c) - 1,
+                exp_c: sp.exp(c),
+                q: sp.exp(r) - 1 - r,
+            },
+            first_order=(d_lo,),
+        ),
+        KernelStatement(
+            "node-exp-near",
+            "e^(r + d_lo) - 1 - (r + d_lo) at n = 0 from p = e^r - 1 - r",
+            add(p, mul(d_lo, add(r, p))),
+            OUT,
+            sp.exp(r + d_lo) - 1 - (r + d_lo),
+            {p: sp.exp(r) - 1 - r},
+            first_order=(d_lo,),
+        ),
+    ]
+    return statements
 
 
 # ------------------------------------------------------------------------------- assumption

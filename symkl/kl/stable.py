@@ -214,7 +214,7 @@ def numeric_forms() -> NumericForms:
         raise RuntimeError(f"refusing to generate code from an unproved derivation:\n{report}")
     forms = derivation.attachments["numeric_forms"]
     # every statement handed out is a fact that the report just proved
-    for label in forms.statements:
+    for label in (label for s in forms.statements.values() for label in s.labels):
         if not report.check(label).ok:
             raise RuntimeError(f"refusing to print kernel statement {label!r}: not proved")
     _PROVED.update(forms.statements)
@@ -500,7 +500,7 @@ def derive_stable() -> Derivation:
 
     facts += _extreme_value_facts(forms, kls)
     statements = kernel_statements()
-    facts += [statement.fact() for statement in statements.values()]
+    facts += [fact for statement in statements.values() for fact in statement.facts()]
 
     derivation = Derivation(
         name="stable",
