@@ -12,14 +12,16 @@
 #define SYMKL_SERIES_HIGH (0.4)
 #define SYMKL_FAR_BELOW (-0.9)
 
-/* Knuth's TwoSum: a + b = sum + *error exactly */
+/* s, e with a + b = s + e exactly (Knuth's TwoSum; facts node-two-sum, node-two-sum-error) */
 static inline double symkl_two_sum(double a, double b, double *error) {
-    const double sum = a + b;
-    const double b_virtual = sum - a;
-    *error = (a - (sum - b_virtual)) + (b - b_virtual);
-    return sum;
+    const double s = a + b;
+    const double bv = s - a;
+    *error = (a - (s - bv)) + (b - bv);
+    return s;
 }
 
+/* x - log1p(x) by the atanh series (accurate on the series interval): t = x/(2 + x), u = t^2, x
+ * t - 2 t^3 S(u) (facts log1pmx-atanh, atanh-series) */
 static inline double symkl_excess_series(double x) {
     const double t = x / (2.0 + x);
     const double u = t * t;
@@ -300,7 +302,8 @@ static double symkl_lanes_total(const double *lane_sum, const double *lane_error
 #define SYMKL_INLINE static inline
 #endif
 
-/* e^r - 1 - r = r^2 P(r), 13 terms of sum r^k/k! (fact expm1mx-series) */
+/* e^r - 1 - r = r^2 sum r^k/(k + 2)!, 13 terms, for |r| <= NEAR_EXP and |r| <= log(2)/2 (fact
+ * expm1mx-series) */
 static inline double symkl_fast_expm1mx(double r) {
     double s = 1.1470745597729725e-11;
     s = fma(s, r, 1.6059043836821613e-10);

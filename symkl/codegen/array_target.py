@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import sympy as sp
+from sympy.codegen.ast import Assignment, CodeBlock, FunctionDefinition, Return, Variable, float64
 from sympy.codegen.cfunctions import log1p
 
 from symkl.codegen.kernels import (
@@ -12,15 +15,15 @@ from symkl.codegen.kernels import (
     HALF_X,
     HEADER,
     NEAR_EXP,
-    atanh_argument,
-    atanh_excess,
+    KernelFunction,
     carried_expm1,
     carried_half_exp,
     claim,
     compensated_excess,
     direct_exact_log_excess,
+    excess_series_function,
     exp_of_negated,
-    expm1mx_from_series,
+    expm1mx_function,
     half_excess_beyond_overflow,
     half_square,
     halved_difference,
@@ -38,12 +41,14 @@ from symkl.codegen.kernels import (
     table_expm1mx,
     table_rows,
     two_sum,
-    two_sum_error,
+    two_sum_function,
 )
 from symkl.codegen.printers import (
+    ArrayPrinter,
     add,
     array_arithmetic,
     array_code,
+    array_statement,
     div,
     inverse,
     literal,
@@ -101,10 +106,10 @@ def array_kernels(forms: NumericForms) -> str:
     table_low, table_high, table_scale, table_first = table_constants(forms)
     table_series = ", ".join(literal(c) for c in forms.table_series)
     coefficients = ", ".join(literal(c) for c in forms.series)
-    a, b, c, total, b_virtual, split_high = variables("a b c s bv high")
+    a, c, split_high = variables("a c high")
     u, v, d_hi, d_lo, rho, x, x_lo, r, power = variables("u v d_hi d_lo rho x x_lo r power")
     rho_lo_name = variables("rho_lo")[0]
-    t, s, q, d, coefficient, table_scale_name = variables("t s q d coefficient TABLE_SCALE")
+    q, d, coefficient, table_scale_name = variables("q d coefficient TABLE_SCALE")
     scaled, e, half_e, carried, d_near = variables("scaled e half_e carried d_near")
     (value,) = variables("value")
     row = variables("high low expm1_c exp_c")
@@ -127,27 +132,16 @@ def array_kernels(forms: NumericForms) -> str:
         f"SERIES = ({coefficients})",
         "",
         "",
-        "def excess_series(x):",
-        '    """x - log1p(x) by the atanh series (accurate on the series interval)."""',
-        f"    t = {array_arithmetic(atanh_argument(x))}",
-        f"    u = {array_arithmetic(mul(t, t))}",
-        "    s = xp.full_like(x, SERIES[-1])",
-        "    for coefficient in SERIES[-2::-1]:",
-        f"        s = {array_arithmetic(horner_step(s, u, coefficient))}",
-        f"    return {array_arithmetic(atanh_excess(x, t, u, s))}",
+        *_array_function(excess_series_function(forms)),
         "",
         "",
-        "def two_sum(a, b):",
-        '    """s, e with a + b = s + e exactly (Knuth\'s TwoSum)."""',
-        f"    s = {array_arithmetic(add(a, b))}",
-        f"    bv = {array_arithmetic(add(total, neg(a)))}",
-        f"    return s, {array_arithmetic(two_sum_error(a, b, total, b_virtual))}",
+        *_array_function(two_sum_function()),
         "",
         "",
         "def _split(a):",
         f"    c = {array_arithmetic(mul(134217729.0, a))}"
         "  # 2^27 + 1: Veltkamp's split into two 26-bit halves",
-        f"    high = {array_arithmetic(add(c, neg(add(c, neg(a)))))}",
+        _assign("high", add(c, neg(add(c, neg(a)))), "    "),
         f"    return high, {array_arithmetic(add(a, neg(split_high)))}",
         "",
         "",
@@ -165,9 +159,9 @@ def array_kernels(forms: NumericForms) -> str:
         "    scale = xp.where(v < 2.0**-800, 2.0**600, xp.where(v > 2.0**800, 2.0**-600, 1.0))",
         f"    u, v = {array_arithmetic(mul(u, scale))}, {array_arithmetic(mul(v, scale))}",
         f"    d_hi, d_lo = {array_arithmetic(two_sum(u, neg(v), d_lo))}",
-        f"    rho = {array_arithmetic(div(d_hi, v))}",
-        f"    p = {array_arithmetic(mul(rho, v))}",
-        f"    rho_lo = {array_arithmetic(rho_lo)}",
+        _assign("rho", div(d_hi, v), "    "),
+        _assign("p", mul(rho, v), "    "),
+        _assign("rho_lo", rho_lo, "    "),
         "    return rho, xp.where(xp.isfinite(rho_lo), rho_lo, 0.0)",
         "",
         "",
@@ -178,7 +172,7 @@ def array_kernels(forms: NumericForms) -> str:
         f"{array_arithmetic(series_correction(x, x_lo))}",
         "    far = x < FAR_BELOW",
         "    r = xp.where(far, 0.0, rho)",
-        f"    direct = {array_arithmetic(direct)}",
+        _assign("direct", direct, "    "),
         "    value = xp.where(near, series, xp.where(far, "
         f"{array_arithmetic(claim('node-excess-far-array'))}, direct))",
         "    # beyond 2^60, log(1 + x) < x/2^54; x/2 is taken where x itself overflows",
@@ -192,14 +186,14 @@ def array_kernels(forms: NumericForms) -> str:
         "    large = (d > 2.0**500) | (d < -(2.0**500))",
         "    scale = xp.where(small, 2.0**600, xp.where(large, 2.0**-600, 1.0))",
         "    back = xp.where(small, 2.0**-600, xp.where(large, 2.0**600, 1.0))",
-        f"    scaled_d = {array_arithmetic(mul(d, scale))}",
-        f"    e_full = {array_arithmetic(exp_of_negated(logvar_q))}",
-        f"    e_half = {array_arithmetic(exp_of_negated(logvar_q, 0.5))}",
-        f"    square = {array_arithmetic(mul(scaled_d, scaled_d))}",
+        _assign("scaled_d", mul(d, scale), "    "),
+        _assign("e_full", exp_of_negated(logvar_q), "    "),
+        _assign("e_half", exp_of_negated(logvar_q, 0.5), "    "),
+        _assign("square", mul(scaled_d, scaled_d), "    "),
         "    usable = (e_full >= 2.0**-600) & (e_full <= 2.0**600)",
         "    # the scale factors between the exponentials keep every product in range",
-        f"    full = {array_arithmetic(mul(mul(mul(0.5, square, e_full), back), back))}",
-        f"    split = {array_arithmetic(split_mean_term)}",
+        _assign("full", mul(mul(mul(0.5, square, e_full), back), back), "    "),
+        _assign("split", split_mean_term, "    "),
         "    return xp.where(d == 0.0, 0.0, xp.where(usable, full, split))",
         "",
         "",
@@ -215,13 +209,13 @@ def array_kernels(forms: NumericForms) -> str:
         "def expm1mx_table(d, d_lo):",
         '    """e^d - 1 - d for d in the table range: F + G r + E (e^r - 1 - r), d = c + r."""',
         f"    scaled = xp.floor({array_arithmetic(add(mul(d, table_scale_name), 0.5))})",
-        f"    r = {array_arithmetic(add(d, neg(div(scaled, table_scale_name))))}",
+        _assign("r", add(d, neg(div(scaled, table_scale_name))), "    "),
         "    index = xp.clip(scaled, TABLE_FIRST, TABLE_FIRST + len(TABLE) - 1)",
         "    high, low, expm1_c, exp_c = xp.table_rows(TABLE, index - TABLE_FIRST)",
         "    q = xp.full_like(r, TABLE_SERIES[-1])",
         "    for coefficient in TABLE_SERIES[-2::-1]:",
-        f"        q = {array_arithmetic(horner_step(q, r, coefficient))}",
-        f"    q = {array_arithmetic(mul(r, r, q))}",
+        _assign("q", horner_step(q, r, coefficient), "        "),
+        _assign("q", mul(r, r, q), "    "),
         f"    return {array_arithmetic(table_expm1mx(row, r, q, d_lo))}",
         "",
         "",
@@ -229,12 +223,7 @@ def array_kernels(forms: NumericForms) -> str:
         f"EXPM1MX = ({', '.join(literal(c) for c in expm1mx_series(FAST_EXP_TERMS))})",
         "",
         "",
-        "def expm1mx_near(r):",
-        '    """e^r - 1 - r = r^2 sum r^k/(k + 2)! for |r| <= NEAR_EXP (fact expm1mx-series)."""',
-        "    s = xp.full_like(r, EXPM1MX[-1])",
-        "    for coefficient in EXPM1MX[-2::-1]:",
-        f"        s = {array_arithmetic(horner_step(s, r, coefficient))}",
-        f"    return {array_arithmetic(expm1mx_from_series(r, s))}",
+        *_array_function(expm1mx_function(expm1mx_series(FAST_EXP_TERMS))),
         "",
         "",
         "def excess_exact_log(x, d_hi, d_lo=0.0):",
@@ -242,7 +231,7 @@ def array_kernels(forms: NumericForms) -> str:
         "    # near 0 the series of e^d - 1 - d in d itself: x = expm1(d) carries a rounding",
         "    near = (d_hi >= -NEAR_EXP) & (d_hi <= NEAR_EXP)",
         "    tabled = ~near & (d_hi > TABLE_LOW) & (d_hi < TABLE_HIGH)",
-        f"    value = {array_arithmetic(direct_exact_log_excess(x, d_hi, d_lo))}",
+        _assign("value", direct_exact_log_excess(x, d_hi, d_lo), "    "),
         "    d_near = xp.where(near, d_hi, 0.0)",
         "    value = xp.where(near, "
         f"{array_arithmetic(near_exact_log_excess(expm1mx_near(d_near), x, d_lo))}, value)",
@@ -255,10 +244,10 @@ def array_kernels(forms: NumericForms) -> str:
         '    """(x - log(1 + x))/2, also where e^d overflows, KL/2 not (fact excess-half)."""',
         "    large = d_hi > 709.0",
         "    e = exp(0.5 * xp.where(large, d_hi, 0.0))",
-        f"    half_e = {array_arithmetic(half_square(e))}",
+        _assign("half_e", half_square(e), "    "),
         "    carried = xp.where(xp.isfinite(half_e), "
         f"{array_arithmetic(carried_half_exp(half_e, d_lo))}, half_e)",
-        f"    value = {array_arithmetic(mul(0.5, sp.Function('excess_exact_log')(x, d_hi, d_lo)))}",
+        _assign("value", mul(0.5, sp.Function('excess_exact_log')(x, d_hi, d_lo)), "    "),
         "    return xp.where(large, "
         f"{array_arithmetic(half_excess_beyond_overflow(carried, d_hi))}, value)",
         "",
@@ -269,6 +258,30 @@ def array_kernels(forms: NumericForms) -> str:
         lines += _array_form(form)
     body = "\n".join(lines).rstrip("\n") + "\n"
     return body
+
+
+def _assign(name: str, value: sp.Expr | float, indent: str) -> str:
+    """``name = value`` (an ast Assignment), the kernel arithmetic printed in order."""
+    return array_statement(Assignment(sp.Symbol(name), sp.sympify(value)), indent)
+
+
+def _array_function(function: KernelFunction) -> list[str]:
+    """A helper described once for both targets, as a Python function of the array
+    namespace: its results returned as a tuple, its doc as the docstring."""
+    results = function.results
+    value = results[0] if len(results) == 1 else sp.Tuple(*results)
+    definition = FunctionDefinition(
+        float64,
+        function.array_name,
+        [Variable(p) for p in function.parameters],
+        CodeBlock(*function.body, Return(value)),
+    )
+    settings = {"fully_qualified_modules": False, "ordered": True, "order": "none"}
+    first, *body = ArrayPrinter(settings)._print(definition).split("\n")
+    doc = textwrap.wrap(function.doc + ".", 92)
+    docstring = [f'    """{doc[0]}', *(f"    {line}" for line in doc[1:])]
+    docstring[-1] += '"""'
+    return [first, *docstring, *body]
 
 
 #: the smallest normal double: a quotient below it has lost digits (its log is then taken
@@ -295,8 +308,8 @@ def _array_half_a(form: ParameterisedForm) -> list[str]:
         f"    d = {difference}",
         "    big = ~xp.isfinite(d)  # the difference of two finite means overflowed",
         f"    d_half = xp.where(big, {array_arithmetic(halved_difference(mu_p, mu_q))}, d)",
-        f"    w = {array_arithmetic(div(d_half, v))}",
-        f"    half_a = {array_arithmetic(scaled_mean_term(a_scale, w, other))}",
+        _assign("w", div(d_half, v), "    "),
+        _assign("half_a", scaled_mean_term(a_scale, w, other), "    "),
     ]
 
 
@@ -360,7 +373,7 @@ def _array_form(form: ParameterisedForm) -> list[str]:
             rho, two_lo = variables("rho two_lo")
             body += [
                 f"        two, two_lo = {array_arithmetic(two_sum(2.0, rho, two_lo))}",
-                f"        x_lo = {array_arithmetic(std_x_lo())}",
+                _assign("x_lo", std_x_lo(), "        "),
             ]
         body += [
             "        # log(u/v) as a difference of logs where u/v is not a normal number",
@@ -424,8 +437,8 @@ def _array_form(form: ParameterisedForm) -> list[str]:
             "    with xp.errstate(all='ignore'):",
             f"        forward = parts_{name}({arguments})",
             f"        reverse = parts_{name}({swapped})",
-            f"        crossed = {array_arithmetic(mul(-1, forward_half_x, reverse_x))}",
-            f"        total = {array_arithmetic(add(forward_half_a, reverse_half_a, crossed))}",
+            _assign("crossed", mul(-1, forward_half_x, reverse_x), "        "),
+            _assign("total", add(forward_half_a, reverse_half_a, crossed), "        "),
             f"        return xp.maximum(total, 0.0) + {domain}",
             "",
         ]

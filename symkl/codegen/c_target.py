@@ -3,10 +3,23 @@
 from __future__ import annotations
 
 import string
+import textwrap
 from importlib import resources
 
 import sympy as sp
-from sympy.codegen.cfunctions import fma, log1p
+from sympy.codegen.ast import (
+    AddAugmentedAssignment,
+    Assignment,
+    Attribute,
+    CodeBlock,
+    FunctionDefinition,
+    Pointer,
+    Return,
+    Variable,
+    float64,
+)
+from sympy.codegen.cfunctions import log1p
+from sympy.codegen.cnodes import static
 
 from symkl.codegen.kernels import (
     EXACT_LOG_RATIO,
@@ -14,15 +27,15 @@ from symkl.codegen.kernels import (
     FAST_EXP_TERMS,
     HEADER,
     NEAR_EXP,
-    atanh_argument,
-    atanh_excess,
+    KernelFunction,
     carried_expm1,
     carried_half_exp,
     claim,
     compensated_excess,
     direct_exact_log_excess,
+    excess_series_function,
     exp_of_negated,
-    expm1mx_from_series,
+    expm1mx_function,
     half_excess_beyond_overflow,
     half_square,
     halved_difference,
@@ -40,12 +53,17 @@ from symkl.codegen.kernels import (
     table_rows,
     two_sum,
     two_sum_error,
+    two_sum_function,
 )
 from symkl.codegen.printers import (
+    CodePrinter99,
+    Horner,
     Lo,
     add,
     c_arithmetic,
     c_code,
+    c_statement,
+    constant,
     div,
     inverse,
     literal,
@@ -60,10 +78,6 @@ __all__ = ["c_source"]
 
 def c_source(forms: NumericForms) -> str:
     low, high = (literal(v) for v in forms.interval)
-    a, b, total, b_virtual = variables("a b sum b_virtual")
-    x, t, u, s = variables("x t u s")
-    coefficients = forms.series
-    horner_lines = _horner_lines(coefficients, "u")
     lines = [
         f"/* {HEADER}",
         " *",
@@ -79,20 +93,9 @@ def c_source(forms: NumericForms) -> str:
         f"#define SYMKL_SERIES_HIGH ({high})",
         f"#define SYMKL_FAR_BELOW ({FAR_BELOW!r})",
         "",
-        "/* Knuth's TwoSum: a + b = sum + *error exactly */",
-        "static inline double symkl_two_sum(double a, double b, double *error) {",
-        _const("sum", add(a, b)),
-        _const("b_virtual", add(total, neg(a))),
-        f"    *error = {c_arithmetic(two_sum_error(a, b, total, b_virtual))};",
-        "    return sum;",
-        "}",
+        *_c_function(two_sum_function()),
         "",
-        "static inline double symkl_excess_series(double x) {",
-        _const("t", atanh_argument(x)),
-        _const("u", mul(t, t)),
-        *horner_lines,
-        f"    return {c_arithmetic(atanh_excess(x, t, u, s))};",
-        "}",
+        *_c_function(excess_series_function(forms)),
         "",
         *_c_table(forms),
         *_c_fast_common(forms),
@@ -122,7 +125,16 @@ def _c_fast_common(forms: NumericForms) -> list[str]:
     total_lanes, lane_value, rounding, lane_error = variables(
         "total lane_sum[lane] rounding lane_error[lane]"
     )
-    horner_lines = _horner_lines(coefficients, "u")
+    u, s = variables("u s")
+    fast_series = KernelFunction(
+        "symkl_fast_series",
+        "",
+        f"S(u) = sum u^n/(2n+3), {len(coefficients)} terms: atanh(s) = s + s^3 S(s^2), "
+        "|s| <= 1/5",
+        (u,),
+        (Horner(s, sp.Tuple(*(sp.Float(float(c)) for c in coefficients)), u, u, s),),
+        (s,),
+    )
     return [
         "/* Vectorisable kernels for the quotient forms (var, std).  The quotient q = u/v is",
         " * split as 2^e m, m in [3/4, 3/2), and log m = 2 atanh(s), s = (m - 1)/(m + 1)",
@@ -147,12 +159,7 @@ def _c_fast_common(forms: NumericForms) -> list[str]:
         "",
         *_template("vector.c"),
         "",
-        f"/* S(u) = sum u^n/(2n+3), {len(coefficients)} terms:"
-        " atanh(s) = s + s^3 S(s^2), |s| <= 1/5 */",
-        "static inline double symkl_fast_series(double u) {",
-        *horner_lines,
-        "    return s;",
-        "}",
+        *_c_function(fast_series),
         "",
         "/* Adds each row's terms (rows of `padded` terms, a multiple of 4) into four TwoSum",
         " * lanes, lane = index mod 4: the lanes are independent, so SIMD or not, the bits are",
@@ -171,8 +178,11 @@ def _c_fast_common(forms: NumericForms) -> list[str]:
         "                const double term = terms[c + lane];",
         _const("next", add(lane_sum, term), "                "),
         _const("virtual_term", add(following, neg(lane_sum)), "                "),
-        "                error[lane] += "
-        f"{c_arithmetic(two_sum_error(lane_sum, term, following, virtual_term))};",
+        _add_to(
+            "error[lane]",
+            two_sum_error(lane_sum, term, following, virtual_term),
+            "                ",
+        ),
         "                sum[lane] = next;",
         "            }",
         "        }",
@@ -188,13 +198,45 @@ def _c_fast_common(forms: NumericForms) -> list[str]:
         "    for (int lane = 0; lane < 4; ++lane) {",
         "        double rounding;",
         _assign("total", two_sum(total_lanes, lane_value, rounding), "        "),
-        f"        error += {c_arithmetic(add(rounding, lane_error))};",
+        _add_to("error", add(rounding, lane_error), "        "),
         "    }",
         "    /* an infinite term (overflow) makes the errors NaN: drop them */",
         f"    return isfinite(total) ? {c_arithmetic(add(total_lanes, error))} : total;",
         "}",
         "",
     ]
+
+
+#: ``static inline`` before a helper
+_INLINE = Attribute("inline")
+
+
+def _c_function(function: KernelFunction) -> list[str]:
+    """A helper described once for both targets, as a ``static inline`` C function: the
+    first result returned, the others written through pointer arguments."""
+    parameters = [Variable(p, type=float64) for p in function.parameters]
+    parameters += [Pointer(sp.Symbol(name), type=float64) for name in function.outputs]
+    body = [
+        *function.body,
+        *(
+            Assignment(sp.Symbol(f"*{name}"), value)
+            for name, value in zip(function.outputs, function.results[1:], strict=True)
+        ),
+        Return(function.results[0]),
+    ]
+    definition = FunctionDefinition(
+        float64, function.c_name, parameters, CodeBlock(*body), attrs=(static, _INLINE)
+    )
+    text = CodePrinter99({"ordered": True, "order": "none"})._print(definition)
+    return [*_comment(function.doc), *text.split("\n")]
+
+
+def _comment(text: str) -> list[str]:
+    """A C comment of ``text``, wrapped at 100 columns."""
+    lines = textwrap.wrap(text, 94)
+    if len(lines) == 1:
+        return [f"/* {lines[0]} */"]
+    return [f"/* {lines[0]}", *(f" * {line}" for line in lines[1:-1]), f" * {lines[-1]} */"]
 
 
 def _template(name: str) -> list[str]:
@@ -206,30 +248,24 @@ def _template(name: str) -> list[str]:
 
 
 def _assign(name: str, value: sp.Expr | float, indent: str = "    ") -> str:
-    """``name = value;``, the kernel arithmetic printed in order."""
-    return f"{indent}{name} = {c_arithmetic(value)};"
+    """``name = value;`` (an ast Assignment), the kernel arithmetic printed in order."""
+    return c_statement(Assignment(sp.Symbol(name), sp.sympify(value)), indent)
+
+
+def _add_to(name: str, value: sp.Expr | float, indent: str = "    ") -> str:
+    """``name += value;`` (an ast AddAugmentedAssignment)."""
+    return c_statement(AddAugmentedAssignment(sp.Symbol(name), sp.sympify(value)), indent)
 
 
 def _const(name: str, value: sp.Expr | float, indent: str = "    ") -> str:
-    """``const double name = value;`` with the kernel arithmetic printed in order
-    (after the ``=``, on a line of its own where the line would pass 100 columns)."""
-    line = f"{indent}const double {name} = {c_arithmetic(value)};"
-    if len(line) <= 100:
+    """``const double name = value;`` (an ast Declaration) with the kernel arithmetic
+    printed in order (after the ``=``, on a line of its own where the line would pass 100
+    columns)."""
+    line = c_statement(constant(name, value), indent)
+    if len(line) <= 100 or "\n" in line:
         return line
-    return f"{indent}const double {name} =\n{indent}    {c_arithmetic(value)};"
-
-
-def _horner_lines(coefficients: tuple[sp.Expr, ...], argument: str) -> list[str]:
-    """``s = sum coefficients[n] argument^n`` as C statements, Horner's rule with each
-    step one fma (one rounding a step, half the instructions of a multiply and an add;
-    fma is correctly rounded in every instruction set, so the clones agree)."""
-    s, u = variables(f"s {argument}")
-    lines = [f"    double s = {literal(coefficients[-1])};"]
-    lines += [
-        f"    s = {c_arithmetic(fma(s, u, sp.Float(float(c))))};"
-        for c in reversed(coefficients[:-1])
-    ]
-    return lines
+    name_part, value_part = line.split(" = ", 1)
+    return f"{name_part} =\n{indent}    {value_part}"
 
 
 def _c_fast_term(form: ParameterisedForm) -> list[str]:
@@ -392,7 +428,6 @@ def _c_block_functions(form: ParameterisedForm) -> list[str]:
 def _c_fast_exp_common() -> list[str]:
     """Branch-free e^d as 2^n (t + t_lo), the log-variance kernels' exponential (fact exp-split)."""
     coefficients = expm1mx_series(FAST_EXP_TERMS)
-    horner_lines = _horner_lines(coefficients, "r")
     inverse = float(1 / sp.log(2).evalf(40))
     d, rounded, n, r_hi, shift, r, p, e1, e2, one_r = variables(
         "d rounded n r_hi shift r p e1 e2 one_r"
@@ -400,7 +435,6 @@ def _c_fast_exp_common() -> list[str]:
     inv_ln2, rounding, ln2_high, ln2_low = variables(
         "SYMKL_INV_LN2 SYMKL_ROUND SYMKL_LN2_HI SYMKL_LN2_LO"
     )
-    (s,) = variables("s")
     return [
         f"#define SYMKL_INV_LN2 ({inverse!r})",
         "#define SYMKL_ROUND (0x1.8p52) /* x + 1.5 2^52 - 1.5 2^52 rounds x to an integer */",
@@ -410,12 +444,7 @@ def _c_fast_exp_common() -> list[str]:
         "#define SYMKL_INLINE static inline",
         "#endif",
         "",
-        f"/* e^r - 1 - r = r^2 P(r), {len(coefficients)} terms of sum r^k/k!"
-        " (fact expm1mx-series) */",
-        "static inline double symkl_fast_expm1mx(double r) {",
-        *horner_lines,
-        f"    return {c_arithmetic(expm1mx_from_series(r, s))};",
-        "}",
+        *_c_function(expm1mx_function(coefficients)),
         "",
         "/* e^(d + d_lo) = 2^n (t + *t_lo), n = round(d / log 2), |d| <= 700; *near is",
         " * e^d - 1 - d where n = 0 (then r = d exactly).  No branch, no libm call. */",
@@ -652,12 +681,12 @@ def _c_term(form: ParameterisedForm) -> list[str]:
             "             * (fact log-ratio-split) */",
             "            double log_lo;",
             f"            const double log_hi = symkl_log_ratio({u}, {v}, &log_lo);",
-            f"            excess = {c_arithmetic(log_split)};",
+            _assign("excess", log_split, "            "),
             "        } else if (x < 0x1p60) {",
-            f"            excess = {c_arithmetic(direct_log)};",
+            _assign("excess", direct_log, "            "),
             "        } else {",
             "            /* log(1 + x) < x/2^54: below half an ulp; x/2 where x overflows */",
-            f"            half_excess = {c_arithmetic(half_x)};",
+            _assign("half_excess", half_x, "            "),
             "            halved = 1;",
             "        }",
         ]
@@ -686,7 +715,7 @@ def _c_term(form: ParameterisedForm) -> list[str]:
         ]
         series = [
             "        /* the series in d itself: x = expm1(d) carries a rounding */",
-            f"        excess = {c_arithmetic(near_exact_log_excess(fast_expm1mx(d_hi), x, d_lo))};",
+            _assign("excess", near_exact_log_excess(fast_expm1mx(d_hi), x, d_lo), "        "),
         ]
         direct = [
             "        if (d_hi > SYMKL_TABLE_LOW && d_hi < SYMKL_TABLE_HIGH) {",
@@ -701,7 +730,7 @@ def _c_term(form: ParameterisedForm) -> list[str]:
             f"{c_arithmetic(half_excess_beyond_overflow(carried, d_hi))};",
             "            halved = 1;",
             "        } else {",
-            f"            excess = {c_arithmetic(direct_exact_log_excess(x, d_hi, d_lo))};",
+            _assign("excess", direct_exact_log_excess(x, d_hi, d_lo), "            "),
             "        }",
         ]
     else:

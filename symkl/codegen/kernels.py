@@ -7,10 +7,13 @@ branches and the tables, all from SymPy.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import sympy as sp
+from sympy.codegen.ast import Declaration
 from sympy.codegen.cfunctions import expm1
 
-from symkl.codegen.printers import add, div, literal, mul, neg
+from symkl.codegen.printers import Horner, add, constant, div, literal, mul, neg, variables
 from symkl.kl.compensated import Claimed
 from symkl.kl.stable import NumericForms, ParameterisedForm, proved_statements
 
@@ -22,6 +25,7 @@ __all__ = [
     "HEADER",
     "NEAR_EXP",
     "RHO",
+    "KernelFunction",
     "atanh_argument",
     "atanh_excess",
     "carried_expm1",
@@ -29,8 +33,10 @@ __all__ = [
     "claim",
     "compensated_excess",
     "direct_exact_log_excess",
+    "excess_series_function",
     "exp_of_negated",
     "expm1mx_from_series",
+    "expm1mx_function",
     "half_excess_beyond_overflow",
     "half_square",
     "halved_difference",
@@ -51,6 +57,7 @@ __all__ = [
     "table_rows",
     "two_sum",
     "two_sum_error",
+    "two_sum_function",
 ]
 
 
@@ -335,3 +342,81 @@ def scaled_mean_term(scale: sp.Expr, w: sp.Expr, other: sp.Expr) -> sp.Expr:
 def exp_of_negated(logvar: sp.Expr, factor: float = 1.0) -> sp.Expr:
     """``e^{-factor logvar}``."""
     return sp.exp(neg(logvar) if factor == 1.0 else mul(-factor, logvar))
+
+
+# ------------------------------------------------------------------ helpers of both targets
+@dataclass(frozen=True)
+class KernelFunction:
+    """One helper function described once for both targets (sympy.codegen.ast statements).
+
+    ``body`` is a sequence of statements (:func:`~symkl.codegen.printers.constant`,
+    :class:`~symkl.codegen.printers.Horner`); the function returns ``results[0]``, and
+    the further results through the C pointer arguments ``outputs`` (a tuple in the
+    array namespace).  :mod:`symkl.codegen.c_target` and
+    :mod:`symkl.codegen.array_target` print it as a ``static inline`` C function and a
+    Python function; the arithmetic is the same node by node (Horner's rule is fma in C,
+    a multiply-add in the array namespace, which has no fma).
+    """
+
+    c_name: str
+    array_name: str
+    doc: str
+    parameters: tuple[sp.Symbol, ...]
+    body: tuple[Declaration | Horner, ...]
+    results: tuple[sp.Expr, ...]
+    outputs: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if len(self.outputs) != len(self.results) - 1:
+            raise ValueError(f"{self.c_name}: one C output per result after the first")
+
+
+def two_sum_function() -> KernelFunction:
+    """Knuth's TwoSum, ``symkl_two_sum`` in C and ``two_sum`` in the array namespace."""
+    a, b, s, bv = variables("a b s bv")
+    return KernelFunction(
+        "symkl_two_sum",
+        "two_sum",
+        "s, e with a + b = s + e exactly (Knuth's TwoSum; facts node-two-sum, "
+        "node-two-sum-error)",
+        (a, b),
+        (constant(s, add(a, b)), constant(bv, add(s, neg(a)))),
+        (s, two_sum_error(a, b, s, bv)),
+        ("error",),
+    )
+
+
+def excess_series_function(forms: NumericForms) -> KernelFunction:
+    """``x - log1p(x)`` by the atanh series (facts log1pmx-atanh, atanh-series)."""
+    x, t, u, s = variables("x t u s")
+    return KernelFunction(
+        "symkl_excess_series",
+        "excess_series",
+        "x - log1p(x) by the atanh series (accurate on the series interval): t = x/(2 + x), "
+        "u = t^2, x t - 2 t^3 S(u) (facts log1pmx-atanh, atanh-series)",
+        (x,),
+        (
+            constant(t, atanh_argument(x)),
+            constant(u, mul(t, t)),
+            Horner(s, sp.Tuple(*_floats(forms.series)), u, x, sp.Symbol("SERIES")),
+        ),
+        (atanh_excess(x, t, u, s),),
+    )
+
+
+def expm1mx_function(coefficients: list[sp.Rational]) -> KernelFunction:
+    """``e^r - 1 - r = r^2 P(r)``, ``P`` the Taylor polynomial (fact expm1mx-series)."""
+    r, s = variables("r s")
+    return KernelFunction(
+        "symkl_fast_expm1mx",
+        "expm1mx_near",
+        f"e^r - 1 - r = r^2 sum r^k/(k + 2)!, {len(coefficients)} terms, for |r| <= NEAR_EXP "
+        "and |r| <= log(2)/2 (fact expm1mx-series)",
+        (r,),
+        (Horner(s, sp.Tuple(*_floats(coefficients)), r, r, sp.Symbol("EXPM1MX")),),
+        (expm1mx_from_series(r, s),),
+    )
+
+
+def _floats(coefficients) -> list[sp.Float]:
+    return [sp.Float(float(c)) for c in coefficients]

@@ -33,9 +33,11 @@ symkl.codegen.printers.UnclaimedNodeError: refusing to print TwoSum node TwoSum(
 
 from __future__ import annotations
 
+import textwrap
 from typing import ClassVar
 
 import sympy as sp
+from sympy.codegen.ast import Declaration, Pointer, Return, Token, Variable, value_const
 from sympy.core.function import UndefinedFunction
 from sympy.printing.c import C99CodePrinter
 from sympy.printing.numpy import NumPyPrinter
@@ -58,6 +60,7 @@ __all__ = [
     "ArrayPrinter",
     "Claimed",
     "CodePrinter99",
+    "Horner",
     "Lo",
     "ProductError",
     "TwoSum",
@@ -65,8 +68,11 @@ __all__ = [
     "add",
     "array_arithmetic",
     "array_code",
+    "array_statement",
     "c_arithmetic",
     "c_code",
+    "c_statement",
+    "constant",
     "div",
     "inverse",
     "literal",
@@ -78,6 +84,18 @@ __all__ = [
 
 class UnclaimedNodeError(ValueError):
     """A compensated node (TwoSum, ProductError, Lo) outside a proved kernel statement."""
+
+
+class Horner(Token):
+    """``result = sum coefficients[n] argument^n`` by Horner's rule, one statement node.
+
+    C prints each step as one fma (one rounding a step; fma is correctly rounded in
+    every instruction set, so the clones agree); the array namespace, which has no fma,
+    a loop ``result = result * argument + c`` over the module constant ``table`` (a
+    tuple of the same coefficients) starting from ``xp.full_like(like, table[-1])``.
+    """
+
+    __slots__ = _fields = ("result", "coefficients", "argument", "like", "table")
 
 
 class _OrderedArithmetic:
@@ -200,6 +218,27 @@ class CodePrinter99(_OrderedArithmetic, C99CodePrinter):
             return f"(({base})*({base}))"
         return super()._print_Pow(expr)
 
+    # -- statements (sympy.codegen.ast), laid out as the rest of the generated C
+    def _print_Scope(self, expr) -> str:
+        return " {\n" + textwrap.indent(self._print_CodeBlock(expr.body), "    ") + "\n}"
+
+    def _print_FunctionPrototype(self, expr) -> str:
+        attributes = "".join(f"{attribute.name} " for attribute in expr.attrs)
+        return attributes + super()._print_FunctionPrototype(expr)
+
+    def _print_Declaration(self, declaration: Declaration) -> str:
+        variable = declaration.variable
+        if isinstance(variable, Pointer):
+            return f"{self._print(variable.type)} *{self._print(variable.symbol)}"
+        return super()._print_Declaration(declaration)
+
+    def _print_Horner(self, expr: Horner) -> str:
+        result, argument = self._print(expr.result), self._print(expr.argument)
+        first, *rest = reversed(expr.coefficients)
+        lines = [f"double {result} = {self._print(first)}"]
+        lines += [f"{result} = fma({result}, {argument}, {self._print(c)})" for c in rest]
+        return ";\n".join(lines)
+
     def _print_TwoSum(self, expr: TwoSum) -> str:
         self._claimed_node(expr)
         a, b, lo = expr.args
@@ -221,6 +260,30 @@ class ArrayPrinter(_OrderedArithmetic, NumPyPrinter):
     _module = "xp"
     _default_settings: ClassVar[dict] = {**NumPyPrinter._default_settings, "ordered": False}
 
+    def _print_Declaration(self, declaration: Declaration) -> str:
+        """A variable bound once: ``name = value`` (Python has no const)."""
+        variable = declaration.variable
+        return f"{self._print(variable.symbol)} = {self._print(variable.value)}"
+
+    def _print_Assignment(self, expr) -> str:
+        return f"{self._print(expr.lhs)} = {self._print(expr.rhs)}"
+
+    def _print_Return(self, expr: Return) -> str:
+        (value,) = expr.args
+        if isinstance(value, sp.Tuple):
+            return "return " + ", ".join(self._print(v) for v in value)
+        return f"return {self._print(value)}"
+
+    def _print_Horner(self, expr: Horner) -> str:
+        result, argument = expr.result, expr.argument
+        table = self._print(expr.table)
+        step = self._print(add(mul(result, argument), sp.Symbol("coefficient")))
+        return (
+            f"{self._print(result)} = xp.full_like({self._print(expr.like)}, {table}[-1])\n"
+            f"for coefficient in {table}[-2::-1]:\n"
+            f"    {self._print(result)} = {step}"
+        )
+
     def _print_TwoSum(self, expr: TwoSum) -> str:
         self._claimed_node(expr)
         a, b, _ = expr.args
@@ -233,6 +296,37 @@ class ArrayPrinter(_OrderedArithmetic, NumPyPrinter):
     def _print_Lo(self, expr: Lo) -> str:
         self._claimed_node(expr)
         return self._print(expr.args[0])
+
+
+def c_statement(statement: sp.Basic, indent: str = "    ") -> str:
+    """C text of a ``sympy.codegen.ast`` statement (or block), kernel arithmetic in order,
+    each line indented by ``indent``."""
+    printer = CodePrinter99({"ordered": True, "order": "none"})
+    text = printer._print_CodeBlock(_block(statement))
+    return textwrap.indent(text, indent)
+
+
+def array_statement(statement: sp.Basic, indent: str = "    ") -> str:
+    """Array-namespace text of a ``sympy.codegen.ast`` statement (or block)."""
+    settings = {"fully_qualified_modules": False, "ordered": True, "order": "none"}
+    text = ArrayPrinter(settings)._print_CodeBlock(_block(statement))
+    return textwrap.indent(text, indent)
+
+
+def _block(statement: sp.Basic):
+    from sympy.codegen.ast import CodeBlock
+
+    return statement if isinstance(statement, CodeBlock) else CodeBlock(statement)
+
+
+def constant(name: str | sp.Symbol, value: sp.Expr | float) -> Declaration:
+    """``const double name = value`` (C), ``name = value`` (array): a variable bound once."""
+    from sympy.codegen.ast import float64
+
+    symbol = sp.Symbol(name) if isinstance(name, str) else name
+    return Declaration(
+        Variable(symbol, type=float64, attrs={value_const}, value=sp.sympify(value))
+    )
 
 
 def c_code(expr: sp.Expr) -> str:
