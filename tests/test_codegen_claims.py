@@ -218,3 +218,22 @@ def test_error_free_transformations_hold_on_a_sample_of_doubles():
 @pytest.mark.slow
 def test_error_free_transformations_hold_on_many_doubles():
     _assert_evidence(error_free_evidence(300_000, seed=11))
+
+
+def test_the_variables_a_claim_rests_on_are_printed_from_the_claim():
+    # two = TwoSum(2, rho, two_lo) is what node-std-x-lo assumes, and what the kernels print
+    assert c_arithmetic(claim("node-std-x-lo", part="two")) == "symkl_two_sum(2.0, rho, &two_lo)"
+    assert array_arithmetic(claim("node-std-x-lo", part="two")) == "two_sum(2.0, rho)"
+    kernels = generate_sources()
+    assert "const double two = symkl_two_sum(2.0, rho, &two_lo);" in kernels["symkl/_kernels.c"]
+    assert "two, two_lo = two_sum(2.0, rho)" in kernels["symkl/_kernels_numpy.py"]
+
+
+def test_a_wrong_given_variable_fails_the_claim_resting_on_it():
+    statement = kernel_statements()["node-std-x-lo"]
+    names = _symbols("node-std-x-lo")
+    # two = 2 - rho where the std kernel needs 2 + rho
+    wrong = {names["two"]: TwoSum(2.0, neg(names["rho"]), names["two_lo"])}
+    fact = dataclasses.replace(statement, given=wrong).fact()
+    result = check_step(fact.lhs, fact.rhs, prove=Generic(), points=3)
+    assert not result.symbolic.ok and not result.numeric.ok

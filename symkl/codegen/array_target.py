@@ -343,7 +343,7 @@ def _array_x(form: ParameterisedForm) -> list[str]:
     half_square = sp.Mul(sp.Mul(sp.Rational(1, 2), large, evaluate=False), large, evaluate=False)
     return [
         *lines,
-        "    expm1_d = expm1(d_hi)",
+        _assign("expm1_d", claim("node-carried-expm1", part="expm1_d"), "    "),
         "    x = xp.where((d_lo == 0.0) | (d_hi > 709.0), expm1_d, "
         f"{array_arithmetic(carried_expm1(expm1_d, d_hi, d_lo))})",
         "    e = exp(0.5 * xp.where(d_hi > 709.0, d_hi, 0.0))",
@@ -370,9 +370,9 @@ def _array_form(form: ParameterisedForm) -> list[str]:
         if power == 1:
             body.append("        x_lo = rho_lo")
         else:
-            rho, two_lo = variables("rho two_lo")
             body += [
-                f"        two, two_lo = {array_arithmetic(two_sum(2.0, rho, two_lo))}",
+                "        two, two_lo = "
+                f"{array_arithmetic(claim('node-std-x-lo', part='two'))}",
                 _assign("x_lo", std_x_lo(), "        "),
             ]
         body += [

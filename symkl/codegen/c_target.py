@@ -121,7 +121,7 @@ def _c_fast_common(forms: NumericForms) -> list[str]:
     ln2_high_value, ln2_low_value = ln2_split()
     coefficients = forms.fast_series
     lane_sum, term, following, virtual_term = variables("sum[lane] term next virtual_term")
-    n, error, ln2_high = variables("n error SYMKL_LN2_HI")
+    n, error = variables("n error")
     total_lanes, lane_value, rounding, lane_error = variables(
         "total lane_sum[lane] rounding lane_error[lane]"
     )
@@ -152,7 +152,12 @@ def _c_fast_common(forms: NumericForms) -> list[str]:
         "    const double m_u = frexp(u, &e_u), m_v = frexp(v, &e_v);",
         "    const double n = (double)(e_u - e_v);",
         "    double error;",
-        _const("hi", two_sum(mul(n, ln2_high), sp.log(div(m_u, m_v)), error)),
+        _const(
+            "hi",
+            claim(
+                "node-log-ratio-lo", part="hi", n=n, log_m=sp.log(div(m_u, m_v)), error=error
+            ),
+        ),
         f"    *lo = {c_arithmetic(claim('node-log-ratio-lo', error=error, n=n))};",
         "    return hi;",
         "}",
@@ -280,14 +285,12 @@ def _c_fast_term(form: ParameterisedForm) -> list[str]:
     u, v = variables(f"{u_name} {v_name}")
     mu_p, _, mu_q, _ = form.parameters
     # the kernel's variables; the compensated statements (claim) name theirs alike
-    (inv_v, d_hi, d_lo, rho, rho_lo, x, two_lo) = variables("inv_v d_hi d_lo rho rho_lo x two_lo")
+    (inv_v, d_hi, d_lo, rho, rho_lo, x) = variables("inv_v d_hi d_lo rho rho_lo x")
     f, f_lo, denominator, inv_denominator = variables("f f_lo denominator inv_denominator")
     s, s_lo, s2 = variables("s s_lo s2")
-    e, exponent, shifted, shifted_lo, far_lo = variables("e exponent shifted shifted_lo far_lo")
     (mantissa,) = variables("mantissa")
     m, m_lo, w, w_lo, a = variables("m m_lo w w_lo a")
-    excess_hi, total, total_lo = variables("excess_hi total total_lo")
-    (ln2_high,) = variables("SYMKL_LN2_HI")
+    (total,) = variables("total")
     fast_series = sp.Function("symkl_fast_series")
     name = identifier(form.name)
     arguments = ", ".join(f"double {p}" for p in form.parameters)
@@ -307,7 +310,7 @@ def _c_fast_term(form: ParameterisedForm) -> list[str]:
         rho_s, four = variables("rho_s four")
         x_lines = [
             "    double two_lo;",
-            _const("two", two_sum(2.0, rho, two_lo)),
+            _const("two", claim("node-std-x-lo", part="two")),
             _const("x_lo", Lo(std_x_lo())),
         ]
         near = [
@@ -328,7 +331,6 @@ def _c_fast_term(form: ParameterisedForm) -> list[str]:
             _const("a", mul(w, w)),
             _const("a_lo", Lo(claim("node-square-lo", a=w, a_lo=w_lo, p=a))),
         ]
-    twice = float(2 * power)
     return [
         f"/* {form.name}, vectorisable: valid when symkl_fast_ok_{name} holds */",
         f"static inline int symkl_fast_ok_{name}({arguments}) {{",
@@ -372,10 +374,10 @@ def _c_fast_term(form: ParameterisedForm) -> list[str]:
         _const("tail", mul(s, s2, fast_series(s2))),
         *near,
         f"    /* e != 0: excess = x - {power} (e log 2 + 2 atanh s) (fact log-split) */",
-        _const("exponent", mul(float(power), e)),
+        _const("exponent", claim(f"node-far-excess-power-{power}", part="exponent")),
         "    double shifted_lo, far_lo;",
-        _const("shifted", two_sum(x, mul(-1, exponent, ln2_high), shifted_lo)),
-        _const("far_hi", two_sum(shifted, mul(-twice, s), far_lo)),
+        _const("shifted", claim(f"node-far-excess-power-{power}", part="shifted")),
+        _const("far_hi", claim(f"node-far-excess-power-{power}", part="far_hi")),
         _assign("far_lo", claim(f"node-far-excess-power-{power}")),
         "    const double excess_hi = near ? near_hi : far_hi;",
         "    const double excess_lo = near ? near_lo : far_lo;",
@@ -388,7 +390,7 @@ def _c_fast_term(form: ParameterisedForm) -> list[str]:
         ),
         *square,
         "    double total_lo;",
-        _const("total", two_sum(a, excess_hi, total_lo)),
+        _const("total", claim("node-half-total", part="total")),
         _const("corrected", claim("node-half-total")),
         "    /* a may overflow to inf (its lo parts are then NaN); never below zero */",
         "    const double term = total - total == 0.0 ? corrected : "
@@ -429,11 +431,11 @@ def _c_fast_exp_common() -> list[str]:
     """Branch-free e^d as 2^n (t + t_lo), the log-variance kernels' exponential (fact exp-split)."""
     coefficients = expm1mx_series(FAST_EXP_TERMS)
     inverse = float(1 / sp.log(2).evalf(40))
-    d, rounded, n, r_hi, shift, r, p, e1, e2, one_r = variables(
-        "d rounded n r_hi shift r p e1 e2 one_r"
+    d, rounded, n, r_hi, shift, r = variables(
+        "d rounded n r_hi shift r"
     )
-    inv_ln2, rounding, ln2_high, ln2_low = variables(
-        "SYMKL_INV_LN2 SYMKL_ROUND SYMKL_LN2_HI SYMKL_LN2_LO"
+    inv_ln2, rounding, ln2_low = variables(
+        "SYMKL_INV_LN2 SYMKL_ROUND SYMKL_LN2_LO"
     )
     return [
         f"#define SYMKL_INV_LN2 ({inverse!r})",
@@ -454,14 +456,14 @@ def _c_fast_exp_common() -> list[str]:
         _const("rounded", add(mul(d, inv_ln2), rounding)),
         _const("n", add(rounded, neg(rounding))),
         "    /* exact: SYMKL_LN2_HI has 33 bits and |n| < 2^11 */",
-        _const("r_hi", add(d, neg(mul(n, ln2_high)))),
+        _const("r_hi", claim("node-exp-reduction", part="r_hi")),
         _const("shift", mul(n, ln2_low)),
         _const("r", add(r_hi, neg(shift))),
         _const("r_lo", claim("node-exp-reduction")),
         _const("p", sp.Function("symkl_fast_expm1mx")(r)),
         "    double e1, e2;",
-        _const("one_r", two_sum(1.0, r, e1)),
-        _const("t", two_sum(one_r, p, e2)),
+        _const("one_r", claim("node-exp-mantissa", part="one_r")),
+        _const("t", claim("node-exp-mantissa", part="t")),
         f"    *t_lo = {c_arithmetic(claim('node-exp-mantissa'))};",
         "    /* 2^n from the low bits of `rounded` (n + 1.5 2^52 holds n there) */",
         "    const uint64_t biased = symkl_bits(rounded) - symkl_bits(SYMKL_ROUND) + 1023u;",
@@ -480,11 +482,10 @@ def _c_fast_exact_log_term(form: ParameterisedForm) -> list[str]:
     name = identifier(form.name)
     arguments = ", ".join(f"double {p}" for p in form.parameters)
     names = [str(p) for p in form.parameters]
-    d, d_lo_part, m, m_lo, t, scale, c, c_lo, f_lo = variables(
-        "d d_lo m m_lo t scale c c_lo f_lo"
+    d_lo_part, m, m_lo = variables(
+        "d_lo m m_lo"
     )
-    m2, q_t, q_scale, a_t, a = variables("m2 q_t q_scale a_t a")
-    excess_hi, total_lo = variables("excess_hi total_lo")
+    m2, q_t = variables("m2 q_t")
     difference = input_difference(form)
     if difference is not None:
         mu_p, logvar_p, mu_q, logvar_q = names
@@ -527,8 +528,8 @@ def _c_fast_exact_log_term(form: ParameterisedForm) -> list[str]:
         f"    const double t = symkl_fast_exp(d, {c_arithmetic(d_lo)}, exact, &t_lo, &scale,"
         " &near, &exponent);",
         "    double c_lo, f_lo;",
-        _const("c", two_sum(1.0, d, c_lo)),
-        _const("f", two_sum(mul(scale, t), neg(c), f_lo)),
+        _const("c", claim("node-exp-excess", part="c")),
+        _const("f", claim("node-exp-excess", part="f")),
         _const("far_lo", claim("node-exp-excess", d_lo=d_lo)),
         "    const double excess_hi = exponent == 0.0 ? near : f;",
         "    const double excess_lo = exponent == 0.0 ? 0.0 : far_lo;",
@@ -536,10 +537,10 @@ def _c_fast_exact_log_term(form: ParameterisedForm) -> list[str]:
         _const("m2", mul(m, m)),
         _const("m2_lo", Lo(claim("node-square-lo", a=m, a_lo=m_lo, p=m2))),
         _const("a_t", mul(m2, q_t)),
-        _const("a", mul(a_t, q_scale)),
+        _const("a", claim("node-scaled-product-lo", part="a")),
         _const("a_lo", claim("node-scaled-product-lo")),
         "    double total_lo;",
-        _const("total", two_sum(a, excess_hi, total_lo)),
+        _const("total", claim("node-half-total", part="total")),
         _const("term", claim("node-half-total")),
         "    /* an overflow leaves NaN (inf - inf in the lo parts): the block's check sends",
         "     * it to the scalar kernel */",
@@ -645,7 +646,7 @@ def _c_term(form: ParameterisedForm) -> list[str]:
         # power log1p(rho + rho_lo) = power (log1p(rho) + rho_lo/(1 + rho)).
         u_name, v_name, power, x_of_rho = quotient
         u, v = variables(f"{u_name} {v_name}")
-        d_hi, d_lo, rho, rho_lo, x, x_lo, two_lo = variables("d_hi d_lo rho rho_lo x x_lo two_lo")
+        d_hi, d_lo, rho, rho_lo, x, x_lo = variables("d_hi d_lo rho rho_lo x x_lo")
         log_hi, log_lo = variables("log_hi log_lo")
         domain = f"({u} > 0.0 && {v} > 0.0) ? 0.0 : NAN /* NaN in, NaN out */"
         x_lines = [
@@ -662,7 +663,7 @@ def _c_term(form: ParameterisedForm) -> list[str]:
         else:
             x_lines += [
                 "    double two_lo;",
-                _const("two", two_sum(2.0, rho, two_lo)),
+                _const("two", claim("node-std-x-lo", part="two")),
                 _const("x_lo", std_x_lo()),
             ]
             half_x = mul(mul(0.5, rho), add(2.0, rho))
@@ -709,7 +710,7 @@ def _c_term(form: ParameterisedForm) -> list[str]:
         else:
             x_lines = [f"    const double d_hi = {c_code(form.log_ratio)}, d_lo = 0.0;"]
         x_lines += [
-            "    const double expm1_d = expm1(d_hi);",
+            _const("expm1_d", claim("node-carried-expm1", part="expm1_d")),
             "    const double x = d_lo == 0.0 || d_hi > 709.0 ? expm1_d"
             f" : {c_arithmetic(carried_expm1(expm1_d, d_hi, d_lo))};",
         ]

@@ -175,9 +175,11 @@ def swapped_parameters(form: ParameterisedForm) -> tuple[sp.Symbol, ...]:
     return (mu_q, s_q, mu_p, s_p)
 
 
-def claim(label: str, **arguments: sp.Expr | float) -> Claimed:
+def claim(label: str, *, part: str | None = None, **arguments: sp.Expr | float) -> Claimed:
     """The proved kernel statement ``label`` of ``stable`` with its parameters bound (by
     name) to the kernel's variables: the only way compensated arithmetic is printed.
+    With ``part``, the statement's given variable of that name (``two`` of
+    node-std-x-lo is ``TwoSum(2.0, rho, two_lo)``), printed where the kernel defines it.
 
     Raises ``KeyError`` naming the proved statements when ``label`` is not one of them.
 
@@ -192,7 +194,7 @@ def claim(label: str, **arguments: sp.Expr | float) -> Claimed:
         known = ", ".join(sorted(statements))
         raise KeyError(f"no proved kernel statement {label!r}; the proved ones are: {known}")
     bound = {name: sp.sympify(value) for name, value in arguments.items()}
-    node = Claimed(label, bound)
+    node = Claimed(label, bound, part)
     node.instance()  # unknown parameter names fail here, at the call
     return node
 

@@ -223,8 +223,11 @@ class KernelStatement:
     kernel binds to its own variables); ``claim`` is an expression in ``expression``'s
     placeholder :data:`OUT` and the parameters (``x + OUT`` for a lo part of ``x``);
     ``target`` what it equals in exact arithmetic, neglected terms written out;
-    ``given`` the exact meaning of earlier variables (``two = 2 + rho - two_lo`` where
-    ``two = TwoSum(2, rho, two_lo)``).  :meth:`fact` is checked by ``stable``.
+    ``given`` the earlier variables the claim rests on: a kernel expression (``two =
+    TwoSum(2, rho, two_lo)``), which the kernels print from here (:class:`Claimed` with
+    ``part``) so that the claim and the code agree by construction, or, where the kernel
+    computes it by an approximation proved elsewhere (a series), its exact meaning.
+    :meth:`facts` are checked by ``stable``.
     """
 
     label: str
@@ -240,7 +243,11 @@ class KernelStatement:
 
     @property
     def parameters(self) -> frozenset[sp.Symbol]:
-        return frozenset(self.expression.free_symbols)
+        """The symbols a kernel may bind: those of the expression and of its givens."""
+        symbols = set(self.expression.free_symbols) | set(self.given)
+        for value in self.given.values():
+            symbols |= value.free_symbols
+        return frozenset(symbols)
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -297,8 +304,9 @@ class KernelStatement:
         """The (first) fact of :meth:`facts`."""
         return self.facts()[0]
 
-    def instance(self, arguments: Mapping[str, sp.Basic]) -> sp.Expr:
-        """``expression`` with its parameters (by name) bound to ``arguments``."""
+    def instance(self, arguments: Mapping[str, sp.Basic], part: str | None = None) -> sp.Expr:
+        """``expression`` (or the given variable named ``part``) with its parameters (by
+        name) bound to ``arguments``."""
         by_name = {s.name: s for s in self.parameters}
         unknown = [name for name in arguments if name not in by_name]
         if unknown:
@@ -306,8 +314,14 @@ class KernelStatement:
             raise ValueError(
                 f"statement {self.label!r}: no parameter {unknown[0]!r} (it has {names})"
             )
+        expression = self.expression
+        if part is not None:
+            givens = {symbol.name: value for symbol, value in self.given.items()}
+            if part not in givens:
+                raise ValueError(f"statement {self.label!r} gives no variable {part!r}")
+            expression = givens[part]
         return substitute(
-            self.expression, {by_name[name]: value for name, value in arguments.items()}
+            expression, {by_name[name]: value for name, value in arguments.items()}
         )
 
 
@@ -322,13 +336,21 @@ class Claimed(sp.Expr):
     is_commutative = True
     is_real = True
 
-    def __new__(cls, label: str | sp.Symbol, arguments: Mapping | sp.Tuple = ()):
+    def __new__(
+        cls,
+        label: str | sp.Symbol,
+        arguments: Mapping | sp.Tuple = (),
+        part: str | sp.Symbol | None = None,
+    ):
         if isinstance(arguments, Mapping):
             arguments = sp.Tuple(
                 *(sp.Tuple(sp.Symbol(k), sp.sympify(v)) for k, v in sorted(arguments.items()))
             )
         label = label if isinstance(label, sp.Symbol) else sp.Symbol(label)
-        return sp.Expr.__new__(cls, label, arguments)
+        if part is None or part == sp.Symbol(""):
+            return sp.Expr.__new__(cls, label, sp.Tuple(*arguments))
+        part = part if isinstance(part, sp.Symbol) else sp.Symbol(part)
+        return sp.Expr.__new__(cls, label, sp.Tuple(*arguments), part)
 
     @property
     def label(self) -> str:
@@ -350,7 +372,8 @@ class Claimed(sp.Expr):
                 f"Claimed node {self.label!r}: no proved kernel statement of 'stable' has "
                 "this label, so nothing is printed for it"
             )
-        return statements[self.label].instance(self.arguments)
+        part = self.args[2].name if len(self.args) > 2 else None
+        return statements[self.label].instance(self.arguments, part)
 
     def doit(self, **hints) -> sp.Expr:
         return self.instance().doit(**hints)
@@ -430,7 +453,7 @@ def kernel_statements() -> dict[str, KernelStatement]:
             add(ProductError(rho, two, x), mul(rho, two_lo), mul(2.0, rho_lo, add(1.0, rho))),
             x + OUT,
             (rho + rho_lo) * (2 + rho + rho_lo) - rho_lo**2,
-            {two: 2 + rho - two_lo},
+            {two: TwoSum(2.0, rho, two_lo)},
         ),
         KernelStatement(
             "node-product-lo",
@@ -492,7 +515,7 @@ def kernel_statements() -> dict[str, KernelStatement]:
             add(error, mul(n, ln2_lo)),
             hi + OUT,
             n * (ln2_hi + ln2_lo) + log_m,
-            {hi: n * ln2_hi + log_m - error},
+            {hi: TwoSum(mul(n, ln2_hi), log_m, error)},
         ),
         KernelStatement(
             "node-dekker-product-error",
@@ -515,7 +538,7 @@ def kernel_statements() -> dict[str, KernelStatement]:
             mul(0.5, add(total, add(Lo(add(total_lo, a_lo)), excess_lo))),
             OUT,
             half * (a_hi_sum + a_lo + excess_hi + excess_lo),
-            {total: a_hi_sum + excess_hi - total_lo},
+            {total: TwoSum(a_hi_sum, excess_hi, total_lo)},
         )
     )
     labelled = {statement.label: statement for statement in statements}
@@ -547,9 +570,9 @@ def _far_statements() -> list[KernelStatement]:
                 far_hi + OUT,
                 x + x_lo - power * e * (ln2_hi + ln2_lo) - 2 * power * (s + s_lo + tail),
                 {
-                    far_hi: shifted - 2 * power * s - far_lo,
-                    shifted: x - exponent * ln2_hi - shifted_lo,
-                    exponent: power * e,
+                    far_hi: TwoSum(shifted, mul(-twice, s), far_lo),
+                    shifted: TwoSum(x, mul(-1, exponent, ln2_hi), shifted_lo),
+                    exponent: mul(float(power), e),
                 },
             )
         )
@@ -572,7 +595,7 @@ def _exp_statements() -> list[KernelStatement]:
             add(Lo(add(add(r_hi, neg(r)), neg(shift), neg(ProductError(n, ln2_lo, shift)))), d_lo),
             r + OUT,
             d + d_lo - n * (ln2_hi + ln2_lo),
-            {r_hi: d - n * ln2_hi},
+            {r_hi: add(d, neg(mul(n, ln2_hi)))},
         ),
         KernelStatement(
             "node-exp-mantissa",
@@ -581,7 +604,7 @@ def _exp_statements() -> list[KernelStatement]:
             add(Lo(add(e1, e2)), mul(r_lo, t)),
             t + OUT,
             (1 + r + p) * (1 + r_lo) - r_lo * (e1 + e2),
-            {t: one_r + p - e2, one_r: 1 + r - e1},
+            {t: TwoSum(one_r, p, e2), one_r: TwoSum(1.0, r, e1)},
         ),
         KernelStatement(
             "node-exp-excess",
@@ -590,7 +613,7 @@ def _exp_statements() -> list[KernelStatement]:
             add(Lo(add(f_lo, neg(c_lo), neg(d_lo))), mul(scale, t_lo)),
             f + OUT,
             scale * (t + t_lo) - (1 + d + d_lo),
-            {f: scale * t - c - f_lo, c: 1 + d - c_lo},
+            {f: TwoSum(mul(scale, t), neg(c), f_lo), c: TwoSum(1.0, d, c_lo)},
         ),
         KernelStatement(
             "node-scaled-product-lo",
@@ -598,7 +621,7 @@ def _exp_statements() -> list[KernelStatement]:
             mul(Lo(_product_lo(m2, m2_lo, q_t, q_lo, a_t)), q_scale),
             a + OUT,
             (m2 + m2_lo) * (q_t + q_lo) * q_scale - m2_lo * q_lo * q_scale,
-            {a: a_t * q_scale},
+            {a: mul(a_t, q_scale)},
         ),
     ]
 
