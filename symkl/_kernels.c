@@ -401,9 +401,10 @@ static inline double symkl_fast_term_var(double mu_p, double var_p, double mu_q,
     const double x_lo = rho_lo;
     /* q = u/v = 2^e m, m in [3/4, 3/2); u/v = q + q_rem/v exactly */
     const double q = var_p * inv_v;
+    /* by q's bits: e + 1024 (biased), e, m = q 2^-e (assumption EXPONENT-SPLIT) */
     const uint64_t q_bits = symkl_bits(q);
     const uint64_t biased = (q_bits - 0x3fe8000000000000u + 0x4000000000000000u) >> 52;
-    const double e = symkl_from_bits(biased | 0x4330000000000000u) - 0x1.00000000004p52;
+    const double e = symkl_from_bits(biased | 0x4330000000000000u) - 4503599627371520.0;
     const double mantissa = symkl_from_bits(q_bits - ((biased - 1024u) << 52));
     const int near = biased == 1024u; /* e = 0 */
     /* 1 + f = m (1 + q_rem/(q v)): f = m - 1 exactly (Sterbenz) + 2^-e q_rem/v */
@@ -528,9 +529,10 @@ static inline double symkl_fast_term_std(double mu_p, double s_p, double mu_q, d
     const double x_lo = SYMKL_LO(fma(rho, two, -x) + rho * two_lo + 2.0 * rho_lo * (1.0 + rho));
     /* q = u/v = 2^e m, m in [3/4, 3/2); u/v = q + q_rem/v exactly */
     const double q = s_p * inv_v;
+    /* by q's bits: e + 1024 (biased), e, m = q 2^-e (assumption EXPONENT-SPLIT) */
     const uint64_t q_bits = symkl_bits(q);
     const uint64_t biased = (q_bits - 0x3fe8000000000000u + 0x4000000000000000u) >> 52;
-    const double e = symkl_from_bits(biased | 0x4330000000000000u) - 0x1.00000000004p52;
+    const double e = symkl_from_bits(biased | 0x4330000000000000u) - 4503599627371520.0;
     const double mantissa = symkl_from_bits(q_bits - ((biased - 1024u) << 52));
     const int near = biased == 1024u; /* e = 0 */
     /* 1 + f = m (1 + q_rem/(q v)): f = m - 1 exactly (Sterbenz) + 2^-e q_rem/v */

@@ -23,13 +23,18 @@ from symkl.derivation import check_step
 from symkl.kl import compensated, derive, stable
 from symkl.kl.compensated import (
     ERROR_FREE_TRANSFORMATIONS,
+    EXPONENT_SPLIT,
     Claimed,
     Lo,
     ProductError,
+    ShiftRight,
     TwoSum,
+    UInt,
     add,
     error_free_evidence,
     exact_value,
+    exponent_split,
+    exponent_split_evidence,
     kernel_statements,
     mul,
     neg,
@@ -237,3 +242,26 @@ def test_a_wrong_given_variable_fails_the_claim_resting_on_it():
     fact = dataclasses.replace(statement, given=wrong).fact()
     result = check_step(fact.lhs, fact.rhs, prove=Generic(), points=3)
     assert not result.symbolic.ok and not result.numeric.ok
+
+
+def test_the_exponent_split_holds_in_every_binade_of_the_fast_range():
+    evidence = exponent_split_evidence(2000)
+    assert evidence["split-checked"] >= 2000 * 5 and evidence["split-failures"] == 0
+    assert evidence["scale-checked"] == 2046 and evidence["scale-failures"] == 0
+    assert EXPONENT_SPLIT.name == "EXPONENT-SPLIT"
+
+
+def test_a_wrong_exponent_split_constant_is_caught():
+    split = exponent_split()
+    q_bits = sp.Symbol("q_bits")
+    # the split at 1/2 (bits of 0.5) instead of 3/4: mantissas in [1/2, 1), not [3/4, 3/2)
+    wrong = add(q_bits, neg(UInt(0x3FE0000000000000)), UInt(0x4000000000000000))
+    split["biased"] = ShiftRight(wrong, 52)
+    assert exponent_split_evidence(2000, split=split)["split-failures"] > 0
+
+
+def test_the_exponent_split_is_printed_from_its_expressions():
+    source = generate_sources()["symkl/_kernels.c"]
+    split = exponent_split()
+    assert f"const uint64_t biased = {c_arithmetic(split['biased'])};" in source
+    assert c_arithmetic(split["mantissa"]) == "symkl_from_bits(q_bits - ((biased - 1024u) << 52))"

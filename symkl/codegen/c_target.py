@@ -17,6 +17,8 @@ from sympy.codegen.ast import (
     Return,
     Variable,
     float64,
+    intc,
+    uint64,
 )
 from sympy.codegen.cfunctions import log1p
 from sympy.codegen.cnodes import static
@@ -71,6 +73,7 @@ from symkl.codegen.printers import (
     neg,
     variables,
 )
+from symkl.kl.compensated import exponent_split, scale_from_rounded
 from symkl.kl.stable import NumericForms, ParameterisedForm, expm1mx_series
 
 __all__ = ["c_source"]
@@ -292,6 +295,7 @@ def _c_fast_term(form: ParameterisedForm) -> list[str]:
     m, m_lo, w, w_lo, a = variables("m m_lo w w_lo a")
     (total,) = variables("total")
     fast_series = sp.Function("symkl_fast_series")
+    split = exponent_split()
     name = identifier(form.name)
     arguments = ", ".join(f"double {p}" for p in form.parameters)
     finite = "0x1.fffffffffffffp1023"
@@ -350,14 +354,15 @@ def _c_fast_term(form: ParameterisedForm) -> list[str]:
         *x_lines,
         "    /* q = u/v = 2^e m, m in [3/4, 3/2); u/v = q + q_rem/v exactly */",
         _const("q", mul(u, inv_v)),
-        "    const uint64_t q_bits = symkl_bits(q);",
-        "    const uint64_t biased = (q_bits - 0x3fe8000000000000u + 0x4000000000000000u) >> 52;",
-        "    const double e = symkl_from_bits(biased | 0x4330000000000000u) - 0x1.00000000004p52;",
-        "    const double mantissa = symkl_from_bits(q_bits - ((biased - 1024u) << 52));",
-        "    const int near = biased == 1024u; /* e = 0 */",
+        "    /* by q's bits: e + 1024 (biased), e, m = q 2^-e (assumption EXPONENT-SPLIT) */",
+        c_statement(constant("q_bits", split["q_bits"], uint64)),
+        c_statement(constant("biased", split["biased"], uint64)),
+        _const("e", split["e"]),
+        _const("mantissa", split["mantissa"]),
+        c_statement(constant("near", split["near"], intc)) + " /* e = 0 */",
         "    /* 1 + f = m (1 + q_rem/(q v)): f = m - 1 exactly (Sterbenz) + 2^-e q_rem/v */",
         f"    const double f = near ? rho : {c_arithmetic(add(mantissa, -1.0))};",
-        "    const double scale = symkl_from_bits((2047u - biased) << 52); /* 2^-e */",
+        _const("scale", split["scale"]) + " /* 2^-e */",
         "    const double f_lo = near ? rho_lo : "
         f"{c_arithmetic(Lo(claim('node-mantissa-lo', u=u, v=v)))};",
         "    /* s = f/(2 + f) as s + s_lo; log(1 + f) = 2 atanh s = 2 (s + tail) */",
@@ -430,6 +435,7 @@ def _c_block_functions(form: ParameterisedForm) -> list[str]:
 def _c_fast_exp_common() -> list[str]:
     """Branch-free e^d as 2^n (t + t_lo), the log-variance kernels' exponential (fact exp-split)."""
     coefficients = expm1mx_series(FAST_EXP_TERMS)
+    power_of_two = scale_from_rounded()
     inverse = float(1 / sp.log(2).evalf(40))
     d, rounded, n, r_hi, shift, r = variables(
         "d rounded n r_hi shift r"
@@ -466,8 +472,8 @@ def _c_fast_exp_common() -> list[str]:
         _const("t", claim("node-exp-mantissa", part="t")),
         f"    *t_lo = {c_arithmetic(claim('node-exp-mantissa'))};",
         "    /* 2^n from the low bits of `rounded` (n + 1.5 2^52 holds n there) */",
-        "    const uint64_t biased = symkl_bits(rounded) - symkl_bits(SYMKL_ROUND) + 1023u;",
-        "    *scale = symkl_from_bits(biased << 52);",
+        c_statement(constant("biased", power_of_two["biased"], uint64)),
+        _assign("*scale", power_of_two["scale"]),
         f"    *near = {c_arithmetic(claim('node-exp-near'))};",
         "    *exponent = n;",
         "    return t;",

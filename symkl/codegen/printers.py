@@ -37,17 +37,33 @@ import textwrap
 from typing import ClassVar
 
 import sympy as sp
-from sympy.codegen.ast import Declaration, Pointer, Return, Token, Variable, value_const
+from sympy.codegen.ast import (
+    Declaration,
+    Pointer,
+    Return,
+    Token,
+    Type,
+    Variable,
+    float64,
+    uint64,
+    value_const,
+)
 from sympy.core.function import UndefinedFunction
 from sympy.printing.c import C99CodePrinter
 from sympy.printing.numpy import NumPyPrinter
 from sympy.printing.precedence import PRECEDENCE, precedence
 
 from symkl.kl.compensated import (
+    BitOr,
+    Bits,
     Claimed,
+    FromBits,
     Lo,
     ProductError,
+    ShiftLeft,
+    ShiftRight,
     TwoSum,
+    UInt,
     add,
     div,
     inverse,
@@ -109,6 +125,8 @@ class _OrderedArithmetic:
         text = self._print(operand)
         while isinstance(operand, Claimed):  # parenthesised as the statement it prints
             operand = operand.instance()
+        if isinstance(operand, (ShiftLeft, ShiftRight, BitOr)):
+            return f"({text})"  # C's shifts and | bind below + and -
         nested = isinstance(operand, type(parent)) and not _is_negation(operand)
         # an ordered product binds as a product, also with a leading -1 (SymPy's
         # precedence() ranks a negated product as a sum)
@@ -211,6 +229,32 @@ class CodePrinter99(_OrderedArithmetic, C99CodePrinter):
     kernel nodes."""
 
     _default_settings: ClassVar[dict] = {**C99CodePrinter._default_settings, "ordered": False}
+    # SymPy 1.14 maps the unsigned types to the signed ones
+    type_mappings: ClassVar[dict] = {**C99CodePrinter.type_mappings, uint64: "uint64_t"}
+
+    # -- the IEEE binary64 representation (symkl.kl.compensated, assumption EXPONENT-SPLIT)
+    def _print_Bits(self, expr: Bits) -> str:
+        return f"symkl_bits({self._print(expr.args[0])})"
+
+    def _print_FromBits(self, expr: FromBits) -> str:
+        return f"symkl_from_bits({self._print(expr.args[0])})"
+
+    def _print_UInt(self, expr: UInt) -> str:
+        value = int(expr.args[0])
+        return f"0x{value:016x}u" if value >= 2**32 else f"{value}u"
+
+    def _shift_operand(self, operand: sp.Expr) -> str:
+        text = self._print(operand)
+        return f"({text})" if isinstance(operand, (sp.Add, sp.Mul)) else text
+
+    def _print_ShiftRight(self, expr: ShiftRight) -> str:
+        return f"{self._shift_operand(expr.args[0])} >> {self._print(expr.args[1])}"
+
+    def _print_ShiftLeft(self, expr: ShiftLeft) -> str:
+        return f"{self._shift_operand(expr.args[0])} << {self._print(expr.args[1])}"
+
+    def _print_BitOr(self, expr: BitOr) -> str:
+        return f"{self._shift_operand(expr.args[0])} | {self._shift_operand(expr.args[1])}"
 
     def _print_Pow(self, expr: sp.Pow) -> str:
         if expr.exp == 2:
@@ -319,14 +363,11 @@ def _block(statement: sp.Basic):
     return statement if isinstance(statement, CodeBlock) else CodeBlock(statement)
 
 
-def constant(name: str | sp.Symbol, value: sp.Expr | float) -> Declaration:
-    """``const double name = value`` (C), ``name = value`` (array): a variable bound once."""
-    from sympy.codegen.ast import float64
-
+def constant(name: str | sp.Symbol, value: sp.Expr | float, type: Type = float64) -> Declaration:
+    """``const double name = value`` (C; another ``type`` where given), ``name = value``
+    (array): a variable bound once."""
     symbol = sp.Symbol(name) if isinstance(name, str) else name
-    return Declaration(
-        Variable(symbol, type=float64, attrs={value_const}, value=sp.sympify(value))
-    )
+    return Declaration(Variable(symbol, type=type, attrs={value_const}, value=sp.sympify(value)))
 
 
 def c_code(expr: sp.Expr) -> str:

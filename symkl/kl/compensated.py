@@ -45,20 +45,30 @@ from sympy.codegen.cfunctions import expm1, log1p
 
 __all__ = [
     "ERROR_FREE_TRANSFORMATIONS",
+    "EXPONENT_SPLIT",
+    "BitOr",
+    "Bits",
     "Claimed",
+    "FromBits",
     "KernelStatement",
     "Lo",
     "ProductError",
+    "ShiftLeft",
+    "ShiftRight",
     "TwoSum",
+    "UInt",
     "add",
     "div",
     "error_free_evidence",
     "exact_value",
+    "exponent_split",
+    "exponent_split_evidence",
     "float_value",
     "inverse",
     "kernel_statements",
     "mul",
     "neg",
+    "scale_from_rounded",
     "substitute",
     "variables",
 ]
@@ -902,4 +912,186 @@ ERROR_FREE_TRANSFORMATIONS = Assumption(
         "and no underflow",
     ),
     error_free_evidence,
+)
+
+
+# ------------------------------------------------------------------ binary64 representation
+class Bits(sp.Function):
+    """The IEEE binary64 encoding of a double, as an unsigned 64-bit integer."""
+
+    nargs = 1
+
+
+class FromBits(sp.Function):
+    """The double whose IEEE binary64 encoding is the unsigned 64-bit integer argument."""
+
+    nargs = 1
+
+
+class UInt(sp.Function):
+    """An unsigned 64-bit integer literal (C prints ``0x...u`` or ``...u``)."""
+
+    nargs = 1
+
+
+class ShiftRight(sp.Function):
+    """``a >> k`` on unsigned 64-bit integers."""
+
+    nargs = 2
+
+
+class ShiftLeft(sp.Function):
+    """``a << k`` on unsigned 64-bit integers (modulo 2^64)."""
+
+    nargs = 2
+
+
+class BitOr(sp.Function):
+    """``a | b`` on unsigned 64-bit integers."""
+
+    nargs = 2
+
+
+def exponent_split() -> dict[str, sp.Expr]:
+    """The vectorised kernels' split ``q = 2^e m``, ``m in [3/4, 3/2)``, from q's bits alone.
+
+    ``biased = e + 1024``: adding ``2^62 - bits(3/4)`` carries into the exponent field
+    exactly when ``q``'s mantissa is at least 3/2 of its binade's power of 2.  ``e`` is
+    read back as a double (``biased`` placed in the mantissa of ``2^52 + 1024``),
+    ``mantissa`` is q with ``e`` taken out of its exponent field, ``scale = 2^-e``.
+    One expression each, printed into the C kernels and evaluated by
+    :func:`exponent_split_evidence` (assumption EXPONENT-SPLIT).
+    """
+    q_bits, biased = sp.Symbol("q_bits"), sp.Symbol("biased")
+    return {
+        "q_bits": Bits(sp.Symbol("q")),
+        "biased": ShiftRight(
+            add(q_bits, neg(UInt(0x3FE8000000000000)), UInt(0x4000000000000000)), 52
+        ),
+        "e": add(FromBits(BitOr(biased, UInt(0x4330000000000000))), neg(sp.Float(2.0**52 + 1024))),
+        "mantissa": FromBits(add(q_bits, neg(ShiftLeft(add(biased, neg(UInt(1024))), 52)))),
+        "near": sp.Eq(biased, UInt(1024), evaluate=False),
+        "scale": FromBits(ShiftLeft(add(UInt(2047), neg(biased)), 52)),
+    }
+
+
+def scale_from_rounded() -> dict[str, sp.Expr]:
+    """``2^n`` from ``rounded = n + 1.5 2^52`` (whose low bits hold ``n``): the bits of
+    ``rounded`` minus those of ``1.5 2^52``, plus the bias 1023, in the exponent field."""
+    rounded, round_constant = sp.Symbol("rounded"), sp.Symbol("SYMKL_ROUND")
+    return {
+        "biased": add(Bits(rounded), neg(Bits(round_constant)), UInt(1023)),
+        "scale": FromBits(ShiftLeft(sp.Symbol("biased"), 52)),
+    }
+
+
+def bits_value(expr: sp.Basic, values: Mapping[str, float | int]) -> float | int | bool:
+    """``expr`` (representation nodes, integer and double arithmetic) evaluated as C does:
+    unsigned 64-bit integers modulo 2^64, doubles rounded at each operation."""
+    import struct
+
+    mask = (1 << 64) - 1
+
+    def value(node: sp.Basic):
+        if isinstance(node, sp.Symbol):
+            return values[node.name]
+        if isinstance(node, UInt):
+            return int(node.args[0])
+        if node.is_Integer:
+            return int(node)
+        if node.is_Number:
+            return float(node)
+        if isinstance(node, Bits):
+            return struct.unpack("<Q", struct.pack("<d", value(node.args[0])))[0]
+        if isinstance(node, FromBits):
+            return struct.unpack("<d", struct.pack("<Q", value(node.args[0]) & mask))[0]
+        if isinstance(node, ShiftRight):
+            return (value(node.args[0]) & mask) >> value(node.args[1])
+        if isinstance(node, ShiftLeft):
+            return (value(node.args[0]) << value(node.args[1])) & mask
+        if isinstance(node, BitOr):
+            return value(node.args[0]) | value(node.args[1])
+        if isinstance(node, sp.Eq):
+            return value(node.lhs) == value(node.rhs)
+        if isinstance(node, sp.Add):
+            terms = [value(a) for a in node.args]
+            if all(isinstance(v, int) for v in terms):
+                return sum(terms) & mask
+            total = terms[0]
+            for term in terms[1:]:
+                total += term
+            return total
+        if isinstance(node, sp.Mul) and node.args[0] == -1 and len(node.args) == 2:
+            inner = value(node.args[1])
+            return (-inner) & mask if isinstance(inner, int) else -inner
+        raise TypeError(f"bits_value: no evaluation of {node.func.__name__}")
+
+    return value(sp.sympify(expr))
+
+
+def exponent_split_evidence(
+    samples: int = 4000,
+    seed: int = 0,
+    split: Mapping[str, sp.Expr] | None = None,
+    scale: Mapping[str, sp.Expr] | None = None,
+) -> dict[str, int]:
+    """Exact checks of :func:`exponent_split` and :func:`scale_from_rounded` (assumption
+    EXPONENT-SPLIT): every binade of the fast kernels' quotients, ``q`` in ``[2^-1000,
+    2^1000]``, at the mantissas where the split changes (``3/4``, ``3/2`` and their
+    neighbours, 1, the ends of the binade) and at random ones; every ``n`` with ``2^n``
+    normal.  Returns the counts ``checked`` and ``failures`` of each.
+
+    Examples
+    --------
+    >>> exponent_split_evidence(100)["split-failures"]
+    0
+    """
+    split = split or exponent_split()
+    scale = scale or scale_from_rounded()
+    rng = random.Random(seed)
+    checked = failures = 0
+    edges = [0.75, 1.0, 1.5, 2.0 - 2.0**-52, 1.0 + 2.0**-52]
+    edges += [math.nextafter(0.75, 0.0) * 2, math.nextafter(1.5, 0.0), math.nextafter(1.5, 2.0)]
+    for exponent in range(-1000, 1000):
+        mantissas = edges + [1.0 + rng.random() for _ in range(max(1, samples // 2000))]
+        for mantissa in mantissas:
+            q = math.ldexp(mantissa, exponent)
+            values: dict[str, float | int] = {"q": q}
+            for name in ("q_bits", "biased", "e", "mantissa", "near", "scale"):
+                values[name] = bits_value(split[name], values)
+            e, m = values["e"], values["mantissa"]
+            ok = (
+                float(e).is_integer()
+                and Fraction(m) * Fraction(2) ** int(e) == Fraction(q)
+                and Fraction(3, 4) <= Fraction(m) < Fraction(3, 2)
+                and values["scale"] == math.ldexp(1.0, -int(e))
+                and values["near"] == (e == 0)
+            )
+            checked += 1
+            failures += not ok
+    scale_checked = scale_failures = 0
+    for n in range(-1022, 1024):
+        values = {"rounded": float(n) + 1.5 * 2.0**52, "SYMKL_ROUND": 1.5 * 2.0**52}
+        values["biased"] = bits_value(scale["biased"], values)
+        got = bits_value(scale["scale"], values)
+        scale_checked += 1
+        scale_failures += got != math.ldexp(1.0, n)
+    return {
+        "split-checked": checked,
+        "split-failures": failures,
+        "scale-checked": scale_checked,
+        "scale-failures": scale_failures,
+    }
+
+
+EXPONENT_SPLIT = Assumption(
+    "EXPONENT-SPLIT",
+    "the vectorised kernels' exponent split of binary64 numbers by their bits",
+    (
+        "for q in [2^-1000, 2^1000], the printed bit operations give an integer e, "
+        "mantissa = q 2^-e exactly with 3/4 <= mantissa < 3/2, scale = 2^-e, and near "
+        "exactly when e = 0",
+        "for rounded = n + 1.5 2^52 with |n| <= 1022, the printed bit operations give 2^n",
+    ),
+    exponent_split_evidence,
 )
