@@ -61,6 +61,7 @@ from symkl.codegen.printers import (
     CodePrinter99,
     Horner,
     Lo,
+    Select,
     add,
     c_arithmetic,
     c_code,
@@ -296,6 +297,10 @@ def _c_fast_term(form: ParameterisedForm) -> list[str]:
     (total,) = variables("total")
     fast_series = sp.Function("symkl_fast_series")
     split = exponent_split()
+    # the exponent e = 0 (the flag `near`), the two branches' results and the term
+    at_zero, near_hi, near_lo, far_hi, far_lo, corrected, term = variables(
+        "near near_hi near_lo far_hi far_lo corrected term"
+    )
     name = identifier(form.name)
     arguments = ", ".join(f"double {p}" for p in form.parameters)
     finite = "0x1.fffffffffffffp1023"
@@ -361,10 +366,9 @@ def _c_fast_term(form: ParameterisedForm) -> list[str]:
         _const("mantissa", split["mantissa"]),
         c_statement(constant("near", split["near"], intc)) + " /* e = 0 */",
         "    /* 1 + f = m (1 + q_rem/(q v)): f = m - 1 exactly (Sterbenz) + 2^-e q_rem/v */",
-        f"    const double f = near ? rho : {c_arithmetic(add(mantissa, -1.0))};",
+        _const("f", Select(at_zero, rho, add(mantissa, -1.0))),
         _const("scale", split["scale"]) + " /* 2^-e */",
-        "    const double f_lo = near ? rho_lo : "
-        f"{c_arithmetic(Lo(claim('node-mantissa-lo', u=u, v=v)))};",
+        _const("f_lo", Select(at_zero, rho_lo, Lo(claim("node-mantissa-lo", u=u, v=v)))),
         "    /* s = f/(2 + f) as s + s_lo; log(1 + f) = 2 atanh s = 2 (s + tail) */",
         _const("denominator", add(2.0, f)),
         _const(
@@ -384,8 +388,8 @@ def _c_fast_term(form: ParameterisedForm) -> list[str]:
         _const("shifted", claim(f"node-far-excess-power-{power}", part="shifted")),
         _const("far_hi", claim(f"node-far-excess-power-{power}", part="far_hi")),
         _assign("far_lo", claim(f"node-far-excess-power-{power}")),
-        "    const double excess_hi = near ? near_hi : far_hi;",
-        "    const double excess_lo = near ? near_lo : far_lo;",
+        _const("excess_hi", Select(at_zero, near_hi, far_hi)),
+        _const("excess_lo", Select(at_zero, near_lo, far_lo)),
         f"    /* a = {sp.sstr(form.a)} as a + a_lo, with w = (mu_p - mu_q)/v */",
         "    double m_lo;",
         _const("m", two_sum(mu_p, neg(mu_q), m_lo)),
@@ -398,9 +402,11 @@ def _c_fast_term(form: ParameterisedForm) -> list[str]:
         _const("total", claim("node-half-total", part="total")),
         _const("corrected", claim("node-half-total")),
         "    /* a may overflow to inf (its lo parts are then NaN); never below zero */",
-        "    const double term = total - total == 0.0 ? corrected : "
-        f"{c_arithmetic(mul(0.5, total))};",
-        "    return term > 0.0 ? term : 0.0;",
+        _const(
+            "term",
+            Select(sp.Eq(add(total, neg(total)), 0.0, evaluate=False), corrected, mul(0.5, total)),
+        ),
+        c_statement(Return(Select(sp.Gt(term, 0.0, evaluate=False), term, 0.0))),
         "}",
         "",
         *_c_block_functions(form),
@@ -491,7 +497,7 @@ def _c_fast_exact_log_term(form: ParameterisedForm) -> list[str]:
     d_lo_part, m, m_lo = variables(
         "d_lo m m_lo"
     )
-    m2, q_t = variables("m2 q_t")
+    m2, q_t, exponent, near, f, far_lo, term = variables("m2 q_t exponent near f far_lo term")
     difference = input_difference(form)
     if difference is not None:
         mu_p, logvar_p, mu_q, logvar_q = names
@@ -537,8 +543,8 @@ def _c_fast_exact_log_term(form: ParameterisedForm) -> list[str]:
         _const("c", claim("node-exp-excess", part="c")),
         _const("f", claim("node-exp-excess", part="f")),
         _const("far_lo", claim("node-exp-excess", d_lo=d_lo)),
-        "    const double excess_hi = exponent == 0.0 ? near : f;",
-        "    const double excess_lo = exponent == 0.0 ? 0.0 : far_lo;",
+        _const("excess_hi", Select(sp.Eq(exponent, 0.0, evaluate=False), near, f)),
+        _const("excess_lo", Select(sp.Eq(exponent, 0.0, evaluate=False), 0.0, far_lo)),
         "    /* a = m^2 e^{-l_q} as a + a_lo */",
         _const("m2", mul(m, m)),
         _const("m2_lo", Lo(claim("node-square-lo", a=m, a_lo=m_lo, p=m2))),
@@ -550,7 +556,7 @@ def _c_fast_exact_log_term(form: ParameterisedForm) -> list[str]:
         _const("term", claim("node-half-total")),
         "    /* an overflow leaves NaN (inf - inf in the lo parts): the block's check sends",
         "     * it to the scalar kernel */",
-        "    return term < 0.0 ? 0.0 : term;",
+        c_statement(Return(Select(sp.Lt(term, 0.0, evaluate=False), 0.0, term))),
         "}",
         "",
         *_c_block_functions(form),

@@ -79,6 +79,7 @@ __all__ = [
     "Horner",
     "Lo",
     "ProductError",
+    "Select",
     "TwoSum",
     "UnclaimedNodeError",
     "add",
@@ -112,6 +113,13 @@ class Horner(Token):
     """
 
     __slots__ = _fields = ("result", "coefficients", "argument", "like", "table")
+
+
+class Select(sp.Function):
+    """``Select(condition, then, otherwise)``: a branch-free choice, ``condition ? then :
+    otherwise`` in C (both sides are computed; the vectorised kernels rely on that)."""
+
+    nargs = 3
 
 
 class _OrderedArithmetic:
@@ -233,6 +241,10 @@ class CodePrinter99(_OrderedArithmetic, C99CodePrinter):
     type_mappings: ClassVar[dict] = {**C99CodePrinter.type_mappings, uint64: "uint64_t"}
 
     # -- the IEEE binary64 representation (symkl.kl.compensated, assumption EXPONENT-SPLIT)
+    def _print_Select(self, expr: Select) -> str:
+        condition, then, otherwise = (self._print(a) for a in expr.args)
+        return f"{condition} ? {then} : {otherwise}"
+
     def _print_Bits(self, expr: Bits) -> str:
         return f"symkl_bits({self._print(expr.args[0])})"
 
