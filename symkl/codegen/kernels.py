@@ -14,7 +14,7 @@ from sympy.codegen.ast import Declaration
 from sympy.codegen.cfunctions import expm1
 
 from symkl.codegen.printers import Horner, add, constant, div, literal, mul, neg, variables
-from symkl.kl.compensated import Claimed
+from symkl.kl.compensated import Claimed, ProductError
 from symkl.kl.stable import NumericForms, ParameterisedForm, proved_statements
 
 __all__ = [
@@ -47,6 +47,7 @@ __all__ = [
     "ln2_split",
     "near_exact_log_excess",
     "quotient_form",
+    "quotient_remainder",
     "ranged_gradients",
     "scaled_mean_term",
     "series_correction",
@@ -197,6 +198,12 @@ def claim(label: str, *, part: str | None = None, **arguments: sp.Expr | float) 
     node = Claimed(label, bound, part)
     node.instance()  # unknown parameter names fail here, at the call
     return node
+
+
+def quotient_remainder(quotient: sp.Expr, divisor: sp.Expr, dividend: sp.Expr) -> sp.Expr:
+    """``dividend - quotient * divisor``, exactly (the remainder of a rounded division): a
+    raw ProductError node, for building kernel statements; printed only inside one."""
+    return ProductError(neg(quotient), divisor, neg(dividend))
 
 
 def two_sum(a: sp.Expr | float, b: sp.Expr | float, lo: sp.Expr) -> Claimed:
