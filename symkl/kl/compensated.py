@@ -272,6 +272,8 @@ class KernelStatement:
         prove = ExpandFunctions((log1p, expm1))
         lhs = exact_value(self.claim.xreplace({OUT: exact_value(self.expression)}), self.given)
         rhs = exact_value(self.target, self.given)
+        # rendered on the left: the printed statement itself, nodes and all
+        shown = substitute(self.claim, {OUT: self.expression})
         meanings = "with the meanings of TwoSum, ProductError and Lo (assumption EFT)"
         if not self.first_order:
             return [
@@ -281,6 +283,7 @@ class KernelStatement:
                     rhs,
                     label=self.label,
                     prove=prove,
+                    shown=shown,
                     # the statement's symbols are the kernel's variables, not the
                     # derivation's x and a
                     use_definitions=False,
@@ -297,6 +300,7 @@ class KernelStatement:
                 rhs.subs(epsilon, 0),
                 label=self.label,
                 prove=prove,
+                shown=shown,
                 use_definitions=False,
             ),
             Fact(
