@@ -12,14 +12,16 @@
 #define SYMKL_SERIES_HIGH (0.4)
 #define SYMKL_FAR_BELOW (-0.9)
 
-/* Knuth's TwoSum: a + b = sum + *error exactly */
+/* s, e with a + b = s + e exactly (Knuth's TwoSum; facts node-two-sum, node-two-sum-error) */
 static inline double symkl_two_sum(double a, double b, double *error) {
-    const double sum = a + b;
-    const double b_virtual = sum - a;
-    *error = (a - (sum - b_virtual)) + (b - b_virtual);
-    return sum;
+    const double s = a + b;
+    const double bv = s - a;
+    *error = (a - (s - bv)) + (b - bv);
+    return s;
 }
 
+/* x - log1p(x) by the atanh series (accurate on the series interval): t = x/(2 + x), u = t^2, x
+ * t - 2 t^3 S(u) (facts log1pmx-atanh, atanh-series) */
 static inline double symkl_excess_series(double x) {
     const double t = x / (2.0 + x);
     const double u = t * t;
@@ -300,7 +302,8 @@ static double symkl_lanes_total(const double *lane_sum, const double *lane_error
 #define SYMKL_INLINE static inline
 #endif
 
-/* e^r - 1 - r = r^2 P(r), 13 terms of sum r^k/k! (fact expm1mx-series) */
+/* e^r - 1 - r = r^2 sum r^k/(k + 2)!, 13 terms, for |r| <= NEAR_EXP and |r| <= log(2)/2 (fact
+ * expm1mx-series) */
 static inline double symkl_fast_expm1mx(double r) {
     double s = 1.1470745597729725e-11;
     s = fma(s, r, 1.6059043836821613e-10);
@@ -398,9 +401,10 @@ static inline double symkl_fast_term_var(double mu_p, double var_p, double mu_q,
     const double x_lo = rho_lo;
     /* q = u/v = 2^e m, m in [3/4, 3/2); u/v = q + q_rem/v exactly */
     const double q = var_p * inv_v;
+    /* by q's bits: e + 1024 (biased), e, m = q 2^-e (assumption EXPONENT-SPLIT) */
     const uint64_t q_bits = symkl_bits(q);
     const uint64_t biased = (q_bits - 0x3fe8000000000000u + 0x4000000000000000u) >> 52;
-    const double e = symkl_from_bits(biased | 0x4330000000000000u) - 0x1.00000000004p52;
+    const double e = symkl_from_bits(biased | 0x4330000000000000u) - 4503599627371520.0;
     const double mantissa = symkl_from_bits(q_bits - ((biased - 1024u) << 52));
     const int near = biased == 1024u; /* e = 0 */
     /* 1 + f = m (1 + q_rem/(q v)): f = m - 1 exactly (Sterbenz) + 2^-e q_rem/v */
@@ -525,9 +529,10 @@ static inline double symkl_fast_term_std(double mu_p, double s_p, double mu_q, d
     const double x_lo = SYMKL_LO(fma(rho, two, -x) + rho * two_lo + 2.0 * rho_lo * (1.0 + rho));
     /* q = u/v = 2^e m, m in [3/4, 3/2); u/v = q + q_rem/v exactly */
     const double q = s_p * inv_v;
+    /* by q's bits: e + 1024 (biased), e, m = q 2^-e (assumption EXPONENT-SPLIT) */
     const uint64_t q_bits = symkl_bits(q);
     const uint64_t biased = (q_bits - 0x3fe8000000000000u + 0x4000000000000000u) >> 52;
-    const double e = symkl_from_bits(biased | 0x4330000000000000u) - 0x1.00000000004p52;
+    const double e = symkl_from_bits(biased | 0x4330000000000000u) - 4503599627371520.0;
     const double mantissa = symkl_from_bits(q_bits - ((biased - 1024u) << 52));
     const int near = biased == 1024u; /* e = 0 */
     /* 1 + f = m (1 + q_rem/(q v)): f = m - 1 exactly (Sterbenz) + 2^-e q_rem/v */

@@ -29,7 +29,8 @@ SERIES = (0.3333333333333333, 0.2, 0.14285714285714285, 0.1111111111111111, 0.09
 
 
 def excess_series(x):
-    """x - log1p(x) by the atanh series (accurate on the series interval)."""
+    """x - log1p(x) by the atanh series (accurate on the series interval): t = x/(2 + x), u = t^2,
+    x t - 2 t^3 S(u) (facts log1pmx-atanh, atanh-series)."""
     t = x / (2.0 + x)
     u = t * t
     s = xp.full_like(x, SERIES[-1])
@@ -39,7 +40,7 @@ def excess_series(x):
 
 
 def two_sum(a, b):
-    """s, e with a + b = s + e exactly (Knuth's TwoSum)."""
+    """s, e with a + b = s + e exactly (Knuth's TwoSum; facts node-two-sum, node-two-sum-error)."""
     s = a + b
     bv = s - a
     return s, (a - (s - bv)) + (b - bv)
@@ -248,7 +249,8 @@ EXPM1MX = (0.5, 0.16666666666666666, 0.041666666666666664, 0.008333333333333333,
 
 
 def expm1mx_near(r):
-    """e^r - 1 - r = r^2 sum r^k/(k + 2)! for |r| <= NEAR_EXP (fact expm1mx-series)."""
+    """e^r - 1 - r = r^2 sum r^k/(k + 2)!, 13 terms, for |r| <= NEAR_EXP and |r| <= log(2)/2 (fact
+    expm1mx-series)."""
     s = xp.full_like(r, EXPM1MX[-1])
     for coefficient in EXPM1MX[-2::-1]:
         s = s * r + coefficient

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import sympy as sp
+from sympy.codegen.ast import Assignment, CodeBlock, FunctionDefinition, Return, Variable, float64
 from sympy.codegen.cfunctions import expm1, log1p
 
 from symkl.codegen.kernels import (
@@ -12,15 +15,16 @@ from symkl.codegen.kernels import (
     HALF_X,
     HEADER,
     NEAR_EXP,
-    atanh_argument,
-    atanh_excess,
+    KernelFunction,
     carried_expm1,
     carried_half_exp,
+    claim,
     compensated_excess,
     direct_exact_log_excess,
     exact_sum_gradients,
+    excess_series_function,
     exp_of_negated,
-    expm1mx_from_series,
+    expm1mx_function,
     half_excess_beyond_overflow,
     half_square,
     halved_difference,
@@ -37,14 +41,15 @@ from symkl.codegen.kernels import (
     table_constants,
     table_expm1mx,
     table_rows,
-    two_sum_error,
+    two_sum,
+    two_sum_function,
 )
 from symkl.codegen.printers import (
-    ProductError,
-    TwoSum,
+    ArrayPrinter,
     add,
     array_arithmetic,
     array_code,
+    array_statement,
     div,
     inverse,
     literal,
@@ -110,26 +115,23 @@ def array_kernels(forms: NumericForms) -> str:
     table_low, table_high, table_scale, table_first = table_constants(forms)
     table_series = ", ".join(literal(c) for c in forms.table_series)
     coefficients = ", ".join(literal(c) for c in forms.series)
-    a, b, c, p, total, b_virtual, split_high = variables("a b c p s bv high")
-    a_hi, a_lo, b_hi, b_lo = variables("a_hi a_lo b_hi b_lo")
+    a, c, split_high = variables("a c high")
     u, v, d_hi, d_lo, rho, x, x_lo, r, power = variables("u v d_hi d_lo rho x x_lo r power")
     rho_lo_name = variables("rho_lo")[0]
-    t, s, q, d, coefficient, table_scale_name = variables("t s q d coefficient TABLE_SCALE")
+    q, d, coefficient, table_scale_name = variables("q d coefficient TABLE_SCALE")
     scaled, e, half_e, carried, d_near = variables("scaled e half_e carried d_near")
+    (value,) = variables("value")
     row = variables("high low expm1_c exp_c")
     expm1mx_near = sp.Function("expm1mx_near")
-    far_log_ratio, value = variables("far_log_ratio value")
     scale, back, scaled_d, square, e_full, e_half, logvar_q = variables(
         "scale back scaled_d square e_full e_half logvar_q"
     )
     # (d^2/2) e^{-l} as ((d^2/2) e^{-l/2} back) e^{-l/2} back: in range between the factors
     split_mean_term = mul(mul(mul(mul(0.5, square, e_half), back), e_half), back)
     # Dekker's TwoProduct: a*b - p exactly from the 26-bit halves (NumPy has no fma)
-    dekker = add(
-        add(add(mul(a_hi, b_hi), neg(p)), mul(a_hi, b_lo), mul(a_lo, b_hi)), mul(a_lo, b_lo)
-    )
+    dekker = claim("node-dekker-product-error")
     # rho v - d_hi as (d_hi - p) - (rho v - p), the second exactly (ProductError)
-    rho_lo = div(add(add(add(d_hi, neg(p)), neg(ProductError(rho, v, p))), d_lo), v)
+    rho_lo = claim("node-relative-difference-lo-dekker", v=v)
     direct = compensated_excess(x, x_lo, log1p(r), (rho_lo_name, inverse(add(1.0, r))), power)
     lines = [
         "",
@@ -139,27 +141,16 @@ def array_kernels(forms: NumericForms) -> str:
         f"SERIES = ({coefficients})",
         "",
         "",
-        "def excess_series(x):",
-        '    """x - log1p(x) by the atanh series (accurate on the series interval)."""',
-        f"    t = {array_arithmetic(atanh_argument(x))}",
-        f"    u = {array_arithmetic(mul(t, t))}",
-        "    s = xp.full_like(x, SERIES[-1])",
-        "    for coefficient in SERIES[-2::-1]:",
-        f"        s = {array_arithmetic(horner_step(s, u, coefficient))}",
-        f"    return {array_arithmetic(atanh_excess(x, t, u, s))}",
+        *_array_function(excess_series_function(forms)),
         "",
         "",
-        "def two_sum(a, b):",
-        '    """s, e with a + b = s + e exactly (Knuth\'s TwoSum)."""',
-        f"    s = {array_arithmetic(add(a, b))}",
-        f"    bv = {array_arithmetic(add(total, neg(a)))}",
-        f"    return s, {array_arithmetic(two_sum_error(a, b, total, b_virtual))}",
+        *_array_function(two_sum_function()),
         "",
         "",
         "def _split(a):",
         f"    c = {array_arithmetic(mul(134217729.0, a))}"
         "  # 2^27 + 1: Veltkamp's split into two 26-bit halves",
-        f"    high = {array_arithmetic(add(c, neg(add(c, neg(a)))))}",
+        _assign("high", add(c, neg(add(c, neg(a)))), "    "),
         f"    return high, {array_arithmetic(add(a, neg(split_high)))}",
         "",
         "",
@@ -176,10 +167,10 @@ def array_kernels(forms: NumericForms) -> str:
         "    # neither overflow nor lose digits in the subnormal range",
         "    scale = xp.where(v < 2.0**-800, 2.0**600, xp.where(v > 2.0**800, 2.0**-600, 1.0))",
         f"    u, v = {array_arithmetic(mul(u, scale))}, {array_arithmetic(mul(v, scale))}",
-        f"    d_hi, d_lo = {array_arithmetic(TwoSum(u, neg(v), d_lo))}",
-        f"    rho = {array_arithmetic(div(d_hi, v))}",
-        f"    p = {array_arithmetic(mul(rho, v))}",
-        f"    rho_lo = {array_arithmetic(rho_lo)}",
+        f"    d_hi, d_lo = {array_arithmetic(two_sum(u, neg(v), d_lo))}",
+        _assign("rho", div(d_hi, v), "    "),
+        _assign("p", mul(rho, v), "    "),
+        _assign("rho_lo", rho_lo, "    "),
         "    return rho, xp.where(xp.isfinite(rho_lo), rho_lo, 0.0)",
         "",
         "",
@@ -190,9 +181,9 @@ def array_kernels(forms: NumericForms) -> str:
         f"{array_arithmetic(series_correction(x, x_lo))}",
         "    far = x < FAR_BELOW",
         "    r = xp.where(far, 0.0, rho)",
-        f"    direct = {array_arithmetic(direct)}",
+        _assign("direct", direct, "    "),
         "    value = xp.where(near, series, xp.where(far, "
-        f"{array_arithmetic(add(add(x, neg(far_log_ratio)), x_lo))}, direct))",
+        f"{array_arithmetic(claim('node-excess-far-array'))}, direct))",
         "    # beyond 2^60, log(1 + x) < x/2^54; x/2 is taken where x itself overflows",
         "    return xp.where(x < 2.0**60, "
         f"{array_arithmetic(mul(0.5, sp.Function('xp.maximum')(value, 0.0)))}, half_x)",
@@ -204,14 +195,14 @@ def array_kernels(forms: NumericForms) -> str:
         "    large = (d > 2.0**500) | (d < -(2.0**500))",
         "    scale = xp.where(small, 2.0**600, xp.where(large, 2.0**-600, 1.0))",
         "    back = xp.where(small, 2.0**-600, xp.where(large, 2.0**600, 1.0))",
-        f"    scaled_d = {array_arithmetic(mul(d, scale))}",
-        f"    e_full = {array_arithmetic(exp_of_negated(logvar_q))}",
-        f"    e_half = {array_arithmetic(exp_of_negated(logvar_q, 0.5))}",
-        f"    square = {array_arithmetic(mul(scaled_d, scaled_d))}",
+        _assign("scaled_d", mul(d, scale), "    "),
+        _assign("e_full", exp_of_negated(logvar_q), "    "),
+        _assign("e_half", exp_of_negated(logvar_q, 0.5), "    "),
+        _assign("square", mul(scaled_d, scaled_d), "    "),
         "    usable = (e_full >= 2.0**-600) & (e_full <= 2.0**600)",
         "    # the scale factors between the exponentials keep every product in range",
-        f"    full = {array_arithmetic(mul(mul(mul(0.5, square, e_full), back), back))}",
-        f"    split = {array_arithmetic(split_mean_term)}",
+        _assign("full", mul(mul(mul(0.5, square, e_full), back), back), "    "),
+        _assign("split", split_mean_term, "    "),
         "    return xp.where(d == 0.0, 0.0, xp.where(usable, full, split))",
         "",
         "",
@@ -227,13 +218,13 @@ def array_kernels(forms: NumericForms) -> str:
         "def expm1mx_table(d, d_lo):",
         '    """e^d - 1 - d for d in the table range: F + G r + E (e^r - 1 - r), d = c + r."""',
         f"    scaled = xp.floor({array_arithmetic(add(mul(d, table_scale_name), 0.5))})",
-        f"    r = {array_arithmetic(add(d, neg(div(scaled, table_scale_name))))}",
+        _assign("r", add(d, neg(div(scaled, table_scale_name))), "    "),
         "    index = xp.clip(scaled, TABLE_FIRST, TABLE_FIRST + len(TABLE) - 1)",
         "    high, low, expm1_c, exp_c = xp.table_rows(TABLE, index - TABLE_FIRST)",
         "    q = xp.full_like(r, TABLE_SERIES[-1])",
         "    for coefficient in TABLE_SERIES[-2::-1]:",
-        f"        q = {array_arithmetic(horner_step(q, r, coefficient))}",
-        f"    q = {array_arithmetic(mul(r, r, q))}",
+        _assign("q", horner_step(q, r, coefficient), "        "),
+        _assign("q", mul(r, r, q), "    "),
         f"    return {array_arithmetic(table_expm1mx(row, r, q, d_lo))}",
         "",
         "",
@@ -241,12 +232,7 @@ def array_kernels(forms: NumericForms) -> str:
         f"EXPM1MX = ({', '.join(literal(c) for c in expm1mx_series(FAST_EXP_TERMS))})",
         "",
         "",
-        "def expm1mx_near(r):",
-        '    """e^r - 1 - r = r^2 sum r^k/(k + 2)! for |r| <= NEAR_EXP (fact expm1mx-series)."""',
-        "    s = xp.full_like(r, EXPM1MX[-1])",
-        "    for coefficient in EXPM1MX[-2::-1]:",
-        f"        s = {array_arithmetic(horner_step(s, r, coefficient))}",
-        f"    return {array_arithmetic(expm1mx_from_series(r, s))}",
+        *_array_function(expm1mx_function(expm1mx_series(FAST_EXP_TERMS))),
         "",
         "",
         "def excess_exact_log(x, d_hi, d_lo=0.0):",
@@ -254,7 +240,7 @@ def array_kernels(forms: NumericForms) -> str:
         "    # near 0 the series of e^d - 1 - d in d itself: x = expm1(d) carries a rounding",
         "    near = (d_hi >= -NEAR_EXP) & (d_hi <= NEAR_EXP)",
         "    tabled = ~near & (d_hi > TABLE_LOW) & (d_hi < TABLE_HIGH)",
-        f"    value = {array_arithmetic(direct_exact_log_excess(x, d_hi, d_lo))}",
+        _assign("value", direct_exact_log_excess(x, d_hi, d_lo), "    "),
         "    d_near = xp.where(near, d_hi, 0.0)",
         "    value = xp.where(near, "
         f"{array_arithmetic(near_exact_log_excess(expm1mx_near(d_near), x, d_lo))}, value)",
@@ -267,10 +253,10 @@ def array_kernels(forms: NumericForms) -> str:
         '    """(x - log(1 + x))/2, also where e^d overflows, KL/2 not (fact excess-half)."""',
         "    large = d_hi > 709.0",
         "    e = exp(0.5 * xp.where(large, d_hi, 0.0))",
-        f"    half_e = {array_arithmetic(half_square(e))}",
+        _assign("half_e", half_square(e), "    "),
         "    carried = xp.where(xp.isfinite(half_e), "
         f"{array_arithmetic(carried_half_exp(half_e, d_lo))}, half_e)",
-        f"    value = {array_arithmetic(mul(0.5, sp.Function('excess_exact_log')(x, d_hi, d_lo)))}",
+        _assign("value", mul(0.5, sp.Function('excess_exact_log')(x, d_hi, d_lo)), "    "),
         "    return xp.where(large, "
         f"{array_arithmetic(half_excess_beyond_overflow(carried, d_hi))}, value)",
         "",
@@ -282,6 +268,30 @@ def array_kernels(forms: NumericForms) -> str:
         lines += _array_form(form, exact_sums)
     body = "\n".join(lines).rstrip("\n") + "\n"
     return body
+
+
+def _assign(name: str, value: sp.Expr | float, indent: str) -> str:
+    """``name = value`` (an ast Assignment), the kernel arithmetic printed in order."""
+    return array_statement(Assignment(sp.Symbol(name), sp.sympify(value)), indent)
+
+
+def _array_function(function: KernelFunction) -> list[str]:
+    """A helper described once for both targets, as a Python function of the array
+    namespace: its results returned as a tuple, its doc as the docstring."""
+    results = function.results
+    value = results[0] if len(results) == 1 else sp.Tuple(*results)
+    definition = FunctionDefinition(
+        float64,
+        function.array_name,
+        [Variable(p) for p in function.parameters],
+        CodeBlock(*function.body, Return(value)),
+    )
+    settings = {"fully_qualified_modules": False, "ordered": True, "order": "none"}
+    first, *body = ArrayPrinter(settings)._print(definition).split("\n")
+    doc = textwrap.wrap(function.doc + ".", 92)
+    docstring = [f'    """{doc[0]}', *(f"    {line}" for line in doc[1:])]
+    docstring[-1] += '"""'
+    return [first, *docstring, *body]
 
 
 #: the smallest normal double: a quotient below it has lost digits (its log is then taken
@@ -308,8 +318,8 @@ def _array_half_a(form: ParameterisedForm) -> list[str]:
         f"    d = {difference}",
         "    big = ~xp.isfinite(d)  # the difference of two finite means overflowed",
         f"    d_half = xp.where(big, {array_arithmetic(halved_difference(mu_p, mu_q))}, d)",
-        f"    w = {array_arithmetic(div(d_half, v))}",
-        f"    half_a = {array_arithmetic(scaled_mean_term(a_scale, w, other))}",
+        _assign("w", div(d_half, v), "    "),
+        _assign("half_a", scaled_mean_term(a_scale, w, other), "    "),
     ]
 
 
@@ -329,9 +339,11 @@ def _array_x(form: ParameterisedForm) -> list[str]:
         return [*lines, f"    half_x = {array_code(half_x)}"]
     difference = input_difference(form)
     if difference is not None:
-        u, v = difference
+        u, v = variables(" ".join(difference))
+        d_lo = variables("d_lo")[0]
         lines = [
-            f"    d_hi, d_lo = two_sum({u}, -{v})  # the exact rounding error of {u} - {v}",
+            f"    d_hi, d_lo = {array_arithmetic(two_sum(u, neg(v), d_lo))}"
+            f"  # the exact rounding error of {u} - {v}",
             "    d_lo = xp.where(xp.isfinite(d_hi), d_lo, 0.0)",
         ]
     else:
@@ -341,7 +353,7 @@ def _array_x(form: ParameterisedForm) -> list[str]:
     half_square = sp.Mul(sp.Mul(sp.Rational(1, 2), large, evaluate=False), large, evaluate=False)
     return [
         *lines,
-        "    expm1_d = expm1(d_hi)",
+        _assign("expm1_d", claim("node-carried-expm1", part="expm1_d"), "    "),
         "    x = xp.where((d_lo == 0.0) | (d_hi > 709.0), expm1_d, "
         f"{array_arithmetic(carried_expm1(expm1_d, d_hi, d_lo))})",
         "    e = exp(0.5 * xp.where(d_hi > 709.0, d_hi, 0.0))",
@@ -375,17 +387,21 @@ def _exact_parts(expr: sp.Expr, name: str, lines: list[str]) -> tuple[sp.Expr, s
     if isinstance(expr, sp.Add) and len(difference) == 2 == len(expr.args):
         (u,) = [t for t in expr.args if t.is_Symbol]
         (v,) = [-t for t in expr.args if not t.is_Symbol]
-        lines.append(f"        {hi}, {lo} = {array_arithmetic(TwoSum(u, neg(v), lo))}")
+        lines.append(f"        {hi}, {lo} = {array_arithmetic(two_sum(u, neg(v), lo))}")
         return hi, lo
     if isinstance(expr, sp.exp):
         d_hi, d_lo = _exact_parts(expr.args[0], f"{name}_d", lines)
         lines.append(f"        {hi} = {array_code(sp.exp(d_hi))}")
-        lines.append(f"        {lo} = {array_arithmetic(mul(hi, d_lo))}")
+        lines.append(
+            f"        {lo} = "
+            f"{array_arithmetic(claim('node-carried-exp-lo', e=hi, d_hi=d_hi, d_lo=d_lo))}"
+        )
         return hi, lo
     if isinstance(expr, expm1):
         d_hi, d_lo = _exact_parts(expr.args[0], f"{name}_d", lines)
         lines.append(f"        {hi} = {array_code(expm1(d_hi))}")
-        lines.append(f"        {lo} = {array_arithmetic(mul(d_lo, sp.exp(d_hi)))}")
+        carried = claim("node-carried-expm1-lo", d_hi=d_hi, d_lo=d_lo)
+        lines.append(f"        {lo} = {array_arithmetic(carried)}")
         return hi, lo
     raise NotImplementedError(f"no exact parts for {expr}")
 
@@ -419,25 +435,33 @@ def _array_exact_sum(exact: ExactSum, name: str) -> tuple[list[str], str, list[s
             w_hi, w_lo = n_hi, n_lo
         else:
             d = variables(str(denominator))[0]
-            remainder = add(add(n_hi, neg(p)), neg(ProductError(w_hi, d, p)))
+            quotient_lo = (
+                claim("node-quotient-remainder-lo", n=n_hi, p=p, w=w_hi, den=d)
+                if n_lo is None
+                else claim(
+                    "node-relative-difference-lo-dekker", d_hi=n_hi, p=p, rho=w_hi, v=d, d_lo=n_lo
+                )
+            )
             lines += [
                 f"        {w_hi} = {array_arithmetic(div(n_hi, d))}",
                 f"        {p} = {array_arithmetic(mul(w_hi, d))}",
                 "        # the exact remainder n - w d (Sterbenz, then TwoProduct)",
                 f"        {w_lo} = "
-                f"{array_arithmetic(div(remainder if n_lo is None else add(remainder, n_lo), d))}",
+                f"{array_arithmetic(quotient_lo)}",
             ]
         lines.append(f"        {sq_hi} = {array_arithmetic(mul(w_hi, w_hi))}")
-        square_lo = ProductError(w_hi, w_hi, sq_hi)
-        if w_lo is not None:
-            square_lo = add(square_lo, mul(w_lo, add(mul(2.0, w_hi), w_lo)))
+        square_lo = (
+            claim("node-square-error", a=w_hi, p=sq_hi)
+            if w_lo is None
+            else claim("node-square-lo-exact", a=w_hi, a_lo=w_lo, p=sq_hi)
+        )
         lines.append(f"        {sq_lo} = {array_arithmetic(square_lo)}")
         if multiplier != 1:
             lines += [
                 f"        {k} = {array_code(multiplier)}",
                 f"        {k_hi} = {array_arithmetic(mul(sq_hi, k))}",
                 f"        {sq_lo} = "
-                f"{array_arithmetic(add(ProductError(sq_hi, k, k_hi), mul(sq_lo, k)))}",
+                f"{array_arithmetic(claim('node-scaled-lo', a=sq_hi, a_lo=sq_lo, k=k, k_hi=k_hi))}",
             ]
             sq_hi = k_hi
         highs.append(sq_hi)
@@ -454,7 +478,7 @@ def _array_exact_sum(exact: ExactSum, name: str) -> tuple[list[str], str, list[s
     for index, high in enumerate(highs[1:]):
         next_total, error = variables(f"{name}_s{index} {name}_e{index}")
         lines.append(
-            f"        {next_total}, {error} = {array_arithmetic(TwoSum(total, high, error))}"
+            f"        {next_total}, {error} = {array_arithmetic(two_sum(total, high, error))}"
         )
         total = next_total
         errors.append(error)
@@ -490,8 +514,9 @@ def _array_form(form: ParameterisedForm, exact_sums: dict[str, ExactSum]) -> lis
             body.append("        x_lo = rho_lo")
         else:
             body += [
-                "        two, two_lo = two_sum(2.0, rho)",
-                f"        x_lo = {array_arithmetic(std_x_lo())}",
+                "        two, two_lo = "
+                f"{array_arithmetic(claim('node-std-x-lo', part='two'))}",
+                _assign("x_lo", std_x_lo(), "        "),
             ]
         body += [
             "        # log(u/v) as a difference of logs where u/v is not a normal number",
@@ -572,8 +597,8 @@ def _array_form(form: ParameterisedForm, exact_sums: dict[str, ExactSum]) -> lis
             "    with xp.errstate(all='ignore'):",
             f"        forward = parts_{name}({arguments})",
             f"        reverse = parts_{name}({swapped})",
-            f"        crossed = {array_arithmetic(mul(-1, forward_half_x, reverse_x))}",
-            f"        total = {array_arithmetic(add(forward_half_a, reverse_half_a, crossed))}",
+            _assign("crossed", mul(-1, forward_half_x, reverse_x), "        "),
+            _assign("total", add(forward_half_a, reverse_half_a, crossed), "        "),
             f"        return xp.maximum(total, 0.0) + {domain}",
             "",
         ]
