@@ -9,6 +9,7 @@ from sympy.codegen.ast import Assignment, CodeBlock, FunctionDefinition, Return,
 from sympy.codegen.cfunctions import log1p
 
 from symkl.codegen.kernels import (
+    EXP_OVERFLOWS,
     FAR_BELOW,
     FAST_EXP_TERMS,
     HALF_A,
@@ -339,11 +340,6 @@ def _finite_or_zero(value: sp.Symbol) -> Select:
 def _unpack(names: tuple[sp.Symbol, ...], value: sp.Expr, indent: str) -> str:
     """``a, b = value`` for a helper returning a tuple (two_sum: the sum and its error)."""
     return array_statement(Unpacking(sp.Tuple(*names), value), indent)
-
-
-#: d above which e^d overflows a double (e^709 < DBL_MAX < e^710): the log-variance kernels
-#: then take the excess from e^{d/2} (fact excess-half)
-EXP_OVERFLOWS = sp.Float(709.0)
 
 
 def _assign(name: str, value: sp.Expr | float, indent: str) -> str:

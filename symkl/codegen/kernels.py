@@ -19,6 +19,7 @@ from symkl.kl.stable import NumericForms, ParameterisedForm, proved_statements
 
 __all__ = [
     "EXACT_LOG_RATIO",
+    "EXP_OVERFLOWS",
     "FAR_BELOW",
     "FAST_EXP_TERMS",
     "HALF_X",
@@ -81,6 +82,11 @@ RELATIVE_SCALING = (800, 600)
 #: by 2^shift (2^-shift) and scaled back after (facts mean-term-scaled, -scaled-split);
 #: e^{-logvar_q} is used whole within [2^-shift, 2^shift], split in halves outside
 MEAN_SCALING = (500, 600)
+
+
+#: d above which e^d overflows a double (e^709 < DBL_MAX < e^710): the log-variance kernels
+#: then take the excess from e^{d/2} (fact excess-half)
+EXP_OVERFLOWS = sp.Float(709.0)
 
 
 #: the relative difference (u - v)/v of the two scale inputs

@@ -269,6 +269,11 @@ class CodePrinter99(_OrderedArithmetic, C99CodePrinter):
     # SymPy 1.14 maps the unsigned types to the signed ones
     type_mappings: ClassVar[dict] = {**C99CodePrinter.type_mappings, uint64: "uint64_t"}
 
+    def _ordered_operand(self, operand: sp.Expr, parent: sp.Expr) -> str:
+        if isinstance(operand, Select):  # ?: binds below every arithmetic operator
+            return f"({self._print(operand)})"
+        return super()._ordered_operand(operand, parent)
+
     # -- the IEEE binary64 representation (symkl.kl.compensated, assumption EXPONENT-SPLIT)
     def _print_Select(self, expr: Select) -> str:
         condition, then, otherwise = (self._print(a) for a in expr.args)
