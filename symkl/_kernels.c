@@ -714,7 +714,8 @@ SYMKL_VECTOR static int64_t symkl_block_logvar_f32(int64_t n, const double *rest
 
 /* std-normal: x = expm1(logvar), a = mu**2 */
 static inline double symkl_term_std_normal(double mu, double logvar) {
-    const double d_hi = logvar, d_lo = 0.0;
+    const double d_hi = logvar;
+    const double d_lo = 0.0;
     const double expm1_d = expm1(d_hi);
     const double x = d_lo == 0.0 || d_hi > 709.0 ? expm1_d : expm1_d + d_lo * exp(d_hi);
     const double half_a = (0.5 * mu) * mu;

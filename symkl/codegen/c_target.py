@@ -670,7 +670,8 @@ def _c_term(form: ParameterisedForm) -> list[str]:
     quotient = quotient_form(form)
     half_a, half_excess, excess = variables("half_a half_excess excess")
     series = ["        excess = symkl_excess_series(x);"]
-    near = "x > SYMKL_SERIES_LOW && x < SYMKL_SERIES_HIGH"
+    x_symbol, series_low, series_high = variables("x SYMKL_SERIES_LOW SYMKL_SERIES_HIGH")
+    near: sp.Basic = sp.And(sp.Gt(x_symbol, series_low), sp.Lt(x_symbol, series_high))
     domain: sp.Expr = sp.Float(0.0)
     if quotient is not None:
         # x = x + x_lo exactly (to 2^-106): the rounding of u - v (TwoSum), of the
@@ -711,13 +712,13 @@ def _c_term(form: ParameterisedForm) -> list[str]:
             x, x_lo, log1p(rho), (rho_lo, inverse(add(1.0, rho))), scale
         )
         direct = [
-            "        if (x < SYMKL_FAR_BELOW) {",
+            f"        if ({c_arithmetic(sp.Lt(x, variables('SYMKL_FAR_BELOW')[0]))}) {{",
             "            /* log(u/v) by exponent splitting: u/v may underflow",
             "             * (fact log-ratio-split) */",
             "            double log_lo;",
             f"            const double log_hi = symkl_log_ratio({u}, {v}, &log_lo);",
             _assign("excess", log_split, "            "),
-            "        } else if (x < 0x1p60) {",
+            f"        }} else if ({c_arithmetic(sp.Lt(x, PowerOfTwo(60)))}) {{",
             _assign("excess", direct_log, "            "),
             "        } else {",
             "            /* log(1 + x) < x/2^54: below half an ulp; x/2 where x overflows */",
@@ -730,7 +731,9 @@ def _c_term(form: ParameterisedForm) -> list[str]:
             "d_hi d_lo x expm1_d e half_e carried"
         )
         fast_expm1mx = sp.Function("symkl_fast_expm1mx")
-        near = f"fabs(d_hi) <= {NEAR_EXP!r}"
+        table_low, table_high = variables("SYMKL_TABLE_LOW SYMKL_TABLE_HIGH")
+        tabled = sp.And(sp.Gt(d_hi, table_low), sp.Lt(d_hi, table_high))
+        near = sp.Le(sp.Abs(d_hi), sp.Float(NEAR_EXP))
         difference = input_difference(form)
         if difference is not None:
             # expm1(u - v) with u - v rounded: TwoSum recovers the rounding error e exactly,
@@ -742,7 +745,7 @@ def _c_term(form: ParameterisedForm) -> list[str]:
                 "    if (isinf(d_hi)) d_lo = 0.0; /* the lo part of an overflow is NaN */",
             ]
         else:
-            x_lines = [f"    const double d_hi = {c_code(form.log_ratio)}, d_lo = 0.0;"]
+            x_lines = [_const("d_hi", form.log_ratio), _const("d_lo", 0.0)]
         x_lines += [
             _const("expm1_d", claim("node-carried-expm1", part="expm1_d")),
             _const(
@@ -759,9 +762,9 @@ def _c_term(form: ParameterisedForm) -> list[str]:
             _assign("excess", near_exact_log_excess(fast_expm1mx(d_hi), x, d_lo), "        "),
         ]
         direct = [
-            "        if (d_hi > SYMKL_TABLE_LOW && d_hi < SYMKL_TABLE_HIGH) {",
+            f"        if ({c_arithmetic(tabled)}) {{",
             "            excess = symkl_expm1mx_table(d_hi, d_lo);",
-            "        } else if (d_hi > 709.0) {",
+            f"        }} else if ({c_arithmetic(sp.Gt(d_hi, EXP_OVERFLOWS))}) {{",
             "            /* e^d near or past overflow, KL/2 perhaps not (fact excess-half) */",
             f"            const double e = {c_arithmetic(sp.exp(mul(0.5, d_hi)))}, "
             f"half_e = {c_arithmetic(half_square(e))};",
@@ -786,7 +789,7 @@ def _c_term(form: ParameterisedForm) -> list[str]:
         *_c_half_a(form),
         "    double excess = 0.0, half_excess = 0.0;",
         "    int halved = 0;",
-        f"    if ({near}) {{",
+        f"    if ({c_arithmetic(near)}) {{",
         *series,
         "    } else {",
         *direct,
