@@ -355,7 +355,8 @@ static inline double symkl_term_var(double mu_p, double var_p, double mu_q, doub
     const double x = rho;
     const double x_lo = rho_lo;
     const double d_mu = mu_p - mu_q;
-    const int d_big = isinf(d_mu); /* the difference of two finite means overflowed */
+    /* d_big: the difference of two finite means overflowed */
+    const int d_big = isinf(d_mu);
     const double d_half = d_big ? 0.5 * mu_p - 0.5 * mu_q : d_mu;
     const double a_scale = d_big ? 2.0 : 0.5;
     const double half_a = (a_scale * (d_half / var_q)) * d_half;
@@ -380,7 +381,7 @@ static inline double symkl_term_var(double mu_p, double var_p, double mu_q, doub
     }
     if (excess < 0.0) excess = 0.0; /* rounding below zero; NaN stays NaN */
     if (!halved) half_excess = 0.5 * excess;
-    return half_a + half_excess + ((var_p > 0.0 && var_q > 0.0) ? 0.0 : NAN /* NaN in, NaN out */);
+    return half_a + half_excess + (var_p > 0.0 && var_q > 0.0 ? 0.0 : NAN);
 }
 
 /* var, vectorisable: valid when symkl_fast_ok_var holds */
@@ -481,7 +482,8 @@ static inline double symkl_term_std(double mu_p, double s_p, double mu_q, double
     const double two = symkl_two_sum(2.0, rho, &two_lo);
     const double x_lo = fma(rho, two, -x) + rho * two_lo + 2.0 * rho_lo * (1.0 + rho);
     const double d_mu = mu_p - mu_q;
-    const int d_big = isinf(d_mu); /* the difference of two finite means overflowed */
+    /* d_big: the difference of two finite means overflowed */
+    const int d_big = isinf(d_mu);
     const double d_half = d_big ? 0.5 * mu_p - 0.5 * mu_q : d_mu;
     const double a_scale = d_big ? 2.0 : 0.5;
     const double half_a = (a_scale * (d_half / s_q)) * (d_half / s_q);
@@ -506,7 +508,7 @@ static inline double symkl_term_std(double mu_p, double s_p, double mu_q, double
     }
     if (excess < 0.0) excess = 0.0; /* rounding below zero; NaN stays NaN */
     if (!halved) half_excess = 0.5 * excess;
-    return half_a + half_excess + ((s_p > 0.0 && s_q > 0.0) ? 0.0 : NAN /* NaN in, NaN out */);
+    return half_a + half_excess + (s_p > 0.0 && s_q > 0.0 ? 0.0 : NAN);
 }
 
 /* std, vectorisable: valid when symkl_fast_ok_std holds */
@@ -611,7 +613,8 @@ static inline double symkl_term_logvar(double mu_p, double logvar_p, double mu_q
     const double expm1_d = expm1(d_hi);
     const double x = d_lo == 0.0 || d_hi > 709.0 ? expm1_d : expm1_d + d_lo * exp(d_hi);
     const double d_mu = mu_p - mu_q;
-    const int d_big = isinf(d_mu); /* the difference of two finite means overflowed */
+    /* d_big: the difference of two finite means overflowed */
+    const int d_big = isinf(d_mu);
     const double d_half = d_big ? 0.5 * mu_p - 0.5 * mu_q : d_mu;
     int d_exponent;
     const double d_mantissa = frexp(d_half, &d_exponent);
@@ -645,7 +648,7 @@ static inline double symkl_term_logvar(double mu_p, double logvar_p, double mu_q
     }
     if (excess < 0.0) excess = 0.0; /* rounding below zero; NaN stays NaN */
     if (!halved) half_excess = 0.5 * excess;
-    return half_a + half_excess + (0.0);
+    return half_a + half_excess + 0.0;
 }
 
 /* logvar, vectorisable: valid when symkl_fast_ok_logvar holds */
@@ -711,7 +714,8 @@ SYMKL_VECTOR static int64_t symkl_block_logvar_f32(int64_t n, const float *restr
 
 /* std-normal: x = expm1(logvar), a = mu**2 */
 static inline double symkl_term_std_normal(double mu, double logvar) {
-    const double d_hi = logvar, d_lo = 0.0;
+    const double d_hi = logvar;
+    const double d_lo = 0.0;
     const double expm1_d = expm1(d_hi);
     const double x = d_lo == 0.0 || d_hi > 709.0 ? expm1_d : expm1_d + d_lo * exp(d_hi);
     const double half_a = (0.5 * mu) * mu;
@@ -735,7 +739,7 @@ static inline double symkl_term_std_normal(double mu, double logvar) {
     }
     if (excess < 0.0) excess = 0.0; /* rounding below zero; NaN stays NaN */
     if (!halved) half_excess = 0.5 * excess;
-    return half_a + half_excess + (0.0);
+    return half_a + half_excess + 0.0;
 }
 
 /* std-normal, vectorisable: valid when symkl_fast_ok_std_normal holds */

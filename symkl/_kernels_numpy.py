@@ -61,10 +61,11 @@ def product_error(a, b, p):
 
 def relative_difference(u, v):
     """rho = (u - v)/v as rho + rho_lo (rho_lo the rounding error, to first order)."""
-    # scaled by a power of 2 (rho does not change) so that Dekker's products
-    # neither overflow nor lose digits in the subnormal range
+    # scaled by a power of 2 (rho does not change, fact relative-difference-scaled) so
+    # that Dekker's products neither overflow nor lose digits in the subnormal range
     scale = xp.where(v < 2.0**-800, 2.0**600, xp.where(v > 2.0**800, 2.0**-600, 1.0))
-    u, v = u * scale, v * scale
+    u = u * scale
+    v = v * scale
     d_hi, d_lo = two_sum(u, -v)
     rho = d_hi / v
     p = rho * v
@@ -85,9 +86,10 @@ def half_excess_compensated(x, x_lo, rho, rho_lo, power, far_log_ratio, half_x):
 
 
 def half_mean_term(d, logvar_q):
-    """d^2 e^{-logvar_q} / 2, no spurious under- or overflow (fact mean-term-split)."""
-    small = (d < 2.0**-500) & (d > -(2.0**-500))
-    large = (d > 2.0**500) | (d < -(2.0**500))
+    """d^2 e^{-logvar_q} / 2, no spurious under- or overflow (facts mean-term-split,
+    mean-term-scaled, mean-term-scaled-split)."""
+    small = (d < 2.0**-500) & (d > -2.0**-500)
+    large = (d > 2.0**500) | (d < -2.0**500)
     scale = xp.where(small, 2.0**600, xp.where(large, 2.0**-600, 1.0))
     back = xp.where(small, 2.0**-600, xp.where(large, 2.0**600, 1.0))
     scaled_d = d * scale
@@ -260,7 +262,7 @@ def expm1mx_near(r):
 def excess_exact_log(x, d_hi, d_lo=0.0):
     """x - log(1 + x) >= 0 when log(1 + x) = d_hi + d_lo is known exactly."""
     # near 0 the series of e^d - 1 - d in d itself: x = expm1(d) carries a rounding
-    near = (d_hi >= -NEAR_EXP) & (d_hi <= NEAR_EXP)
+    near = (d_hi <= NEAR_EXP) & (d_hi >= -NEAR_EXP)
     tabled = ~near & (d_hi > TABLE_LOW) & (d_hi < TABLE_HIGH)
     value = (x - d_hi) - d_lo
     d_near = xp.where(near, d_hi, 0.0)
@@ -287,7 +289,8 @@ def parts_var(mu_p, var_p, mu_q, var_q):
     x = (var_p - var_q)/var_q
     half_x = (1/2)*(var_p - var_q)/var_q
     d = mu_p - mu_q
-    big = ~xp.isfinite(d)  # the difference of two finite means overflowed
+    # where the difference of two finite means overflowed
+    big = ~xp.isfinite(d)
     d_half = xp.where(big, 0.5 * mu_p - 0.5 * mu_q, d)
     w = d_half / var_q
     half_a = (xp.where(big, 2.0, 0.5) * w) * d_half
@@ -303,7 +306,7 @@ def term_var(mu_p, var_p, mu_q, var_q):
         x = rho
         x_lo = rho_lo
         # log(u/v) as a difference of logs where u/v is not a normal number
-        far_log_ratio = xp.where(var_p / var_q >= 2.2250738585072014e-308, log(var_p/var_q), log(var_p) - log(var_q))
+        far_log_ratio = xp.where(var_p / var_q >= 2.2250738585072014e-308, log(var_p / var_q), -log(var_q) + log(var_p))
         half_excess = half_excess_compensated(x, x_lo, rho, rho_lo, 1.0, far_log_ratio, half_x)
         return half_a + half_excess + xp.where((var_p > 0.0) & (var_q > 0.0), 0.0, xp.nan)
 
@@ -414,7 +417,8 @@ def parts_std(mu_p, s_p, mu_q, s_q):
     rho = (s_p - s_q) / s_q
     half_x = (1/2)*rho*(rho + 2)
     d = mu_p - mu_q
-    big = ~xp.isfinite(d)  # the difference of two finite means overflowed
+    # where the difference of two finite means overflowed
+    big = ~xp.isfinite(d)
     d_half = xp.where(big, 0.5 * mu_p - 0.5 * mu_q, d)
     w = d_half / s_q
     half_a = (xp.where(big, 2.0, 0.5) * w) * w
@@ -431,7 +435,7 @@ def term_std(mu_p, s_p, mu_q, s_q):
         two, two_lo = two_sum(2.0, rho)
         x_lo = product_error(rho, two, x) + rho * two_lo + 2.0 * rho_lo * (1.0 + rho)
         # log(u/v) as a difference of logs where u/v is not a normal number
-        far_log_ratio = xp.where(s_p / s_q >= 2.2250738585072014e-308, 2*log(s_p/s_q), 2*log(s_p) - 2*log(s_q))
+        far_log_ratio = xp.where(s_p / s_q >= 2.2250738585072014e-308, 2 * log(s_p / s_q), -2 * log(s_q) + 2 * log(s_p))
         half_excess = half_excess_compensated(x, x_lo, rho, rho_lo, 2.0, far_log_ratio, half_x)
         return half_a + half_excess + xp.where((s_p > 0.0) & (s_q > 0.0), 0.0, xp.nan)
 
@@ -557,12 +561,13 @@ def gradient_jeffreys_std(mu_p, s_p, mu_q, s_q):
 
 def parts_logvar(mu_p, logvar_p, mu_q, logvar_q):
     """x = expm1(logvar_p - logvar_q), a = (mu_p - mu_q)**2*exp(-logvar_q): their halves and log parts."""
-    d_hi, d_lo = two_sum(logvar_p, -logvar_q)  # the exact rounding error of logvar_p - logvar_q
+    # d_lo: the exact rounding error of logvar_p - logvar_q
+    d_hi, d_lo = two_sum(logvar_p, -logvar_q)
     d_lo = xp.where(xp.isfinite(d_hi), d_lo, 0.0)
     expm1_d = expm1(d_hi)
     x = xp.where((d_lo == 0.0) | (d_hi > 709.0), expm1_d, expm1_d + d_lo * exp(d_hi))
     e = exp(0.5 * xp.where(d_hi > 709.0, d_hi, 0.0))
-    half_x = xp.where(d_hi > 709.0, ((1/2)*e)*e - 0.5, 0.5 * x)
+    half_x = xp.where(d_hi > 709.0, 0.5 * e * e - 0.5, 0.5 * x)
     half_a = half_mean_term(mu_p - mu_q, logvar_q)
     return locals()
 
@@ -681,11 +686,12 @@ def gradient_jeffreys_logvar(mu_p, logvar_p, mu_q, logvar_q):
 
 def parts_std_normal(mu, logvar):
     """x = expm1(logvar), a = mu**2: their halves and log parts."""
-    d_hi, d_lo = logvar, 0.0
+    d_hi = logvar
+    d_lo = 0.0
     expm1_d = expm1(d_hi)
     x = xp.where((d_lo == 0.0) | (d_hi > 709.0), expm1_d, expm1_d + d_lo * exp(d_hi))
     e = exp(0.5 * xp.where(d_hi > 709.0, d_hi, 0.0))
-    half_x = xp.where(d_hi > 709.0, ((1/2)*e)*e - 0.5, 0.5 * x)
+    half_x = xp.where(d_hi > 709.0, 0.5 * e * e - 0.5, 0.5 * x)
     half_a = (0.5 * mu) * mu
     return locals()
 

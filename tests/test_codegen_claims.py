@@ -265,3 +265,30 @@ def test_the_exponent_split_is_printed_from_its_expressions():
     split = exponent_split()
     assert f"const uint64_t biased = {c_arithmetic(split['biased'])};" in source
     assert c_arithmetic(split["mantissa"]) == "symkl_from_bits(q_bits - ((biased - 1024u) << 52))"
+
+
+def test_branch_free_choices_print_the_same_choice_in_both_targets():
+    """Select, relationals and connectives: ``?:`` in C, ``xp.where`` and ``& | ~`` (which
+    bind above the comparisons, so each comparison is parenthesised) in the array
+    namespace; a negated comparison is kept as a negation (NaN compares false both ways)."""
+    from symkl.codegen.printers import PowerOfTwo, Select, Unpacking, array_statement
+
+    v, d, near = sp.symbols("v d near")
+    scale = Select(sp.Lt(v, PowerOfTwo(-800)), PowerOfTwo(600), 1.0)
+    assert array_arithmetic(scale) == "xp.where(v < 2.0**-800, 2.0**600, 1.0)"
+    assert c_arithmetic(scale) == "v < 0x1p-800 ? 0x1p600 : 1.0"
+    inside = sp.And(sp.Not(near), sp.Gt(d, -PowerOfTwo(-500)))
+    assert array_arithmetic(inside) == "~near & (d > -2.0**-500)"
+    assert eval(array_arithmetic(-PowerOfTwo(-500))) == -(2.0**-500)
+    unpacked = array_statement(Unpacking(sp.Tuple(d, v), sp.Function("two_sum")(d, v)), "")
+    assert unpacked == "d, v = two_sum(d, v)"
+    with pytest.raises(ValueError, match="PowerOfTwo"):
+        PowerOfTwo(2000)
+
+
+def test_the_array_kernels_scalings_are_proved_facts_of_stable():
+    report = derive("stable").verify()
+    for label in ("relative-difference-scaled", "mean-term-scaled", "mean-term-scaled-split"):
+        assert report.check(label).ok, label
+    source = generate_sources()["symkl/_kernels_numpy.py"]
+    assert "fact relative-difference-scaled" in source and "mean-term-scaled" in source

@@ -9,12 +9,15 @@ from sympy.codegen.ast import Assignment, CodeBlock, FunctionDefinition, Return,
 from sympy.codegen.cfunctions import expm1, log1p
 
 from symkl.codegen.kernels import (
+    EXP_OVERFLOWS,
     FAR_BELOW,
     FAST_EXP_TERMS,
     HALF_A,
     HALF_X,
     HEADER,
+    MEAN_SCALING,
     NEAR_EXP,
+    RELATIVE_SCALING,
     KernelFunction,
     carried_expm1,
     carried_half_exp,
@@ -46,6 +49,9 @@ from symkl.codegen.kernels import (
 )
 from symkl.codegen.printers import (
     ArrayPrinter,
+    PowerOfTwo,
+    Select,
+    Unpacking,
     add,
     array_arithmetic,
     array_code,
@@ -127,6 +133,18 @@ def array_kernels(forms: NumericForms) -> str:
         "scale back scaled_d square e_full e_half logvar_q"
     )
     # (d^2/2) e^{-l} as ((d^2/2) e^{-l/2} back) e^{-l/2} back: in range between the factors
+    small, large, usable, full, split = variables("small large usable full split")
+    near, far, series, direct_name, half_x = variables("near far series direct half_x")
+    series_low, series_high, far_below, near_exp = variables(
+        "SERIES_LOW SERIES_HIGH FAR_BELOW NEAR_EXP"
+    )
+    table_low_name, table_high_name, tabled, d_table = variables(
+        "TABLE_LOW TABLE_HIGH tabled d_table"
+    )
+    excess_series = sp.Function("excess_series")
+    expm1mx_table = sp.Function("expm1mx_table")
+    edge, shift = RELATIVE_SCALING
+    mean_edge, mean_shift = MEAN_SCALING
     split_mean_term = mul(mul(mul(mul(0.5, square, e_half), back), e_half), back)
     # Dekker's TwoProduct: a*b - p exactly from the 26-bit halves (NumPy has no fma)
     dekker = claim("node-dekker-product-error")
@@ -163,47 +181,70 @@ def array_kernels(forms: NumericForms) -> str:
         "",
         "def relative_difference(u, v):",
         '    """rho = (u - v)/v as rho + rho_lo (rho_lo the rounding error, to first order)."""',
-        "    # scaled by a power of 2 (rho does not change) so that Dekker's products",
-        "    # neither overflow nor lose digits in the subnormal range",
-        "    scale = xp.where(v < 2.0**-800, 2.0**600, xp.where(v > 2.0**800, 2.0**-600, 1.0))",
-        f"    u, v = {array_arithmetic(mul(u, scale))}, {array_arithmetic(mul(v, scale))}",
-        f"    d_hi, d_lo = {array_arithmetic(two_sum(u, neg(v), d_lo))}",
+        "    # scaled by a power of 2 (rho does not change, fact relative-difference-scaled) so",
+        "    # that Dekker's products neither overflow nor lose digits in the subnormal range",
+        _assign(
+            "scale",
+            _power_of_two_scale(sp.Lt(v, PowerOfTwo(-edge)), sp.Gt(v, PowerOfTwo(edge)), shift),
+            "    ",
+        ),
+        _assign("u", mul(u, scale), "    "),
+        _assign("v", mul(v, scale), "    "),
+        _unpack((d_hi, d_lo), two_sum(u, neg(v), d_lo), "    "),
         _assign("rho", div(d_hi, v), "    "),
         _assign("p", mul(rho, v), "    "),
         _assign("rho_lo", rho_lo, "    "),
-        "    return rho, xp.where(xp.isfinite(rho_lo), rho_lo, 0.0)",
+        array_statement(Return(sp.Tuple(rho, _finite_or_zero(rho_lo_name))), "    "),
         "",
         "",
         "def half_excess_compensated(x, x_lo, rho, rho_lo, power, far_log_ratio, half_x):",
         '    """(x - log(1 + x))/2 for 1 + x = (1 + rho)**power, x + x_lo, rho + rho_lo."""',
-        "    near = (x > SERIES_LOW) & (x < SERIES_HIGH)",
-        "    series = excess_series(xp.where(near, x, 0.0)) + "
-        f"{array_arithmetic(series_correction(x, x_lo))}",
-        "    far = x < FAR_BELOW",
-        "    r = xp.where(far, 0.0, rho)",
+        _assign("near", sp.And(sp.Gt(x, series_low), sp.Lt(x, series_high)), "    "),
+        _assign(
+            "series", add(excess_series(Select(near, x, 0.0)), series_correction(x, x_lo)), "    "
+        ),
+        _assign("far", sp.Lt(x, far_below), "    "),
+        _assign("r", Select(far, 0.0, rho), "    "),
         _assign("direct", direct, "    "),
-        "    value = xp.where(near, series, xp.where(far, "
-        f"{array_arithmetic(claim('node-excess-far-array'))}, direct))",
+        _assign(
+            "value",
+            Select(near, series, Select(far, claim("node-excess-far-array"), direct_name)),
+            "    ",
+        ),
         "    # beyond 2^60, log(1 + x) < x/2^54; x/2 is taken where x itself overflows",
-        "    return xp.where(x < 2.0**60, "
-        f"{array_arithmetic(mul(0.5, sp.Function('xp.maximum')(value, 0.0)))}, half_x)",
+        array_statement(
+            Return(Select(sp.Lt(x, PowerOfTwo(60)), mul(0.5, maximum(value, 0.0)), half_x)), "    "
+        ),
         "",
         "",
         "def half_mean_term(d, logvar_q):",
-        '    """d^2 e^{-logvar_q} / 2, no spurious under- or overflow (fact mean-term-split)."""',
-        "    small = (d < 2.0**-500) & (d > -(2.0**-500))",
-        "    large = (d > 2.0**500) | (d < -(2.0**500))",
-        "    scale = xp.where(small, 2.0**600, xp.where(large, 2.0**-600, 1.0))",
-        "    back = xp.where(small, 2.0**-600, xp.where(large, 2.0**600, 1.0))",
+        '    """d^2 e^{-logvar_q} / 2, no spurious under- or overflow (facts mean-term-split,',
+        '    mean-term-scaled, mean-term-scaled-split)."""',
+        _assign(
+            "small",
+            sp.And(sp.Lt(d, PowerOfTwo(-mean_edge)), sp.Gt(d, -PowerOfTwo(-mean_edge))),
+            "    ",
+        ),
+        _assign(
+            "large",
+            sp.Or(sp.Gt(d, PowerOfTwo(mean_edge)), sp.Lt(d, -PowerOfTwo(mean_edge))),
+            "    ",
+        ),
+        _assign("scale", _power_of_two_scale(small, large, mean_shift), "    "),
+        _assign("back", _power_of_two_scale(small, large, -mean_shift), "    "),
         _assign("scaled_d", mul(d, scale), "    "),
         _assign("e_full", exp_of_negated(logvar_q), "    "),
         _assign("e_half", exp_of_negated(logvar_q, 0.5), "    "),
         _assign("square", mul(scaled_d, scaled_d), "    "),
-        "    usable = (e_full >= 2.0**-600) & (e_full <= 2.0**600)",
+        _assign(
+            "usable",
+            sp.And(sp.Ge(e_full, PowerOfTwo(-mean_shift)), sp.Le(e_full, PowerOfTwo(mean_shift))),
+            "    ",
+        ),
         "    # the scale factors between the exponentials keep every product in range",
         _assign("full", mul(mul(mul(0.5, square, e_full), back), back), "    "),
         _assign("split", split_mean_term, "    "),
-        "    return xp.where(d == 0.0, 0.0, xp.where(usable, full, split))",
+        array_statement(Return(Select(sp.Eq(d, 0.0), 0.0, Select(usable, full, split))), "    "),
         "",
         "",
         f"TABLE_LOW, TABLE_HIGH, TABLE_SCALE, TABLE_FIRST = {table_low}, {table_high}, "
@@ -238,27 +279,40 @@ def array_kernels(forms: NumericForms) -> str:
         "def excess_exact_log(x, d_hi, d_lo=0.0):",
         '    """x - log(1 + x) >= 0 when log(1 + x) = d_hi + d_lo is known exactly."""',
         "    # near 0 the series of e^d - 1 - d in d itself: x = expm1(d) carries a rounding",
-        "    near = (d_hi >= -NEAR_EXP) & (d_hi <= NEAR_EXP)",
-        "    tabled = ~near & (d_hi > TABLE_LOW) & (d_hi < TABLE_HIGH)",
+        _assign("near", sp.And(sp.Ge(d_hi, -near_exp), sp.Le(d_hi, near_exp)), "    "),
+        _assign(
+            "tabled",
+            sp.And(sp.Not(near), sp.Gt(d_hi, table_low_name), sp.Lt(d_hi, table_high_name)),
+            "    ",
+        ),
         _assign("value", direct_exact_log_excess(x, d_hi, d_lo), "    "),
-        "    d_near = xp.where(near, d_hi, 0.0)",
-        "    value = xp.where(near, "
-        f"{array_arithmetic(near_exact_log_excess(expm1mx_near(d_near), x, d_lo))}, value)",
-        "    d_table = xp.where(tabled, d_hi, 0.0)",
-        "    value = xp.where(tabled, expm1mx_table(d_table, xp.where(tabled, d_lo, 0.0)), value)",
-        "    return xp.maximum(value, 0.0)",
+        _assign("d_near", Select(near, d_hi, 0.0), "    "),
+        _assign(
+            "value",
+            Select(near, near_exact_log_excess(expm1mx_near(d_near), x, d_lo), value),
+            "    ",
+        ),
+        _assign("d_table", Select(tabled, d_hi, 0.0), "    "),
+        _assign(
+            "value",
+            Select(tabled, expm1mx_table(d_table, Select(tabled, d_lo, 0.0)), value),
+            "    ",
+        ),
+        array_statement(Return(maximum(value, 0.0)), "    "),
         "",
         "",
         "def half_excess_exact_log(x, d_hi, d_lo=0.0):",
         '    """(x - log(1 + x))/2, also where e^d overflows, KL/2 not (fact excess-half)."""',
-        "    large = d_hi > 709.0",
-        "    e = exp(0.5 * xp.where(large, d_hi, 0.0))",
+        _assign("large", sp.Gt(d_hi, EXP_OVERFLOWS), "    "),
+        _assign("e", sp.exp(mul(0.5, Select(large, d_hi, 0.0))), "    "),
         _assign("half_e", half_square(e), "    "),
-        "    carried = xp.where(xp.isfinite(half_e), "
-        f"{array_arithmetic(carried_half_exp(half_e, d_lo))}, half_e)",
-        _assign("value", mul(0.5, sp.Function('excess_exact_log')(x, d_hi, d_lo)), "    "),
-        "    return xp.where(large, "
-        f"{array_arithmetic(half_excess_beyond_overflow(carried, d_hi))}, value)",
+        _assign(
+            "carried", Select(isfinite(half_e), carried_half_exp(half_e, d_lo), half_e), "    "
+        ),
+        _assign("value", mul(0.5, sp.Function("excess_exact_log")(x, d_hi, d_lo)), "    "),
+        array_statement(
+            Return(Select(large, half_excess_beyond_overflow(carried, d_hi), value)), "    "
+        ),
         "",
         "",
         "",
@@ -268,6 +322,34 @@ def array_kernels(forms: NumericForms) -> str:
         lines += _array_form(form, exact_sums)
     body = "\n".join(lines).rstrip("\n") + "\n"
     return body
+
+
+relative_difference = sp.Function("relative_difference")
+
+
+def maximum(value: sp.Expr, floor: float) -> sp.Expr:
+    """``xp.maximum(value, floor)``: elementwise, NaN propagated (not SymPy's Max)."""
+    return sp.Function("xp.maximum")(value, floor)
+
+
+def isfinite(value: sp.Expr) -> sp.Expr:
+    """``xp.isfinite(value)``."""
+    return sp.Function("xp.isfinite")(value)
+
+
+def _power_of_two_scale(below: sp.Basic, above: sp.Basic, shift: int) -> Select:
+    """``2^shift`` where ``below``, ``2^-shift`` where ``above``, else 1 (exact scalings)."""
+    return Select(below, PowerOfTwo(shift), Select(above, PowerOfTwo(-shift), 1.0))
+
+
+def _finite_or_zero(value: sp.Symbol) -> Select:
+    """``value`` where it is finite, else 0 (a lo part lost to overflow is dropped)."""
+    return Select(isfinite(value), value, 0.0)
+
+
+def _unpack(names: tuple[sp.Symbol, ...], value: sp.Expr, indent: str) -> str:
+    """``a, b = value`` for a helper returning a tuple (two_sum: the sum and its error)."""
+    return array_statement(Unpacking(sp.Tuple(*names), value), indent)
 
 
 def _assign(name: str, value: sp.Expr | float, indent: str) -> str:
@@ -296,7 +378,7 @@ def _array_function(function: KernelFunction) -> list[str]:
 
 #: the smallest normal double: a quotient below it has lost digits (its log is then taken
 #: as a difference of logs, fact log-ratio-difference)
-_DBL_MIN = "2.2250738585072014e-308"
+DBL_MIN = sp.Float(float.fromhex("0x1p-1022"))
 
 
 def _array_half_a(form: ParameterisedForm) -> list[str]:
@@ -313,11 +395,13 @@ def _array_half_a(form: ParameterisedForm) -> list[str]:
     _, v_name, power, _ = quotient
     v, w, d_half, big = variables(f"{v_name} w d_half big")
     other = w if power == 2 else d_half
-    a_scale = sp.Function("xp.where")(big, 2.0, 0.5)
+    d = variables("d")[0]
+    a_scale = Select(big, 2.0, 0.5)
     return [
-        f"    d = {difference}",
-        "    big = ~xp.isfinite(d)  # the difference of two finite means overflowed",
-        f"    d_half = xp.where(big, {array_arithmetic(halved_difference(mu_p, mu_q))}, d)",
+        _assign("d", add(mu_p, neg(mu_q)), "    "),
+        "    # where the difference of two finite means overflowed",
+        _assign("big", sp.Not(isfinite(d)), "    "),
+        _assign("d_half", Select(big, halved_difference(mu_p, mu_q), d), "    "),
         _assign("w", div(d_half, v), "    "),
         _assign("half_a", scaled_mean_term(a_scale, w, other), "    "),
     ]
@@ -341,24 +425,31 @@ def _array_x(form: ParameterisedForm) -> list[str]:
     if difference is not None:
         u, v = variables(" ".join(difference))
         d_lo = variables("d_lo")[0]
+        d_hi = variables("d_hi")[0]
         lines = [
-            f"    d_hi, d_lo = {array_arithmetic(two_sum(u, neg(v), d_lo))}"
-            f"  # the exact rounding error of {u} - {v}",
-            "    d_lo = xp.where(xp.isfinite(d_hi), d_lo, 0.0)",
+            f"    # d_lo: the exact rounding error of {u} - {v}",
+            _unpack((d_hi, d_lo), two_sum(u, neg(v), d_lo), "    "),
+            _assign("d_lo", Select(isfinite(d_hi), d_lo, 0.0), "    "),
         ]
     else:
-        lines = [f"    d_hi, d_lo = {array_code(form.log_ratio)}, 0.0"]
+        lines = [f"    d_hi = {array_code(form.log_ratio)}", _assign("d_lo", 0.0, "    ")]
     d_hi, d_lo, expm1_d = variables("d_hi d_lo expm1_d")
     large = sp.Symbol("e", positive=True)
-    half_square = sp.Mul(sp.Mul(sp.Rational(1, 2), large, evaluate=False), large, evaluate=False)
+    x = variables("x")[0]
+    overflows = sp.Gt(d_hi, EXP_OVERFLOWS)
     return [
         *lines,
         _assign("expm1_d", claim("node-carried-expm1", part="expm1_d"), "    "),
-        "    x = xp.where((d_lo == 0.0) | (d_hi > 709.0), expm1_d, "
-        f"{array_arithmetic(carried_expm1(expm1_d, d_hi, d_lo))})",
-        "    e = exp(0.5 * xp.where(d_hi > 709.0, d_hi, 0.0))",
+        _assign(
+            "x",
+            Select(sp.Or(sp.Eq(d_lo, 0.0), overflows), expm1_d, carried_expm1(expm1_d, d_hi, d_lo)),
+            "    ",
+        ),
+        _assign("e", sp.exp(mul(0.5, Select(overflows, d_hi, 0.0))), "    "),
         # (e^d - 1)/2 = (e/2) e - 1/2 with e = e^{d/2} (fact excess-half)
-        f"    half_x = xp.where(d_hi > 709.0, {array_code(half_square)} - 0.5, 0.5 * x)",
+        _assign(
+            "half_x", Select(overflows, add(mul(0.5, large, large), -0.5), mul(0.5, x)), "    "
+        ),
     ]
 
 
@@ -501,27 +592,34 @@ def _array_form(form: ParameterisedForm, exact_sums: dict[str, ExactSum]) -> lis
     arguments = ", ".join(str(p) for p in form.parameters)
     quotient = quotient_form(form)
     half_a, half_excess = variables("half_a half_excess")
-    domain = "0.0"
+    domain: sp.Expr = sp.Float(0.0)
     if quotient is not None:
         u, v, power, x_of_rho = quotient
-        domain = f"xp.where(({u} > 0.0) & ({v} > 0.0), 0.0, xp.nan)"
+        u_symbol, v_symbol = variables(f"{u} {v}")
+        # NaN outside the domain (a scale that is not positive), also with validate=False
+        domain = Select(
+            sp.And(sp.Gt(u_symbol, 0.0), sp.Gt(v_symbol, 0.0)), 0.0, variables("xp.nan")[0]
+        )
         expanded = sp.expand_log(form.log_ratio, force=True)
+        rho, rho_lo, two, two_lo = variables("rho rho_lo two two_lo")
         body = [
-            f"        rho, rho_lo = relative_difference({u}, {v})",
+            _unpack((rho, rho_lo), relative_difference(u_symbol, v_symbol), "        "),
             f"        x = {array_code(x_of_rho)}",
         ]
         if power == 1:
-            body.append("        x_lo = rho_lo")
+            body.append(_assign("x_lo", rho_lo, "        "))
         else:
             body += [
-                "        two, two_lo = "
-                f"{array_arithmetic(claim('node-std-x-lo', part='two'))}",
+                _unpack((two, two_lo), claim("node-std-x-lo", part="two"), "        "),
                 _assign("x_lo", std_x_lo(), "        "),
             ]
         body += [
             "        # log(u/v) as a difference of logs where u/v is not a normal number",
-            f"        far_log_ratio = xp.where({u} / {v} >= {_DBL_MIN}, "
-            f"{array_code(form.log_ratio)}, {array_code(expanded)})",
+            _assign(
+                "far_log_ratio",
+                Select(sp.Ge(div(u_symbol, v_symbol), DBL_MIN), form.log_ratio, expanded),
+                "        ",
+            ),
             "        half_excess = half_excess_compensated("
             f"x, x_lo, rho, rho_lo, {power}.0, far_log_ratio, half_x)",
         ]
@@ -543,7 +641,7 @@ def _array_form(form: ParameterisedForm, exact_sums: dict[str, ExactSum]) -> lis
         "        x, half_x, half_a = parts['x'], parts['half_x'], parts['half_a']",
         *(["        d_hi, d_lo = parts['d_hi'], parts['d_lo']"] if quotient is None else []),
         *body,
-        f"        return {array_arithmetic(add(half_a, half_excess))} + {domain}",
+        array_statement(Return(add(half_a, half_excess, domain)), "        "),
         "",
         "",
         f"def gradient_{name}({arguments}):",
@@ -599,7 +697,7 @@ def _array_form(form: ParameterisedForm, exact_sums: dict[str, ExactSum]) -> lis
             f"        reverse = parts_{name}({swapped})",
             _assign("crossed", mul(-1, forward_half_x, reverse_x), "        "),
             _assign("total", add(forward_half_a, reverse_half_a, crossed), "        "),
-            f"        return xp.maximum(total, 0.0) + {domain}",
+            array_statement(Return(add(maximum(variables("total")[0], 0.0), domain)), "        "),
             "",
         ]
         lines += _array_jeffreys_gradient(form, exact_sums)

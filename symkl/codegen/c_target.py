@@ -25,6 +25,7 @@ from sympy.codegen.cnodes import static
 
 from symkl.codegen.kernels import (
     EXACT_LOG_RATIO,
+    EXP_OVERFLOWS,
     FAR_BELOW,
     FAST_EXP_TERMS,
     HEADER,
@@ -61,6 +62,7 @@ from symkl.codegen.printers import (
     CodePrinter99,
     Horner,
     Lo,
+    PowerOfTwo,
     Select,
     add,
     c_arithmetic,
@@ -78,6 +80,9 @@ from symkl.kl.compensated import exponent_split, scale_from_rounded
 from symkl.kl.stable import NumericForms, ParameterisedForm, expm1mx_series
 
 __all__ = ["c_source"]
+
+#: C99's <math.h> classification and scaling, called by name in the printed statements
+isinf, isfinite, ldexp = (sp.Function(name) for name in ("isinf", "isfinite", "ldexp"))
 
 
 def c_source(forms: NumericForms) -> str:
@@ -210,7 +215,9 @@ def _c_fast_common(forms: NumericForms) -> list[str]:
         _add_to("error", add(rounding, lane_error), "        "),
         "    }",
         "    /* an infinite term (overflow) makes the errors NaN: drop them */",
-        f"    return isfinite(total) ? {c_arithmetic(add(total_lanes, error))} : total;",
+        c_statement(
+            Return(Select(isfinite(total_lanes), add(total_lanes, error), total_lanes))
+        ),
         "}",
         "",
     ]
@@ -611,10 +618,13 @@ def _c_half_a(form: ParameterisedForm) -> list[str]:
     d_half, a_scale, d_mantissa, m2, t_mantissa, e_full, e_half = variables(
         "d_half a_scale d_mantissa m2 t_mantissa e_full e_half"
     )
+    d_mu, d_big, usable, scaled, shift = variables("d_mu d_big usable scaled shift")
+    d_exponent, t_exponent = variables("d_exponent t_exponent")
     lines = [
         _const("d_mu", add(mu_p, neg(mu_q))),
-        "    const int d_big = isinf(d_mu); /* the difference of two finite means overflowed */",
-        f"    const double d_half = d_big ? {c_arithmetic(halved_difference(mu_p, mu_q))} : d_mu;",
+        "    /* d_big: the difference of two finite means overflowed */",
+        c_statement(constant("d_big", isinf(d_mu), type=intc)),
+        _const("d_half", Select(d_big, halved_difference(mu_p, mu_q), d_mu)),
     ]
     if quotient is not None:
         _, v_name, power, _ = quotient
@@ -623,7 +633,7 @@ def _c_half_a(form: ParameterisedForm) -> list[str]:
         other = w if power == 2 else d_half
         return [
             *lines,
-            "    const double a_scale = d_big ? 2.0 : 0.5;",
+            _const("a_scale", Select(d_big, 2.0, 0.5)),
             _const("half_a", scaled_mean_term(a_scale, w, other)),
         ]
     logvar_q = form.parameters[3]
@@ -637,11 +647,22 @@ def _c_half_a(form: ParameterisedForm) -> list[str]:
         "    /* e^{-l} out of the normal range: m^2 e^{-l/2} renormalised, then e^{-l/2} */",
         "    int t_exponent;",
         f"    const double t_mantissa = frexp({c_arithmetic(mul(m2, e_half))}, &t_exponent);",
-        "    const int usable = e_full >= 0x1p-1000 && e_full <= 0x1p1000;",
-        "    const double scaled = usable ? "
-        f"{c_arithmetic(mul(m2, e_full))} : {c_arithmetic(mul(t_mantissa, e_half))};",
-        "    const int shift = 2 * (d_exponent + d_big) - 1 + (usable ? 0 : t_exponent);",
-        "    const double half_a = d_mu == 0.0 ? 0.0 : ldexp(scaled, shift);",
+        c_statement(
+            constant(
+                "usable",
+                sp.And(sp.Ge(e_full, PowerOfTwo(-1000)), sp.Le(e_full, PowerOfTwo(1000))),
+                type=intc,
+            )
+        ),
+        _const("scaled", Select(usable, mul(m2, e_full), mul(t_mantissa, e_half))),
+        c_statement(
+            constant(
+                "shift",
+                add(mul(2, add(d_exponent, d_big)), -1, Select(usable, 0, t_exponent)),
+                type=intc,
+            )
+        ),
+        _const("half_a", Select(sp.Eq(d_mu, 0.0), 0.0, ldexp(scaled, shift))),
     ]
 
 
@@ -651,8 +672,9 @@ def _c_term(form: ParameterisedForm) -> list[str]:
     quotient = quotient_form(form)
     half_a, half_excess, excess = variables("half_a half_excess excess")
     series = ["        excess = symkl_excess_series(x);"]
-    near = "x > SYMKL_SERIES_LOW && x < SYMKL_SERIES_HIGH"
-    domain = "0.0"
+    x_symbol, series_low, series_high = variables("x SYMKL_SERIES_LOW SYMKL_SERIES_HIGH")
+    near: sp.Basic = sp.And(sp.Gt(x_symbol, series_low), sp.Lt(x_symbol, series_high))
+    domain: sp.Expr = sp.Float(0.0)
     if quotient is not None:
         # x = x + x_lo exactly (to 2^-106): the rounding of u - v (TwoSum), of the
         # division (fma) and, for the std form, of (2 + rho) rho.  Then, to first order,
@@ -662,7 +684,8 @@ def _c_term(form: ParameterisedForm) -> list[str]:
         u, v = variables(f"{u_name} {v_name}")
         d_hi, d_lo, rho, rho_lo, x, x_lo = variables("d_hi d_lo rho rho_lo x x_lo")
         log_hi, log_lo = variables("log_hi log_lo")
-        domain = f"({u} > 0.0 && {v} > 0.0) ? 0.0 : NAN /* NaN in, NaN out */"
+        # NaN outside the domain (NaN in, NaN out)
+        domain = Select(sp.And(sp.Gt(u, 0.0), sp.Gt(v, 0.0)), 0.0, variables("NAN")[0])
         x_lines = [
             "    double d_lo;",
             _const("d_hi", two_sum(u, neg(v), d_lo)),
@@ -691,13 +714,13 @@ def _c_term(form: ParameterisedForm) -> list[str]:
             x, x_lo, log1p(rho), (rho_lo, inverse(add(1.0, rho))), scale
         )
         direct = [
-            "        if (x < SYMKL_FAR_BELOW) {",
+            f"        if ({c_arithmetic(sp.Lt(x, variables('SYMKL_FAR_BELOW')[0]))}) {{",
             "            /* log(u/v) by exponent splitting: u/v may underflow",
             "             * (fact log-ratio-split) */",
             "            double log_lo;",
             f"            const double log_hi = symkl_log_ratio({u}, {v}, &log_lo);",
             _assign("excess", log_split, "            "),
-            "        } else if (x < 0x1p60) {",
+            f"        }} else if ({c_arithmetic(sp.Lt(x, PowerOfTwo(60)))}) {{",
             _assign("excess", direct_log, "            "),
             "        } else {",
             "            /* log(1 + x) < x/2^54: below half an ulp; x/2 where x overflows */",
@@ -710,7 +733,9 @@ def _c_term(form: ParameterisedForm) -> list[str]:
             "d_hi d_lo x expm1_d e half_e carried"
         )
         fast_expm1mx = sp.Function("symkl_fast_expm1mx")
-        near = f"fabs(d_hi) <= {NEAR_EXP!r}"
+        table_low, table_high = variables("SYMKL_TABLE_LOW SYMKL_TABLE_HIGH")
+        tabled = sp.And(sp.Gt(d_hi, table_low), sp.Lt(d_hi, table_high))
+        near = sp.Le(sp.Abs(d_hi), sp.Float(NEAR_EXP))
         difference = input_difference(form)
         if difference is not None:
             # expm1(u - v) with u - v rounded: TwoSum recovers the rounding error e exactly,
@@ -722,25 +747,34 @@ def _c_term(form: ParameterisedForm) -> list[str]:
                 "    if (isinf(d_hi)) d_lo = 0.0; /* the lo part of an overflow is NaN */",
             ]
         else:
-            x_lines = [f"    const double d_hi = {c_code(form.log_ratio)}, d_lo = 0.0;"]
+            x_lines = [_const("d_hi", form.log_ratio), _const("d_lo", 0.0)]
         x_lines += [
             _const("expm1_d", claim("node-carried-expm1", part="expm1_d")),
-            "    const double x = d_lo == 0.0 || d_hi > 709.0 ? expm1_d"
-            f" : {c_arithmetic(carried_expm1(expm1_d, d_hi, d_lo))};",
+            _const(
+                "x",
+                Select(
+                    sp.Or(sp.Eq(d_lo, 0.0), sp.Gt(d_hi, EXP_OVERFLOWS)),
+                    expm1_d,
+                    carried_expm1(expm1_d, d_hi, d_lo),
+                ),
+            ),
         ]
         series = [
             "        /* the series in d itself: x = expm1(d) carries a rounding */",
             _assign("excess", near_exact_log_excess(fast_expm1mx(d_hi), x, d_lo), "        "),
         ]
         direct = [
-            "        if (d_hi > SYMKL_TABLE_LOW && d_hi < SYMKL_TABLE_HIGH) {",
+            f"        if ({c_arithmetic(tabled)}) {{",
             "            excess = symkl_expm1mx_table(d_hi, d_lo);",
-            "        } else if (d_hi > 709.0) {",
+            f"        }} else if ({c_arithmetic(sp.Gt(d_hi, EXP_OVERFLOWS))}) {{",
             "            /* e^d near or past overflow, KL/2 perhaps not (fact excess-half) */",
             f"            const double e = {c_arithmetic(sp.exp(mul(0.5, d_hi)))}, "
             f"half_e = {c_arithmetic(half_square(e))};",
-            "            const double carried = isinf(half_e) ? half_e : "
-            f"{c_arithmetic(carried_half_exp(half_e, d_lo))};",
+            _const(
+                "carried",
+                Select(isinf(half_e), half_e, carried_half_exp(half_e, d_lo)),
+                "            ",
+            ),
             "            half_excess = "
             f"{c_arithmetic(half_excess_beyond_overflow(carried, d_hi))};",
             "            halved = 1;",
@@ -757,15 +791,14 @@ def _c_term(form: ParameterisedForm) -> list[str]:
         *_c_half_a(form),
         "    double excess = 0.0, half_excess = 0.0;",
         "    int halved = 0;",
-        f"    if ({near}) {{",
+        f"    if ({c_arithmetic(near)}) {{",
         *series,
         "    } else {",
         *direct,
         "    }",
         "    if (excess < 0.0) excess = 0.0; /* rounding below zero; NaN stays NaN */",
         f"    if (!halved) {_assign('half_excess', mul(0.5, excess), '')}",
-        # the domain term (0, or NaN outside the domain) is C text: a condition
-        f"    return {c_arithmetic(add(half_a, half_excess))} + ({domain});",
+        c_statement(Return(add(half_a, half_excess, domain))),
         "}",
         "",
     ]

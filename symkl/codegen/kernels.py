@@ -19,11 +19,14 @@ from symkl.kl.stable import ExactSum, NumericForms, ParameterisedForm, proved_st
 
 __all__ = [
     "EXACT_LOG_RATIO",
+    "EXP_OVERFLOWS",
     "FAR_BELOW",
     "FAST_EXP_TERMS",
     "HALF_X",
     "HEADER",
+    "MEAN_SCALING",
     "NEAR_EXP",
+    "RELATIVE_SCALING",
     "RHO",
     "KernelFunction",
     "atanh_argument",
@@ -70,6 +73,21 @@ EXACT_LOG_RATIO = ("logvar", "std-normal")
 #: below this x, 1 + x is computed as a quotient (v_p / v_q) and its log taken (above
 #: it log1p(rho) with rho's rounding error added back to first order)
 FAR_BELOW = -0.9
+
+
+#: the array kernels' relative difference: (edge, shift), v below 2^-edge (above 2^edge)
+#: is scaled with u by 2^shift (2^-shift) first (fact relative-difference-scaled)
+RELATIVE_SCALING = (800, 600)
+
+#: the array kernels' mean term: (edge, shift), |d| below 2^-edge (above 2^edge) is scaled
+#: by 2^shift (2^-shift) and scaled back after (facts mean-term-scaled, -scaled-split);
+#: e^{-logvar_q} is used whole within [2^-shift, 2^shift], split in halves outside
+MEAN_SCALING = (500, 600)
+
+
+#: d above which e^d overflows a double (e^709 < DBL_MAX < e^710): the log-variance kernels
+#: then take the excess from e^{d/2} (fact excess-half)
+EXP_OVERFLOWS = sp.Float(709.0)
 
 
 #: the relative difference (u - v)/v of the two scale inputs

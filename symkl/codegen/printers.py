@@ -78,10 +78,12 @@ __all__ = [
     "CodePrinter99",
     "Horner",
     "Lo",
+    "PowerOfTwo",
     "ProductError",
     "Select",
     "TwoSum",
     "UnclaimedNodeError",
+    "Unpacking",
     "add",
     "array_arithmetic",
     "array_code",
@@ -115,11 +117,38 @@ class Horner(Token):
     __slots__ = _fields = ("result", "coefficients", "argument", "like", "table")
 
 
+class Unpacking(Token):
+    """``a, b = value``: the results of a helper returning a tuple, bound in order (the
+    array namespace; in C the second result comes through a pointer)."""
+
+    __slots__ = _fields = ("targets", "value")
+
+
 class Select(sp.Function):
     """``Select(condition, then, otherwise)``: a branch-free choice, ``condition ? then :
     otherwise`` in C (both sides are computed; the vectorised kernels rely on that)."""
 
     nargs = 3
+
+
+class PowerOfTwo(sp.Function):
+    """``PowerOfTwo(n)``: the double 2^n, exact for every integer ``n`` in [-1074, 1023];
+    ``0x1pN`` in C, ``2.0**N`` in the array namespace (a Python float, computed exactly)."""
+
+    nargs = 1
+    is_real = True
+    is_positive = True
+
+    @classmethod
+    def eval(cls, exponent):
+        if not (exponent.is_Integer and -1074 <= int(exponent) <= 1023):
+            raise ValueError(f"PowerOfTwo: exponent {exponent} is not an integer in [-1074, 1023]")
+
+    def doit(self, **hints) -> sp.Expr:
+        return sp.Integer(2) ** self.args[0]
+
+    def _eval_evalf(self, precision):
+        return (sp.Integer(2) ** self.args[0])._eval_evalf(precision)
 
 
 class _OrderedArithmetic:
@@ -240,10 +269,18 @@ class CodePrinter99(_OrderedArithmetic, C99CodePrinter):
     # SymPy 1.14 maps the unsigned types to the signed ones
     type_mappings: ClassVar[dict] = {**C99CodePrinter.type_mappings, uint64: "uint64_t"}
 
+    def _ordered_operand(self, operand: sp.Expr, parent: sp.Expr) -> str:
+        if isinstance(operand, Select):  # ?: binds below every arithmetic operator
+            return f"({self._print(operand)})"
+        return super()._ordered_operand(operand, parent)
+
     # -- the IEEE binary64 representation (symkl.kl.compensated, assumption EXPONENT-SPLIT)
     def _print_Select(self, expr: Select) -> str:
         condition, then, otherwise = (self._print(a) for a in expr.args)
         return f"{condition} ? {then} : {otherwise}"
+
+    def _print_PowerOfTwo(self, expr: PowerOfTwo) -> str:
+        return f"0x1p{int(expr.args[0])}"
 
     def _print_Bits(self, expr: Bits) -> str:
         return f"symkl_bits({self._print(expr.args[0])})"
@@ -324,11 +361,52 @@ class ArrayPrinter(_OrderedArithmetic, NumPyPrinter):
     def _print_Assignment(self, expr) -> str:
         return f"{self._print(expr.lhs)} = {self._print(expr.rhs)}"
 
+    def _print_Unpacking(self, expr: Unpacking) -> str:
+        targets = ", ".join(self._print(t) for t in expr.targets)
+        return f"{targets} = {self._print(expr.value)}"
+
     def _print_Return(self, expr: Return) -> str:
         (value,) = expr.args
         if isinstance(value, sp.Tuple):
             return "return " + ", ".join(self._print(v) for v in value)
         return f"return {self._print(value)}"
+
+    def _print_PowerOfTwo(self, expr: PowerOfTwo) -> str:
+        return f"2.0**{int(expr.args[0])}"
+
+    # -- branch-free choices and their conditions, as the elementwise array operations
+    def _print_Select(self, expr: Select) -> str:
+        """``xp.where(condition, then, otherwise)``: both sides computed, as in C."""
+        return f"xp.where({', '.join(self._print(a) for a in expr.args)})"
+
+    def _print_Relational(self, expr: sp.core.relational.Relational) -> str:
+        if not self._settings.get("ordered"):
+            return super()._print_Relational(expr)
+        lhs, rhs = (self._print(side) for side in expr.args)
+        return f"{lhs} {expr.rel_op} {rhs}"
+
+    def _logical_operand(self, operand: sp.Basic) -> str:
+        # & | ~ bind above the comparisons: a comparison or a nested connective in
+        # parentheses
+        text = self._print(operand)
+        if isinstance(operand, (sp.core.relational.Relational, sp.And, sp.Or)):
+            return f"({text})"
+        return text
+
+    def _print_And(self, expr: sp.And) -> str:
+        if not self._settings.get("ordered"):
+            return super()._print_And(expr)
+        return " & ".join(self._logical_operand(a) for a in expr.args)
+
+    def _print_Or(self, expr: sp.Or) -> str:
+        if not self._settings.get("ordered"):
+            return super()._print_Or(expr)
+        return " | ".join(self._logical_operand(a) for a in expr.args)
+
+    def _print_Not(self, expr: sp.Not) -> str:
+        if not self._settings.get("ordered"):
+            return super()._print_Not(expr)
+        return f"~{self._logical_operand(expr.args[0])}"
 
     def _print_Horner(self, expr: Horner) -> str:
         result, argument = expr.result, expr.argument

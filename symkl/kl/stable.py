@@ -591,6 +591,34 @@ def _extreme_value_facts(forms: dict[str, ParameterisedForm], kls: dict[str, sp.
             prove=_prove_with_functions_expanded,
         ),
         Fact(
+            "the relative difference scaled by a power of two (the array kernels' "
+            "Dekker products then neither overflow nor lose digits in the subnormal range): "
+            "$(2^k u - 2^k v)/(2^k v) = (u - v)/v$, and multiplying by $2^k$ is exact",
+            (2**k * m_u - 2**k * m_v) / (2**k * m_v),
+            (m_u - m_v) / m_v,
+            label="relative-difference-scaled",
+            prove=_prove_with_functions_expanded,
+        ),
+        Fact(
+            "the mean term with the mean difference scaled by $2^k$ and scaled back "
+            "after the exponential: $\\tfrac12 (2^k d)^2 e^{-\\ell}\\,2^{-k} 2^{-k} = "
+            "\\tfrac12 d^2 e^{-\\ell}$",
+            half * (2**k * d) ** 2 * sp.exp(-ell) * 2**-k * 2**-k,
+            half * d**2 * sp.exp(-ell),
+            label="mean-term-scaled",
+            prove=_prove_with_functions_expanded,
+        ),
+        Fact(
+            "the same with the exponential split and the scale taken back between its "
+            "halves, where $e^{-\\ell}$ alone leaves the range: "
+            "$((\\tfrac12 (2^k d)^2 e^{-\\ell/2})\\,2^{-k})\\,e^{-\\ell/2}\\,2^{-k} = "
+            "\\tfrac12 d^2 e^{-\\ell}$",
+            half * (2**k * d) ** 2 * sp.exp(-ell / 2) * 2**-k * sp.exp(-ell / 2) * 2**-k,
+            half * d**2 * sp.exp(-ell),
+            label="mean-term-scaled-split",
+            prove=_prove_with_functions_expanded,
+        ),
+        Fact(
             "the vectorised log-variance kernels' exponential: with $d = n\\log 2 + r$, "
             "$|r| \\le \\log(2)/2$, $e^d - 1 - d = 2^n (1 + r + (e^r - 1 - r)) - (1 + d)$, "
             "carried as hi + lo; at $n = 0$ it is $e^r - 1 - r$ itself "
