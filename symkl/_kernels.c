@@ -12,14 +12,16 @@
 #define SYMKL_SERIES_HIGH (0.4)
 #define SYMKL_FAR_BELOW (-0.9)
 
-/* Knuth's TwoSum: a + b = sum + *error exactly */
+/* s, e with a + b = s + e exactly (Knuth's TwoSum; facts node-two-sum, node-two-sum-error) */
 static inline double symkl_two_sum(double a, double b, double *error) {
-    const double sum = a + b;
-    const double b_virtual = sum - a;
-    *error = (a - (sum - b_virtual)) + (b - b_virtual);
-    return sum;
+    const double s = a + b;
+    const double bv = s - a;
+    *error = (a - (s - bv)) + (b - bv);
+    return s;
 }
 
+/* x - log1p(x) by the atanh series (accurate on the series interval): t = x/(2 + x), u = t^2, x
+ * t - 2 t^3 S(u) (facts log1pmx-atanh, atanh-series) */
 static inline double symkl_excess_series(double x) {
     const double t = x / (2.0 + x);
     const double u = t * t;
@@ -300,7 +302,8 @@ static double symkl_lanes_total(const double *lane_sum, const double *lane_error
 #define SYMKL_INLINE static inline
 #endif
 
-/* e^r - 1 - r = r^2 P(r), 13 terms of sum r^k/k! (fact expm1mx-series) */
+/* e^r - 1 - r = r^2 sum r^k/(k + 2)!, 13 terms, for |r| <= NEAR_EXP and |r| <= log(2)/2 (fact
+ * expm1mx-series) */
 static inline double symkl_fast_expm1mx(double r) {
     double s = 1.1470745597729725e-11;
     s = fma(s, r, 1.6059043836821613e-10);
@@ -352,7 +355,8 @@ static inline double symkl_term_var(double mu_p, double var_p, double mu_q, doub
     const double x = rho;
     const double x_lo = rho_lo;
     const double d_mu = mu_p - mu_q;
-    const int d_big = isinf(d_mu); /* the difference of two finite means overflowed */
+    /* d_big: the difference of two finite means overflowed */
+    const int d_big = isinf(d_mu);
     const double d_half = d_big ? 0.5 * mu_p - 0.5 * mu_q : d_mu;
     const double a_scale = d_big ? 2.0 : 0.5;
     const double half_a = (a_scale * (d_half / var_q)) * d_half;
@@ -377,7 +381,7 @@ static inline double symkl_term_var(double mu_p, double var_p, double mu_q, doub
     }
     if (excess < 0.0) excess = 0.0; /* rounding below zero; NaN stays NaN */
     if (!halved) half_excess = 0.5 * excess;
-    return half_a + half_excess + ((var_p > 0.0 && var_q > 0.0) ? 0.0 : NAN /* NaN in, NaN out */);
+    return half_a + half_excess + (var_p > 0.0 && var_q > 0.0 ? 0.0 : NAN);
 }
 
 /* var, vectorisable: valid when symkl_fast_ok_var holds */
@@ -398,9 +402,10 @@ static inline double symkl_fast_term_var(double mu_p, double var_p, double mu_q,
     const double x_lo = rho_lo;
     /* q = u/v = 2^e m, m in [3/4, 3/2); u/v = q + q_rem/v exactly */
     const double q = var_p * inv_v;
+    /* by q's bits: e + 1024 (biased), e, m = q 2^-e (assumption EXPONENT-SPLIT) */
     const uint64_t q_bits = symkl_bits(q);
     const uint64_t biased = (q_bits - 0x3fe8000000000000u + 0x4000000000000000u) >> 52;
-    const double e = symkl_from_bits(biased | 0x4330000000000000u) - 0x1.00000000004p52;
+    const double e = symkl_from_bits(biased | 0x4330000000000000u) - 4503599627371520.0;
     const double mantissa = symkl_from_bits(q_bits - ((biased - 1024u) << 52));
     const int near = biased == 1024u; /* e = 0 */
     /* 1 + f = m (1 + q_rem/(q v)): f = m - 1 exactly (Sterbenz) + 2^-e q_rem/v */
@@ -454,12 +459,12 @@ SYMKL_VECTOR static int64_t symkl_block_var_f64(int64_t n, const double *restric
     return slow;
 }
 
-SYMKL_VECTOR static int64_t symkl_block_var_f32(int64_t n, const double *restrict b0, const double *restrict b1, const double *restrict b2, const double *restrict b3,
+SYMKL_VECTOR static int64_t symkl_block_var_f32(int64_t n, const float *restrict b0, const float *restrict b1, const float *restrict b2, const float *restrict b3,
         double *restrict terms) {
     int64_t slow = 0;
     for (int64_t c = 0; c < n; ++c) {
-        terms[c] = symkl_fast_term_var(b0[c], b1[c], b2[c], b3[c], 0);
-        slow |= !symkl_fast_ok_var(b0[c], b1[c], b2[c], b3[c]);
+        terms[c] = symkl_fast_term_var((double)b0[c], (double)b1[c], (double)b2[c], (double)b3[c], 0);
+        slow |= !symkl_fast_ok_var((double)b0[c], (double)b1[c], (double)b2[c], (double)b3[c]);
     }
     /* a loop of its own: mixed with the above, GCC does not vectorise either */
     for (int64_t c = 0; c < n; ++c) slow |= !(terms[c] < SYMKL_FAST_TERM_MAX);
@@ -477,7 +482,8 @@ static inline double symkl_term_std(double mu_p, double s_p, double mu_q, double
     const double two = symkl_two_sum(2.0, rho, &two_lo);
     const double x_lo = fma(rho, two, -x) + rho * two_lo + 2.0 * rho_lo * (1.0 + rho);
     const double d_mu = mu_p - mu_q;
-    const int d_big = isinf(d_mu); /* the difference of two finite means overflowed */
+    /* d_big: the difference of two finite means overflowed */
+    const int d_big = isinf(d_mu);
     const double d_half = d_big ? 0.5 * mu_p - 0.5 * mu_q : d_mu;
     const double a_scale = d_big ? 2.0 : 0.5;
     const double half_a = (a_scale * (d_half / s_q)) * (d_half / s_q);
@@ -502,7 +508,7 @@ static inline double symkl_term_std(double mu_p, double s_p, double mu_q, double
     }
     if (excess < 0.0) excess = 0.0; /* rounding below zero; NaN stays NaN */
     if (!halved) half_excess = 0.5 * excess;
-    return half_a + half_excess + ((s_p > 0.0 && s_q > 0.0) ? 0.0 : NAN /* NaN in, NaN out */);
+    return half_a + half_excess + (s_p > 0.0 && s_q > 0.0 ? 0.0 : NAN);
 }
 
 /* std, vectorisable: valid when symkl_fast_ok_std holds */
@@ -525,9 +531,10 @@ static inline double symkl_fast_term_std(double mu_p, double s_p, double mu_q, d
     const double x_lo = SYMKL_LO(fma(rho, two, -x) + rho * two_lo + 2.0 * rho_lo * (1.0 + rho));
     /* q = u/v = 2^e m, m in [3/4, 3/2); u/v = q + q_rem/v exactly */
     const double q = s_p * inv_v;
+    /* by q's bits: e + 1024 (biased), e, m = q 2^-e (assumption EXPONENT-SPLIT) */
     const uint64_t q_bits = symkl_bits(q);
     const uint64_t biased = (q_bits - 0x3fe8000000000000u + 0x4000000000000000u) >> 52;
-    const double e = symkl_from_bits(biased | 0x4330000000000000u) - 0x1.00000000004p52;
+    const double e = symkl_from_bits(biased | 0x4330000000000000u) - 4503599627371520.0;
     const double mantissa = symkl_from_bits(q_bits - ((biased - 1024u) << 52));
     const int near = biased == 1024u; /* e = 0 */
     /* 1 + f = m (1 + q_rem/(q v)): f = m - 1 exactly (Sterbenz) + 2^-e q_rem/v */
@@ -586,12 +593,12 @@ SYMKL_VECTOR static int64_t symkl_block_std_f64(int64_t n, const double *restric
     return slow;
 }
 
-SYMKL_VECTOR static int64_t symkl_block_std_f32(int64_t n, const double *restrict b0, const double *restrict b1, const double *restrict b2, const double *restrict b3,
+SYMKL_VECTOR static int64_t symkl_block_std_f32(int64_t n, const float *restrict b0, const float *restrict b1, const float *restrict b2, const float *restrict b3,
         double *restrict terms) {
     int64_t slow = 0;
     for (int64_t c = 0; c < n; ++c) {
-        terms[c] = symkl_fast_term_std(b0[c], b1[c], b2[c], b3[c], 0);
-        slow |= !symkl_fast_ok_std(b0[c], b1[c], b2[c], b3[c]);
+        terms[c] = symkl_fast_term_std((double)b0[c], (double)b1[c], (double)b2[c], (double)b3[c], 0);
+        slow |= !symkl_fast_ok_std((double)b0[c], (double)b1[c], (double)b2[c], (double)b3[c]);
     }
     /* a loop of its own: mixed with the above, GCC does not vectorise either */
     for (int64_t c = 0; c < n; ++c) slow |= !(terms[c] < SYMKL_FAST_TERM_MAX);
@@ -606,7 +613,8 @@ static inline double symkl_term_logvar(double mu_p, double logvar_p, double mu_q
     const double expm1_d = expm1(d_hi);
     const double x = d_lo == 0.0 || d_hi > 709.0 ? expm1_d : expm1_d + d_lo * exp(d_hi);
     const double d_mu = mu_p - mu_q;
-    const int d_big = isinf(d_mu); /* the difference of two finite means overflowed */
+    /* d_big: the difference of two finite means overflowed */
+    const int d_big = isinf(d_mu);
     const double d_half = d_big ? 0.5 * mu_p - 0.5 * mu_q : d_mu;
     int d_exponent;
     const double d_mantissa = frexp(d_half, &d_exponent);
@@ -640,7 +648,7 @@ static inline double symkl_term_logvar(double mu_p, double logvar_p, double mu_q
     }
     if (excess < 0.0) excess = 0.0; /* rounding below zero; NaN stays NaN */
     if (!halved) half_excess = 0.5 * excess;
-    return half_a + half_excess + (0.0);
+    return half_a + half_excess + 0.0;
 }
 
 /* logvar, vectorisable: valid when symkl_fast_ok_logvar holds */
@@ -692,12 +700,12 @@ SYMKL_VECTOR static int64_t symkl_block_logvar_f64(int64_t n, const double *rest
     return slow;
 }
 
-SYMKL_VECTOR static int64_t symkl_block_logvar_f32(int64_t n, const double *restrict b0, const double *restrict b1, const double *restrict b2, const double *restrict b3,
+SYMKL_VECTOR static int64_t symkl_block_logvar_f32(int64_t n, const float *restrict b0, const float *restrict b1, const float *restrict b2, const float *restrict b3,
         double *restrict terms) {
     int64_t slow = 0;
     for (int64_t c = 0; c < n; ++c) {
-        terms[c] = symkl_fast_term_logvar(b0[c], b1[c], b2[c], b3[c], 0);
-        slow |= !symkl_fast_ok_logvar(b0[c], b1[c], b2[c], b3[c]);
+        terms[c] = symkl_fast_term_logvar((double)b0[c], (double)b1[c], (double)b2[c], (double)b3[c], 0);
+        slow |= !symkl_fast_ok_logvar((double)b0[c], (double)b1[c], (double)b2[c], (double)b3[c]);
     }
     /* a loop of its own: mixed with the above, GCC does not vectorise either */
     for (int64_t c = 0; c < n; ++c) slow |= !(terms[c] < SYMKL_FAST_TERM_MAX);
@@ -706,7 +714,8 @@ SYMKL_VECTOR static int64_t symkl_block_logvar_f32(int64_t n, const double *rest
 
 /* std-normal: x = expm1(logvar), a = mu**2 */
 static inline double symkl_term_std_normal(double mu, double logvar) {
-    const double d_hi = logvar, d_lo = 0.0;
+    const double d_hi = logvar;
+    const double d_lo = 0.0;
     const double expm1_d = expm1(d_hi);
     const double x = d_lo == 0.0 || d_hi > 709.0 ? expm1_d : expm1_d + d_lo * exp(d_hi);
     const double half_a = (0.5 * mu) * mu;
@@ -730,7 +739,7 @@ static inline double symkl_term_std_normal(double mu, double logvar) {
     }
     if (excess < 0.0) excess = 0.0; /* rounding below zero; NaN stays NaN */
     if (!halved) half_excess = 0.5 * excess;
-    return half_a + half_excess + (0.0);
+    return half_a + half_excess + 0.0;
 }
 
 /* std-normal, vectorisable: valid when symkl_fast_ok_std_normal holds */
@@ -777,12 +786,12 @@ SYMKL_VECTOR static int64_t symkl_block_std_normal_f64(int64_t n, const double *
     return slow;
 }
 
-SYMKL_VECTOR static int64_t symkl_block_std_normal_f32(int64_t n, const double *restrict b0, const double *restrict b1,
+SYMKL_VECTOR static int64_t symkl_block_std_normal_f32(int64_t n, const float *restrict b0, const float *restrict b1,
         double *restrict terms) {
     int64_t slow = 0;
     for (int64_t c = 0; c < n; ++c) {
-        terms[c] = symkl_fast_term_std_normal(b0[c], b1[c], 0);
-        slow |= !symkl_fast_ok_std_normal(b0[c], b1[c]);
+        terms[c] = symkl_fast_term_std_normal((double)b0[c], (double)b1[c], 0);
+        slow |= !symkl_fast_ok_std_normal((double)b0[c], (double)b1[c]);
     }
     /* a loop of its own: mixed with the above, GCC does not vectorise either */
     for (int64_t c = 0; c < n; ++c) slow |= !(terms[c] < SYMKL_FAST_TERM_MAX);
@@ -792,9 +801,27 @@ SYMKL_VECTOR static int64_t symkl_block_std_normal_f32(int64_t n, const double *
 /* Row sums over k columns; argument j is read at p_j[r*row_j + c*col_j] (element
  * strides, 0 for broadcast axes).  Returns 0, or -(8*i + j) - 1 for the first invalid
  * argument j at flat position i when validate is set. */
+
+/* float32 rows of up to SYMKL_PLAIN_SUM_MAX terms: four plain lanes, no TwoSum.  The
+ * terms are >= 0, so the sum's relative error is below k 2^-53 <= 2^-33, a thousandth
+ * of a float32 ulp; longer rows keep the TwoSum lanes. */
+#define SYMKL_PLAIN_SUM_MAX ((int64_t)1 << 20)
+SYMKL_VECTOR static void symkl_lane_sums_plain(int64_t rows, int64_t padded,
+        const double *restrict terms, double (*restrict lane_sum)[4]) {
+    for (int64_t i = 0; i < rows; ++i) {
+        double sum[4];
+        for (int lane = 0; lane < 4; ++lane) sum[lane] = lane_sum[i][lane];
+        for (int64_t c = i * padded; c < (i + 1) * padded; c += 4) {
+            for (int lane = 0; lane < 4; ++lane) sum[lane] += terms[c + lane];
+        }
+        for (int lane = 0; lane < 4; ++lane) lane_sum[i][lane] = sum[lane];
+    }
+}
+
 SYMKL_VECTOR int64_t symkl_kl_var_f64(const double *p0, int64_t row0, int64_t col0, const double *p1, int64_t row1, int64_t col1, const double *p2, int64_t row2, int64_t col2, const double *p3, int64_t row3, int64_t col3,
         int64_t rows, int64_t k, double *out, int32_t validate) {
-    double buffer[4][SYMKL_BLOCK], terms[SYMKL_BLOCK];
+    double buffer[4][SYMKL_BLOCK];
+    double terms[SYMKL_BLOCK];
     const int64_t width = (k + 3) & ~(int64_t)3;
     /* rows per block and columns per row per block */
     const int64_t group = width <= SYMKL_BLOCK ? SYMKL_BLOCK / width : 1;
@@ -824,27 +851,27 @@ SYMKL_VECTOR int64_t symkl_kl_var_f64(const double *p0, int64_t row0, int64_t co
             for (int64_t i = 0, at = 0; !direct && i < group_rows; ++i, at += padded) {
                 const double *source0 = p0 + (r0 + i) * row0 + start * col0;
                 if (col0 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = (double)source0[c];
+                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = source0[c];
                 } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = (double)source0[c * col0];
+                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = source0[c * col0];
                 }
                 const double *source1 = p1 + (r0 + i) * row1 + start * col1;
                 if (col1 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = (double)source1[c];
+                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = source1[c];
                 } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = (double)source1[c * col1];
+                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = source1[c * col1];
                 }
                 const double *source2 = p2 + (r0 + i) * row2 + start * col2;
                 if (col2 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = (double)source2[c];
+                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = source2[c];
                 } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = (double)source2[c * col2];
+                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = source2[c * col2];
                 }
                 const double *source3 = p3 + (r0 + i) * row3 + start * col3;
                 if (col3 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = (double)source3[c];
+                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = source3[c];
                 } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = (double)source3[c * col3];
+                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = source3[c * col3];
                 }
                 for (int64_t c = span; c < padded; ++c) {
                     buffer[0][at + c] = 0.0;
@@ -887,7 +914,8 @@ SYMKL_VECTOR int64_t symkl_kl_var_f64(const double *p0, int64_t row0, int64_t co
 
 SYMKL_VECTOR int64_t symkl_kl_var_f32(const float *p0, int64_t row0, int64_t col0, const float *p1, int64_t row1, int64_t col1, const float *p2, int64_t row2, int64_t col2, const float *p3, int64_t row3, int64_t col3,
         int64_t rows, int64_t k, float *out, int32_t validate) {
-    double buffer[4][SYMKL_BLOCK], terms[SYMKL_BLOCK];
+    float buffer[4][SYMKL_BLOCK];
+    double terms[SYMKL_BLOCK];
     const int64_t width = (k + 3) & ~(int64_t)3;
     /* rows per block and columns per row per block */
     const int64_t group = width <= SYMKL_BLOCK ? SYMKL_BLOCK / width : 1;
@@ -901,35 +929,43 @@ SYMKL_VECTOR int64_t symkl_kl_var_f32(const float *p0, int64_t row0, int64_t col
         for (int64_t start = 0; start < k; start += step) {
             const int64_t span = k - start < step ? k - start : step;
             const int64_t padded = (span + 3) & ~(int64_t)3;
-            const double *input[4];
-            input[0] = buffer[0];
-            input[1] = buffer[1];
-            input[2] = buffer[2];
-            input[3] = buffer[3];
-            for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
+            const int direct = group_rows == 1 && padded == span && col0 == 1 && col1 == 1 && col2 == 1 && col3 == 1;
+            const float *input[4];
+            if (direct) {
+                input[0] = p0 + r0 * row0 + start;
+                input[1] = p1 + r0 * row1 + start;
+                input[2] = p2 + r0 * row2 + start;
+                input[3] = p3 + r0 * row3 + start;
+            } else {
+                input[0] = buffer[0];
+                input[1] = buffer[1];
+                input[2] = buffer[2];
+                input[3] = buffer[3];
+            }
+            for (int64_t i = 0, at = 0; !direct && i < group_rows; ++i, at += padded) {
                 const float *source0 = p0 + (r0 + i) * row0 + start * col0;
                 if (col0 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = (double)source0[c];
+                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = source0[c];
                 } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = (double)source0[c * col0];
+                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = source0[c * col0];
                 }
                 const float *source1 = p1 + (r0 + i) * row1 + start * col1;
                 if (col1 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = (double)source1[c];
+                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = source1[c];
                 } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = (double)source1[c * col1];
+                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = source1[c * col1];
                 }
                 const float *source2 = p2 + (r0 + i) * row2 + start * col2;
                 if (col2 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = (double)source2[c];
+                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = source2[c];
                 } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = (double)source2[c * col2];
+                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = source2[c * col2];
                 }
                 const float *source3 = p3 + (r0 + i) * row3 + start * col3;
                 if (col3 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = (double)source3[c];
+                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = source3[c];
                 } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = (double)source3[c * col3];
+                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = source3[c * col3];
                 }
                 for (int64_t c = span; c < padded; ++c) {
                     buffer[0][at + c] = 0.0;
@@ -961,10 +997,15 @@ SYMKL_VECTOR int64_t symkl_kl_var_f32(const float *p0, int64_t row0, int64_t col
                     }
                 }
             }
-            symkl_lane_sums(group_rows, padded, terms, lane_sum, lane_error);
+            if (k <= SYMKL_PLAIN_SUM_MAX) {
+                symkl_lane_sums_plain(group_rows, padded, terms, lane_sum);
+            } else {
+                symkl_lane_sums(group_rows, padded, terms, lane_sum, lane_error);
+            }
         }
         for (int64_t i = 0; i < group_rows; ++i) {
-            out[r0 + i] = (float)symkl_lanes_total(lane_sum[i], lane_error[i]);
+            out[r0 + i] = k <= SYMKL_PLAIN_SUM_MAX
+                ? (float)((lane_sum[i][0] + lane_sum[i][1]) + (lane_sum[i][2] + lane_sum[i][3])) : (float)symkl_lanes_total(lane_sum[i], lane_error[i]);
         }
     }
     return 0;
@@ -972,7 +1013,8 @@ SYMKL_VECTOR int64_t symkl_kl_var_f32(const float *p0, int64_t row0, int64_t col
 
 SYMKL_VECTOR int64_t symkl_kl_std_f64(const double *p0, int64_t row0, int64_t col0, const double *p1, int64_t row1, int64_t col1, const double *p2, int64_t row2, int64_t col2, const double *p3, int64_t row3, int64_t col3,
         int64_t rows, int64_t k, double *out, int32_t validate) {
-    double buffer[4][SYMKL_BLOCK], terms[SYMKL_BLOCK];
+    double buffer[4][SYMKL_BLOCK];
+    double terms[SYMKL_BLOCK];
     const int64_t width = (k + 3) & ~(int64_t)3;
     /* rows per block and columns per row per block */
     const int64_t group = width <= SYMKL_BLOCK ? SYMKL_BLOCK / width : 1;
@@ -1002,27 +1044,27 @@ SYMKL_VECTOR int64_t symkl_kl_std_f64(const double *p0, int64_t row0, int64_t co
             for (int64_t i = 0, at = 0; !direct && i < group_rows; ++i, at += padded) {
                 const double *source0 = p0 + (r0 + i) * row0 + start * col0;
                 if (col0 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = (double)source0[c];
+                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = source0[c];
                 } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = (double)source0[c * col0];
+                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = source0[c * col0];
                 }
                 const double *source1 = p1 + (r0 + i) * row1 + start * col1;
                 if (col1 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = (double)source1[c];
+                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = source1[c];
                 } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = (double)source1[c * col1];
+                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = source1[c * col1];
                 }
                 const double *source2 = p2 + (r0 + i) * row2 + start * col2;
                 if (col2 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = (double)source2[c];
+                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = source2[c];
                 } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = (double)source2[c * col2];
+                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = source2[c * col2];
                 }
                 const double *source3 = p3 + (r0 + i) * row3 + start * col3;
                 if (col3 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = (double)source3[c];
+                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = source3[c];
                 } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = (double)source3[c * col3];
+                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = source3[c * col3];
                 }
                 for (int64_t c = span; c < padded; ++c) {
                     buffer[0][at + c] = 0.0;
@@ -1065,7 +1107,8 @@ SYMKL_VECTOR int64_t symkl_kl_std_f64(const double *p0, int64_t row0, int64_t co
 
 SYMKL_VECTOR int64_t symkl_kl_std_f32(const float *p0, int64_t row0, int64_t col0, const float *p1, int64_t row1, int64_t col1, const float *p2, int64_t row2, int64_t col2, const float *p3, int64_t row3, int64_t col3,
         int64_t rows, int64_t k, float *out, int32_t validate) {
-    double buffer[4][SYMKL_BLOCK], terms[SYMKL_BLOCK];
+    float buffer[4][SYMKL_BLOCK];
+    double terms[SYMKL_BLOCK];
     const int64_t width = (k + 3) & ~(int64_t)3;
     /* rows per block and columns per row per block */
     const int64_t group = width <= SYMKL_BLOCK ? SYMKL_BLOCK / width : 1;
@@ -1079,35 +1122,43 @@ SYMKL_VECTOR int64_t symkl_kl_std_f32(const float *p0, int64_t row0, int64_t col
         for (int64_t start = 0; start < k; start += step) {
             const int64_t span = k - start < step ? k - start : step;
             const int64_t padded = (span + 3) & ~(int64_t)3;
-            const double *input[4];
-            input[0] = buffer[0];
-            input[1] = buffer[1];
-            input[2] = buffer[2];
-            input[3] = buffer[3];
-            for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
+            const int direct = group_rows == 1 && padded == span && col0 == 1 && col1 == 1 && col2 == 1 && col3 == 1;
+            const float *input[4];
+            if (direct) {
+                input[0] = p0 + r0 * row0 + start;
+                input[1] = p1 + r0 * row1 + start;
+                input[2] = p2 + r0 * row2 + start;
+                input[3] = p3 + r0 * row3 + start;
+            } else {
+                input[0] = buffer[0];
+                input[1] = buffer[1];
+                input[2] = buffer[2];
+                input[3] = buffer[3];
+            }
+            for (int64_t i = 0, at = 0; !direct && i < group_rows; ++i, at += padded) {
                 const float *source0 = p0 + (r0 + i) * row0 + start * col0;
                 if (col0 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = (double)source0[c];
+                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = source0[c];
                 } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = (double)source0[c * col0];
+                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = source0[c * col0];
                 }
                 const float *source1 = p1 + (r0 + i) * row1 + start * col1;
                 if (col1 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = (double)source1[c];
+                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = source1[c];
                 } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = (double)source1[c * col1];
+                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = source1[c * col1];
                 }
                 const float *source2 = p2 + (r0 + i) * row2 + start * col2;
                 if (col2 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = (double)source2[c];
+                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = source2[c];
                 } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = (double)source2[c * col2];
+                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = source2[c * col2];
                 }
                 const float *source3 = p3 + (r0 + i) * row3 + start * col3;
                 if (col3 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = (double)source3[c];
+                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = source3[c];
                 } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = (double)source3[c * col3];
+                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = source3[c * col3];
                 }
                 for (int64_t c = span; c < padded; ++c) {
                     buffer[0][at + c] = 0.0;
@@ -1139,10 +1190,15 @@ SYMKL_VECTOR int64_t symkl_kl_std_f32(const float *p0, int64_t row0, int64_t col
                     }
                 }
             }
-            symkl_lane_sums(group_rows, padded, terms, lane_sum, lane_error);
+            if (k <= SYMKL_PLAIN_SUM_MAX) {
+                symkl_lane_sums_plain(group_rows, padded, terms, lane_sum);
+            } else {
+                symkl_lane_sums(group_rows, padded, terms, lane_sum, lane_error);
+            }
         }
         for (int64_t i = 0; i < group_rows; ++i) {
-            out[r0 + i] = (float)symkl_lanes_total(lane_sum[i], lane_error[i]);
+            out[r0 + i] = k <= SYMKL_PLAIN_SUM_MAX
+                ? (float)((lane_sum[i][0] + lane_sum[i][1]) + (lane_sum[i][2] + lane_sum[i][3])) : (float)symkl_lanes_total(lane_sum[i], lane_error[i]);
         }
     }
     return 0;
@@ -1150,7 +1206,8 @@ SYMKL_VECTOR int64_t symkl_kl_std_f32(const float *p0, int64_t row0, int64_t col
 
 SYMKL_VECTOR int64_t symkl_kl_logvar_f64(const double *p0, int64_t row0, int64_t col0, const double *p1, int64_t row1, int64_t col1, const double *p2, int64_t row2, int64_t col2, const double *p3, int64_t row3, int64_t col3,
         int64_t rows, int64_t k, double *out, int32_t validate) {
-    double buffer[4][SYMKL_BLOCK], terms[SYMKL_BLOCK];
+    double buffer[4][SYMKL_BLOCK];
+    double terms[SYMKL_BLOCK];
     const int64_t width = (k + 3) & ~(int64_t)3;
     /* rows per block and columns per row per block */
     const int64_t group = width <= SYMKL_BLOCK ? SYMKL_BLOCK / width : 1;
@@ -1180,27 +1237,27 @@ SYMKL_VECTOR int64_t symkl_kl_logvar_f64(const double *p0, int64_t row0, int64_t
             for (int64_t i = 0, at = 0; !direct && i < group_rows; ++i, at += padded) {
                 const double *source0 = p0 + (r0 + i) * row0 + start * col0;
                 if (col0 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = (double)source0[c];
+                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = source0[c];
                 } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = (double)source0[c * col0];
+                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = source0[c * col0];
                 }
                 const double *source1 = p1 + (r0 + i) * row1 + start * col1;
                 if (col1 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = (double)source1[c];
+                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = source1[c];
                 } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = (double)source1[c * col1];
+                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = source1[c * col1];
                 }
                 const double *source2 = p2 + (r0 + i) * row2 + start * col2;
                 if (col2 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = (double)source2[c];
+                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = source2[c];
                 } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = (double)source2[c * col2];
+                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = source2[c * col2];
                 }
                 const double *source3 = p3 + (r0 + i) * row3 + start * col3;
                 if (col3 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = (double)source3[c];
+                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = source3[c];
                 } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = (double)source3[c * col3];
+                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = source3[c * col3];
                 }
                 for (int64_t c = span; c < padded; ++c) {
                     buffer[0][at + c] = 0.0;
@@ -1243,7 +1300,8 @@ SYMKL_VECTOR int64_t symkl_kl_logvar_f64(const double *p0, int64_t row0, int64_t
 
 SYMKL_VECTOR int64_t symkl_kl_logvar_f32(const float *p0, int64_t row0, int64_t col0, const float *p1, int64_t row1, int64_t col1, const float *p2, int64_t row2, int64_t col2, const float *p3, int64_t row3, int64_t col3,
         int64_t rows, int64_t k, float *out, int32_t validate) {
-    double buffer[4][SYMKL_BLOCK], terms[SYMKL_BLOCK];
+    float buffer[4][SYMKL_BLOCK];
+    double terms[SYMKL_BLOCK];
     const int64_t width = (k + 3) & ~(int64_t)3;
     /* rows per block and columns per row per block */
     const int64_t group = width <= SYMKL_BLOCK ? SYMKL_BLOCK / width : 1;
@@ -1257,35 +1315,43 @@ SYMKL_VECTOR int64_t symkl_kl_logvar_f32(const float *p0, int64_t row0, int64_t 
         for (int64_t start = 0; start < k; start += step) {
             const int64_t span = k - start < step ? k - start : step;
             const int64_t padded = (span + 3) & ~(int64_t)3;
-            const double *input[4];
-            input[0] = buffer[0];
-            input[1] = buffer[1];
-            input[2] = buffer[2];
-            input[3] = buffer[3];
-            for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
+            const int direct = group_rows == 1 && padded == span && col0 == 1 && col1 == 1 && col2 == 1 && col3 == 1;
+            const float *input[4];
+            if (direct) {
+                input[0] = p0 + r0 * row0 + start;
+                input[1] = p1 + r0 * row1 + start;
+                input[2] = p2 + r0 * row2 + start;
+                input[3] = p3 + r0 * row3 + start;
+            } else {
+                input[0] = buffer[0];
+                input[1] = buffer[1];
+                input[2] = buffer[2];
+                input[3] = buffer[3];
+            }
+            for (int64_t i = 0, at = 0; !direct && i < group_rows; ++i, at += padded) {
                 const float *source0 = p0 + (r0 + i) * row0 + start * col0;
                 if (col0 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = (double)source0[c];
+                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = source0[c];
                 } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = (double)source0[c * col0];
+                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = source0[c * col0];
                 }
                 const float *source1 = p1 + (r0 + i) * row1 + start * col1;
                 if (col1 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = (double)source1[c];
+                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = source1[c];
                 } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = (double)source1[c * col1];
+                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = source1[c * col1];
                 }
                 const float *source2 = p2 + (r0 + i) * row2 + start * col2;
                 if (col2 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = (double)source2[c];
+                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = source2[c];
                 } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = (double)source2[c * col2];
+                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = source2[c * col2];
                 }
                 const float *source3 = p3 + (r0 + i) * row3 + start * col3;
                 if (col3 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = (double)source3[c];
+                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = source3[c];
                 } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = (double)source3[c * col3];
+                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = source3[c * col3];
                 }
                 for (int64_t c = span; c < padded; ++c) {
                     buffer[0][at + c] = 0.0;
@@ -1317,10 +1383,15 @@ SYMKL_VECTOR int64_t symkl_kl_logvar_f32(const float *p0, int64_t row0, int64_t 
                     }
                 }
             }
-            symkl_lane_sums(group_rows, padded, terms, lane_sum, lane_error);
+            if (k <= SYMKL_PLAIN_SUM_MAX) {
+                symkl_lane_sums_plain(group_rows, padded, terms, lane_sum);
+            } else {
+                symkl_lane_sums(group_rows, padded, terms, lane_sum, lane_error);
+            }
         }
         for (int64_t i = 0; i < group_rows; ++i) {
-            out[r0 + i] = (float)symkl_lanes_total(lane_sum[i], lane_error[i]);
+            out[r0 + i] = k <= SYMKL_PLAIN_SUM_MAX
+                ? (float)((lane_sum[i][0] + lane_sum[i][1]) + (lane_sum[i][2] + lane_sum[i][3])) : (float)symkl_lanes_total(lane_sum[i], lane_error[i]);
         }
     }
     return 0;
@@ -1328,7 +1399,8 @@ SYMKL_VECTOR int64_t symkl_kl_logvar_f32(const float *p0, int64_t row0, int64_t 
 
 SYMKL_VECTOR int64_t symkl_kl_std_normal_f64(const double *p0, int64_t row0, int64_t col0, const double *p1, int64_t row1, int64_t col1,
         int64_t rows, int64_t k, double *out, int32_t validate) {
-    double buffer[2][SYMKL_BLOCK], terms[SYMKL_BLOCK];
+    double buffer[2][SYMKL_BLOCK];
+    double terms[SYMKL_BLOCK];
     const int64_t width = (k + 3) & ~(int64_t)3;
     /* rows per block and columns per row per block */
     const int64_t group = width <= SYMKL_BLOCK ? SYMKL_BLOCK / width : 1;
@@ -1354,15 +1426,15 @@ SYMKL_VECTOR int64_t symkl_kl_std_normal_f64(const double *p0, int64_t row0, int
             for (int64_t i = 0, at = 0; !direct && i < group_rows; ++i, at += padded) {
                 const double *source0 = p0 + (r0 + i) * row0 + start * col0;
                 if (col0 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = (double)source0[c];
+                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = source0[c];
                 } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = (double)source0[c * col0];
+                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = source0[c * col0];
                 }
                 const double *source1 = p1 + (r0 + i) * row1 + start * col1;
                 if (col1 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = (double)source1[c];
+                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = source1[c];
                 } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = (double)source1[c * col1];
+                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = source1[c * col1];
                 }
                 for (int64_t c = span; c < padded; ++c) {
                     buffer[0][at + c] = 0.0;
@@ -1399,7 +1471,8 @@ SYMKL_VECTOR int64_t symkl_kl_std_normal_f64(const double *p0, int64_t row0, int
 
 SYMKL_VECTOR int64_t symkl_kl_std_normal_f32(const float *p0, int64_t row0, int64_t col0, const float *p1, int64_t row1, int64_t col1,
         int64_t rows, int64_t k, float *out, int32_t validate) {
-    double buffer[2][SYMKL_BLOCK], terms[SYMKL_BLOCK];
+    float buffer[2][SYMKL_BLOCK];
+    double terms[SYMKL_BLOCK];
     const int64_t width = (k + 3) & ~(int64_t)3;
     /* rows per block and columns per row per block */
     const int64_t group = width <= SYMKL_BLOCK ? SYMKL_BLOCK / width : 1;
@@ -1413,21 +1486,27 @@ SYMKL_VECTOR int64_t symkl_kl_std_normal_f32(const float *p0, int64_t row0, int6
         for (int64_t start = 0; start < k; start += step) {
             const int64_t span = k - start < step ? k - start : step;
             const int64_t padded = (span + 3) & ~(int64_t)3;
-            const double *input[2];
-            input[0] = buffer[0];
-            input[1] = buffer[1];
-            for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
+            const int direct = group_rows == 1 && padded == span && col0 == 1 && col1 == 1;
+            const float *input[2];
+            if (direct) {
+                input[0] = p0 + r0 * row0 + start;
+                input[1] = p1 + r0 * row1 + start;
+            } else {
+                input[0] = buffer[0];
+                input[1] = buffer[1];
+            }
+            for (int64_t i = 0, at = 0; !direct && i < group_rows; ++i, at += padded) {
                 const float *source0 = p0 + (r0 + i) * row0 + start * col0;
                 if (col0 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = (double)source0[c];
+                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = source0[c];
                 } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = (double)source0[c * col0];
+                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = source0[c * col0];
                 }
                 const float *source1 = p1 + (r0 + i) * row1 + start * col1;
                 if (col1 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = (double)source1[c];
+                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = source1[c];
                 } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = (double)source1[c * col1];
+                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = source1[c * col1];
                 }
                 for (int64_t c = span; c < padded; ++c) {
                     buffer[0][at + c] = 0.0;
@@ -1453,10 +1532,15 @@ SYMKL_VECTOR int64_t symkl_kl_std_normal_f32(const float *p0, int64_t row0, int6
                     }
                 }
             }
-            symkl_lane_sums(group_rows, padded, terms, lane_sum, lane_error);
+            if (k <= SYMKL_PLAIN_SUM_MAX) {
+                symkl_lane_sums_plain(group_rows, padded, terms, lane_sum);
+            } else {
+                symkl_lane_sums(group_rows, padded, terms, lane_sum, lane_error);
+            }
         }
         for (int64_t i = 0; i < group_rows; ++i) {
-            out[r0 + i] = (float)symkl_lanes_total(lane_sum[i], lane_error[i]);
+            out[r0 + i] = k <= SYMKL_PLAIN_SUM_MAX
+                ? (float)((lane_sum[i][0] + lane_sum[i][1]) + (lane_sum[i][2] + lane_sum[i][3])) : (float)symkl_lanes_total(lane_sum[i], lane_error[i]);
         }
     }
     return 0;

@@ -29,7 +29,8 @@ SERIES = (0.3333333333333333, 0.2, 0.14285714285714285, 0.1111111111111111, 0.09
 
 
 def excess_series(x):
-    """x - log1p(x) by the atanh series (accurate on the series interval)."""
+    """x - log1p(x) by the atanh series (accurate on the series interval): t = x/(2 + x), u = t^2,
+    x t - 2 t^3 S(u) (facts log1pmx-atanh, atanh-series)."""
     t = x / (2.0 + x)
     u = t * t
     s = xp.full_like(x, SERIES[-1])
@@ -39,7 +40,7 @@ def excess_series(x):
 
 
 def two_sum(a, b):
-    """s, e with a + b = s + e exactly (Knuth's TwoSum)."""
+    """s, e with a + b = s + e exactly (Knuth's TwoSum; facts node-two-sum, node-two-sum-error)."""
     s = a + b
     bv = s - a
     return s, (a - (s - bv)) + (b - bv)
@@ -60,10 +61,11 @@ def product_error(a, b, p):
 
 def relative_difference(u, v):
     """rho = (u - v)/v as rho + rho_lo (rho_lo the rounding error, to first order)."""
-    # scaled by a power of 2 (rho does not change) so that Dekker's products
-    # neither overflow nor lose digits in the subnormal range
+    # scaled by a power of 2 (rho does not change, fact relative-difference-scaled) so
+    # that Dekker's products neither overflow nor lose digits in the subnormal range
     scale = xp.where(v < 2.0**-800, 2.0**600, xp.where(v > 2.0**800, 2.0**-600, 1.0))
-    u, v = u * scale, v * scale
+    u = u * scale
+    v = v * scale
     d_hi, d_lo = two_sum(u, -v)
     rho = d_hi / v
     p = rho * v
@@ -84,9 +86,10 @@ def half_excess_compensated(x, x_lo, rho, rho_lo, power, far_log_ratio, half_x):
 
 
 def half_mean_term(d, logvar_q):
-    """d^2 e^{-logvar_q} / 2, no spurious under- or overflow (fact mean-term-split)."""
-    small = (d < 2.0**-500) & (d > -(2.0**-500))
-    large = (d > 2.0**500) | (d < -(2.0**500))
+    """d^2 e^{-logvar_q} / 2, no spurious under- or overflow (facts mean-term-split,
+    mean-term-scaled, mean-term-scaled-split)."""
+    small = (d < 2.0**-500) & (d > -2.0**-500)
+    large = (d > 2.0**500) | (d < -2.0**500)
     scale = xp.where(small, 2.0**600, xp.where(large, 2.0**-600, 1.0))
     back = xp.where(small, 2.0**-600, xp.where(large, 2.0**600, 1.0))
     scaled_d = d * scale
@@ -248,7 +251,8 @@ EXPM1MX = (0.5, 0.16666666666666666, 0.041666666666666664, 0.008333333333333333,
 
 
 def expm1mx_near(r):
-    """e^r - 1 - r = r^2 sum r^k/(k + 2)! for |r| <= NEAR_EXP (fact expm1mx-series)."""
+    """e^r - 1 - r = r^2 sum r^k/(k + 2)!, 13 terms, for |r| <= NEAR_EXP and |r| <= log(2)/2 (fact
+    expm1mx-series)."""
     s = xp.full_like(r, EXPM1MX[-1])
     for coefficient in EXPM1MX[-2::-1]:
         s = s * r + coefficient
@@ -258,7 +262,7 @@ def expm1mx_near(r):
 def excess_exact_log(x, d_hi, d_lo=0.0):
     """x - log(1 + x) >= 0 when log(1 + x) = d_hi + d_lo is known exactly."""
     # near 0 the series of e^d - 1 - d in d itself: x = expm1(d) carries a rounding
-    near = (d_hi >= -NEAR_EXP) & (d_hi <= NEAR_EXP)
+    near = (d_hi <= NEAR_EXP) & (d_hi >= -NEAR_EXP)
     tabled = ~near & (d_hi > TABLE_LOW) & (d_hi < TABLE_HIGH)
     value = (x - d_hi) - d_lo
     d_near = xp.where(near, d_hi, 0.0)
@@ -285,7 +289,8 @@ def parts_var(mu_p, var_p, mu_q, var_q):
     x = (var_p - var_q)/var_q
     half_x = (1/2)*(var_p - var_q)/var_q
     d = mu_p - mu_q
-    big = ~xp.isfinite(d)  # the difference of two finite means overflowed
+    # where the difference of two finite means overflowed
+    big = ~xp.isfinite(d)
     d_half = xp.where(big, 0.5 * mu_p - 0.5 * mu_q, d)
     w = d_half / var_q
     half_a = (xp.where(big, 2.0, 0.5) * w) * d_half
@@ -301,7 +306,7 @@ def term_var(mu_p, var_p, mu_q, var_q):
         x = rho
         x_lo = rho_lo
         # log(u/v) as a difference of logs where u/v is not a normal number
-        far_log_ratio = xp.where(var_p / var_q >= 2.2250738585072014e-308, log(var_p/var_q), log(var_p) - log(var_q))
+        far_log_ratio = xp.where(var_p / var_q >= 2.2250738585072014e-308, log(var_p / var_q), -log(var_q) + log(var_p))
         half_excess = half_excess_compensated(x, x_lo, rho, rho_lo, 1.0, far_log_ratio, half_x)
         return half_a + half_excess + xp.where((var_p > 0.0) & (var_q > 0.0), 0.0, xp.nan)
 
@@ -311,11 +316,25 @@ def gradient_var(mu_p, var_p, mu_q, var_q):
     with xp.errstate(all='ignore'):
         parts = parts_var(mu_p, var_p, mu_q, var_q)
         half_x, half_a = parts['half_x'], parts['half_a']
+        # where a + x cancels (x < 0, a within a factor 5/3 of -x): the exact
+        # sum of fact gradient-exact-var-var_q; else as above
+        cancels = (half_x < 0.0) & (4.0 * (half_a + half_x) < half_a - half_x) & (-4.0 * (half_a + half_x) < half_a - half_x)
+        kappa = xp.where((var_q < 2.0**-500) & (var_q > -(2.0**-500)), 2.0**300, xp.where((var_q > 2.0**500) | (var_q < -(2.0**500)), 2.0**-300, 1.0))
+        exact_var_q_n0_hi, exact_var_q_n0_lo = two_sum(mu_p, -mu_q)
+        exact_var_q_n0_hi = kappa * exact_var_q_n0_hi
+        exact_var_q_n0_lo = kappa * exact_var_q_n0_lo
+        exact_var_q_n0_sq = exact_var_q_n0_hi * exact_var_q_n0_hi
+        exact_var_q_n0_sq_lo = product_error(exact_var_q_n0_hi, exact_var_q_n0_hi, exact_var_q_n0_sq) + exact_var_q_n0_lo * (2.0 * exact_var_q_n0_hi + exact_var_q_n0_lo)
+        exact_var_q_t0_hi = kappa**2 * var_p
+        exact_var_q_t1_hi = (-kappa**2) * var_q
+        exact_var_q_s0, exact_var_q_e0 = two_sum(exact_var_q_n0_sq, exact_var_q_t0_hi)
+        exact_var_q_s1, exact_var_q_e1 = two_sum(exact_var_q_s0, exact_var_q_t1_hi)
+        exact_var_q = (-1/2 * ((exact_var_q_s1 + (exact_var_q_e0 + exact_var_q_e1 + exact_var_q_n0_sq_lo)) / (var_q * kappa**2))) / var_q
         return (
             (mu_p - mu_q)/var_q,
             xp.where(var_p >= var_q, -1/2*(-var_p + var_q)/var_p/var_q, half_x/var_p),
             (-mu_p + mu_q)/var_q,
-            -(half_a + half_x)/var_q,
+            xp.where(cancels & xp.isfinite(exact_var_q), exact_var_q, -(half_a + half_x)/var_q),
         )
 
 
@@ -329,13 +348,77 @@ def jeffreys_var(mu_p, var_p, mu_q, var_q):
         return xp.maximum(total, 0.0) + xp.where((var_p > 0.0) & (var_q > 0.0), 0.0, xp.nan)
 
 
+def gradient_jeffreys_var(mu_p, var_p, mu_q, var_q):
+    """Gradient of jeffreys_var with respect to (mu_p, var_p, mu_q, var_q)."""
+    with xp.errstate(all='ignore'):
+        forward = gradient_var(mu_p, var_p, mu_q, var_q)
+        backward = gradient_var(mu_q, var_q, mu_p, var_p)
+        total, spread = forward[1] + backward[3], forward[1] - backward[3]
+        size, spread = xp.where(total < 0.0, -total, total), xp.where(spread < 0.0, -spread, spread)
+        cancels_var_p = (((forward[1] > 0.0) & (backward[3] < 0.0)) | ((forward[1] < 0.0) & (backward[3] > 0.0))) & (4.0 * size < spread)
+        kappa = xp.where((var_p < 2.0**-300) & (var_p > -(2.0**-300)), 2.0**600, xp.where((var_p > 2.0**300) | (var_p < -(2.0**300)), 2.0**-600, 1.0))
+        exact_var_p_n0_hi = kappa * var_p
+        exact_var_p_n0_sq = exact_var_p_n0_hi * exact_var_p_n0_hi
+        exact_var_p_n0_sq_lo = product_error(exact_var_p_n0_hi, exact_var_p_n0_hi, exact_var_p_n0_sq)
+        exact_var_p_n1_hi = kappa * var_q
+        exact_var_p_n1_sq = exact_var_p_n1_hi * exact_var_p_n1_hi
+        exact_var_p_n1_sq_lo = product_error(exact_var_p_n1_hi, exact_var_p_n1_hi, exact_var_p_n1_sq)
+        exact_var_p_n1_k = -1
+        exact_var_p_n1_k_hi = exact_var_p_n1_sq * exact_var_p_n1_k
+        exact_var_p_n1_sq_lo = product_error(exact_var_p_n1_sq, exact_var_p_n1_k, exact_var_p_n1_k_hi) + exact_var_p_n1_sq_lo * exact_var_p_n1_k
+        exact_var_p_n2_hi, exact_var_p_n2_lo = two_sum(mu_p, -mu_q)
+        exact_var_p_n2_hi = kappa * exact_var_p_n2_hi
+        exact_var_p_n2_lo = kappa * exact_var_p_n2_lo
+        exact_var_p_n2_sq = exact_var_p_n2_hi * exact_var_p_n2_hi
+        exact_var_p_n2_sq_lo = product_error(exact_var_p_n2_hi, exact_var_p_n2_hi, exact_var_p_n2_sq) + exact_var_p_n2_lo * (2.0 * exact_var_p_n2_hi + exact_var_p_n2_lo)
+        exact_var_p_n2_k = -var_q
+        exact_var_p_n2_k_hi = exact_var_p_n2_sq * exact_var_p_n2_k
+        exact_var_p_n2_sq_lo = product_error(exact_var_p_n2_sq, exact_var_p_n2_k, exact_var_p_n2_k_hi) + exact_var_p_n2_sq_lo * exact_var_p_n2_k
+        exact_var_p_s0, exact_var_p_e0 = two_sum(exact_var_p_n0_sq, exact_var_p_n1_k_hi)
+        exact_var_p_s1, exact_var_p_e1 = two_sum(exact_var_p_s0, exact_var_p_n2_k_hi)
+        exact_var_p = 1/2 * ((((exact_var_p_s1 + (exact_var_p_e0 + exact_var_p_e1 + exact_var_p_n0_sq_lo + exact_var_p_n1_sq_lo + exact_var_p_n2_sq_lo)) / (kappa * var_p)) / (kappa * var_p)) / var_q)
+        exact_var_p = xp.where(cancels_var_p & xp.isfinite(exact_var_p), exact_var_p, total)
+        total, spread = forward[3] + backward[1], forward[3] - backward[1]
+        size, spread = xp.where(total < 0.0, -total, total), xp.where(spread < 0.0, -spread, spread)
+        cancels_var_q = (((forward[3] > 0.0) & (backward[1] < 0.0)) | ((forward[3] < 0.0) & (backward[1] > 0.0))) & (4.0 * size < spread)
+        kappa = xp.where((var_q < 2.0**-300) & (var_q > -(2.0**-300)), 2.0**600, xp.where((var_q > 2.0**300) | (var_q < -(2.0**300)), 2.0**-600, 1.0))
+        exact_var_q_n0_hi = kappa * var_q
+        exact_var_q_n0_sq = exact_var_q_n0_hi * exact_var_q_n0_hi
+        exact_var_q_n0_sq_lo = product_error(exact_var_q_n0_hi, exact_var_q_n0_hi, exact_var_q_n0_sq)
+        exact_var_q_n1_hi = kappa * var_p
+        exact_var_q_n1_sq = exact_var_q_n1_hi * exact_var_q_n1_hi
+        exact_var_q_n1_sq_lo = product_error(exact_var_q_n1_hi, exact_var_q_n1_hi, exact_var_q_n1_sq)
+        exact_var_q_n1_k = -1
+        exact_var_q_n1_k_hi = exact_var_q_n1_sq * exact_var_q_n1_k
+        exact_var_q_n1_sq_lo = product_error(exact_var_q_n1_sq, exact_var_q_n1_k, exact_var_q_n1_k_hi) + exact_var_q_n1_sq_lo * exact_var_q_n1_k
+        exact_var_q_n2_hi, exact_var_q_n2_lo = two_sum(mu_q, -mu_p)
+        exact_var_q_n2_hi = kappa * exact_var_q_n2_hi
+        exact_var_q_n2_lo = kappa * exact_var_q_n2_lo
+        exact_var_q_n2_sq = exact_var_q_n2_hi * exact_var_q_n2_hi
+        exact_var_q_n2_sq_lo = product_error(exact_var_q_n2_hi, exact_var_q_n2_hi, exact_var_q_n2_sq) + exact_var_q_n2_lo * (2.0 * exact_var_q_n2_hi + exact_var_q_n2_lo)
+        exact_var_q_n2_k = -var_p
+        exact_var_q_n2_k_hi = exact_var_q_n2_sq * exact_var_q_n2_k
+        exact_var_q_n2_sq_lo = product_error(exact_var_q_n2_sq, exact_var_q_n2_k, exact_var_q_n2_k_hi) + exact_var_q_n2_sq_lo * exact_var_q_n2_k
+        exact_var_q_s0, exact_var_q_e0 = two_sum(exact_var_q_n0_sq, exact_var_q_n1_k_hi)
+        exact_var_q_s1, exact_var_q_e1 = two_sum(exact_var_q_s0, exact_var_q_n2_k_hi)
+        exact_var_q = 1/2 * ((((exact_var_q_s1 + (exact_var_q_e0 + exact_var_q_e1 + exact_var_q_n0_sq_lo + exact_var_q_n1_sq_lo + exact_var_q_n2_sq_lo)) / (kappa * var_q)) / (kappa * var_q)) / var_p)
+        exact_var_q = xp.where(cancels_var_q & xp.isfinite(exact_var_q), exact_var_q, total)
+        return (
+            forward[0] + backward[2],
+            exact_var_p,
+            forward[2] + backward[0],
+            exact_var_q,
+        )
+
+
 def parts_std(mu_p, s_p, mu_q, s_q):
     """x = (2 + (s_p - s_q)/s_q)*(s_p - s_q)/s_q, a = (mu_p - mu_q)**2/s_q**2: their halves and log parts."""
     x = (2 + (s_p - s_q)/s_q)*(s_p - s_q)/s_q
     rho = (s_p - s_q) / s_q
     half_x = (1/2)*rho*(rho + 2)
     d = mu_p - mu_q
-    big = ~xp.isfinite(d)  # the difference of two finite means overflowed
+    # where the difference of two finite means overflowed
+    big = ~xp.isfinite(d)
     d_half = xp.where(big, 0.5 * mu_p - 0.5 * mu_q, d)
     w = d_half / s_q
     half_a = (xp.where(big, 2.0, 0.5) * w) * w
@@ -352,7 +435,7 @@ def term_std(mu_p, s_p, mu_q, s_q):
         two, two_lo = two_sum(2.0, rho)
         x_lo = product_error(rho, two, x) + rho * two_lo + 2.0 * rho_lo * (1.0 + rho)
         # log(u/v) as a difference of logs where u/v is not a normal number
-        far_log_ratio = xp.where(s_p / s_q >= 2.2250738585072014e-308, 2*log(s_p/s_q), 2*log(s_p) - 2*log(s_q))
+        far_log_ratio = xp.where(s_p / s_q >= 2.2250738585072014e-308, 2 * log(s_p / s_q), -2 * log(s_q) + 2 * log(s_p))
         half_excess = half_excess_compensated(x, x_lo, rho, rho_lo, 2.0, far_log_ratio, half_x)
         return half_a + half_excess + xp.where((s_p > 0.0) & (s_q > 0.0), 0.0, xp.nan)
 
@@ -362,11 +445,30 @@ def gradient_std(mu_p, s_p, mu_q, s_q):
     with xp.errstate(all='ignore'):
         parts = parts_std(mu_p, s_p, mu_q, s_q)
         half_x, half_a = parts['half_x'], parts['half_a']
+        # where a + x cancels (x < 0, a within a factor 5/3 of -x): the exact
+        # sum of fact gradient-exact-std-s_q; else as above
+        cancels = (half_x < 0.0) & (4.0 * (half_a + half_x) < half_a - half_x) & (-4.0 * (half_a + half_x) < half_a - half_x)
+        exact_s_q_n0_hi, exact_s_q_n0_lo = two_sum(mu_p, -mu_q)
+        exact_s_q_n0_w = exact_s_q_n0_hi / s_q
+        exact_s_q_n0_p = exact_s_q_n0_w * s_q
+        # the exact remainder n - w d (Sterbenz, then TwoProduct)
+        exact_s_q_n0_w_lo = (((exact_s_q_n0_hi - exact_s_q_n0_p) - product_error(exact_s_q_n0_w, s_q, exact_s_q_n0_p)) + exact_s_q_n0_lo) / s_q
+        exact_s_q_n0_sq = exact_s_q_n0_w * exact_s_q_n0_w
+        exact_s_q_n0_sq_lo = product_error(exact_s_q_n0_w, exact_s_q_n0_w, exact_s_q_n0_sq) + exact_s_q_n0_w_lo * (2.0 * exact_s_q_n0_w + exact_s_q_n0_w_lo)
+        exact_s_q_n1_w = s_p / s_q
+        exact_s_q_n1_p = exact_s_q_n1_w * s_q
+        # the exact remainder n - w d (Sterbenz, then TwoProduct)
+        exact_s_q_n1_w_lo = ((s_p - exact_s_q_n1_p) - product_error(exact_s_q_n1_w, s_q, exact_s_q_n1_p)) / s_q
+        exact_s_q_n1_sq = exact_s_q_n1_w * exact_s_q_n1_w
+        exact_s_q_n1_sq_lo = product_error(exact_s_q_n1_w, exact_s_q_n1_w, exact_s_q_n1_sq) + exact_s_q_n1_w_lo * (2.0 * exact_s_q_n1_w + exact_s_q_n1_w_lo)
+        exact_s_q_s0, exact_s_q_e0 = two_sum(exact_s_q_n0_sq, exact_s_q_n1_sq)
+        exact_s_q_s1, exact_s_q_e1 = two_sum(exact_s_q_s0, -1)
+        exact_s_q = (-(exact_s_q_s1 + (exact_s_q_e0 + exact_s_q_e1 + exact_s_q_n0_sq_lo + exact_s_q_n1_sq_lo))) / s_q
         return (
             ((mu_p - mu_q)/s_q)/s_q,
             (((s_p - s_q)/s_q)/s_p)*(2 + (s_p - s_q)/s_q),
             ((-mu_p + mu_q)/s_q)/s_q,
-            -2*(half_a + half_x)/s_q,
+            xp.where(cancels & xp.isfinite(exact_s_q), exact_s_q, -2*(half_a + half_x)/s_q),
         )
 
 
@@ -380,14 +482,92 @@ def jeffreys_std(mu_p, s_p, mu_q, s_q):
         return xp.maximum(total, 0.0) + xp.where((s_p > 0.0) & (s_q > 0.0), 0.0, xp.nan)
 
 
+def gradient_jeffreys_std(mu_p, s_p, mu_q, s_q):
+    """Gradient of jeffreys_std with respect to (mu_p, s_p, mu_q, s_q)."""
+    with xp.errstate(all='ignore'):
+        forward = gradient_std(mu_p, s_p, mu_q, s_q)
+        backward = gradient_std(mu_q, s_q, mu_p, s_p)
+        total, spread = forward[1] + backward[3], forward[1] - backward[3]
+        size, spread = xp.where(total < 0.0, -total, total), xp.where(spread < 0.0, -spread, spread)
+        cancels_s_p = (((forward[1] > 0.0) & (backward[3] < 0.0)) | ((forward[1] < 0.0) & (backward[3] > 0.0))) & (4.0 * size < spread)
+        exact_s_p_n0_w = s_p / s_q
+        exact_s_p_n0_p = exact_s_p_n0_w * s_q
+        # the exact remainder n - w d (Sterbenz, then TwoProduct)
+        exact_s_p_n0_w_lo = ((s_p - exact_s_p_n0_p) - product_error(exact_s_p_n0_w, s_q, exact_s_p_n0_p)) / s_q
+        exact_s_p_n0_sq = exact_s_p_n0_w * exact_s_p_n0_w
+        exact_s_p_n0_sq_lo = product_error(exact_s_p_n0_w, exact_s_p_n0_w, exact_s_p_n0_sq) + exact_s_p_n0_w_lo * (2.0 * exact_s_p_n0_w + exact_s_p_n0_w_lo)
+        exact_s_p_n1_w = s_q / s_p
+        exact_s_p_n1_p = exact_s_p_n1_w * s_p
+        # the exact remainder n - w d (Sterbenz, then TwoProduct)
+        exact_s_p_n1_w_lo = ((s_q - exact_s_p_n1_p) - product_error(exact_s_p_n1_w, s_p, exact_s_p_n1_p)) / s_p
+        exact_s_p_n1_sq = exact_s_p_n1_w * exact_s_p_n1_w
+        exact_s_p_n1_sq_lo = product_error(exact_s_p_n1_w, exact_s_p_n1_w, exact_s_p_n1_sq) + exact_s_p_n1_w_lo * (2.0 * exact_s_p_n1_w + exact_s_p_n1_w_lo)
+        exact_s_p_n1_k = -1
+        exact_s_p_n1_k_hi = exact_s_p_n1_sq * exact_s_p_n1_k
+        exact_s_p_n1_sq_lo = product_error(exact_s_p_n1_sq, exact_s_p_n1_k, exact_s_p_n1_k_hi) + exact_s_p_n1_sq_lo * exact_s_p_n1_k
+        exact_s_p_n2_hi, exact_s_p_n2_lo = two_sum(mu_p, -mu_q)
+        exact_s_p_n2_w = exact_s_p_n2_hi / s_p
+        exact_s_p_n2_p = exact_s_p_n2_w * s_p
+        # the exact remainder n - w d (Sterbenz, then TwoProduct)
+        exact_s_p_n2_w_lo = (((exact_s_p_n2_hi - exact_s_p_n2_p) - product_error(exact_s_p_n2_w, s_p, exact_s_p_n2_p)) + exact_s_p_n2_lo) / s_p
+        exact_s_p_n2_sq = exact_s_p_n2_w * exact_s_p_n2_w
+        exact_s_p_n2_sq_lo = product_error(exact_s_p_n2_w, exact_s_p_n2_w, exact_s_p_n2_sq) + exact_s_p_n2_w_lo * (2.0 * exact_s_p_n2_w + exact_s_p_n2_w_lo)
+        exact_s_p_n2_k = -1
+        exact_s_p_n2_k_hi = exact_s_p_n2_sq * exact_s_p_n2_k
+        exact_s_p_n2_sq_lo = product_error(exact_s_p_n2_sq, exact_s_p_n2_k, exact_s_p_n2_k_hi) + exact_s_p_n2_sq_lo * exact_s_p_n2_k
+        exact_s_p_s0, exact_s_p_e0 = two_sum(exact_s_p_n0_sq, exact_s_p_n1_k_hi)
+        exact_s_p_s1, exact_s_p_e1 = two_sum(exact_s_p_s0, exact_s_p_n2_k_hi)
+        exact_s_p = (exact_s_p_s1 + (exact_s_p_e0 + exact_s_p_e1 + exact_s_p_n0_sq_lo + exact_s_p_n1_sq_lo + exact_s_p_n2_sq_lo)) / s_p
+        exact_s_p = xp.where(cancels_s_p & xp.isfinite(exact_s_p), exact_s_p, total)
+        total, spread = forward[3] + backward[1], forward[3] - backward[1]
+        size, spread = xp.where(total < 0.0, -total, total), xp.where(spread < 0.0, -spread, spread)
+        cancels_s_q = (((forward[3] > 0.0) & (backward[1] < 0.0)) | ((forward[3] < 0.0) & (backward[1] > 0.0))) & (4.0 * size < spread)
+        exact_s_q_n0_w = s_q / s_p
+        exact_s_q_n0_p = exact_s_q_n0_w * s_p
+        # the exact remainder n - w d (Sterbenz, then TwoProduct)
+        exact_s_q_n0_w_lo = ((s_q - exact_s_q_n0_p) - product_error(exact_s_q_n0_w, s_p, exact_s_q_n0_p)) / s_p
+        exact_s_q_n0_sq = exact_s_q_n0_w * exact_s_q_n0_w
+        exact_s_q_n0_sq_lo = product_error(exact_s_q_n0_w, exact_s_q_n0_w, exact_s_q_n0_sq) + exact_s_q_n0_w_lo * (2.0 * exact_s_q_n0_w + exact_s_q_n0_w_lo)
+        exact_s_q_n1_w = s_p / s_q
+        exact_s_q_n1_p = exact_s_q_n1_w * s_q
+        # the exact remainder n - w d (Sterbenz, then TwoProduct)
+        exact_s_q_n1_w_lo = ((s_p - exact_s_q_n1_p) - product_error(exact_s_q_n1_w, s_q, exact_s_q_n1_p)) / s_q
+        exact_s_q_n1_sq = exact_s_q_n1_w * exact_s_q_n1_w
+        exact_s_q_n1_sq_lo = product_error(exact_s_q_n1_w, exact_s_q_n1_w, exact_s_q_n1_sq) + exact_s_q_n1_w_lo * (2.0 * exact_s_q_n1_w + exact_s_q_n1_w_lo)
+        exact_s_q_n1_k = -1
+        exact_s_q_n1_k_hi = exact_s_q_n1_sq * exact_s_q_n1_k
+        exact_s_q_n1_sq_lo = product_error(exact_s_q_n1_sq, exact_s_q_n1_k, exact_s_q_n1_k_hi) + exact_s_q_n1_sq_lo * exact_s_q_n1_k
+        exact_s_q_n2_hi, exact_s_q_n2_lo = two_sum(mu_q, -mu_p)
+        exact_s_q_n2_w = exact_s_q_n2_hi / s_q
+        exact_s_q_n2_p = exact_s_q_n2_w * s_q
+        # the exact remainder n - w d (Sterbenz, then TwoProduct)
+        exact_s_q_n2_w_lo = (((exact_s_q_n2_hi - exact_s_q_n2_p) - product_error(exact_s_q_n2_w, s_q, exact_s_q_n2_p)) + exact_s_q_n2_lo) / s_q
+        exact_s_q_n2_sq = exact_s_q_n2_w * exact_s_q_n2_w
+        exact_s_q_n2_sq_lo = product_error(exact_s_q_n2_w, exact_s_q_n2_w, exact_s_q_n2_sq) + exact_s_q_n2_w_lo * (2.0 * exact_s_q_n2_w + exact_s_q_n2_w_lo)
+        exact_s_q_n2_k = -1
+        exact_s_q_n2_k_hi = exact_s_q_n2_sq * exact_s_q_n2_k
+        exact_s_q_n2_sq_lo = product_error(exact_s_q_n2_sq, exact_s_q_n2_k, exact_s_q_n2_k_hi) + exact_s_q_n2_sq_lo * exact_s_q_n2_k
+        exact_s_q_s0, exact_s_q_e0 = two_sum(exact_s_q_n0_sq, exact_s_q_n1_k_hi)
+        exact_s_q_s1, exact_s_q_e1 = two_sum(exact_s_q_s0, exact_s_q_n2_k_hi)
+        exact_s_q = (exact_s_q_s1 + (exact_s_q_e0 + exact_s_q_e1 + exact_s_q_n0_sq_lo + exact_s_q_n1_sq_lo + exact_s_q_n2_sq_lo)) / s_q
+        exact_s_q = xp.where(cancels_s_q & xp.isfinite(exact_s_q), exact_s_q, total)
+        return (
+            forward[0] + backward[2],
+            exact_s_p,
+            forward[2] + backward[0],
+            exact_s_q,
+        )
+
+
 def parts_logvar(mu_p, logvar_p, mu_q, logvar_q):
     """x = expm1(logvar_p - logvar_q), a = (mu_p - mu_q)**2*exp(-logvar_q): their halves and log parts."""
-    d_hi, d_lo = two_sum(logvar_p, -logvar_q)  # the exact rounding error of logvar_p - logvar_q
+    # d_lo: the exact rounding error of logvar_p - logvar_q
+    d_hi, d_lo = two_sum(logvar_p, -logvar_q)
     d_lo = xp.where(xp.isfinite(d_hi), d_lo, 0.0)
     expm1_d = expm1(d_hi)
     x = xp.where((d_lo == 0.0) | (d_hi > 709.0), expm1_d, expm1_d + d_lo * exp(d_hi))
     e = exp(0.5 * xp.where(d_hi > 709.0, d_hi, 0.0))
-    half_x = xp.where(d_hi > 709.0, ((1/2)*e)*e - 0.5, 0.5 * x)
+    half_x = xp.where(d_hi > 709.0, 0.5 * e * e - 0.5, 0.5 * x)
     half_a = half_mean_term(mu_p - mu_q, logvar_q)
     return locals()
 
@@ -407,11 +587,29 @@ def gradient_logvar(mu_p, logvar_p, mu_q, logvar_q):
     with xp.errstate(all='ignore'):
         parts = parts_logvar(mu_p, logvar_p, mu_q, logvar_q)
         half_x, half_a = parts['half_x'], parts['half_a']
+        # where a + x cancels (x < 0, a within a factor 5/3 of -x): the exact
+        # sum of fact gradient-exact-logvar-logvar_q; else as above
+        cancels = (half_x < 0.0) & (4.0 * (half_a + half_x) < half_a - half_x) & (-4.0 * (half_a + half_x) < half_a - half_x)
+        kappa = xp.where((mu_p - mu_q < 2.0**-500) & (mu_p - mu_q > -(2.0**-500)), 2.0**300, xp.where((mu_p - mu_q > 2.0**500) | (mu_p - mu_q < -(2.0**500)), 2.0**-300, 1.0))
+        exact_logvar_q_n0_hi, exact_logvar_q_n0_lo = two_sum(mu_p, -mu_q)
+        exact_logvar_q_n0_hi = kappa * exact_logvar_q_n0_hi
+        exact_logvar_q_n0_lo = kappa * exact_logvar_q_n0_lo
+        exact_logvar_q_n0_sq = exact_logvar_q_n0_hi * exact_logvar_q_n0_hi
+        exact_logvar_q_n0_sq_lo = product_error(exact_logvar_q_n0_hi, exact_logvar_q_n0_hi, exact_logvar_q_n0_sq) + exact_logvar_q_n0_lo * (2.0 * exact_logvar_q_n0_hi + exact_logvar_q_n0_lo)
+        exact_logvar_q_n0_k = exp(-logvar_q)/kappa**2
+        exact_logvar_q_n0_k_hi = exact_logvar_q_n0_sq * exact_logvar_q_n0_k
+        exact_logvar_q_n0_sq_lo = product_error(exact_logvar_q_n0_sq, exact_logvar_q_n0_k, exact_logvar_q_n0_k_hi) + exact_logvar_q_n0_sq_lo * exact_logvar_q_n0_k
+        exact_logvar_q_t0_d_hi, exact_logvar_q_t0_d_lo = two_sum(logvar_p, -logvar_q)
+        exact_logvar_q_t0_hi = exp(exact_logvar_q_t0_d_hi)
+        exact_logvar_q_t0_lo = exact_logvar_q_t0_hi * exact_logvar_q_t0_d_lo
+        exact_logvar_q_s0, exact_logvar_q_e0 = two_sum(exact_logvar_q_n0_k_hi, exact_logvar_q_t0_hi)
+        exact_logvar_q_s1, exact_logvar_q_e1 = two_sum(exact_logvar_q_s0, -1)
+        exact_logvar_q = -1/2 * (exact_logvar_q_s1 + (exact_logvar_q_e0 + exact_logvar_q_e1 + exact_logvar_q_n0_sq_lo + exact_logvar_q_t0_lo))
         return (
             ((mu_p - mu_q)*exp(-1/2*logvar_q))*exp(-1/2*logvar_q),
             half_x,
             ((-mu_p + mu_q)*exp(-1/2*logvar_q))*exp(-1/2*logvar_q),
-            -(half_a + half_x),
+            xp.where(cancels & xp.isfinite(exact_logvar_q) & (exact_logvar_q_t0_d_hi < -1.0), exact_logvar_q, -(half_a + half_x)),
         )
 
 
@@ -425,13 +623,75 @@ def jeffreys_logvar(mu_p, logvar_p, mu_q, logvar_q):
         return xp.maximum(total, 0.0) + 0.0
 
 
+def gradient_jeffreys_logvar(mu_p, logvar_p, mu_q, logvar_q):
+    """Gradient of jeffreys_logvar with respect to (mu_p, logvar_p, mu_q, logvar_q)."""
+    with xp.errstate(all='ignore'):
+        forward = gradient_logvar(mu_p, logvar_p, mu_q, logvar_q)
+        backward = gradient_logvar(mu_q, logvar_q, mu_p, logvar_p)
+        total, spread = forward[1] + backward[3], forward[1] - backward[3]
+        size, spread = xp.where(total < 0.0, -total, total), xp.where(spread < 0.0, -spread, spread)
+        cancels_logvar_p = (((forward[1] > 0.0) & (backward[3] < 0.0)) | ((forward[1] < 0.0) & (backward[3] > 0.0))) & (4.0 * size < spread)
+        kappa = xp.where((mu_p - mu_q < 2.0**-500) & (mu_p - mu_q > -(2.0**-500)), 2.0**300, xp.where((mu_p - mu_q > 2.0**500) | (mu_p - mu_q < -(2.0**500)), 2.0**-300, 1.0))
+        exact_logvar_p_n0_hi, exact_logvar_p_n0_lo = two_sum(mu_p, -mu_q)
+        exact_logvar_p_n0_hi = kappa * exact_logvar_p_n0_hi
+        exact_logvar_p_n0_lo = kappa * exact_logvar_p_n0_lo
+        exact_logvar_p_n0_sq = exact_logvar_p_n0_hi * exact_logvar_p_n0_hi
+        exact_logvar_p_n0_sq_lo = product_error(exact_logvar_p_n0_hi, exact_logvar_p_n0_hi, exact_logvar_p_n0_sq) + exact_logvar_p_n0_lo * (2.0 * exact_logvar_p_n0_hi + exact_logvar_p_n0_lo)
+        exact_logvar_p_n0_k = -exp(-logvar_p)/kappa**2
+        exact_logvar_p_n0_k_hi = exact_logvar_p_n0_sq * exact_logvar_p_n0_k
+        exact_logvar_p_n0_sq_lo = product_error(exact_logvar_p_n0_sq, exact_logvar_p_n0_k, exact_logvar_p_n0_k_hi) + exact_logvar_p_n0_sq_lo * exact_logvar_p_n0_k
+        exact_logvar_p_t0_d_hi, exact_logvar_p_t0_d_lo = two_sum(logvar_p, -logvar_q)
+        exact_logvar_p_t0_hi = expm1(exact_logvar_p_t0_d_hi)
+        exact_logvar_p_t0_lo = exact_logvar_p_t0_d_lo * exp(exact_logvar_p_t0_d_hi)
+        exact_logvar_p_t1_d_hi, exact_logvar_p_t1_d_lo = two_sum(logvar_q, -logvar_p)
+        exact_logvar_p_t1_hi = expm1(exact_logvar_p_t1_d_hi)
+        exact_logvar_p_t1_lo = exact_logvar_p_t1_d_lo * exp(exact_logvar_p_t1_d_hi)
+        exact_logvar_p_t1_hi = -exact_logvar_p_t1_hi
+        exact_logvar_p_t1_lo = -exact_logvar_p_t1_lo
+        exact_logvar_p_s0, exact_logvar_p_e0 = two_sum(exact_logvar_p_n0_k_hi, exact_logvar_p_t0_hi)
+        exact_logvar_p_s1, exact_logvar_p_e1 = two_sum(exact_logvar_p_s0, exact_logvar_p_t1_hi)
+        exact_logvar_p = 1/2 * (exact_logvar_p_s1 + (exact_logvar_p_e0 + exact_logvar_p_e1 + exact_logvar_p_n0_sq_lo + exact_logvar_p_t0_lo + exact_logvar_p_t1_lo))
+        exact_logvar_p = xp.where(cancels_logvar_p & xp.isfinite(exact_logvar_p), exact_logvar_p, total)
+        total, spread = forward[3] + backward[1], forward[3] - backward[1]
+        size, spread = xp.where(total < 0.0, -total, total), xp.where(spread < 0.0, -spread, spread)
+        cancels_logvar_q = (((forward[3] > 0.0) & (backward[1] < 0.0)) | ((forward[3] < 0.0) & (backward[1] > 0.0))) & (4.0 * size < spread)
+        kappa = xp.where((-mu_p + mu_q < 2.0**-500) & (-mu_p + mu_q > -(2.0**-500)), 2.0**300, xp.where((-mu_p + mu_q > 2.0**500) | (-mu_p + mu_q < -(2.0**500)), 2.0**-300, 1.0))
+        exact_logvar_q_n0_hi, exact_logvar_q_n0_lo = two_sum(mu_q, -mu_p)
+        exact_logvar_q_n0_hi = kappa * exact_logvar_q_n0_hi
+        exact_logvar_q_n0_lo = kappa * exact_logvar_q_n0_lo
+        exact_logvar_q_n0_sq = exact_logvar_q_n0_hi * exact_logvar_q_n0_hi
+        exact_logvar_q_n0_sq_lo = product_error(exact_logvar_q_n0_hi, exact_logvar_q_n0_hi, exact_logvar_q_n0_sq) + exact_logvar_q_n0_lo * (2.0 * exact_logvar_q_n0_hi + exact_logvar_q_n0_lo)
+        exact_logvar_q_n0_k = -exp(-logvar_q)/kappa**2
+        exact_logvar_q_n0_k_hi = exact_logvar_q_n0_sq * exact_logvar_q_n0_k
+        exact_logvar_q_n0_sq_lo = product_error(exact_logvar_q_n0_sq, exact_logvar_q_n0_k, exact_logvar_q_n0_k_hi) + exact_logvar_q_n0_sq_lo * exact_logvar_q_n0_k
+        exact_logvar_q_t0_d_hi, exact_logvar_q_t0_d_lo = two_sum(logvar_q, -logvar_p)
+        exact_logvar_q_t0_hi = expm1(exact_logvar_q_t0_d_hi)
+        exact_logvar_q_t0_lo = exact_logvar_q_t0_d_lo * exp(exact_logvar_q_t0_d_hi)
+        exact_logvar_q_t1_d_hi, exact_logvar_q_t1_d_lo = two_sum(logvar_p, -logvar_q)
+        exact_logvar_q_t1_hi = expm1(exact_logvar_q_t1_d_hi)
+        exact_logvar_q_t1_lo = exact_logvar_q_t1_d_lo * exp(exact_logvar_q_t1_d_hi)
+        exact_logvar_q_t1_hi = -exact_logvar_q_t1_hi
+        exact_logvar_q_t1_lo = -exact_logvar_q_t1_lo
+        exact_logvar_q_s0, exact_logvar_q_e0 = two_sum(exact_logvar_q_n0_k_hi, exact_logvar_q_t0_hi)
+        exact_logvar_q_s1, exact_logvar_q_e1 = two_sum(exact_logvar_q_s0, exact_logvar_q_t1_hi)
+        exact_logvar_q = 1/2 * (exact_logvar_q_s1 + (exact_logvar_q_e0 + exact_logvar_q_e1 + exact_logvar_q_n0_sq_lo + exact_logvar_q_t0_lo + exact_logvar_q_t1_lo))
+        exact_logvar_q = xp.where(cancels_logvar_q & xp.isfinite(exact_logvar_q), exact_logvar_q, total)
+        return (
+            forward[0] + backward[2],
+            exact_logvar_p,
+            forward[2] + backward[0],
+            exact_logvar_q,
+        )
+
+
 def parts_std_normal(mu, logvar):
     """x = expm1(logvar), a = mu**2: their halves and log parts."""
-    d_hi, d_lo = logvar, 0.0
+    d_hi = logvar
+    d_lo = 0.0
     expm1_d = expm1(d_hi)
     x = xp.where((d_lo == 0.0) | (d_hi > 709.0), expm1_d, expm1_d + d_lo * exp(d_hi))
     e = exp(0.5 * xp.where(d_hi > 709.0, d_hi, 0.0))
-    half_x = xp.where(d_hi > 709.0, ((1/2)*e)*e - 0.5, 0.5 * x)
+    half_x = xp.where(d_hi > 709.0, 0.5 * e * e - 0.5, 0.5 * x)
     half_a = (0.5 * mu) * mu
     return locals()
 

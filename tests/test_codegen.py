@@ -15,14 +15,13 @@ import sympy as sp
 
 from symkl.codegen.array_target import array_kernels
 from symkl.codegen.kernels import (
-    quotient_remainder,
+    claim,
     std_x_lo,
+    two_sum,
     two_sum_error,
 )
 from symkl.codegen.printers import (
     Lo,
-    ProductError,
-    TwoSum,
     add,
     array_arithmetic,
     c_arithmetic,
@@ -58,14 +57,18 @@ def test_ordered_arithmetic_prints_the_evaluation_order(expr, text):
 
 
 def test_nodes_in_each_target():
-    assert c_arithmetic(TwoSum(a, neg(b), d)) == "symkl_two_sum(a, -b, &d)"
-    assert array_arithmetic(TwoSum(a, neg(b), d)) == "two_sum(a, -b)"
-    assert c_arithmetic(ProductError(a, b, c)) == "fma(a, b, -c)"
-    assert array_arithmetic(ProductError(a, b, c)) == "product_error(a, b, c)"
-    assert c_arithmetic(Lo(add(a, b))) == "SYMKL_LO(a + b)"
-    assert array_arithmetic(Lo(add(a, b))) == "a + b"  # the array kernels keep every lo part
-    # the remainder of a rounded division, d - q v, as one fma
-    assert c_arithmetic(quotient_remainder(a, b, c)) == "fma(-a, b, c)"
+    assert c_arithmetic(two_sum(a, neg(b), d)) == "symkl_two_sum(a, -b, &d)"
+    assert array_arithmetic(two_sum(a, neg(b), d)) == "two_sum(a, -b)"
+    product = claim("node-product-lo", a=a, a_lo=c, b=b, b_lo=d, p=c)
+    assert c_arithmetic(product) == "fma(a, b, -c) + c * b + a * d"
+    assert array_arithmetic(product) == "product_error(a, b, c) + c * b + a * d"
+    lo = claim("node-lo", x=add(a, b))
+    assert c_arithmetic(lo) == "SYMKL_LO(a + b)"
+    assert array_arithmetic(lo) == "a + b"  # the array kernels keep every lo part
+    assert c_arithmetic(Lo(std_x_lo())).startswith("SYMKL_LO(fma(rho, two, -x) + ")
+    # the remainder of a rounded division, d_hi - rho v, as one fma
+    remainder = claim("node-relative-difference-lo", rho=a, v=b, d_hi=c, d_lo=d, inv_v=1.0)
+    assert c_arithmetic(remainder) == "(fma(-a, b, c) + d) * 1.0"
 
 
 def test_one_std_correction_for_every_target():

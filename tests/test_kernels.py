@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import itertools
 import math
 import shutil
 import subprocess
@@ -148,7 +149,9 @@ def _compile(tmp_path: Path, name: str, flags: list[str]) -> ctypes.CDLL:
 
 def _run(library: ctypes.CDLL, param: str, arrays: dict[str, np.ndarray]) -> np.ndarray:
     names = ("mu", "logvar") if param == "std_normal" else ("mu_p", "s_p", "mu_q", "s_q")
-    kernel = getattr(library, f"symkl_kl_{param}_f64")
+    dtype = arrays[names[0]].dtype
+    suffix = "f32" if dtype == np.float32 else "f64"
+    kernel = getattr(library, f"symkl_kl_{param}_{suffix}")
     kernel.restype = ctypes.c_int64
     rows, k = arrays[names[0]].shape
     arguments: list = []
@@ -158,7 +161,7 @@ def _run(library: ctypes.CDLL, param: str, arrays: dict[str, np.ndarray]) -> np.
             ctypes.c_int64(k),
             ctypes.c_int64(1),
         ]
-    out = np.empty(rows)
+    out = np.empty(rows, dtype=dtype)
     status = kernel(
         *arguments,
         ctypes.c_int64(rows),
@@ -183,7 +186,11 @@ def test_vector_and_baseline_builds_compute_the_same_bits(tmp_path, isa, march):
     for param in ("var", "std", "logvar", "std_normal"):
         family = "std-normal" if param == "std_normal" else "diag"
         kind = "logvar" if param == "std_normal" else param
-        for seed in range(3):
-            arrays = generate_cases(family, kind, "float64", 2000, seed=seed, k=7)
+        # k = 7: rows copied into the blocks; k = 512: one long row read in place (float32
+        # widened on load)
+        for dtype, seed, k in itertools.product(("float64", "float32"), range(3), (7, 512)):
+            cases = 2000 if k == 7 else 40
+            arrays = generate_cases(family, kind, dtype, cases, seed=seed, k=k)
             arrays = {n: np.ascontiguousarray(a) for n, a in arrays.items()}
-            assert np.array_equal(_run(baseline, param, arrays), _run(vector, param, arrays))
+            expected, got = _run(baseline, param, arrays), _run(vector, param, arrays)
+            assert np.array_equal(expected, got), (param, dtype, seed, k)

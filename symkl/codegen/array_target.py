@@ -2,24 +2,32 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import sympy as sp
-from sympy.codegen.cfunctions import log1p
+from sympy.codegen.ast import Assignment, CodeBlock, FunctionDefinition, Return, Variable, float64
+from sympy.codegen.cfunctions import expm1, log1p
 
 from symkl.codegen.kernels import (
+    EXP_OVERFLOWS,
     FAR_BELOW,
     FAST_EXP_TERMS,
     HALF_A,
     HALF_X,
     HEADER,
+    MEAN_SCALING,
     NEAR_EXP,
-    atanh_argument,
-    atanh_excess,
+    RELATIVE_SCALING,
+    KernelFunction,
     carried_expm1,
     carried_half_exp,
+    claim,
     compensated_excess,
     direct_exact_log_excess,
+    exact_sum_gradients,
+    excess_series_function,
     exp_of_negated,
-    expm1mx_from_series,
+    expm1mx_function,
     half_excess_beyond_overflow,
     half_square,
     halved_difference,
@@ -36,14 +44,18 @@ from symkl.codegen.kernels import (
     table_constants,
     table_expm1mx,
     table_rows,
-    two_sum_error,
+    two_sum,
+    two_sum_function,
 )
 from symkl.codegen.printers import (
-    ProductError,
-    TwoSum,
+    ArrayPrinter,
+    PowerOfTwo,
+    Select,
+    Unpacking,
     add,
     array_arithmetic,
     array_code,
+    array_statement,
     div,
     inverse,
     literal,
@@ -51,7 +63,15 @@ from symkl.codegen.printers import (
     neg,
     variables,
 )
-from symkl.kl.stable import A, NumericForms, ParameterisedForm, X, expm1mx_series
+from symkl.kl.stable import (
+    EXACT_SCALE,
+    A,
+    ExactSum,
+    NumericForms,
+    ParameterisedForm,
+    X,
+    expm1mx_series,
+)
 
 __all__ = ["NUMPY_PRELUDE", "array_kernels", "numpy_source"]
 
@@ -101,26 +121,35 @@ def array_kernels(forms: NumericForms) -> str:
     table_low, table_high, table_scale, table_first = table_constants(forms)
     table_series = ", ".join(literal(c) for c in forms.table_series)
     coefficients = ", ".join(literal(c) for c in forms.series)
-    a, b, c, p, total, b_virtual, split_high = variables("a b c p s bv high")
-    a_hi, a_lo, b_hi, b_lo = variables("a_hi a_lo b_hi b_lo")
+    a, c, split_high = variables("a c high")
     u, v, d_hi, d_lo, rho, x, x_lo, r, power = variables("u v d_hi d_lo rho x x_lo r power")
     rho_lo_name = variables("rho_lo")[0]
-    t, s, q, d, coefficient, table_scale_name = variables("t s q d coefficient TABLE_SCALE")
+    q, d, coefficient, table_scale_name = variables("q d coefficient TABLE_SCALE")
     scaled, e, half_e, carried, d_near = variables("scaled e half_e carried d_near")
+    (value,) = variables("value")
     row = variables("high low expm1_c exp_c")
     expm1mx_near = sp.Function("expm1mx_near")
-    far_log_ratio, value = variables("far_log_ratio value")
     scale, back, scaled_d, square, e_full, e_half, logvar_q = variables(
         "scale back scaled_d square e_full e_half logvar_q"
     )
     # (d^2/2) e^{-l} as ((d^2/2) e^{-l/2} back) e^{-l/2} back: in range between the factors
+    small, large, usable, full, split = variables("small large usable full split")
+    near, far, series, direct_name, half_x = variables("near far series direct half_x")
+    series_low, series_high, far_below, near_exp = variables(
+        "SERIES_LOW SERIES_HIGH FAR_BELOW NEAR_EXP"
+    )
+    table_low_name, table_high_name, tabled, d_table = variables(
+        "TABLE_LOW TABLE_HIGH tabled d_table"
+    )
+    excess_series = sp.Function("excess_series")
+    expm1mx_table = sp.Function("expm1mx_table")
+    edge, shift = RELATIVE_SCALING
+    mean_edge, mean_shift = MEAN_SCALING
     split_mean_term = mul(mul(mul(mul(0.5, square, e_half), back), e_half), back)
     # Dekker's TwoProduct: a*b - p exactly from the 26-bit halves (NumPy has no fma)
-    dekker = add(
-        add(add(mul(a_hi, b_hi), neg(p)), mul(a_hi, b_lo), mul(a_lo, b_hi)), mul(a_lo, b_lo)
-    )
+    dekker = claim("node-dekker-product-error")
     # rho v - d_hi as (d_hi - p) - (rho v - p), the second exactly (ProductError)
-    rho_lo = div(add(add(add(d_hi, neg(p)), neg(ProductError(rho, v, p))), d_lo), v)
+    rho_lo = claim("node-relative-difference-lo-dekker", v=v)
     direct = compensated_excess(x, x_lo, log1p(r), (rho_lo_name, inverse(add(1.0, r))), power)
     lines = [
         "",
@@ -130,27 +159,16 @@ def array_kernels(forms: NumericForms) -> str:
         f"SERIES = ({coefficients})",
         "",
         "",
-        "def excess_series(x):",
-        '    """x - log1p(x) by the atanh series (accurate on the series interval)."""',
-        f"    t = {array_arithmetic(atanh_argument(x))}",
-        f"    u = {array_arithmetic(mul(t, t))}",
-        "    s = xp.full_like(x, SERIES[-1])",
-        "    for coefficient in SERIES[-2::-1]:",
-        f"        s = {array_arithmetic(horner_step(s, u, coefficient))}",
-        f"    return {array_arithmetic(atanh_excess(x, t, u, s))}",
+        *_array_function(excess_series_function(forms)),
         "",
         "",
-        "def two_sum(a, b):",
-        '    """s, e with a + b = s + e exactly (Knuth\'s TwoSum)."""',
-        f"    s = {array_arithmetic(add(a, b))}",
-        f"    bv = {array_arithmetic(add(total, neg(a)))}",
-        f"    return s, {array_arithmetic(two_sum_error(a, b, total, b_virtual))}",
+        *_array_function(two_sum_function()),
         "",
         "",
         "def _split(a):",
         f"    c = {array_arithmetic(mul(134217729.0, a))}"
         "  # 2^27 + 1: Veltkamp's split into two 26-bit halves",
-        f"    high = {array_arithmetic(add(c, neg(add(c, neg(a)))))}",
+        _assign("high", add(c, neg(add(c, neg(a)))), "    "),
         f"    return high, {array_arithmetic(add(a, neg(split_high)))}",
         "",
         "",
@@ -163,47 +181,70 @@ def array_kernels(forms: NumericForms) -> str:
         "",
         "def relative_difference(u, v):",
         '    """rho = (u - v)/v as rho + rho_lo (rho_lo the rounding error, to first order)."""',
-        "    # scaled by a power of 2 (rho does not change) so that Dekker's products",
-        "    # neither overflow nor lose digits in the subnormal range",
-        "    scale = xp.where(v < 2.0**-800, 2.0**600, xp.where(v > 2.0**800, 2.0**-600, 1.0))",
-        f"    u, v = {array_arithmetic(mul(u, scale))}, {array_arithmetic(mul(v, scale))}",
-        f"    d_hi, d_lo = {array_arithmetic(TwoSum(u, neg(v), d_lo))}",
-        f"    rho = {array_arithmetic(div(d_hi, v))}",
-        f"    p = {array_arithmetic(mul(rho, v))}",
-        f"    rho_lo = {array_arithmetic(rho_lo)}",
-        "    return rho, xp.where(xp.isfinite(rho_lo), rho_lo, 0.0)",
+        "    # scaled by a power of 2 (rho does not change, fact relative-difference-scaled) so",
+        "    # that Dekker's products neither overflow nor lose digits in the subnormal range",
+        _assign(
+            "scale",
+            _power_of_two_scale(sp.Lt(v, PowerOfTwo(-edge)), sp.Gt(v, PowerOfTwo(edge)), shift),
+            "    ",
+        ),
+        _assign("u", mul(u, scale), "    "),
+        _assign("v", mul(v, scale), "    "),
+        _unpack((d_hi, d_lo), two_sum(u, neg(v), d_lo), "    "),
+        _assign("rho", div(d_hi, v), "    "),
+        _assign("p", mul(rho, v), "    "),
+        _assign("rho_lo", rho_lo, "    "),
+        array_statement(Return(sp.Tuple(rho, _finite_or_zero(rho_lo_name))), "    "),
         "",
         "",
         "def half_excess_compensated(x, x_lo, rho, rho_lo, power, far_log_ratio, half_x):",
         '    """(x - log(1 + x))/2 for 1 + x = (1 + rho)**power, x + x_lo, rho + rho_lo."""',
-        "    near = (x > SERIES_LOW) & (x < SERIES_HIGH)",
-        "    series = excess_series(xp.where(near, x, 0.0)) + "
-        f"{array_arithmetic(series_correction(x, x_lo))}",
-        "    far = x < FAR_BELOW",
-        "    r = xp.where(far, 0.0, rho)",
-        f"    direct = {array_arithmetic(direct)}",
-        "    value = xp.where(near, series, xp.where(far, "
-        f"{array_arithmetic(add(add(x, neg(far_log_ratio)), x_lo))}, direct))",
+        _assign("near", sp.And(sp.Gt(x, series_low), sp.Lt(x, series_high)), "    "),
+        _assign(
+            "series", add(excess_series(Select(near, x, 0.0)), series_correction(x, x_lo)), "    "
+        ),
+        _assign("far", sp.Lt(x, far_below), "    "),
+        _assign("r", Select(far, 0.0, rho), "    "),
+        _assign("direct", direct, "    "),
+        _assign(
+            "value",
+            Select(near, series, Select(far, claim("node-excess-far-array"), direct_name)),
+            "    ",
+        ),
         "    # beyond 2^60, log(1 + x) < x/2^54; x/2 is taken where x itself overflows",
-        "    return xp.where(x < 2.0**60, "
-        f"{array_arithmetic(mul(0.5, sp.Function('xp.maximum')(value, 0.0)))}, half_x)",
+        array_statement(
+            Return(Select(sp.Lt(x, PowerOfTwo(60)), mul(0.5, maximum(value, 0.0)), half_x)), "    "
+        ),
         "",
         "",
         "def half_mean_term(d, logvar_q):",
-        '    """d^2 e^{-logvar_q} / 2, no spurious under- or overflow (fact mean-term-split)."""',
-        "    small = (d < 2.0**-500) & (d > -(2.0**-500))",
-        "    large = (d > 2.0**500) | (d < -(2.0**500))",
-        "    scale = xp.where(small, 2.0**600, xp.where(large, 2.0**-600, 1.0))",
-        "    back = xp.where(small, 2.0**-600, xp.where(large, 2.0**600, 1.0))",
-        f"    scaled_d = {array_arithmetic(mul(d, scale))}",
-        f"    e_full = {array_arithmetic(exp_of_negated(logvar_q))}",
-        f"    e_half = {array_arithmetic(exp_of_negated(logvar_q, 0.5))}",
-        f"    square = {array_arithmetic(mul(scaled_d, scaled_d))}",
-        "    usable = (e_full >= 2.0**-600) & (e_full <= 2.0**600)",
+        '    """d^2 e^{-logvar_q} / 2, no spurious under- or overflow (facts mean-term-split,',
+        '    mean-term-scaled, mean-term-scaled-split)."""',
+        _assign(
+            "small",
+            sp.And(sp.Lt(d, PowerOfTwo(-mean_edge)), sp.Gt(d, -PowerOfTwo(-mean_edge))),
+            "    ",
+        ),
+        _assign(
+            "large",
+            sp.Or(sp.Gt(d, PowerOfTwo(mean_edge)), sp.Lt(d, -PowerOfTwo(mean_edge))),
+            "    ",
+        ),
+        _assign("scale", _power_of_two_scale(small, large, mean_shift), "    "),
+        _assign("back", _power_of_two_scale(small, large, -mean_shift), "    "),
+        _assign("scaled_d", mul(d, scale), "    "),
+        _assign("e_full", exp_of_negated(logvar_q), "    "),
+        _assign("e_half", exp_of_negated(logvar_q, 0.5), "    "),
+        _assign("square", mul(scaled_d, scaled_d), "    "),
+        _assign(
+            "usable",
+            sp.And(sp.Ge(e_full, PowerOfTwo(-mean_shift)), sp.Le(e_full, PowerOfTwo(mean_shift))),
+            "    ",
+        ),
         "    # the scale factors between the exponentials keep every product in range",
-        f"    full = {array_arithmetic(mul(mul(mul(0.5, square, e_full), back), back))}",
-        f"    split = {array_arithmetic(split_mean_term)}",
-        "    return xp.where(d == 0.0, 0.0, xp.where(usable, full, split))",
+        _assign("full", mul(mul(mul(0.5, square, e_full), back), back), "    "),
+        _assign("split", split_mean_term, "    "),
+        array_statement(Return(Select(sp.Eq(d, 0.0), 0.0, Select(usable, full, split))), "    "),
         "",
         "",
         f"TABLE_LOW, TABLE_HIGH, TABLE_SCALE, TABLE_FIRST = {table_low}, {table_high}, "
@@ -218,13 +259,13 @@ def array_kernels(forms: NumericForms) -> str:
         "def expm1mx_table(d, d_lo):",
         '    """e^d - 1 - d for d in the table range: F + G r + E (e^r - 1 - r), d = c + r."""',
         f"    scaled = xp.floor({array_arithmetic(add(mul(d, table_scale_name), 0.5))})",
-        f"    r = {array_arithmetic(add(d, neg(div(scaled, table_scale_name))))}",
+        _assign("r", add(d, neg(div(scaled, table_scale_name))), "    "),
         "    index = xp.clip(scaled, TABLE_FIRST, TABLE_FIRST + len(TABLE) - 1)",
         "    high, low, expm1_c, exp_c = xp.table_rows(TABLE, index - TABLE_FIRST)",
         "    q = xp.full_like(r, TABLE_SERIES[-1])",
         "    for coefficient in TABLE_SERIES[-2::-1]:",
-        f"        q = {array_arithmetic(horner_step(q, r, coefficient))}",
-        f"    q = {array_arithmetic(mul(r, r, q))}",
+        _assign("q", horner_step(q, r, coefficient), "        "),
+        _assign("q", mul(r, r, q), "    "),
         f"    return {array_arithmetic(table_expm1mx(row, r, q, d_lo))}",
         "",
         "",
@@ -232,51 +273,112 @@ def array_kernels(forms: NumericForms) -> str:
         f"EXPM1MX = ({', '.join(literal(c) for c in expm1mx_series(FAST_EXP_TERMS))})",
         "",
         "",
-        "def expm1mx_near(r):",
-        '    """e^r - 1 - r = r^2 sum r^k/(k + 2)! for |r| <= NEAR_EXP (fact expm1mx-series)."""',
-        "    s = xp.full_like(r, EXPM1MX[-1])",
-        "    for coefficient in EXPM1MX[-2::-1]:",
-        f"        s = {array_arithmetic(horner_step(s, r, coefficient))}",
-        f"    return {array_arithmetic(expm1mx_from_series(r, s))}",
+        *_array_function(expm1mx_function(expm1mx_series(FAST_EXP_TERMS))),
         "",
         "",
         "def excess_exact_log(x, d_hi, d_lo=0.0):",
         '    """x - log(1 + x) >= 0 when log(1 + x) = d_hi + d_lo is known exactly."""',
         "    # near 0 the series of e^d - 1 - d in d itself: x = expm1(d) carries a rounding",
-        "    near = (d_hi >= -NEAR_EXP) & (d_hi <= NEAR_EXP)",
-        "    tabled = ~near & (d_hi > TABLE_LOW) & (d_hi < TABLE_HIGH)",
-        f"    value = {array_arithmetic(direct_exact_log_excess(x, d_hi, d_lo))}",
-        "    d_near = xp.where(near, d_hi, 0.0)",
-        "    value = xp.where(near, "
-        f"{array_arithmetic(near_exact_log_excess(expm1mx_near(d_near), x, d_lo))}, value)",
-        "    d_table = xp.where(tabled, d_hi, 0.0)",
-        "    value = xp.where(tabled, expm1mx_table(d_table, xp.where(tabled, d_lo, 0.0)), value)",
-        "    return xp.maximum(value, 0.0)",
+        _assign("near", sp.And(sp.Ge(d_hi, -near_exp), sp.Le(d_hi, near_exp)), "    "),
+        _assign(
+            "tabled",
+            sp.And(sp.Not(near), sp.Gt(d_hi, table_low_name), sp.Lt(d_hi, table_high_name)),
+            "    ",
+        ),
+        _assign("value", direct_exact_log_excess(x, d_hi, d_lo), "    "),
+        _assign("d_near", Select(near, d_hi, 0.0), "    "),
+        _assign(
+            "value",
+            Select(near, near_exact_log_excess(expm1mx_near(d_near), x, d_lo), value),
+            "    ",
+        ),
+        _assign("d_table", Select(tabled, d_hi, 0.0), "    "),
+        _assign(
+            "value",
+            Select(tabled, expm1mx_table(d_table, Select(tabled, d_lo, 0.0)), value),
+            "    ",
+        ),
+        array_statement(Return(maximum(value, 0.0)), "    "),
         "",
         "",
         "def half_excess_exact_log(x, d_hi, d_lo=0.0):",
         '    """(x - log(1 + x))/2, also where e^d overflows, KL/2 not (fact excess-half)."""',
-        "    large = d_hi > 709.0",
-        "    e = exp(0.5 * xp.where(large, d_hi, 0.0))",
-        f"    half_e = {array_arithmetic(half_square(e))}",
-        "    carried = xp.where(xp.isfinite(half_e), "
-        f"{array_arithmetic(carried_half_exp(half_e, d_lo))}, half_e)",
-        f"    value = {array_arithmetic(mul(0.5, sp.Function('excess_exact_log')(x, d_hi, d_lo)))}",
-        "    return xp.where(large, "
-        f"{array_arithmetic(half_excess_beyond_overflow(carried, d_hi))}, value)",
+        _assign("large", sp.Gt(d_hi, EXP_OVERFLOWS), "    "),
+        _assign("e", sp.exp(mul(0.5, Select(large, d_hi, 0.0))), "    "),
+        _assign("half_e", half_square(e), "    "),
+        _assign(
+            "carried", Select(isfinite(half_e), carried_half_exp(half_e, d_lo), half_e), "    "
+        ),
+        _assign("value", mul(0.5, sp.Function("excess_exact_log")(x, d_hi, d_lo)), "    "),
+        array_statement(
+            Return(Select(large, half_excess_beyond_overflow(carried, d_hi), value)), "    "
+        ),
         "",
         "",
         "",
     ]
+    exact_sums = exact_sum_gradients(forms)
     for form in forms.forms.values():
-        lines += _array_form(form)
+        lines += _array_form(form, exact_sums)
     body = "\n".join(lines).rstrip("\n") + "\n"
     return body
 
 
+relative_difference = sp.Function("relative_difference")
+
+
+def maximum(value: sp.Expr, floor: float) -> sp.Expr:
+    """``xp.maximum(value, floor)``: elementwise, NaN propagated (not SymPy's Max)."""
+    return sp.Function("xp.maximum")(value, floor)
+
+
+def isfinite(value: sp.Expr) -> sp.Expr:
+    """``xp.isfinite(value)``."""
+    return sp.Function("xp.isfinite")(value)
+
+
+def _power_of_two_scale(below: sp.Basic, above: sp.Basic, shift: int) -> Select:
+    """``2^shift`` where ``below``, ``2^-shift`` where ``above``, else 1 (exact scalings)."""
+    return Select(below, PowerOfTwo(shift), Select(above, PowerOfTwo(-shift), 1.0))
+
+
+def _finite_or_zero(value: sp.Symbol) -> Select:
+    """``value`` where it is finite, else 0 (a lo part lost to overflow is dropped)."""
+    return Select(isfinite(value), value, 0.0)
+
+
+def _unpack(names: tuple[sp.Symbol, ...], value: sp.Expr, indent: str) -> str:
+    """``a, b = value`` for a helper returning a tuple (two_sum: the sum and its error)."""
+    return array_statement(Unpacking(sp.Tuple(*names), value), indent)
+
+
+def _assign(name: str, value: sp.Expr | float, indent: str) -> str:
+    """``name = value`` (an ast Assignment), the kernel arithmetic printed in order."""
+    return array_statement(Assignment(sp.Symbol(name), sp.sympify(value)), indent)
+
+
+def _array_function(function: KernelFunction) -> list[str]:
+    """A helper described once for both targets, as a Python function of the array
+    namespace: its results returned as a tuple, its doc as the docstring."""
+    results = function.results
+    value = results[0] if len(results) == 1 else sp.Tuple(*results)
+    definition = FunctionDefinition(
+        float64,
+        function.array_name,
+        [Variable(p) for p in function.parameters],
+        CodeBlock(*function.body, Return(value)),
+    )
+    settings = {"fully_qualified_modules": False, "ordered": True, "order": "none"}
+    first, *body = ArrayPrinter(settings)._print(definition).split("\n")
+    doc = textwrap.wrap(function.doc + ".", 92)
+    docstring = [f'    """{doc[0]}', *(f"    {line}" for line in doc[1:])]
+    docstring[-1] += '"""'
+    return [first, *docstring, *body]
+
+
 #: the smallest normal double: a quotient below it has lost digits (its log is then taken
 #: as a difference of logs, fact log-ratio-difference)
-_DBL_MIN = "2.2250738585072014e-308"
+DBL_MIN = sp.Float(float.fromhex("0x1p-1022"))
 
 
 def _array_half_a(form: ParameterisedForm) -> list[str]:
@@ -293,13 +395,15 @@ def _array_half_a(form: ParameterisedForm) -> list[str]:
     _, v_name, power, _ = quotient
     v, w, d_half, big = variables(f"{v_name} w d_half big")
     other = w if power == 2 else d_half
-    a_scale = sp.Function("xp.where")(big, 2.0, 0.5)
+    d = variables("d")[0]
+    a_scale = Select(big, 2.0, 0.5)
     return [
-        f"    d = {difference}",
-        "    big = ~xp.isfinite(d)  # the difference of two finite means overflowed",
-        f"    d_half = xp.where(big, {array_arithmetic(halved_difference(mu_p, mu_q))}, d)",
-        f"    w = {array_arithmetic(div(d_half, v))}",
-        f"    half_a = {array_arithmetic(scaled_mean_term(a_scale, w, other))}",
+        _assign("d", add(mu_p, neg(mu_q)), "    "),
+        "    # where the difference of two finite means overflowed",
+        _assign("big", sp.Not(isfinite(d)), "    "),
+        _assign("d_half", Select(big, halved_difference(mu_p, mu_q), d), "    "),
+        _assign("w", div(d_half, v), "    "),
+        _assign("half_a", scaled_mean_term(a_scale, w, other), "    "),
     ]
 
 
@@ -319,53 +423,203 @@ def _array_x(form: ParameterisedForm) -> list[str]:
         return [*lines, f"    half_x = {array_code(half_x)}"]
     difference = input_difference(form)
     if difference is not None:
-        u, v = difference
+        u, v = variables(" ".join(difference))
+        d_lo = variables("d_lo")[0]
+        d_hi = variables("d_hi")[0]
         lines = [
-            f"    d_hi, d_lo = two_sum({u}, -{v})  # the exact rounding error of {u} - {v}",
-            "    d_lo = xp.where(xp.isfinite(d_hi), d_lo, 0.0)",
+            f"    # d_lo: the exact rounding error of {u} - {v}",
+            _unpack((d_hi, d_lo), two_sum(u, neg(v), d_lo), "    "),
+            _assign("d_lo", Select(isfinite(d_hi), d_lo, 0.0), "    "),
         ]
     else:
-        lines = [f"    d_hi, d_lo = {array_code(form.log_ratio)}, 0.0"]
+        lines = [f"    d_hi = {array_code(form.log_ratio)}", _assign("d_lo", 0.0, "    ")]
     d_hi, d_lo, expm1_d = variables("d_hi d_lo expm1_d")
     large = sp.Symbol("e", positive=True)
-    half_square = sp.Mul(sp.Mul(sp.Rational(1, 2), large, evaluate=False), large, evaluate=False)
+    x = variables("x")[0]
+    overflows = sp.Gt(d_hi, EXP_OVERFLOWS)
     return [
         *lines,
-        "    expm1_d = expm1(d_hi)",
-        "    x = xp.where((d_lo == 0.0) | (d_hi > 709.0), expm1_d, "
-        f"{array_arithmetic(carried_expm1(expm1_d, d_hi, d_lo))})",
-        "    e = exp(0.5 * xp.where(d_hi > 709.0, d_hi, 0.0))",
+        _assign("expm1_d", claim("node-carried-expm1", part="expm1_d"), "    "),
+        _assign(
+            "x",
+            Select(sp.Or(sp.Eq(d_lo, 0.0), overflows), expm1_d, carried_expm1(expm1_d, d_hi, d_lo)),
+            "    ",
+        ),
+        _assign("e", sp.exp(mul(0.5, Select(overflows, d_hi, 0.0))), "    "),
         # (e^d - 1)/2 = (e/2) e - 1/2 with e = e^{d/2} (fact excess-half)
-        f"    half_x = xp.where(d_hi > 709.0, {array_code(half_square)} - 0.5, 0.5 * x)",
+        _assign(
+            "half_x", Select(overflows, add(mul(0.5, large, large), -0.5), mul(0.5, x)), "    "
+        ),
     ]
 
 
-def _array_form(form: ParameterisedForm) -> list[str]:
+def _exact_parts(expr: sp.Expr, name: str, lines: list[str]) -> tuple[sp.Expr, sp.Expr | None]:
+    """``expr`` as ``(hi, lo)``, ``lo`` the rounding error (None where there is none), for
+    the shapes of the exact-sum facts: inputs and integers (exact), a difference of two
+    inputs (TwoSum), its exponential (``e^{d_hi} (1 + d_lo)``, first order in ``d_lo``),
+    a negation, and a product with powers of the scale ``kappa`` (exact)."""
+    hi, lo = variables(f"{name}_hi {name}_lo")
+    if expr.is_Symbol or expr.is_Integer:
+        return expr, None
+    if isinstance(expr, sp.Mul):
+        scale, rest = expr.as_independent(*(expr.free_symbols - {EXACT_SCALE}), as_Add=False)
+        sign, rest = rest.as_coeff_Mul()
+        if sign in (1, -1) and (scale != 1 or sign == -1) and rest != 1:
+            inner_hi, inner_lo = _exact_parts(rest, name, lines)
+            factors = [] if scale == 1 else [scale]
+            if sign == -1:
+                factors.insert(0, -1)
+            lines.append(f"        {hi} = {array_arithmetic(mul(*factors, inner_hi))}")
+            if inner_lo is None:
+                return hi, None
+            lines.append(f"        {lo} = {array_arithmetic(mul(*factors, inner_lo))}")
+            return hi, lo
+    difference = [t for t in sp.Add.make_args(expr) if t.is_Symbol or (-t).is_Symbol]
+    if isinstance(expr, sp.Add) and len(difference) == 2 == len(expr.args):
+        (u,) = [t for t in expr.args if t.is_Symbol]
+        (v,) = [-t for t in expr.args if not t.is_Symbol]
+        lines.append(f"        {hi}, {lo} = {array_arithmetic(two_sum(u, neg(v), lo))}")
+        return hi, lo
+    if isinstance(expr, sp.exp):
+        d_hi, d_lo = _exact_parts(expr.args[0], f"{name}_d", lines)
+        lines.append(f"        {hi} = {array_code(sp.exp(d_hi))}")
+        lines.append(
+            f"        {lo} = "
+            f"{array_arithmetic(claim('node-carried-exp-lo', e=hi, d_hi=d_hi, d_lo=d_lo))}"
+        )
+        return hi, lo
+    if isinstance(expr, expm1):
+        d_hi, d_lo = _exact_parts(expr.args[0], f"{name}_d", lines)
+        lines.append(f"        {hi} = {array_code(expm1(d_hi))}")
+        carried = claim("node-carried-expm1-lo", d_hi=d_hi, d_lo=d_lo)
+        lines.append(f"        {lo} = {array_arithmetic(carried)}")
+        return hi, lo
+    raise NotImplementedError(f"no exact parts for {expr}")
+
+
+def _array_exact_sum(exact: ExactSum, name: str) -> tuple[list[str], str, list[str]]:
+    """Lines computing an exact-sum gradient component (facts gradient-exact-*) as
+    ``name``; the conditions (besides finiteness) under which it is taken.
+
+    Each square ``(n/d)^2 k`` as hi + lo: the quotient with its exact remainder, the
+    square by TwoProduct, the multiplier by TwoProduct; the terms as hi + lo; the
+    his added by TwoSum, every lo part added after (Ogita, Rump and Oishi's Sum2),
+    then the factors, left to right.
+    """
+    lines: list[str] = []
+    conditions: list[str] = []
+    if exact.scale_of is not None:
+        s = array_code(exact.scale_of)
+        t, shift = exact.scale_levels
+        lines.append(
+            f"        kappa = xp.where(({s} < 2.0**-{t}) & ({s} > -(2.0**-{t})), 2.0**{shift}, "
+            f"xp.where(({s} > 2.0**{t}) | ({s} < -(2.0**{t})), 2.0**-{shift}, 1.0))"
+        )
+    highs, lows = [], []
+    for index, (numerator, denominator, multiplier) in enumerate(exact.squares):
+        part = f"{name}_n{index}"
+        n_hi, n_lo = _exact_parts(numerator, part, lines)
+        w_hi, w_lo, p, sq_hi, sq_lo, k, k_hi = variables(
+            f"{part}_w {part}_w_lo {part}_p {part}_sq {part}_sq_lo {part}_k {part}_k_hi"
+        )
+        if denominator == 1:
+            w_hi, w_lo = n_hi, n_lo
+        else:
+            d = variables(str(denominator))[0]
+            quotient_lo = (
+                claim("node-quotient-remainder-lo", n=n_hi, p=p, w=w_hi, den=d)
+                if n_lo is None
+                else claim(
+                    "node-relative-difference-lo-dekker", d_hi=n_hi, p=p, rho=w_hi, v=d, d_lo=n_lo
+                )
+            )
+            lines += [
+                f"        {w_hi} = {array_arithmetic(div(n_hi, d))}",
+                f"        {p} = {array_arithmetic(mul(w_hi, d))}",
+                "        # the exact remainder n - w d (Sterbenz, then TwoProduct)",
+                f"        {w_lo} = "
+                f"{array_arithmetic(quotient_lo)}",
+            ]
+        lines.append(f"        {sq_hi} = {array_arithmetic(mul(w_hi, w_hi))}")
+        square_lo = (
+            claim("node-square-error", a=w_hi, p=sq_hi)
+            if w_lo is None
+            else claim("node-square-lo-exact", a=w_hi, a_lo=w_lo, p=sq_hi)
+        )
+        lines.append(f"        {sq_lo} = {array_arithmetic(square_lo)}")
+        if multiplier != 1:
+            lines += [
+                f"        {k} = {array_code(multiplier)}",
+                f"        {k_hi} = {array_arithmetic(mul(sq_hi, k))}",
+                f"        {sq_lo} = "
+                f"{array_arithmetic(claim('node-scaled-lo', a=sq_hi, a_lo=sq_lo, k=k, k_hi=k_hi))}",
+            ]
+            sq_hi = k_hi
+        highs.append(sq_hi)
+        lows.append(sq_lo)
+    for index, term in enumerate(exact.terms):
+        t_hi, t_lo = _exact_parts(term, f"{name}_t{index}", lines)
+        if isinstance(term, sp.exp):
+            # e^d - 1 keeps e^d where expm1(d) rounds to -1: only where d < -1
+            conditions.append(f"({name}_t{index}_d_hi < -1.0)")
+        highs.append(t_hi)
+        if t_lo is not None:
+            lows.append(t_lo)
+    total, errors = highs[0], []
+    for index, high in enumerate(highs[1:]):
+        next_total, error = variables(f"{name}_s{index} {name}_e{index}")
+        lines.append(
+            f"        {next_total}, {error} = {array_arithmetic(two_sum(total, high, error))}"
+        )
+        total = next_total
+        errors.append(error)
+    value = add(total, add(*errors, *lows)) if errors or lows else total
+    for factor in exact.factors:
+        if factor.is_Number:
+            value = mul(factor, value)
+        else:
+            denominator = 1 / factor
+            if not (denominator.is_Mul or denominator.is_Symbol) or denominator.is_Number:
+                raise NotImplementedError(f"no exact-sum factor {factor}")
+            value = div(value, denominator)
+    lines.append(f"        {name} = {array_arithmetic(value)}")
+    return lines, name, conditions
+
+
+def _array_form(form: ParameterisedForm, exact_sums: dict[str, ExactSum]) -> list[str]:
     """term_, gradient_ and jeffreys_ functions of one form, in the array namespace."""
     name = identifier(form.name)
     arguments = ", ".join(str(p) for p in form.parameters)
     quotient = quotient_form(form)
     half_a, half_excess = variables("half_a half_excess")
-    domain = "0.0"
+    domain: sp.Expr = sp.Float(0.0)
     if quotient is not None:
         u, v, power, x_of_rho = quotient
-        domain = f"xp.where(({u} > 0.0) & ({v} > 0.0), 0.0, xp.nan)"
+        u_symbol, v_symbol = variables(f"{u} {v}")
+        # NaN outside the domain (a scale that is not positive), also with validate=False
+        domain = Select(
+            sp.And(sp.Gt(u_symbol, 0.0), sp.Gt(v_symbol, 0.0)), 0.0, variables("xp.nan")[0]
+        )
         expanded = sp.expand_log(form.log_ratio, force=True)
+        rho, rho_lo, two, two_lo = variables("rho rho_lo two two_lo")
         body = [
-            f"        rho, rho_lo = relative_difference({u}, {v})",
+            _unpack((rho, rho_lo), relative_difference(u_symbol, v_symbol), "        "),
             f"        x = {array_code(x_of_rho)}",
         ]
         if power == 1:
-            body.append("        x_lo = rho_lo")
+            body.append(_assign("x_lo", rho_lo, "        "))
         else:
             body += [
-                "        two, two_lo = two_sum(2.0, rho)",
-                f"        x_lo = {array_arithmetic(std_x_lo())}",
+                _unpack((two, two_lo), claim("node-std-x-lo", part="two"), "        "),
+                _assign("x_lo", std_x_lo(), "        "),
             ]
         body += [
             "        # log(u/v) as a difference of logs where u/v is not a normal number",
-            f"        far_log_ratio = xp.where({u} / {v} >= {_DBL_MIN}, "
-            f"{array_code(form.log_ratio)}, {array_code(expanded)})",
+            _assign(
+                "far_log_ratio",
+                Select(sp.Ge(div(u_symbol, v_symbol), DBL_MIN), form.log_ratio, expanded),
+                "        ",
+            ),
             "        half_excess = half_excess_compensated("
             f"x, x_lo, rho, rho_lo, {power}.0, far_log_ratio, half_x)",
         ]
@@ -387,7 +641,7 @@ def _array_form(form: ParameterisedForm) -> list[str]:
         "        x, half_x, half_a = parts['x'], parts['half_x'], parts['half_a']",
         *(["        d_hi, d_lo = parts['d_hi'], parts['d_lo']"] if quotient is None else []),
         *body,
-        f"        return {array_arithmetic(add(half_a, half_excess))} + {domain}",
+        array_statement(Return(add(half_a, half_excess, domain)), "        "),
         "",
         "",
         f"def gradient_{name}({arguments}):",
@@ -395,11 +649,11 @@ def _array_form(form: ParameterisedForm) -> list[str]:
         "    with xp.errstate(all='ignore'):",
         f"        parts = parts_{name}({arguments})",
         "        half_x, half_a = parts['half_x'], parts['half_a']",
-        "        return (",
     ]
     # x and a enter through their halves, which overflow only where the KL does
     halves = {X: 2 * HALF_X, A: 2 * HALF_A}
     ranged = ranged_gradients()
+    components = []
     for parameter in form.parameters:
         printed = array_code(sp.factor_terms(form.gradient[parameter].xreplace(halves)))
         label = f"gradient-range-{form.name}-{parameter}"
@@ -409,6 +663,23 @@ def _array_form(form: ParameterisedForm) -> list[str]:
             printed = f"xp.where({u} >= {v}, {array_code(ranged[label])}, {printed})"
         elif label in ranged:
             printed = array_code(ranged[label])
+        exact = exact_sums.get(f"gradient-exact-{form.name}-{parameter}")
+        if exact is not None:
+            body, value, conditions = _array_exact_sum(exact, f"exact_{parameter}")
+            sum_of_halves = array_arithmetic(add(HALF_A, HALF_X))
+            difference_of_halves = array_arithmetic(add(HALF_A, neg(HALF_X)))
+            lines += [
+                "        # where a + x cancels (x < 0, a within a factor 5/3 of -x): the exact",
+                f"        # sum of fact gradient-exact-{form.name}-{parameter}; else as above",
+                f"        cancels = (half_x < 0.0) & (4.0 * ({sum_of_halves}) < "
+                f"{difference_of_halves}) & (-4.0 * ({sum_of_halves}) < {difference_of_halves})",
+                *body,
+            ]
+            usable = " & ".join(["cancels", f"xp.isfinite({value})", *conditions])
+            printed = f"xp.where({usable}, {value}, {printed})"
+        components.append(printed)
+    lines.append("        return (")
+    for printed in components:
         lines.append(f"            {printed},")
     lines += ["        )", ""]
     if form.symmetric is not None:
@@ -424,9 +695,50 @@ def _array_form(form: ParameterisedForm) -> list[str]:
             "    with xp.errstate(all='ignore'):",
             f"        forward = parts_{name}({arguments})",
             f"        reverse = parts_{name}({swapped})",
-            f"        crossed = {array_arithmetic(mul(-1, forward_half_x, reverse_x))}",
-            f"        total = {array_arithmetic(add(forward_half_a, reverse_half_a, crossed))}",
-            f"        return xp.maximum(total, 0.0) + {domain}",
+            _assign("crossed", mul(-1, forward_half_x, reverse_x), "        "),
+            _assign("total", add(forward_half_a, reverse_half_a, crossed), "        "),
+            array_statement(Return(add(maximum(variables("total")[0], 0.0), domain)), "        "),
             "",
         ]
+        lines += _array_jeffreys_gradient(form, exact_sums)
+    return lines
+
+
+def _array_jeffreys_gradient(form: ParameterisedForm, exact_sums: dict[str, ExactSum]) -> list[str]:
+    """``gradient_jeffreys_<form>``: the two KLs' gradients added, and where the two scale
+    derivatives cancel (opposite signs, within a factor 5/3) the exact sums of facts
+    jeffreys-gradient-exact-*."""
+    name = identifier(form.name)
+    arguments = ", ".join(str(p) for p in form.parameters)
+    swapped = ", ".join(str(p) for p in swapped_parameters(form))
+    lines = [
+        "",
+        f"def gradient_jeffreys_{name}({arguments}):",
+        f'    """Gradient of jeffreys_{name} with respect to ({arguments})."""',
+        "    with xp.errstate(all='ignore'):",
+        f"        forward = gradient_{name}({arguments})",
+        f"        backward = gradient_{name}({swapped})",
+    ]
+    components = []
+    for position, parameter in enumerate(form.parameters):
+        partner = (position + 2) % 4
+        plain = f"forward[{position}] + backward[{partner}]"
+        exact = exact_sums.get(f"jeffreys-gradient-exact-{form.name}-{parameter}")
+        if exact is None:
+            components.append(plain)
+            continue
+        f, b = f"forward[{position}]", f"backward[{partner}]"
+        body, value, conditions = _array_exact_sum(exact, f"exact_{parameter}")
+        lines += [
+            f"        total, spread = {plain}, {f} - {b}",
+            "        size, spread = xp.where(total < 0.0, -total, total), "
+            "xp.where(spread < 0.0, -spread, spread)",
+            f"        cancels_{parameter} = ((({f} > 0.0) & ({b} < 0.0)) | (({f} < 0.0) & "
+            f"({b} > 0.0))) & (4.0 * size < spread)",
+            *body,
+        ]
+        usable = " & ".join([f"cancels_{parameter}", f"xp.isfinite({value})", *conditions])
+        lines.append(f"        {value} = xp.where({usable}, {value}, total)")
+        components.append(value)
+    lines += ["        return (", *(f"            {c}," for c in components), "        )", ""]
     return lines

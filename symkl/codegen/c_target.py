@@ -3,25 +3,42 @@
 from __future__ import annotations
 
 import string
+import textwrap
 from importlib import resources
 
 import sympy as sp
-from sympy.codegen.cfunctions import fma, log1p
+from sympy.codegen.ast import (
+    AddAugmentedAssignment,
+    Assignment,
+    Attribute,
+    CodeBlock,
+    FunctionDefinition,
+    Pointer,
+    Return,
+    Variable,
+    float64,
+    intc,
+    uint64,
+)
+from sympy.codegen.cfunctions import log1p
+from sympy.codegen.cnodes import static
 
 from symkl.codegen.kernels import (
     EXACT_LOG_RATIO,
+    EXP_OVERFLOWS,
     FAR_BELOW,
     FAST_EXP_TERMS,
     HEADER,
     NEAR_EXP,
-    atanh_argument,
-    atanh_excess,
+    KernelFunction,
     carried_expm1,
     carried_half_exp,
+    claim,
     compensated_excess,
     direct_exact_log_excess,
+    excess_series_function,
     exp_of_negated,
-    expm1mx_from_series,
+    expm1mx_function,
     half_excess_beyond_overflow,
     half_square,
     halved_difference,
@@ -31,22 +48,27 @@ from symkl.codegen.kernels import (
     ln2_split,
     near_exact_log_excess,
     quotient_form,
-    quotient_remainder,
     scaled_mean_term,
     series_correction,
     std_x_lo,
     table_constants,
     table_expm1mx,
     table_rows,
+    two_sum,
     two_sum_error,
+    two_sum_function,
 )
 from symkl.codegen.printers import (
+    CodePrinter99,
+    Horner,
     Lo,
-    ProductError,
-    TwoSum,
+    PowerOfTwo,
+    Select,
     add,
     c_arithmetic,
     c_code,
+    c_statement,
+    constant,
     div,
     inverse,
     literal,
@@ -54,17 +76,17 @@ from symkl.codegen.printers import (
     neg,
     variables,
 )
+from symkl.kl.compensated import exponent_split, scale_from_rounded
 from symkl.kl.stable import NumericForms, ParameterisedForm, expm1mx_series
 
 __all__ = ["c_source"]
 
+#: C99's <math.h> classification and scaling, called by name in the printed statements
+isinf, isfinite, ldexp = (sp.Function(name) for name in ("isinf", "isfinite", "ldexp"))
+
 
 def c_source(forms: NumericForms) -> str:
     low, high = (literal(v) for v in forms.interval)
-    a, b, total, b_virtual = variables("a b sum b_virtual")
-    x, t, u, s = variables("x t u s")
-    coefficients = forms.series
-    horner_lines = _horner_lines(coefficients, "u")
     lines = [
         f"/* {HEADER}",
         " *",
@@ -80,20 +102,9 @@ def c_source(forms: NumericForms) -> str:
         f"#define SYMKL_SERIES_HIGH ({high})",
         f"#define SYMKL_FAR_BELOW ({FAR_BELOW!r})",
         "",
-        "/* Knuth's TwoSum: a + b = sum + *error exactly */",
-        "static inline double symkl_two_sum(double a, double b, double *error) {",
-        _const("sum", add(a, b)),
-        _const("b_virtual", add(total, neg(a))),
-        f"    *error = {c_arithmetic(two_sum_error(a, b, total, b_virtual))};",
-        "    return sum;",
-        "}",
+        *_c_function(two_sum_function()),
         "",
-        "static inline double symkl_excess_series(double x) {",
-        _const("t", atanh_argument(x)),
-        _const("u", mul(t, t)),
-        *horner_lines,
-        f"    return {c_arithmetic(atanh_excess(x, t, u, s))};",
-        "}",
+        *_c_function(excess_series_function(forms)),
         "",
         *_c_table(forms),
         *_c_fast_common(forms),
@@ -119,11 +130,20 @@ def _c_fast_common(forms: NumericForms) -> list[str]:
     ln2_high_value, ln2_low_value = ln2_split()
     coefficients = forms.fast_series
     lane_sum, term, following, virtual_term = variables("sum[lane] term next virtual_term")
-    n, error, ln2_high, ln2_low = variables("n error SYMKL_LN2_HI SYMKL_LN2_LO")
+    n, error = variables("n error")
     total_lanes, lane_value, rounding, lane_error = variables(
         "total lane_sum[lane] rounding lane_error[lane]"
     )
-    horner_lines = _horner_lines(coefficients, "u")
+    u, s = variables("u s")
+    fast_series = KernelFunction(
+        "symkl_fast_series",
+        "",
+        f"S(u) = sum u^n/(2n+3), {len(coefficients)} terms: atanh(s) = s + s^3 S(s^2), "
+        "|s| <= 1/5",
+        (u,),
+        (Horner(s, sp.Tuple(*(sp.Float(float(c)) for c in coefficients)), u, u, s),),
+        (s,),
+    )
     return [
         "/* Vectorisable kernels for the quotient forms (var, std).  The quotient q = u/v is",
         " * split as 2^e m, m in [3/4, 3/2), and log m = 2 atanh(s), s = (m - 1)/(m + 1)",
@@ -141,19 +161,19 @@ def _c_fast_common(forms: NumericForms) -> list[str]:
         "    const double m_u = frexp(u, &e_u), m_v = frexp(v, &e_v);",
         "    const double n = (double)(e_u - e_v);",
         "    double error;",
-        _const("hi", TwoSum(mul(n, ln2_high), sp.log(div(m_u, m_v)), error)),
-        f"    *lo = {c_arithmetic(add(error, mul(n, ln2_low)))};",
+        _const(
+            "hi",
+            claim(
+                "node-log-ratio-lo", part="hi", n=n, log_m=sp.log(div(m_u, m_v)), error=error
+            ),
+        ),
+        f"    *lo = {c_arithmetic(claim('node-log-ratio-lo', error=error, n=n))};",
         "    return hi;",
         "}",
         "",
         *_template("vector.c"),
         "",
-        f"/* S(u) = sum u^n/(2n+3), {len(coefficients)} terms:"
-        " atanh(s) = s + s^3 S(s^2), |s| <= 1/5 */",
-        "static inline double symkl_fast_series(double u) {",
-        *horner_lines,
-        "    return s;",
-        "}",
+        *_c_function(fast_series),
         "",
         "/* Adds each row's terms (rows of `padded` terms, a multiple of 4) into four TwoSum",
         " * lanes, lane = index mod 4: the lanes are independent, so SIMD or not, the bits are",
@@ -172,8 +192,11 @@ def _c_fast_common(forms: NumericForms) -> list[str]:
         "                const double term = terms[c + lane];",
         _const("next", add(lane_sum, term), "                "),
         _const("virtual_term", add(following, neg(lane_sum)), "                "),
-        "                error[lane] += "
-        f"{c_arithmetic(two_sum_error(lane_sum, term, following, virtual_term))};",
+        _add_to(
+            "error[lane]",
+            two_sum_error(lane_sum, term, following, virtual_term),
+            "                ",
+        ),
         "                sum[lane] = next;",
         "            }",
         "        }",
@@ -188,14 +211,48 @@ def _c_fast_common(forms: NumericForms) -> list[str]:
         "    double total = 0.0, error = 0.0;",
         "    for (int lane = 0; lane < 4; ++lane) {",
         "        double rounding;",
-        _assign("total", TwoSum(total_lanes, lane_value, rounding), "        "),
-        f"        error += {c_arithmetic(add(rounding, lane_error))};",
+        _assign("total", two_sum(total_lanes, lane_value, rounding), "        "),
+        _add_to("error", add(rounding, lane_error), "        "),
         "    }",
         "    /* an infinite term (overflow) makes the errors NaN: drop them */",
-        f"    return isfinite(total) ? {c_arithmetic(add(total_lanes, error))} : total;",
+        c_statement(
+            Return(Select(isfinite(total_lanes), add(total_lanes, error), total_lanes))
+        ),
         "}",
         "",
     ]
+
+
+#: ``static inline`` before a helper
+_INLINE = Attribute("inline")
+
+
+def _c_function(function: KernelFunction) -> list[str]:
+    """A helper described once for both targets, as a ``static inline`` C function: the
+    first result returned, the others written through pointer arguments."""
+    parameters = [Variable(p, type=float64) for p in function.parameters]
+    parameters += [Pointer(sp.Symbol(name), type=float64) for name in function.outputs]
+    body = [
+        *function.body,
+        *(
+            Assignment(sp.Symbol(f"*{name}"), value)
+            for name, value in zip(function.outputs, function.results[1:], strict=True)
+        ),
+        Return(function.results[0]),
+    ]
+    definition = FunctionDefinition(
+        float64, function.c_name, parameters, CodeBlock(*body), attrs=(static, _INLINE)
+    )
+    text = CodePrinter99({"ordered": True, "order": "none"})._print(definition)
+    return [*_comment(function.doc), *text.split("\n")]
+
+
+def _comment(text: str) -> list[str]:
+    """A C comment of ``text``, wrapped at 100 columns."""
+    lines = textwrap.wrap(text, 94)
+    if len(lines) == 1:
+        return [f"/* {lines[0]} */"]
+    return [f"/* {lines[0]}", *(f" * {line}" for line in lines[1:-1]), f" * {lines[-1]} */"]
 
 
 def _template(name: str) -> list[str]:
@@ -207,30 +264,24 @@ def _template(name: str) -> list[str]:
 
 
 def _assign(name: str, value: sp.Expr | float, indent: str = "    ") -> str:
-    """``name = value;``, the kernel arithmetic printed in order."""
-    return f"{indent}{name} = {c_arithmetic(value)};"
+    """``name = value;`` (an ast Assignment), the kernel arithmetic printed in order."""
+    return c_statement(Assignment(sp.Symbol(name), sp.sympify(value)), indent)
+
+
+def _add_to(name: str, value: sp.Expr | float, indent: str = "    ") -> str:
+    """``name += value;`` (an ast AddAugmentedAssignment)."""
+    return c_statement(AddAugmentedAssignment(sp.Symbol(name), sp.sympify(value)), indent)
 
 
 def _const(name: str, value: sp.Expr | float, indent: str = "    ") -> str:
-    """``const double name = value;`` with the kernel arithmetic printed in order
-    (after the ``=``, on a line of its own where the line would pass 100 columns)."""
-    line = f"{indent}const double {name} = {c_arithmetic(value)};"
-    if len(line) <= 100:
+    """``const double name = value;`` (an ast Declaration) with the kernel arithmetic
+    printed in order (after the ``=``, on a line of its own where the line would pass 100
+    columns)."""
+    line = c_statement(constant(name, value), indent)
+    if len(line) <= 100 or "\n" in line:
         return line
-    return f"{indent}const double {name} =\n{indent}    {c_arithmetic(value)};"
-
-
-def _horner_lines(coefficients: tuple[sp.Expr, ...], argument: str) -> list[str]:
-    """``s = sum coefficients[n] argument^n`` as C statements, Horner's rule with each
-    step one fma (one rounding a step, half the instructions of a multiply and an add;
-    fma is correctly rounded in every instruction set, so the clones agree)."""
-    s, u = variables(f"s {argument}")
-    lines = [f"    double s = {literal(coefficients[-1])};"]
-    lines += [
-        f"    s = {c_arithmetic(fma(s, u, sp.Float(float(c))))};"
-        for c in reversed(coefficients[:-1])
-    ]
-    return lines
+    name_part, value_part = line.split(" = ", 1)
+    return f"{name_part} =\n{indent}    {value_part}"
 
 
 def _c_fast_term(form: ParameterisedForm) -> list[str]:
@@ -244,19 +295,19 @@ def _c_fast_term(form: ParameterisedForm) -> list[str]:
     u_name, v_name, power, x_of_rho = quotient
     u, v = variables(f"{u_name} {v_name}")
     mu_p, _, mu_q, _ = form.parameters
-    (inv_v, d_hi, d_lo, rho, rho_lo, x, x_lo, two_lo) = variables(
-        "inv_v d_hi d_lo rho rho_lo x x_lo two_lo"
-    )
-    (q, f, f_lo, scale, denominator, denominator_lo, inv_denominator) = variables(
-        "q f f_lo scale denominator denominator_lo inv_denominator"
-    )
-    s, s_lo, s2, tail, near_hi = variables("s s_lo s2 tail near_hi")
-    e, exponent, shifted, shifted_lo, far_lo = variables("e exponent shifted shifted_lo far_lo")
+    # the kernel's variables; the compensated statements (claim) name theirs alike
+    (inv_v, d_hi, d_lo, rho, rho_lo, x) = variables("inv_v d_hi d_lo rho rho_lo x")
+    f, f_lo, denominator, inv_denominator = variables("f f_lo denominator inv_denominator")
+    s, s_lo, s2 = variables("s s_lo s2")
     (mantissa,) = variables("mantissa")
-    m, m_lo, w, w_lo, a, a_lo = variables("m m_lo w w_lo a a_lo")
-    excess_hi, excess_lo, total, total_lo = variables("excess_hi excess_lo total total_lo")
-    ln2_high, ln2_low = variables("SYMKL_LN2_HI SYMKL_LN2_LO")
+    m, m_lo, w, w_lo, a = variables("m m_lo w w_lo a")
+    (total,) = variables("total")
     fast_series = sp.Function("symkl_fast_series")
+    split = exponent_split()
+    # the exponent e = 0 (the flag `near`), the two branches' results and the term
+    at_zero, near_hi, near_lo, far_hi, far_lo, corrected, term = variables(
+        "near near_hi near_lo far_hi far_lo corrected term"
+    )
     name = identifier(form.name)
     arguments = ", ".join(f"double {p}" for p in form.parameters)
     finite = "0x1.fffffffffffffp1023"
@@ -265,23 +316,17 @@ def _c_fast_term(form: ParameterisedForm) -> list[str]:
         near = [
             "    /* excess = x s - 2 (atanh s - s), s = x/(2 + x) (fact log1pmx-atanh) */",
             _const("near_hi", mul(x, s)),
-            _const(
-                "near_lo",
-                add(
-                    Lo(add(ProductError(x, s, near_hi), mul(x, s_lo), mul(x_lo, s))),
-                    neg(mul(2.0, tail)),
-                ),
-            ),
+            _const("near_lo", claim("node-near-var")),
         ]
         square = [
             _const("a", mul(w, m)),
-            _const("a_lo", Lo(add(ProductError(w, m, a), mul(w_lo, m), mul(w, m_lo)))),
+            _const("a_lo", Lo(claim("node-product-lo", a=w, a_lo=w_lo, b=m, b_lo=m_lo, p=a))),
         ]
     else:
-        rho_s, rho_s_lo, four, four_lo = variables("rho_s rho_s_lo four four_lo")
+        rho_s, four = variables("rho_s four")
         x_lines = [
             "    double two_lo;",
-            _const("two", TwoSum(2.0, rho, two_lo)),
+            _const("two", claim("node-std-x-lo", part="two")),
             _const("x_lo", Lo(std_x_lo())),
         ]
         near = [
@@ -289,30 +334,19 @@ def _c_fast_term(form: ParameterisedForm) -> list[str]:
             " - s), s = rho/(2 + rho) (fact std-near) */",
             _const("rho_s", mul(rho, s)),
             _const(
-                "rho_s_lo", Lo(add(ProductError(rho, s, rho_s), mul(rho_lo, s), mul(rho, s_lo)))
+                "rho_s_lo",
+                Lo(claim("node-product-lo", a=rho, a_lo=rho_lo, b=s, b_lo=s_lo, p=rho_s)),
             ),
             _const("four", add(4.0, rho)),
-            _const("four_lo", Lo(add(add(add(4.0, neg(four)), rho), rho_lo))) + " /* |rho| < 4 */",
+            _const("four_lo", Lo(claim("node-fast-two-sum-lo", c=4.0, hi=four, a=rho, a_lo=rho_lo)))
+            + " /* |rho| < 4 */",
             _const("near_hi", mul(rho_s, four)),
-            _const(
-                "near_lo",
-                add(
-                    Lo(
-                        add(
-                            ProductError(rho_s, four, near_hi),
-                            mul(rho_s_lo, four),
-                            mul(rho_s, four_lo),
-                        )
-                    ),
-                    neg(mul(4.0, tail)),
-                ),
-            ),
+            _const("near_lo", claim("node-near-std")),
         ]
         square = [
             _const("a", mul(w, w)),
-            _const("a_lo", Lo(add(ProductError(w, w, a), mul(2.0, w, w_lo)))),
+            _const("a_lo", Lo(claim("node-square-lo", a=w, a_lo=w_lo, p=a))),
         ]
-    twice = float(2 * power)
     return [
         f"/* {form.name}, vectorisable: valid when symkl_fast_ok_{name} holds */",
         f"static inline int symkl_fast_ok_{name}({arguments}) {{",
@@ -325,70 +359,61 @@ def _c_fast_term(form: ParameterisedForm) -> list[str]:
         _const("inv_v", div(1.0, v)),
         "    /* rho = (u - v)/v as rho + rho_lo: TwoSum, then the remainder by fma */",
         "    double d_lo;",
-        _const("d_hi", TwoSum(u, neg(v), d_lo)),
+        _const("d_hi", two_sum(u, neg(v), d_lo)),
         _const("rho", mul(d_hi, inv_v)),
-        _const("rho_lo", Lo(mul(add(quotient_remainder(rho, v, d_hi), d_lo), inv_v))),
+        _const("rho_lo", Lo(claim("node-relative-difference-lo", v=v))),
         f"    const double x = {c_code(x_of_rho)};",
         *x_lines,
         "    /* q = u/v = 2^e m, m in [3/4, 3/2); u/v = q + q_rem/v exactly */",
         _const("q", mul(u, inv_v)),
-        "    const uint64_t q_bits = symkl_bits(q);",
-        "    const uint64_t biased = (q_bits - 0x3fe8000000000000u + 0x4000000000000000u) >> 52;",
-        "    const double e = symkl_from_bits(biased | 0x4330000000000000u) - 0x1.00000000004p52;",
-        "    const double mantissa = symkl_from_bits(q_bits - ((biased - 1024u) << 52));",
-        "    const int near = biased == 1024u; /* e = 0 */",
+        "    /* by q's bits: e + 1024 (biased), e, m = q 2^-e (assumption EXPONENT-SPLIT) */",
+        c_statement(constant("q_bits", split["q_bits"], uint64)),
+        c_statement(constant("biased", split["biased"], uint64)),
+        _const("e", split["e"]),
+        _const("mantissa", split["mantissa"]),
+        c_statement(constant("near", split["near"], intc)) + " /* e = 0 */",
         "    /* 1 + f = m (1 + q_rem/(q v)): f = m - 1 exactly (Sterbenz) + 2^-e q_rem/v */",
-        f"    const double f = near ? rho : {c_arithmetic(add(mantissa, -1.0))};",
-        "    const double scale = symkl_from_bits((2047u - biased) << 52); /* 2^-e */",
-        "    const double f_lo = near ? rho_lo : "
-        f"{c_arithmetic(Lo(mul(quotient_remainder(q, v, u), inv_v, scale)))};",
+        _const("f", Select(at_zero, rho, add(mantissa, -1.0))),
+        _const("scale", split["scale"]) + " /* 2^-e */",
+        _const("f_lo", Select(at_zero, rho_lo, Lo(claim("node-mantissa-lo", u=u, v=v)))),
         "    /* s = f/(2 + f) as s + s_lo; log(1 + f) = 2 atanh s = 2 (s + tail) */",
         _const("denominator", add(2.0, f)),
-        _const("denominator_lo", Lo(add(add(add(2.0, neg(denominator)), f), f_lo)))
+        _const(
+            "denominator_lo",
+            Lo(claim("node-fast-two-sum-lo", c=2.0, hi=denominator, a=f, a_lo=f_lo)),
+        )
         + " /* |f| < 2 */",
         _const("inv_denominator", div(1.0, denominator)),
         _const("s", mul(f, inv_denominator)),
-        _const(
-            "s_lo",
-            Lo(
-                mul(
-                    add(quotient_remainder(s, denominator, f), f_lo, neg(mul(s, denominator_lo))),
-                    inv_denominator,
-                )
-            ),
-        ),
+        _const("s_lo", Lo(claim("node-quotient-lo"))),
         _const("s2", mul(s, s)),
         _const("tail", mul(s, s2, fast_series(s2))),
         *near,
         f"    /* e != 0: excess = x - {power} (e log 2 + 2 atanh s) (fact log-split) */",
-        _const("exponent", mul(float(power), e)),
+        _const("exponent", claim(f"node-far-excess-power-{power}", part="exponent")),
         "    double shifted_lo, far_lo;",
-        _const("shifted", TwoSum(x, mul(-1, exponent, ln2_high), shifted_lo)),
-        _const("far_hi", TwoSum(shifted, mul(-twice, s), far_lo)),
-        "    far_lo = "
-        + c_arithmetic(
-            add(
-                Lo(add(far_lo, shifted_lo, x_lo, neg(mul(twice, s_lo)))),
-                neg(mul(exponent, ln2_low)),
-                neg(mul(twice, tail)),
-            )
-        )
-        + ";",
-        "    const double excess_hi = near ? near_hi : far_hi;",
-        "    const double excess_lo = near ? near_lo : far_lo;",
+        _const("shifted", claim(f"node-far-excess-power-{power}", part="shifted")),
+        _const("far_hi", claim(f"node-far-excess-power-{power}", part="far_hi")),
+        _assign("far_lo", claim(f"node-far-excess-power-{power}")),
+        _const("excess_hi", Select(at_zero, near_hi, far_hi)),
+        _const("excess_lo", Select(at_zero, near_lo, far_lo)),
         f"    /* a = {sp.sstr(form.a)} as a + a_lo, with w = (mu_p - mu_q)/v */",
         "    double m_lo;",
-        _const("m", TwoSum(mu_p, neg(mu_q), m_lo)),
+        _const("m", two_sum(mu_p, neg(mu_q), m_lo)),
         _const("w", mul(m, inv_v)),
-        _const("w_lo", Lo(mul(add(quotient_remainder(w, v, m), m_lo), inv_v))),
+        _const(
+            "w_lo", Lo(claim("node-relative-difference-lo", rho=w, v=v, d_hi=m, d_lo=m_lo))
+        ),
         *square,
         "    double total_lo;",
-        _const("total", TwoSum(a, excess_hi, total_lo)),
-        _const("corrected", mul(0.5, add(total, add(Lo(add(total_lo, a_lo)), excess_lo)))),
+        _const("total", claim("node-half-total", part="total")),
+        _const("corrected", claim("node-half-total")),
         "    /* a may overflow to inf (its lo parts are then NaN); never below zero */",
-        "    const double term = total - total == 0.0 ? corrected : "
-        f"{c_arithmetic(mul(0.5, total))};",
-        "    return term > 0.0 ? term : 0.0;",
+        _const(
+            "term",
+            Select(sp.Eq(add(total, neg(total)), 0.0, evaluate=False), corrected, mul(0.5, total)),
+        ),
+        c_statement(Return(Select(sp.Gt(term, 0.0, evaluate=False), term, 0.0))),
         "}",
         "",
         *_c_block_functions(form),
@@ -399,10 +424,12 @@ def _c_block_functions(form: ParameterisedForm) -> list[str]:
     """The vectorised loop over a block: float64 keeps the lo parts, float32 drops them."""
     name = identifier(form.name)
     count = len(form.parameters)
-    pointers = ", ".join(f"const double *restrict b{j}" for j in range(count))
-    values = ", ".join(f"b{j}[c]" for j in range(count))
     lines = []
-    for suffix, exact in (("f64", 1), ("f32", 0)):
+    # float32 inputs are read as floats (in place, or from a float buffer) and widened on load
+    for suffix, exact, ctype in (("f64", 1, "double"), ("f32", 0, "float")):
+        pointers = ", ".join(f"const {ctype} *restrict b{j}" for j in range(count))
+        widen = "" if ctype == "double" else "(double)"
+        values = ", ".join(f"{widen}b{j}[c]" for j in range(count))
         lines += [
             f"SYMKL_VECTOR static int64_t symkl_block_{name}_{suffix}(int64_t n, {pointers},",
             "        double *restrict terms) {",
@@ -423,15 +450,14 @@ def _c_block_functions(form: ParameterisedForm) -> list[str]:
 def _c_fast_exp_common() -> list[str]:
     """Branch-free e^d as 2^n (t + t_lo), the log-variance kernels' exponential (fact exp-split)."""
     coefficients = expm1mx_series(FAST_EXP_TERMS)
-    horner_lines = _horner_lines(coefficients, "r")
+    power_of_two = scale_from_rounded()
     inverse = float(1 / sp.log(2).evalf(40))
-    d, d_lo, rounded, n, r_hi, shift, r, r_lo, p, e1, e2, one_r, t = variables(
-        "d d_lo rounded n r_hi shift r r_lo p e1 e2 one_r t"
+    d, rounded, n, r_hi, shift, r = variables(
+        "d rounded n r_hi shift r"
     )
-    inv_ln2, rounding, ln2_high, ln2_low = variables(
-        "SYMKL_INV_LN2 SYMKL_ROUND SYMKL_LN2_HI SYMKL_LN2_LO"
+    inv_ln2, rounding, ln2_low = variables(
+        "SYMKL_INV_LN2 SYMKL_ROUND SYMKL_LN2_LO"
     )
-    (s,) = variables("s")
     return [
         f"#define SYMKL_INV_LN2 ({inverse!r})",
         "#define SYMKL_ROUND (0x1.8p52) /* x + 1.5 2^52 - 1.5 2^52 rounds x to an integer */",
@@ -441,12 +467,7 @@ def _c_fast_exp_common() -> list[str]:
         "#define SYMKL_INLINE static inline",
         "#endif",
         "",
-        f"/* e^r - 1 - r = r^2 P(r), {len(coefficients)} terms of sum r^k/k!"
-        " (fact expm1mx-series) */",
-        "static inline double symkl_fast_expm1mx(double r) {",
-        *horner_lines,
-        f"    return {c_arithmetic(expm1mx_from_series(r, s))};",
-        "}",
+        *_c_function(expm1mx_function(coefficients)),
         "",
         "/* e^(d + d_lo) = 2^n (t + *t_lo), n = round(d / log 2), |d| <= 700; *near is",
         " * e^d - 1 - d where n = 0 (then r = d exactly).  No branch, no libm call. */",
@@ -456,22 +477,19 @@ def _c_fast_exp_common() -> list[str]:
         _const("rounded", add(mul(d, inv_ln2), rounding)),
         _const("n", add(rounded, neg(rounding))),
         "    /* exact: SYMKL_LN2_HI has 33 bits and |n| < 2^11 */",
-        _const("r_hi", add(d, neg(mul(n, ln2_high)))),
+        _const("r_hi", claim("node-exp-reduction", part="r_hi")),
         _const("shift", mul(n, ln2_low)),
         _const("r", add(r_hi, neg(shift))),
-        _const(
-            "r_lo",
-            add(Lo(add(add(r_hi, neg(r)), neg(shift), neg(ProductError(n, ln2_low, shift)))), d_lo),
-        ),
+        _const("r_lo", claim("node-exp-reduction")),
         _const("p", sp.Function("symkl_fast_expm1mx")(r)),
         "    double e1, e2;",
-        _const("one_r", TwoSum(1.0, r, e1)),
-        _const("t", TwoSum(one_r, p, e2)),
-        f"    *t_lo = {c_arithmetic(add(Lo(add(e1, e2)), mul(r_lo, t)))};",
+        _const("one_r", claim("node-exp-mantissa", part="one_r")),
+        _const("t", claim("node-exp-mantissa", part="t")),
+        f"    *t_lo = {c_arithmetic(claim('node-exp-mantissa'))};",
         "    /* 2^n from the low bits of `rounded` (n + 1.5 2^52 holds n there) */",
-        "    const uint64_t biased = symkl_bits(rounded) - symkl_bits(SYMKL_ROUND) + 1023u;",
-        "    *scale = symkl_from_bits(biased << 52);",
-        f"    *near = {c_arithmetic(add(p, mul(d_lo, add(r, p))))};",
+        c_statement(constant("biased", power_of_two["biased"], uint64)),
+        _assign("*scale", power_of_two["scale"]),
+        f"    *near = {c_arithmetic(claim('node-exp-near'))};",
         "    *exponent = n;",
         "    return t;",
         "}",
@@ -485,11 +503,10 @@ def _c_fast_exact_log_term(form: ParameterisedForm) -> list[str]:
     name = identifier(form.name)
     arguments = ", ".join(f"double {p}" for p in form.parameters)
     names = [str(p) for p in form.parameters]
-    d, d_lo_part, m, m_lo, t, t_lo, scale, c, c_lo, f_lo = variables(
-        "d d_lo m m_lo t t_lo scale c c_lo f_lo"
+    d_lo_part, m, m_lo = variables(
+        "d_lo m m_lo"
     )
-    m2, m2_lo, q_t, q_lo, q_scale, a_t, a, a_lo = variables("m2 m2_lo q_t q_lo q_scale a_t a a_lo")
-    excess_hi, excess_lo, total, total_lo = variables("excess_hi excess_lo total total_lo")
+    m2, q_t, exponent, near, f, far_lo, term = variables("m2 q_t exponent near f far_lo term")
     difference = input_difference(form)
     if difference is not None:
         mu_p, logvar_p, mu_q, logvar_q = names
@@ -500,14 +517,14 @@ def _c_fast_exact_log_term(form: ParameterisedForm) -> list[str]:
         ]
         setup = [
             "    double d_lo, m_lo;",
-            _const("d", TwoSum(form.parameters[1], neg(form.parameters[3]), d_lo_part)),
-            _const("m", TwoSum(form.parameters[0], neg(form.parameters[2]), m_lo)),
+            _const("d", two_sum(form.parameters[1], neg(form.parameters[3]), d_lo_part)),
+            _const("m", two_sum(form.parameters[0], neg(form.parameters[2]), m_lo)),
             "    /* e^{-l_q} = q_scale (q_t + q_lo) */",
             "    double q_lo, q_scale, q_near, q_exponent;",
             f"    const double q_t = symkl_fast_exp(-{logvar_q}, 0.0, exact, &q_lo, &q_scale,"
             " &q_near, &q_exponent);",
         ]
-        d_lo = Lo(d_lo_part)
+        d_lo = claim("node-lo", x=d_lo_part)
     else:
         mu, logvar = names
         ok = [
@@ -532,26 +549,23 @@ def _c_fast_exact_log_term(form: ParameterisedForm) -> list[str]:
         f"    const double t = symkl_fast_exp(d, {c_arithmetic(d_lo)}, exact, &t_lo, &scale,"
         " &near, &exponent);",
         "    double c_lo, f_lo;",
-        _const("c", TwoSum(1.0, d, c_lo)),
-        _const("f", TwoSum(mul(scale, t), neg(c), f_lo)),
-        _const("far_lo", add(Lo(add(f_lo, neg(c_lo), neg(d_lo))), mul(scale, t_lo))),
-        "    const double excess_hi = exponent == 0.0 ? near : f;",
-        "    const double excess_lo = exponent == 0.0 ? 0.0 : far_lo;",
+        _const("c", claim("node-exp-excess", part="c")),
+        _const("f", claim("node-exp-excess", part="f")),
+        _const("far_lo", claim("node-exp-excess", d_lo=d_lo)),
+        _const("excess_hi", Select(sp.Eq(exponent, 0.0, evaluate=False), near, f)),
+        _const("excess_lo", Select(sp.Eq(exponent, 0.0, evaluate=False), 0.0, far_lo)),
         "    /* a = m^2 e^{-l_q} as a + a_lo */",
         _const("m2", mul(m, m)),
-        _const("m2_lo", Lo(add(ProductError(m, m, m2), mul(2.0, m, m_lo)))),
+        _const("m2_lo", Lo(claim("node-square-lo", a=m, a_lo=m_lo, p=m2))),
         _const("a_t", mul(m2, q_t)),
-        _const("a", mul(a_t, q_scale)),
-        _const(
-            "a_lo",
-            mul(Lo(add(ProductError(m2, q_t, a_t), mul(m2_lo, q_t), mul(m2, q_lo))), q_scale),
-        ),
+        _const("a", claim("node-scaled-product-lo", part="a")),
+        _const("a_lo", claim("node-scaled-product-lo")),
         "    double total_lo;",
-        _const("total", TwoSum(a, excess_hi, total_lo)),
-        _const("term", mul(0.5, add(total, add(Lo(add(total_lo, a_lo)), excess_lo)))),
+        _const("total", claim("node-half-total", part="total")),
+        _const("term", claim("node-half-total")),
         "    /* an overflow leaves NaN (inf - inf in the lo parts): the block's check sends",
         "     * it to the scalar kernel */",
-        "    return term < 0.0 ? 0.0 : term;",
+        c_statement(Return(Select(sp.Lt(term, 0.0, evaluate=False), 0.0, term))),
         "}",
         "",
         *_c_block_functions(form),
@@ -604,10 +618,13 @@ def _c_half_a(form: ParameterisedForm) -> list[str]:
     d_half, a_scale, d_mantissa, m2, t_mantissa, e_full, e_half = variables(
         "d_half a_scale d_mantissa m2 t_mantissa e_full e_half"
     )
+    d_mu, d_big, usable, scaled, shift = variables("d_mu d_big usable scaled shift")
+    d_exponent, t_exponent = variables("d_exponent t_exponent")
     lines = [
         _const("d_mu", add(mu_p, neg(mu_q))),
-        "    const int d_big = isinf(d_mu); /* the difference of two finite means overflowed */",
-        f"    const double d_half = d_big ? {c_arithmetic(halved_difference(mu_p, mu_q))} : d_mu;",
+        "    /* d_big: the difference of two finite means overflowed */",
+        c_statement(constant("d_big", isinf(d_mu), type=intc)),
+        _const("d_half", Select(d_big, halved_difference(mu_p, mu_q), d_mu)),
     ]
     if quotient is not None:
         _, v_name, power, _ = quotient
@@ -616,7 +633,7 @@ def _c_half_a(form: ParameterisedForm) -> list[str]:
         other = w if power == 2 else d_half
         return [
             *lines,
-            "    const double a_scale = d_big ? 2.0 : 0.5;",
+            _const("a_scale", Select(d_big, 2.0, 0.5)),
             _const("half_a", scaled_mean_term(a_scale, w, other)),
         ]
     logvar_q = form.parameters[3]
@@ -630,11 +647,22 @@ def _c_half_a(form: ParameterisedForm) -> list[str]:
         "    /* e^{-l} out of the normal range: m^2 e^{-l/2} renormalised, then e^{-l/2} */",
         "    int t_exponent;",
         f"    const double t_mantissa = frexp({c_arithmetic(mul(m2, e_half))}, &t_exponent);",
-        "    const int usable = e_full >= 0x1p-1000 && e_full <= 0x1p1000;",
-        "    const double scaled = usable ? "
-        f"{c_arithmetic(mul(m2, e_full))} : {c_arithmetic(mul(t_mantissa, e_half))};",
-        "    const int shift = 2 * (d_exponent + d_big) - 1 + (usable ? 0 : t_exponent);",
-        "    const double half_a = d_mu == 0.0 ? 0.0 : ldexp(scaled, shift);",
+        c_statement(
+            constant(
+                "usable",
+                sp.And(sp.Ge(e_full, PowerOfTwo(-1000)), sp.Le(e_full, PowerOfTwo(1000))),
+                type=intc,
+            )
+        ),
+        _const("scaled", Select(usable, mul(m2, e_full), mul(t_mantissa, e_half))),
+        c_statement(
+            constant(
+                "shift",
+                add(mul(2, add(d_exponent, d_big)), -1, Select(usable, 0, t_exponent)),
+                type=intc,
+            )
+        ),
+        _const("half_a", Select(sp.Eq(d_mu, 0.0), 0.0, ldexp(scaled, shift))),
     ]
 
 
@@ -644,8 +672,9 @@ def _c_term(form: ParameterisedForm) -> list[str]:
     quotient = quotient_form(form)
     half_a, half_excess, excess = variables("half_a half_excess excess")
     series = ["        excess = symkl_excess_series(x);"]
-    near = "x > SYMKL_SERIES_LOW && x < SYMKL_SERIES_HIGH"
-    domain = "0.0"
+    x_symbol, series_low, series_high = variables("x SYMKL_SERIES_LOW SYMKL_SERIES_HIGH")
+    near: sp.Basic = sp.And(sp.Gt(x_symbol, series_low), sp.Lt(x_symbol, series_high))
+    domain: sp.Expr = sp.Float(0.0)
     if quotient is not None:
         # x = x + x_lo exactly (to 2^-106): the rounding of u - v (TwoSum), of the
         # division (fma) and, for the std form, of (2 + rho) rho.  Then, to first order,
@@ -653,14 +682,15 @@ def _c_term(form: ParameterisedForm) -> list[str]:
         # power log1p(rho + rho_lo) = power (log1p(rho) + rho_lo/(1 + rho)).
         u_name, v_name, power, x_of_rho = quotient
         u, v = variables(f"{u_name} {v_name}")
-        d_hi, d_lo, rho, rho_lo, x, x_lo, two_lo = variables("d_hi d_lo rho rho_lo x x_lo two_lo")
+        d_hi, d_lo, rho, rho_lo, x, x_lo = variables("d_hi d_lo rho rho_lo x x_lo")
         log_hi, log_lo = variables("log_hi log_lo")
-        domain = f"({u} > 0.0 && {v} > 0.0) ? 0.0 : NAN /* NaN in, NaN out */"
+        # NaN outside the domain (NaN in, NaN out)
+        domain = Select(sp.And(sp.Gt(u, 0.0), sp.Gt(v, 0.0)), 0.0, variables("NAN")[0])
         x_lines = [
             "    double d_lo;",
-            _const("d_hi", TwoSum(u, neg(v), d_lo)),
+            _const("d_hi", two_sum(u, neg(v), d_lo)),
             _const("rho", div(d_hi, v)),
-            _const("rho_lo", div(add(quotient_remainder(rho, v, d_hi), d_lo), v)),
+            _const("rho_lo", claim("node-relative-difference-lo", v=v, inv_v=inverse(v))),
             f"    const double x = {c_code(x_of_rho)};",
         ]
         if power == 1:
@@ -670,7 +700,7 @@ def _c_term(form: ParameterisedForm) -> list[str]:
         else:
             x_lines += [
                 "    double two_lo;",
-                _const("two", TwoSum(2.0, rho, two_lo)),
+                _const("two", claim("node-std-x-lo", part="two")),
                 _const("x_lo", std_x_lo()),
             ]
             half_x = mul(mul(0.5, rho), add(2.0, rho))
@@ -684,17 +714,17 @@ def _c_term(form: ParameterisedForm) -> list[str]:
             x, x_lo, log1p(rho), (rho_lo, inverse(add(1.0, rho))), scale
         )
         direct = [
-            "        if (x < SYMKL_FAR_BELOW) {",
+            f"        if ({c_arithmetic(sp.Lt(x, variables('SYMKL_FAR_BELOW')[0]))}) {{",
             "            /* log(u/v) by exponent splitting: u/v may underflow",
             "             * (fact log-ratio-split) */",
             "            double log_lo;",
             f"            const double log_hi = symkl_log_ratio({u}, {v}, &log_lo);",
-            f"            excess = {c_arithmetic(log_split)};",
-            "        } else if (x < 0x1p60) {",
-            f"            excess = {c_arithmetic(direct_log)};",
+            _assign("excess", log_split, "            "),
+            f"        }} else if ({c_arithmetic(sp.Lt(x, PowerOfTwo(60)))}) {{",
+            _assign("excess", direct_log, "            "),
             "        } else {",
             "            /* log(1 + x) < x/2^54: below half an ulp; x/2 where x overflows */",
-            f"            half_excess = {c_arithmetic(half_x)};",
+            _assign("half_excess", half_x, "            "),
             "            halved = 1;",
             "        }",
         ]
@@ -703,42 +733,53 @@ def _c_term(form: ParameterisedForm) -> list[str]:
             "d_hi d_lo x expm1_d e half_e carried"
         )
         fast_expm1mx = sp.Function("symkl_fast_expm1mx")
-        near = f"fabs(d_hi) <= {NEAR_EXP!r}"
+        table_low, table_high = variables("SYMKL_TABLE_LOW SYMKL_TABLE_HIGH")
+        tabled = sp.And(sp.Gt(d_hi, table_low), sp.Lt(d_hi, table_high))
+        near = sp.Le(sp.Abs(d_hi), sp.Float(NEAR_EXP))
         difference = input_difference(form)
         if difference is not None:
             # expm1(u - v) with u - v rounded: TwoSum recovers the rounding error e exactly,
             # and expm1(d + e) = expm1(d) + e exp(d) to within e^2 (|e| <= 2^-53 |d|)
-            u, v = difference
+            u, v = variables(" ".join(difference))
             x_lines = [
                 "    double d_lo;",
-                f"    double d_hi = symkl_two_sum({u}, -{v}, &d_lo);",
+                f"    double d_hi = {c_arithmetic(two_sum(u, neg(v), d_lo))};",
                 "    if (isinf(d_hi)) d_lo = 0.0; /* the lo part of an overflow is NaN */",
             ]
         else:
-            x_lines = [f"    const double d_hi = {c_code(form.log_ratio)}, d_lo = 0.0;"]
+            x_lines = [_const("d_hi", form.log_ratio), _const("d_lo", 0.0)]
         x_lines += [
-            "    const double expm1_d = expm1(d_hi);",
-            "    const double x = d_lo == 0.0 || d_hi > 709.0 ? expm1_d"
-            f" : {c_arithmetic(carried_expm1(expm1_d, d_hi, d_lo))};",
+            _const("expm1_d", claim("node-carried-expm1", part="expm1_d")),
+            _const(
+                "x",
+                Select(
+                    sp.Or(sp.Eq(d_lo, 0.0), sp.Gt(d_hi, EXP_OVERFLOWS)),
+                    expm1_d,
+                    carried_expm1(expm1_d, d_hi, d_lo),
+                ),
+            ),
         ]
         series = [
             "        /* the series in d itself: x = expm1(d) carries a rounding */",
-            f"        excess = {c_arithmetic(near_exact_log_excess(fast_expm1mx(d_hi), x, d_lo))};",
+            _assign("excess", near_exact_log_excess(fast_expm1mx(d_hi), x, d_lo), "        "),
         ]
         direct = [
-            "        if (d_hi > SYMKL_TABLE_LOW && d_hi < SYMKL_TABLE_HIGH) {",
+            f"        if ({c_arithmetic(tabled)}) {{",
             "            excess = symkl_expm1mx_table(d_hi, d_lo);",
-            "        } else if (d_hi > 709.0) {",
+            f"        }} else if ({c_arithmetic(sp.Gt(d_hi, EXP_OVERFLOWS))}) {{",
             "            /* e^d near or past overflow, KL/2 perhaps not (fact excess-half) */",
             f"            const double e = {c_arithmetic(sp.exp(mul(0.5, d_hi)))}, "
             f"half_e = {c_arithmetic(half_square(e))};",
-            "            const double carried = isinf(half_e) ? half_e : "
-            f"{c_arithmetic(carried_half_exp(half_e, d_lo))};",
+            _const(
+                "carried",
+                Select(isinf(half_e), half_e, carried_half_exp(half_e, d_lo)),
+                "            ",
+            ),
             "            half_excess = "
             f"{c_arithmetic(half_excess_beyond_overflow(carried, d_hi))};",
             "            halved = 1;",
             "        } else {",
-            f"            excess = {c_arithmetic(direct_exact_log_excess(x, d_hi, d_lo))};",
+            _assign("excess", direct_exact_log_excess(x, d_hi, d_lo), "            "),
             "        }",
         ]
     else:
@@ -750,15 +791,14 @@ def _c_term(form: ParameterisedForm) -> list[str]:
         *_c_half_a(form),
         "    double excess = 0.0, half_excess = 0.0;",
         "    int halved = 0;",
-        f"    if ({near}) {{",
+        f"    if ({c_arithmetic(near)}) {{",
         *series,
         "    } else {",
         *direct,
         "    }",
         "    if (excess < 0.0) excess = 0.0; /* rounding below zero; NaN stays NaN */",
         f"    if (!halved) {_assign('half_excess', mul(0.5, excess), '')}",
-        # the domain term (0, or NaN outside the domain) is C text: a condition
-        f"    return {c_arithmetic(add(half_a, half_excess))} + ({domain});",
+        c_statement(Return(add(half_a, half_excess, domain))),
         "}",
         "",
     ]
@@ -794,6 +834,25 @@ def _c_loops(forms: NumericForms) -> list[str]:
         "/* Row sums over k columns; argument j is read at p_j[r*row_j + c*col_j] (element",
         " * strides, 0 for broadcast axes).  Returns 0, or -(8*i + j) - 1 for the first invalid",
         " * argument j at flat position i when validate is set. */",
+    ]
+    lines += [
+        "",
+        "/* float32 rows of up to SYMKL_PLAIN_SUM_MAX terms: four plain lanes, no TwoSum.  The",
+        " * terms are >= 0, so the sum's relative error is below k 2^-53 <= 2^-33, a thousandth",
+        " * of a float32 ulp; longer rows keep the TwoSum lanes. */",
+        "#define SYMKL_PLAIN_SUM_MAX ((int64_t)1 << 20)",
+        "SYMKL_VECTOR static void symkl_lane_sums_plain(int64_t rows, int64_t padded,",
+        "        const double *restrict terms, double (*restrict lane_sum)[4]) {",
+        "    for (int64_t i = 0; i < rows; ++i) {",
+        "        double sum[4];",
+        "        for (int lane = 0; lane < 4; ++lane) sum[lane] = lane_sum[i][lane];",
+        "        for (int64_t c = i * padded; c < (i + 1) * padded; c += 4) {",
+        "            for (int lane = 0; lane < 4; ++lane) sum[lane] += terms[c + lane];",
+        "        }",
+        "        for (int lane = 0; lane < 4; ++lane) lane_sum[i][lane] = sum[lane];",
+        "    }",
+        "}",
+        "",
     ]
     for form in forms.forms.values():
         for suffix, ctype in (("f64", "double"), ("f32", "float")):
@@ -831,10 +890,10 @@ def _c_block_loop(form: ParameterisedForm, suffix: str, ctype: str) -> list[str]
             f" p{j} + (r0 + i) * row{j} + start * col{j};",
             f"                if (col{j} == 1) {{",
             f"                    for (int64_t c = 0; c < span; ++c)"
-            f" buffer[{j}][at + c] = (double)source{j}[c];",
+            f" buffer[{j}][at + c] = source{j}[c];",
             "                } else {",
             f"                    for (int64_t c = 0; c < span; ++c)"
-            f" buffer[{j}][at + c] = (double)source{j}[c * col{j}];",
+            f" buffer[{j}][at + c] = source{j}[c * col{j}];",
             "                }",
         )
     ]
@@ -846,31 +905,47 @@ def _c_block_loop(form: ParameterisedForm, suffix: str, ctype: str) -> list[str]
     checks = [f"                            {check}" for check in _validation(form)]
     call = ", ".join(str(p) for p in form.parameters)
     buffers = ", ".join(f"input[{j}]" for j in range(count))
-    if ctype == "double":
-        # float64 blocks of one long row (k a multiple of 4 or the block's width) read in
-        # place where every argument has unit column stride: no copy.  Blocks of many
-        # short rows are still copied: read in place they measured 25% slower at k = 16
-        in_place = " && ".join(f"col{j} == 1" for j in range(count))
-        gather = [
-            "            const int direct = group_rows == 1 && padded == span && " + in_place + ";",
-            f"            const double *input[{count}];",
-            "            if (direct) {",
-            *(f"                input[{j}] = p{j} + r0 * row{j} + start;" for j in range(count)),
+    # blocks of one long row (k a multiple of 4 or the block's width) read in place where
+    # every argument has unit column stride: no copy (float32: no widening copy either,
+    # the block widens on load; measured 15% less CPU time at k = 512).  Blocks of many
+    # short rows are still copied: read in place they measured 25% slower at k = 16
+    in_place = " && ".join(f"col{j} == 1" for j in range(count))
+    gather = [
+        "            const int direct = group_rows == 1 && padded == span && " + in_place + ";",
+        f"            const {ctype} *input[{count}];",
+        "            if (direct) {",
+        *(f"                input[{j}] = p{j} + r0 * row{j} + start;" for j in range(count)),
+        "            } else {",
+        *(f"                input[{j}] = buffer[{j}];" for j in range(count)),
+        "            }",
+        "            for (int64_t i = 0, at = 0; !direct && i < group_rows;"
+        " ++i, at += padded) {",
+    ]
+    compensated = f"({ctype})symkl_lanes_total(lane_sum[i], lane_error[i])"
+    total = [f"            out[r0 + i] = {compensated};"]
+    if ctype == "float":
+        # the plain lanes' total: four doubles added, then rounded to float once
+        lanes = variables(" ".join(f"lane_sum[i][{lane}]" for lane in range(4)))
+        plain = c_arithmetic(add(add(lanes[0], lanes[1]), add(lanes[2], lanes[3])))
+        total = [
+            "            out[r0 + i] = k <= SYMKL_PLAIN_SUM_MAX",
+            f"                ? (float)({plain}) : {compensated};",
+        ]
+        summation = [
+            "            if (k <= SYMKL_PLAIN_SUM_MAX) {",
+            "                symkl_lane_sums_plain(group_rows, padded, terms, lane_sum);",
             "            } else {",
-            *(f"                input[{j}] = buffer[{j}];" for j in range(count)),
+            "                symkl_lane_sums(group_rows, padded, terms, lane_sum, lane_error);",
             "            }",
-            "            for (int64_t i = 0, at = 0; !direct && i < group_rows;"
-            " ++i, at += padded) {",
         ]
     else:
-        gather = [
-            f"            const double *input[{count}];",
-            *(f"            input[{j}] = buffer[{j}];" for j in range(count)),
-            "            for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {",
+        summation = [
+            "            symkl_lane_sums(group_rows, padded, terms, lane_sum, lane_error);"
         ]
     return [
         *_c_signature(form, suffix, ctype),
-        f"    double buffer[{count}][SYMKL_BLOCK], terms[SYMKL_BLOCK];",
+        f"    {ctype} buffer[{count}][SYMKL_BLOCK];",
+        "    double terms[SYMKL_BLOCK];",
         "    const int64_t width = (k + 3) & ~(int64_t)3;",
         "    /* rows per block and columns per row per block */",
         "    const int64_t group = width <= SYMKL_BLOCK ? SYMKL_BLOCK / width : 1;",
@@ -909,10 +984,10 @@ def _c_block_loop(form: ParameterisedForm, suffix: str, ctype: str) -> list[str]
         "                    }",
         "                }",
         "            }",
-        "            symkl_lane_sums(group_rows, padded, terms, lane_sum, lane_error);",
+        *summation,
         "        }",
         "        for (int64_t i = 0; i < group_rows; ++i) {",
-        f"            out[r0 + i] = ({ctype})symkl_lanes_total(lane_sum[i], lane_error[i]);",
+        *total,
         "        }",
         "    }",
         "    return 0;",

@@ -7,28 +7,40 @@ branches and the tables, all from SymPy.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import sympy as sp
+from sympy.codegen.ast import Declaration
 from sympy.codegen.cfunctions import expm1
 
-from symkl.codegen.printers import ProductError, add, div, literal, mul, neg, variables
-from symkl.kl.stable import NumericForms, ParameterisedForm
+from symkl.codegen.printers import Horner, add, constant, div, literal, mul, neg, variables
+from symkl.kl.compensated import Claimed, ProductError
+from symkl.kl.stable import ExactSum, NumericForms, ParameterisedForm, proved_statements
 
 __all__ = [
     "EXACT_LOG_RATIO",
+    "EXP_OVERFLOWS",
     "FAR_BELOW",
     "FAST_EXP_TERMS",
     "HALF_X",
     "HEADER",
+    "MEAN_SCALING",
     "NEAR_EXP",
+    "RELATIVE_SCALING",
     "RHO",
+    "KernelFunction",
     "atanh_argument",
     "atanh_excess",
     "carried_expm1",
     "carried_half_exp",
+    "claim",
     "compensated_excess",
     "direct_exact_log_excess",
+    "exact_sum_gradients",
+    "excess_series_function",
     "exp_of_negated",
     "expm1mx_from_series",
+    "expm1mx_function",
     "half_excess_beyond_overflow",
     "half_square",
     "halved_difference",
@@ -48,7 +60,9 @@ __all__ = [
     "table_constants",
     "table_expm1mx",
     "table_rows",
+    "two_sum",
     "two_sum_error",
+    "two_sum_function",
 ]
 
 
@@ -59,6 +73,21 @@ EXACT_LOG_RATIO = ("logvar", "std-normal")
 #: below this x, 1 + x is computed as a quotient (v_p / v_q) and its log taken (above
 #: it log1p(rho) with rho's rounding error added back to first order)
 FAR_BELOW = -0.9
+
+
+#: the array kernels' relative difference: (edge, shift), v below 2^-edge (above 2^edge)
+#: is scaled with u by 2^shift (2^-shift) first (fact relative-difference-scaled)
+RELATIVE_SCALING = (800, 600)
+
+#: the array kernels' mean term: (edge, shift), |d| below 2^-edge (above 2^edge) is scaled
+#: by 2^shift (2^-shift) and scaled back after (facts mean-term-scaled, -scaled-split);
+#: e^{-logvar_q} is used whole within [2^-shift, 2^shift], split in halves outside
+MEAN_SCALING = (500, 600)
+
+
+#: d above which e^d overflows a double (e^709 < DBL_MAX < e^710): the log-variance kernels
+#: then take the excess from e^{d/2} (fact excess-half)
+EXP_OVERFLOWS = sp.Float(709.0)
 
 
 #: the relative difference (u - v)/v of the two scale inputs
@@ -161,42 +190,97 @@ def ranged_gradients() -> dict[str, sp.Expr]:
     }
 
 
+def exact_sum_gradients(forms: NumericForms) -> dict[str, ExactSum]:
+    """The proved exact-sum gradient components (facts gradient-exact-* and
+    jeffreys-gradient-exact-*), by fact label.
+
+    Each is checked to be the right-hand side of its proved fact, so the printers
+    print only what was proved.
+    """
+    from symkl.kl import derive
+    from symkl.kl.stable import exact_sum_gradients as exact_sums
+    from symkl.kl.stable import jeffreys_exact_gradients
+
+    proved = {fact.label: fact.rhs for fact in derive("stable").facts}
+    found = {}
+    for prefix, sums in (
+        ("gradient-exact", exact_sums(forms.forms)),
+        ("jeffreys-gradient-exact", jeffreys_exact_gradients(forms.forms)),
+    ):
+        for (name, parameter), exact in sums.items():
+            label = f"{prefix}-{name}-{parameter}"
+            if proved.get(label) != exact.expression():
+                raise RuntimeError(f"{label}: not the right-hand side of a fact of 'stable'")
+            found[label] = exact
+    return found
+
+
 def swapped_parameters(form: ParameterisedForm) -> tuple[sp.Symbol, ...]:
     mu_p, s_p, mu_q, s_q = form.parameters
     return (mu_q, s_q, mu_p, s_p)
 
 
-def std_x_lo() -> sp.Expr:
+def claim(label: str, *, part: str | None = None, **arguments: sp.Expr | float) -> Claimed:
+    """The proved kernel statement ``label`` of ``stable`` with its parameters bound (by
+    name) to the kernel's variables: the only way compensated arithmetic is printed.
+    With ``part``, the statement's given variable of that name (``two`` of
+    node-std-x-lo is ``TwoSum(2.0, rho, two_lo)``), printed where the kernel defines it.
+
+    Raises ``KeyError`` naming the proved statements when ``label`` is not one of them.
+
+    Examples
+    --------
+    >>> from symkl.codegen.printers import c_arithmetic, variables
+    >>> c_arithmetic(claim("node-two-sum", a=1.0, b=variables("rho")[0], lo=variables("e")[0]))
+    'symkl_two_sum(1.0, rho, &e)'
+    """
+    statements = proved_statements()
+    if label not in statements:
+        known = ", ".join(sorted(statements))
+        raise KeyError(f"no proved kernel statement {label!r}; the proved ones are: {known}")
+    bound = {name: sp.sympify(value) for name, value in arguments.items()}
+    node = Claimed(label, bound, part)
+    node.instance()  # unknown parameter names fail here, at the call
+    return node
+
+
+def quotient_remainder(quotient: sp.Expr, divisor: sp.Expr, dividend: sp.Expr) -> sp.Expr:
+    """``dividend - quotient * divisor``, exactly (the remainder of a rounded division): a
+    raw ProductError node, for building kernel statements; printed only inside one."""
+    return ProductError(neg(quotient), divisor, neg(dividend))
+
+
+def two_sum(a: sp.Expr | float, b: sp.Expr | float, lo: sp.Expr) -> Claimed:
+    """``TwoSum(a, b, lo)``: the rounded ``a + b``, ``lo`` its exact error (node-two-sum)."""
+    return claim("node-two-sum", a=a, b=b, lo=lo)
+
+
+def std_x_lo() -> Claimed:
     """The rounding error of ``x = rho (2 + rho)`` (std), carried as ``x + x_lo``.
 
     From ``rho_lo`` (the rounding of rho), ``two = 2 + rho`` with its TwoSum error
     ``two_lo``, and the exact remainder of the product ``rho * two``; first order in
-    the lo parts.  One expression for the scalar and vectorised C kernels and the
-    array kernels.
+    the lo parts (fact node-std-x-lo).  One statement for the scalar and vectorised C
+    kernels and the array kernels.
     """
-    rho, rho_lo, two, two_lo, x = variables("rho rho_lo two two_lo x")
-    return add(ProductError(rho, two, x), mul(rho, two_lo), mul(2.0, rho_lo, add(1.0, rho)))
+    return claim("node-std-x-lo")
 
 
-def quotient_remainder(quotient: sp.Expr, divisor: sp.Expr, dividend: sp.Expr) -> sp.Expr:
-    """``dividend - quotient * divisor``, exactly (the remainder of a rounded division)."""
-    return ProductError(neg(quotient), divisor, neg(dividend))
-
-
-def two_sum_error(a: sp.Expr, b: sp.Expr, total: sp.Expr, b_virtual: sp.Expr) -> sp.Expr:
+def two_sum_error(a: sp.Expr, b: sp.Expr, total: sp.Expr, b_virtual: sp.Expr) -> Claimed:
     """Knuth's TwoSum: the exact error of ``total = fl(a + b)``, with ``b_virtual = total - a``.
 
     ``a + b = total + (a - (total - b_virtual)) + (b - b_virtual)`` exactly, in any
-    rounding-to-nearest binary arithmetic.  One definition for the C helper
-    ``symkl_two_sum``, the C summation lanes and the array ``two_sum``.
+    rounding-to-nearest binary arithmetic (fact node-two-sum-error, assumption EFT).
+    One statement for the C helper ``symkl_two_sum``, the C summation lanes and the
+    array ``two_sum``.
     """
-    return add(add(a, neg(add(total, neg(b_virtual)))), add(b, neg(b_virtual)))
+    return claim("node-two-sum-error", a=a, b=b, s=total, bv=b_virtual)
 
 
-def series_correction(x: sp.Expr, x_lo: sp.Expr) -> sp.Expr:
+def series_correction(x: sp.Expr, x_lo: sp.Expr) -> Claimed:
     """``x_lo f'(x)``, ``f'(x) = x/(1 + x)``: the first-order effect of ``x_lo`` on the
-    excess ``f(x) = x - log(1 + x)`` (added to the series value)."""
-    return mul(x_lo, div(x, add(1.0, x)))
+    excess ``f(x) = x - log(1 + x)`` (added to the series value; node-series-correction)."""
+    return claim("node-series-correction", x=x, x_lo=x_lo)
 
 
 def compensated_excess(
@@ -205,20 +289,23 @@ def compensated_excess(
     log_hi: sp.Expr,
     log_lo: tuple[sp.Expr, ...],
     power: sp.Expr | int,
-) -> sp.Expr:
+) -> Claimed:
     """``(x - power log_hi) + (x_lo - power log_lo)``: the excess from ``log(1 + x) =
     power (log_hi + log_lo)``, hi and lo parts subtracted separately.
 
-    ``log_lo`` is the product of its factors (``rho_lo, inverse(1 + rho)``); a power of
-    1 is left out of the printed products.
+    ``log_lo`` is one lo part (node-excess-split-*) or ``(rho_lo, inverse(1 + rho))`` with
+    ``log_hi = log1p(rho)`` (node-excess-direct-*); a power of 1 is left out of the
+    printed products.
     """
-
-    def scaled(*factors: sp.Expr) -> sp.Expr:
-        if power == 1:
-            return factors[0] if len(factors) == 1 else mul(*factors)
-        return mul(power, *factors)
-
-    return add(add(x, neg(scaled(log_hi))), add(x_lo, neg(scaled(*log_lo))))
+    suffix = "unit" if power == 1 else "power"
+    scale = {} if power == 1 else {"power": power}
+    if len(log_lo) == 1:
+        return claim(
+            f"node-excess-split-{suffix}", x=x, x_lo=x_lo, log_hi=log_hi, log_lo=log_lo[0], **scale
+        )
+    (rho,) = log_hi.args
+    rho_lo, _ = log_lo
+    return claim(f"node-excess-direct-{suffix}", x=x, x_lo=x_lo, rho=rho, rho_lo=rho_lo, **scale)
 
 
 def horner_step(accumulated: sp.Expr, argument: sp.Expr, coefficient: sp.Expr) -> sp.Expr:
@@ -251,26 +338,26 @@ def expm1mx_from_series(r: sp.Expr, series: sp.Expr) -> sp.Expr:
 
 def table_expm1mx(
     row: tuple[sp.Expr, sp.Expr, sp.Expr, sp.Expr], r: sp.Expr, q: sp.Expr, d_lo: sp.Expr
-) -> sp.Expr:
+) -> Claimed:
     """``e^d - 1 - d = F + G r + E q``, ``q = e^r - 1 - r``, from a table row ``(F_hi, F_lo,
     G, E)`` at ``c = d - r`` (``F = e^c - 1 - c``, ``G = e^c - 1``, ``E = e^c``), with the
-    first-order effect ``d_lo (G + E r)`` of d's rounding error."""
+    first-order effect ``d_lo (G + E r)`` of d's rounding error (node-table-expm1mx)."""
     high, low, expm1_c, exp_c = row
-    return add(
-        high,
-        add(low, mul(expm1_c, r), mul(exp_c, q), mul(d_lo, add(expm1_c, mul(exp_c, r)))),
-    )
+    return claim(
+        "node-table-expm1mx", high=high, low=low, expm1_c=expm1_c, exp_c=exp_c, r=r, q=q,
+        d_lo=d_lo,
+    )  # fmt: skip
 
 
-def direct_exact_log_excess(x: sp.Expr, d_hi: sp.Expr, d_lo: sp.Expr) -> sp.Expr:
+def direct_exact_log_excess(x: sp.Expr, d_hi: sp.Expr, d_lo: sp.Expr) -> Claimed:
     """``x - log(1 + x) = (x - d_hi) - d_lo`` where ``log(1 + x) = d_hi + d_lo`` exactly."""
-    return add(add(x, neg(d_hi)), neg(d_lo))
+    return claim("node-direct-exact-log-excess", x=x, d_hi=d_hi, d_lo=d_lo)
 
 
-def near_exact_log_excess(series: sp.Expr, x: sp.Expr, d_lo: sp.Expr) -> sp.Expr:
+def near_exact_log_excess(series: sp.Expr, x: sp.Expr, d_lo: sp.Expr) -> Claimed:
     """``e^d - 1 - d`` at ``d = d_hi + d_lo``: the series at ``d_hi`` plus ``d_lo x``
-    (``x = e^d - 1``, first order in ``d_lo``)."""
-    return add(series, mul(d_lo, x))
+    (``x = e^d - 1``, first order in ``d_lo``; node-near-exact-log-excess)."""
+    return claim("node-near-exact-log-excess", series=series, x=x, d_lo=d_lo)
 
 
 def half_square(e: sp.Expr) -> sp.Expr:
@@ -278,25 +365,25 @@ def half_square(e: sp.Expr) -> sp.Expr:
     return mul(mul(0.5, e), e)
 
 
-def carried_half_exp(half_e: sp.Expr, d_lo: sp.Expr) -> sp.Expr:
+def carried_half_exp(half_e: sp.Expr, d_lo: sp.Expr) -> Claimed:
     """``e^(d_hi + d_lo)/2 = half_e (1 + d_lo)`` to first order, ``half_e = e^d_hi/2``."""
-    return add(half_e, mul(half_e, d_lo))
+    return claim("node-carried-half-exp", half_e=half_e, d_lo=d_lo)
 
 
-def half_excess_beyond_overflow(carried: sp.Expr, d_hi: sp.Expr) -> sp.Expr:
+def half_excess_beyond_overflow(carried: sp.Expr, d_hi: sp.Expr) -> Claimed:
     """``(e^d - 1 - d)/2 = e^d/2 - (1 + d)/2`` where ``e^d`` itself overflows (fact
-    excess-half)."""
-    return add(carried, neg(mul(0.5, add(1.0, d_hi))))
+    excess-half, node-half-excess-beyond-overflow)."""
+    return claim("node-half-excess-beyond-overflow", carried=carried, d_hi=d_hi)
 
 
-def carried_expm1(expm1_d: sp.Expr, d_hi: sp.Expr, d_lo: sp.Expr) -> sp.Expr:
+def carried_expm1(expm1_d: sp.Expr, d_hi: sp.Expr, d_lo: sp.Expr) -> Claimed:
     """``expm1(d_hi + d_lo) = expm1(d_hi) + d_lo e^d_hi`` to within ``d_lo^2``."""
-    return add(expm1_d, mul(d_lo, sp.exp(d_hi)))
+    return claim("node-carried-expm1", expm1_d=expm1_d, d_hi=d_hi, d_lo=d_lo)
 
 
-def halved_difference(mu_p: sp.Expr, mu_q: sp.Expr) -> sp.Expr:
+def halved_difference(mu_p: sp.Expr, mu_q: sp.Expr) -> Claimed:
     """``(mu_p - mu_q)/2`` as ``mu_p/2 - mu_q/2``: finite where the difference overflows."""
-    return add(mul(0.5, mu_p), neg(mul(0.5, mu_q)))
+    return claim("node-halved-difference", mu_p=mu_p, mu_q=mu_q)
 
 
 def scaled_mean_term(scale: sp.Expr, w: sp.Expr, other: sp.Expr) -> sp.Expr:
@@ -308,3 +395,81 @@ def scaled_mean_term(scale: sp.Expr, w: sp.Expr, other: sp.Expr) -> sp.Expr:
 def exp_of_negated(logvar: sp.Expr, factor: float = 1.0) -> sp.Expr:
     """``e^{-factor logvar}``."""
     return sp.exp(neg(logvar) if factor == 1.0 else mul(-factor, logvar))
+
+
+# ------------------------------------------------------------------ helpers of both targets
+@dataclass(frozen=True)
+class KernelFunction:
+    """One helper function described once for both targets (sympy.codegen.ast statements).
+
+    ``body`` is a sequence of statements (:func:`~symkl.codegen.printers.constant`,
+    :class:`~symkl.codegen.printers.Horner`); the function returns ``results[0]``, and
+    the further results through the C pointer arguments ``outputs`` (a tuple in the
+    array namespace).  :mod:`symkl.codegen.c_target` and
+    :mod:`symkl.codegen.array_target` print it as a ``static inline`` C function and a
+    Python function; the arithmetic is the same node by node (Horner's rule is fma in C,
+    a multiply-add in the array namespace, which has no fma).
+    """
+
+    c_name: str
+    array_name: str
+    doc: str
+    parameters: tuple[sp.Symbol, ...]
+    body: tuple[Declaration | Horner, ...]
+    results: tuple[sp.Expr, ...]
+    outputs: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if len(self.outputs) != len(self.results) - 1:
+            raise ValueError(f"{self.c_name}: one C output per result after the first")
+
+
+def two_sum_function() -> KernelFunction:
+    """Knuth's TwoSum, ``symkl_two_sum`` in C and ``two_sum`` in the array namespace."""
+    a, b, s, bv = variables("a b s bv")
+    return KernelFunction(
+        "symkl_two_sum",
+        "two_sum",
+        "s, e with a + b = s + e exactly (Knuth's TwoSum; facts node-two-sum, "
+        "node-two-sum-error)",
+        (a, b),
+        (constant(s, add(a, b)), constant(bv, add(s, neg(a)))),
+        (s, two_sum_error(a, b, s, bv)),
+        ("error",),
+    )
+
+
+def excess_series_function(forms: NumericForms) -> KernelFunction:
+    """``x - log1p(x)`` by the atanh series (facts log1pmx-atanh, atanh-series)."""
+    x, t, u, s = variables("x t u s")
+    return KernelFunction(
+        "symkl_excess_series",
+        "excess_series",
+        "x - log1p(x) by the atanh series (accurate on the series interval): t = x/(2 + x), "
+        "u = t^2, x t - 2 t^3 S(u) (facts log1pmx-atanh, atanh-series)",
+        (x,),
+        (
+            constant(t, atanh_argument(x)),
+            constant(u, mul(t, t)),
+            Horner(s, sp.Tuple(*_floats(forms.series)), u, x, sp.Symbol("SERIES")),
+        ),
+        (atanh_excess(x, t, u, s),),
+    )
+
+
+def expm1mx_function(coefficients: list[sp.Rational]) -> KernelFunction:
+    """``e^r - 1 - r = r^2 P(r)``, ``P`` the Taylor polynomial (fact expm1mx-series)."""
+    r, s = variables("r s")
+    return KernelFunction(
+        "symkl_fast_expm1mx",
+        "expm1mx_near",
+        f"e^r - 1 - r = r^2 sum r^k/(k + 2)!, {len(coefficients)} terms, for |r| <= NEAR_EXP "
+        "and |r| <= log(2)/2 (fact expm1mx-series)",
+        (r,),
+        (Horner(s, sp.Tuple(*_floats(coefficients)), r, r, sp.Symbol("EXPM1MX")),),
+        (expm1mx_from_series(r, s),),
+    )
+
+
+def _floats(coefficients) -> list[sp.Float]:
+    return [sp.Float(float(c)) for c in coefficients]

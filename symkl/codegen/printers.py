@@ -5,47 +5,93 @@ Two kinds of expression reach them:
 - the proved forms of ``stable`` (ordinary SymPy expressions: ``x``, ``a``, the
   gradients), printed as SymPy prints them;
 - the compensated arithmetic of the kernels (TwoSum, the exact remainder of a
-  product, the lo parts), built from the nodes below.  Floating-point addition and
-  multiplication are not associative, so these are built with :func:`add` and
-  :func:`mul`, which keep their operands in the order given and evaluate left to
-  right; a nested sum or product is a parenthesised sub-expression, evaluated first.
-  Printed with ``order="none"`` they come out in exactly that order in both targets.
+  product, the lo parts): the nodes of :mod:`symkl.kl.compensated`, printed only as
+  part of a proved kernel statement (a :class:`~symkl.kl.compensated.Claimed` node,
+  made by :func:`symkl.codegen.kernels.claim`); a node anywhere else is refused with
+  :class:`UnclaimedNodeError`.  Floating-point addition and multiplication are not
+  associative, so this arithmetic is built with :func:`add` and :func:`mul`, which
+  keep their operands in the order given and evaluate left to right; a nested sum or
+  product is a parenthesised sub-expression, evaluated first.  Printed with
+  ``order="none"`` they come out in exactly that order in both targets.
 
 Examples
 --------
->>> import sympy as sp
->>> rho, two, two_lo, rho_lo, x = sp.symbols("rho two two_lo rho_lo x", real=True)
->>> x_lo = add(ProductError(rho, two, x), mul(rho, two_lo), mul(2.0, rho_lo, add(1.0, rho)))
->>> c_arithmetic(x_lo)
+>>> from symkl.codegen.kernels import claim, std_x_lo
+>>> c_arithmetic(std_x_lo())
 'fma(rho, two, -x) + rho * two_lo + 2.0 * rho_lo * (1.0 + rho)'
->>> array_arithmetic(x_lo)
+>>> array_arithmetic(std_x_lo())
 'product_error(rho, two, x) + rho * two_lo + 2.0 * rho_lo * (1.0 + rho)'
->>> lo = sp.Symbol("d_lo", real=True)
->>> c_arithmetic(TwoSum(x, -rho, lo)), array_arithmetic(TwoSum(x, -rho, lo))
+>>> x, rho, lo = variables("x rho d_lo")
+>>> node = claim("node-two-sum", a=x, b=neg(rho), lo=lo)
+>>> c_arithmetic(node), array_arithmetic(node)
 ('symkl_two_sum(x, -rho, &d_lo)', 'two_sum(x, -rho)')
+>>> c_arithmetic(TwoSum(x, neg(rho), lo))  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+symkl.codegen.printers.UnclaimedNodeError: refusing to print TwoSum node TwoSum(x, -rho, d_lo): ...
 """
 
 from __future__ import annotations
 
+import textwrap
 from typing import ClassVar
 
 import sympy as sp
+from sympy.codegen.ast import (
+    Declaration,
+    Pointer,
+    Return,
+    Token,
+    Type,
+    Variable,
+    float64,
+    uint64,
+    value_const,
+)
 from sympy.core.function import UndefinedFunction
 from sympy.printing.c import C99CodePrinter
 from sympy.printing.numpy import NumPyPrinter
 from sympy.printing.precedence import PRECEDENCE, precedence
 
+from symkl.kl.compensated import (
+    BitOr,
+    Bits,
+    Claimed,
+    FromBits,
+    Lo,
+    ProductError,
+    ShiftLeft,
+    ShiftRight,
+    TwoSum,
+    UInt,
+    add,
+    div,
+    inverse,
+    mul,
+    neg,
+    variables,
+)
+
 __all__ = [
     "ArrayPrinter",
+    "Claimed",
     "CodePrinter99",
+    "Horner",
     "Lo",
+    "PowerOfTwo",
     "ProductError",
+    "Select",
     "TwoSum",
+    "UnclaimedNodeError",
+    "Unpacking",
     "add",
     "array_arithmetic",
     "array_code",
+    "array_statement",
     "c_arithmetic",
     "c_code",
+    "c_statement",
+    "constant",
     "div",
     "inverse",
     "literal",
@@ -55,63 +101,54 @@ __all__ = [
 ]
 
 
-class TwoSum(sp.Function):
-    """``TwoSum(a, b, lo)``: the rounded ``a + b``; ``lo`` receives its exact error.
+class UnclaimedNodeError(ValueError):
+    """A compensated node (TwoSum, ProductError, Lo) outside a proved kernel statement."""
 
-    Knuth's TwoSum: ``a + b = hi + lo`` exactly.  C calls ``symkl_two_sum(a, b, &lo)``;
-    the array namespace ``two_sum(a, b)``, which returns ``(hi, lo)``.
+
+class Horner(Token):
+    """``result = sum coefficients[n] argument^n`` by Horner's rule, one statement node.
+
+    C prints each step as one fma (one rounding a step; fma is correctly rounded in
+    every instruction set, so the clones agree); the array namespace, which has no fma,
+    a loop ``result = result * argument + c`` over the module constant ``table`` (a
+    tuple of the same coefficients) starting from ``xp.full_like(like, table[-1])``.
     """
 
+    __slots__ = _fields = ("result", "coefficients", "argument", "like", "table")
+
+
+class Unpacking(Token):
+    """``a, b = value``: the results of a helper returning a tuple, bound in order (the
+    array namespace; in C the second result comes through a pointer)."""
+
+    __slots__ = _fields = ("targets", "value")
+
+
+class Select(sp.Function):
+    """``Select(condition, then, otherwise)``: a branch-free choice, ``condition ? then :
+    otherwise`` in C (both sides are computed; the vectorised kernels rely on that)."""
+
     nargs = 3
 
 
-class ProductError(sp.Function):
-    """``ProductError(a, b, p) = a b - p`` exactly, for ``p`` the rounded ``a b`` (or any ``p``
-    with ``a b - p`` representable): ``fma(a, b, -p)`` in C, Dekker's TwoProduct
-    (``product_error``) in the array namespace, which has no fma."""
-
-    nargs = 3
-
-
-class Lo(sp.Function):
-    """A lo part: in C ``SYMKL_LO(e)``, which the float32 kernels drop (``exact = 0``);
-    the array kernels always keep it."""
+class PowerOfTwo(sp.Function):
+    """``PowerOfTwo(n)``: the double 2^n, exact for every integer ``n`` in [-1074, 1023];
+    ``0x1pN`` in C, ``2.0**N`` in the array namespace (a Python float, computed exactly)."""
 
     nargs = 1
+    is_real = True
+    is_positive = True
 
+    @classmethod
+    def eval(cls, exponent):
+        if not (exponent.is_Integer and -1074 <= int(exponent) <= 1023):
+            raise ValueError(f"PowerOfTwo: exponent {exponent} is not an integer in [-1074, 1023]")
 
-def neg(value: sp.Expr | float) -> sp.Expr:
-    """``-value``, printed as unary minus before an ordered product."""
-    value = sp.sympify(value)
-    if isinstance(value, sp.Mul) and value.args[0] != -1:
-        return mul(-1, *value.args)
-    return mul(-1, value)
+    def doit(self, **hints) -> sp.Expr:
+        return sp.Integer(2) ** self.args[0]
 
-
-def inverse(denominator: sp.Expr) -> sp.Expr:
-    """A factor ``/ denominator`` of an ordered product: ``mul(a, b, inverse(c))`` is
-    ``a * b / c``."""
-    return sp.Pow(denominator, -1, evaluate=False)
-
-
-def div(numerator: sp.Expr | float, denominator: sp.Expr) -> sp.Expr:
-    """``numerator / denominator``, one rounded division (a product numerator first)."""
-    return mul(numerator, inverse(denominator))
-
-
-def variables(names: str) -> tuple[sp.Symbol, ...]:
-    """Real symbols named as the kernels' variables (``"d_hi d_lo"``)."""
-    return sp.symbols(names, real=True, seq=True)
-
-
-def add(*terms: sp.Expr | float) -> sp.Expr:
-    """The floating-point sum of ``terms``, left to right, in the order given."""
-    return sp.Add(*(sp.sympify(t) for t in terms), evaluate=False)
-
-
-def mul(*factors: sp.Expr | float) -> sp.Expr:
-    """The floating-point product of ``factors``, left to right, in the order given."""
-    return sp.Mul(*(sp.sympify(f) for f in factors), evaluate=False)
+    def _eval_evalf(self, precision):
+        return (sp.Integer(2) ** self.args[0])._eval_evalf(precision)
 
 
 class _OrderedArithmetic:
@@ -123,6 +160,10 @@ class _OrderedArithmetic:
 
     def _ordered_operand(self, operand: sp.Expr, parent: sp.Expr) -> str:
         text = self._print(operand)
+        while isinstance(operand, Claimed):  # parenthesised as the statement it prints
+            operand = operand.instance()
+        if isinstance(operand, (ShiftLeft, ShiftRight, BitOr)):
+            return f"({text})"  # C's shifts and | bind below + and -
         nested = isinstance(operand, type(parent)) and not _is_negation(operand)
         # an ordered product binds as a product, also with a leading -1 (SymPy's
         # precedence() ranks a negated product as a sum)
@@ -173,6 +214,48 @@ class _OrderedArithmetic:
             return super()._print_Float(expr)
         return repr(float(expr))
 
+    # -- the trust property: compensated nodes only from proved statements
+    _claim_depth = 0
+
+    def _print_Claimed(self, expr: Claimed) -> str:
+        """A proved statement of ``stable`` at the kernel's variables: the statement is
+        looked up by label among the proved ones and instantiated here."""
+        for value in expr.arguments.values():
+            _refuse_unclaimed(value, f"an argument of {expr.label!r}")
+        instance = expr.instance()
+        self._claim_depth += 1
+        try:
+            return self._print(instance)
+        finally:
+            self._claim_depth -= 1
+
+    def _claimed_node(self, expr: sp.Expr) -> None:
+        """Raise unless ``expr`` (a TwoSum, ProductError or Lo) is printed inside a claim."""
+        if self._claim_depth > 0:
+            return
+        if isinstance(expr, Lo) and isinstance(expr.args[0], Claimed):
+            return  # a proved quantity, marked as a lo part (Lo means its argument)
+        raise UnclaimedNodeError(_unclaimed_message(expr))
+
+
+def _unclaimed_message(node: sp.Expr) -> str:
+    return (
+        f"refusing to print {node.func.__name__} node {sp.sstr(node)}: it is not part of a "
+        "proved kernel statement of 'stable' (build it with symkl.codegen.kernels.claim)"
+    )
+
+
+def _refuse_unclaimed(expr: sp.Basic, where: str) -> None:
+    """Raise when ``expr`` holds a compensated node that is not inside a Claimed node."""
+    if isinstance(expr, Claimed):
+        return
+    if isinstance(expr, (TwoSum, ProductError)) or (
+        isinstance(expr, Lo) and not isinstance(expr.args[0], Claimed)
+    ):
+        raise UnclaimedNodeError(_unclaimed_message(expr) + f" ({where})")
+    for argument in expr.args:
+        _refuse_unclaimed(argument, where)
+
 
 def _is_negation(expr: sp.Expr) -> bool:
     return isinstance(expr, sp.Mul) and expr.args[0] == -1 and len(expr.args) == 2
@@ -183,6 +266,44 @@ class CodePrinter99(_OrderedArithmetic, C99CodePrinter):
     kernel nodes."""
 
     _default_settings: ClassVar[dict] = {**C99CodePrinter._default_settings, "ordered": False}
+    # SymPy 1.14 maps the unsigned types to the signed ones
+    type_mappings: ClassVar[dict] = {**C99CodePrinter.type_mappings, uint64: "uint64_t"}
+
+    def _ordered_operand(self, operand: sp.Expr, parent: sp.Expr) -> str:
+        if isinstance(operand, Select):  # ?: binds below every arithmetic operator
+            return f"({self._print(operand)})"
+        return super()._ordered_operand(operand, parent)
+
+    # -- the IEEE binary64 representation (symkl.kl.compensated, assumption EXPONENT-SPLIT)
+    def _print_Select(self, expr: Select) -> str:
+        condition, then, otherwise = (self._print(a) for a in expr.args)
+        return f"{condition} ? {then} : {otherwise}"
+
+    def _print_PowerOfTwo(self, expr: PowerOfTwo) -> str:
+        return f"0x1p{int(expr.args[0])}"
+
+    def _print_Bits(self, expr: Bits) -> str:
+        return f"symkl_bits({self._print(expr.args[0])})"
+
+    def _print_FromBits(self, expr: FromBits) -> str:
+        return f"symkl_from_bits({self._print(expr.args[0])})"
+
+    def _print_UInt(self, expr: UInt) -> str:
+        value = int(expr.args[0])
+        return f"0x{value:016x}u" if value >= 2**32 else f"{value}u"
+
+    def _shift_operand(self, operand: sp.Expr) -> str:
+        text = self._print(operand)
+        return f"({text})" if isinstance(operand, (sp.Add, sp.Mul)) else text
+
+    def _print_ShiftRight(self, expr: ShiftRight) -> str:
+        return f"{self._shift_operand(expr.args[0])} >> {self._print(expr.args[1])}"
+
+    def _print_ShiftLeft(self, expr: ShiftLeft) -> str:
+        return f"{self._shift_operand(expr.args[0])} << {self._print(expr.args[1])}"
+
+    def _print_BitOr(self, expr: BitOr) -> str:
+        return f"{self._shift_operand(expr.args[0])} | {self._shift_operand(expr.args[1])}"
 
     def _print_Pow(self, expr: sp.Pow) -> str:
         if expr.exp == 2:
@@ -190,15 +311,39 @@ class CodePrinter99(_OrderedArithmetic, C99CodePrinter):
             return f"(({base})*({base}))"
         return super()._print_Pow(expr)
 
+    # -- statements (sympy.codegen.ast), laid out as the rest of the generated C
+    def _print_Scope(self, expr) -> str:
+        return " {\n" + textwrap.indent(self._print_CodeBlock(expr.body), "    ") + "\n}"
+
+    def _print_FunctionPrototype(self, expr) -> str:
+        attributes = "".join(f"{attribute.name} " for attribute in expr.attrs)
+        return attributes + super()._print_FunctionPrototype(expr)
+
+    def _print_Declaration(self, declaration: Declaration) -> str:
+        variable = declaration.variable
+        if isinstance(variable, Pointer):
+            return f"{self._print(variable.type)} *{self._print(variable.symbol)}"
+        return super()._print_Declaration(declaration)
+
+    def _print_Horner(self, expr: Horner) -> str:
+        result, argument = self._print(expr.result), self._print(expr.argument)
+        first, *rest = reversed(expr.coefficients)
+        lines = [f"double {result} = {self._print(first)}"]
+        lines += [f"{result} = fma({result}, {argument}, {self._print(c)})" for c in rest]
+        return ";\n".join(lines)
+
     def _print_TwoSum(self, expr: TwoSum) -> str:
+        self._claimed_node(expr)
         a, b, lo = expr.args
         return f"symkl_two_sum({self._print(a)}, {self._print(b)}, &{self._print(lo)})"
 
     def _print_ProductError(self, expr: ProductError) -> str:
+        self._claimed_node(expr)
         a, b, p = expr.args
         return f"fma({self._print(a)}, {self._print(b)}, {self._print(-p)})"
 
     def _print_Lo(self, expr: Lo) -> str:
+        self._claimed_node(expr)
         return f"SYMKL_LO({self._print(expr.args[0])})"
 
 
@@ -208,15 +353,111 @@ class ArrayPrinter(_OrderedArithmetic, NumPyPrinter):
     _module = "xp"
     _default_settings: ClassVar[dict] = {**NumPyPrinter._default_settings, "ordered": False}
 
+    def _print_Declaration(self, declaration: Declaration) -> str:
+        """A variable bound once: ``name = value`` (Python has no const)."""
+        variable = declaration.variable
+        return f"{self._print(variable.symbol)} = {self._print(variable.value)}"
+
+    def _print_Assignment(self, expr) -> str:
+        return f"{self._print(expr.lhs)} = {self._print(expr.rhs)}"
+
+    def _print_Unpacking(self, expr: Unpacking) -> str:
+        targets = ", ".join(self._print(t) for t in expr.targets)
+        return f"{targets} = {self._print(expr.value)}"
+
+    def _print_Return(self, expr: Return) -> str:
+        (value,) = expr.args
+        if isinstance(value, sp.Tuple):
+            return "return " + ", ".join(self._print(v) for v in value)
+        return f"return {self._print(value)}"
+
+    def _print_PowerOfTwo(self, expr: PowerOfTwo) -> str:
+        return f"2.0**{int(expr.args[0])}"
+
+    # -- branch-free choices and their conditions, as the elementwise array operations
+    def _print_Select(self, expr: Select) -> str:
+        """``xp.where(condition, then, otherwise)``: both sides computed, as in C."""
+        return f"xp.where({', '.join(self._print(a) for a in expr.args)})"
+
+    def _print_Relational(self, expr: sp.core.relational.Relational) -> str:
+        if not self._settings.get("ordered"):
+            return super()._print_Relational(expr)
+        lhs, rhs = (self._print(side) for side in expr.args)
+        return f"{lhs} {expr.rel_op} {rhs}"
+
+    def _logical_operand(self, operand: sp.Basic) -> str:
+        # & | ~ bind above the comparisons: a comparison or a nested connective in
+        # parentheses
+        text = self._print(operand)
+        if isinstance(operand, (sp.core.relational.Relational, sp.And, sp.Or)):
+            return f"({text})"
+        return text
+
+    def _print_And(self, expr: sp.And) -> str:
+        if not self._settings.get("ordered"):
+            return super()._print_And(expr)
+        return " & ".join(self._logical_operand(a) for a in expr.args)
+
+    def _print_Or(self, expr: sp.Or) -> str:
+        if not self._settings.get("ordered"):
+            return super()._print_Or(expr)
+        return " | ".join(self._logical_operand(a) for a in expr.args)
+
+    def _print_Not(self, expr: sp.Not) -> str:
+        if not self._settings.get("ordered"):
+            return super()._print_Not(expr)
+        return f"~{self._logical_operand(expr.args[0])}"
+
+    def _print_Horner(self, expr: Horner) -> str:
+        result, argument = expr.result, expr.argument
+        table = self._print(expr.table)
+        step = self._print(add(mul(result, argument), sp.Symbol("coefficient")))
+        return (
+            f"{self._print(result)} = xp.full_like({self._print(expr.like)}, {table}[-1])\n"
+            f"for coefficient in {table}[-2::-1]:\n"
+            f"    {self._print(result)} = {step}"
+        )
+
     def _print_TwoSum(self, expr: TwoSum) -> str:
+        self._claimed_node(expr)
         a, b, _ = expr.args
         return f"two_sum({self._print(a)}, {self._print(b)})"
 
     def _print_ProductError(self, expr: ProductError) -> str:
+        self._claimed_node(expr)
         return f"product_error({', '.join(self._print(a) for a in expr.args)})"
 
     def _print_Lo(self, expr: Lo) -> str:
+        self._claimed_node(expr)
         return self._print(expr.args[0])
+
+
+def c_statement(statement: sp.Basic, indent: str = "    ") -> str:
+    """C text of a ``sympy.codegen.ast`` statement (or block), kernel arithmetic in order,
+    each line indented by ``indent``."""
+    printer = CodePrinter99({"ordered": True, "order": "none"})
+    text = printer._print_CodeBlock(_block(statement))
+    return textwrap.indent(text, indent)
+
+
+def array_statement(statement: sp.Basic, indent: str = "    ") -> str:
+    """Array-namespace text of a ``sympy.codegen.ast`` statement (or block)."""
+    settings = {"fully_qualified_modules": False, "ordered": True, "order": "none"}
+    text = ArrayPrinter(settings)._print_CodeBlock(_block(statement))
+    return textwrap.indent(text, indent)
+
+
+def _block(statement: sp.Basic):
+    from sympy.codegen.ast import CodeBlock
+
+    return statement if isinstance(statement, CodeBlock) else CodeBlock(statement)
+
+
+def constant(name: str | sp.Symbol, value: sp.Expr | float, type: Type = float64) -> Declaration:
+    """``const double name = value`` (C; another ``type`` where given), ``name = value``
+    (array): a variable bound once."""
+    symbol = sp.Symbol(name) if isinstance(name, str) else name
+    return Declaration(Variable(symbol, type=type, attrs={value_const}, value=sp.sympify(value)))
 
 
 def c_code(expr: sp.Expr) -> str:

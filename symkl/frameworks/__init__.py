@@ -94,25 +94,20 @@ KL_SPECS: dict[str, KLSpec] = {
 def gradient_terms(framework: str, kernel: str, symmetric: bool, values: Sequence[Any]):
     """The printed elementwise gradient of ``kernel`` on ``values`` (``framework``'s arrays).
 
-    For the Jeffreys form, J(p, q) = KL(p||q) + KL(q||p): the second term's
-    gradient comes in (mu_q, s_q, mu_p, s_p) order and is added back in place.
+    For the Jeffreys form, J(p, q) = KL(p||q) + KL(q||p): the printed
+    ``gradient_jeffreys_*`` (the two gradients added, and the exact sums of facts
+    ``jeffreys-gradient-exact-*`` where the scale derivatives cancel).
 
     Examples
     --------
     >>> [float(g) for g in gradient_terms("numpy", "std-normal", False, (0.5, 0.0))]
     [0.5, 0.0]
     """
-    function = getattr(array_kernels(framework), f"gradient_{kernel.replace('-', '_')}")
-    forward = function(*values)
-    if not symmetric:
-        return forward
-    backward = function(values[2], values[3], values[0], values[1])
-    return (
-        forward[0] + backward[2],
-        forward[1] + backward[3],
-        forward[2] + backward[0],
-        forward[3] + backward[1],
-    )
+    kernels = array_kernels(framework)
+    if symmetric:
+        # the two KLs' gradients added, exactly where their scale derivatives cancel
+        return getattr(kernels, f"gradient_jeffreys_{kernel.replace('-', '_')}")(*values)
+    return getattr(kernels, f"gradient_{kernel.replace('-', '_')}")(*values)
 
 
 @functools.cache
