@@ -273,7 +273,23 @@ def step_checks(derivation: Derivation, report: Any) -> dict[str, dict[str, Any]
     return entries
 
 
-_HYPOTHESES = re.compile(r" with (?P<clause>.+?)(?= from lemmas|$)")
+_HYPOTHESES = re.compile(r" (?P<word>with|given) ")
+
+
+def _clause_end(text: str, start: int) -> int:
+    """Where a hypotheses clause starting at ``start`` ends: at " from lemmas", at a
+    parenthesis it did not open, or at the end."""
+    depth = 0
+    for index in range(start, len(text)):
+        if text.startswith(" from lemmas", index):
+            return index
+        if text[index] == "(":
+            depth += 1
+        elif text[index] == ")":
+            if depth == 0:
+                return index
+            depth -= 1
+    return len(text)
 _NAME = re.compile(r"\b(?P<name>[A-Za-z]+)_(?P<sub>[A-Za-z0-9]+)(?P<entry>\[i\])?")
 
 
@@ -297,17 +313,20 @@ def hypotheses_math(method: str) -> str:
 
         shown = _NAME.sub(name, part)
         shown = re.sub(r"column\((.*)\)", r"(\1)_{i}", shown)
-        shown = shown.replace("diagonal(", r"\operatorname{diag}(")
+        shown = re.sub(r"\bdiag(?:onal)?\(", r"\\operatorname{diag}(", shown)
         shown = shown.replace("^T", r"^{\top}").replace("**2", "^{2}")
         return f"${shown}$"
 
-    def clause(match: re.Match) -> str:
-        parts = match["clause"].split(", ")
-        if not all(" = " in part for part in parts):
-            return match[0]
-        return " with " + ", ".join(formula(part) for part in parts)
-
-    return _HYPOTHESES.sub(clause, method)
+    shown, position = [], 0
+    for match in _HYPOTHESES.finditer(method):
+        if match.start() < position:
+            continue
+        end = _clause_end(method, match.end())
+        parts = method[match.end() : end].split(", ")
+        if all(" = " in part for part in parts):
+            shown += [method[position : match.end()], ", ".join(formula(p) for p in parts)]
+            position = end
+    return "".join(shown) + method[position:]
 
 
 def method_note(check: dict[str, Any] | None) -> str:

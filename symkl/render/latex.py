@@ -20,6 +20,7 @@ from symkl.render.common import (
     expr_latex_lines,
     fact_latex,
     fact_note,
+    hypotheses_math,
     method_note,
     step_checks,
     terms_latex,
@@ -137,8 +138,9 @@ def standalone_latex(derivation: Derivation, report: Any = None, *, header: bool
     assumption_text = "; ".join(_text(a) for a in assumptions)
     verdict = ""
     if report is not None:
+        closing = _text(hypotheses_math(verdict_line(report)))
         verdict = (
-            f"\\paragraph{{Verification.}} {_text(verdict_line(report))}: each claim is shown "
+            f"\\paragraph{{Verification.}} {closing}: each claim is shown "
             "symbolically by SymPy and numerically with mpmath at seeded random points."
         )
     return "\n".join(

@@ -11,6 +11,7 @@ from symkl.render.common import (
     expr_latex,
     fact_latex,
     fact_note,
+    hypotheses_math,
     method_note,
     step_checks,
     terms_latex,
@@ -74,7 +75,7 @@ def derivation_to_markdown(
                       f"  when {conditions}.", ""]
     if report is not None:
         lines.append(
-            f"**Verification:** {verdict_line(report)} (symbolically by SymPy and "
+            f"**Verification:** {hypotheses_math(verdict_line(report))} (symbolically by SymPy and "
             "numerically by mpmath)."
         )
         lines.append("")
