@@ -120,7 +120,7 @@ class NumericResult:
 
 
 def mentions_a_size(claim: Claim | None) -> bool:
-    """The claim has an integer symbol (a size ``k``, a bound) among its symbols or its
+    """The claim has a positive integer symbol (a size ``k``, a bound) among its symbols or its
     matrices' shapes; a claim with none holds "for all values", not "for all k".
 
     >>> x = sp.Symbol("x", positive=True)
@@ -134,8 +134,8 @@ def mentions_a_size(claim: Claim | None) -> bool:
             if isinstance(symbol, sp.MatrixSymbol):
                 if any(sp.sympify(d).free_symbols for d in symbol.shape):
                     return True
-            elif getattr(symbol, "is_integer", False):
-                return True
+            elif getattr(symbol, "is_integer", False) and getattr(symbol, "is_positive", False):
+                return True  # a dimension is a positive integer; an exponent e_u is not
     return False
 
 
