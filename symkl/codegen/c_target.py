@@ -921,6 +921,15 @@ def _c_block_loop(form: ParameterisedForm, suffix: str, ctype: str) -> list[str]
         "            for (int64_t i = 0, at = 0; !direct && i < group_rows;"
         " ++i, at += padded) {",
     ]
+    # the next block's inputs, requested while this block is computed: always for float32
+    # blocks; float64 blocks read in place measured slower with it (4.7 -> 5.8 ns per term
+    # at k = 512: the hardware prefetcher keeps up there and the requests only queue)
+    prefetch_when = "1" if ctype == "float" else "!direct"
+    prefetch = [
+        f"                    if (col{j} == 1) symkl_prefetch(p{j} + (next_r0 + i) * row{j}"
+        f" + next_start, next_span * (int64_t)sizeof(*p{j}));"
+        for j in range(count)
+    ]
     compensated = f"({ctype})symkl_lanes_total(lane_sum[i], lane_error[i])"
     total = [f"            out[r0 + i] = {compensated};"]
     if ctype == "float":
@@ -960,7 +969,22 @@ def _c_block_loop(form: ParameterisedForm, suffix: str, ctype: str) -> list[str]
         "        for (int64_t start = 0; start < k; start += step) {",
         "            const int64_t span = k - start < step ? k - start : step;",
         "            const int64_t padded = (span + 3) & ~(int64_t)3;",
-        *gather,
+        gather[0],
+        f"            if ({prefetch_when}) {{",
+        "                /* the next block's inputs into cache while this one is computed: the",
+        "                 * hardware prefetcher alone leaves these long kernels waiting on",
+        "                 * memory (float32 var, k = 512: 4.5 -> 2.7 ns per term, one thread) */",
+        "                const int next_same = start + step < k;",
+        "                const int64_t next_r0 = next_same ? r0 : r0 + group;",
+        "                const int64_t next_start = next_same ? start + step : 0;",
+        "                const int64_t next_span = k - next_start < step ? k - next_start : step;",
+        "                const int64_t next_rows = next_same ? group_rows",
+        "                    : rows - next_r0 < group ? rows - next_r0 : group;",
+        "                for (int64_t i = 0; i < next_rows; ++i) {",
+        *prefetch,
+        "                }",
+        "            }",
+        *gather[1:],
         *loads,
         "                for (int64_t c = span; c < padded; ++c) {",
         *pad_lines,

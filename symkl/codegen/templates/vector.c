@@ -1,5 +1,5 @@
 /* Fixed C support of the vectorised kernels (no formula): block sizes, the lo-part
- * switch, CPU dispatch and IEEE bit access.  Copied verbatim into symkl/_kernels.c by
+ * switch, CPU dispatch, prefetching and IEEE bit access.  Copied verbatim into symkl/_kernels.c by
  * symkl.codegen.c_target; shipped as package data. */
 #define SYMKL_FAST_MIN (0x1p-500)
 #define SYMKL_FAST_MAX (0x1p500)
@@ -19,6 +19,19 @@
 #define SYMKL_VECTOR
 #endif
 #endif
+
+/* Requests the cache lines of `bytes` bytes from `address` (a hint: no fault, no value
+ * changes; nothing where the compiler has no prefetch builtin). */
+static inline void symkl_prefetch(const void *address, int64_t bytes) {
+#if defined(__GNUC__)
+    const char *first = (const char *)address;
+    for (int64_t offset = 0; offset < bytes; offset += 64) __builtin_prefetch(first + offset);
+    if (bytes > 0) __builtin_prefetch(first + bytes - 1);
+#else
+    (void)address;
+    (void)bytes;
+#endif
+}
 
 static inline uint64_t symkl_bits(double value) {
     uint64_t bits;
