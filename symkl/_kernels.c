@@ -225,6 +225,13 @@ static inline double symkl_log_ratio(double u, double v, double *lo) {
 #endif
 #endif
 
+/* a loop over the arguments, unrolled (GCC; elsewhere the compiler decides) */
+#if defined(__GNUC__) && !defined(__clang__)
+#define SYMKL_UNROLLED _Pragma("GCC unroll 8")
+#else
+#define SYMKL_UNROLLED
+#endif
+
 /* Requests the cache lines of `bytes` bytes from `address` (a hint: no fault, no value
  * changes; nothing where the compiler has no prefetch builtin). */
 static inline void symkl_prefetch(const void *address, int64_t bytes) {
@@ -307,6 +314,24 @@ static double symkl_lanes_total(const double *lane_sum, const double *lane_error
     return isfinite(total) ? total + error : total;
 }
 
+/* float32 rows of up to SYMKL_PLAIN_SUM_MAX terms: four plain lanes, no TwoSum.  The
+ * terms are >= 0, so the sum's relative error is below k 2^-53 <= 2^-33, a thousandth
+ * of a float32 ulp; longer rows keep the TwoSum lanes. */
+#define SYMKL_PLAIN_SUM_MAX ((int64_t)1 << 20)
+SYMKL_VECTOR static void symkl_lane_sums_plain(int64_t rows, int64_t padded,
+        const double *restrict terms, double (*restrict lane_sum)[4]) {
+    for (int64_t i = 0; i < rows; ++i) {
+        double sum[4];
+        for (int lane = 0; lane < 4; ++lane) sum[lane] = lane_sum[i][lane];
+        for (int64_t c = i * padded; c < (i + 1) * padded; c += 4) {
+            for (int lane = 0; lane < 4; ++lane) {
+                const double term = terms[c + lane];
+                sum[lane] += term;
+            }
+        }
+        for (int lane = 0; lane < 4; ++lane) lane_sum[i][lane] = sum[lane];
+    }
+}
 #define SYMKL_INV_LN2 (1.4426950408889634)
 #define SYMKL_ROUND (0x1.8p52) /* x + 1.5 2^52 - 1.5 2^52 rounds x to an integer */
 #if defined(__GNUC__)
@@ -815,24 +840,13 @@ SYMKL_VECTOR static int64_t symkl_block_std_normal_f32(int64_t n, const float *r
  * strides, 0 for broadcast axes).  Returns 0, or -(8*i + j) - 1 for the first invalid
  * argument j at flat position i when validate is set. */
 
-/* float32 rows of up to SYMKL_PLAIN_SUM_MAX terms: four plain lanes, no TwoSum.  The
- * terms are >= 0, so the sum's relative error is below k 2^-53 <= 2^-33, a thousandth
- * of a float32 ulp; longer rows keep the TwoSum lanes. */
-#define SYMKL_PLAIN_SUM_MAX ((int64_t)1 << 20)
-SYMKL_VECTOR static void symkl_lane_sums_plain(int64_t rows, int64_t padded,
-        const double *restrict terms, double (*restrict lane_sum)[4]) {
-    for (int64_t i = 0; i < rows; ++i) {
-        double sum[4];
-        for (int lane = 0; lane < 4; ++lane) sum[lane] = lane_sum[i][lane];
-        for (int64_t c = i * padded; c < (i + 1) * padded; c += 4) {
-            for (int lane = 0; lane < 4; ++lane) sum[lane] += terms[c + lane];
-        }
-        for (int lane = 0; lane < 4; ++lane) lane_sum[i][lane] = sum[lane];
-    }
-}
-
 SYMKL_VECTOR int64_t symkl_kl_var_f64(const double *p0, int64_t row0, int64_t col0, const double *p1, int64_t row1, int64_t col1, const double *p2, int64_t row2, int64_t col2, const double *p3, int64_t row3, int64_t col3,
         int64_t rows, int64_t k, double *out, int32_t validate) {
+    /* argument j, element (r, c) is argument[j][r * row[j] + c * col[j]] */
+    const double *const argument[4] = {p0, p1, p2, p3};
+    const int64_t row[4] = {row0, row1, row2, row3}, col[4] = {col0, col1, col2, col3};
+    /* padding whose term is exactly 0: equal means, unit scales, zero log-variances */
+    static const double pad[4] = {0.0, 1.0, 0.0, 1.0};
     double buffer[4][SYMKL_BLOCK];
     double terms[SYMKL_BLOCK];
     const int64_t width = (k + 3) & ~(int64_t)3;
@@ -848,11 +862,20 @@ SYMKL_VECTOR int64_t symkl_kl_var_f64(const double *p0, int64_t row0, int64_t co
         for (int64_t start = 0; start < k; start += step) {
             const int64_t span = k - start < step ? k - start : step;
             const int64_t padded = (span + 3) & ~(int64_t)3;
-            const int direct = group_rows == 1 && padded == span && col0 == 1 && col1 == 1 && col2 == 1 && col3 == 1;
-            if (!direct) {
+            /* blocks of one long row (k a multiple of 4 or the block's width) are read in
+             * place where every argument has unit column stride: no copy (float32: no
+             * widening copy either, the block widens on load; measured 15% less CPU time
+             * at k = 512).  Blocks of many short rows are still copied: read in place
+             * they measured 25% slower at k = 16 */
+            int direct = group_rows == 1 && padded == span;
+            SYMKL_UNROLLED
+            for (int j = 0; j < 4; ++j) direct = direct && col[j] == 1;
+            if (0 || !direct) {
                 /* the next block's inputs into cache while this one is computed: the
-                 * hardware prefetcher alone leaves these long kernels waiting on
-                 * memory (float32 var, k = 512: 4.5 -> 2.7 ns per term, one thread) */
+                 * hardware prefetcher alone leaves these long kernels waiting on memory
+                 * (float32 var, k = 512: 4.5 -> 2.6 ns per term, one thread).  Float64
+                 * blocks read in place measured slower with it (4.7 -> 5.8 ns per term
+                 * at k = 512): there the hardware keeps up and the requests only queue */
                 const int next_same = start + step < k;
                 const int64_t next_r0 = next_same ? r0 : r0 + group;
                 const int64_t next_start = next_same ? start + step : 0;
@@ -860,64 +883,45 @@ SYMKL_VECTOR int64_t symkl_kl_var_f64(const double *p0, int64_t row0, int64_t co
                 const int64_t next_rows = next_same ? group_rows
                     : rows - next_r0 < group ? rows - next_r0 : group;
                 for (int64_t i = 0; i < next_rows; ++i) {
-                    if (col0 == 1) symkl_prefetch(p0 + (next_r0 + i) * row0 + next_start, next_span * (int64_t)sizeof(*p0));
-                    if (col1 == 1) symkl_prefetch(p1 + (next_r0 + i) * row1 + next_start, next_span * (int64_t)sizeof(*p1));
-                    if (col2 == 1) symkl_prefetch(p2 + (next_r0 + i) * row2 + next_start, next_span * (int64_t)sizeof(*p2));
-                    if (col3 == 1) symkl_prefetch(p3 + (next_r0 + i) * row3 + next_start, next_span * (int64_t)sizeof(*p3));
+                    SYMKL_UNROLLED
+                    for (int j = 0; j < 4; ++j) {
+                        if (col[j] == 1) {
+                            symkl_prefetch(argument[j] + (next_r0 + i) * row[j] + next_start,
+                                next_span * (int64_t)sizeof(double));
+                        }
+                    }
                 }
             }
             const double *input[4];
-            if (direct) {
-                input[0] = p0 + r0 * row0 + start;
-                input[1] = p1 + r0 * row1 + start;
-                input[2] = p2 + r0 * row2 + start;
-                input[3] = p3 + r0 * row3 + start;
-            } else {
-                input[0] = buffer[0];
-                input[1] = buffer[1];
-                input[2] = buffer[2];
-                input[3] = buffer[3];
+            SYMKL_UNROLLED
+            for (int j = 0; j < 4; ++j) {
+                input[j] = direct ? argument[j] + r0 * row[j] + start : buffer[j];
             }
             for (int64_t i = 0, at = 0; !direct && i < group_rows; ++i, at += padded) {
-                const double *source0 = p0 + (r0 + i) * row0 + start * col0;
-                if (col0 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = source0[c];
-                } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = source0[c * col0];
-                }
-                const double *source1 = p1 + (r0 + i) * row1 + start * col1;
-                if (col1 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = source1[c];
-                } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = source1[c * col1];
-                }
-                const double *source2 = p2 + (r0 + i) * row2 + start * col2;
-                if (col2 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = source2[c];
-                } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = source2[c * col2];
-                }
-                const double *source3 = p3 + (r0 + i) * row3 + start * col3;
-                if (col3 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = source3[c];
-                } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = source3[c * col3];
-                }
-                for (int64_t c = span; c < padded; ++c) {
-                    buffer[0][at + c] = 0.0;
-                    buffer[1][at + c] = 1.0;
-                    buffer[2][at + c] = 0.0;
-                    buffer[3][at + c] = 1.0;
+                SYMKL_UNROLLED
+                for (int j = 0; j < 4; ++j) {
+                    const double *source = argument[j] + (r0 + i) * row[j] + start * col[j];
+                    /* unit column strides (the usual case) get a loop the compiler
+                     * vectorises */
+                    if (col[j] == 1) {
+                        for (int64_t c = 0; c < span; ++c) buffer[j][at + c] = source[c];
+                    } else {
+                        for (int64_t c = 0; c < span; ++c) buffer[j][at + c] = source[c * col[j]];
+                    }
+                    for (int64_t c = span; c < padded; ++c) buffer[j][at + c] = pad[j];
                 }
             }
             if (symkl_block_var_f64(group_rows * padded, input[0], input[1], input[2], input[3], terms)) {
                 /* invalid input, or outside the fast kernel's range */
                 for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
                     for (int64_t c = 0; c < span; ++c) {
-                        const double mu_p = input[0][at + c];
-                        const double var_p = input[1][at + c];
-                        const double mu_q = input[2][at + c];
-                        const double var_q = input[3][at + c];
+                        double value[4];
+                        SYMKL_UNROLLED
+                        for (int j = 0; j < 4; ++j) value[j] = input[j][at + c];
+                        const double mu_p = value[0];
+                        const double var_p = value[1];
+                        const double mu_q = value[2];
+                        const double var_q = value[3];
                         if (validate) {
                             const int64_t index = (r0 + i) * k + start + c;
                             if (!isfinite(mu_p)) return -(index * 8 + 0) - 1;
@@ -933,10 +937,16 @@ SYMKL_VECTOR int64_t symkl_kl_var_f64(const double *p0, int64_t row0, int64_t co
                     }
                 }
             }
-            symkl_lane_sums(group_rows, padded, terms, lane_sum, lane_error);
+            if (0) {
+                symkl_lane_sums_plain(group_rows, padded, terms, lane_sum);
+            } else {
+                symkl_lane_sums(group_rows, padded, terms, lane_sum, lane_error);
+            }
         }
         for (int64_t i = 0; i < group_rows; ++i) {
-            out[r0 + i] = (double)symkl_lanes_total(lane_sum[i], lane_error[i]);
+            /* the plain lanes' total: four doubles added, then rounded once */
+            out[r0 + i] = 0
+                ? (double)(0.0) : (double)symkl_lanes_total(lane_sum[i], lane_error[i]);
         }
     }
     return 0;
@@ -944,6 +954,11 @@ SYMKL_VECTOR int64_t symkl_kl_var_f64(const double *p0, int64_t row0, int64_t co
 
 SYMKL_VECTOR int64_t symkl_kl_var_f32(const float *p0, int64_t row0, int64_t col0, const float *p1, int64_t row1, int64_t col1, const float *p2, int64_t row2, int64_t col2, const float *p3, int64_t row3, int64_t col3,
         int64_t rows, int64_t k, float *out, int32_t validate) {
+    /* argument j, element (r, c) is argument[j][r * row[j] + c * col[j]] */
+    const float *const argument[4] = {p0, p1, p2, p3};
+    const int64_t row[4] = {row0, row1, row2, row3}, col[4] = {col0, col1, col2, col3};
+    /* padding whose term is exactly 0: equal means, unit scales, zero log-variances */
+    static const float pad[4] = {0.0, 1.0, 0.0, 1.0};
     float buffer[4][SYMKL_BLOCK];
     double terms[SYMKL_BLOCK];
     const int64_t width = (k + 3) & ~(int64_t)3;
@@ -959,11 +974,20 @@ SYMKL_VECTOR int64_t symkl_kl_var_f32(const float *p0, int64_t row0, int64_t col
         for (int64_t start = 0; start < k; start += step) {
             const int64_t span = k - start < step ? k - start : step;
             const int64_t padded = (span + 3) & ~(int64_t)3;
-            const int direct = group_rows == 1 && padded == span && col0 == 1 && col1 == 1 && col2 == 1 && col3 == 1;
-            if (1) {
+            /* blocks of one long row (k a multiple of 4 or the block's width) are read in
+             * place where every argument has unit column stride: no copy (float32: no
+             * widening copy either, the block widens on load; measured 15% less CPU time
+             * at k = 512).  Blocks of many short rows are still copied: read in place
+             * they measured 25% slower at k = 16 */
+            int direct = group_rows == 1 && padded == span;
+            SYMKL_UNROLLED
+            for (int j = 0; j < 4; ++j) direct = direct && col[j] == 1;
+            if (1 || !direct) {
                 /* the next block's inputs into cache while this one is computed: the
-                 * hardware prefetcher alone leaves these long kernels waiting on
-                 * memory (float32 var, k = 512: 4.5 -> 2.7 ns per term, one thread) */
+                 * hardware prefetcher alone leaves these long kernels waiting on memory
+                 * (float32 var, k = 512: 4.5 -> 2.6 ns per term, one thread).  Float64
+                 * blocks read in place measured slower with it (4.7 -> 5.8 ns per term
+                 * at k = 512): there the hardware keeps up and the requests only queue */
                 const int next_same = start + step < k;
                 const int64_t next_r0 = next_same ? r0 : r0 + group;
                 const int64_t next_start = next_same ? start + step : 0;
@@ -971,64 +995,45 @@ SYMKL_VECTOR int64_t symkl_kl_var_f32(const float *p0, int64_t row0, int64_t col
                 const int64_t next_rows = next_same ? group_rows
                     : rows - next_r0 < group ? rows - next_r0 : group;
                 for (int64_t i = 0; i < next_rows; ++i) {
-                    if (col0 == 1) symkl_prefetch(p0 + (next_r0 + i) * row0 + next_start, next_span * (int64_t)sizeof(*p0));
-                    if (col1 == 1) symkl_prefetch(p1 + (next_r0 + i) * row1 + next_start, next_span * (int64_t)sizeof(*p1));
-                    if (col2 == 1) symkl_prefetch(p2 + (next_r0 + i) * row2 + next_start, next_span * (int64_t)sizeof(*p2));
-                    if (col3 == 1) symkl_prefetch(p3 + (next_r0 + i) * row3 + next_start, next_span * (int64_t)sizeof(*p3));
+                    SYMKL_UNROLLED
+                    for (int j = 0; j < 4; ++j) {
+                        if (col[j] == 1) {
+                            symkl_prefetch(argument[j] + (next_r0 + i) * row[j] + next_start,
+                                next_span * (int64_t)sizeof(float));
+                        }
+                    }
                 }
             }
             const float *input[4];
-            if (direct) {
-                input[0] = p0 + r0 * row0 + start;
-                input[1] = p1 + r0 * row1 + start;
-                input[2] = p2 + r0 * row2 + start;
-                input[3] = p3 + r0 * row3 + start;
-            } else {
-                input[0] = buffer[0];
-                input[1] = buffer[1];
-                input[2] = buffer[2];
-                input[3] = buffer[3];
+            SYMKL_UNROLLED
+            for (int j = 0; j < 4; ++j) {
+                input[j] = direct ? argument[j] + r0 * row[j] + start : buffer[j];
             }
             for (int64_t i = 0, at = 0; !direct && i < group_rows; ++i, at += padded) {
-                const float *source0 = p0 + (r0 + i) * row0 + start * col0;
-                if (col0 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = source0[c];
-                } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = source0[c * col0];
-                }
-                const float *source1 = p1 + (r0 + i) * row1 + start * col1;
-                if (col1 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = source1[c];
-                } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = source1[c * col1];
-                }
-                const float *source2 = p2 + (r0 + i) * row2 + start * col2;
-                if (col2 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = source2[c];
-                } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = source2[c * col2];
-                }
-                const float *source3 = p3 + (r0 + i) * row3 + start * col3;
-                if (col3 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = source3[c];
-                } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = source3[c * col3];
-                }
-                for (int64_t c = span; c < padded; ++c) {
-                    buffer[0][at + c] = 0.0;
-                    buffer[1][at + c] = 1.0;
-                    buffer[2][at + c] = 0.0;
-                    buffer[3][at + c] = 1.0;
+                SYMKL_UNROLLED
+                for (int j = 0; j < 4; ++j) {
+                    const float *source = argument[j] + (r0 + i) * row[j] + start * col[j];
+                    /* unit column strides (the usual case) get a loop the compiler
+                     * vectorises */
+                    if (col[j] == 1) {
+                        for (int64_t c = 0; c < span; ++c) buffer[j][at + c] = source[c];
+                    } else {
+                        for (int64_t c = 0; c < span; ++c) buffer[j][at + c] = source[c * col[j]];
+                    }
+                    for (int64_t c = span; c < padded; ++c) buffer[j][at + c] = pad[j];
                 }
             }
             if (symkl_block_var_f32(group_rows * padded, input[0], input[1], input[2], input[3], terms)) {
                 /* invalid input, or outside the fast kernel's range */
                 for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
                     for (int64_t c = 0; c < span; ++c) {
-                        const double mu_p = input[0][at + c];
-                        const double var_p = input[1][at + c];
-                        const double mu_q = input[2][at + c];
-                        const double var_q = input[3][at + c];
+                        double value[4];
+                        SYMKL_UNROLLED
+                        for (int j = 0; j < 4; ++j) value[j] = input[j][at + c];
+                        const double mu_p = value[0];
+                        const double var_p = value[1];
+                        const double mu_q = value[2];
+                        const double var_q = value[3];
                         if (validate) {
                             const int64_t index = (r0 + i) * k + start + c;
                             if (!isfinite(mu_p)) return -(index * 8 + 0) - 1;
@@ -1051,6 +1056,7 @@ SYMKL_VECTOR int64_t symkl_kl_var_f32(const float *p0, int64_t row0, int64_t col
             }
         }
         for (int64_t i = 0; i < group_rows; ++i) {
+            /* the plain lanes' total: four doubles added, then rounded once */
             out[r0 + i] = k <= SYMKL_PLAIN_SUM_MAX
                 ? (float)((lane_sum[i][0] + lane_sum[i][1]) + (lane_sum[i][2] + lane_sum[i][3])) : (float)symkl_lanes_total(lane_sum[i], lane_error[i]);
         }
@@ -1060,6 +1066,11 @@ SYMKL_VECTOR int64_t symkl_kl_var_f32(const float *p0, int64_t row0, int64_t col
 
 SYMKL_VECTOR int64_t symkl_kl_std_f64(const double *p0, int64_t row0, int64_t col0, const double *p1, int64_t row1, int64_t col1, const double *p2, int64_t row2, int64_t col2, const double *p3, int64_t row3, int64_t col3,
         int64_t rows, int64_t k, double *out, int32_t validate) {
+    /* argument j, element (r, c) is argument[j][r * row[j] + c * col[j]] */
+    const double *const argument[4] = {p0, p1, p2, p3};
+    const int64_t row[4] = {row0, row1, row2, row3}, col[4] = {col0, col1, col2, col3};
+    /* padding whose term is exactly 0: equal means, unit scales, zero log-variances */
+    static const double pad[4] = {0.0, 1.0, 0.0, 1.0};
     double buffer[4][SYMKL_BLOCK];
     double terms[SYMKL_BLOCK];
     const int64_t width = (k + 3) & ~(int64_t)3;
@@ -1075,11 +1086,20 @@ SYMKL_VECTOR int64_t symkl_kl_std_f64(const double *p0, int64_t row0, int64_t co
         for (int64_t start = 0; start < k; start += step) {
             const int64_t span = k - start < step ? k - start : step;
             const int64_t padded = (span + 3) & ~(int64_t)3;
-            const int direct = group_rows == 1 && padded == span && col0 == 1 && col1 == 1 && col2 == 1 && col3 == 1;
-            if (!direct) {
+            /* blocks of one long row (k a multiple of 4 or the block's width) are read in
+             * place where every argument has unit column stride: no copy (float32: no
+             * widening copy either, the block widens on load; measured 15% less CPU time
+             * at k = 512).  Blocks of many short rows are still copied: read in place
+             * they measured 25% slower at k = 16 */
+            int direct = group_rows == 1 && padded == span;
+            SYMKL_UNROLLED
+            for (int j = 0; j < 4; ++j) direct = direct && col[j] == 1;
+            if (0 || !direct) {
                 /* the next block's inputs into cache while this one is computed: the
-                 * hardware prefetcher alone leaves these long kernels waiting on
-                 * memory (float32 var, k = 512: 4.5 -> 2.7 ns per term, one thread) */
+                 * hardware prefetcher alone leaves these long kernels waiting on memory
+                 * (float32 var, k = 512: 4.5 -> 2.6 ns per term, one thread).  Float64
+                 * blocks read in place measured slower with it (4.7 -> 5.8 ns per term
+                 * at k = 512): there the hardware keeps up and the requests only queue */
                 const int next_same = start + step < k;
                 const int64_t next_r0 = next_same ? r0 : r0 + group;
                 const int64_t next_start = next_same ? start + step : 0;
@@ -1087,64 +1107,45 @@ SYMKL_VECTOR int64_t symkl_kl_std_f64(const double *p0, int64_t row0, int64_t co
                 const int64_t next_rows = next_same ? group_rows
                     : rows - next_r0 < group ? rows - next_r0 : group;
                 for (int64_t i = 0; i < next_rows; ++i) {
-                    if (col0 == 1) symkl_prefetch(p0 + (next_r0 + i) * row0 + next_start, next_span * (int64_t)sizeof(*p0));
-                    if (col1 == 1) symkl_prefetch(p1 + (next_r0 + i) * row1 + next_start, next_span * (int64_t)sizeof(*p1));
-                    if (col2 == 1) symkl_prefetch(p2 + (next_r0 + i) * row2 + next_start, next_span * (int64_t)sizeof(*p2));
-                    if (col3 == 1) symkl_prefetch(p3 + (next_r0 + i) * row3 + next_start, next_span * (int64_t)sizeof(*p3));
+                    SYMKL_UNROLLED
+                    for (int j = 0; j < 4; ++j) {
+                        if (col[j] == 1) {
+                            symkl_prefetch(argument[j] + (next_r0 + i) * row[j] + next_start,
+                                next_span * (int64_t)sizeof(double));
+                        }
+                    }
                 }
             }
             const double *input[4];
-            if (direct) {
-                input[0] = p0 + r0 * row0 + start;
-                input[1] = p1 + r0 * row1 + start;
-                input[2] = p2 + r0 * row2 + start;
-                input[3] = p3 + r0 * row3 + start;
-            } else {
-                input[0] = buffer[0];
-                input[1] = buffer[1];
-                input[2] = buffer[2];
-                input[3] = buffer[3];
+            SYMKL_UNROLLED
+            for (int j = 0; j < 4; ++j) {
+                input[j] = direct ? argument[j] + r0 * row[j] + start : buffer[j];
             }
             for (int64_t i = 0, at = 0; !direct && i < group_rows; ++i, at += padded) {
-                const double *source0 = p0 + (r0 + i) * row0 + start * col0;
-                if (col0 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = source0[c];
-                } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = source0[c * col0];
-                }
-                const double *source1 = p1 + (r0 + i) * row1 + start * col1;
-                if (col1 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = source1[c];
-                } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = source1[c * col1];
-                }
-                const double *source2 = p2 + (r0 + i) * row2 + start * col2;
-                if (col2 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = source2[c];
-                } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = source2[c * col2];
-                }
-                const double *source3 = p3 + (r0 + i) * row3 + start * col3;
-                if (col3 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = source3[c];
-                } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = source3[c * col3];
-                }
-                for (int64_t c = span; c < padded; ++c) {
-                    buffer[0][at + c] = 0.0;
-                    buffer[1][at + c] = 1.0;
-                    buffer[2][at + c] = 0.0;
-                    buffer[3][at + c] = 1.0;
+                SYMKL_UNROLLED
+                for (int j = 0; j < 4; ++j) {
+                    const double *source = argument[j] + (r0 + i) * row[j] + start * col[j];
+                    /* unit column strides (the usual case) get a loop the compiler
+                     * vectorises */
+                    if (col[j] == 1) {
+                        for (int64_t c = 0; c < span; ++c) buffer[j][at + c] = source[c];
+                    } else {
+                        for (int64_t c = 0; c < span; ++c) buffer[j][at + c] = source[c * col[j]];
+                    }
+                    for (int64_t c = span; c < padded; ++c) buffer[j][at + c] = pad[j];
                 }
             }
             if (symkl_block_std_f64(group_rows * padded, input[0], input[1], input[2], input[3], terms)) {
                 /* invalid input, or outside the fast kernel's range */
                 for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
                     for (int64_t c = 0; c < span; ++c) {
-                        const double mu_p = input[0][at + c];
-                        const double s_p = input[1][at + c];
-                        const double mu_q = input[2][at + c];
-                        const double s_q = input[3][at + c];
+                        double value[4];
+                        SYMKL_UNROLLED
+                        for (int j = 0; j < 4; ++j) value[j] = input[j][at + c];
+                        const double mu_p = value[0];
+                        const double s_p = value[1];
+                        const double mu_q = value[2];
+                        const double s_q = value[3];
                         if (validate) {
                             const int64_t index = (r0 + i) * k + start + c;
                             if (!isfinite(mu_p)) return -(index * 8 + 0) - 1;
@@ -1160,10 +1161,16 @@ SYMKL_VECTOR int64_t symkl_kl_std_f64(const double *p0, int64_t row0, int64_t co
                     }
                 }
             }
-            symkl_lane_sums(group_rows, padded, terms, lane_sum, lane_error);
+            if (0) {
+                symkl_lane_sums_plain(group_rows, padded, terms, lane_sum);
+            } else {
+                symkl_lane_sums(group_rows, padded, terms, lane_sum, lane_error);
+            }
         }
         for (int64_t i = 0; i < group_rows; ++i) {
-            out[r0 + i] = (double)symkl_lanes_total(lane_sum[i], lane_error[i]);
+            /* the plain lanes' total: four doubles added, then rounded once */
+            out[r0 + i] = 0
+                ? (double)(0.0) : (double)symkl_lanes_total(lane_sum[i], lane_error[i]);
         }
     }
     return 0;
@@ -1171,6 +1178,11 @@ SYMKL_VECTOR int64_t symkl_kl_std_f64(const double *p0, int64_t row0, int64_t co
 
 SYMKL_VECTOR int64_t symkl_kl_std_f32(const float *p0, int64_t row0, int64_t col0, const float *p1, int64_t row1, int64_t col1, const float *p2, int64_t row2, int64_t col2, const float *p3, int64_t row3, int64_t col3,
         int64_t rows, int64_t k, float *out, int32_t validate) {
+    /* argument j, element (r, c) is argument[j][r * row[j] + c * col[j]] */
+    const float *const argument[4] = {p0, p1, p2, p3};
+    const int64_t row[4] = {row0, row1, row2, row3}, col[4] = {col0, col1, col2, col3};
+    /* padding whose term is exactly 0: equal means, unit scales, zero log-variances */
+    static const float pad[4] = {0.0, 1.0, 0.0, 1.0};
     float buffer[4][SYMKL_BLOCK];
     double terms[SYMKL_BLOCK];
     const int64_t width = (k + 3) & ~(int64_t)3;
@@ -1186,11 +1198,20 @@ SYMKL_VECTOR int64_t symkl_kl_std_f32(const float *p0, int64_t row0, int64_t col
         for (int64_t start = 0; start < k; start += step) {
             const int64_t span = k - start < step ? k - start : step;
             const int64_t padded = (span + 3) & ~(int64_t)3;
-            const int direct = group_rows == 1 && padded == span && col0 == 1 && col1 == 1 && col2 == 1 && col3 == 1;
-            if (1) {
+            /* blocks of one long row (k a multiple of 4 or the block's width) are read in
+             * place where every argument has unit column stride: no copy (float32: no
+             * widening copy either, the block widens on load; measured 15% less CPU time
+             * at k = 512).  Blocks of many short rows are still copied: read in place
+             * they measured 25% slower at k = 16 */
+            int direct = group_rows == 1 && padded == span;
+            SYMKL_UNROLLED
+            for (int j = 0; j < 4; ++j) direct = direct && col[j] == 1;
+            if (1 || !direct) {
                 /* the next block's inputs into cache while this one is computed: the
-                 * hardware prefetcher alone leaves these long kernels waiting on
-                 * memory (float32 var, k = 512: 4.5 -> 2.7 ns per term, one thread) */
+                 * hardware prefetcher alone leaves these long kernels waiting on memory
+                 * (float32 var, k = 512: 4.5 -> 2.6 ns per term, one thread).  Float64
+                 * blocks read in place measured slower with it (4.7 -> 5.8 ns per term
+                 * at k = 512): there the hardware keeps up and the requests only queue */
                 const int next_same = start + step < k;
                 const int64_t next_r0 = next_same ? r0 : r0 + group;
                 const int64_t next_start = next_same ? start + step : 0;
@@ -1198,64 +1219,45 @@ SYMKL_VECTOR int64_t symkl_kl_std_f32(const float *p0, int64_t row0, int64_t col
                 const int64_t next_rows = next_same ? group_rows
                     : rows - next_r0 < group ? rows - next_r0 : group;
                 for (int64_t i = 0; i < next_rows; ++i) {
-                    if (col0 == 1) symkl_prefetch(p0 + (next_r0 + i) * row0 + next_start, next_span * (int64_t)sizeof(*p0));
-                    if (col1 == 1) symkl_prefetch(p1 + (next_r0 + i) * row1 + next_start, next_span * (int64_t)sizeof(*p1));
-                    if (col2 == 1) symkl_prefetch(p2 + (next_r0 + i) * row2 + next_start, next_span * (int64_t)sizeof(*p2));
-                    if (col3 == 1) symkl_prefetch(p3 + (next_r0 + i) * row3 + next_start, next_span * (int64_t)sizeof(*p3));
+                    SYMKL_UNROLLED
+                    for (int j = 0; j < 4; ++j) {
+                        if (col[j] == 1) {
+                            symkl_prefetch(argument[j] + (next_r0 + i) * row[j] + next_start,
+                                next_span * (int64_t)sizeof(float));
+                        }
+                    }
                 }
             }
             const float *input[4];
-            if (direct) {
-                input[0] = p0 + r0 * row0 + start;
-                input[1] = p1 + r0 * row1 + start;
-                input[2] = p2 + r0 * row2 + start;
-                input[3] = p3 + r0 * row3 + start;
-            } else {
-                input[0] = buffer[0];
-                input[1] = buffer[1];
-                input[2] = buffer[2];
-                input[3] = buffer[3];
+            SYMKL_UNROLLED
+            for (int j = 0; j < 4; ++j) {
+                input[j] = direct ? argument[j] + r0 * row[j] + start : buffer[j];
             }
             for (int64_t i = 0, at = 0; !direct && i < group_rows; ++i, at += padded) {
-                const float *source0 = p0 + (r0 + i) * row0 + start * col0;
-                if (col0 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = source0[c];
-                } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = source0[c * col0];
-                }
-                const float *source1 = p1 + (r0 + i) * row1 + start * col1;
-                if (col1 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = source1[c];
-                } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = source1[c * col1];
-                }
-                const float *source2 = p2 + (r0 + i) * row2 + start * col2;
-                if (col2 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = source2[c];
-                } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = source2[c * col2];
-                }
-                const float *source3 = p3 + (r0 + i) * row3 + start * col3;
-                if (col3 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = source3[c];
-                } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = source3[c * col3];
-                }
-                for (int64_t c = span; c < padded; ++c) {
-                    buffer[0][at + c] = 0.0;
-                    buffer[1][at + c] = 1.0;
-                    buffer[2][at + c] = 0.0;
-                    buffer[3][at + c] = 1.0;
+                SYMKL_UNROLLED
+                for (int j = 0; j < 4; ++j) {
+                    const float *source = argument[j] + (r0 + i) * row[j] + start * col[j];
+                    /* unit column strides (the usual case) get a loop the compiler
+                     * vectorises */
+                    if (col[j] == 1) {
+                        for (int64_t c = 0; c < span; ++c) buffer[j][at + c] = source[c];
+                    } else {
+                        for (int64_t c = 0; c < span; ++c) buffer[j][at + c] = source[c * col[j]];
+                    }
+                    for (int64_t c = span; c < padded; ++c) buffer[j][at + c] = pad[j];
                 }
             }
             if (symkl_block_std_f32(group_rows * padded, input[0], input[1], input[2], input[3], terms)) {
                 /* invalid input, or outside the fast kernel's range */
                 for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
                     for (int64_t c = 0; c < span; ++c) {
-                        const double mu_p = input[0][at + c];
-                        const double s_p = input[1][at + c];
-                        const double mu_q = input[2][at + c];
-                        const double s_q = input[3][at + c];
+                        double value[4];
+                        SYMKL_UNROLLED
+                        for (int j = 0; j < 4; ++j) value[j] = input[j][at + c];
+                        const double mu_p = value[0];
+                        const double s_p = value[1];
+                        const double mu_q = value[2];
+                        const double s_q = value[3];
                         if (validate) {
                             const int64_t index = (r0 + i) * k + start + c;
                             if (!isfinite(mu_p)) return -(index * 8 + 0) - 1;
@@ -1278,6 +1280,7 @@ SYMKL_VECTOR int64_t symkl_kl_std_f32(const float *p0, int64_t row0, int64_t col
             }
         }
         for (int64_t i = 0; i < group_rows; ++i) {
+            /* the plain lanes' total: four doubles added, then rounded once */
             out[r0 + i] = k <= SYMKL_PLAIN_SUM_MAX
                 ? (float)((lane_sum[i][0] + lane_sum[i][1]) + (lane_sum[i][2] + lane_sum[i][3])) : (float)symkl_lanes_total(lane_sum[i], lane_error[i]);
         }
@@ -1287,6 +1290,11 @@ SYMKL_VECTOR int64_t symkl_kl_std_f32(const float *p0, int64_t row0, int64_t col
 
 SYMKL_VECTOR int64_t symkl_kl_logvar_f64(const double *p0, int64_t row0, int64_t col0, const double *p1, int64_t row1, int64_t col1, const double *p2, int64_t row2, int64_t col2, const double *p3, int64_t row3, int64_t col3,
         int64_t rows, int64_t k, double *out, int32_t validate) {
+    /* argument j, element (r, c) is argument[j][r * row[j] + c * col[j]] */
+    const double *const argument[4] = {p0, p1, p2, p3};
+    const int64_t row[4] = {row0, row1, row2, row3}, col[4] = {col0, col1, col2, col3};
+    /* padding whose term is exactly 0: equal means, unit scales, zero log-variances */
+    static const double pad[4] = {0.0, 0.0, 0.0, 0.0};
     double buffer[4][SYMKL_BLOCK];
     double terms[SYMKL_BLOCK];
     const int64_t width = (k + 3) & ~(int64_t)3;
@@ -1302,11 +1310,20 @@ SYMKL_VECTOR int64_t symkl_kl_logvar_f64(const double *p0, int64_t row0, int64_t
         for (int64_t start = 0; start < k; start += step) {
             const int64_t span = k - start < step ? k - start : step;
             const int64_t padded = (span + 3) & ~(int64_t)3;
-            const int direct = group_rows == 1 && padded == span && col0 == 1 && col1 == 1 && col2 == 1 && col3 == 1;
-            if (!direct) {
+            /* blocks of one long row (k a multiple of 4 or the block's width) are read in
+             * place where every argument has unit column stride: no copy (float32: no
+             * widening copy either, the block widens on load; measured 15% less CPU time
+             * at k = 512).  Blocks of many short rows are still copied: read in place
+             * they measured 25% slower at k = 16 */
+            int direct = group_rows == 1 && padded == span;
+            SYMKL_UNROLLED
+            for (int j = 0; j < 4; ++j) direct = direct && col[j] == 1;
+            if (0 || !direct) {
                 /* the next block's inputs into cache while this one is computed: the
-                 * hardware prefetcher alone leaves these long kernels waiting on
-                 * memory (float32 var, k = 512: 4.5 -> 2.7 ns per term, one thread) */
+                 * hardware prefetcher alone leaves these long kernels waiting on memory
+                 * (float32 var, k = 512: 4.5 -> 2.6 ns per term, one thread).  Float64
+                 * blocks read in place measured slower with it (4.7 -> 5.8 ns per term
+                 * at k = 512): there the hardware keeps up and the requests only queue */
                 const int next_same = start + step < k;
                 const int64_t next_r0 = next_same ? r0 : r0 + group;
                 const int64_t next_start = next_same ? start + step : 0;
@@ -1314,64 +1331,45 @@ SYMKL_VECTOR int64_t symkl_kl_logvar_f64(const double *p0, int64_t row0, int64_t
                 const int64_t next_rows = next_same ? group_rows
                     : rows - next_r0 < group ? rows - next_r0 : group;
                 for (int64_t i = 0; i < next_rows; ++i) {
-                    if (col0 == 1) symkl_prefetch(p0 + (next_r0 + i) * row0 + next_start, next_span * (int64_t)sizeof(*p0));
-                    if (col1 == 1) symkl_prefetch(p1 + (next_r0 + i) * row1 + next_start, next_span * (int64_t)sizeof(*p1));
-                    if (col2 == 1) symkl_prefetch(p2 + (next_r0 + i) * row2 + next_start, next_span * (int64_t)sizeof(*p2));
-                    if (col3 == 1) symkl_prefetch(p3 + (next_r0 + i) * row3 + next_start, next_span * (int64_t)sizeof(*p3));
+                    SYMKL_UNROLLED
+                    for (int j = 0; j < 4; ++j) {
+                        if (col[j] == 1) {
+                            symkl_prefetch(argument[j] + (next_r0 + i) * row[j] + next_start,
+                                next_span * (int64_t)sizeof(double));
+                        }
+                    }
                 }
             }
             const double *input[4];
-            if (direct) {
-                input[0] = p0 + r0 * row0 + start;
-                input[1] = p1 + r0 * row1 + start;
-                input[2] = p2 + r0 * row2 + start;
-                input[3] = p3 + r0 * row3 + start;
-            } else {
-                input[0] = buffer[0];
-                input[1] = buffer[1];
-                input[2] = buffer[2];
-                input[3] = buffer[3];
+            SYMKL_UNROLLED
+            for (int j = 0; j < 4; ++j) {
+                input[j] = direct ? argument[j] + r0 * row[j] + start : buffer[j];
             }
             for (int64_t i = 0, at = 0; !direct && i < group_rows; ++i, at += padded) {
-                const double *source0 = p0 + (r0 + i) * row0 + start * col0;
-                if (col0 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = source0[c];
-                } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = source0[c * col0];
-                }
-                const double *source1 = p1 + (r0 + i) * row1 + start * col1;
-                if (col1 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = source1[c];
-                } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = source1[c * col1];
-                }
-                const double *source2 = p2 + (r0 + i) * row2 + start * col2;
-                if (col2 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = source2[c];
-                } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = source2[c * col2];
-                }
-                const double *source3 = p3 + (r0 + i) * row3 + start * col3;
-                if (col3 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = source3[c];
-                } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = source3[c * col3];
-                }
-                for (int64_t c = span; c < padded; ++c) {
-                    buffer[0][at + c] = 0.0;
-                    buffer[1][at + c] = 0.0;
-                    buffer[2][at + c] = 0.0;
-                    buffer[3][at + c] = 0.0;
+                SYMKL_UNROLLED
+                for (int j = 0; j < 4; ++j) {
+                    const double *source = argument[j] + (r0 + i) * row[j] + start * col[j];
+                    /* unit column strides (the usual case) get a loop the compiler
+                     * vectorises */
+                    if (col[j] == 1) {
+                        for (int64_t c = 0; c < span; ++c) buffer[j][at + c] = source[c];
+                    } else {
+                        for (int64_t c = 0; c < span; ++c) buffer[j][at + c] = source[c * col[j]];
+                    }
+                    for (int64_t c = span; c < padded; ++c) buffer[j][at + c] = pad[j];
                 }
             }
             if (symkl_block_logvar_f64(group_rows * padded, input[0], input[1], input[2], input[3], terms)) {
                 /* invalid input, or outside the fast kernel's range */
                 for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
                     for (int64_t c = 0; c < span; ++c) {
-                        const double mu_p = input[0][at + c];
-                        const double logvar_p = input[1][at + c];
-                        const double mu_q = input[2][at + c];
-                        const double logvar_q = input[3][at + c];
+                        double value[4];
+                        SYMKL_UNROLLED
+                        for (int j = 0; j < 4; ++j) value[j] = input[j][at + c];
+                        const double mu_p = value[0];
+                        const double logvar_p = value[1];
+                        const double mu_q = value[2];
+                        const double logvar_q = value[3];
                         if (validate) {
                             const int64_t index = (r0 + i) * k + start + c;
                             if (!isfinite(mu_p)) return -(index * 8 + 0) - 1;
@@ -1387,10 +1385,16 @@ SYMKL_VECTOR int64_t symkl_kl_logvar_f64(const double *p0, int64_t row0, int64_t
                     }
                 }
             }
-            symkl_lane_sums(group_rows, padded, terms, lane_sum, lane_error);
+            if (0) {
+                symkl_lane_sums_plain(group_rows, padded, terms, lane_sum);
+            } else {
+                symkl_lane_sums(group_rows, padded, terms, lane_sum, lane_error);
+            }
         }
         for (int64_t i = 0; i < group_rows; ++i) {
-            out[r0 + i] = (double)symkl_lanes_total(lane_sum[i], lane_error[i]);
+            /* the plain lanes' total: four doubles added, then rounded once */
+            out[r0 + i] = 0
+                ? (double)(0.0) : (double)symkl_lanes_total(lane_sum[i], lane_error[i]);
         }
     }
     return 0;
@@ -1398,6 +1402,11 @@ SYMKL_VECTOR int64_t symkl_kl_logvar_f64(const double *p0, int64_t row0, int64_t
 
 SYMKL_VECTOR int64_t symkl_kl_logvar_f32(const float *p0, int64_t row0, int64_t col0, const float *p1, int64_t row1, int64_t col1, const float *p2, int64_t row2, int64_t col2, const float *p3, int64_t row3, int64_t col3,
         int64_t rows, int64_t k, float *out, int32_t validate) {
+    /* argument j, element (r, c) is argument[j][r * row[j] + c * col[j]] */
+    const float *const argument[4] = {p0, p1, p2, p3};
+    const int64_t row[4] = {row0, row1, row2, row3}, col[4] = {col0, col1, col2, col3};
+    /* padding whose term is exactly 0: equal means, unit scales, zero log-variances */
+    static const float pad[4] = {0.0, 0.0, 0.0, 0.0};
     float buffer[4][SYMKL_BLOCK];
     double terms[SYMKL_BLOCK];
     const int64_t width = (k + 3) & ~(int64_t)3;
@@ -1413,11 +1422,20 @@ SYMKL_VECTOR int64_t symkl_kl_logvar_f32(const float *p0, int64_t row0, int64_t 
         for (int64_t start = 0; start < k; start += step) {
             const int64_t span = k - start < step ? k - start : step;
             const int64_t padded = (span + 3) & ~(int64_t)3;
-            const int direct = group_rows == 1 && padded == span && col0 == 1 && col1 == 1 && col2 == 1 && col3 == 1;
-            if (1) {
+            /* blocks of one long row (k a multiple of 4 or the block's width) are read in
+             * place where every argument has unit column stride: no copy (float32: no
+             * widening copy either, the block widens on load; measured 15% less CPU time
+             * at k = 512).  Blocks of many short rows are still copied: read in place
+             * they measured 25% slower at k = 16 */
+            int direct = group_rows == 1 && padded == span;
+            SYMKL_UNROLLED
+            for (int j = 0; j < 4; ++j) direct = direct && col[j] == 1;
+            if (1 || !direct) {
                 /* the next block's inputs into cache while this one is computed: the
-                 * hardware prefetcher alone leaves these long kernels waiting on
-                 * memory (float32 var, k = 512: 4.5 -> 2.7 ns per term, one thread) */
+                 * hardware prefetcher alone leaves these long kernels waiting on memory
+                 * (float32 var, k = 512: 4.5 -> 2.6 ns per term, one thread).  Float64
+                 * blocks read in place measured slower with it (4.7 -> 5.8 ns per term
+                 * at k = 512): there the hardware keeps up and the requests only queue */
                 const int next_same = start + step < k;
                 const int64_t next_r0 = next_same ? r0 : r0 + group;
                 const int64_t next_start = next_same ? start + step : 0;
@@ -1425,64 +1443,45 @@ SYMKL_VECTOR int64_t symkl_kl_logvar_f32(const float *p0, int64_t row0, int64_t 
                 const int64_t next_rows = next_same ? group_rows
                     : rows - next_r0 < group ? rows - next_r0 : group;
                 for (int64_t i = 0; i < next_rows; ++i) {
-                    if (col0 == 1) symkl_prefetch(p0 + (next_r0 + i) * row0 + next_start, next_span * (int64_t)sizeof(*p0));
-                    if (col1 == 1) symkl_prefetch(p1 + (next_r0 + i) * row1 + next_start, next_span * (int64_t)sizeof(*p1));
-                    if (col2 == 1) symkl_prefetch(p2 + (next_r0 + i) * row2 + next_start, next_span * (int64_t)sizeof(*p2));
-                    if (col3 == 1) symkl_prefetch(p3 + (next_r0 + i) * row3 + next_start, next_span * (int64_t)sizeof(*p3));
+                    SYMKL_UNROLLED
+                    for (int j = 0; j < 4; ++j) {
+                        if (col[j] == 1) {
+                            symkl_prefetch(argument[j] + (next_r0 + i) * row[j] + next_start,
+                                next_span * (int64_t)sizeof(float));
+                        }
+                    }
                 }
             }
             const float *input[4];
-            if (direct) {
-                input[0] = p0 + r0 * row0 + start;
-                input[1] = p1 + r0 * row1 + start;
-                input[2] = p2 + r0 * row2 + start;
-                input[3] = p3 + r0 * row3 + start;
-            } else {
-                input[0] = buffer[0];
-                input[1] = buffer[1];
-                input[2] = buffer[2];
-                input[3] = buffer[3];
+            SYMKL_UNROLLED
+            for (int j = 0; j < 4; ++j) {
+                input[j] = direct ? argument[j] + r0 * row[j] + start : buffer[j];
             }
             for (int64_t i = 0, at = 0; !direct && i < group_rows; ++i, at += padded) {
-                const float *source0 = p0 + (r0 + i) * row0 + start * col0;
-                if (col0 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = source0[c];
-                } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = source0[c * col0];
-                }
-                const float *source1 = p1 + (r0 + i) * row1 + start * col1;
-                if (col1 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = source1[c];
-                } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = source1[c * col1];
-                }
-                const float *source2 = p2 + (r0 + i) * row2 + start * col2;
-                if (col2 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = source2[c];
-                } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[2][at + c] = source2[c * col2];
-                }
-                const float *source3 = p3 + (r0 + i) * row3 + start * col3;
-                if (col3 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = source3[c];
-                } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[3][at + c] = source3[c * col3];
-                }
-                for (int64_t c = span; c < padded; ++c) {
-                    buffer[0][at + c] = 0.0;
-                    buffer[1][at + c] = 0.0;
-                    buffer[2][at + c] = 0.0;
-                    buffer[3][at + c] = 0.0;
+                SYMKL_UNROLLED
+                for (int j = 0; j < 4; ++j) {
+                    const float *source = argument[j] + (r0 + i) * row[j] + start * col[j];
+                    /* unit column strides (the usual case) get a loop the compiler
+                     * vectorises */
+                    if (col[j] == 1) {
+                        for (int64_t c = 0; c < span; ++c) buffer[j][at + c] = source[c];
+                    } else {
+                        for (int64_t c = 0; c < span; ++c) buffer[j][at + c] = source[c * col[j]];
+                    }
+                    for (int64_t c = span; c < padded; ++c) buffer[j][at + c] = pad[j];
                 }
             }
             if (symkl_block_logvar_f32(group_rows * padded, input[0], input[1], input[2], input[3], terms)) {
                 /* invalid input, or outside the fast kernel's range */
                 for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
                     for (int64_t c = 0; c < span; ++c) {
-                        const double mu_p = input[0][at + c];
-                        const double logvar_p = input[1][at + c];
-                        const double mu_q = input[2][at + c];
-                        const double logvar_q = input[3][at + c];
+                        double value[4];
+                        SYMKL_UNROLLED
+                        for (int j = 0; j < 4; ++j) value[j] = input[j][at + c];
+                        const double mu_p = value[0];
+                        const double logvar_p = value[1];
+                        const double mu_q = value[2];
+                        const double logvar_q = value[3];
                         if (validate) {
                             const int64_t index = (r0 + i) * k + start + c;
                             if (!isfinite(mu_p)) return -(index * 8 + 0) - 1;
@@ -1505,6 +1504,7 @@ SYMKL_VECTOR int64_t symkl_kl_logvar_f32(const float *p0, int64_t row0, int64_t 
             }
         }
         for (int64_t i = 0; i < group_rows; ++i) {
+            /* the plain lanes' total: four doubles added, then rounded once */
             out[r0 + i] = k <= SYMKL_PLAIN_SUM_MAX
                 ? (float)((lane_sum[i][0] + lane_sum[i][1]) + (lane_sum[i][2] + lane_sum[i][3])) : (float)symkl_lanes_total(lane_sum[i], lane_error[i]);
         }
@@ -1514,6 +1514,11 @@ SYMKL_VECTOR int64_t symkl_kl_logvar_f32(const float *p0, int64_t row0, int64_t 
 
 SYMKL_VECTOR int64_t symkl_kl_std_normal_f64(const double *p0, int64_t row0, int64_t col0, const double *p1, int64_t row1, int64_t col1,
         int64_t rows, int64_t k, double *out, int32_t validate) {
+    /* argument j, element (r, c) is argument[j][r * row[j] + c * col[j]] */
+    const double *const argument[2] = {p0, p1};
+    const int64_t row[2] = {row0, row1}, col[2] = {col0, col1};
+    /* padding whose term is exactly 0: equal means, unit scales, zero log-variances */
+    static const double pad[2] = {0.0, 0.0};
     double buffer[2][SYMKL_BLOCK];
     double terms[SYMKL_BLOCK];
     const int64_t width = (k + 3) & ~(int64_t)3;
@@ -1529,11 +1534,20 @@ SYMKL_VECTOR int64_t symkl_kl_std_normal_f64(const double *p0, int64_t row0, int
         for (int64_t start = 0; start < k; start += step) {
             const int64_t span = k - start < step ? k - start : step;
             const int64_t padded = (span + 3) & ~(int64_t)3;
-            const int direct = group_rows == 1 && padded == span && col0 == 1 && col1 == 1;
-            if (!direct) {
+            /* blocks of one long row (k a multiple of 4 or the block's width) are read in
+             * place where every argument has unit column stride: no copy (float32: no
+             * widening copy either, the block widens on load; measured 15% less CPU time
+             * at k = 512).  Blocks of many short rows are still copied: read in place
+             * they measured 25% slower at k = 16 */
+            int direct = group_rows == 1 && padded == span;
+            SYMKL_UNROLLED
+            for (int j = 0; j < 2; ++j) direct = direct && col[j] == 1;
+            if (0 || !direct) {
                 /* the next block's inputs into cache while this one is computed: the
-                 * hardware prefetcher alone leaves these long kernels waiting on
-                 * memory (float32 var, k = 512: 4.5 -> 2.7 ns per term, one thread) */
+                 * hardware prefetcher alone leaves these long kernels waiting on memory
+                 * (float32 var, k = 512: 4.5 -> 2.6 ns per term, one thread).  Float64
+                 * blocks read in place measured slower with it (4.7 -> 5.8 ns per term
+                 * at k = 512): there the hardware keeps up and the requests only queue */
                 const int next_same = start + step < k;
                 const int64_t next_r0 = next_same ? r0 : r0 + group;
                 const int64_t next_start = next_same ? start + step : 0;
@@ -1541,42 +1555,43 @@ SYMKL_VECTOR int64_t symkl_kl_std_normal_f64(const double *p0, int64_t row0, int
                 const int64_t next_rows = next_same ? group_rows
                     : rows - next_r0 < group ? rows - next_r0 : group;
                 for (int64_t i = 0; i < next_rows; ++i) {
-                    if (col0 == 1) symkl_prefetch(p0 + (next_r0 + i) * row0 + next_start, next_span * (int64_t)sizeof(*p0));
-                    if (col1 == 1) symkl_prefetch(p1 + (next_r0 + i) * row1 + next_start, next_span * (int64_t)sizeof(*p1));
+                    SYMKL_UNROLLED
+                    for (int j = 0; j < 2; ++j) {
+                        if (col[j] == 1) {
+                            symkl_prefetch(argument[j] + (next_r0 + i) * row[j] + next_start,
+                                next_span * (int64_t)sizeof(double));
+                        }
+                    }
                 }
             }
             const double *input[2];
-            if (direct) {
-                input[0] = p0 + r0 * row0 + start;
-                input[1] = p1 + r0 * row1 + start;
-            } else {
-                input[0] = buffer[0];
-                input[1] = buffer[1];
+            SYMKL_UNROLLED
+            for (int j = 0; j < 2; ++j) {
+                input[j] = direct ? argument[j] + r0 * row[j] + start : buffer[j];
             }
             for (int64_t i = 0, at = 0; !direct && i < group_rows; ++i, at += padded) {
-                const double *source0 = p0 + (r0 + i) * row0 + start * col0;
-                if (col0 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = source0[c];
-                } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = source0[c * col0];
-                }
-                const double *source1 = p1 + (r0 + i) * row1 + start * col1;
-                if (col1 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = source1[c];
-                } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = source1[c * col1];
-                }
-                for (int64_t c = span; c < padded; ++c) {
-                    buffer[0][at + c] = 0.0;
-                    buffer[1][at + c] = 0.0;
+                SYMKL_UNROLLED
+                for (int j = 0; j < 2; ++j) {
+                    const double *source = argument[j] + (r0 + i) * row[j] + start * col[j];
+                    /* unit column strides (the usual case) get a loop the compiler
+                     * vectorises */
+                    if (col[j] == 1) {
+                        for (int64_t c = 0; c < span; ++c) buffer[j][at + c] = source[c];
+                    } else {
+                        for (int64_t c = 0; c < span; ++c) buffer[j][at + c] = source[c * col[j]];
+                    }
+                    for (int64_t c = span; c < padded; ++c) buffer[j][at + c] = pad[j];
                 }
             }
             if (symkl_block_std_normal_f64(group_rows * padded, input[0], input[1], terms)) {
                 /* invalid input, or outside the fast kernel's range */
                 for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
                     for (int64_t c = 0; c < span; ++c) {
-                        const double mu = input[0][at + c];
-                        const double logvar = input[1][at + c];
+                        double value[2];
+                        SYMKL_UNROLLED
+                        for (int j = 0; j < 2; ++j) value[j] = input[j][at + c];
+                        const double mu = value[0];
+                        const double logvar = value[1];
                         if (validate) {
                             const int64_t index = (r0 + i) * k + start + c;
                             if (!isfinite(mu)) return -(index * 8 + 0) - 1;
@@ -1590,10 +1605,16 @@ SYMKL_VECTOR int64_t symkl_kl_std_normal_f64(const double *p0, int64_t row0, int
                     }
                 }
             }
-            symkl_lane_sums(group_rows, padded, terms, lane_sum, lane_error);
+            if (0) {
+                symkl_lane_sums_plain(group_rows, padded, terms, lane_sum);
+            } else {
+                symkl_lane_sums(group_rows, padded, terms, lane_sum, lane_error);
+            }
         }
         for (int64_t i = 0; i < group_rows; ++i) {
-            out[r0 + i] = (double)symkl_lanes_total(lane_sum[i], lane_error[i]);
+            /* the plain lanes' total: four doubles added, then rounded once */
+            out[r0 + i] = 0
+                ? (double)(0.0) : (double)symkl_lanes_total(lane_sum[i], lane_error[i]);
         }
     }
     return 0;
@@ -1601,6 +1622,11 @@ SYMKL_VECTOR int64_t symkl_kl_std_normal_f64(const double *p0, int64_t row0, int
 
 SYMKL_VECTOR int64_t symkl_kl_std_normal_f32(const float *p0, int64_t row0, int64_t col0, const float *p1, int64_t row1, int64_t col1,
         int64_t rows, int64_t k, float *out, int32_t validate) {
+    /* argument j, element (r, c) is argument[j][r * row[j] + c * col[j]] */
+    const float *const argument[2] = {p0, p1};
+    const int64_t row[2] = {row0, row1}, col[2] = {col0, col1};
+    /* padding whose term is exactly 0: equal means, unit scales, zero log-variances */
+    static const float pad[2] = {0.0, 0.0};
     float buffer[2][SYMKL_BLOCK];
     double terms[SYMKL_BLOCK];
     const int64_t width = (k + 3) & ~(int64_t)3;
@@ -1616,11 +1642,20 @@ SYMKL_VECTOR int64_t symkl_kl_std_normal_f32(const float *p0, int64_t row0, int6
         for (int64_t start = 0; start < k; start += step) {
             const int64_t span = k - start < step ? k - start : step;
             const int64_t padded = (span + 3) & ~(int64_t)3;
-            const int direct = group_rows == 1 && padded == span && col0 == 1 && col1 == 1;
-            if (1) {
+            /* blocks of one long row (k a multiple of 4 or the block's width) are read in
+             * place where every argument has unit column stride: no copy (float32: no
+             * widening copy either, the block widens on load; measured 15% less CPU time
+             * at k = 512).  Blocks of many short rows are still copied: read in place
+             * they measured 25% slower at k = 16 */
+            int direct = group_rows == 1 && padded == span;
+            SYMKL_UNROLLED
+            for (int j = 0; j < 2; ++j) direct = direct && col[j] == 1;
+            if (1 || !direct) {
                 /* the next block's inputs into cache while this one is computed: the
-                 * hardware prefetcher alone leaves these long kernels waiting on
-                 * memory (float32 var, k = 512: 4.5 -> 2.7 ns per term, one thread) */
+                 * hardware prefetcher alone leaves these long kernels waiting on memory
+                 * (float32 var, k = 512: 4.5 -> 2.6 ns per term, one thread).  Float64
+                 * blocks read in place measured slower with it (4.7 -> 5.8 ns per term
+                 * at k = 512): there the hardware keeps up and the requests only queue */
                 const int next_same = start + step < k;
                 const int64_t next_r0 = next_same ? r0 : r0 + group;
                 const int64_t next_start = next_same ? start + step : 0;
@@ -1628,42 +1663,43 @@ SYMKL_VECTOR int64_t symkl_kl_std_normal_f32(const float *p0, int64_t row0, int6
                 const int64_t next_rows = next_same ? group_rows
                     : rows - next_r0 < group ? rows - next_r0 : group;
                 for (int64_t i = 0; i < next_rows; ++i) {
-                    if (col0 == 1) symkl_prefetch(p0 + (next_r0 + i) * row0 + next_start, next_span * (int64_t)sizeof(*p0));
-                    if (col1 == 1) symkl_prefetch(p1 + (next_r0 + i) * row1 + next_start, next_span * (int64_t)sizeof(*p1));
+                    SYMKL_UNROLLED
+                    for (int j = 0; j < 2; ++j) {
+                        if (col[j] == 1) {
+                            symkl_prefetch(argument[j] + (next_r0 + i) * row[j] + next_start,
+                                next_span * (int64_t)sizeof(float));
+                        }
+                    }
                 }
             }
             const float *input[2];
-            if (direct) {
-                input[0] = p0 + r0 * row0 + start;
-                input[1] = p1 + r0 * row1 + start;
-            } else {
-                input[0] = buffer[0];
-                input[1] = buffer[1];
+            SYMKL_UNROLLED
+            for (int j = 0; j < 2; ++j) {
+                input[j] = direct ? argument[j] + r0 * row[j] + start : buffer[j];
             }
             for (int64_t i = 0, at = 0; !direct && i < group_rows; ++i, at += padded) {
-                const float *source0 = p0 + (r0 + i) * row0 + start * col0;
-                if (col0 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = source0[c];
-                } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[0][at + c] = source0[c * col0];
-                }
-                const float *source1 = p1 + (r0 + i) * row1 + start * col1;
-                if (col1 == 1) {
-                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = source1[c];
-                } else {
-                    for (int64_t c = 0; c < span; ++c) buffer[1][at + c] = source1[c * col1];
-                }
-                for (int64_t c = span; c < padded; ++c) {
-                    buffer[0][at + c] = 0.0;
-                    buffer[1][at + c] = 0.0;
+                SYMKL_UNROLLED
+                for (int j = 0; j < 2; ++j) {
+                    const float *source = argument[j] + (r0 + i) * row[j] + start * col[j];
+                    /* unit column strides (the usual case) get a loop the compiler
+                     * vectorises */
+                    if (col[j] == 1) {
+                        for (int64_t c = 0; c < span; ++c) buffer[j][at + c] = source[c];
+                    } else {
+                        for (int64_t c = 0; c < span; ++c) buffer[j][at + c] = source[c * col[j]];
+                    }
+                    for (int64_t c = span; c < padded; ++c) buffer[j][at + c] = pad[j];
                 }
             }
             if (symkl_block_std_normal_f32(group_rows * padded, input[0], input[1], terms)) {
                 /* invalid input, or outside the fast kernel's range */
                 for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {
                     for (int64_t c = 0; c < span; ++c) {
-                        const double mu = input[0][at + c];
-                        const double logvar = input[1][at + c];
+                        double value[2];
+                        SYMKL_UNROLLED
+                        for (int j = 0; j < 2; ++j) value[j] = input[j][at + c];
+                        const double mu = value[0];
+                        const double logvar = value[1];
                         if (validate) {
                             const int64_t index = (r0 + i) * k + start + c;
                             if (!isfinite(mu)) return -(index * 8 + 0) - 1;
@@ -1684,6 +1720,7 @@ SYMKL_VECTOR int64_t symkl_kl_std_normal_f32(const float *p0, int64_t row0, int6
             }
         }
         for (int64_t i = 0; i < group_rows; ++i) {
+            /* the plain lanes' total: four doubles added, then rounded once */
             out[r0 + i] = k <= SYMKL_PLAIN_SUM_MAX
                 ? (float)((lane_sum[i][0] + lane_sum[i][1]) + (lane_sum[i][2] + lane_sum[i][3])) : (float)symkl_lanes_total(lane_sum[i], lane_error[i]);
         }

@@ -129,12 +129,8 @@ def _c_fast_common(forms: NumericForms) -> list[str]:
     m_u, m_v = variables("m_u m_v")
     ln2_high_value, ln2_low_value = ln2_split()
     coefficients = forms.fast_series
-    lane_sum, term, following, virtual_term = variables("sum[lane] term next virtual_term")
-    n, error = variables("n error")
-    total_lanes, lane_value, rounding, lane_error = variables(
-        "total lane_sum[lane] rounding lane_error[lane]"
-    )
     u, s = variables("u s")
+    n, error = variables("n error")
     fast_series = KernelFunction(
         "symkl_fast_series",
         "",
@@ -175,51 +171,7 @@ def _c_fast_common(forms: NumericForms) -> list[str]:
         "",
         *_c_function(fast_series),
         "",
-        "/* Adds each row's terms (rows of `padded` terms, a multiple of 4) into four TwoSum",
-        " * lanes, lane = index mod 4: the lanes are independent, so SIMD or not, the bits are",
-        " * the same. */",
-        "SYMKL_VECTOR static void symkl_lane_sums(int64_t rows, int64_t padded,",
-        "        const double *restrict terms, double (*restrict lane_sum)[4],",
-        "        double (*restrict lane_error)[4]) {",
-        "    for (int64_t i = 0; i < rows; ++i) {",
-        "        double sum[4], error[4];",
-        "        for (int lane = 0; lane < 4; ++lane) {",
-        "            sum[lane] = lane_sum[i][lane];",
-        "            error[lane] = lane_error[i][lane];",
-        "        }",
-        "        for (int64_t c = i * padded; c < (i + 1) * padded; c += 4) {",
-        "            for (int lane = 0; lane < 4; ++lane) {",
-        "                const double term = terms[c + lane];",
-        _const("next", add(lane_sum, term), "                "),
-        _const("virtual_term", add(following, neg(lane_sum)), "                "),
-        _add_to(
-            "error[lane]",
-            two_sum_error(lane_sum, term, following, virtual_term),
-            "                ",
-        ),
-        "                sum[lane] = next;",
-        "            }",
-        "        }",
-        "        for (int lane = 0; lane < 4; ++lane) {",
-        "            lane_sum[i][lane] = sum[lane];",
-        "            lane_error[i][lane] = error[lane];",
-        "        }",
-        "    }",
-        "}",
-        "",
-        "static double symkl_lanes_total(const double *lane_sum, const double *lane_error) {",
-        "    double total = 0.0, error = 0.0;",
-        "    for (int lane = 0; lane < 4; ++lane) {",
-        "        double rounding;",
-        _assign("total", two_sum(total_lanes, lane_value, rounding), "        "),
-        _add_to("error", add(rounding, lane_error), "        "),
-        "    }",
-        "    /* an infinite term (overflow) makes the errors NaN: drop them */",
-        c_statement(
-            Return(Select(isfinite(total_lanes), add(total_lanes, error), total_lanes))
-        ),
-        "}",
-        "",
+        *_c_lanes(),
     ]
 
 
@@ -421,29 +373,23 @@ def _c_fast_term(form: ParameterisedForm) -> list[str]:
 
 
 def _c_block_functions(form: ParameterisedForm) -> list[str]:
-    """The vectorised loop over a block: float64 keeps the lo parts, float32 drops them."""
+    """The vectorised loop over a block (template ``block.c``): float64 keeps the lo parts,
+    float32 drops them; float32 inputs are read as floats and widened on load."""
     name = identifier(form.name)
     count = len(form.parameters)
     lines = []
-    # float32 inputs are read as floats (in place, or from a float buffer) and widened on load
     for suffix, exact, ctype in (("f64", 1, "double"), ("f32", 0, "float")):
-        pointers = ", ".join(f"const {ctype} *restrict b{j}" for j in range(count))
         widen = "" if ctype == "double" else "(double)"
-        values = ", ".join(f"{widen}b{j}[c]" for j in range(count))
-        lines += [
-            f"SYMKL_VECTOR static int64_t symkl_block_{name}_{suffix}(int64_t n, {pointers},",
-            "        double *restrict terms) {",
-            "    int64_t slow = 0;",
-            "    for (int64_t c = 0; c < n; ++c) {",
-            f"        terms[c] = symkl_fast_term_{name}({values}, {exact});",
-            f"        slow |= !symkl_fast_ok_{name}({values});",
-            "    }",
-            "    /* a loop of its own: mixed with the above, GCC does not vectorise either */",
-            "    for (int64_t c = 0; c < n; ++c) slow |= !(terms[c] < SYMKL_FAST_TERM_MAX);",
-            "    return slow;",
-            "}",
-            "",
-        ]
+        lines += _filled(
+            "block.c",
+            name=name,
+            suffix=suffix,
+            ctype=ctype,
+            pointers=", ".join(f"const {ctype} *restrict b{j}" for j in range(count)),
+            loaded=", ".join(f"{widen}b{j}[c]" for j in range(count)),
+            exact=exact,
+        )
+        lines.append("")
     return lines
 
 
@@ -834,187 +780,77 @@ def _c_loops(forms: NumericForms) -> list[str]:
         "/* Row sums over k columns; argument j is read at p_j[r*row_j + c*col_j] (element",
         " * strides, 0 for broadcast axes).  Returns 0, or -(8*i + j) - 1 for the first invalid",
         " * argument j at flat position i when validate is set. */",
-    ]
-    lines += [
-        "",
-        "/* float32 rows of up to SYMKL_PLAIN_SUM_MAX terms: four plain lanes, no TwoSum.  The",
-        " * terms are >= 0, so the sum's relative error is below k 2^-53 <= 2^-33, a thousandth",
-        " * of a float32 ulp; longer rows keep the TwoSum lanes. */",
-        "#define SYMKL_PLAIN_SUM_MAX ((int64_t)1 << 20)",
-        "SYMKL_VECTOR static void symkl_lane_sums_plain(int64_t rows, int64_t padded,",
-        "        const double *restrict terms, double (*restrict lane_sum)[4]) {",
-        "    for (int64_t i = 0; i < rows; ++i) {",
-        "        double sum[4];",
-        "        for (int lane = 0; lane < 4; ++lane) sum[lane] = lane_sum[i][lane];",
-        "        for (int64_t c = i * padded; c < (i + 1) * padded; c += 4) {",
-        "            for (int lane = 0; lane < 4; ++lane) sum[lane] += terms[c + lane];",
-        "        }",
-        "        for (int lane = 0; lane < 4; ++lane) lane_sum[i][lane] = sum[lane];",
-        "    }",
-        "}",
         "",
     ]
     for form in forms.forms.values():
         for suffix, ctype in (("f64", "double"), ("f32", "float")):
-            lines += _c_block_loop(form, suffix, ctype)
+            lines += [*_c_row_sums(form, suffix, ctype), ""]
     return lines
 
 
-def _c_signature(form: ParameterisedForm, suffix: str, ctype: str) -> list[str]:
-    pointers = ", ".join(
-        f"const {ctype} *p{j}, int64_t row{j}, int64_t col{j}" for j in range(len(form.parameters))
+def _c_lanes() -> list[str]:
+    """The summation lanes (template ``lanes.c``) with their TwoSum statements printed."""
+    lane_sum, term, following, virtual_term = variables("sum[lane] term next virtual_term")
+    total, lane_value, rounding, lane_error, error = variables(
+        "total lane_sum[lane] rounding lane_error[lane] error"
     )
-    return [
-        # cloned like the blocks: the gather (and float32 -> double) loops vectorise too
-        f"SYMKL_VECTOR int64_t symkl_kl_{identifier(form.name)}_{suffix}({pointers},",
-        f"        int64_t rows, int64_t k, {ctype} *out, int32_t validate) {{",
-    ]
+    inner = " " * 16
+    return _filled(
+        "lanes.c",
+        next=_const("next", add(lane_sum, term), inner),
+        virtual_term=_const("virtual_term", add(following, neg(lane_sum)), inner),
+        error_update=_add_to(
+            "error[lane]", two_sum_error(lane_sum, term, following, virtual_term), inner
+        ),
+        total_update=_assign("total", two_sum(total, lane_value, rounding), " " * 8),
+        total_error_update=_add_to("error", add(rounding, lane_error), " " * 8),
+        total_return=c_statement(Return(Select(isfinite(total), add(total, error), total))),
+        plain_update=_add_to("sum[lane]", term, inner),
+    )
 
 
-def _c_block_loop(form: ParameterisedForm, suffix: str, ctype: str) -> list[str]:
-    """Blocks of SYMKL_BLOCK terms: gather, the vectorised terms, a scalar pass where needed.
+def _filled(template_name: str, **values: object) -> list[str]:
+    """The lines of ``templates/<template_name>`` with its placeholders substituted."""
+    template = string.Template("\n".join(_template(template_name)))
+    return template.substitute({key: str(value) for key, value in values.items()}).split("\n")
 
-    A row's terms are padded to a multiple of 4 (the summation lanes) with inputs
-    whose term is exactly 0 (equal means, unit scales); short rows share a block.
+
+def _c_row_sums(form: ParameterisedForm, suffix: str, ctype: str) -> list[str]:
+    """The row sums of one form (template ``row_sums.c``): blocks of SYMKL_BLOCK terms,
+    gathered (or read in place), the vectorised terms, the scalar kernel where needed.
+
+    A row's terms are padded to a multiple of 4 (the summation lanes) with inputs whose
+    term is exactly 0 (equal means, unit scales); short rows share a block.
     """
-    name = identifier(form.name)
     count = len(form.parameters)
-    # padding whose term is exactly 0: equal means, unit scales, zero log-variances
     pads = ["1.0" if quotient_form(form) is not None and j % 2 else "0.0" for j in range(count)]
-    # unit column strides (the usual case) get a loop the compiler vectorises
-    loads = [
-        line
-        for j in range(count)
-        for line in (
-            f"                const {ctype} *source{j} ="
-            f" p{j} + (r0 + i) * row{j} + start * col{j};",
-            f"                if (col{j} == 1) {{",
-            f"                    for (int64_t c = 0; c < span; ++c)"
-            f" buffer[{j}][at + c] = source{j}[c];",
-            "                } else {",
-            f"                    for (int64_t c = 0; c < span; ++c)"
-            f" buffer[{j}][at + c] = source{j}[c * col{j}];",
-            "                }",
-        )
-    ]
-    pad_lines = [f"                    buffer[{j}][at + c] = {pads[j]};" for j in range(count)]
+    indent = " " * 24
     unpack = [
-        f"                        const double {p} = input[{j}][at + c];"
+        c_statement(constant(str(p), variables(f"value[{j}]")[0]), indent)
         for j, p in enumerate(form.parameters)
     ]
-    checks = [f"                            {check}" for check in _validation(form)]
-    call = ", ".join(str(p) for p in form.parameters)
-    buffers = ", ".join(f"input[{j}]" for j in range(count))
-    # blocks of one long row (k a multiple of 4 or the block's width) read in place where
-    # every argument has unit column stride: no copy (float32: no widening copy either,
-    # the block widens on load; measured 15% less CPU time at k = 512).  Blocks of many
-    # short rows are still copied: read in place they measured 25% slower at k = 16
-    in_place = " && ".join(f"col{j} == 1" for j in range(count))
-    gather = [
-        "            const int direct = group_rows == 1 && padded == span && " + in_place + ";",
-        f"            const {ctype} *input[{count}];",
-        "            if (direct) {",
-        *(f"                input[{j}] = p{j} + r0 * row{j} + start;" for j in range(count)),
-        "            } else {",
-        *(f"                input[{j}] = buffer[{j}];" for j in range(count)),
-        "            }",
-        "            for (int64_t i = 0, at = 0; !direct && i < group_rows;"
-        " ++i, at += padded) {",
-    ]
-    # the next block's inputs, requested while this block is computed: always for float32
-    # blocks; float64 blocks read in place measured slower with it (4.7 -> 5.8 ns per term
-    # at k = 512: the hardware prefetcher keeps up there and the requests only queue)
-    prefetch_when = "1" if ctype == "float" else "!direct"
-    prefetch = [
-        f"                    if (col{j} == 1) symkl_prefetch(p{j} + (next_r0 + i) * row{j}"
-        f" + next_start, next_span * (int64_t)sizeof(*p{j}));"
-        for j in range(count)
-    ]
-    compensated = f"({ctype})symkl_lanes_total(lane_sum[i], lane_error[i])"
-    total = [f"            out[r0 + i] = {compensated};"]
+    plain_total = "0.0"
     if ctype == "float":
-        # the plain lanes' total: four doubles added, then rounded to float once
         lanes = variables(" ".join(f"lane_sum[i][{lane}]" for lane in range(4)))
-        plain = c_arithmetic(add(add(lanes[0], lanes[1]), add(lanes[2], lanes[3])))
-        total = [
-            "            out[r0 + i] = k <= SYMKL_PLAIN_SUM_MAX",
-            f"                ? (float)({plain}) : {compensated};",
-        ]
-        summation = [
-            "            if (k <= SYMKL_PLAIN_SUM_MAX) {",
-            "                symkl_lane_sums_plain(group_rows, padded, terms, lane_sum);",
-            "            } else {",
-            "                symkl_lane_sums(group_rows, padded, terms, lane_sum, lane_error);",
-            "            }",
-        ]
-    else:
-        summation = [
-            "            symkl_lane_sums(group_rows, padded, terms, lane_sum, lane_error);"
-        ]
-    return [
-        *_c_signature(form, suffix, ctype),
-        f"    {ctype} buffer[{count}][SYMKL_BLOCK];",
-        "    double terms[SYMKL_BLOCK];",
-        "    const int64_t width = (k + 3) & ~(int64_t)3;",
-        "    /* rows per block and columns per row per block */",
-        "    const int64_t group = width <= SYMKL_BLOCK ? SYMKL_BLOCK / width : 1;",
-        "    const int64_t step = width <= SYMKL_BLOCK ? width : SYMKL_BLOCK;",
-        "    double lane_sum[SYMKL_BLOCK / 4][4], lane_error[SYMKL_BLOCK / 4][4];",
-        "    for (int64_t r0 = 0; r0 < rows; r0 += group) {",
-        "        const int64_t group_rows = rows - r0 < group ? rows - r0 : group;",
-        "        for (int64_t i = 0; i < group_rows; ++i) {",
-        "            for (int lane = 0; lane < 4; ++lane)"
-        " lane_sum[i][lane] = lane_error[i][lane] = 0.0;",
-        "        }",
-        "        for (int64_t start = 0; start < k; start += step) {",
-        "            const int64_t span = k - start < step ? k - start : step;",
-        "            const int64_t padded = (span + 3) & ~(int64_t)3;",
-        gather[0],
-        f"            if ({prefetch_when}) {{",
-        "                /* the next block's inputs into cache while this one is computed: the",
-        "                 * hardware prefetcher alone leaves these long kernels waiting on",
-        "                 * memory (float32 var, k = 512: 4.5 -> 2.7 ns per term, one thread) */",
-        "                const int next_same = start + step < k;",
-        "                const int64_t next_r0 = next_same ? r0 : r0 + group;",
-        "                const int64_t next_start = next_same ? start + step : 0;",
-        "                const int64_t next_span = k - next_start < step ? k - next_start : step;",
-        "                const int64_t next_rows = next_same ? group_rows",
-        "                    : rows - next_r0 < group ? rows - next_r0 : group;",
-        "                for (int64_t i = 0; i < next_rows; ++i) {",
-        *prefetch,
-        "                }",
-        "            }",
-        *gather[1:],
-        *loads,
-        "                for (int64_t c = span; c < padded; ++c) {",
-        *pad_lines,
-        "                }",
-        "            }",
-        f"            if (symkl_block_{name}_{suffix}(group_rows * padded, {buffers}, terms)) {{",
-        "                /* invalid input, or outside the fast kernel's range */",
-        "                for (int64_t i = 0, at = 0; i < group_rows; ++i, at += padded) {",
-        "                    for (int64_t c = 0; c < span; ++c) {",
-        *unpack,
-        "                        if (validate) {",
-        "                            const int64_t index = (r0 + i) * k + start + c;",
-        *checks,
-        "                        }",
-        "                        /* and where the fast term nears overflow: the scalar kernel",
-        "                         * is exact about the threshold */",
-        f"                        if (!symkl_fast_ok_{name}({call})"
-        " || !(terms[at + c] < SYMKL_FAST_TERM_MAX)) {",
-        f"                            terms[at + c] = symkl_term_{name}({call});",
-        "                        }",
-        "                    }",
-        "                }",
-        "            }",
-        *summation,
-        "        }",
-        "        for (int64_t i = 0; i < group_rows; ++i) {",
-        *total,
-        "        }",
-        "    }",
-        "    return 0;",
-        "}",
-        "",
-    ]
+        plain_total = c_arithmetic(add(add(lanes[0], lanes[1]), add(lanes[2], lanes[3])))
+    return _filled(
+        "row_sums.c",
+        name=identifier(form.name),
+        suffix=suffix,
+        ctype=ctype,
+        count=count,
+        arguments=", ".join(
+            f"const {ctype} *p{j}, int64_t row{j}, int64_t col{j}" for j in range(count)
+        ),
+        pointers=", ".join(f"p{j}" for j in range(count)),
+        row_strides=", ".join(f"row{j}" for j in range(count)),
+        column_strides=", ".join(f"col{j}" for j in range(count)),
+        pads=", ".join(pads),
+        prefetch_in_place=int(ctype == "float"),
+        plain_lanes="k <= SYMKL_PLAIN_SUM_MAX" if ctype == "float" else "0",
+        plain_total=plain_total,
+        inputs=", ".join(f"input[{j}]" for j in range(count)),
+        values=", ".join(str(p) for p in form.parameters),
+        unpack="\n".join(unpack),
+        checks="\n".join(f"{' ' * 28}{check}" for check in _validation(form)),
+    )

@@ -20,6 +20,13 @@
 #endif
 #endif
 
+/* a loop over the arguments, unrolled (GCC; elsewhere the compiler decides) */
+#if defined(__GNUC__) && !defined(__clang__)
+#define SYMKL_UNROLLED _Pragma("GCC unroll 8")
+#else
+#define SYMKL_UNROLLED
+#endif
+
 /* Requests the cache lines of `bytes` bytes from `address` (a hint: no fault, no value
  * changes; nothing where the compiler has no prefetch builtin). */
 static inline void symkl_prefetch(const void *address, int64_t bytes) {
