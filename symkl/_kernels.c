@@ -862,20 +862,22 @@ SYMKL_VECTOR int64_t symkl_kl_var_f64(const double *p0, int64_t row0, int64_t co
         for (int64_t start = 0; start < k; start += step) {
             const int64_t span = k - start < step ? k - start : step;
             const int64_t padded = (span + 3) & ~(int64_t)3;
-            /* blocks of one long row (k a multiple of 4 or the block's width) are read in
-             * place where every argument has unit column stride: no copy (float32: no
-             * widening copy either, the block widens on load; measured 15% less CPU time
-             * at k = 512).  Blocks of many short rows are still copied: read in place
-             * they measured 25% slower at k = 16 */
-            int direct = group_rows == 1 && padded == span;
+            /* a block is read in place (no copy; float32: no widening copy either, the
+             * block widens on load) where it is contiguous in every argument: unit column
+             * strides, no padding, and one row or rows of exactly k.  Measured: 15% less
+             * CPU time at k = 512, 5-15% at k = 16 (with the prefetch below) */
+            int direct = padded == span;
             SYMKL_UNROLLED
-            for (int j = 0; j < 4; ++j) direct = direct && col[j] == 1;
-            if (0 || !direct) {
+            for (int j = 0; j < 4; ++j) {
+                direct = direct && col[j] == 1 && (group_rows == 1 || row[j] == span);
+            }
+            if (0 || !direct || group_rows > 1) {
                 /* the next block's inputs into cache while this one is computed: the
                  * hardware prefetcher alone leaves these long kernels waiting on memory
                  * (float32 var, k = 512: 4.5 -> 2.6 ns per term, one thread).  Float64
-                 * blocks read in place measured slower with it (4.7 -> 5.8 ns per term
-                 * at k = 512): there the hardware keeps up and the requests only queue */
+                 * blocks of one row read in place measured slower with it (4.7 -> 5.8 ns
+                 * per term at k = 512): there the hardware keeps up and the requests only
+                 * queue */
                 const int next_same = start + step < k;
                 const int64_t next_r0 = next_same ? r0 : r0 + group;
                 const int64_t next_start = next_same ? start + step : 0;
@@ -974,20 +976,22 @@ SYMKL_VECTOR int64_t symkl_kl_var_f32(const float *p0, int64_t row0, int64_t col
         for (int64_t start = 0; start < k; start += step) {
             const int64_t span = k - start < step ? k - start : step;
             const int64_t padded = (span + 3) & ~(int64_t)3;
-            /* blocks of one long row (k a multiple of 4 or the block's width) are read in
-             * place where every argument has unit column stride: no copy (float32: no
-             * widening copy either, the block widens on load; measured 15% less CPU time
-             * at k = 512).  Blocks of many short rows are still copied: read in place
-             * they measured 25% slower at k = 16 */
-            int direct = group_rows == 1 && padded == span;
+            /* a block is read in place (no copy; float32: no widening copy either, the
+             * block widens on load) where it is contiguous in every argument: unit column
+             * strides, no padding, and one row or rows of exactly k.  Measured: 15% less
+             * CPU time at k = 512, 5-15% at k = 16 (with the prefetch below) */
+            int direct = padded == span;
             SYMKL_UNROLLED
-            for (int j = 0; j < 4; ++j) direct = direct && col[j] == 1;
-            if (1 || !direct) {
+            for (int j = 0; j < 4; ++j) {
+                direct = direct && col[j] == 1 && (group_rows == 1 || row[j] == span);
+            }
+            if (1 || !direct || group_rows > 1) {
                 /* the next block's inputs into cache while this one is computed: the
                  * hardware prefetcher alone leaves these long kernels waiting on memory
                  * (float32 var, k = 512: 4.5 -> 2.6 ns per term, one thread).  Float64
-                 * blocks read in place measured slower with it (4.7 -> 5.8 ns per term
-                 * at k = 512): there the hardware keeps up and the requests only queue */
+                 * blocks of one row read in place measured slower with it (4.7 -> 5.8 ns
+                 * per term at k = 512): there the hardware keeps up and the requests only
+                 * queue */
                 const int next_same = start + step < k;
                 const int64_t next_r0 = next_same ? r0 : r0 + group;
                 const int64_t next_start = next_same ? start + step : 0;
@@ -1086,20 +1090,22 @@ SYMKL_VECTOR int64_t symkl_kl_std_f64(const double *p0, int64_t row0, int64_t co
         for (int64_t start = 0; start < k; start += step) {
             const int64_t span = k - start < step ? k - start : step;
             const int64_t padded = (span + 3) & ~(int64_t)3;
-            /* blocks of one long row (k a multiple of 4 or the block's width) are read in
-             * place where every argument has unit column stride: no copy (float32: no
-             * widening copy either, the block widens on load; measured 15% less CPU time
-             * at k = 512).  Blocks of many short rows are still copied: read in place
-             * they measured 25% slower at k = 16 */
-            int direct = group_rows == 1 && padded == span;
+            /* a block is read in place (no copy; float32: no widening copy either, the
+             * block widens on load) where it is contiguous in every argument: unit column
+             * strides, no padding, and one row or rows of exactly k.  Measured: 15% less
+             * CPU time at k = 512, 5-15% at k = 16 (with the prefetch below) */
+            int direct = padded == span;
             SYMKL_UNROLLED
-            for (int j = 0; j < 4; ++j) direct = direct && col[j] == 1;
-            if (0 || !direct) {
+            for (int j = 0; j < 4; ++j) {
+                direct = direct && col[j] == 1 && (group_rows == 1 || row[j] == span);
+            }
+            if (0 || !direct || group_rows > 1) {
                 /* the next block's inputs into cache while this one is computed: the
                  * hardware prefetcher alone leaves these long kernels waiting on memory
                  * (float32 var, k = 512: 4.5 -> 2.6 ns per term, one thread).  Float64
-                 * blocks read in place measured slower with it (4.7 -> 5.8 ns per term
-                 * at k = 512): there the hardware keeps up and the requests only queue */
+                 * blocks of one row read in place measured slower with it (4.7 -> 5.8 ns
+                 * per term at k = 512): there the hardware keeps up and the requests only
+                 * queue */
                 const int next_same = start + step < k;
                 const int64_t next_r0 = next_same ? r0 : r0 + group;
                 const int64_t next_start = next_same ? start + step : 0;
@@ -1198,20 +1204,22 @@ SYMKL_VECTOR int64_t symkl_kl_std_f32(const float *p0, int64_t row0, int64_t col
         for (int64_t start = 0; start < k; start += step) {
             const int64_t span = k - start < step ? k - start : step;
             const int64_t padded = (span + 3) & ~(int64_t)3;
-            /* blocks of one long row (k a multiple of 4 or the block's width) are read in
-             * place where every argument has unit column stride: no copy (float32: no
-             * widening copy either, the block widens on load; measured 15% less CPU time
-             * at k = 512).  Blocks of many short rows are still copied: read in place
-             * they measured 25% slower at k = 16 */
-            int direct = group_rows == 1 && padded == span;
+            /* a block is read in place (no copy; float32: no widening copy either, the
+             * block widens on load) where it is contiguous in every argument: unit column
+             * strides, no padding, and one row or rows of exactly k.  Measured: 15% less
+             * CPU time at k = 512, 5-15% at k = 16 (with the prefetch below) */
+            int direct = padded == span;
             SYMKL_UNROLLED
-            for (int j = 0; j < 4; ++j) direct = direct && col[j] == 1;
-            if (1 || !direct) {
+            for (int j = 0; j < 4; ++j) {
+                direct = direct && col[j] == 1 && (group_rows == 1 || row[j] == span);
+            }
+            if (1 || !direct || group_rows > 1) {
                 /* the next block's inputs into cache while this one is computed: the
                  * hardware prefetcher alone leaves these long kernels waiting on memory
                  * (float32 var, k = 512: 4.5 -> 2.6 ns per term, one thread).  Float64
-                 * blocks read in place measured slower with it (4.7 -> 5.8 ns per term
-                 * at k = 512): there the hardware keeps up and the requests only queue */
+                 * blocks of one row read in place measured slower with it (4.7 -> 5.8 ns
+                 * per term at k = 512): there the hardware keeps up and the requests only
+                 * queue */
                 const int next_same = start + step < k;
                 const int64_t next_r0 = next_same ? r0 : r0 + group;
                 const int64_t next_start = next_same ? start + step : 0;
@@ -1310,20 +1318,22 @@ SYMKL_VECTOR int64_t symkl_kl_logvar_f64(const double *p0, int64_t row0, int64_t
         for (int64_t start = 0; start < k; start += step) {
             const int64_t span = k - start < step ? k - start : step;
             const int64_t padded = (span + 3) & ~(int64_t)3;
-            /* blocks of one long row (k a multiple of 4 or the block's width) are read in
-             * place where every argument has unit column stride: no copy (float32: no
-             * widening copy either, the block widens on load; measured 15% less CPU time
-             * at k = 512).  Blocks of many short rows are still copied: read in place
-             * they measured 25% slower at k = 16 */
-            int direct = group_rows == 1 && padded == span;
+            /* a block is read in place (no copy; float32: no widening copy either, the
+             * block widens on load) where it is contiguous in every argument: unit column
+             * strides, no padding, and one row or rows of exactly k.  Measured: 15% less
+             * CPU time at k = 512, 5-15% at k = 16 (with the prefetch below) */
+            int direct = padded == span;
             SYMKL_UNROLLED
-            for (int j = 0; j < 4; ++j) direct = direct && col[j] == 1;
-            if (0 || !direct) {
+            for (int j = 0; j < 4; ++j) {
+                direct = direct && col[j] == 1 && (group_rows == 1 || row[j] == span);
+            }
+            if (0 || !direct || group_rows > 1) {
                 /* the next block's inputs into cache while this one is computed: the
                  * hardware prefetcher alone leaves these long kernels waiting on memory
                  * (float32 var, k = 512: 4.5 -> 2.6 ns per term, one thread).  Float64
-                 * blocks read in place measured slower with it (4.7 -> 5.8 ns per term
-                 * at k = 512): there the hardware keeps up and the requests only queue */
+                 * blocks of one row read in place measured slower with it (4.7 -> 5.8 ns
+                 * per term at k = 512): there the hardware keeps up and the requests only
+                 * queue */
                 const int next_same = start + step < k;
                 const int64_t next_r0 = next_same ? r0 : r0 + group;
                 const int64_t next_start = next_same ? start + step : 0;
@@ -1422,20 +1432,22 @@ SYMKL_VECTOR int64_t symkl_kl_logvar_f32(const float *p0, int64_t row0, int64_t 
         for (int64_t start = 0; start < k; start += step) {
             const int64_t span = k - start < step ? k - start : step;
             const int64_t padded = (span + 3) & ~(int64_t)3;
-            /* blocks of one long row (k a multiple of 4 or the block's width) are read in
-             * place where every argument has unit column stride: no copy (float32: no
-             * widening copy either, the block widens on load; measured 15% less CPU time
-             * at k = 512).  Blocks of many short rows are still copied: read in place
-             * they measured 25% slower at k = 16 */
-            int direct = group_rows == 1 && padded == span;
+            /* a block is read in place (no copy; float32: no widening copy either, the
+             * block widens on load) where it is contiguous in every argument: unit column
+             * strides, no padding, and one row or rows of exactly k.  Measured: 15% less
+             * CPU time at k = 512, 5-15% at k = 16 (with the prefetch below) */
+            int direct = padded == span;
             SYMKL_UNROLLED
-            for (int j = 0; j < 4; ++j) direct = direct && col[j] == 1;
-            if (1 || !direct) {
+            for (int j = 0; j < 4; ++j) {
+                direct = direct && col[j] == 1 && (group_rows == 1 || row[j] == span);
+            }
+            if (1 || !direct || group_rows > 1) {
                 /* the next block's inputs into cache while this one is computed: the
                  * hardware prefetcher alone leaves these long kernels waiting on memory
                  * (float32 var, k = 512: 4.5 -> 2.6 ns per term, one thread).  Float64
-                 * blocks read in place measured slower with it (4.7 -> 5.8 ns per term
-                 * at k = 512): there the hardware keeps up and the requests only queue */
+                 * blocks of one row read in place measured slower with it (4.7 -> 5.8 ns
+                 * per term at k = 512): there the hardware keeps up and the requests only
+                 * queue */
                 const int next_same = start + step < k;
                 const int64_t next_r0 = next_same ? r0 : r0 + group;
                 const int64_t next_start = next_same ? start + step : 0;
@@ -1534,20 +1546,22 @@ SYMKL_VECTOR int64_t symkl_kl_std_normal_f64(const double *p0, int64_t row0, int
         for (int64_t start = 0; start < k; start += step) {
             const int64_t span = k - start < step ? k - start : step;
             const int64_t padded = (span + 3) & ~(int64_t)3;
-            /* blocks of one long row (k a multiple of 4 or the block's width) are read in
-             * place where every argument has unit column stride: no copy (float32: no
-             * widening copy either, the block widens on load; measured 15% less CPU time
-             * at k = 512).  Blocks of many short rows are still copied: read in place
-             * they measured 25% slower at k = 16 */
-            int direct = group_rows == 1 && padded == span;
+            /* a block is read in place (no copy; float32: no widening copy either, the
+             * block widens on load) where it is contiguous in every argument: unit column
+             * strides, no padding, and one row or rows of exactly k.  Measured: 15% less
+             * CPU time at k = 512, 5-15% at k = 16 (with the prefetch below) */
+            int direct = padded == span;
             SYMKL_UNROLLED
-            for (int j = 0; j < 2; ++j) direct = direct && col[j] == 1;
-            if (0 || !direct) {
+            for (int j = 0; j < 2; ++j) {
+                direct = direct && col[j] == 1 && (group_rows == 1 || row[j] == span);
+            }
+            if (0 || !direct || group_rows > 1) {
                 /* the next block's inputs into cache while this one is computed: the
                  * hardware prefetcher alone leaves these long kernels waiting on memory
                  * (float32 var, k = 512: 4.5 -> 2.6 ns per term, one thread).  Float64
-                 * blocks read in place measured slower with it (4.7 -> 5.8 ns per term
-                 * at k = 512): there the hardware keeps up and the requests only queue */
+                 * blocks of one row read in place measured slower with it (4.7 -> 5.8 ns
+                 * per term at k = 512): there the hardware keeps up and the requests only
+                 * queue */
                 const int next_same = start + step < k;
                 const int64_t next_r0 = next_same ? r0 : r0 + group;
                 const int64_t next_start = next_same ? start + step : 0;
@@ -1642,20 +1656,22 @@ SYMKL_VECTOR int64_t symkl_kl_std_normal_f32(const float *p0, int64_t row0, int6
         for (int64_t start = 0; start < k; start += step) {
             const int64_t span = k - start < step ? k - start : step;
             const int64_t padded = (span + 3) & ~(int64_t)3;
-            /* blocks of one long row (k a multiple of 4 or the block's width) are read in
-             * place where every argument has unit column stride: no copy (float32: no
-             * widening copy either, the block widens on load; measured 15% less CPU time
-             * at k = 512).  Blocks of many short rows are still copied: read in place
-             * they measured 25% slower at k = 16 */
-            int direct = group_rows == 1 && padded == span;
+            /* a block is read in place (no copy; float32: no widening copy either, the
+             * block widens on load) where it is contiguous in every argument: unit column
+             * strides, no padding, and one row or rows of exactly k.  Measured: 15% less
+             * CPU time at k = 512, 5-15% at k = 16 (with the prefetch below) */
+            int direct = padded == span;
             SYMKL_UNROLLED
-            for (int j = 0; j < 2; ++j) direct = direct && col[j] == 1;
-            if (1 || !direct) {
+            for (int j = 0; j < 2; ++j) {
+                direct = direct && col[j] == 1 && (group_rows == 1 || row[j] == span);
+            }
+            if (1 || !direct || group_rows > 1) {
                 /* the next block's inputs into cache while this one is computed: the
                  * hardware prefetcher alone leaves these long kernels waiting on memory
                  * (float32 var, k = 512: 4.5 -> 2.6 ns per term, one thread).  Float64
-                 * blocks read in place measured slower with it (4.7 -> 5.8 ns per term
-                 * at k = 512): there the hardware keeps up and the requests only queue */
+                 * blocks of one row read in place measured slower with it (4.7 -> 5.8 ns
+                 * per term at k = 512): there the hardware keeps up and the requests only
+                 * queue */
                 const int next_same = start + step < k;
                 const int64_t next_r0 = next_same ? r0 : r0 + group;
                 const int64_t next_start = next_same ? start + step : 0;

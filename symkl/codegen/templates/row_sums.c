@@ -28,20 +28,22 @@ SYMKL_VECTOR int64_t symkl_kl_${name}_${suffix}(${arguments},
         for (int64_t start = 0; start < k; start += step) {
             const int64_t span = k - start < step ? k - start : step;
             const int64_t padded = (span + 3) & ~(int64_t)3;
-            /* blocks of one long row (k a multiple of 4 or the block's width) are read in
-             * place where every argument has unit column stride: no copy (float32: no
-             * widening copy either, the block widens on load; measured 15% less CPU time
-             * at k = 512).  Blocks of many short rows are still copied: read in place
-             * they measured 25% slower at k = 16 */
-            int direct = group_rows == 1 && padded == span;
+            /* a block is read in place (no copy; float32: no widening copy either, the
+             * block widens on load) where it is contiguous in every argument: unit column
+             * strides, no padding, and one row or rows of exactly k.  Measured: 15% less
+             * CPU time at k = 512, 5-15% at k = 16 (with the prefetch below) */
+            int direct = padded == span;
             SYMKL_UNROLLED
-            for (int j = 0; j < ${count}; ++j) direct = direct && col[j] == 1;
-            if (${prefetch_in_place} || !direct) {
+            for (int j = 0; j < ${count}; ++j) {
+                direct = direct && col[j] == 1 && (group_rows == 1 || row[j] == span);
+            }
+            if (${prefetch_in_place} || !direct || group_rows > 1) {
                 /* the next block's inputs into cache while this one is computed: the
                  * hardware prefetcher alone leaves these long kernels waiting on memory
                  * (float32 var, k = 512: 4.5 -> 2.6 ns per term, one thread).  Float64
-                 * blocks read in place measured slower with it (4.7 -> 5.8 ns per term
-                 * at k = 512): there the hardware keeps up and the requests only queue */
+                 * blocks of one row read in place measured slower with it (4.7 -> 5.8 ns
+                 * per term at k = 512): there the hardware keeps up and the requests only
+                 * queue */
                 const int next_same = start + step < k;
                 const int64_t next_r0 = next_same ? r0 : r0 + group;
                 const int64_t next_start = next_same ? start + step : 0;
