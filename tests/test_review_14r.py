@@ -247,6 +247,39 @@ def test_invalid_values_without_validation_are_not_finite_in_their_row_only(dtyp
 
 
 @needs_c
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("k", [3, 16, 257])
+def test_kl_std_normal_invalid_values_in_a_block_of_many_rows(dtype, k):
+    rng = np.random.default_rng(300 + k)
+    mu, logvar = (rng.normal(size=(40, k)).astype(dtype) for _ in range(2))
+    clean = symkl.kl_std_normal(mu, logvar)
+    for position, name in enumerate(("mu", "logvar")):
+        for value in BAD_MEANS:
+            for row, column in ((0, 0), (15, k - 1), (16, 0), (39, k - 1)):
+                bad = [mu.copy(), logvar.copy()]
+                bad[position][row, column] = value
+                got = symkl.kl_std_normal(*bad, validate=False)
+                want = _numpy_fallback(symkl.kl_std_normal, *bad, validate=False)
+                assert not np.isfinite(got[row])
+                assert np.array_equal(got[row], want[row], equal_nan=True)
+                others = np.arange(40) != row
+                assert np.array_equal(got[others], clean[others])
+                with pytest.raises(ValueError, match=rf"'{name}'.*at index \({row}, {column}\)"):
+                    symkl.kl_std_normal(*bad)
+
+
+@needs_c
+def test_results_are_never_negative_not_even_negative_zero():
+    ones, zeros = np.ones(8), np.zeros(8)
+    for param in PARAMS:
+        scale = zeros if param == "logvar" else ones
+        assert not np.signbit(symkl.kl_diag(-0.0 * ones, scale, zeros, -0.0 * scale + scale,
+                                            param=param))
+    assert not np.signbit(symkl.kl_std_normal(-0.0 * ones, -0.0 * ones))
+    assert not np.signbit(symkl.kl_normal(-0.0, 1.0, 0.0, 1.0))
+
+
+@needs_c
 def test_invalid_values_are_reported_at_their_index_for_every_axis_and_layout():
     """One bad element in broadcast, reversed and Fortran inputs: the same message as the
     NumPy fallback (which indexes the broadcast shape)."""
