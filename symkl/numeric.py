@@ -259,13 +259,44 @@ def _raise_invalid(function: str, name: str, param: str, value: Any, index: tupl
     )
 
 
-def _validate_numpy(function: str, names, arrays, param: str, note: str = "") -> None:
-    for name, array in zip(names, arrays, strict=True):
-        bad = _invalid(array, name, param)
+def _first_invalid(names, arrays, param: str) -> tuple[int, int] | None:
+    """``(position, flat index)`` of the first invalid element in C order, over all
+    arguments (of one shape), the lowest argument position among ties: the element the
+    compiled kernels report, so both backends name the same one."""
+    first = None
+    for position, (name, array) in enumerate(zip(names, arrays, strict=True)):
+        bad = _invalid(array, name, param).ravel()
         if bad.any():
-            index = tuple(int(i) for i in np.argwhere(bad)[0]) if array.ndim else ()
-            value = array[index] if index else array[()]
-            _raise_invalid(function, name, param, float(value), index)
+            flat = int(np.argmax(bad))
+            if first is None or flat < first[1]:
+                first = (position, flat)
+    return first
+
+
+def _validate_numpy(function: str, names, arrays, param: str, note: str = "") -> None:
+    """Raise for the first invalid element (lowest index in the broadcast shape)."""
+    shape = _broadcast(function, names, arrays)
+    arrays = [np.broadcast_to(a, shape) for a in arrays]
+    found = _first_invalid(names, arrays, param)
+    if found is not None:
+        position, flat = found
+        index = tuple(int(i) for i in np.unravel_index(flat, shape)) if shape else ()
+        _raise_invalid(function, names[position], param, float(arrays[position][index]), index)
+
+
+def _kernel_dtype(dtype: np.dtype, arrays: Sequence[np.ndarray]) -> np.dtype:
+    """The type the compiled kernels compute from: float32 only where every argument is
+    float32 or exactly a float32 value (a Python scalar like 1e50 or 0.1 with float32
+    arrays is used as given, in float64, and the result rounded to float32 once)."""
+    if dtype != np.float32:
+        return dtype
+    with np.errstate(over="ignore", invalid="ignore"):
+        exact = all(
+            a.dtype == np.float32
+            or np.array_equal(a.astype(np.float32).astype(a.dtype), a, equal_nan=True)
+            for a in arrays
+        )
+    return dtype if exact else np.dtype(np.float64)
 
 
 # --------------------------------------------------------------------------- core
@@ -310,23 +341,28 @@ def _reduce(
         views = [np.moveaxis(np.broadcast_to(a, shape), axis_index, -1) for a in arrays]
     batch, k = views[0].shape[:-1], views[0].shape[-1]
     rows = int(np.prod(batch, dtype=np.int64))
+    code = None
     if _LIBRARY is not None:
-        code, result = _reduce_c(kernel, views, dtype, rows, k, validate)
-        if code is not None:
-            position, row, column = code
-            moved = (*np.unravel_index(row, batch), column) if batch else (column,)
-            index = tuple(int(i) for i in moved)
-            value = float(views[position][index])
-            if axis is None:
-                index = index[:-1]
-            else:
-                index = index[:axis_index] + index[-1:] + index[axis_index:-1]
-            _raise_invalid(function, names[position], param, value, index)
+        code, result = _reduce_c(kernel, views, _kernel_dtype(dtype, arrays), rows, k, validate)
     else:
         if validate:
-            _validate_numpy(function, names, [np.broadcast_to(a, shape) for a in arrays], param)
-        compute = [np.asarray(v, dtype=np.float64) for v in views]
-        result = np.sum(_NUMPY_TERMS[kernel](*compute), axis=-1)
+            # in the order the compiled kernels check: rows of the moved layout, then k
+            found = _first_invalid(names, [v.reshape(rows, k) for v in views], param)
+            if found is not None:
+                code = (found[0], *divmod(found[1], k))
+        if code is None:
+            compute = [np.asarray(v, dtype=np.float64) for v in views]
+            result = np.sum(_NUMPY_TERMS[kernel](*compute), axis=-1)
+    if code is not None:
+        position, row, column = code
+        moved = (*np.unravel_index(row, batch), column) if batch else (column,)
+        index = tuple(int(i) for i in moved)
+        value = float(views[position][index])
+        if axis is None:
+            index = index[:-1]
+        else:
+            index = index[:axis_index] + index[-1:] + index[axis_index:-1]
+        _raise_invalid(function, names[position], param, value, index)
     result = np.asarray(result, dtype=dtype).reshape(batch)
     return result[()] if result.ndim == 0 else result
 
