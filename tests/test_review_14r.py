@@ -4,8 +4,8 @@ Each test attacks the compiled kernels through the public API (or a rebuilt vari
 ``symkl/_kernels.c``) and compares them with an independent answer: the NumPy fallback
 (the same process, ``numeric._LIBRARY`` set to None), mpmath at high precision (a
 hand-typed closed form, an independent check), or another build.  Tests marked
-``xfail(strict=True)`` are failures of the current code, kept so that they turn into
-passing tests when fixed.
+``xfail(strict=True)`` is a failure of the current code, kept so that it turns into
+a passing test when fixed.
 """
 
 from __future__ import annotations
@@ -496,7 +496,7 @@ def test_issue_14_extreme_domain_sweep(dtype, param):
         assert ulps <= bound, ([float(a[i]) for a in arrays], value, truth, ulps)
 
 
-# --- failures found by the review (fixed, except the last: kept as a strict xfail) ---------------------------------------------------------
+# --- failures found by the review (fixed, except the last: a strict xfail) ----------------
 
 
 @needs_c
