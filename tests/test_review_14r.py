@@ -3,7 +3,7 @@
 Each test attacks the compiled kernels through the public API (or a rebuilt variant of
 ``symkl/_kernels.c``) and compares them with an independent answer: the NumPy fallback
 (the same process, ``numeric._LIBRARY`` set to None), mpmath at high precision (a
-hand-typed closed form, an independent check), or another build.  Tests marked
+hand-typed closed form, an independent check), or another build.  A test marked
 ``xfail(strict=True)`` is a failure of the current code, kept so that it turns into
 a passing test when fixed.
 """
