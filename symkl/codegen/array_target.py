@@ -393,10 +393,10 @@ def _array_half_a(form: ParameterisedForm) -> list[str]:
         (mu,) = mu_arguments
         return [f"    half_a = {array_arithmetic(half_square(mu))}"]
     mu_p, mu_q = mu_arguments
-    difference = array_arithmetic(add(mu_p, neg(mu_q)))
     quotient = quotient_form(form)
     if quotient is None:
-        return [f"    half_a = half_mean_term({difference}, {form.parameters[3]})"]
+        half_mean_term = sp.Function("half_mean_term")
+        return [_assign("half_a", half_mean_term(add(mu_p, neg(mu_q)), form.parameters[3]), "    ")]
     _, v_name, power, _ = quotient
     v, w, d_half, big = variables(f"{v_name} w d_half big")
     other = w if power == 2 else d_half
@@ -625,11 +625,19 @@ def _array_form(form: ParameterisedForm, exact_sums: dict[str, ExactSum]) -> lis
                 Select(sp.Ge(div(u_symbol, v_symbol), DBL_MIN), form.log_ratio, expanded),
                 "        ",
             ),
-            "        half_excess = half_excess_compensated("
-            f"x, x_lo, rho, rho_lo, {power}.0, far_log_ratio, half_x)",
+            _assign(
+                "half_excess",
+                sp.Function("half_excess_compensated")(
+                    *variables("x x_lo rho rho_lo"),
+                    sp.Float(power),
+                    *variables("far_log_ratio half_x"),
+                ),
+                "        ",
+            ),
         ]
     else:
-        body = ["        half_excess = half_excess_exact_log(x, d_hi, d_lo)"]
+        exact_log = sp.Function("half_excess_exact_log")
+        body = [_assign("half_excess", exact_log(*variables("x d_hi d_lo")), "        ")]
     lines = [
         "",
         f"def parts_{name}({arguments}):",
