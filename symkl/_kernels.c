@@ -912,9 +912,9 @@ SYMKL_VECTOR int64_t symkl_kl_var_f64(const double *p0, int64_t row0, int64_t co
                         if (validate) {
                             const int64_t index = (r0 + i) * k + start + c;
                             if (!isfinite(mu_p)) return -(index * 8 + 0) - 1;
-                            if (!(var_p > 0.0) | !isfinite(var_p)) return -(index * 8 + 1) - 1;
+                            if (!(var_p > 0.0) || !isfinite(var_p)) return -(index * 8 + 1) - 1;
                             if (!isfinite(mu_q)) return -(index * 8 + 2) - 1;
-                            if (!(var_q > 0.0) | !isfinite(var_q)) return -(index * 8 + 3) - 1;
+                            if (!(var_q > 0.0) || !isfinite(var_q)) return -(index * 8 + 3) - 1;
                         }
                         /* and where the fast term nears overflow: the scalar kernel
                          * is exact about the threshold */
@@ -1006,9 +1006,9 @@ SYMKL_VECTOR int64_t symkl_kl_var_f32(const float *p0, int64_t row0, int64_t col
                         if (validate) {
                             const int64_t index = (r0 + i) * k + start + c;
                             if (!isfinite(mu_p)) return -(index * 8 + 0) - 1;
-                            if (!(var_p > 0.0) | !isfinite(var_p)) return -(index * 8 + 1) - 1;
+                            if (!(var_p > 0.0) || !isfinite(var_p)) return -(index * 8 + 1) - 1;
                             if (!isfinite(mu_q)) return -(index * 8 + 2) - 1;
-                            if (!(var_q > 0.0) | !isfinite(var_q)) return -(index * 8 + 3) - 1;
+                            if (!(var_q > 0.0) || !isfinite(var_q)) return -(index * 8 + 3) - 1;
                         }
                         /* and where the fast term nears overflow: the scalar kernel
                          * is exact about the threshold */
@@ -1105,9 +1105,9 @@ SYMKL_VECTOR int64_t symkl_kl_std_f64(const double *p0, int64_t row0, int64_t co
                         if (validate) {
                             const int64_t index = (r0 + i) * k + start + c;
                             if (!isfinite(mu_p)) return -(index * 8 + 0) - 1;
-                            if (!(s_p > 0.0) | !isfinite(s_p)) return -(index * 8 + 1) - 1;
+                            if (!(s_p > 0.0) || !isfinite(s_p)) return -(index * 8 + 1) - 1;
                             if (!isfinite(mu_q)) return -(index * 8 + 2) - 1;
-                            if (!(s_q > 0.0) | !isfinite(s_q)) return -(index * 8 + 3) - 1;
+                            if (!(s_q > 0.0) || !isfinite(s_q)) return -(index * 8 + 3) - 1;
                         }
                         /* and where the fast term nears overflow: the scalar kernel
                          * is exact about the threshold */
@@ -1199,9 +1199,9 @@ SYMKL_VECTOR int64_t symkl_kl_std_f32(const float *p0, int64_t row0, int64_t col
                         if (validate) {
                             const int64_t index = (r0 + i) * k + start + c;
                             if (!isfinite(mu_p)) return -(index * 8 + 0) - 1;
-                            if (!(s_p > 0.0) | !isfinite(s_p)) return -(index * 8 + 1) - 1;
+                            if (!(s_p > 0.0) || !isfinite(s_p)) return -(index * 8 + 1) - 1;
                             if (!isfinite(mu_q)) return -(index * 8 + 2) - 1;
-                            if (!(s_q > 0.0) | !isfinite(s_q)) return -(index * 8 + 3) - 1;
+                            if (!(s_q > 0.0) || !isfinite(s_q)) return -(index * 8 + 3) - 1;
                         }
                         /* and where the fast term nears overflow: the scalar kernel
                          * is exact about the threshold */

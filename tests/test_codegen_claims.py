@@ -326,12 +326,22 @@ def test_c_conditions_print_without_short_circuit_and_keep_nan():
     false for NaN, so a NaN scale would pass the validation."""
     from sympy.codegen.ast import Assignment, Comment, Return
 
-    from symkl.codegen.printers import AddressOf, AllOf, AnyOf, Cast, If, Negation, c_statement
+    from symkl.codegen.printers import (
+        AddressOf,
+        AllOf,
+        AnyOf,
+        Cast,
+        Either,
+        If,
+        Negation,
+        c_statement,
+    )
 
     v, m, e = variables("v m e")
     assert str(sp.Not(sp.Gt(v, 0.0))) == "v <= 0.0"  # what Negation avoids
     check = AnyOf(Negation(sp.Gt(v, 0.0)), Negation(sp.Function("isfinite")(v)))
     assert c_arithmetic(check) == "!(v > 0.0) | !isfinite(v)"
+    assert c_arithmetic(Either(*check.args)) == "!(v > 0.0) || !isfinite(v)"  # short-circuit
     assert array_arithmetic(AllOf(sp.Gt(v, 0.0), sp.Lt(m, 1.0))) == "(v > 0.0) & (m < 1.0)"
     assert c_arithmetic(Cast(add(v, neg(m)), sp.Symbol("double"))) == "(double)(v - m)"
     assert c_arithmetic(sp.Function("frexp")(v, AddressOf(e))) == "frexp(v, &e)"
@@ -342,5 +352,5 @@ def test_c_conditions_print_without_short_circuit_and_keep_nan():
         "} else {\n    return v;\n}"
     )
     source = generate_sources()["symkl/_kernels.c"]
-    assert "if (!(var_p > 0.0) | !isfinite(var_p)) return -(index * 8 + 1) - 1;" in source
+    assert "if (!(var_p > 0.0) || !isfinite(var_p)) return -(index * 8 + 1) - 1;" in source
     assert "    return (var_p >= SYMKL_FAST_MIN) & (var_p <= SYMKL_FAST_MAX)" in source

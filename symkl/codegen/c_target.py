@@ -69,6 +69,7 @@ from symkl.codegen.printers import (
     AnyOf,
     Cast,
     CodePrinter99,
+    Either,
     Horner,
     If,
     Lo,
@@ -910,7 +911,7 @@ def _validation(form: ParameterisedForm) -> list[str]:
         # Negation, not SymPy's Not: Not(v > 0) would print v <= 0, false for a NaN v
         condition: sp.Basic = Negation(isfinite(value))
         if not (name.startswith("mu") or name.startswith("logvar")):
-            condition = AnyOf(Negation(sp.Gt(value, 0.0)), condition)
+            condition = Either(Negation(sp.Gt(value, 0.0)), condition)
         code = add(neg(add(mul(index, 8), sp.Integer(position))), -1)
         checks.append(c_statement(If(condition, [Return(code)]), ""))
     return checks

@@ -83,6 +83,7 @@ __all__ = [
     "Cast",
     "Claimed",
     "CodePrinter99",
+    "Either",
     "Horner",
     "If",
     "Lo",
@@ -142,6 +143,12 @@ class AllOf(sp.Function):
 class AnyOf(sp.Function):
     """``AnyOf(c1, c2, ...)``: some condition holds, ``(c1) | (c2) | ...`` without
     short-circuit (see :class:`AllOf`)."""
+
+
+class Either(sp.Function):
+    """``Either(c1, c2, ...)``: C's short-circuit ``c1 || c2 || ...``, for the condition of
+    a branch in scalar code (the validation), where a later condition need not be
+    evaluated; ``|`` in the array namespace, which has no short-circuit."""
 
 
 class Negation(sp.Function):
@@ -341,7 +348,7 @@ class CodePrinter99(_OrderedArithmetic, C99CodePrinter):
         parts = []
         for operand in expr.args:
             text = self._print(operand)
-            if isinstance(operand, (sp.core.relational.Relational, AllOf, AnyOf, Select)):
+            if isinstance(operand, (sp.core.relational.Relational, AllOf, AnyOf, Either, Select)):
                 text = f"({text})"
             parts.append(text)
         # continued lines of about 80 columns, each after the first led by the operator
@@ -359,11 +366,15 @@ class CodePrinter99(_OrderedArithmetic, C99CodePrinter):
     def _print_AnyOf(self, expr: AnyOf) -> str:
         return self._connective(expr, "|")
 
+    def _print_Either(self, expr: Either) -> str:
+        return self._connective(expr, "||")
+
     def _print_Negation(self, expr: Negation) -> str:
         (operand,) = expr.args
         text = self._print(operand)
         simple = operand.is_Symbol or (
-            isinstance(operand, sp.Function) and not isinstance(operand, (AllOf, AnyOf, Select))
+            isinstance(operand, sp.Function)
+            and not isinstance(operand, (AllOf, AnyOf, Either, Select))
         )
         return f"!{text}" if simple else f"!({text})"
 
@@ -528,7 +539,8 @@ class ArrayPrinter(_OrderedArithmetic, NumPyPrinter):
         # & | ~ bind above the comparisons: a comparison or a nested connective in
         # parentheses
         text = self._print(operand)
-        if isinstance(operand, (sp.core.relational.Relational, sp.And, sp.Or, AllOf, AnyOf)):
+        connectives = (sp.And, sp.Or, AllOf, AnyOf, Either)
+        if isinstance(operand, (sp.core.relational.Relational, *connectives)):
             return f"({text})"
         return text
 
@@ -552,6 +564,9 @@ class ArrayPrinter(_OrderedArithmetic, NumPyPrinter):
 
     def _print_AnyOf(self, expr: AnyOf) -> str:
         return " | ".join(self._logical_operand(a) for a in expr.args)
+
+    def _print_Either(self, expr: Either) -> str:
+        return self._print_AnyOf(expr)
 
     def _print_Negation(self, expr: Negation) -> str:
         return f"~({self._print(expr.args[0])})"
