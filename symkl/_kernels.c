@@ -336,7 +336,8 @@ SYMKL_INLINE double symkl_fast_exp(double d, double d_lo, const int exact,
     const double r = r_hi - shift;
     const double r_lo = SYMKL_LO((r_hi - r) - shift - fma(n, SYMKL_LN2_LO, -shift)) + d_lo;
     const double p = symkl_fast_expm1mx(r);
-    double e1, e2;
+    double e1;
+    double e2;
     const double one_r = symkl_two_sum(1.0, r, &e1);
     const double t = symkl_two_sum(one_r, p, &e2);
     *t_lo = SYMKL_LO(e1 + e2) + r_lo * t;
@@ -657,7 +658,8 @@ static inline double symkl_term_logvar(double mu_p, double logvar_p, double mu_q
 }
 
 /* logvar, vectorisable: valid when symkl_fast_ok_logvar holds */
-static inline int symkl_fast_ok_logvar(double mu_p, double logvar_p, double mu_q, double logvar_q) {
+static inline int symkl_fast_ok_logvar(double mu_p, double logvar_p, double mu_q,
+        double logvar_q) {
     return (fabs(logvar_p) <= 350.0) & (fabs(logvar_q) <= 350.0) & (fabs(mu_p) <= 0x1p400)
         & (fabs(mu_q) <= 0x1p400)
         & ((mu_p == mu_q) | (fabs(mu_p - mu_q) >= 0x1p-400));

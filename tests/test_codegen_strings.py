@@ -137,14 +137,6 @@ ALLOWED = {
             "    for (int lane = 0; lane < 4; ++lane) {",
         )
     },
-    (
-        "c_target.py",
-        "_c_fast_exp_common",
-        "        double *restrict t_lo, double *restrict scale, double *restrict near,",
-    ): "a signature: the '*' declares restrict pointer parameters of symkl_fast_exp",
-    ("c_target.py", "_c_fast_exp_common", "        double *restrict exponent) {"): (
-        "a signature: the '*' declares a restrict pointer parameter of symkl_fast_exp"
-    ),
     # the gradient parts of _array_form (14d)
     ("array_target.py", "_array_form", "xp.where(V >= V, V, V)"): (
         "14d: the range-safe var gradient's choice, being rewritten"

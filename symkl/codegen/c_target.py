@@ -26,7 +26,7 @@ from sympy.codegen.ast import (
     value_const,
 )
 from sympy.codegen.cfunctions import log1p
-from sympy.codegen.cnodes import static
+from sympy.codegen.cnodes import restrict, static
 
 from symkl.codegen.kernels import (
     EXACT_LOG_RATIO,
@@ -533,28 +533,39 @@ def _c_fast_exp_common() -> list[str]:
         "",
         "/* e^(d + d_lo) = 2^n (t + *t_lo), n = round(d / log 2), |d| <= 700; *near is",
         " * e^d - 1 - d where n = 0 (then r = d exactly).  No branch, no libm call. */",
-        "SYMKL_INLINE double symkl_fast_exp(double d, double d_lo, const int exact,",
-        "        double *restrict t_lo, double *restrict scale, double *restrict near,",
-        "        double *restrict exponent) {",
-        _const("rounded", add(mul(d, inv_ln2), rounding)),
-        _const("n", add(rounded, neg(rounding))),
-        "    /* exact: SYMKL_LN2_HI has 33 bits and |n| < 2^11 */",
-        _const("r_hi", claim("node-exp-reduction", part="r_hi")),
-        _const("shift", mul(n, ln2_low)),
-        _const("r", add(r_hi, neg(shift))),
-        _const("r_lo", claim("node-exp-reduction")),
-        _const("p", sp.Function("symkl_fast_expm1mx")(r)),
-        "    double e1, e2;",
-        _const("one_r", claim("node-exp-mantissa", part="one_r")),
-        _const("t", claim("node-exp-mantissa", part="t")),
-        f"    *t_lo = {c_arithmetic(claim('node-exp-mantissa'))};",
-        "    /* 2^n from the low bits of `rounded` (n + 1.5 2^52 holds n there) */",
-        c_statement(constant("biased", power_of_two["biased"], uint64)),
-        _assign("*scale", power_of_two["scale"]),
-        f"    *near = {c_arithmetic(claim('node-exp-near'))};",
-        "    *exponent = n;",
-        "    return t;",
-        "}",
+        *_print_function(
+            "symkl_fast_exp",
+            [
+                Variable(d, type=float64),
+                Variable(variables("d_lo")[0], type=float64),
+                Variable(sp.Symbol("exact"), type=intc, attrs={value_const}),
+                *(
+                    Pointer(sp.Symbol(name), type=float64, attrs={restrict})
+                    for name in ("t_lo", "scale", "near", "exponent")
+                ),
+            ],
+            [
+                constant("rounded", add(mul(d, inv_ln2), rounding)),
+                constant("n", add(rounded, neg(rounding))),
+                Comment("exact: SYMKL_LN2_HI has 33 bits and |n| < 2^11"),
+                constant("r_hi", claim("node-exp-reduction", part="r_hi")),
+                constant("shift", mul(n, ln2_low)),
+                constant("r", add(r_hi, neg(shift))),
+                constant("r_lo", claim("node-exp-reduction")),
+                constant("p", sp.Function("symkl_fast_expm1mx")(r)),
+                *(Declaration(Variable(sp.Symbol(e), type=float64)) for e in ("e1", "e2")),
+                constant("one_r", claim("node-exp-mantissa", part="one_r")),
+                constant("t", claim("node-exp-mantissa", part="t")),
+                Assignment(sp.Symbol("*t_lo"), claim("node-exp-mantissa")),
+                Comment("2^n from the low bits of `rounded` (n + 1.5 2^52 holds n there)"),
+                constant("biased", power_of_two["biased"], uint64),
+                Assignment(sp.Symbol("*scale"), power_of_two["scale"]),
+                Assignment(sp.Symbol("*near"), claim("node-exp-near")),
+                Assignment(sp.Symbol("*exponent"), n),
+                Return(variables("t")[0]),
+            ],
+            attrs=(Attribute("SYMKL_INLINE"),),
+        ),
         "",
     ]
 

@@ -51,6 +51,7 @@ from sympy.codegen.ast import (
     uint64,
     value_const,
 )
+from sympy.codegen.cnodes import restrict
 from sympy.core.function import UndefinedFunction
 from sympy.printing.c import C99CodePrinter
 from sympy.printing.numpy import NumPyPrinter
@@ -463,13 +464,26 @@ class CodePrinter99(_OrderedArithmetic, C99CodePrinter):
 
     def _print_FunctionPrototype(self, expr) -> str:
         attributes = "".join(f"{attribute.name} " for attribute in expr.attrs)
-        return attributes + super()._print_FunctionPrototype(expr)
+        text = attributes + super()._print_FunctionPrototype(expr)
+        if len(text) <= 96:
+            return text
+        # parameters continued on lines of their own, as the rest of the generated C
+        head, parameters = text.split("(", 1)
+        lines = [head + "("]
+        for parameter in parameters.split(", "):
+            if len(lines[-1]) + len(parameter) + 2 > 92:
+                lines[-1] = lines[-1].rstrip()
+                lines.append("        ")
+            lines[-1] += parameter + ", "
+        return "\n".join(lines).rstrip(", ")
 
     def _print_Declaration(self, declaration: Declaration) -> str:
         variable = declaration.variable
         if isinstance(variable, Pointer):
             const = "const " if value_const in variable.attrs else ""
-            text = f"{const}{self._print(variable.type)} *{self._print(variable.symbol)}"
+            restricted = "restrict " if restrict in variable.attrs else ""
+            name = self._print(variable.symbol)
+            text = f"{const}{self._print(variable.type)} *{restricted}{name}"
             if variable.value is not none:
                 text += f" = {self._print(variable.value)}"
             return text
