@@ -197,8 +197,10 @@ static inline double symkl_expm1mx_table(double d, double d_lo) {
 
 /* log(u/v) = (e_u - e_v) log 2 + log(m_u/m_v) as hi + *lo (fact log-ratio-split) */
 static inline double symkl_log_ratio(double u, double v, double *lo) {
-    int e_u, e_v;
-    const double m_u = frexp(u, &e_u), m_v = frexp(v, &e_v);
+    int e_u;
+    int e_v;
+    const double m_u = frexp(u, &e_u);
+    const double m_v = frexp(v, &e_v);
     const double n = (double)(e_u - e_v);
     double error;
     const double hi = symkl_two_sum(n * SYMKL_LN2_HI, log(m_u / m_v), &error);
@@ -372,7 +374,8 @@ SYMKL_INLINE double symkl_fast_exp(double d, double d_lo, const int exact,
     const double r = r_hi - shift;
     const double r_lo = SYMKL_LO((r_hi - r) - shift - fma(n, SYMKL_LN2_LO, -shift)) + d_lo;
     const double p = symkl_fast_expm1mx(r);
-    double e1, e2;
+    double e1;
+    double e2;
     const double one_r = symkl_two_sum(1.0, r, &e1);
     const double t = symkl_two_sum(one_r, p, &e2);
     *t_lo = SYMKL_LO(e1 + e2) + r_lo * t;
@@ -398,14 +401,14 @@ static inline double symkl_term_var(double mu_p, double var_p, double mu_q, doub
     const double d_half = d_big ? 0.5 * mu_p - 0.5 * mu_q : d_mu;
     const double a_scale = d_big ? 2.0 : 0.5;
     const double half_a = (a_scale * (d_half / var_q)) * d_half;
-    double excess = 0.0, half_excess = 0.0;
+    double excess = 0.0;
+    double half_excess = 0.0;
     int halved = 0;
     if (x > SYMKL_SERIES_LOW && x < SYMKL_SERIES_HIGH) {
         excess = symkl_excess_series(x) + x_lo * (x / (1.0 + x));
     } else {
         if (x < SYMKL_FAR_BELOW) {
-            /* log(u/v) by exponent splitting: u/v may underflow
-             * (fact log-ratio-split) */
+            /* log(u/v) by exponent splitting: u/v may underflow (fact log-ratio-split) */
             double log_lo;
             const double log_hi = symkl_log_ratio(var_p, var_q, &log_lo);
             excess = (x - log_hi) + (x_lo - log_lo);
@@ -426,7 +429,8 @@ static inline double symkl_term_var(double mu_p, double var_p, double mu_q, doub
 static inline int symkl_fast_ok_var(double mu_p, double var_p, double mu_q, double var_q) {
     return (var_p >= SYMKL_FAST_MIN) & (var_p <= SYMKL_FAST_MAX)
         & (var_q >= SYMKL_FAST_MIN) & (var_q <= SYMKL_FAST_MAX)
-        & (fabs(mu_p) <= 0x1.fffffffffffffp1023) & (fabs(mu_q) <= 0x1.fffffffffffffp1023);
+        & (fabs(mu_p) <= 1.7976931348623157e+308)
+        & (fabs(mu_q) <= 1.7976931348623157e+308);
 }
 
 static inline double symkl_fast_term_var(double mu_p, double var_p, double mu_q, double var_q, const int exact) {
@@ -525,14 +529,14 @@ static inline double symkl_term_std(double mu_p, double s_p, double mu_q, double
     const double d_half = d_big ? 0.5 * mu_p - 0.5 * mu_q : d_mu;
     const double a_scale = d_big ? 2.0 : 0.5;
     const double half_a = (a_scale * (d_half / s_q)) * (d_half / s_q);
-    double excess = 0.0, half_excess = 0.0;
+    double excess = 0.0;
+    double half_excess = 0.0;
     int halved = 0;
     if (x > SYMKL_SERIES_LOW && x < SYMKL_SERIES_HIGH) {
         excess = symkl_excess_series(x) + x_lo * (x / (1.0 + x));
     } else {
         if (x < SYMKL_FAR_BELOW) {
-            /* log(u/v) by exponent splitting: u/v may underflow
-             * (fact log-ratio-split) */
+            /* log(u/v) by exponent splitting: u/v may underflow (fact log-ratio-split) */
             double log_lo;
             const double log_hi = symkl_log_ratio(s_p, s_q, &log_lo);
             excess = (x - 2.0 * log_hi) + (x_lo - 2.0 * log_lo);
@@ -551,9 +555,9 @@ static inline double symkl_term_std(double mu_p, double s_p, double mu_q, double
 
 /* std, vectorisable: valid when symkl_fast_ok_std holds */
 static inline int symkl_fast_ok_std(double mu_p, double s_p, double mu_q, double s_q) {
-    return (s_p >= SYMKL_FAST_MIN) & (s_p <= SYMKL_FAST_MAX)
-        & (s_q >= SYMKL_FAST_MIN) & (s_q <= SYMKL_FAST_MAX)
-        & (fabs(mu_p) <= 0x1.fffffffffffffp1023) & (fabs(mu_q) <= 0x1.fffffffffffffp1023);
+    return (s_p >= SYMKL_FAST_MIN) & (s_p <= SYMKL_FAST_MAX) & (s_q >= SYMKL_FAST_MIN)
+        & (s_q <= SYMKL_FAST_MAX) & (fabs(mu_p) <= 1.7976931348623157e+308)
+        & (fabs(mu_q) <= 1.7976931348623157e+308);
 }
 
 static inline double symkl_fast_term_std(double mu_p, double s_p, double mu_q, double s_q, const int exact) {
@@ -666,7 +670,8 @@ static inline double symkl_term_logvar(double mu_p, double logvar_p, double mu_q
     const double scaled = usable ? m2 * e_full : t_mantissa * e_half;
     const int shift = 2 * (d_exponent + d_big) - 1 + (usable ? 0 : t_exponent);
     const double half_a = d_mu == 0.0 ? 0.0 : ldexp(scaled, shift);
-    double excess = 0.0, half_excess = 0.0;
+    double excess = 0.0;
+    double half_excess = 0.0;
     int halved = 0;
     if (fabs(d_hi) <= 0.34) {
         /* the series in d itself: x = expm1(d) carries a rounding */
@@ -676,7 +681,8 @@ static inline double symkl_term_logvar(double mu_p, double logvar_p, double mu_q
             excess = symkl_expm1mx_table(d_hi, d_lo);
         } else if (d_hi > 709.0) {
             /* e^d near or past overflow, KL/2 perhaps not (fact excess-half) */
-            const double e = exp(0.5 * d_hi), half_e = (0.5 * e) * e;
+            const double e = exp(0.5 * d_hi);
+            const double half_e = (0.5 * e) * e;
             const double carried = isinf(half_e) ? half_e : half_e + half_e * d_lo;
             half_excess = carried - 0.5 * (1.0 + d_hi);
             halved = 1;
@@ -690,21 +696,29 @@ static inline double symkl_term_logvar(double mu_p, double logvar_p, double mu_q
 }
 
 /* logvar, vectorisable: valid when symkl_fast_ok_logvar holds */
-static inline int symkl_fast_ok_logvar(double mu_p, double logvar_p, double mu_q, double logvar_q) {
-    return (fabs(logvar_p) <= 350.0) & (fabs(logvar_q) <= 350.0)
-        & (fabs(mu_p) <= 0x1p400) & (fabs(mu_q) <= 0x1p400)
+static inline int symkl_fast_ok_logvar(double mu_p, double logvar_p, double mu_q,
+        double logvar_q) {
+    return (fabs(logvar_p) <= 350.0) & (fabs(logvar_q) <= 350.0) & (fabs(mu_p) <= 0x1p400)
+        & (fabs(mu_q) <= 0x1p400)
         & ((mu_p == mu_q) | (fabs(mu_p - mu_q) >= 0x1p-400));
 }
 
 SYMKL_INLINE double symkl_fast_term_logvar(double mu_p, double logvar_p, double mu_q, double logvar_q, const int exact) {
-    double d_lo, m_lo;
+    double d_lo;
+    double m_lo;
     const double d = symkl_two_sum(logvar_p, -logvar_q, &d_lo);
     const double m = symkl_two_sum(mu_p, -mu_q, &m_lo);
     /* e^{-l_q} = q_scale (q_t + q_lo) */
-    double q_lo, q_scale, q_near, q_exponent;
+    double q_lo;
+    double q_scale;
+    double q_near;
+    double q_exponent;
     const double q_t = symkl_fast_exp(-logvar_q, 0.0, exact, &q_lo, &q_scale, &q_near, &q_exponent);
     /* e^d - 1 - d (fact exp-split): at n = 0 the series, else 2^n t - (1 + d) */
-    double t_lo, scale, near, exponent;
+    double t_lo;
+    double scale;
+    double near;
+    double exponent;
     const double t = symkl_fast_exp(d, SYMKL_LO(d_lo), exact, &t_lo, &scale, &near, &exponent);
     double c_lo, f_lo;
     const double c = symkl_two_sum(1.0, d, &c_lo);
@@ -757,7 +771,8 @@ static inline double symkl_term_std_normal(double mu, double logvar) {
     const double expm1_d = expm1(d_hi);
     const double x = d_lo == 0.0 || d_hi > 709.0 ? expm1_d : expm1_d + d_lo * exp(d_hi);
     const double half_a = (0.5 * mu) * mu;
-    double excess = 0.0, half_excess = 0.0;
+    double excess = 0.0;
+    double half_excess = 0.0;
     int halved = 0;
     if (fabs(d_hi) <= 0.34) {
         /* the series in d itself: x = expm1(d) carries a rounding */
@@ -767,7 +782,8 @@ static inline double symkl_term_std_normal(double mu, double logvar) {
             excess = symkl_expm1mx_table(d_hi, d_lo);
         } else if (d_hi > 709.0) {
             /* e^d near or past overflow, KL/2 perhaps not (fact excess-half) */
-            const double e = exp(0.5 * d_hi), half_e = (0.5 * e) * e;
+            const double e = exp(0.5 * d_hi);
+            const double half_e = (0.5 * e) * e;
             const double carried = isinf(half_e) ? half_e : half_e + half_e * d_lo;
             half_excess = carried - 0.5 * (1.0 + d_hi);
             halved = 1;
@@ -787,10 +803,17 @@ static inline int symkl_fast_ok_std_normal(double mu, double logvar) {
 }
 
 SYMKL_INLINE double symkl_fast_term_std_normal(double mu, double logvar, const int exact) {
-    const double d = logvar, m = mu;
-    const double m_lo = 0.0, q_t = 1.0, q_lo = 0.0, q_scale = 1.0;
+    const double d = logvar;
+    const double m = mu;
+    const double m_lo = 0.0;
+    const double q_t = 1.0;
+    const double q_lo = 0.0;
+    const double q_scale = 1.0;
     /* e^d - 1 - d (fact exp-split): at n = 0 the series, else 2^n t - (1 + d) */
-    double t_lo, scale, near, exponent;
+    double t_lo;
+    double scale;
+    double near;
+    double exponent;
     const double t = symkl_fast_exp(d, 0.0, exact, &t_lo, &scale, &near, &exponent);
     double c_lo, f_lo;
     const double c = symkl_two_sum(1.0, d, &c_lo);

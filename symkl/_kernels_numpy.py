@@ -47,9 +47,10 @@ def two_sum(a, b):
 
 
 def _split(a):
-    c = 134217729.0 * a  # 2^27 + 1: Veltkamp's split into two 26-bit halves
-    high = c - (c - a)
-    return high, a - high
+    """hi, lo: hi + lo = a exactly, 26 bits each (Veltkamp's split, fact node-veltkamp-split)."""
+    c = 134217729.0 * a
+    hi = c - (c - a)
+    return hi, a - hi
 
 
 def product_error(a, b, p):
@@ -104,6 +105,7 @@ def half_mean_term(d, logvar_q):
 
 
 TABLE_LOW, TABLE_HIGH, TABLE_SCALE, TABLE_FIRST = -2.421875, 1.421875, 32.0, -77
+TABLE_LAST = 45
 TABLE_SERIES = (0.5, 0.16666666666666666, 0.041666666666666664, 0.008333333333333333, 0.001388888888888889, 0.0001984126984126984, 2.48015873015873e-05)
 #: rows (F_hi, F_lo, G, E) at c = j/TABLE_SCALE: F = e^c - 1 - c, G = e^c - 1, E = e^c
 TABLE = xp.asarray([
@@ -237,7 +239,8 @@ def expm1mx_table(d, d_lo):
     """e^d - 1 - d for d in the table range: F + G r + E (e^r - 1 - r), d = c + r."""
     scaled = xp.floor(d * TABLE_SCALE + 0.5)
     r = d - scaled / TABLE_SCALE
-    index = xp.clip(scaled, TABLE_FIRST, TABLE_FIRST + len(TABLE) - 1)
+    # the row of c = round(d scale)/scale, the index kept in the table where d is not
+    index = xp.clip(scaled, TABLE_FIRST, TABLE_LAST)
     high, low, expm1_c, exp_c = xp.table_rows(TABLE, index - TABLE_FIRST)
     q = xp.full_like(r, TABLE_SERIES[-1])
     for coefficient in TABLE_SERIES[-2::-1]:

@@ -124,7 +124,11 @@ def _wrong_statements():
     x_lo = _symbols("node-std-x-lo")
     excess = _symbols("node-exp-excess")
     half = _symbols("node-half-total")
+    split = _symbols("node-veltkamp-split")
     return [
+        # Veltkamp's lo part a + hi, the sign of hi flipped (in real arithmetic hi = a and
+        # lo = 0: the 26-bit halves are the floating-point fact of assumption EFT)
+        ("node-veltkamp-split", add(split["a"], split["hi"])),
         # TwoSum's error with the sign of its second part flipped
         (
             "node-two-sum-error",
@@ -205,7 +209,8 @@ def test_a_sign_flip_in_two_sum_error_makes_build_refuse(monkeypatch):
 
 def _assert_evidence(evidence: dict) -> None:
     assert set(evidence) == {
-        "two-sum", "fast-two-sum", "fma-product-error", "division-remainder", "dekker-product"
+        "two-sum", "fast-two-sum", "fma-product-error", "division-remainder", "dekker-product",
+        "veltkamp-split",
     }  # fmt: skip
     for name, entry in evidence.items():
         assert entry["checked"] > 0, name
@@ -213,6 +218,8 @@ def _assert_evidence(evidence: dict) -> None:
     # the no-underflow conditions are needed: outside them the remainders are not doubles
     assert evidence["fma-product-error"]["fail_outside"] > 0
     assert evidence["division-remainder"]["fail_outside"] > 0
+    # and Veltkamp's c = (2^27 + 1) a overflows past 2^995
+    assert evidence["veltkamp-split"]["fail_outside"] > 0
 
 
 def test_error_free_transformations_hold_on_a_sample_of_doubles():
@@ -292,3 +299,58 @@ def test_the_array_kernels_scalings_are_proved_facts_of_stable():
         assert report.check(label).ok, label
     source = generate_sources()["symkl/_kernels_numpy.py"]
     assert "fact relative-difference-scaled" in source and "mean-term-scaled" in source
+
+
+def test_veltkamp_split_is_the_proved_statement_and_its_halves_have_26_bits():
+    from symkl.kl.compensated import _bits, veltkamp_split
+
+    kernels = generate_sources()["symkl/_kernels_numpy.py"]
+    # printed from node-veltkamp-split (c and hi its given variables), not typed
+    assert "    c = 134217729.0 * a\n    hi = c - (c - a)\n    return hi, a - hi" in kernels
+    for value in (1.0 / 3.0, -2.0**-1060, 1e300, 0.1, -(2.0**995) * 0.999):
+        high, low = veltkamp_split(value)
+        assert high + low == value and _bits(high) <= 26 and _bits(low) <= 26, value
+    assert veltkamp_split(1.7e308) is None  # c overflows
+    # a wrong splitting constant (2^26 + 1) gives halves of 27 bits: the evidence sees it
+    parts = compensated.veltkamp_parts()
+    splitter = {compensated.VELTKAMP_SPLITTER: sp.Float(2**26 + 1)}
+    wrong = {**parts, "c": parts["c"].xreplace(splitter)}
+    assert any(
+        _bits(compensated.veltkamp_split(value, wrong)[0]) > 26 for value in (1.0 / 3.0, 0.1, 0.7)
+    )
+
+
+def test_c_conditions_print_without_short_circuit_and_keep_nan():
+    """AllOf / AnyOf print C's non-short-circuit & and | (the fast-range tests run in the
+    vectorised loop); Negation prints !(...), which SymPy's Not would turn into v <= 0:
+    false for NaN, so a NaN scale would pass the validation."""
+    from sympy.codegen.ast import Assignment, Comment, Return
+
+    from symkl.codegen.printers import (
+        AddressOf,
+        AllOf,
+        AnyOf,
+        Cast,
+        Either,
+        If,
+        Negation,
+        c_statement,
+    )
+
+    v, m, e = variables("v m e")
+    assert str(sp.Not(sp.Gt(v, 0.0))) == "v <= 0.0"  # what Negation avoids
+    check = AnyOf(Negation(sp.Gt(v, 0.0)), Negation(sp.Function("isfinite")(v)))
+    assert c_arithmetic(check) == "!(v > 0.0) | !isfinite(v)"
+    assert c_arithmetic(Either(*check.args)) == "!(v > 0.0) || !isfinite(v)"  # short-circuit
+    assert array_arithmetic(AllOf(sp.Gt(v, 0.0), sp.Lt(m, 1.0))) == "(v > 0.0) & (m < 1.0)"
+    assert c_arithmetic(Cast(add(v, neg(m)), sp.Symbol("double"))) == "(double)(v - m)"
+    assert c_arithmetic(sp.Function("frexp")(v, AddressOf(e))) == "frexp(v, &e)"
+    chain = If(sp.Lt(v, 0.0), [Comment("below"), Assignment(m, 0.0)], If(sp.Gt(v, 1.0),
+               [Assignment(m, 1.0)], [Return(v)]))  # fmt: skip
+    assert c_statement(chain, "") == (
+        "if (v < 0.0) {\n    /* below */\n    m = 0.0;\n} else if (v > 1.0) {\n    m = 1.0;\n"
+        "} else {\n    return v;\n}"
+    )
+    source = generate_sources()["symkl/_kernels.c"]
+    assert "if (!(var_p > 0.0) || !isfinite(var_p)) return -(index * 8 + 1) - 1;" in source
+    assert "    return (var_p >= SYMKL_FAST_MIN) & (var_p <= SYMKL_FAST_MAX)" in source

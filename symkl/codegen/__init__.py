@@ -12,7 +12,11 @@ and checked by ``symkl build --check``.  The package has one module per concern:
   once for both targets (:class:`~symkl.codegen.kernels.KernelFunction`);
 - :mod:`symkl.codegen.printers`: the printer subclasses for C99 and the array namespace,
   which print ``sympy.codegen.ast`` statements and refuse a compensated node that is not
-  part of a proved statement;
+  part of a proved statement, with the nodes SymPy lacks: conditions without
+  short-circuit (``AllOf``, ``AnyOf``: branch-free, so the fast-range tests vectorise),
+  ``Either`` (``||``), ``Negation`` (``!(...)``, which SymPy's ``Not`` would rewrite
+  wrongly for NaN), ``Cast``, ``AddressOf``, an ``If`` statement, ``Select``, ``Horner``;
+  no formula in the targets is a typed string (``tests/test_codegen_strings.py``);
 - :mod:`symkl.codegen.c_target`: ``symkl/_kernels.c``;
 - :mod:`symkl.codegen.array_target`: ``symkl/_kernels_numpy.py`` and the body that
   :mod:`symkl.frameworks` runs for PyTorch and JAX.

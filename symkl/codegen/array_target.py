@@ -31,7 +31,6 @@ from symkl.codegen.kernels import (
     half_excess_beyond_overflow,
     half_square,
     halved_difference,
-    horner_step,
     identifier,
     input_difference,
     near_exact_log_excess,
@@ -46,9 +45,11 @@ from symkl.codegen.kernels import (
     table_rows,
     two_sum,
     two_sum_function,
+    veltkamp_split_function,
 )
 from symkl.codegen.printers import (
     ArrayPrinter,
+    Horner,
     PowerOfTwo,
     Select,
     Unpacking,
@@ -119,12 +120,16 @@ def array_kernels(forms: NumericForms) -> str:
     """
     low, high = (literal(v) for v in forms.interval)
     table_low, table_high, table_scale, table_first = table_constants(forms)
+    table_floats = [float(c) for c in forms.table_series]
     table_series = ", ".join(literal(c) for c in forms.table_series)
     coefficients = ", ".join(literal(c) for c in forms.series)
-    a, c, split_high = variables("a c high")
+    veltkamp = sp.Function("_split")
     u, v, d_hi, d_lo, rho, x, x_lo, r, power = variables("u v d_hi d_lo rho x x_lo r power")
     rho_lo_name = variables("rho_lo")[0]
-    q, d, coefficient, table_scale_name = variables("q d coefficient TABLE_SCALE")
+    q, d, table_scale_name = variables("q d TABLE_SCALE")
+    index, table_name, table_series_name = variables("index TABLE TABLE_SERIES")
+    table_first_name, table_last_name = variables("TABLE_FIRST TABLE_LAST")
+    clip, table_lookup = sp.Function("xp.clip"), sp.Function("xp.table_rows")
     scaled, e, half_e, carried, d_near = variables("scaled e half_e carried d_near")
     (value,) = variables("value")
     row = variables("high low expm1_c exp_c")
@@ -165,17 +170,15 @@ def array_kernels(forms: NumericForms) -> str:
         *_array_function(two_sum_function()),
         "",
         "",
-        "def _split(a):",
-        f"    c = {array_arithmetic(mul(134217729.0, a))}"
-        "  # 2^27 + 1: Veltkamp's split into two 26-bit halves",
-        _assign("high", add(c, neg(add(c, neg(a)))), "    "),
-        f"    return high, {array_arithmetic(add(a, neg(split_high)))}",
+        *_array_function(veltkamp_split_function()),
         "",
         "",
         "def product_error(a, b, p):",
         '    """a*b - p exactly, for p = fl(a*b) (Dekker\'s TwoProduct: NumPy has no fma)."""',
-        "    a_hi, a_lo = _split(a)",
-        "    b_hi, b_lo = _split(b)",
+        *(
+            _unpack(variables(f"{name}_hi {name}_lo"), veltkamp(variables(name)[0]), "    ")
+            for name in ("a", "b")
+        ),
         f"    return {array_arithmetic(dekker)}",
         "",
         "",
@@ -249,6 +252,7 @@ def array_kernels(forms: NumericForms) -> str:
         "",
         f"TABLE_LOW, TABLE_HIGH, TABLE_SCALE, TABLE_FIRST = {table_low}, {table_high}, "
         f"{table_scale}, {table_first}",
+        f"TABLE_LAST = {table_first + len(table_rows(forms)) - 1}",
         f"TABLE_SERIES = ({table_series})",
         "#: rows (F_hi, F_lo, G, E) at c = j/TABLE_SCALE: F = e^c - 1 - c, G = e^c - 1, E = e^c",
         "TABLE = xp.asarray([",
@@ -258,13 +262,14 @@ def array_kernels(forms: NumericForms) -> str:
         "",
         "def expm1mx_table(d, d_lo):",
         '    """e^d - 1 - d for d in the table range: F + G r + E (e^r - 1 - r), d = c + r."""',
-        f"    scaled = xp.floor({array_arithmetic(add(mul(d, table_scale_name), 0.5))})",
+        _assign("scaled", sp.Function("xp.floor")(add(mul(d, table_scale_name), 0.5)), "    "),
         _assign("r", add(d, neg(div(scaled, table_scale_name))), "    "),
-        "    index = xp.clip(scaled, TABLE_FIRST, TABLE_FIRST + len(TABLE) - 1)",
-        "    high, low, expm1_c, exp_c = xp.table_rows(TABLE, index - TABLE_FIRST)",
-        "    q = xp.full_like(r, TABLE_SERIES[-1])",
-        "    for coefficient in TABLE_SERIES[-2::-1]:",
-        _assign("q", horner_step(q, r, coefficient), "        "),
+        "    # the row of c = round(d scale)/scale, the index kept in the table where d is not",
+        _assign("index", clip(scaled, table_first_name, table_last_name), "    "),
+        _unpack(row, table_lookup(table_name, add(index, neg(table_first_name))), "    "),
+        array_statement(
+            Horner(q, sp.Tuple(*map(sp.Float, table_floats)), r, r, table_series_name), "    "
+        ),
         _assign("q", mul(r, r, q), "    "),
         f"    return {array_arithmetic(table_expm1mx(row, r, q, d_lo))}",
         "",
@@ -388,10 +393,10 @@ def _array_half_a(form: ParameterisedForm) -> list[str]:
         (mu,) = mu_arguments
         return [f"    half_a = {array_arithmetic(half_square(mu))}"]
     mu_p, mu_q = mu_arguments
-    difference = array_arithmetic(add(mu_p, neg(mu_q)))
     quotient = quotient_form(form)
     if quotient is None:
-        return [f"    half_a = half_mean_term({difference}, {form.parameters[3]})"]
+        half_mean_term = sp.Function("half_mean_term")
+        return [_assign("half_a", half_mean_term(add(mu_p, neg(mu_q)), form.parameters[3]), "    ")]
     _, v_name, power, _ = quotient
     v, w, d_half, big = variables(f"{v_name} w d_half big")
     other = w if power == 2 else d_half
@@ -620,11 +625,19 @@ def _array_form(form: ParameterisedForm, exact_sums: dict[str, ExactSum]) -> lis
                 Select(sp.Ge(div(u_symbol, v_symbol), DBL_MIN), form.log_ratio, expanded),
                 "        ",
             ),
-            "        half_excess = half_excess_compensated("
-            f"x, x_lo, rho, rho_lo, {power}.0, far_log_ratio, half_x)",
+            _assign(
+                "half_excess",
+                sp.Function("half_excess_compensated")(
+                    *variables("x x_lo rho rho_lo"),
+                    sp.Float(power),
+                    *variables("far_log_ratio half_x"),
+                ),
+                "        ",
+            ),
         ]
     else:
-        body = ["        half_excess = half_excess_exact_log(x, d_hi, d_lo)"]
+        exact_log = sp.Function("half_excess_exact_log")
+        body = [_assign("half_excess", exact_log(*variables("x d_hi d_lo")), "        ")]
     lines = [
         "",
         f"def parts_{name}({arguments}):",

@@ -12,16 +12,21 @@ from sympy.codegen.ast import (
     Assignment,
     Attribute,
     CodeBlock,
+    Comment,
+    Declaration,
+    Element,
     FunctionDefinition,
     Pointer,
     Return,
+    Type,
     Variable,
     float64,
     intc,
     uint64,
+    value_const,
 )
 from sympy.codegen.cfunctions import log1p
-from sympy.codegen.cnodes import static
+from sympy.codegen.cnodes import restrict, static
 
 from symkl.codegen.kernels import (
     EXACT_LOG_RATIO,
@@ -59,9 +64,16 @@ from symkl.codegen.kernels import (
     two_sum_function,
 )
 from symkl.codegen.printers import (
+    AddressOf,
+    AllOf,
+    AnyOf,
+    Cast,
     CodePrinter99,
+    Either,
     Horner,
+    If,
     Lo,
+    Negation,
     PowerOfTwo,
     Select,
     add,
@@ -81,8 +93,36 @@ from symkl.kl.stable import NumericForms, ParameterisedForm, expm1mx_series
 
 __all__ = ["c_source"]
 
-#: C99's <math.h> classification and scaling, called by name in the printed statements
-isinf, isfinite, ldexp = (sp.Function(name) for name in ("isinf", "isfinite", "ldexp"))
+#: C99's <math.h> functions, called by name in the printed statements (SymPy's own
+#: ``Abs`` and ``floor`` would reorder their argument: ``floor(0.5 + d * scale)``)
+isinf, isfinite, ldexp, fabs, floor, frexp = (
+    sp.Function(name) for name in ("isinf", "isfinite", "ldexp", "fabs", "floor", "frexp")
+)
+#: C types named in casts
+C_INT, C_DOUBLE = sp.Symbol("int"), sp.Symbol("double")
+#: the largest finite double (DBL_MAX)
+DBL_MAX = sp.Float(float.fromhex("0x1.fffffffffffffp1023"))
+
+
+def _call(name: str, *arguments: sp.Expr | float) -> sp.Expr:
+    """``name(arguments)``: a call of a helper of the generated C (``&x`` arguments by
+    :class:`~symkl.codegen.printers.AddressOf`)."""
+    return sp.Function(name)(*(sp.sympify(a) for a in arguments))
+
+
+def _declare(*names: str, type: Type = float64) -> list[str]:
+    """``double name;`` for variables a call writes through a pointer."""
+    return [c_statement(Declaration(Variable(sp.Symbol(n), type=type))) for n in names]
+
+
+def _print_function(
+    name: str, parameters: list, body: list, result: Type = float64, attrs=None
+) -> list[str]:
+    """A ``static inline`` C function of ``sympy.codegen.ast`` statements."""
+    definition = FunctionDefinition(
+        result, name, parameters, CodeBlock(*body), attrs=attrs or (static, _INLINE)
+    )
+    return CodePrinter99({"ordered": True, "order": "none"})._print(definition).split("\n")
 
 
 def c_source(forms: NumericForms) -> str:
@@ -126,7 +166,8 @@ def _c_fast_common(forms: NumericForms) -> list[str]:
     low, high = forms.mantissa_range
     if (low, high) != (sp.Rational(3, 4), sp.Rational(3, 2)):
         raise NotImplementedError("the exponent split below is written for m in [3/4, 3/2)")
-    m_u, m_v = variables("m_u m_v")
+    m_u, m_v, hi, lo, u, v = variables("m_u m_v hi lo u v")
+    e_u, e_v = sp.symbols("e_u e_v", integer=True)
     ln2_high_value, ln2_low_value = ln2_split()
     coefficients = forms.fast_series
     u, s = variables("u s")
@@ -152,20 +193,30 @@ def _c_fast_common(forms: NumericForms) -> list[str]:
         f"#define SYMKL_LN2_LO ({ln2_low_value!r})",
         "",
         "/* log(u/v) = (e_u - e_v) log 2 + log(m_u/m_v) as hi + *lo (fact log-ratio-split) */",
-        "static inline double symkl_log_ratio(double u, double v, double *lo) {",
-        "    int e_u, e_v;",
-        "    const double m_u = frexp(u, &e_u), m_v = frexp(v, &e_v);",
-        "    const double n = (double)(e_u - e_v);",
-        "    double error;",
-        _const(
-            "hi",
-            claim(
-                "node-log-ratio-lo", part="hi", n=n, log_m=sp.log(div(m_u, m_v)), error=error
-            ),
+        *_print_function(
+            "symkl_log_ratio",
+            [Variable(u, type=float64), Variable(v, type=float64), Pointer(lo, type=float64)],
+            [
+                Declaration(Variable(e_u, type=intc)),
+                Declaration(Variable(e_v, type=intc)),
+                constant(m_u, frexp(u, AddressOf(e_u))),
+                constant(m_v, frexp(v, AddressOf(e_v))),
+                constant(n, Cast(add(e_u, neg(e_v)), C_DOUBLE)),
+                Declaration(Variable(error, type=float64)),
+                constant(
+                    hi,
+                    claim(
+                        "node-log-ratio-lo",
+                        part="hi",
+                        n=n,
+                        log_m=sp.log(div(m_u, m_v)),
+                        error=error,
+                    ),
+                ),
+                Assignment(sp.Symbol("*lo"), claim("node-log-ratio-lo", error=error, n=n)),
+                Return(hi),
+            ],
         ),
-        f"    *lo = {c_arithmetic(claim('node-log-ratio-lo', error=error, n=n))};",
-        "    return hi;",
-        "}",
         "",
         *_template("vector.c"),
         "",
@@ -262,7 +313,13 @@ def _c_fast_term(form: ParameterisedForm) -> list[str]:
     )
     name = identifier(form.name)
     arguments = ", ".join(f"double {p}" for p in form.parameters)
-    finite = "0x1.fffffffffffffp1023"
+    fast_min, fast_max = variables("SYMKL_FAST_MIN SYMKL_FAST_MAX")
+    # inside the fast range (a NaN fails every comparison): both scales in [2^-500, 2^500],
+    # both means finite
+    ok = AllOf(
+        sp.Ge(u, fast_min), sp.Le(u, fast_max), sp.Ge(v, fast_min), sp.Le(v, fast_max),
+        sp.Le(fabs(mu_p), DBL_MAX), sp.Le(fabs(mu_q), DBL_MAX),
+    )  # fmt: skip
     if power == 1:
         x_lines = [_const("x_lo", rho_lo)]
         near = [
@@ -301,11 +358,7 @@ def _c_fast_term(form: ParameterisedForm) -> list[str]:
         ]
     return [
         f"/* {form.name}, vectorisable: valid when symkl_fast_ok_{name} holds */",
-        f"static inline int symkl_fast_ok_{name}({arguments}) {{",
-        f"    return ({u} >= SYMKL_FAST_MIN) & ({u} <= SYMKL_FAST_MAX)",
-        f"        & ({v} >= SYMKL_FAST_MIN) & ({v} <= SYMKL_FAST_MAX)",
-        f"        & (fabs({mu_p}) <= {finite}) & (fabs({mu_q}) <= {finite});",
-        "}",
+        *_fast_ok(form, ok),
         "",
         f"static inline double symkl_fast_term_{name}({arguments}, const int exact) {{",
         _const("inv_v", div(1.0, v)),
@@ -393,6 +446,15 @@ def _c_block_functions(form: ParameterisedForm) -> list[str]:
     return lines
 
 
+def _fast_ok(form: ParameterisedForm, condition: AllOf) -> list[str]:
+    """``static inline int symkl_fast_ok_<form>(...)``: the fast range test, a non-short-
+    circuit conjunction (no branch: it runs in the vectorised block loop)."""
+    parameters = [Variable(p, type=float64) for p in form.parameters]
+    return _print_function(
+        f"symkl_fast_ok_{identifier(form.name)}", parameters, [Return(condition)], intc
+    )
+
+
 def _c_fast_exp_common() -> list[str]:
     """Branch-free e^d as 2^n (t + t_lo), the log-variance kernels' exponential (fact exp-split)."""
     coefficients = expm1mx_series(FAST_EXP_TERMS)
@@ -417,28 +479,39 @@ def _c_fast_exp_common() -> list[str]:
         "",
         "/* e^(d + d_lo) = 2^n (t + *t_lo), n = round(d / log 2), |d| <= 700; *near is",
         " * e^d - 1 - d where n = 0 (then r = d exactly).  No branch, no libm call. */",
-        "SYMKL_INLINE double symkl_fast_exp(double d, double d_lo, const int exact,",
-        "        double *restrict t_lo, double *restrict scale, double *restrict near,",
-        "        double *restrict exponent) {",
-        _const("rounded", add(mul(d, inv_ln2), rounding)),
-        _const("n", add(rounded, neg(rounding))),
-        "    /* exact: SYMKL_LN2_HI has 33 bits and |n| < 2^11 */",
-        _const("r_hi", claim("node-exp-reduction", part="r_hi")),
-        _const("shift", mul(n, ln2_low)),
-        _const("r", add(r_hi, neg(shift))),
-        _const("r_lo", claim("node-exp-reduction")),
-        _const("p", sp.Function("symkl_fast_expm1mx")(r)),
-        "    double e1, e2;",
-        _const("one_r", claim("node-exp-mantissa", part="one_r")),
-        _const("t", claim("node-exp-mantissa", part="t")),
-        f"    *t_lo = {c_arithmetic(claim('node-exp-mantissa'))};",
-        "    /* 2^n from the low bits of `rounded` (n + 1.5 2^52 holds n there) */",
-        c_statement(constant("biased", power_of_two["biased"], uint64)),
-        _assign("*scale", power_of_two["scale"]),
-        f"    *near = {c_arithmetic(claim('node-exp-near'))};",
-        "    *exponent = n;",
-        "    return t;",
-        "}",
+        *_print_function(
+            "symkl_fast_exp",
+            [
+                Variable(d, type=float64),
+                Variable(variables("d_lo")[0], type=float64),
+                Variable(sp.Symbol("exact"), type=intc, attrs={value_const}),
+                *(
+                    Pointer(sp.Symbol(name), type=float64, attrs={restrict})
+                    for name in ("t_lo", "scale", "near", "exponent")
+                ),
+            ],
+            [
+                constant("rounded", add(mul(d, inv_ln2), rounding)),
+                constant("n", add(rounded, neg(rounding))),
+                Comment("exact: SYMKL_LN2_HI has 33 bits and |n| < 2^11"),
+                constant("r_hi", claim("node-exp-reduction", part="r_hi")),
+                constant("shift", mul(n, ln2_low)),
+                constant("r", add(r_hi, neg(shift))),
+                constant("r_lo", claim("node-exp-reduction")),
+                constant("p", sp.Function("symkl_fast_expm1mx")(r)),
+                *(Declaration(Variable(sp.Symbol(e), type=float64)) for e in ("e1", "e2")),
+                constant("one_r", claim("node-exp-mantissa", part="one_r")),
+                constant("t", claim("node-exp-mantissa", part="t")),
+                Assignment(sp.Symbol("*t_lo"), claim("node-exp-mantissa")),
+                Comment("2^n from the low bits of `rounded` (n + 1.5 2^52 holds n there)"),
+                constant("biased", power_of_two["biased"], uint64),
+                Assignment(sp.Symbol("*scale"), power_of_two["scale"]),
+                Assignment(sp.Symbol("*near"), claim("node-exp-near")),
+                Assignment(sp.Symbol("*exponent"), n),
+                Return(variables("t")[0]),
+            ],
+            attrs=(Attribute("SYMKL_INLINE"),),
+        ),
         "",
     ]
 
@@ -448,52 +521,72 @@ def _c_fast_exact_log_term(form: ParameterisedForm) -> list[str]:
     term a = d_mu^2 e^{-l_q} from :c:func:`symkl_fast_exp`, every quantity as hi + lo."""
     name = identifier(form.name)
     arguments = ", ".join(f"double {p}" for p in form.parameters)
-    names = [str(p) for p in form.parameters]
     d_lo_part, m, m_lo = variables(
         "d_lo m m_lo"
     )
     m2, q_t, exponent, near, f, far_lo, term = variables("m2 q_t exponent near f far_lo term")
     difference = input_difference(form)
+    exact_flag = variables("exact")[0]
+    q_lo, q_scale, q_near, q_exponent, t_lo, scale, t_near = variables(
+        "q_lo q_scale q_near q_exponent t_lo scale near"
+    )
+    # |logvar| small enough for symkl_fast_exp and the products, means neither huge nor
+    # (but for a zero difference) tiny: a NaN fails every comparison
+    bound = PowerOfTwo(400)
     if difference is not None:
-        mu_p, logvar_p, mu_q, logvar_q = names
-        ok = [
-            f"    return (fabs({logvar_p}) <= 350.0) & (fabs({logvar_q}) <= 350.0)",
-            f"        & (fabs({mu_p}) <= 0x1p400) & (fabs({mu_q}) <= 0x1p400)",
-            f"        & (({mu_p} == {mu_q}) | (fabs({mu_p} - {mu_q}) >= 0x1p-400));",
-        ]
+        mu_p, logvar_p, mu_q, logvar_q = form.parameters
+        ok = AllOf(
+            sp.Le(fabs(logvar_p), 350.0), sp.Le(fabs(logvar_q), 350.0),
+            sp.Le(fabs(mu_p), bound), sp.Le(fabs(mu_q), bound),
+            AnyOf(
+                sp.Eq(mu_p, mu_q, evaluate=False),
+                sp.Ge(fabs(add(mu_p, neg(mu_q))), PowerOfTwo(-400)),
+            ),
+        )  # fmt: skip
         setup = [
-            "    double d_lo, m_lo;",
+            *_declare("d_lo", "m_lo"),
             _const("d", two_sum(form.parameters[1], neg(form.parameters[3]), d_lo_part)),
             _const("m", two_sum(form.parameters[0], neg(form.parameters[2]), m_lo)),
             "    /* e^{-l_q} = q_scale (q_t + q_lo) */",
-            "    double q_lo, q_scale, q_near, q_exponent;",
-            f"    const double q_t = symkl_fast_exp(-{logvar_q}, 0.0, exact, &q_lo, &q_scale,"
-            " &q_near, &q_exponent);",
+            *_declare("q_lo", "q_scale", "q_near", "q_exponent"),
+            _const(
+                "q_t",
+                _call(
+                    "symkl_fast_exp", neg(logvar_q), 0.0, exact_flag, AddressOf(q_lo),
+                    AddressOf(q_scale), AddressOf(q_near), AddressOf(q_exponent),
+                ),
+            ),
         ]
         d_lo = claim("node-lo", x=d_lo_part)
     else:
-        mu, logvar = names
-        ok = [
-            f"    return (fabs({logvar}) <= 700.0) & (fabs({mu}) <= 0x1p400)",
-            f"        & (({mu} == 0.0) | (fabs({mu}) >= 0x1p-400));",
-        ]
+        mu, logvar = form.parameters
+        ok = AllOf(
+            sp.Le(fabs(logvar), 700.0),
+            sp.Le(fabs(mu), bound),
+            AnyOf(sp.Eq(mu, 0.0, evaluate=False), sp.Ge(fabs(mu), PowerOfTwo(-400))),
+        )
         setup = [
-            f"    const double d = {logvar}, m = {mu};",
-            "    const double m_lo = 0.0, q_t = 1.0, q_lo = 0.0, q_scale = 1.0;",
+            _const("d", logvar),
+            _const("m", mu),
+            *(_const(n, value) for n, value in (("m_lo", 0.0), ("q_t", 1.0), ("q_lo", 0.0))),
+            _const("q_scale", 1.0),
         ]
         d_lo = sp.Float(0.0)
     return [
         f"/* {form.name}, vectorisable: valid when symkl_fast_ok_{name} holds */",
-        f"static inline int symkl_fast_ok_{name}({arguments}) {{",
-        *ok,
-        "}",
+        *_fast_ok(form, ok),
         "",
         f"SYMKL_INLINE double symkl_fast_term_{name}({arguments}, const int exact) {{",
         *setup,
         "    /* e^d - 1 - d (fact exp-split): at n = 0 the series, else 2^n t - (1 + d) */",
-        "    double t_lo, scale, near, exponent;",
-        f"    const double t = symkl_fast_exp(d, {c_arithmetic(d_lo)}, exact, &t_lo, &scale,"
-        " &near, &exponent);",
+        *_declare("t_lo", "scale", "near", "exponent"),
+        _const(
+            "t",
+            _call(
+                "symkl_fast_exp", variables("d")[0], d_lo, exact_flag, AddressOf(t_lo),
+                AddressOf(scale), AddressOf(t_near), AddressOf(exponent),
+            ),
+        ),
         "    double c_lo, f_lo;",
         _const("c", claim("node-exp-excess", part="c")),
         _const("f", claim("node-exp-excess", part="f")),
@@ -523,6 +616,14 @@ def _c_table(forms: NumericForms) -> list[str]:
     rows = table_rows(forms)
     coefficients = forms.table_series
     d, d_lo, r, q, scaled, table_scale = variables("d d_lo r q scaled SYMKL_TABLE_SCALE")
+    table_first, table_name = variables("SYMKL_TABLE_FIRST symkl_expm1mx_rows")
+    # the row of c = round(d scale)/scale: its index from the integer part of `scaled`
+    row_pointer = Pointer(
+        sp.Symbol("row"),
+        type=float64,
+        attrs={value_const},
+        value=Element(table_name, [add(Cast(scaled, C_INT), neg(table_first))]),
+    )
     row = variables("row[0] row[1] row[2] row[3]")
     return [
         "/* expm1(d) - d for d in the table range outside the series interval (there x =",
@@ -538,9 +639,9 @@ def _c_table(forms: NumericForms) -> list[str]:
         "};",
         "",
         "static inline double symkl_expm1mx_table(double d, double d_lo) {",
-        f"    const double scaled = floor({c_arithmetic(add(mul(d, table_scale), 0.5))});",
+        _const("scaled", floor(add(mul(d, table_scale), 0.5))),
         _const("r", add(d, neg(div(scaled, table_scale)))),
-        "    const double *row = symkl_expm1mx_rows[(int)scaled - SYMKL_TABLE_FIRST];",
+        c_statement(Declaration(row_pointer)),
         _const("q", mul(r, r, horner(coefficients, r))),
         f"    return {c_arithmetic(table_expm1mx(row, r, q, d_lo))};",
         "}",
@@ -585,14 +686,14 @@ def _c_half_a(form: ParameterisedForm) -> list[str]:
     logvar_q = form.parameters[3]
     return [
         *lines,
-        "    int d_exponent;",
-        "    const double d_mantissa = frexp(d_half, &d_exponent);",
+        *_declare("d_exponent", type=intc),
+        _const("d_mantissa", frexp(d_half, AddressOf(d_exponent))),
         _const("e_full", exp_of_negated(logvar_q)),
         _const("e_half", exp_of_negated(logvar_q, 0.5)),
         _const("m2", mul(d_mantissa, d_mantissa)),
         "    /* e^{-l} out of the normal range: m^2 e^{-l/2} renormalised, then e^{-l/2} */",
-        "    int t_exponent;",
-        f"    const double t_mantissa = frexp({c_arithmetic(mul(m2, e_half))}, &t_exponent);",
+        *_declare("t_exponent", type=intc),
+        _const("t_mantissa", frexp(mul(m2, e_half), AddressOf(t_exponent))),
         c_statement(
             constant(
                 "usable",
@@ -617,7 +718,9 @@ def _c_term(form: ParameterisedForm) -> list[str]:
     arguments = ", ".join(f"double {p}" for p in form.parameters)
     quotient = quotient_form(form)
     half_a, half_excess, excess = variables("half_a half_excess excess")
-    series = ["        excess = symkl_excess_series(x);"]
+    (halved,) = sp.symbols("halved", integer=True, seq=True)
+    series: list[sp.Basic]
+    direct: list[sp.Basic]
     x_symbol, series_low, series_high = variables("x SYMKL_SERIES_LOW SYMKL_SERIES_HIGH")
     near: sp.Basic = sp.And(sp.Gt(x_symbol, series_low), sp.Lt(x_symbol, series_high))
     domain: sp.Expr = sp.Float(0.0)
@@ -653,26 +756,29 @@ def _c_term(form: ParameterisedForm) -> list[str]:
 
         excess_series = sp.Function("symkl_excess_series")
         corrected_series = add(excess_series(x), series_correction(x, x_lo))
-        series = [f"        excess = {c_arithmetic(corrected_series)};"]
+        series = [Assignment(excess, corrected_series)]
         scale = 1 if power == 1 else float(power)
         log_split = compensated_excess(x, x_lo, log_hi, (log_lo,), scale)
         direct_log = compensated_excess(
             x, x_lo, log1p(rho), (rho_lo, inverse(add(1.0, rho))), scale
         )
+        split_log = [
+            Comment("log(u/v) by exponent splitting: u/v may underflow (fact log-ratio-split)"),
+            Declaration(Variable(log_lo, type=float64)),
+            constant(log_hi, _call("symkl_log_ratio", u, v, AddressOf(log_lo))),
+            Assignment(excess, log_split),
+        ]
+        beyond = [
+            Comment("log(1 + x) < x/2^54: below half an ulp; x/2 where x overflows"),
+            Assignment(half_excess, half_x),
+            Assignment(halved, 1),
+        ]
         direct = [
-            f"        if ({c_arithmetic(sp.Lt(x, variables('SYMKL_FAR_BELOW')[0]))}) {{",
-            "            /* log(u/v) by exponent splitting: u/v may underflow",
-            "             * (fact log-ratio-split) */",
-            "            double log_lo;",
-            f"            const double log_hi = symkl_log_ratio({u}, {v}, &log_lo);",
-            _assign("excess", log_split, "            "),
-            f"        }} else if ({c_arithmetic(sp.Lt(x, PowerOfTwo(60)))}) {{",
-            _assign("excess", direct_log, "            "),
-            "        } else {",
-            "            /* log(1 + x) < x/2^54: below half an ulp; x/2 where x overflows */",
-            _assign("half_excess", half_x, "            "),
-            "            halved = 1;",
-            "        }",
+            If(
+                sp.Lt(x, variables("SYMKL_FAR_BELOW")[0]),
+                split_log,
+                If(sp.Lt(x, PowerOfTwo(60)), [Assignment(excess, direct_log)], beyond),
+            )
         ]
     elif form.name in EXACT_LOG_RATIO:
         d_hi, d_lo, x, expm1_d, e, half_e, carried = variables(
@@ -689,8 +795,11 @@ def _c_term(form: ParameterisedForm) -> list[str]:
             u, v = variables(" ".join(difference))
             x_lines = [
                 "    double d_lo;",
-                f"    double d_hi = {c_arithmetic(two_sum(u, neg(v), d_lo))};",
-                "    if (isinf(d_hi)) d_lo = 0.0; /* the lo part of an overflow is NaN */",
+                c_statement(
+                    Declaration(Variable(d_hi, type=float64, value=two_sum(u, neg(v), d_lo)))
+                ),
+                c_statement(If(isinf(d_hi), [Assignment(d_lo, 0.0)]))
+                + " /* the lo part of an overflow is NaN */",
             ]
         else:
             x_lines = [_const("d_hi", form.log_ratio), _const("d_lo", 0.0)]
@@ -706,27 +815,27 @@ def _c_term(form: ParameterisedForm) -> list[str]:
             ),
         ]
         series = [
-            "        /* the series in d itself: x = expm1(d) carries a rounding */",
-            _assign("excess", near_exact_log_excess(fast_expm1mx(d_hi), x, d_lo), "        "),
+            Comment("the series in d itself: x = expm1(d) carries a rounding"),
+            Assignment(excess, near_exact_log_excess(fast_expm1mx(d_hi), x, d_lo)),
+        ]
+        overflowing = [
+            Comment("e^d near or past overflow, KL/2 perhaps not (fact excess-half)"),
+            constant(e, sp.exp(mul(0.5, d_hi))),
+            constant(half_e, half_square(e)),
+            constant(carried, Select(isinf(half_e), half_e, carried_half_exp(half_e, d_lo))),
+            Assignment(half_excess, half_excess_beyond_overflow(carried, d_hi)),
+            Assignment(halved, 1),
         ]
         direct = [
-            f"        if ({c_arithmetic(tabled)}) {{",
-            "            excess = symkl_expm1mx_table(d_hi, d_lo);",
-            f"        }} else if ({c_arithmetic(sp.Gt(d_hi, EXP_OVERFLOWS))}) {{",
-            "            /* e^d near or past overflow, KL/2 perhaps not (fact excess-half) */",
-            f"            const double e = {c_arithmetic(sp.exp(mul(0.5, d_hi)))}, "
-            f"half_e = {c_arithmetic(half_square(e))};",
-            _const(
-                "carried",
-                Select(isinf(half_e), half_e, carried_half_exp(half_e, d_lo)),
-                "            ",
-            ),
-            "            half_excess = "
-            f"{c_arithmetic(half_excess_beyond_overflow(carried, d_hi))};",
-            "            halved = 1;",
-            "        } else {",
-            _assign("excess", direct_exact_log_excess(x, d_hi, d_lo), "            "),
-            "        }",
+            If(
+                tabled,
+                [Assignment(excess, _call("symkl_expm1mx_table", d_hi, d_lo))],
+                If(
+                    sp.Gt(d_hi, EXP_OVERFLOWS),
+                    overflowing,
+                    [Assignment(excess, direct_exact_log_excess(x, d_hi, d_lo))],
+                ),
+            )
         ]
     else:
         raise NotImplementedError(f"no kernel for the form {form.name!r}")
@@ -735,15 +844,13 @@ def _c_term(form: ParameterisedForm) -> list[str]:
         f"static inline double symkl_term_{name}({arguments}) {{",
         *x_lines,
         *_c_half_a(form),
-        "    double excess = 0.0, half_excess = 0.0;",
-        "    int halved = 0;",
-        f"    if ({c_arithmetic(near)}) {{",
-        *series,
-        "    } else {",
-        *direct,
-        "    }",
-        "    if (excess < 0.0) excess = 0.0; /* rounding below zero; NaN stays NaN */",
-        f"    if (!halved) {_assign('half_excess', mul(0.5, excess), '')}",
+        c_statement(Declaration(Variable(excess, type=float64, value=0.0))),
+        c_statement(Declaration(Variable(half_excess, type=float64, value=0.0))),
+        c_statement(Declaration(Variable(halved, type=intc, value=0))),
+        c_statement(If(near, series, direct)),
+        c_statement(If(sp.Lt(excess, 0.0), [Assignment(excess, 0.0)]))
+        + " /* rounding below zero; NaN stays NaN */",
+        c_statement(If(Negation(halved), [Assignment(half_excess, mul(0.5, excess))])),
         c_statement(Return(add(half_a, half_excess, domain))),
         "}",
         "",
@@ -752,14 +859,18 @@ def _c_term(form: ParameterisedForm) -> list[str]:
 
 def _validation(form: ParameterisedForm) -> list[str]:
     """C conditions: non-finite means; scales not finite-and-positive; log-variances non-finite."""
+    (index,) = sp.symbols("index", integer=True, seq=True)
     checks = []
     for position, parameter in enumerate(form.parameters):
         name = str(parameter)
-        if name.startswith("mu") or name.startswith("logvar"):
-            condition = f"!isfinite({name})"
-        else:
-            condition = f"!({name} > 0.0) || !isfinite({name})"
-        checks.append(f"if ({condition}) return -(index * 8 + {position}) - 1;")
+        # a plain real symbol: the form's own is positive, and SymPy would decide v > 0
+        (value,) = variables(name)
+        # Negation, not SymPy's Not: Not(v > 0) would print v <= 0, false for a NaN v
+        condition: sp.Basic = Negation(isfinite(value))
+        if not (name.startswith("mu") or name.startswith("logvar")):
+            condition = Either(Negation(sp.Gt(value, 0.0)), condition)
+        code = add(neg(add(mul(index, 8), sp.Integer(position))), -1)
+        checks.append(c_statement(If(condition, [Return(code)]), ""))
     return checks
 
 

@@ -63,6 +63,7 @@ __all__ = [
     "two_sum",
     "two_sum_error",
     "two_sum_function",
+    "veltkamp_split_function",
 ]
 
 
@@ -436,6 +437,24 @@ def two_sum_function() -> KernelFunction:
         (constant(s, add(a, b)), constant(bv, add(s, neg(a)))),
         (s, two_sum_error(a, b, s, bv)),
         ("error",),
+    )
+
+
+def veltkamp_split_function() -> KernelFunction:
+    """Veltkamp's split of ``a`` into halves of 26 bits, ``hi + lo = a`` exactly
+    (node-veltkamp-split; the 26 bits are assumption EFT): ``_split`` in the array
+    namespace, whose TwoProduct (NumPy has no fma) multiplies the halves."""
+    (a,) = variables("a")
+    return KernelFunction(
+        "",
+        "_split",
+        "hi, lo: hi + lo = a exactly, 26 bits each (Veltkamp's split, fact node-veltkamp-split)",
+        (a,),
+        tuple(
+            constant(part, claim("node-veltkamp-split", part=part)) for part in ("c", "hi")
+        ),
+        (variables("hi")[0], claim("node-veltkamp-split")),
+        ("lo",),
     )
 
 

@@ -38,6 +38,8 @@ from typing import ClassVar
 
 import sympy as sp
 from sympy.codegen.ast import (
+    CodeBlock,
+    Comment,
     Declaration,
     Pointer,
     Return,
@@ -45,9 +47,11 @@ from sympy.codegen.ast import (
     Type,
     Variable,
     float64,
+    none,
     uint64,
     value_const,
 )
+from sympy.codegen.cnodes import restrict
 from sympy.core.function import UndefinedFunction
 from sympy.printing.c import C99CodePrinter
 from sympy.printing.numpy import NumPyPrinter
@@ -73,11 +77,18 @@ from symkl.kl.compensated import (
 )
 
 __all__ = [
+    "AddressOf",
+    "AllOf",
+    "AnyOf",
     "ArrayPrinter",
+    "Cast",
     "Claimed",
     "CodePrinter99",
+    "Either",
     "Horner",
+    "If",
     "Lo",
+    "Negation",
     "PowerOfTwo",
     "ProductError",
     "Select",
@@ -122,6 +133,65 @@ class Unpacking(Token):
     array namespace; in C the second result comes through a pointer)."""
 
     __slots__ = _fields = ("targets", "value")
+
+
+class AllOf(sp.Function):
+    """``AllOf(c1, c2, ...)``: every condition holds, evaluated without short-circuit:
+    ``(c1) & (c2) & ...`` on C's 0/1 comparison results (both sides computed, no branch,
+    so a loop of them still vectorises), ``&`` in the array namespace."""
+
+
+class AnyOf(sp.Function):
+    """``AnyOf(c1, c2, ...)``: some condition holds, ``(c1) | (c2) | ...`` without
+    short-circuit (see :class:`AllOf`)."""
+
+
+class Either(sp.Function):
+    """``Either(c1, c2, ...)``: C's short-circuit ``c1 || c2 || ...``, for the condition of
+    a branch in scalar code (the validation), where a later condition need not be
+    evaluated; ``|`` in the array namespace, which has no short-circuit."""
+
+
+class Negation(sp.Function):
+    """``Negation(c)``: ``!(c)`` in C, ``~(c)`` in the array namespace.
+
+    Not SymPy's ``Not``, which rewrites ``Not(v > 0)`` as ``v <= 0``: false for a NaN
+    ``v``, where ``!(v > 0)`` is true (a NaN scale must be refused)."""
+
+    nargs = 1
+
+
+class Cast(sp.Function):
+    """``Cast(value, type)``: C's ``(type)value`` (``type`` a symbol named as the C type:
+    ``int`` truncates toward zero, ``double`` of an int is exact below 2^53)."""
+
+    nargs = 2
+
+
+class AddressOf(sp.Function):
+    """``AddressOf(variable)``: C's ``&variable``, an output argument of a call."""
+
+    nargs = 1
+
+
+class If(Token):
+    """``if (condition) { body } else { orelse }``, a statement node (sympy.codegen.ast has
+    none): ``body`` a CodeBlock, ``orelse`` a CodeBlock, another If (an ``else if``) or
+    ``none``.  A single short statement without ``else`` prints on the condition's line."""
+
+    __slots__ = _fields = ("condition", "body", "orelse")
+    defaults: ClassVar[dict] = {"orelse": none}
+    _construct_condition = staticmethod(sp.sympify)
+
+    @staticmethod
+    def _construct_body(body):
+        return body if isinstance(body, CodeBlock) else CodeBlock(*body)
+
+    @staticmethod
+    def _construct_orelse(orelse):
+        if orelse is none or orelse is None or isinstance(orelse, (CodeBlock, If)):
+            return none if orelse is None else orelse
+        return CodeBlock(*orelse)
 
 
 class Select(sp.Function):
@@ -274,6 +344,83 @@ class CodePrinter99(_OrderedArithmetic, C99CodePrinter):
             return f"({self._print(operand)})"
         return super()._ordered_operand(operand, parent)
 
+    # -- conditions without short-circuit, negation that keeps NaN, casts, addresses
+    def _connective(self, expr: sp.Basic, operator: str) -> str:
+        parts = []
+        for operand in expr.args:
+            text = self._print(operand)
+            if isinstance(operand, (sp.core.relational.Relational, AllOf, AnyOf, Either, Select)):
+                text = f"({text})"
+            parts.append(text)
+        # continued lines of about 80 columns, each after the first led by the operator
+        lines = [parts[0]]
+        for part in parts[1:]:
+            if len(lines[-1]) + len(part) + 3 > 80:
+                lines.append(f"    {operator} {part}")
+            else:
+                lines[-1] += f" {operator} {part}"
+        return "\n".join(lines)
+
+    def _print_AllOf(self, expr: AllOf) -> str:
+        return self._connective(expr, "&")
+
+    def _print_AnyOf(self, expr: AnyOf) -> str:
+        return self._connective(expr, "|")
+
+    def _print_Either(self, expr: Either) -> str:
+        return self._connective(expr, "||")
+
+    def _print_Negation(self, expr: Negation) -> str:
+        (operand,) = expr.args
+        text = self._print(operand)
+        simple = operand.is_Symbol or (
+            isinstance(operand, sp.Function)
+            and not isinstance(operand, (AllOf, AnyOf, Either, Select))
+        )
+        return f"!{text}" if simple else f"!({text})"
+
+    def _print_Cast(self, expr: Cast) -> str:
+        value, type_name = expr.args
+        text = self._print(value)
+        simple = value.is_Symbol or isinstance(value, sp.Function)
+        return f"({type_name}){text}" if simple else f"({type_name})({text})"
+
+    def _print_AddressOf(self, expr: AddressOf) -> str:
+        return f"&{self._print(expr.args[0])}"
+
+    # -- statements that are not expressions: no semicolon after them
+    def _print_CodeBlock(self, expr: CodeBlock) -> str:
+        return "\n".join(
+            self._print(statement)
+            if isinstance(statement, (If, Comment))
+            else self._get_statement(self._print(statement))
+            for statement in expr.args
+        )
+
+    def _print_Comment(self, expr: Comment) -> str:
+        lines = textwrap.wrap(expr.text, 88)
+        if len(lines) == 1:
+            return f"/* {lines[0]} */"
+        middle = [f" * {line}" for line in lines[1:-1]]
+        return "\n".join([f"/* {lines[0]}", *middle, f" * {lines[-1]} */"])
+
+    def _print_If(self, expr: If) -> str:
+        condition = self._print(expr.condition)
+        statements = expr.body.args
+        if expr.orelse is none and len(statements) == 1 and not isinstance(
+            statements[0], (If, Comment)
+        ):
+            line = f"if ({condition}) {self._get_statement(self._print(statements[0]))}"
+            if len(line) <= 80 and "\n" not in line:
+                return line
+        text = f"if ({condition}) {{\n" + textwrap.indent(self._print(expr.body), "    ") + "\n}"
+        if isinstance(expr.orelse, If):
+            return f"{text} else {self._print_If(expr.orelse)}"
+        if expr.orelse is not none:
+            orelse = textwrap.indent(self._print(expr.orelse), "    ")
+            return f"{text} else {{\n{orelse}\n}}"
+        return text
+
     # -- the IEEE binary64 representation (symkl.kl.compensated, assumption EXPONENT-SPLIT)
     def _print_Select(self, expr: Select) -> str:
         condition, then, otherwise = (self._print(a) for a in expr.args)
@@ -317,12 +464,29 @@ class CodePrinter99(_OrderedArithmetic, C99CodePrinter):
 
     def _print_FunctionPrototype(self, expr) -> str:
         attributes = "".join(f"{attribute.name} " for attribute in expr.attrs)
-        return attributes + super()._print_FunctionPrototype(expr)
+        text = attributes + super()._print_FunctionPrototype(expr)
+        if len(text) <= 96:
+            return text
+        # parameters continued on lines of their own, as the rest of the generated C
+        head, parameters = text.split("(", 1)
+        lines = [head + "("]
+        for parameter in parameters.split(", "):
+            if len(lines[-1]) + len(parameter) + 2 > 92:
+                lines[-1] = lines[-1].rstrip()
+                lines.append("        ")
+            lines[-1] += parameter + ", "
+        return "\n".join(lines).rstrip(", ")
 
     def _print_Declaration(self, declaration: Declaration) -> str:
         variable = declaration.variable
         if isinstance(variable, Pointer):
-            return f"{self._print(variable.type)} *{self._print(variable.symbol)}"
+            const = "const " if value_const in variable.attrs else ""
+            restricted = "restrict " if restrict in variable.attrs else ""
+            name = self._print(variable.symbol)
+            text = f"{const}{self._print(variable.type)} *{restricted}{name}"
+            if variable.value is not none:
+                text += f" = {self._print(variable.value)}"
+            return text
         return super()._print_Declaration(declaration)
 
     def _print_Horner(self, expr: Horner) -> str:
@@ -389,7 +553,8 @@ class ArrayPrinter(_OrderedArithmetic, NumPyPrinter):
         # & | ~ bind above the comparisons: a comparison or a nested connective in
         # parentheses
         text = self._print(operand)
-        if isinstance(operand, (sp.core.relational.Relational, sp.And, sp.Or)):
+        connectives = (sp.And, sp.Or, AllOf, AnyOf, Either)
+        if isinstance(operand, (sp.core.relational.Relational, *connectives)):
             return f"({text})"
         return text
 
@@ -407,6 +572,18 @@ class ArrayPrinter(_OrderedArithmetic, NumPyPrinter):
         if not self._settings.get("ordered"):
             return super()._print_Not(expr)
         return f"~{self._logical_operand(expr.args[0])}"
+
+    def _print_AllOf(self, expr: AllOf) -> str:
+        return " & ".join(self._logical_operand(a) for a in expr.args)
+
+    def _print_AnyOf(self, expr: AnyOf) -> str:
+        return " | ".join(self._logical_operand(a) for a in expr.args)
+
+    def _print_Either(self, expr: Either) -> str:
+        return self._print_AnyOf(expr)
+
+    def _print_Negation(self, expr: Negation) -> str:
+        return f"~({self._print(expr.args[0])})"
 
     def _print_Horner(self, expr: Horner) -> str:
         result, argument = expr.result, expr.argument

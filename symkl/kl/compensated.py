@@ -71,6 +71,8 @@ __all__ = [
     "scale_from_rounded",
     "substitute",
     "variables",
+    "veltkamp_parts",
+    "veltkamp_split",
 ]
 
 
@@ -400,6 +402,9 @@ class Claimed(sp.Expr):
 #: the placeholder for a statement's own value in its claim
 OUT = sp.Symbol("OUT", real=True)
 
+#: Veltkamp's splitting constant for binary64, 2^(53 - 26) + 1: halves of 26 bits
+VELTKAMP_SPLITTER = sp.Float(float(sp.Integer(2) ** 27 + 1))
+
 
 def _product_lo(a, a_lo, b, b_lo, p, crossed: bool = False) -> sp.Expr:
     """The lo part of ``p = fl(a b)`` for ``(a + a_lo)(b + b_lo)``, first order."""
@@ -530,6 +535,17 @@ def kernel_statements() -> dict[str, KernelStatement]:
             hi + OUT,
             n * (ln2_hi + ln2_lo) + log_m,
             {hi: TwoSum(mul(n, ln2_hi), log_m, error)},
+        ),
+        KernelStatement(
+            "node-veltkamp-split",
+            "Veltkamp's split: c = (2^27 + 1) a, hi = c - (c - a), lo = a - hi: hi + lo = a",
+            add(a, neg(hi)),
+            hi + OUT,
+            a,
+            {
+                c: mul(VELTKAMP_SPLITTER, a),
+                hi: add(c, neg(add(c, neg(a)))),
+            },
         ),
         KernelStatement(
             "node-dekker-product-error",
@@ -903,10 +919,15 @@ def error_free_evidence(samples: int = 20000, seed: int = 0) -> dict[str, dict[s
     # the printed formulas themselves, in the names of their statements
     error = Claimed("node-two-sum-error")
     dekker = Claimed("node-dekker-product-error")
+    parts = veltkamp_parts()
+
+    def split(value: float) -> tuple[float, float] | None:
+        return veltkamp_split(value, parts)
+
     results = {
         name: {"checked": 0, "failures": 0, "outside": 0, "fail_outside": 0}
         for name in ("two-sum", "fast-two-sum", "fma-product-error", "division-remainder",
-                     "dekker-product")
+                     "dekker-product", "veltkamp-split")
     }  # fmt: skip
 
     def record(name: str, inside: bool, ok: bool) -> None:
@@ -923,6 +944,14 @@ def error_free_evidence(samples: int = 20000, seed: int = 0) -> dict[str, dict[s
         else:  # derived from a: a few binades away, either sign (cancellation, ties)
             b = math.ldexp(a, rng.randint(-60, 60)) if abs(a) < 2.0**900 else a / 3.0
             b *= rng.choice([-1.0, 1.0])
+        halves = split(a)
+        inside = abs(a) < 2.0**995
+        if halves is not None:
+            high, low = halves
+            exact = Fraction(high) + Fraction(low) == Fraction(a)
+            record("veltkamp-split", inside, exact and _bits(high) <= 26 and _bits(low) <= 26)
+        else:
+            record("veltkamp-split", inside, False)
         total = a + b
         if math.isfinite(total):
             s = total
@@ -941,7 +970,7 @@ def error_free_evidence(samples: int = 20000, seed: int = 0) -> dict[str, dict[s
             if halves_ok:
                 got = float_value(
                     dekker, dict(zip(("a_hi", "a_lo", "b_hi", "b_lo", "p"),
-                                     (*_split(a), *_split(b), product), strict=True))
+                                     (*split(a), *split(b), product), strict=True))
                 )  # fmt: skip
                 record("dekker-product", inside, Fraction(got) == exact)
         if b != 0.0:
@@ -953,11 +982,47 @@ def error_free_evidence(samples: int = 20000, seed: int = 0) -> dict[str, dict[s
     return results
 
 
-def _split(value: float) -> tuple[float, float]:
-    """Veltkamp's split into two 26-bit halves, as the array kernels do it."""
-    c = 134217729.0 * value
-    high = c - (c - value)
-    return high, value - high
+def veltkamp_split(
+    value: float, parts: Mapping[str, sp.Expr] | None = None
+) -> tuple[float, float] | None:
+    """Veltkamp's split of ``value`` as the array kernels print it (the proved statement
+    node-veltkamp-split, or its ``parts`` ``c``, ``hi``, ``lo`` from
+    :func:`veltkamp_parts`, evaluated in binary64); None where ``c`` overflows.
+
+    Examples
+    --------
+    >>> veltkamp_split(1.0 / 3.0)
+    (0.3333333358168602, -2.483526884144993e-09)
+    """
+    parts = parts or veltkamp_parts()
+    values = {"a": value}
+    for name in ("c", "hi"):
+        values[name] = float_value(parts[name], values)
+    if not math.isfinite(values["c"]):
+        return None
+    return values["hi"], float_value(parts["lo"], values)
+
+
+def veltkamp_parts() -> dict[str, sp.Expr]:
+    """``c``, ``hi`` and ``lo`` of the proved statement node-veltkamp-split."""
+    return {
+        "c": Claimed("node-veltkamp-split", part="c").instance(),
+        "hi": Claimed("node-veltkamp-split", part="hi").instance(),
+        "lo": Claimed("node-veltkamp-split").instance(),
+    }
+
+
+def _bits(value: float) -> int:
+    """The significant bits of a double: its mantissa without trailing zeros."""
+    if value == 0.0:
+        return 0
+    mantissa = abs(Fraction(value))
+    while mantissa.denominator != 1:
+        mantissa *= 2
+    numerator = mantissa.numerator
+    while numerator % 2 == 0:
+        numerator //= 2
+    return numerator.bit_length()
 
 
 ERROR_FREE_TRANSFORMATIONS = Assumption(
@@ -971,6 +1036,9 @@ ERROR_FREE_TRANSFORMATIONS = Assumption(
         "exponents have e_a + e_b >= -968 (the exact product's last bit is a double's)",
         "division remainder: fma(-fl(u/v), v, u) = u - fl(u/v) v exactly under the same "
         "condition on fl(u/v) v",
+        "Veltkamp's split (node-veltkamp-split): for |a| < 2^995, c = fl((2^27 + 1) a), "
+        "hi = fl(c - fl(c - a)), lo = fl(a - hi) give hi + lo = a exactly, hi and lo of "
+        "at most 26 significant bits each",
         "Dekker's TwoProduct from Veltkamp's 26-bit halves: exact for |a|, |b| < 2^995 "
         "and no underflow",
     ),
