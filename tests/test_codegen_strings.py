@@ -110,33 +110,15 @@ def formula_literals(source: str, module: str) -> list[Literal]:
     return found
 
 
-#: functions whose text is another engineer's, for now (issue 14: the lead moves the loops,
-#: signatures and lane sums to a .c template; 14d rewrites the array gradients)
+#: functions whose text is another engineer's, for now (issue 14: 14d rewrites the array
+#: gradients)
 PENDING_FUNCTIONS = {
-    ("c_target.py", "_c_block_loop"): "lead: loops/signatures, to move to a .c template",
-    ("c_target.py", "_c_loops"): "lead: loops/signatures, to move to a .c template",
-    ("c_target.py", "_c_signature"): "lead: loops/signatures, to move to a .c template",
-    ("c_target.py", "_c_block_functions"): "lead: loops/signatures, to move to a .c template",
     ("array_target.py", "_array_exact_sum"): "14d: the array gradients, being rewritten",
     ("array_target.py", "_array_jeffreys_gradient"): "14d: the array gradients, being rewritten",
 }
 
 #: single literals allowed, by (module, function, text) with the reason each is structure
 ALLOWED = {
-    # the summation lanes inside _c_fast_common (lead: to move to a .c template)
-    **{
-        ("c_target.py", "_c_fast_common", text): "lead: lane sums, to move to a .c template"
-        for text in (
-            "        const double *restrict terms, double (*restrict lane_sum)[4],",
-            "    for (int64_t i = 0; i < rows; ++i) {",
-            "        for (int lane = 0; lane < 4; ++lane) {",
-            "        for (int64_t c = i * padded; c < (i + 1) * padded; c += 4) {",
-            "            for (int lane = 0; lane < 4; ++lane) {",
-            "                const double term = terms[c + lane];",
-            "static double symkl_lanes_total(const double *lane_sum, const double *lane_error) {",
-            "    for (int lane = 0; lane < 4; ++lane) {",
-        )
-    },
     # the gradient parts of _array_form (14d)
     ("array_target.py", "_array_form", "xp.where(V >= V, V, V)"): (
         "14d: the range-safe var gradient's choice, being rewritten"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import string
 import textwrap
+from collections.abc import Iterable
 from importlib import resources
 
 import sympy as sp
@@ -20,7 +21,9 @@ from sympy.codegen.ast import (
     Return,
     Type,
     Variable,
+    float32,
     float64,
+    int64,
     intc,
     uint64,
     value_const,
@@ -438,7 +441,10 @@ def _c_block_functions(form: ParameterisedForm) -> list[str]:
             name=name,
             suffix=suffix,
             ctype=ctype,
-            pointers=", ".join(f"const {ctype} *restrict b{j}" for j in range(count)),
+            pointers=_parameters(
+                Pointer(sp.Symbol(f"b{j}"), type=_C_TYPES[ctype], attrs={value_const, restrict})
+                for j in range(count)
+            ),
             loaded=", ".join(f"{widen}b{j}[c]" for j in range(count)),
             exact=exact,
         )
@@ -920,6 +926,16 @@ def _c_lanes() -> list[str]:
     )
 
 
+#: the C types of the kernels' inputs
+_C_TYPES = {"double": float64, "float": float32}
+
+
+def _parameters(variables: Iterable[Variable]) -> str:
+    """A C parameter list, each parameter a printed ast declaration."""
+    printer = CodePrinter99()
+    return ", ".join(printer._print(Declaration(variable)) for variable in variables)
+
+
 def _filled(template_name: str, **values: object) -> list[str]:
     """The lines of ``templates/<template_name>`` with its placeholders substituted."""
     template = string.Template("\n".join(_template(template_name)))
@@ -950,15 +966,23 @@ def _c_row_sums(form: ParameterisedForm, suffix: str, ctype: str) -> list[str]:
         suffix=suffix,
         ctype=ctype,
         count=count,
-        arguments=", ".join(
-            f"const {ctype} *p{j}, int64_t row{j}, int64_t col{j}" for j in range(count)
+        arguments=_parameters(
+            parameter
+            for j in range(count)
+            for parameter in (
+                Pointer(sp.Symbol(f"p{j}"), type=_C_TYPES[ctype], attrs={value_const}),
+                Variable(sp.Symbol(f"row{j}"), type=int64),
+                Variable(sp.Symbol(f"col{j}"), type=int64),
+            )
         ),
         pointers=", ".join(f"p{j}" for j in range(count)),
         row_strides=", ".join(f"row{j}" for j in range(count)),
         column_strides=", ".join(f"col{j}" for j in range(count)),
         pads=", ".join(pads),
         prefetch_in_place=int(ctype == "float"),
-        plain_lanes="k <= SYMKL_PLAIN_SUM_MAX" if ctype == "float" else "0",
+        plain_lanes=c_arithmetic(sp.Le(*variables("k SYMKL_PLAIN_SUM_MAX")))
+        if ctype == "float"
+        else 0,
         plain_total=plain_total,
         inputs=", ".join(f"input[{j}]" for j in range(count)),
         values=", ".join(str(p) for p in form.parameters),
