@@ -27,6 +27,7 @@ from symkl.codegen.kernels import (
     exact_sum_gradients,
     excess_series_function,
     exp_of_negated,
+    exp_table_rows,
     expm1mx_function,
     half_excess_beyond_overflow,
     half_square,
@@ -34,6 +35,7 @@ from symkl.codegen.kernels import (
     horner_step,
     identifier,
     input_difference,
+    ln2_three_parts,
     near_exact_log_excess,
     quotient_form,
     ranged_gradients,
@@ -65,6 +67,7 @@ from symkl.codegen.printers import (
 )
 from symkl.kl.stable import (
     EXACT_SCALE,
+    EXP_TABLE_LEVELS,
     A,
     ExactSum,
     NumericForms,
@@ -94,6 +97,7 @@ NUMPY_PRELUDE = [
     "    asarray=np.asarray, clip=np.clip, errstate=np.errstate, floor=np.floor,",
     "    full_like=np.full_like, isfinite=np.isfinite, maximum=np.maximum, nan=np.nan,",
     "    where=np.where, table_rows=_table_rows,",
+    "    ldexp=lambda value, n: np.ldexp(value, np.asarray(n).astype(np.int64)),",
     ")",
 ]
 
@@ -113,8 +117,8 @@ def numpy_source(forms: NumericForms) -> str:
 def array_kernels(forms: NumericForms) -> str:
     """The kernel body, written against an array namespace ``xp`` (NumPy, PyTorch, JAX).
 
-    Uses ``xp.asarray, clip, errstate, floor, full_like, isfinite, maximum, nan, where,
-    table_rows`` and the names ``exp, expm1, log, log1p``; the caller's prelude
+    Uses ``xp.asarray, clip, errstate, floor, full_like, isfinite, ldexp, maximum, nan,
+    where, table_rows`` and the names ``exp, expm1, log, log1p``; the caller's prelude
     provides them.
     """
     low, high = (literal(v) for v in forms.interval)
@@ -317,6 +321,7 @@ def array_kernels(forms: NumericForms) -> str:
         "",
         "",
     ]
+    lines += _double_exp_lines()
     exact_sums = exact_sum_gradients(forms)
     for form in forms.forms.values():
         lines += _array_form(form, exact_sums)
@@ -461,6 +466,8 @@ def _exact_parts(expr: sp.Expr, name: str, lines: list[str]) -> tuple[sp.Expr, s
     hi, lo = variables(f"{name}_hi {name}_lo")
     if expr.is_Symbol or expr.is_Integer:
         return expr, None
+    if expr.is_Rational and sp.Rational(float(expr)) == expr:
+        return sp.Float(float(expr)), None  # a binary fraction (-1/2): exact
     if isinstance(expr, sp.Mul):
         scale, rest = expr.as_independent(*(expr.free_symbols - {EXACT_SCALE}), as_Add=False)
         sign, rest = rest.as_coeff_Mul()
@@ -518,6 +525,7 @@ def _array_exact_sum(exact: ExactSum, name: str) -> tuple[list[str], str, list[s
     highs, lows = [], []
     for index, (numerator, denominator, multiplier) in enumerate(exact.squares):
         part = f"{name}_n{index}"
+        exponential = _exp_square_lines(multiplier, part, lines) if multiplier.has(sp.exp) else None
         n_hi, n_lo = _exact_parts(numerator, part, lines)
         w_hi, w_lo, p, sq_hi, sq_lo, k, k_hi = variables(
             f"{part}_w {part}_w_lo {part}_p {part}_sq {part}_sq_lo {part}_k {part}_k_hi"
@@ -547,7 +555,19 @@ def _array_exact_sum(exact: ExactSum, name: str) -> tuple[list[str], str, list[s
             else claim("node-square-lo-exact", a=w_hi, a_lo=w_lo, p=sq_hi)
         )
         lines.append(f"        {sq_lo} = {array_arithmetic(square_lo)}")
-        if multiplier != 1:
+        if exponential is not None:
+            # (kappa m)^2 t as hi + lo (TwoProduct), then c 2^(n - 2h): the term itself
+            t, t_lo, exponent, log_unit = exponential
+            product_lo = claim("node-product-lo", a=sq_hi, a_lo=sq_lo, b=t, b_lo=t_lo, p=k_hi)
+            shift = add(exponent, float(log_unit))
+            lines += [
+                f"        {k_hi} = {array_arithmetic(mul(sq_hi, t))}",
+                f"        {sq_lo} = {array_arithmetic(product_lo)}",
+                f"        {k_hi} = {array_arithmetic(_scaled(k_hi, shift))}",
+                f"        {sq_lo} = {array_arithmetic(_scaled(sq_lo, shift))}",
+            ]
+            sq_hi = k_hi
+        elif multiplier != 1:
             lines += [
                 f"        {k} = {array_code(multiplier)}",
                 f"        {k_hi} = {array_arithmetic(mul(sq_hi, k))}",
@@ -558,10 +578,15 @@ def _array_exact_sum(exact: ExactSum, name: str) -> tuple[list[str], str, list[s
         highs.append(sq_hi)
         lows.append(sq_lo)
     for index, term in enumerate(exact.terms):
-        t_hi, t_lo = _exact_parts(term, f"{name}_t{index}", lines)
-        if isinstance(term, sp.exp):
-            # e^d - 1 keeps e^d where expm1(d) rounds to -1: only where d < -1
-            conditions.append(f"({name}_t{index}_d_hi < -1.0)")
+        if term.has(sp.exp):
+            t_hi, t_lo = _exp_term_lines(term, f"{name}_t{index}", lines)
+            if len(exact.terms) + len(exact.squares) > 1 and term.args[0].is_Add:
+                # the exponentials are right to 2^-100 of 1: better than the plain sum where
+                # |d| > 2^-50 (near d = 0 the terms cancel to d itself)
+                d_hi = f"{name}_t{index}_d_hi"
+                conditions.append(f"(({d_hi} > 2.0**-50) | ({d_hi} < -(2.0**-50)))")
+        else:
+            t_hi, t_lo = _exact_parts(term, f"{name}_t{index}", lines)
         highs.append(t_hi)
         if t_lo is not None:
             lows.append(t_lo)
@@ -664,7 +689,16 @@ def _array_form(form: ParameterisedForm, exact_sums: dict[str, ExactSum]) -> lis
         elif label in ranged:
             printed = array_code(ranged[label])
         exact = exact_sums.get(f"gradient-exact-{form.name}-{parameter}")
-        if exact is not None:
+        if exact is not None and _exponential(exact):
+            body, value, conditions = _array_exact_sum(exact, f"exact_{parameter}")
+            lines += [
+                "        # the exact sum of fact gradient-exact-"
+                f"{form.name}-{parameter} (double-double exponentials), where finite",
+                *body,
+            ]
+            usable = " & ".join([f"xp.isfinite({value})", *conditions])
+            printed = f"xp.where({usable}, {value}, {printed})"
+        elif exact is not None:
             body, value, conditions = _array_exact_sum(exact, f"exact_{parameter}")
             sum_of_halves = array_arithmetic(add(HALF_A, HALF_X))
             difference_of_halves = array_arithmetic(add(HALF_A, neg(HALF_X)))
@@ -729,6 +763,16 @@ def _array_jeffreys_gradient(form: ParameterisedForm, exact_sums: dict[str, Exac
             continue
         f, b = f"forward[{position}]", f"backward[{partner}]"
         body, value, conditions = _array_exact_sum(exact, f"exact_{parameter}")
+        if _exponential(exact):
+            # double-double exponentials: the exact sum is right wherever it is finite
+            usable = " & ".join([f"xp.isfinite({value})", *conditions])
+            lines += [
+                f"        total = {plain}",
+                *body,
+                f"        {value} = xp.where({usable}, {value}, total)",
+            ]
+            components.append(value)
+            continue
         lines += [
             f"        total, spread = {plain}, {f} - {b}",
             "        size, spread = xp.where(total < 0.0, -total, total), "
@@ -742,3 +786,183 @@ def _array_jeffreys_gradient(form: ParameterisedForm, exact_sums: dict[str, Exac
         components.append(value)
     lines += ["        return (", *(f"            {c}," for c in components), "        )", ""]
     return lines
+
+
+# ------------------------------------------------- the array gradients' double-double exponential
+#: beyond |x| = 1500, e^x is 0 or inf in binary64: the exponential's input is clipped there so
+#: that its reduction stays exact (|n| < 2^20) and the power of 2 gives the 0 or inf
+EXP_INPUT_LIMIT = 1500.0
+
+
+def _exponential(exact: ExactSum) -> bool:
+    """Whether an exact sum has exponential terms (taken by ``exp_parts``)."""
+    return any(term.has(sp.exp) for term in exact.terms)
+
+
+def ldexp(value: sp.Expr | float, exponent: sp.Expr) -> sp.Expr:
+    """``xp.ldexp(value, exponent)``: ``value 2^exponent``, the exponent integer-valued."""
+    return sp.Function("xp.ldexp")(value, exponent)
+
+
+def _floor(value: sp.Expr) -> sp.Expr:
+    return sp.Function("xp.floor")(value)
+
+
+def _scaled(value: sp.Expr, exponent: sp.Expr) -> sp.Expr:
+    """``value 2^exponent`` (exact where the result is normal): ``scaled`` below."""
+    return sp.Function("scaled")(value, exponent)
+
+
+def _double_exp_lines() -> list[str]:
+    """``exp_parts(x, x_lo)``: ``e^(x + x_lo) = 2^n (t + t_lo)`` with ``t_lo`` right to about
+    ``2^-100`` of ``t`` (fact exp-double-split: the reduction node-exp-double-reduction,
+    three table steps, the series node-exp-double-series, Dekker products node-product-lo);
+    and ``scaled(value, n)``, ``value 2^n`` in two exact halves of the exponent."""
+    first, second, third = ln2_three_parts()
+    rows, zeros = exp_table_rows()
+    x, x_lo, n, shift, r_a, a_lo, r, b_lo, r_lo, s, p, u, v = variables(
+        "x x_lo n shift r_a a_lo r b_lo r_lo s p u v"
+    )
+    value, half = variables("value half")
+    reduction = {"x": x, "x_lo": x_lo, "n": n, "shift": shift, "a_lo": a_lo, "b_lo": b_lo}
+    lines = [
+        "",
+        "",
+        f"EXP_LN2_1, EXP_LN2_2, EXP_LN2_3 = {first!r}, {second!r}, {third!r}",
+        f"EXP_INV_LN2 = {literal(1 / sp.log(2))}",
+        "#: rows (hi, lo) of e^c, c = j 2^-bits for the levels (bits, largest |j|) "
+        f"{', '.join(str(level) for level in EXP_TABLE_LEVELS)}",
+        "EXP_TABLE = xp.asarray([",
+        *(f"    ({high!r}, {low!r})," for high, low in rows),
+        "])",
+        "",
+        "",
+        "def scaled(value, n):",
+        '    """value 2^n for an integer-valued n, in two halves of n: exact wherever the result',
+        '    is a normal number, also where 2^n alone is not a double."""',
+        _assign("half", _floor(mul(0.5, n)), "    "),
+        array_statement(
+            Return(ldexp(ldexp(value, half), add(n, neg(half)))),
+            "    ",
+        ),
+        "",
+        "",
+        "def exp_parts(x, x_lo):",
+        '    """n, t, t_lo with e^(x + x_lo) = 2^n (t + t_lo), t_lo right to about 2^-100 of t',
+        "    (fact exp-double-split; x_lo at most an ulp of x).\"\"\"",
+        _assign("x", sp.Function("xp.clip")(x, -EXP_INPUT_LIMIT, EXP_INPUT_LIMIT), "    "),
+        _assign("n", _floor(add(mul(x, sp.Symbol("EXP_INV_LN2")), 0.5)), "    "),
+        _assign("r_hi", claim("node-exp-double-reduction", part="r_hi", **reduction), "    "),
+        _assign("shift", mul(n, sp.Symbol("EXP_LN2_2")), "    "),
+        _unpack((r_a, a_lo), claim("node-exp-double-reduction", part="r_a", **reduction), "    "),
+        _unpack((r, b_lo), claim("node-exp-double-reduction", part="r", **reduction), "    "),
+        _assign("r_lo", claim("node-exp-double-reduction", **reduction), "    "),
+        "    # r = c_1 + c_2 + c_3 + s, each step exact (Sterbenz), |s| <= 2^-19",
+        _assign("s", r, "    "),
+    ]
+    products = []
+    for level, ((bits, top), zero) in enumerate(zip(EXP_TABLE_LEVELS, zeros, strict=True), 1):
+        j = sp.Symbol(f"j_{level}")
+        scale = sp.Float(2.0**bits)
+        # NaN (validate=False) stays in s and so in t; the table index is read from 0
+        finite = Select(isfinite(s), s, 0.0)
+        lines += [
+            _assign(
+                f"j_{level}",
+                sp.Function("xp.clip")(_floor(add(mul(finite, scale), 0.5)), -top, top),
+                "    ",
+            ),
+            _assign("s", add(s, neg(div(j, scale))), "    "),
+            _unpack(
+                variables(f"e_{level} e_{level}_lo"),
+                sp.Function("xp.table_rows")(sp.Symbol("EXP_TABLE"), add(j, zero)),
+                "    ",
+            ),
+        ]
+        products.append(variables(f"e_{level} e_{level}_lo"))
+    lines += [
+        _assign("p", mul(s, s), "    "),
+        _assign("u", add(1.0, s), "    "),
+        _assign("v", add(u, mul(0.5, p)), "    "),
+        _assign("v_lo", claim("node-exp-double-series", s=s, r_lo=r_lo, p=p, u=u, v=v), "    "),
+    ]
+    products.append(variables("v v_lo"))
+    high, low = products[0]
+    for index, (factor, factor_lo) in enumerate(products[1:]):
+        name = "t" if index == len(products) - 2 else f"t_{index + 1}"
+        product, product_lo = variables(f"{name} {name}_lo")
+        lines += [
+            _assign(name, mul(high, factor), "    "),
+            _assign(
+                f"{name}_lo",
+                claim(
+                    "node-product-lo", a=high, a_lo=low, b=factor, b_lo=factor_lo, p=product
+                ),
+                "    ",
+            ),
+        ]
+        high, low = product, product_lo
+    lines += ["    return n, t, t_lo", "", ""]
+    return lines
+
+
+def _exp_square_lines(
+    multiplier: sp.Expr, part: str, lines: list[str]
+) -> tuple[sp.Symbol, sp.Symbol, sp.Symbol, int]:
+    """For a square's multiplier ``c e^u / kappa^2`` (``c = +-1/2``): ``e^u`` as ``2^n (t +
+    t_lo)`` and ``kappa = 2^h``, ``h = floor(n/2)``, so that ``(kappa m)^2 t`` is near the
+    term itself (no under- or overflow where the term is near 1).  Returns ``t``,
+    ``t_lo`` (signed as c), ``n - 2h`` and log2 |c|."""
+    coefficient, exponential = multiplier.as_independent(sp.exp, as_Add=False)
+    unit = sp.simplify(coefficient * EXACT_SCALE**2)
+    if not (isinstance(exponential, sp.exp) and unit in (sp.Rational(1, 2), -sp.Rational(1, 2))):
+        raise NotImplementedError(f"no exponential square multiplier {multiplier}")
+    u_hi, u_lo = _exact_parts(exponential.args[0], f"{part}_u", lines)
+    n, t, t_lo, h, kappa = variables(f"{part}_n {part}_t {part}_t_lo {part}_h kappa")
+    sign = 1 if unit > 0 else -1
+    lines += [
+        f"        {n}, {t}, {t_lo} = exp_parts({array_arithmetic(u_hi)}, "
+        f"{array_arithmetic(0.0 if u_lo is None else u_lo)})",
+        f"        {h} = {array_arithmetic(_floor(mul(0.5, n)))}",
+        f"        {kappa} = {array_arithmetic(ldexp(1.0, h))}",
+    ]
+    if sign < 0:
+        lines += [
+            f"        {t} = {array_arithmetic(neg(t))}",
+            f"        {t_lo} = {array_arithmetic(neg(t_lo))}",
+        ]
+    return t, t_lo, add(n, neg(mul(2.0, h))), -1
+
+
+def _exp_term_lines(term: sp.Expr, part: str, lines: list[str]) -> tuple[sp.Symbol, sp.Symbol]:
+    """A term ``c e^u`` (``c = +-1/2``) as ``hi + lo``: ``e^u = 2^n (t + t_lo)`` (exp_parts),
+    both parts scaled by ``c 2^n`` (exact where they are normal numbers)."""
+    coefficient, exponential = term.as_independent(sp.exp, as_Add=False)
+    if not isinstance(exponential, sp.exp):
+        raise NotImplementedError(f"no exponential term {term}")
+    d_hi, d_lo = _exact_parts(exponential.args[0], f"{part}_d", lines)
+    n, t, t_lo, hi, lo = variables(f"{part}_n {part}_t {part}_t_lo {part}_hi {part}_lo")
+    lines.append(
+        f"        {n}, {t}, {t_lo} = exp_parts({array_arithmetic(d_hi)}, "
+        f"{array_arithmetic(0.0 if d_lo is None else d_lo)})"
+    )
+    if coefficient in (sp.Rational(1, 2), -sp.Rational(1, 2)):
+        signed = (lambda e: e) if coefficient > 0 else neg
+        exponent = add(n, -1.0)
+        lines += [
+            f"        {hi} = {array_arithmetic(_scaled(signed(t), exponent))}",
+            f"        {lo} = {array_arithmetic(_scaled(signed(t_lo), exponent))}",
+        ]
+        return hi, lo
+    # a difference of two inputs times the exponential: (c + c_lo)(t + t_lo) by TwoProduct
+    c_hi, c_lo = _exact_parts(coefficient, f"{part}_c", lines)
+    if c_lo is None:
+        raise NotImplementedError(f"no exponential term {term}")
+    lines += [
+        f"        {hi} = {array_arithmetic(mul(c_hi, t))}",
+        f"        {lo} = "
+        f"{array_arithmetic(claim('node-product-lo', a=c_hi, a_lo=c_lo, b=t, b_lo=t_lo, p=hi))}",
+        f"        {hi} = {array_arithmetic(_scaled(hi, n))}",
+        f"        {lo} = {array_arithmetic(_scaled(lo, n))}",
+    ]
+    return hi, lo

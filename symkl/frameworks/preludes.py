@@ -1,7 +1,7 @@
 """The array namespaces the printed kernel body runs against, per framework (source lines).
 
 The kernel body printed from derivation ``stable`` (``symkl.codegen.array_kernels``)
-uses ``xp.asarray, clip, errstate, floor, full_like, isfinite, maximum, where,
+uses ``xp.asarray, clip, errstate, floor, full_like, isfinite, ldexp, maximum, where,
 table_rows`` and the names ``exp, expm1, log, log1p``.  These preludes provide
 them for PyTorch and JAX; :func:`symkl.frameworks.array_kernels` executes them
 at run time and ``symkl export`` writes them into its standalone modules, so
@@ -43,7 +43,19 @@ ARRAY_PRELUDES: dict[str, list[str]] = {
         "    return torch.maximum(a, _tensor(b, a))",
         "",
         "",
+        "_TABLES = {}",
+        "",
+        "",
         "def _table_rows(table, index):",
+        "    if not isinstance(table, torch.Tensor):  # rows as lists: a constant when traced",
+        "        key = (id(table), index.device)",
+        "        if type(index) is not torch.Tensor:  # traced (torch.compile): made in the graph",
+        "            table = torch.tensor(table, dtype=torch.float64, device=index.device)",
+        "        elif key in _TABLES:",
+        "            table = _TABLES[key]",
+        "        else:",
+        "            table = torch.tensor(table, dtype=torch.float64, device=index.device)",
+        "            _TABLES[key] = table",
         "    rows = table.to(index.device)[index.long()]",
         "    return rows.movedim(-1, 0)",
         "",
@@ -54,6 +66,7 @@ ARRAY_PRELUDES: dict[str, list[str]] = {
         "    full_like=torch.full_like, isfinite=torch.isfinite, maximum=_maximum, nan=torch.nan,",
         "    where=_where,",
         "    table_rows=_table_rows,",
+        "    ldexp=lambda value, n: torch.ldexp(_tensor(value, n), n),",
         ")",
     ],
     "jax": [
@@ -74,6 +87,7 @@ ARRAY_PRELUDES: dict[str, list[str]] = {
         "    clip=jnp.clip, errstate=lambda **_: contextlib.nullcontext(), floor=jnp.floor,",
         "    full_like=jnp.full_like, isfinite=jnp.isfinite, maximum=jnp.maximum, nan=jnp.nan,",
         "    where=jnp.where, table_rows=_table_rows,",
+        "    ldexp=lambda value, n: jnp.ldexp(value, jnp.asarray(n).astype(jnp.int32)),",
         ")",
     ],
 }
