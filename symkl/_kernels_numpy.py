@@ -833,7 +833,7 @@ def gradient_logvar(mu_p, logvar_p, mu_q, logvar_q):
         exact_logvar_p = exact_logvar_p_s0 + (exact_logvar_p_e0 + exact_logvar_p_t0_lo)
         # the exact sum of fact gradient-exact-logvar-mu_q (double-double exponentials), where finite
         exact_mu_q_t0_d_hi = -logvar_q
-        exact_mu_q_t0_n, exact_mu_q_t0_t, exact_mu_q_t0_t_lo = exp_parts(exact_mu_q_t0_d_hi, 0.0)
+        exact_mu_q_t0_n, exact_mu_q_t0_t, exact_mu_q_t0_t_lo = exact_mu_p_t0_n, exact_mu_p_t0_t, exact_mu_p_t0_t_lo
         exact_mu_q_t0_c_hi, exact_mu_q_t0_c_lo = two_sum(mu_q, -mu_p)
         exact_mu_q_t0_hi = exact_mu_q_t0_c_hi * exact_mu_q_t0_t
         exact_mu_q_t0_lo = product_error(exact_mu_q_t0_c_hi, exact_mu_q_t0_t, exact_mu_q_t0_hi) + exact_mu_q_t0_c_lo * exact_mu_q_t0_t + exact_mu_q_t0_c_hi * exact_mu_q_t0_t_lo
@@ -842,7 +842,7 @@ def gradient_logvar(mu_p, logvar_p, mu_q, logvar_q):
         exact_mu_q = exact_mu_q_t0_hi + exact_mu_q_t0_lo
         # the exact sum of fact gradient-exact-logvar-logvar_q (double-double exponentials), where finite
         exact_logvar_q_n0_u_hi = -logvar_q
-        exact_logvar_q_n0_n, exact_logvar_q_n0_t, exact_logvar_q_n0_t_lo = exp_parts(exact_logvar_q_n0_u_hi, 0.0)
+        exact_logvar_q_n0_n, exact_logvar_q_n0_t, exact_logvar_q_n0_t_lo = exact_mu_p_t0_n, exact_mu_p_t0_t, exact_mu_p_t0_t_lo
         exact_logvar_q_n0_h = xp.floor(0.5 * exact_logvar_q_n0_n)
         kappa = xp.ldexp(1.0, exact_logvar_q_n0_h)
         exact_logvar_q_n0_hi, exact_logvar_q_n0_lo = two_sum(mu_p, -mu_q)
@@ -855,7 +855,7 @@ def gradient_logvar(mu_p, logvar_p, mu_q, logvar_q):
         exact_logvar_q_n0_k_hi = scaled(exact_logvar_q_n0_k_hi, (exact_logvar_q_n0_n - 2.0 * exact_logvar_q_n0_h) - 1.0)
         exact_logvar_q_n0_sq_lo = scaled(exact_logvar_q_n0_sq_lo, (exact_logvar_q_n0_n - 2.0 * exact_logvar_q_n0_h) - 1.0)
         exact_logvar_q_t0_d_hi, exact_logvar_q_t0_d_lo = two_sum(logvar_p, -logvar_q)
-        exact_logvar_q_t0_n, exact_logvar_q_t0_t, exact_logvar_q_t0_t_lo = exp_parts(exact_logvar_q_t0_d_hi, exact_logvar_q_t0_d_lo)
+        exact_logvar_q_t0_n, exact_logvar_q_t0_t, exact_logvar_q_t0_t_lo = exact_logvar_p_t0_n, exact_logvar_p_t0_t, exact_logvar_p_t0_t_lo
         exact_logvar_q_t0_hi = scaled(exact_logvar_q_t0_t, exact_logvar_q_t0_n - 1.0)
         exact_logvar_q_t0_lo = scaled(exact_logvar_q_t0_t_lo, exact_logvar_q_t0_n - 1.0)
         exact_logvar_q_s0, exact_logvar_q_e0 = two_sum(exact_logvar_q_n0_k_hi, exact_logvar_q_t0_hi)
@@ -889,15 +889,15 @@ def gradient_jeffreys_logvar(mu_p, logvar_p, mu_q, logvar_q):
         exact_logvar_p_n0_n, exact_logvar_p_n0_t, exact_logvar_p_n0_t_lo = exp_parts(exact_logvar_p_n0_u_hi, 0.0)
         exact_logvar_p_n0_h = xp.floor(0.5 * exact_logvar_p_n0_n)
         kappa = xp.ldexp(1.0, exact_logvar_p_n0_h)
-        exact_logvar_p_n0_t = -exact_logvar_p_n0_t
-        exact_logvar_p_n0_t_lo = -exact_logvar_p_n0_t_lo
+        exact_logvar_p_n0_t_neg = -exact_logvar_p_n0_t
+        exact_logvar_p_n0_t_lo_neg = -exact_logvar_p_n0_t_lo
         exact_logvar_p_n0_hi, exact_logvar_p_n0_lo = two_sum(mu_p, -mu_q)
         exact_logvar_p_n0_hi = kappa * exact_logvar_p_n0_hi
         exact_logvar_p_n0_lo = kappa * exact_logvar_p_n0_lo
         exact_logvar_p_n0_sq = exact_logvar_p_n0_hi * exact_logvar_p_n0_hi
         exact_logvar_p_n0_sq_lo = product_error(exact_logvar_p_n0_hi, exact_logvar_p_n0_hi, exact_logvar_p_n0_sq) + exact_logvar_p_n0_lo * (2.0 * exact_logvar_p_n0_hi + exact_logvar_p_n0_lo)
-        exact_logvar_p_n0_k_hi = exact_logvar_p_n0_sq * exact_logvar_p_n0_t
-        exact_logvar_p_n0_sq_lo = product_error(exact_logvar_p_n0_sq, exact_logvar_p_n0_t, exact_logvar_p_n0_k_hi) + exact_logvar_p_n0_sq_lo * exact_logvar_p_n0_t + exact_logvar_p_n0_sq * exact_logvar_p_n0_t_lo
+        exact_logvar_p_n0_k_hi = exact_logvar_p_n0_sq * exact_logvar_p_n0_t_neg
+        exact_logvar_p_n0_sq_lo = product_error(exact_logvar_p_n0_sq, exact_logvar_p_n0_t_neg, exact_logvar_p_n0_k_hi) + exact_logvar_p_n0_sq_lo * exact_logvar_p_n0_t_neg + exact_logvar_p_n0_sq * exact_logvar_p_n0_t_lo_neg
         exact_logvar_p_n0_k_hi = scaled(exact_logvar_p_n0_k_hi, (exact_logvar_p_n0_n - 2.0 * exact_logvar_p_n0_h) - 1.0)
         exact_logvar_p_n0_sq_lo = scaled(exact_logvar_p_n0_sq_lo, (exact_logvar_p_n0_n - 2.0 * exact_logvar_p_n0_h) - 1.0)
         exact_logvar_p_t0_d_hi, exact_logvar_p_t0_d_lo = two_sum(logvar_p, -logvar_q)
@@ -917,23 +917,23 @@ def gradient_jeffreys_logvar(mu_p, logvar_p, mu_q, logvar_q):
         exact_logvar_q_n0_n, exact_logvar_q_n0_t, exact_logvar_q_n0_t_lo = exp_parts(exact_logvar_q_n0_u_hi, 0.0)
         exact_logvar_q_n0_h = xp.floor(0.5 * exact_logvar_q_n0_n)
         kappa = xp.ldexp(1.0, exact_logvar_q_n0_h)
-        exact_logvar_q_n0_t = -exact_logvar_q_n0_t
-        exact_logvar_q_n0_t_lo = -exact_logvar_q_n0_t_lo
+        exact_logvar_q_n0_t_neg = -exact_logvar_q_n0_t
+        exact_logvar_q_n0_t_lo_neg = -exact_logvar_q_n0_t_lo
         exact_logvar_q_n0_hi, exact_logvar_q_n0_lo = two_sum(mu_q, -mu_p)
         exact_logvar_q_n0_hi = kappa * exact_logvar_q_n0_hi
         exact_logvar_q_n0_lo = kappa * exact_logvar_q_n0_lo
         exact_logvar_q_n0_sq = exact_logvar_q_n0_hi * exact_logvar_q_n0_hi
         exact_logvar_q_n0_sq_lo = product_error(exact_logvar_q_n0_hi, exact_logvar_q_n0_hi, exact_logvar_q_n0_sq) + exact_logvar_q_n0_lo * (2.0 * exact_logvar_q_n0_hi + exact_logvar_q_n0_lo)
-        exact_logvar_q_n0_k_hi = exact_logvar_q_n0_sq * exact_logvar_q_n0_t
-        exact_logvar_q_n0_sq_lo = product_error(exact_logvar_q_n0_sq, exact_logvar_q_n0_t, exact_logvar_q_n0_k_hi) + exact_logvar_q_n0_sq_lo * exact_logvar_q_n0_t + exact_logvar_q_n0_sq * exact_logvar_q_n0_t_lo
+        exact_logvar_q_n0_k_hi = exact_logvar_q_n0_sq * exact_logvar_q_n0_t_neg
+        exact_logvar_q_n0_sq_lo = product_error(exact_logvar_q_n0_sq, exact_logvar_q_n0_t_neg, exact_logvar_q_n0_k_hi) + exact_logvar_q_n0_sq_lo * exact_logvar_q_n0_t_neg + exact_logvar_q_n0_sq * exact_logvar_q_n0_t_lo_neg
         exact_logvar_q_n0_k_hi = scaled(exact_logvar_q_n0_k_hi, (exact_logvar_q_n0_n - 2.0 * exact_logvar_q_n0_h) - 1.0)
         exact_logvar_q_n0_sq_lo = scaled(exact_logvar_q_n0_sq_lo, (exact_logvar_q_n0_n - 2.0 * exact_logvar_q_n0_h) - 1.0)
         exact_logvar_q_t0_d_hi, exact_logvar_q_t0_d_lo = two_sum(logvar_q, -logvar_p)
-        exact_logvar_q_t0_n, exact_logvar_q_t0_t, exact_logvar_q_t0_t_lo = exp_parts(exact_logvar_q_t0_d_hi, exact_logvar_q_t0_d_lo)
+        exact_logvar_q_t0_n, exact_logvar_q_t0_t, exact_logvar_q_t0_t_lo = exact_logvar_p_t1_n, exact_logvar_p_t1_t, exact_logvar_p_t1_t_lo
         exact_logvar_q_t0_hi = scaled(exact_logvar_q_t0_t, exact_logvar_q_t0_n - 1.0)
         exact_logvar_q_t0_lo = scaled(exact_logvar_q_t0_t_lo, exact_logvar_q_t0_n - 1.0)
         exact_logvar_q_t1_d_hi, exact_logvar_q_t1_d_lo = two_sum(logvar_p, -logvar_q)
-        exact_logvar_q_t1_n, exact_logvar_q_t1_t, exact_logvar_q_t1_t_lo = exp_parts(exact_logvar_q_t1_d_hi, exact_logvar_q_t1_d_lo)
+        exact_logvar_q_t1_n, exact_logvar_q_t1_t, exact_logvar_q_t1_t_lo = exact_logvar_p_t0_n, exact_logvar_p_t0_t, exact_logvar_p_t0_t_lo
         exact_logvar_q_t1_hi = scaled(-exact_logvar_q_t1_t, exact_logvar_q_t1_n - 1.0)
         exact_logvar_q_t1_lo = scaled(-exact_logvar_q_t1_t_lo, exact_logvar_q_t1_n - 1.0)
         exact_logvar_q_s0, exact_logvar_q_e0 = two_sum(exact_logvar_q_n0_k_hi, exact_logvar_q_t0_hi)

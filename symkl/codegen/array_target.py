@@ -677,6 +677,7 @@ def _array_form(form: ParameterisedForm, exact_sums: dict[str, ExactSum]) -> lis
     ]
     # x and a enter through their halves, which overflow only where the KL does
     halves = {X: 2 * HALF_X, A: 2 * HALF_A}
+    _EXPONENTIALS.clear()
     ranged = ranged_gradients()
     components = []
     for parameter in form.parameters:
@@ -753,6 +754,7 @@ def _array_jeffreys_gradient(form: ParameterisedForm, exact_sums: dict[str, Exac
         f"        forward = gradient_{name}({arguments})",
         f"        backward = gradient_{name}({swapped})",
     ]
+    _EXPONENTIALS.clear()
     components = []
     for position, parameter in enumerate(form.parameters):
         partner = (position + 2) % 4
@@ -920,18 +922,43 @@ def _exp_square_lines(
     u_hi, u_lo = _exact_parts(exponential.args[0], f"{part}_u", lines)
     n, t, t_lo, h, kappa = variables(f"{part}_n {part}_t {part}_t_lo {part}_h kappa")
     sign = 1 if unit > 0 else -1
+    _exp_call(exponential.args[0], (u_hi, u_lo), (n, t, t_lo), lines)
     lines += [
-        f"        {n}, {t}, {t_lo} = exp_parts({array_arithmetic(u_hi)}, "
-        f"{array_arithmetic(0.0 if u_lo is None else u_lo)})",
         f"        {h} = {array_arithmetic(_floor(mul(0.5, n)))}",
         f"        {kappa} = {array_arithmetic(ldexp(1.0, h))}",
     ]
     if sign < 0:
+        t_signed, t_lo_signed = variables(f"{part}_t_neg {part}_t_lo_neg")
         lines += [
-            f"        {t} = {array_arithmetic(neg(t))}",
-            f"        {t_lo} = {array_arithmetic(neg(t_lo))}",
+            f"        {t_signed} = {array_arithmetic(neg(t))}",
+            f"        {t_lo_signed} = {array_arithmetic(neg(t_lo))}",
         ]
+        t, t_lo = t_signed, t_lo_signed
     return t, t_lo, add(n, neg(mul(2.0, h))), -1
+
+
+#: the exponentials a printed function has taken, by argument: each is taken once
+_EXPONENTIALS: dict[sp.Expr, tuple[sp.Symbol, ...]] = {}
+
+
+def _exp_call(
+    argument: sp.Expr,
+    parts: tuple[sp.Expr, sp.Expr | None],
+    names: tuple[sp.Symbol, ...],
+    lines: list[str],
+) -> None:
+    """``n, t, t_lo = exp_parts(hi, lo)`` for ``e^argument``, or the names of the same
+    exponential taken earlier in the function (:data:`_EXPONENTIALS`, reset per function)."""
+    if argument in _EXPONENTIALS:
+        earlier = ", ".join(str(name) for name in _EXPONENTIALS[argument])
+        lines.append(f"        {', '.join(str(name) for name in names)} = {earlier}")
+        return
+    hi, lo = parts
+    lines.append(
+        f"        {', '.join(str(name) for name in names)} = exp_parts("
+        f"{array_arithmetic(hi)}, {array_arithmetic(0.0 if lo is None else lo)})"
+    )
+    _EXPONENTIALS[argument] = names
 
 
 def _exp_term_lines(term: sp.Expr, part: str, lines: list[str]) -> tuple[sp.Symbol, sp.Symbol]:
@@ -942,10 +969,7 @@ def _exp_term_lines(term: sp.Expr, part: str, lines: list[str]) -> tuple[sp.Symb
         raise NotImplementedError(f"no exponential term {term}")
     d_hi, d_lo = _exact_parts(exponential.args[0], f"{part}_d", lines)
     n, t, t_lo, hi, lo = variables(f"{part}_n {part}_t {part}_t_lo {part}_hi {part}_lo")
-    lines.append(
-        f"        {n}, {t}, {t_lo} = exp_parts({array_arithmetic(d_hi)}, "
-        f"{array_arithmetic(0.0 if d_lo is None else d_lo)})"
-    )
+    _exp_call(exponential.args[0], (d_hi, d_lo), (n, t, t_lo), lines)
     if coefficient in (sp.Rational(1, 2), -sp.Rational(1, 2)):
         signed = (lambda e: e) if coefficient > 0 else neg
         exponent = add(n, -1.0)

@@ -30,6 +30,7 @@ from symkl.frameworks import preludes
 
 __all__ = [
     "KL_SPECS",
+    "NATIVE_GRADIENTS",
     "KLSpec",
     "array_kernels",
     "gradient_terms",
@@ -89,6 +90,13 @@ KL_SPECS: dict[str, KLSpec] = {
         KLSpec("grad_kl_std_normal", ("mu", "logvar"), "std-normal", summed=False, symmetric=False),
     )
 }
+
+
+#: kernels whose printed gradient has no compensated arithmetic (the VAE prior's is
+#: ``(mu, expm1(logvar)/2)``): autograd computes them in the inputs' float dtype; every
+#: other gradient is computed in float64 and rounded once (Dekker's split and the exact
+#: sums hold in binary64 only)
+NATIVE_GRADIENTS = ("std-normal",)
 
 
 def gradient_terms(framework: str, kernel: str, symmetric: bool, values: Sequence[Any]):

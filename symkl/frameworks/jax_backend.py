@@ -41,7 +41,7 @@ import numpy as np
 
 from symkl import numeric
 from symkl._dispatch import DISPATCHED
-from symkl.frameworks import KL_SPECS, gradient_terms, round_half_numpy
+from symkl.frameworks import KL_SPECS, NATIVE_GRADIENTS, gradient_terms, round_half_numpy
 
 __all__ = list(DISPATCHED)
 
@@ -111,7 +111,7 @@ def _host(plan: _Plan, *arrays: np.ndarray) -> np.ndarray:
 
 
 def _gradient_parts(plan: _Plan, arrays: Sequence[Any], wide: Any):
-    if np.dtype(wide) != np.dtype(np.float64):
+    if np.dtype(wide) != np.dtype(np.float64) and plan.kernel not in NATIVE_GRADIENTS:
         # no float64 in JAX (jax_enable_x64 off): the printed gradient's compensated
         # arithmetic needs it, so it runs on the host in NumPy float64, rounded once
         shape = jnp.broadcast_shapes(*(jnp.shape(a) for a in arrays))
@@ -154,7 +154,8 @@ def _kl(plan: _Plan, *arrays):
 def _kl_jvp(plan: _Plan, primals, tangents):
     value = _kl(plan, *primals)
     # the gradient in float64 (the compensated arithmetic needs it), rounded once after
-    wide = jnp.float64 if jax.config.jax_enable_x64 else _wide(plan.dtype)
+    double = jax.config.jax_enable_x64 and plan.kernel not in NATIVE_GRADIENTS
+    wide = jnp.float64 if double else _wide(plan.dtype)
     parts = _gradient_parts(plan, primals, wide)
     shape = jnp.broadcast_shapes(*(jnp.shape(a) for a in primals))
     total = sum(
