@@ -16,10 +16,28 @@ def _table_rows(table, index):
     return np.moveaxis(table[index.astype(np.intp)], -1, 0)
 
 
+def _refine(exact, arguments, cheap, usable):
+    """The cheap values where all are usable; elsewhere exact(*arguments), computed on
+    those elements only (mask to indices, the subset, scattered back)."""
+    shape = np.broadcast_shapes(*(np.shape(v) for v in (*arguments, *cheap, *usable)))
+    wanted = np.ones(shape, dtype=bool)
+    for mask in usable:
+        wanted &= mask
+    index = np.flatnonzero(~wanted)
+    if index.size == wanted.size:  # nothing to keep: no gathering
+        return exact(*arguments)
+    results = [np.array(np.broadcast_to(value, shape)) for value in cheap]
+    if index.size:
+        subset = exact(*(np.broadcast_to(a, shape).reshape(-1)[index] for a in arguments))
+        for result, part in zip(results, subset):
+            result.reshape(-1)[index] = part
+    return tuple(result[()] if result.ndim == 0 else result for result in results)
+
+
 xp = SimpleNamespace(
     asarray=np.asarray, clip=np.clip, errstate=np.errstate, floor=np.floor,
     full_like=np.full_like, isfinite=np.isfinite, maximum=np.maximum, nan=np.nan,
-    where=np.where, table_rows=_table_rows,
+    where=np.where, table_rows=_table_rows, refine=_refine,
     ldexp=lambda value, n: np.ldexp(value, np.asarray(n).astype(np.int64)),
 )
 
@@ -810,8 +828,8 @@ def term_logvar(mu_p, logvar_p, mu_q, logvar_q):
         return half_a + half_excess + 0.0
 
 
-def gradient_logvar(mu_p, logvar_p, mu_q, logvar_q):
-    """Gradient of term_logvar with respect to (mu_p, logvar_p, mu_q, logvar_q)."""
+def exact_gradient_logvar(mu_p, logvar_p, mu_q, logvar_q):
+    """Gradient of term_logvar with respect to (mu_p, logvar_p, mu_q, logvar_q), exact sums everywhere."""
     with xp.errstate(all='ignore'):
         parts = parts_logvar(mu_p, logvar_p, mu_q, logvar_q)
         half_x, half_a = parts['half_x'], parts['half_a']
@@ -869,6 +887,24 @@ def gradient_logvar(mu_p, logvar_p, mu_q, logvar_q):
         )
 
 
+def gradient_logvar(mu_p, logvar_p, mu_q, logvar_q):
+    """Gradient of term_logvar with respect to (mu_p, logvar_p, mu_q, logvar_q):
+    the plain forms where their error bound is within 4 ulp, exact_gradient_logvar
+    elsewhere (on those elements only where the framework allows it: xp.refine)."""
+    with xp.errstate(all='ignore'):
+        parts = parts_logvar(mu_p, logvar_p, mu_q, logvar_q)
+        half_x, half_a = parts['half_x'], parts['half_a']
+        cheap_mu_p = (mu_p - mu_q) * exp(-logvar_q)
+        usable_mu_p = xp.isfinite(cheap_mu_p) & ((cheap_mu_p == 0.0) | (xp.where(cheap_mu_p < 0.0, -cheap_mu_p, cheap_mu_p) >= 1.0261342003245941e-289)) & (xp.where(-logvar_q < 0.0, -(-logvar_q), -logvar_q) <= 400.0)
+        cheap_logvar_p = half_x
+        usable_logvar_p = xp.isfinite(cheap_logvar_p) & ((cheap_logvar_p == 0.0) | (xp.where(cheap_logvar_p < 0.0, -cheap_logvar_p, cheap_logvar_p) >= 1.0261342003245941e-289)) & ((half_x == 0.0) | (xp.where(half_x < 0.0, -half_x, half_x) >= 1.0261342003245941e-289)) & (3.0 * xp.where(half_x < 0.0, -half_x, half_x) <= 4.0 * xp.where(cheap_logvar_p < 0.0, -cheap_logvar_p, cheap_logvar_p)) & (parts['d_hi'] <= 709.0)
+        cheap_mu_q = (mu_q - mu_p) * exp(-logvar_q)
+        usable_mu_q = xp.isfinite(cheap_mu_q) & ((cheap_mu_q == 0.0) | (xp.where(cheap_mu_q < 0.0, -cheap_mu_q, cheap_mu_q) >= 1.0261342003245941e-289)) & (xp.where(-logvar_q < 0.0, -(-logvar_q), -logvar_q) <= 400.0)
+        cheap_logvar_q = -half_x - half_a
+        usable_logvar_q = xp.isfinite(cheap_logvar_q) & ((cheap_logvar_q == 0.0) | (xp.where(cheap_logvar_q < 0.0, -cheap_logvar_q, cheap_logvar_q) >= 1.0261342003245941e-289)) & ((half_x == 0.0) | (xp.where(half_x < 0.0, -half_x, half_x) >= 1.0261342003245941e-289)) & ((half_a == 0.0) | (half_a >= 1.0261342003245941e-289)) & (3.0 * xp.where(half_x < 0.0, -half_x, half_x) + 6.0 * half_a + 1.0 * xp.where(cheap_logvar_q < 0.0, -cheap_logvar_q, cheap_logvar_q) <= 4.0 * xp.where(cheap_logvar_q < 0.0, -cheap_logvar_q, cheap_logvar_q)) & (parts['d_hi'] <= 709.0) & (xp.where(-logvar_q < 0.0, -(-logvar_q), -logvar_q) <= 400.0)
+        return xp.refine(exact_gradient_logvar, (mu_p, logvar_p, mu_q, logvar_q), (cheap_mu_p, cheap_logvar_p, cheap_mu_q, cheap_logvar_q), (usable_mu_p, usable_logvar_p, usable_mu_q, usable_logvar_q))
+
+
 def jeffreys_logvar(mu_p, logvar_p, mu_q, logvar_q):
     """KL(p||q) + KL(q||p) (logvar): 1/2 (a + a' - x x'), fact jeffreys-parts-logvar."""
     with xp.errstate(all='ignore'):
@@ -882,8 +918,8 @@ def jeffreys_logvar(mu_p, logvar_p, mu_q, logvar_q):
 def gradient_jeffreys_logvar(mu_p, logvar_p, mu_q, logvar_q):
     """Gradient of jeffreys_logvar with respect to (mu_p, logvar_p, mu_q, logvar_q)."""
     with xp.errstate(all='ignore'):
-        forward = gradient_logvar(mu_p, logvar_p, mu_q, logvar_q)
-        backward = gradient_logvar(mu_q, logvar_q, mu_p, logvar_p)
+        forward = exact_gradient_logvar(mu_p, logvar_p, mu_q, logvar_q)
+        backward = exact_gradient_logvar(mu_q, logvar_q, mu_p, logvar_p)
         total = forward[1] + backward[3]
         exact_logvar_p_n0_u_hi = -logvar_p
         exact_logvar_p_n0_n, exact_logvar_p_n0_t, exact_logvar_p_n0_t_lo = exp_parts(exact_logvar_p_n0_u_hi, 0.0)

@@ -93,10 +93,28 @@ NUMPY_PRELUDE = [
     "    return np.moveaxis(table[index.astype(np.intp)], -1, 0)",
     "",
     "",
+    "def _refine(exact, arguments, cheap, usable):",
+    '    """The cheap values where all are usable; elsewhere exact(*arguments), computed on',
+    '    those elements only (mask to indices, the subset, scattered back)."""',
+    "    shape = np.broadcast_shapes(*(np.shape(v) for v in (*arguments, *cheap, *usable)))",
+    "    wanted = np.ones(shape, dtype=bool)",
+    "    for mask in usable:",
+    "        wanted &= mask",
+    "    index = np.flatnonzero(~wanted)",
+    "    if index.size == wanted.size:  # nothing to keep: no gathering",
+    "        return exact(*arguments)",
+    "    results = [np.array(np.broadcast_to(value, shape)) for value in cheap]",
+    "    if index.size:",
+    "        subset = exact(*(np.broadcast_to(a, shape).reshape(-1)[index] for a in arguments))",
+    "        for result, part in zip(results, subset):",
+    "            result.reshape(-1)[index] = part",
+    "    return tuple(result[()] if result.ndim == 0 else result for result in results)",
+    "",
+    "",
     "xp = SimpleNamespace(",
     "    asarray=np.asarray, clip=np.clip, errstate=np.errstate, floor=np.floor,",
     "    full_like=np.full_like, isfinite=np.isfinite, maximum=np.maximum, nan=np.nan,",
-    "    where=np.where, table_rows=_table_rows,",
+    "    where=np.where, table_rows=_table_rows, refine=_refine,",
     "    ldexp=lambda value, n: np.ldexp(value, np.asarray(n).astype(np.int64)),",
     ")",
 ]
@@ -118,7 +136,7 @@ def array_kernels(forms: NumericForms) -> str:
     """The kernel body, written against an array namespace ``xp`` (NumPy, PyTorch, JAX).
 
     Uses ``xp.asarray, clip, errstate, floor, full_like, isfinite, ldexp, maximum, nan,
-    where, table_rows`` and the names ``exp, expm1, log, log1p``; the caller's prelude
+    refine, where, table_rows`` and the names ``exp, expm1, log, log1p``; the caller's prelude
     provides them.
     """
     low, high = (literal(v) for v in forms.interval)
@@ -650,6 +668,14 @@ def _array_form(form: ParameterisedForm, exact_sums: dict[str, ExactSum]) -> lis
         ]
     else:
         body = ["        half_excess = half_excess_exact_log(x, d_hi, d_lo)"]
+    # with double-double exponentials, the exact gradient is computed only where the cheap
+    # one's error bound exceeds GRADIENT_ULPS (_array_refined_gradient)
+    refined = any(
+        _exponential(exact_sums[f"gradient-exact-{form.name}-{parameter}"])
+        for parameter in form.parameters
+        if f"gradient-exact-{form.name}-{parameter}" in exact_sums
+    )
+    prefix, exact_note = ("exact_", ", exact sums everywhere") if refined else ("", "")
     lines = [
         "",
         f"def parts_{name}({arguments}):",
@@ -669,8 +695,8 @@ def _array_form(form: ParameterisedForm, exact_sums: dict[str, ExactSum]) -> lis
         array_statement(Return(add(half_a, half_excess, domain)), "        "),
         "",
         "",
-        f"def gradient_{name}({arguments}):",
-        f'    """Gradient of term_{name} with respect to ({arguments})."""',
+        f"def {prefix}gradient_{name}({arguments}):",
+        f'    """Gradient of term_{name} with respect to ({arguments}){exact_note}."""',
         "    with xp.errstate(all='ignore'):",
         f"        parts = parts_{name}({arguments})",
         "        half_x, half_a = parts['half_x'], parts['half_a']",
@@ -717,6 +743,8 @@ def _array_form(form: ParameterisedForm, exact_sums: dict[str, ExactSum]) -> lis
     for printed in components:
         lines.append(f"            {printed},")
     lines += ["        )", ""]
+    if refined:
+        lines += _array_refined_gradient(form)
     if form.symmetric is not None:
         forward_half_x, reverse_x, forward_half_a, reverse_half_a, crossed = variables(
             "forward['half_x'] reverse['x'] forward['half_a'] reverse['half_a'] crossed"
@@ -746,13 +774,21 @@ def _array_jeffreys_gradient(form: ParameterisedForm, exact_sums: dict[str, Exac
     name = identifier(form.name)
     arguments = ", ".join(str(p) for p in form.parameters)
     swapped = ", ".join(str(p) for p in swapped_parameters(form))
+    # the two KLs' gradients with their exact sums everywhere: the sum of two cheap mean
+    # gradients is bounded by 5 ulp only, beyond GRADIENT_ULPS
+    exponential = any(
+        _exponential(exact)
+        for label, exact in exact_sums.items()
+        if label.startswith(f"gradient-exact-{form.name}-")
+    )
+    prefix = "exact_" if exponential else ""
     lines = [
         "",
         f"def gradient_jeffreys_{name}({arguments}):",
         f'    """Gradient of jeffreys_{name} with respect to ({arguments})."""',
         "    with xp.errstate(all='ignore'):",
-        f"        forward = gradient_{name}({arguments})",
-        f"        backward = gradient_{name}({swapped})",
+        f"        forward = {prefix}gradient_{name}({arguments})",
+        f"        backward = {prefix}gradient_{name}({swapped})",
     ]
     _EXPONENTIALS.clear()
     components = []
@@ -990,3 +1026,107 @@ def _exp_term_lines(term: sp.Expr, part: str, lines: list[str]) -> tuple[sp.Symb
         f"        {lo} = {array_arithmetic(_scaled(lo, n))}",
     ]
     return hi, lo
+
+
+# ------------------------------------------------- the cheap gradient and where it is refined
+#: the bound, in ulps of the true gradient, that the cheap gradient meets wherever it is used
+GRADIENT_ULPS = 4
+#: a priori bounds of the cheap values' relative errors in units of u = 2^-53, to first order,
+#: exp and expm1 taken within 1 ulp (2u) of the truth (glibc, Sleef u10; NumPy's exp measured
+#: at 0.67 ulp): half_x = x/2 from x = expm1(d_hi) + d_lo e^d_hi (2u, and u for the addition:
+#: d_lo e^d_hi and the neglected d_lo^2 e^d_hi/2 are below u^2 |d| e^d); half_a =
+#: (0.5 d^2 e^-logvar_q) 2^2k (half_mean_term): d = fl(mu_p - mu_q) (u, twice in d^2), the
+#: square (u), the product (u) and e^-logvar_q (2u), the scalings exact where the exponential
+#: is in [2^-600, 2^600] (|logvar_q| <= 400 below) and the result normal
+CHEAP_ERROR_UNITS = {HALF_X: 3, HALF_A: 6}
+#: (mu_p - mu_q) e^-logvar_q: the difference (u), the exponential (2u), the product (u)
+MEAN_GRADIENT_ERROR_UNITS = 4
+#: below this magnitude a result may be subnormal-adjacent, where relative bounds fail
+CHEAP_SMALLEST = 2.0**-960
+#: where half_a takes its full path and exp(-logvar) cannot overflow: |argument| <= this
+CHEAP_EXP_ARGUMENT = 400.0
+#: where half_x is 0.5 expm1(d) (parts_logvar takes e^d/2 in halves beyond d = 709)
+CHEAP_DIFFERENCE_LIMIT = 709.0
+
+
+def _magnitude(value: sp.Expr) -> sp.Expr:
+    """``|value|`` as a select (the value itself where SymPy knows it is nonnegative)."""
+    if value.is_nonnegative:
+        return value
+    return Select(sp.Lt(value, 0.0), neg(value), value)
+
+
+def _normal_or_zero(value: sp.Expr) -> str:
+    """``value == 0 | |value| >= CHEAP_SMALLEST`` (relative bounds hold for normal results)."""
+    size = array_arithmetic(_magnitude(value))
+    return f"(({array_arithmetic(value)} == 0.0) | ({size} >= {literal(CHEAP_SMALLEST)}))"
+
+
+def _array_refined_gradient(form: ParameterisedForm) -> list[str]:
+    """``gradient_<form>``: the gradient facts printed plainly (no compensated arithmetic),
+    each component with its a priori error bound; where a bound exceeds GRADIENT_ULPS (or a
+    value is not finite, or an input is where the plain forms lose range) ``xp.refine`` takes
+    ``exact_gradient_<form>`` on those elements only.
+
+    The bound of a component ``g = sum_i c_i h_i`` (``h_i`` among half_a, half_x, each with
+    relative error at most ``e_i u``, ``c_i = +-1``) rounded once per addition is
+    ``sum_i e_i |h_i| u + |g| u`` (one rounding per addition, of a partial sum no larger
+    than the terms' magnitudes; first order in u), and the ulp of the true value exceeds
+    ``u |g|``: the component is within GRADIENT_ULPS ulp where ``sum_i e_i |h_i| + (terms -
+    1) |g| <= GRADIENT_ULPS |g|`` (NaN compares false: refined)."""
+    name = identifier(form.name)
+    arguments = ", ".join(str(p) for p in form.parameters)
+    halves = {X: 2 * HALF_X, A: 2 * HALF_A}
+    lines = [
+        "",
+        f"def gradient_{name}({arguments}):",
+        f'    """Gradient of term_{name} with respect to ({arguments}):',
+        f"    the plain forms where their error bound is within {GRADIENT_ULPS} ulp, "
+        f"exact_gradient_{name}",
+        '    elsewhere (on those elements only where the framework allows it: xp.refine)."""',
+        "    with xp.errstate(all='ignore'):",
+        f"        parts = parts_{name}({arguments})",
+        "        half_x, half_a = parts['half_x'], parts['half_a']",
+    ]
+    (a_argument,) = (e.args[0] for e in form.a.atoms(sp.exp))
+    cheap, usable = [], []
+    for parameter in form.parameters:
+        gradient = form.gradient[parameter].xreplace(halves)
+        value = sp.Symbol(f"cheap_{parameter}")
+        lines.append(_assign(str(value), gradient, "        "))
+        conditions = [f"xp.isfinite({value})", _normal_or_zero(value)]
+        terms = sp.Add.make_args(gradient)
+        if gradient.free_symbols & {HALF_A, HALF_X}:
+            bound = []
+            for term in terms:
+                coefficient, half = term.as_coeff_Mul()
+                if half not in CHEAP_ERROR_UNITS or abs(coefficient) != 1:
+                    raise NotImplementedError(f"no cheap error bound for {term}")
+                bound.append(mul(float(CHEAP_ERROR_UNITS[half]), _magnitude(half)))
+                conditions.append(_normal_or_zero(half))
+            if len(terms) > 1:  # the additions' roundings
+                bound.append(mul(float(len(terms) - 1), _magnitude(value)))
+            limit = mul(float(GRADIENT_ULPS), _magnitude(value))
+            conditions.append(f"({array_arithmetic(add(*bound))} <= {array_arithmetic(limit)})")
+            if HALF_X in gradient.free_symbols:
+                conditions.append(f"(parts['d_hi'] <= {literal(CHEAP_DIFFERENCE_LIMIT)})")
+            if HALF_A in gradient.free_symbols:
+                size = array_arithmetic(_magnitude(a_argument))
+                conditions.append(f"({size} <= {literal(CHEAP_EXP_ARGUMENT)})")
+        else:
+            # a mean gradient, the difference of the means times one exponential
+            if MEAN_GRADIENT_ERROR_UNITS > GRADIENT_ULPS or len(gradient.atoms(sp.exp)) != 1:
+                raise NotImplementedError(f"no cheap error bound for {gradient}")
+            (argument,) = (e.args[0] for e in gradient.atoms(sp.exp))
+            size = array_arithmetic(_magnitude(argument))
+            conditions.append(f"({size} <= {literal(CHEAP_EXP_ARGUMENT)})")
+        usable_name = f"usable_{parameter}"
+        lines.append(f"        {usable_name} = {' & '.join(conditions)}")
+        cheap.append(str(value))
+        usable.append(usable_name)
+    lines += [
+        f"        return xp.refine(exact_gradient_{name}, ({arguments}), "
+        f"({', '.join(cheap)}), ({', '.join(usable)}))",
+        "",
+    ]
+    return lines
