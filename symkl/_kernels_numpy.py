@@ -16,10 +16,29 @@ def _table_rows(table, index):
     return np.moveaxis(table[index.astype(np.intp)], -1, 0)
 
 
+def _refine(exact, arguments, cheap, usable):
+    """The cheap values where all are usable; elsewhere exact(*arguments), computed on
+    those elements only (mask to indices, the subset, scattered back)."""
+    shape = np.broadcast_shapes(*(np.shape(v) for v in (*arguments, *cheap, *usable)))
+    wanted = np.ones(shape, dtype=bool)
+    for mask in usable:
+        wanted &= mask
+    index = np.flatnonzero(~wanted)
+    if index.size == wanted.size:  # nothing to keep: no gathering
+        return exact(*arguments)
+    results = [np.array(np.broadcast_to(value, shape)) for value in cheap]
+    if index.size:
+        subset = exact(*(np.broadcast_to(a, shape).reshape(-1)[index] for a in arguments))
+        for result, part in zip(results, subset):
+            result.reshape(-1)[index] = part
+    return tuple(result[()] if result.ndim == 0 else result for result in results)
+
+
 xp = SimpleNamespace(
     asarray=np.asarray, clip=np.clip, errstate=np.errstate, floor=np.floor,
     full_like=np.full_like, isfinite=np.isfinite, maximum=np.maximum, nan=np.nan,
-    where=np.where, table_rows=_table_rows,
+    where=np.where, table_rows=_table_rows, refine=_refine,
+    ldexp=lambda value, n: np.ldexp(value, np.asarray(n).astype(np.int64)),
 )
 
 SERIES_LOW = -0.45
@@ -287,6 +306,233 @@ def half_excess_exact_log(x, d_hi, d_lo=0.0):
 
 
 
+
+EXP_LN2_1, EXP_LN2_2, EXP_LN2_3 = 0.6931471804855391, 7.440617110012397e-11, -1.3124698417785255e-27
+EXP_INV_LN2 = 1.4426950408889634
+#: rows (hi, lo) of e^c, c = j 2^-bits for the levels (bits, largest |j|) (6, 23), (12, 32), (18, 32)
+EXP_TABLE = xp.asarray([
+    (0.6981125100681258, 4.379112262891346e-17),
+    (0.7091061824373984, -1.2868055655346304e-17),
+    (0.7202729799554398, -3.7374088280484695e-17),
+    (0.7316156289466418, 8.35576468031604e-18),
+    (0.7431368986687583, -9.001102395673582e-19),
+    (0.7548396019890073, -9.844076038651084e-18),
+    (0.76672659607082, 2.5682592802096574e-17),
+    (0.7788007830714049, -1.0231869534531498e-17),
+    (0.791065110850296, 5.426586044764942e-17),
+    (0.8035225736890608, -3.661886830920417e-17),
+    (0.8161762130223398, 6.554697808700811e-18),
+    (0.8290291181804004, -2.7604408719539223e-17),
+    (0.8420844271433824, -3.8967887440685524e-17),
+    (0.8553453273074225, 1.7204900005057594e-17),
+    (0.8688150562628432, 6.146598011714697e-19),
+    (0.8824969025845955, -5.224526916735663e-17),
+    (0.8963942066351505, -4.7460497709066285e-17),
+    (0.9105103613800342, -3.325048324577564e-17),
+    (0.9248488132162048, 1.0614261758612887e-17),
+    (0.9394130628134758, -2.152447043447057e-17),
+    (0.9542066659691884, -3.392457164103672e-17),
+    (0.9692332344763441, -4.801151707083219e-17),
+    (0.9844964370054085, -4.7493026566356186e-17),
+    (1.0, 0.0),
+    (1.0157477085866857, 2.0530467874932267e-17),
+    (1.0317434074991028, -8.944417741043132e-17),
+    (1.0479910020166328, -5.327900898877614e-17),
+    (1.0644944589178593, 1.0872888143211957e-16),
+    (1.0812578074490395, 6.013904942011385e-17),
+    (1.0982851403078258, 9.070644949793751e-17),
+    (1.1155806146424807, 5.298211318168963e-17),
+    (1.1331484530668263, -5.370737708558031e-18),
+    (1.1509929446911764, 3.7613173622701076e-17),
+    (1.1691184461695043, 6.945488167320411e-17),
+    (1.1875293827631006, 6.415816207759217e-19),
+    (1.2062302494209807, 3.9295715071105525e-17),
+    (1.2252256118773075, 8.279379001181868e-17),
+    (1.2445201077660952, -7.440512295261056e-17),
+    (1.2641184477534664, -1.541497933603795e-17),
+    (1.2840254166877414, 8.968972781793724e-17),
+    (1.3042458747676378, 1.7093578107981658e-17),
+    (1.3247847587288655, 9.422682377542367e-17),
+    (1.3456470830494105, 3.415854209639032e-17),
+    (1.3668379411737963, 5.1449446596411544e-17),
+    (1.3883625067566268, 6.691963657219203e-17),
+    (1.4102260349257107, -4.1758810273684196e-17),
+    (1.4324338635650782, -6.53862212642198e-17),
+    (0.9922179382602435, -2.8192701381719798e-18),
+    (0.992460208540632, 5.2349685517298156e-17),
+    (0.9927025379762591, -1.1332967698138714e-17),
+    (0.9929449265815685, -1.3372085289746382e-17),
+    (0.9931873743710079, -2.1242885804601564e-17),
+    (0.9934298813590282, -1.6462906121824057e-17),
+    (0.993672447560084, -4.752956328599456e-18),
+    (0.9939150729886334, -1.5175561818075888e-17),
+    (0.9941577576591378, 1.1749107442218152e-17),
+    (0.9944005015860626, 2.86061067273757e-18),
+    (0.9946433047838764, -2.473496963594638e-17),
+    (0.9948861672670513, 3.719737195505255e-17),
+    (0.9951290890500631, -5.5205035766428365e-17),
+    (0.995372070147391, -8.86130008886124e-18),
+    (0.9956151105735179, 7.915345010289539e-18),
+    (0.9958582103429301, 3.2414595916403756e-17),
+    (0.9961013694701175, -2.467437495486145e-17),
+    (0.9963445879695735, -4.53323478853409e-17),
+    (0.996587865855795, -3.6413088476042827e-17),
+    (0.9968312031432824, -1.7756959486094782e-17),
+    (0.99707459984654, -2.132662415002894e-17),
+    (0.9973180559800752, 2.067976400314077e-17),
+    (0.9975615715583991, 5.464867503051566e-17),
+    (0.9978051465960265, 1.7438434982218657e-17),
+    (0.9980487811074755, -5.173333050138318e-17),
+    (0.9982924751072678, -1.0424343813089038e-17),
+    (0.9985362286099287, 5.483098090363991e-17),
+    (0.9987800416299872, 5.1431917694816366e-17),
+    (0.9990239141819757, -7.400282329795416e-18),
+    (0.9992678462804299, -1.756193136643271e-18),
+    (0.9995118379398894, -3.723871179599398e-17),
+    (0.9997558891748972, -7.227720384831839e-21),
+    (1.0, 0.0),
+    (1.0002441704297478, 7.402209661694593e-17),
+    (1.0004884004786945, 2.3131528773102296e-19),
+    (1.000732690161397, 1.756621947076926e-18),
+    (1.0009770394924165, 8.141755997634129e-17),
+    (1.0012214484863171, 2.2592141509467e-17),
+    (1.0014659171576668, 5.621876542741835e-17),
+    (1.001710445521037, -2.651388715746562e-17),
+    (1.0019550335910028, 1.4880094000024225e-17),
+    (1.0021996813821428, -1.7125832152127843e-17),
+    (1.002444388909039, -9.106789179759738e-17),
+    (1.0026891561862772, 5.4377167310985766e-17),
+    (1.0029339832284467, 2.3083031938658462e-17),
+    (1.0031788700501403, 9.461104098091774e-17),
+    (1.0034238166659546, -1.071876436961704e-16),
+    (1.003668823090489, -5.898979001092021e-17),
+    (1.0039138893383475, 1.0855789505997833e-16),
+    (1.004159015424137, 5.579841301600701e-17),
+    (1.0044042013624686, -9.893106117245821e-17),
+    (1.0046494471679557, -4.729211825117775e-19),
+    (1.0048947528552166, 5.584352640676866e-17),
+    (1.0051401184388726, 1.3251769950925915e-17),
+    (1.0053855439335486, 5.441959361940035e-17),
+    (1.0056310293538733, -6.381302370554274e-17),
+    (1.0058765747144782, 1.0066104271706714e-16),
+    (1.0061221800299998, -1.0026863649394781e-16),
+    (1.0063678453150764, 3.8432961703484573e-17),
+    (1.0066135705843515, -8.871638095298236e-17),
+    (1.006859355852471, 4.564730857259921e-17),
+    (1.007105201134085, 1.0420574182324249e-16),
+    (1.0073511064438474, -3.945401833046727e-18),
+    (1.0075970717964147, 9.9621547625297e-17),
+    (1.007843097206448, -6.872774751042842e-17),
+    (0.9998779371377774, 4.625906682185762e-17),
+    (0.9998817513766852, 5.4407565751992696e-17),
+    (0.9998855656301433, 7.146676917380808e-18),
+    (0.9998893798981516, -4.001890670113166e-17),
+    (0.9998931941807102, -3.158428038869393e-17),
+    (0.9998970084778191, -2.3066630158158767e-17),
+    (0.9999008227894784, 4.10393721757565e-17),
+    (0.9999046371156883, -5.805338390269255e-18),
+    (0.9999084514564487, 2.9272922652250487e-18),
+    (0.9999122658117596, 1.1720925076712103e-17),
+    (0.9999160801816213, -3.494056728248474e-17),
+    (0.9999198945660335, 2.947150452564756e-17),
+    (0.9999237089649965, 3.841913419204117e-17),
+    (0.9999275233785103, 4.740913207393342e-17),
+    (0.9999313378065751, 9.262178081275204e-19),
+    (0.9999351522491907, -4.5522374763168366e-17),
+    (0.9999389667063573, -3.642920005404904e-17),
+    (0.9999427811780749, -2.7308903196620195e-17),
+    (0.9999465956643435, 3.7346384884840646e-17),
+    (0.9999504101651634, -8.999859912855099e-18),
+    (0.9999542246805344, 1.8295744157896792e-19),
+    (0.9999580392104567, 9.381038802133687e-18),
+    (0.9999618537549303, -3.6919202228656586e-17),
+    (0.9999656683139552, 2.781346462612508e-17),
+    (0.9999694828875315, 3.7043574006007696e-17),
+    (0.9999732974756593, 4.6280477226518364e-17),
+    (0.9999771120783387, 1.1434892443109596e-20),
+    (0.9999809266955697, -4.625377817633406e-17),
+    (0.9999847413273523, -3.7005175406539026e-17),
+    (0.9999885559736865, -2.7754860933215448e-17),
+    (0.9999923706345725, 3.700757532611435e-17),
+    (0.9999961853100103, -9.251849715289835e-18),
+    (1.0, 0.0),
+    (1.0000038147045416, 9.25186736180957e-18),
+    (1.000007629423635, 7.401500948071705e-17),
+    (1.0000114441572807, 2.775629030131394e-17),
+    (1.0000152589054785, -7.401260954692457e-17),
+    (1.0000190736682282, 4.626480725116823e-17),
+    (1.0000228884455302, 1.1434997133155873e-20),
+    (1.0000267032373844, 6.478419452988075e-17),
+    (1.000030518043791, 7.405100860134257e-17),
+    (1.0000343328647499, 8.332461665237295e-17),
+    (1.0000381477002613, -7.392663503650586e-17),
+    (1.000041962550325, 1.0189962635582943e-16),
+    (1.0000457774149414, 1.8296079166044892e-19),
+    (1.0000495922941104, -1.015184402994832e-16),
+    (1.0000534071878318, 7.435382627985865e-17),
+    (1.0000572220961061, -8.282004420424069e-17),
+    (1.0000610370189331, -7.343662009100513e-17),
+    (1.000064851956313, -6.402607272439847e-17),
+    (1.0000686669082455, 9.262432478087684e-19),
+    (1.000072481874731, -4.510941997521556e-17),
+    (1.0000762968557695, 7.542661142853663e-17),
+    (1.0000801118513611, -2.603959172043502e-17),
+    (1.0000839268615058, -7.194793205214368e-17),
+    (1.0000877418862035, -6.782705346432656e-18),
+    (1.0000915569254545, 2.9273994678324573e-18),
+    (1.0000953719792587, 1.2698510163634253e-17),
+    (1.0000991870476161, 7.804696629158007e-17),
+    (1.000103002130527, 3.244471425567856e-17),
+    (1.0001068172279914, -6.859148283578982e-17),
+    (1.000110632340009, 5.249995483053501e-17),
+    (1.0001144474665804, 7.147004073775523e-18),
+    (1.0001182626077052, 7.291166826981219e-17),
+    (1.0001220777633837, 8.326695272693487e-17),
+])
+
+
+def scaled(value, n):
+    """value 2^n for an integer-valued n, in two halves of n: exact wherever the result
+    is a normal number, also where 2^n alone is not a double."""
+    half = xp.floor(0.5 * n)
+    return xp.ldexp(xp.ldexp(value, half), n - half)
+
+
+def exp_parts(x, x_lo):
+    """n, t, t_lo with e^(x + x_lo) = 2^n (t + t_lo), t_lo right to about 2^-100 of t
+    (fact exp-double-split; x_lo at most an ulp of x)."""
+    x = xp.clip(x, -1500.0, 1500.0)
+    n = xp.floor(x * EXP_INV_LN2 + 0.5)
+    r_hi = x - n * EXP_LN2_1
+    shift = n * EXP_LN2_2
+    r_a, a_lo = two_sum(r_hi, -shift)
+    r, b_lo = two_sum(r_a, x_lo)
+    r_lo = ((b_lo + a_lo) - product_error(n, EXP_LN2_2, shift)) - n * EXP_LN2_3
+    # r = c_1 + c_2 + c_3 + s, each step exact (Sterbenz), |s| <= 2^-19
+    s = r
+    j_1 = xp.clip(xp.floor(xp.where(xp.isfinite(s), s, 0.0) * 64.0 + 0.5), -23, 23)
+    s = s - j_1 / 64.0
+    e_1, e_1_lo = xp.table_rows(EXP_TABLE, j_1 + 23)
+    j_2 = xp.clip(xp.floor(xp.where(xp.isfinite(s), s, 0.0) * 4096.0 + 0.5), -32, 32)
+    s = s - j_2 / 4096.0
+    e_2, e_2_lo = xp.table_rows(EXP_TABLE, j_2 + 79)
+    j_3 = xp.clip(xp.floor(xp.where(xp.isfinite(s), s, 0.0) * 262144.0 + 0.5), -32, 32)
+    s = s - j_3 / 262144.0
+    e_3, e_3_lo = xp.table_rows(EXP_TABLE, j_3 + 144)
+    p = s * s
+    u = 1.0 + s
+    v = u + 0.5 * p
+    v_lo = (((1.0 - u) + s) + ((u - v) + 0.5 * p)) + (0.5 * product_error(s, s, p) + ((s * p) / 6.0 + (s * p * s) / 24.0 + (s * p * s * s) / 120.0) + v * r_lo)
+    t_1 = e_1 * e_2
+    t_1_lo = product_error(e_1, e_2, t_1) + e_1_lo * e_2 + e_1 * e_2_lo
+    t_2 = t_1 * e_3
+    t_2_lo = product_error(t_1, e_3, t_2) + t_1_lo * e_3 + t_1 * e_3_lo
+    t = t_2 * v
+    t_lo = product_error(t_2, v, t) + t_2_lo * v + t_2 * v_lo
+    return n, t, t_lo
+
+
+
 def parts_var(mu_p, var_p, mu_q, var_q):
     """x = (var_p - var_q)/var_q, a = (mu_p - mu_q)**2/var_q: their halves and log parts."""
     x = (var_p - var_q)/var_q
@@ -322,7 +568,7 @@ def gradient_var(mu_p, var_p, mu_q, var_q):
         # where a + x cancels (x < 0, a within a factor 5/3 of -x): the exact
         # sum of fact gradient-exact-var-var_q; else as above
         cancels = (half_x < 0.0) & (4.0 * (half_a + half_x) < half_a - half_x) & (-4.0 * (half_a + half_x) < half_a - half_x)
-        kappa = xp.where((var_q < 2.0**-500) & (var_q > -(2.0**-500)), 2.0**300, xp.where((var_q > 2.0**500) | (var_q < -(2.0**500)), 2.0**-300, 1.0))
+        kappa = xp.where((var_q < 2.0**-500) & (var_q > -2.0**-500), 2.0**300, xp.where((var_q > 2.0**500) | (var_q < -2.0**500), 2.0**-300, 1.0))
         exact_var_q_n0_hi, exact_var_q_n0_lo = two_sum(mu_p, -mu_q)
         exact_var_q_n0_hi = kappa * exact_var_q_n0_hi
         exact_var_q_n0_lo = kappa * exact_var_q_n0_lo
@@ -356,10 +602,12 @@ def gradient_jeffreys_var(mu_p, var_p, mu_q, var_q):
     with xp.errstate(all='ignore'):
         forward = gradient_var(mu_p, var_p, mu_q, var_q)
         backward = gradient_var(mu_q, var_q, mu_p, var_p)
-        total, spread = forward[1] + backward[3], forward[1] - backward[3]
-        size, spread = xp.where(total < 0.0, -total, total), xp.where(spread < 0.0, -spread, spread)
+        total = forward[1] + backward[3]
+        spread = forward[1] - backward[3]
+        size = xp.where(total < 0.0, -total, total)
+        spread = xp.where(spread < 0.0, -spread, spread)
         cancels_var_p = (((forward[1] > 0.0) & (backward[3] < 0.0)) | ((forward[1] < 0.0) & (backward[3] > 0.0))) & (4.0 * size < spread)
-        kappa = xp.where((var_p < 2.0**-300) & (var_p > -(2.0**-300)), 2.0**600, xp.where((var_p > 2.0**300) | (var_p < -(2.0**300)), 2.0**-600, 1.0))
+        kappa = xp.where((var_p < 2.0**-300) & (var_p > -2.0**-300), 2.0**600, xp.where((var_p > 2.0**300) | (var_p < -2.0**300), 2.0**-600, 1.0))
         exact_var_p_n0_hi = kappa * var_p
         exact_var_p_n0_sq = exact_var_p_n0_hi * exact_var_p_n0_hi
         exact_var_p_n0_sq_lo = product_error(exact_var_p_n0_hi, exact_var_p_n0_hi, exact_var_p_n0_sq)
@@ -381,10 +629,12 @@ def gradient_jeffreys_var(mu_p, var_p, mu_q, var_q):
         exact_var_p_s1, exact_var_p_e1 = two_sum(exact_var_p_s0, exact_var_p_n2_k_hi)
         exact_var_p = 1/2 * ((((exact_var_p_s1 + (exact_var_p_e0 + exact_var_p_e1 + exact_var_p_n0_sq_lo + exact_var_p_n1_sq_lo + exact_var_p_n2_sq_lo)) / (kappa * var_p)) / (kappa * var_p)) / var_q)
         exact_var_p = xp.where(cancels_var_p & xp.isfinite(exact_var_p), exact_var_p, total)
-        total, spread = forward[3] + backward[1], forward[3] - backward[1]
-        size, spread = xp.where(total < 0.0, -total, total), xp.where(spread < 0.0, -spread, spread)
+        total = forward[3] + backward[1]
+        spread = forward[3] - backward[1]
+        size = xp.where(total < 0.0, -total, total)
+        spread = xp.where(spread < 0.0, -spread, spread)
         cancels_var_q = (((forward[3] > 0.0) & (backward[1] < 0.0)) | ((forward[3] < 0.0) & (backward[1] > 0.0))) & (4.0 * size < spread)
-        kappa = xp.where((var_q < 2.0**-300) & (var_q > -(2.0**-300)), 2.0**600, xp.where((var_q > 2.0**300) | (var_q < -(2.0**300)), 2.0**-600, 1.0))
+        kappa = xp.where((var_q < 2.0**-300) & (var_q > -2.0**-300), 2.0**600, xp.where((var_q > 2.0**300) | (var_q < -2.0**300), 2.0**-600, 1.0))
         exact_var_q_n0_hi = kappa * var_q
         exact_var_q_n0_sq = exact_var_q_n0_hi * exact_var_q_n0_hi
         exact_var_q_n0_sq_lo = product_error(exact_var_q_n0_hi, exact_var_q_n0_hi, exact_var_q_n0_sq)
@@ -490,8 +740,10 @@ def gradient_jeffreys_std(mu_p, s_p, mu_q, s_q):
     with xp.errstate(all='ignore'):
         forward = gradient_std(mu_p, s_p, mu_q, s_q)
         backward = gradient_std(mu_q, s_q, mu_p, s_p)
-        total, spread = forward[1] + backward[3], forward[1] - backward[3]
-        size, spread = xp.where(total < 0.0, -total, total), xp.where(spread < 0.0, -spread, spread)
+        total = forward[1] + backward[3]
+        spread = forward[1] - backward[3]
+        size = xp.where(total < 0.0, -total, total)
+        spread = xp.where(spread < 0.0, -spread, spread)
         cancels_s_p = (((forward[1] > 0.0) & (backward[3] < 0.0)) | ((forward[1] < 0.0) & (backward[3] > 0.0))) & (4.0 * size < spread)
         exact_s_p_n0_w = s_p / s_q
         exact_s_p_n0_p = exact_s_p_n0_w * s_q
@@ -522,8 +774,10 @@ def gradient_jeffreys_std(mu_p, s_p, mu_q, s_q):
         exact_s_p_s1, exact_s_p_e1 = two_sum(exact_s_p_s0, exact_s_p_n2_k_hi)
         exact_s_p = (exact_s_p_s1 + (exact_s_p_e0 + exact_s_p_e1 + exact_s_p_n0_sq_lo + exact_s_p_n1_sq_lo + exact_s_p_n2_sq_lo)) / s_p
         exact_s_p = xp.where(cancels_s_p & xp.isfinite(exact_s_p), exact_s_p, total)
-        total, spread = forward[3] + backward[1], forward[3] - backward[1]
-        size, spread = xp.where(total < 0.0, -total, total), xp.where(spread < 0.0, -spread, spread)
+        total = forward[3] + backward[1]
+        spread = forward[3] - backward[1]
+        size = xp.where(total < 0.0, -total, total)
+        spread = xp.where(spread < 0.0, -spread, spread)
         cancels_s_q = (((forward[3] > 0.0) & (backward[1] < 0.0)) | ((forward[3] < 0.0) & (backward[1] > 0.0))) & (4.0 * size < spread)
         exact_s_q_n0_w = s_q / s_p
         exact_s_q_n0_p = exact_s_q_n0_w * s_p
@@ -585,35 +839,81 @@ def term_logvar(mu_p, logvar_p, mu_q, logvar_q):
         return half_a + half_excess + 0.0
 
 
-def gradient_logvar(mu_p, logvar_p, mu_q, logvar_q):
-    """Gradient of term_logvar with respect to (mu_p, logvar_p, mu_q, logvar_q)."""
+def exact_gradient_logvar(mu_p, logvar_p, mu_q, logvar_q):
+    """Gradient of term_logvar with respect to (mu_p, logvar_p, mu_q, logvar_q), exact sums everywhere."""
     with xp.errstate(all='ignore'):
         parts = parts_logvar(mu_p, logvar_p, mu_q, logvar_q)
         half_x, half_a = parts['half_x'], parts['half_a']
-        # where a + x cancels (x < 0, a within a factor 5/3 of -x): the exact
-        # sum of fact gradient-exact-logvar-logvar_q; else as above
-        cancels = (half_x < 0.0) & (4.0 * (half_a + half_x) < half_a - half_x) & (-4.0 * (half_a + half_x) < half_a - half_x)
-        kappa = xp.where((mu_p - mu_q < 2.0**-500) & (mu_p - mu_q > -(2.0**-500)), 2.0**300, xp.where((mu_p - mu_q > 2.0**500) | (mu_p - mu_q < -(2.0**500)), 2.0**-300, 1.0))
+        # the exact sum of fact gradient-exact-logvar-mu_p (double-double exponentials), where finite
+        exact_mu_p_t0_d_hi = -logvar_q
+        exact_mu_p_t0_n, exact_mu_p_t0_t, exact_mu_p_t0_t_lo = exp_parts(exact_mu_p_t0_d_hi, 0.0)
+        exact_mu_p_t0_c_hi, exact_mu_p_t0_c_lo = two_sum(mu_p, -mu_q)
+        exact_mu_p_t0_hi = exact_mu_p_t0_c_hi * exact_mu_p_t0_t
+        exact_mu_p_t0_lo = product_error(exact_mu_p_t0_c_hi, exact_mu_p_t0_t, exact_mu_p_t0_hi) + exact_mu_p_t0_c_lo * exact_mu_p_t0_t + exact_mu_p_t0_c_hi * exact_mu_p_t0_t_lo
+        exact_mu_p_t0_hi = scaled(exact_mu_p_t0_hi, exact_mu_p_t0_n)
+        exact_mu_p_t0_lo = scaled(exact_mu_p_t0_lo, exact_mu_p_t0_n)
+        exact_mu_p = exact_mu_p_t0_hi + exact_mu_p_t0_lo
+        # the exact sum of fact gradient-exact-logvar-logvar_p (double-double exponentials), where finite
+        exact_logvar_p_t0_d_hi, exact_logvar_p_t0_d_lo = two_sum(logvar_p, -logvar_q)
+        exact_logvar_p_t0_n, exact_logvar_p_t0_t, exact_logvar_p_t0_t_lo = exp_parts(exact_logvar_p_t0_d_hi, exact_logvar_p_t0_d_lo)
+        exact_logvar_p_t0_hi = scaled(exact_logvar_p_t0_t, exact_logvar_p_t0_n - 1.0)
+        exact_logvar_p_t0_lo = scaled(exact_logvar_p_t0_t_lo, exact_logvar_p_t0_n - 1.0)
+        exact_logvar_p_s0, exact_logvar_p_e0 = two_sum(exact_logvar_p_t0_hi, -0.5)
+        exact_logvar_p = exact_logvar_p_s0 + (exact_logvar_p_e0 + exact_logvar_p_t0_lo)
+        # the exact sum of fact gradient-exact-logvar-mu_q (double-double exponentials), where finite
+        exact_mu_q_t0_d_hi = -logvar_q
+        exact_mu_q_t0_n, exact_mu_q_t0_t, exact_mu_q_t0_t_lo = exact_mu_p_t0_n, exact_mu_p_t0_t, exact_mu_p_t0_t_lo
+        exact_mu_q_t0_c_hi, exact_mu_q_t0_c_lo = two_sum(mu_q, -mu_p)
+        exact_mu_q_t0_hi = exact_mu_q_t0_c_hi * exact_mu_q_t0_t
+        exact_mu_q_t0_lo = product_error(exact_mu_q_t0_c_hi, exact_mu_q_t0_t, exact_mu_q_t0_hi) + exact_mu_q_t0_c_lo * exact_mu_q_t0_t + exact_mu_q_t0_c_hi * exact_mu_q_t0_t_lo
+        exact_mu_q_t0_hi = scaled(exact_mu_q_t0_hi, exact_mu_q_t0_n)
+        exact_mu_q_t0_lo = scaled(exact_mu_q_t0_lo, exact_mu_q_t0_n)
+        exact_mu_q = exact_mu_q_t0_hi + exact_mu_q_t0_lo
+        # the exact sum of fact gradient-exact-logvar-logvar_q (double-double exponentials), where finite
+        exact_logvar_q_n0_u_hi = -logvar_q
+        exact_logvar_q_n0_n, exact_logvar_q_n0_t, exact_logvar_q_n0_t_lo = exact_mu_p_t0_n, exact_mu_p_t0_t, exact_mu_p_t0_t_lo
+        exact_logvar_q_n0_h = xp.floor(0.5 * exact_logvar_q_n0_n)
+        kappa = xp.ldexp(1.0, exact_logvar_q_n0_h)
         exact_logvar_q_n0_hi, exact_logvar_q_n0_lo = two_sum(mu_p, -mu_q)
         exact_logvar_q_n0_hi = kappa * exact_logvar_q_n0_hi
         exact_logvar_q_n0_lo = kappa * exact_logvar_q_n0_lo
         exact_logvar_q_n0_sq = exact_logvar_q_n0_hi * exact_logvar_q_n0_hi
         exact_logvar_q_n0_sq_lo = product_error(exact_logvar_q_n0_hi, exact_logvar_q_n0_hi, exact_logvar_q_n0_sq) + exact_logvar_q_n0_lo * (2.0 * exact_logvar_q_n0_hi + exact_logvar_q_n0_lo)
-        exact_logvar_q_n0_k = exp(-logvar_q)/kappa**2
-        exact_logvar_q_n0_k_hi = exact_logvar_q_n0_sq * exact_logvar_q_n0_k
-        exact_logvar_q_n0_sq_lo = product_error(exact_logvar_q_n0_sq, exact_logvar_q_n0_k, exact_logvar_q_n0_k_hi) + exact_logvar_q_n0_sq_lo * exact_logvar_q_n0_k
+        exact_logvar_q_n0_k_hi = exact_logvar_q_n0_sq * exact_logvar_q_n0_t
+        exact_logvar_q_n0_sq_lo = product_error(exact_logvar_q_n0_sq, exact_logvar_q_n0_t, exact_logvar_q_n0_k_hi) + exact_logvar_q_n0_sq_lo * exact_logvar_q_n0_t + exact_logvar_q_n0_sq * exact_logvar_q_n0_t_lo
+        exact_logvar_q_n0_k_hi = scaled(exact_logvar_q_n0_k_hi, (exact_logvar_q_n0_n - 2.0 * exact_logvar_q_n0_h) - 1.0)
+        exact_logvar_q_n0_sq_lo = scaled(exact_logvar_q_n0_sq_lo, (exact_logvar_q_n0_n - 2.0 * exact_logvar_q_n0_h) - 1.0)
         exact_logvar_q_t0_d_hi, exact_logvar_q_t0_d_lo = two_sum(logvar_p, -logvar_q)
-        exact_logvar_q_t0_hi = exp(exact_logvar_q_t0_d_hi)
-        exact_logvar_q_t0_lo = exact_logvar_q_t0_hi * exact_logvar_q_t0_d_lo
+        exact_logvar_q_t0_n, exact_logvar_q_t0_t, exact_logvar_q_t0_t_lo = exact_logvar_p_t0_n, exact_logvar_p_t0_t, exact_logvar_p_t0_t_lo
+        exact_logvar_q_t0_hi = scaled(exact_logvar_q_t0_t, exact_logvar_q_t0_n - 1.0)
+        exact_logvar_q_t0_lo = scaled(exact_logvar_q_t0_t_lo, exact_logvar_q_t0_n - 1.0)
         exact_logvar_q_s0, exact_logvar_q_e0 = two_sum(exact_logvar_q_n0_k_hi, exact_logvar_q_t0_hi)
-        exact_logvar_q_s1, exact_logvar_q_e1 = two_sum(exact_logvar_q_s0, -1)
-        exact_logvar_q = -1/2 * (exact_logvar_q_s1 + (exact_logvar_q_e0 + exact_logvar_q_e1 + exact_logvar_q_n0_sq_lo + exact_logvar_q_t0_lo))
+        exact_logvar_q_s1, exact_logvar_q_e1 = two_sum(exact_logvar_q_s0, -0.5)
+        exact_logvar_q = -(exact_logvar_q_s1 + (exact_logvar_q_e0 + exact_logvar_q_e1 + exact_logvar_q_n0_sq_lo + exact_logvar_q_t0_lo))
         return (
-            ((mu_p - mu_q)*exp(-1/2*logvar_q))*exp(-1/2*logvar_q),
-            half_x,
-            ((-mu_p + mu_q)*exp(-1/2*logvar_q))*exp(-1/2*logvar_q),
-            xp.where(cancels & xp.isfinite(exact_logvar_q) & (exact_logvar_q_t0_d_hi < -1.0), exact_logvar_q, -(half_a + half_x)),
+            xp.where(xp.isfinite(exact_mu_p), exact_mu_p, ((mu_p - mu_q)*exp(-1/2*logvar_q))*exp(-1/2*logvar_q)),
+            xp.where(xp.isfinite(exact_logvar_p), exact_logvar_p, half_x),
+            xp.where(xp.isfinite(exact_mu_q), exact_mu_q, ((-mu_p + mu_q)*exp(-1/2*logvar_q))*exp(-1/2*logvar_q)),
+            xp.where(xp.isfinite(exact_logvar_q), exact_logvar_q, -(half_a + half_x)),
         )
+
+
+def gradient_logvar(mu_p, logvar_p, mu_q, logvar_q):
+    """Gradient of term_logvar with respect to (mu_p, logvar_p, mu_q, logvar_q):
+    the plain forms where their error bound is within 4 ulp, exact_gradient_logvar
+    elsewhere (on those elements only where the framework allows it: xp.refine)."""
+    with xp.errstate(all='ignore'):
+        parts = parts_logvar(mu_p, logvar_p, mu_q, logvar_q)
+        half_x, half_a = parts['half_x'], parts['half_a']
+        cheap_mu_p = (mu_p - mu_q) * exp(-logvar_q)
+        usable_mu_p = xp.isfinite(cheap_mu_p) & ((cheap_mu_p == 0.0) | (xp.where(cheap_mu_p < 0.0, -cheap_mu_p, cheap_mu_p) >= 1.0261342003245941e-289)) & (xp.where(-logvar_q < 0.0, -(-logvar_q), -logvar_q) <= 400.0)
+        cheap_logvar_p = half_x
+        usable_logvar_p = xp.isfinite(cheap_logvar_p) & ((cheap_logvar_p == 0.0) | (xp.where(cheap_logvar_p < 0.0, -cheap_logvar_p, cheap_logvar_p) >= 1.0261342003245941e-289)) & ((half_x == 0.0) | (xp.where(half_x < 0.0, -half_x, half_x) >= 1.0261342003245941e-289)) & (3.0 * xp.where(half_x < 0.0, -half_x, half_x) <= 4.0 * xp.where(cheap_logvar_p < 0.0, -cheap_logvar_p, cheap_logvar_p)) & (parts['d_hi'] <= 709.0)
+        cheap_mu_q = (mu_q - mu_p) * exp(-logvar_q)
+        usable_mu_q = xp.isfinite(cheap_mu_q) & ((cheap_mu_q == 0.0) | (xp.where(cheap_mu_q < 0.0, -cheap_mu_q, cheap_mu_q) >= 1.0261342003245941e-289)) & (xp.where(-logvar_q < 0.0, -(-logvar_q), -logvar_q) <= 400.0)
+        cheap_logvar_q = -half_x - half_a
+        usable_logvar_q = xp.isfinite(cheap_logvar_q) & ((cheap_logvar_q == 0.0) | (xp.where(cheap_logvar_q < 0.0, -cheap_logvar_q, cheap_logvar_q) >= 1.0261342003245941e-289)) & ((half_x == 0.0) | (xp.where(half_x < 0.0, -half_x, half_x) >= 1.0261342003245941e-289)) & ((half_a == 0.0) | (half_a >= 1.0261342003245941e-289)) & (3.0 * xp.where(half_x < 0.0, -half_x, half_x) + 6.0 * half_a + 1.0 * xp.where(cheap_logvar_q < 0.0, -cheap_logvar_q, cheap_logvar_q) <= 4.0 * xp.where(cheap_logvar_q < 0.0, -cheap_logvar_q, cheap_logvar_q)) & (parts['d_hi'] <= 709.0) & (xp.where(-logvar_q < 0.0, -(-logvar_q), -logvar_q) <= 400.0)
+        return xp.refine(exact_gradient_logvar, (mu_p, logvar_p, mu_q, logvar_q), (cheap_mu_p, cheap_logvar_p, cheap_mu_q, cheap_logvar_q), (usable_mu_p, usable_logvar_p, usable_mu_q, usable_logvar_q))
 
 
 def jeffreys_logvar(mu_p, logvar_p, mu_q, logvar_q):
@@ -629,56 +929,64 @@ def jeffreys_logvar(mu_p, logvar_p, mu_q, logvar_q):
 def gradient_jeffreys_logvar(mu_p, logvar_p, mu_q, logvar_q):
     """Gradient of jeffreys_logvar with respect to (mu_p, logvar_p, mu_q, logvar_q)."""
     with xp.errstate(all='ignore'):
-        forward = gradient_logvar(mu_p, logvar_p, mu_q, logvar_q)
-        backward = gradient_logvar(mu_q, logvar_q, mu_p, logvar_p)
-        total, spread = forward[1] + backward[3], forward[1] - backward[3]
-        size, spread = xp.where(total < 0.0, -total, total), xp.where(spread < 0.0, -spread, spread)
-        cancels_logvar_p = (((forward[1] > 0.0) & (backward[3] < 0.0)) | ((forward[1] < 0.0) & (backward[3] > 0.0))) & (4.0 * size < spread)
-        kappa = xp.where((mu_p - mu_q < 2.0**-500) & (mu_p - mu_q > -(2.0**-500)), 2.0**300, xp.where((mu_p - mu_q > 2.0**500) | (mu_p - mu_q < -(2.0**500)), 2.0**-300, 1.0))
+        forward = exact_gradient_logvar(mu_p, logvar_p, mu_q, logvar_q)
+        backward = exact_gradient_logvar(mu_q, logvar_q, mu_p, logvar_p)
+        total = forward[1] + backward[3]
+        exact_logvar_p_n0_u_hi = -logvar_p
+        exact_logvar_p_n0_n, exact_logvar_p_n0_t, exact_logvar_p_n0_t_lo = exp_parts(exact_logvar_p_n0_u_hi, 0.0)
+        exact_logvar_p_n0_h = xp.floor(0.5 * exact_logvar_p_n0_n)
+        kappa = xp.ldexp(1.0, exact_logvar_p_n0_h)
+        exact_logvar_p_n0_t_neg = -exact_logvar_p_n0_t
+        exact_logvar_p_n0_t_lo_neg = -exact_logvar_p_n0_t_lo
         exact_logvar_p_n0_hi, exact_logvar_p_n0_lo = two_sum(mu_p, -mu_q)
         exact_logvar_p_n0_hi = kappa * exact_logvar_p_n0_hi
         exact_logvar_p_n0_lo = kappa * exact_logvar_p_n0_lo
         exact_logvar_p_n0_sq = exact_logvar_p_n0_hi * exact_logvar_p_n0_hi
         exact_logvar_p_n0_sq_lo = product_error(exact_logvar_p_n0_hi, exact_logvar_p_n0_hi, exact_logvar_p_n0_sq) + exact_logvar_p_n0_lo * (2.0 * exact_logvar_p_n0_hi + exact_logvar_p_n0_lo)
-        exact_logvar_p_n0_k = -exp(-logvar_p)/kappa**2
-        exact_logvar_p_n0_k_hi = exact_logvar_p_n0_sq * exact_logvar_p_n0_k
-        exact_logvar_p_n0_sq_lo = product_error(exact_logvar_p_n0_sq, exact_logvar_p_n0_k, exact_logvar_p_n0_k_hi) + exact_logvar_p_n0_sq_lo * exact_logvar_p_n0_k
+        exact_logvar_p_n0_k_hi = exact_logvar_p_n0_sq * exact_logvar_p_n0_t_neg
+        exact_logvar_p_n0_sq_lo = product_error(exact_logvar_p_n0_sq, exact_logvar_p_n0_t_neg, exact_logvar_p_n0_k_hi) + exact_logvar_p_n0_sq_lo * exact_logvar_p_n0_t_neg + exact_logvar_p_n0_sq * exact_logvar_p_n0_t_lo_neg
+        exact_logvar_p_n0_k_hi = scaled(exact_logvar_p_n0_k_hi, (exact_logvar_p_n0_n - 2.0 * exact_logvar_p_n0_h) - 1.0)
+        exact_logvar_p_n0_sq_lo = scaled(exact_logvar_p_n0_sq_lo, (exact_logvar_p_n0_n - 2.0 * exact_logvar_p_n0_h) - 1.0)
         exact_logvar_p_t0_d_hi, exact_logvar_p_t0_d_lo = two_sum(logvar_p, -logvar_q)
-        exact_logvar_p_t0_hi = expm1(exact_logvar_p_t0_d_hi)
-        exact_logvar_p_t0_lo = exact_logvar_p_t0_d_lo * exp(exact_logvar_p_t0_d_hi)
+        exact_logvar_p_t0_n, exact_logvar_p_t0_t, exact_logvar_p_t0_t_lo = exp_parts(exact_logvar_p_t0_d_hi, exact_logvar_p_t0_d_lo)
+        exact_logvar_p_t0_hi = scaled(exact_logvar_p_t0_t, exact_logvar_p_t0_n - 1.0)
+        exact_logvar_p_t0_lo = scaled(exact_logvar_p_t0_t_lo, exact_logvar_p_t0_n - 1.0)
         exact_logvar_p_t1_d_hi, exact_logvar_p_t1_d_lo = two_sum(logvar_q, -logvar_p)
-        exact_logvar_p_t1_hi = expm1(exact_logvar_p_t1_d_hi)
-        exact_logvar_p_t1_lo = exact_logvar_p_t1_d_lo * exp(exact_logvar_p_t1_d_hi)
-        exact_logvar_p_t1_hi = -exact_logvar_p_t1_hi
-        exact_logvar_p_t1_lo = -exact_logvar_p_t1_lo
+        exact_logvar_p_t1_n, exact_logvar_p_t1_t, exact_logvar_p_t1_t_lo = exp_parts(exact_logvar_p_t1_d_hi, exact_logvar_p_t1_d_lo)
+        exact_logvar_p_t1_hi = scaled(-exact_logvar_p_t1_t, exact_logvar_p_t1_n - 1.0)
+        exact_logvar_p_t1_lo = scaled(-exact_logvar_p_t1_t_lo, exact_logvar_p_t1_n - 1.0)
         exact_logvar_p_s0, exact_logvar_p_e0 = two_sum(exact_logvar_p_n0_k_hi, exact_logvar_p_t0_hi)
         exact_logvar_p_s1, exact_logvar_p_e1 = two_sum(exact_logvar_p_s0, exact_logvar_p_t1_hi)
-        exact_logvar_p = 1/2 * (exact_logvar_p_s1 + (exact_logvar_p_e0 + exact_logvar_p_e1 + exact_logvar_p_n0_sq_lo + exact_logvar_p_t0_lo + exact_logvar_p_t1_lo))
-        exact_logvar_p = xp.where(cancels_logvar_p & xp.isfinite(exact_logvar_p), exact_logvar_p, total)
-        total, spread = forward[3] + backward[1], forward[3] - backward[1]
-        size, spread = xp.where(total < 0.0, -total, total), xp.where(spread < 0.0, -spread, spread)
-        cancels_logvar_q = (((forward[3] > 0.0) & (backward[1] < 0.0)) | ((forward[3] < 0.0) & (backward[1] > 0.0))) & (4.0 * size < spread)
-        kappa = xp.where((-mu_p + mu_q < 2.0**-500) & (-mu_p + mu_q > -(2.0**-500)), 2.0**300, xp.where((-mu_p + mu_q > 2.0**500) | (-mu_p + mu_q < -(2.0**500)), 2.0**-300, 1.0))
+        exact_logvar_p = exact_logvar_p_s1 + (exact_logvar_p_e0 + exact_logvar_p_e1 + exact_logvar_p_n0_sq_lo + exact_logvar_p_t0_lo + exact_logvar_p_t1_lo)
+        exact_logvar_p = xp.where(xp.isfinite(exact_logvar_p), exact_logvar_p, total)
+        total = forward[3] + backward[1]
+        exact_logvar_q_n0_u_hi = -logvar_q
+        exact_logvar_q_n0_n, exact_logvar_q_n0_t, exact_logvar_q_n0_t_lo = exp_parts(exact_logvar_q_n0_u_hi, 0.0)
+        exact_logvar_q_n0_h = xp.floor(0.5 * exact_logvar_q_n0_n)
+        kappa = xp.ldexp(1.0, exact_logvar_q_n0_h)
+        exact_logvar_q_n0_t_neg = -exact_logvar_q_n0_t
+        exact_logvar_q_n0_t_lo_neg = -exact_logvar_q_n0_t_lo
         exact_logvar_q_n0_hi, exact_logvar_q_n0_lo = two_sum(mu_q, -mu_p)
         exact_logvar_q_n0_hi = kappa * exact_logvar_q_n0_hi
         exact_logvar_q_n0_lo = kappa * exact_logvar_q_n0_lo
         exact_logvar_q_n0_sq = exact_logvar_q_n0_hi * exact_logvar_q_n0_hi
         exact_logvar_q_n0_sq_lo = product_error(exact_logvar_q_n0_hi, exact_logvar_q_n0_hi, exact_logvar_q_n0_sq) + exact_logvar_q_n0_lo * (2.0 * exact_logvar_q_n0_hi + exact_logvar_q_n0_lo)
-        exact_logvar_q_n0_k = -exp(-logvar_q)/kappa**2
-        exact_logvar_q_n0_k_hi = exact_logvar_q_n0_sq * exact_logvar_q_n0_k
-        exact_logvar_q_n0_sq_lo = product_error(exact_logvar_q_n0_sq, exact_logvar_q_n0_k, exact_logvar_q_n0_k_hi) + exact_logvar_q_n0_sq_lo * exact_logvar_q_n0_k
+        exact_logvar_q_n0_k_hi = exact_logvar_q_n0_sq * exact_logvar_q_n0_t_neg
+        exact_logvar_q_n0_sq_lo = product_error(exact_logvar_q_n0_sq, exact_logvar_q_n0_t_neg, exact_logvar_q_n0_k_hi) + exact_logvar_q_n0_sq_lo * exact_logvar_q_n0_t_neg + exact_logvar_q_n0_sq * exact_logvar_q_n0_t_lo_neg
+        exact_logvar_q_n0_k_hi = scaled(exact_logvar_q_n0_k_hi, (exact_logvar_q_n0_n - 2.0 * exact_logvar_q_n0_h) - 1.0)
+        exact_logvar_q_n0_sq_lo = scaled(exact_logvar_q_n0_sq_lo, (exact_logvar_q_n0_n - 2.0 * exact_logvar_q_n0_h) - 1.0)
         exact_logvar_q_t0_d_hi, exact_logvar_q_t0_d_lo = two_sum(logvar_q, -logvar_p)
-        exact_logvar_q_t0_hi = expm1(exact_logvar_q_t0_d_hi)
-        exact_logvar_q_t0_lo = exact_logvar_q_t0_d_lo * exp(exact_logvar_q_t0_d_hi)
+        exact_logvar_q_t0_n, exact_logvar_q_t0_t, exact_logvar_q_t0_t_lo = exact_logvar_p_t1_n, exact_logvar_p_t1_t, exact_logvar_p_t1_t_lo
+        exact_logvar_q_t0_hi = scaled(exact_logvar_q_t0_t, exact_logvar_q_t0_n - 1.0)
+        exact_logvar_q_t0_lo = scaled(exact_logvar_q_t0_t_lo, exact_logvar_q_t0_n - 1.0)
         exact_logvar_q_t1_d_hi, exact_logvar_q_t1_d_lo = two_sum(logvar_p, -logvar_q)
-        exact_logvar_q_t1_hi = expm1(exact_logvar_q_t1_d_hi)
-        exact_logvar_q_t1_lo = exact_logvar_q_t1_d_lo * exp(exact_logvar_q_t1_d_hi)
-        exact_logvar_q_t1_hi = -exact_logvar_q_t1_hi
-        exact_logvar_q_t1_lo = -exact_logvar_q_t1_lo
+        exact_logvar_q_t1_n, exact_logvar_q_t1_t, exact_logvar_q_t1_t_lo = exact_logvar_p_t0_n, exact_logvar_p_t0_t, exact_logvar_p_t0_t_lo
+        exact_logvar_q_t1_hi = scaled(-exact_logvar_q_t1_t, exact_logvar_q_t1_n - 1.0)
+        exact_logvar_q_t1_lo = scaled(-exact_logvar_q_t1_t_lo, exact_logvar_q_t1_n - 1.0)
         exact_logvar_q_s0, exact_logvar_q_e0 = two_sum(exact_logvar_q_n0_k_hi, exact_logvar_q_t0_hi)
         exact_logvar_q_s1, exact_logvar_q_e1 = two_sum(exact_logvar_q_s0, exact_logvar_q_t1_hi)
-        exact_logvar_q = 1/2 * (exact_logvar_q_s1 + (exact_logvar_q_e0 + exact_logvar_q_e1 + exact_logvar_q_n0_sq_lo + exact_logvar_q_t0_lo + exact_logvar_q_t1_lo))
-        exact_logvar_q = xp.where(cancels_logvar_q & xp.isfinite(exact_logvar_q), exact_logvar_q, total)
+        exact_logvar_q = exact_logvar_q_s1 + (exact_logvar_q_e0 + exact_logvar_q_e1 + exact_logvar_q_n0_sq_lo + exact_logvar_q_t0_lo + exact_logvar_q_t1_lo)
+        exact_logvar_q = xp.where(xp.isfinite(exact_logvar_q), exact_logvar_q, total)
         return (
             forward[0] + backward[2],
             exact_logvar_p,

@@ -31,6 +31,7 @@ from symkl.kl.compensated import (
     TwoSum,
     UInt,
     add,
+    div,
     error_free_evidence,
     exact_value,
     exponent_split,
@@ -125,6 +126,10 @@ def _wrong_statements():
     excess = _symbols("node-exp-excess")
     half = _symbols("node-half-total")
     split = _symbols("node-veltkamp-split")
+    reduction = _symbols("node-exp-double-reduction")
+    series = _symbols("node-exp-double-series")
+    s, p = series["s"], series["p"]
+    cubic = add(div(mul(s, p), 6.0), div(mul(s, p, s), 24.0), div(mul(s, p, s, s), 120.0))
     return [
         # Veltkamp's lo part a + hi, the sign of hi flipped (in real arithmetic hi = a and
         # lo = 0: the 26-bit halves are the floating-point fact of assumption EFT)
@@ -158,6 +163,33 @@ def _wrong_statements():
         (
             "node-half-total",
             add(half["total"], add(Lo(add(half["total_lo"], half["a_lo"])), half["excess_lo"])),
+        ),
+        # the double-double exponential's reduction adding the third part of n log 2
+        (
+            "node-exp-double-reduction",
+            add(
+                add(add(reduction["b_lo"], reduction["a_lo"]),
+                    neg(ProductError(reduction["n"], reduction["EXP_LN2_2"], reduction["shift"]))),
+                mul(reduction["n"], reduction["EXP_LN2_3"]),
+            ),
+        ),
+        # its series with the rounding of s^2 taken whole (no factor 1/2)
+        (
+            "node-exp-double-series",
+            add(
+                add(add(add(1.0, neg(series["u"])), s), add(add(series["u"], neg(series["v"])),
+                                                            mul(0.5, p))),
+                add(ProductError(s, s, p), cubic, mul(series["v"], series["r_lo"])),
+            ),
+        ),
+        # and with the first-order effect of r_lo subtracted
+        (
+            "node-exp-double-series",
+            add(
+                add(add(add(1.0, neg(series["u"])), s), add(add(series["u"], neg(series["v"])),
+                                                            mul(0.5, p))),
+                add(mul(0.5, ProductError(s, s, p)), cubic, neg(mul(series["v"], series["r_lo"]))),
+            ),
         ),
     ]
 

@@ -27,12 +27,14 @@ from symkl.codegen.kernels import (
     exact_sum_gradients,
     excess_series_function,
     exp_of_negated,
+    exp_table_rows,
     expm1mx_function,
     half_excess_beyond_overflow,
     half_square,
     halved_difference,
     identifier,
     input_difference,
+    ln2_three_parts,
     near_exact_log_excess,
     quotient_form,
     ranged_gradients,
@@ -48,6 +50,8 @@ from symkl.codegen.kernels import (
     veltkamp_split_function,
 )
 from symkl.codegen.printers import (
+    AllOf,
+    AnyOf,
     ArrayPrinter,
     Horner,
     PowerOfTwo,
@@ -66,6 +70,7 @@ from symkl.codegen.printers import (
 )
 from symkl.kl.stable import (
     EXACT_SCALE,
+    EXP_TABLE_LEVELS,
     A,
     ExactSum,
     NumericForms,
@@ -91,10 +96,29 @@ NUMPY_PRELUDE = [
     "    return np.moveaxis(table[index.astype(np.intp)], -1, 0)",
     "",
     "",
+    "def _refine(exact, arguments, cheap, usable):",
+    '    """The cheap values where all are usable; elsewhere exact(*arguments), computed on',
+    '    those elements only (mask to indices, the subset, scattered back)."""',
+    "    shape = np.broadcast_shapes(*(np.shape(v) for v in (*arguments, *cheap, *usable)))",
+    "    wanted = np.ones(shape, dtype=bool)",
+    "    for mask in usable:",
+    "        wanted &= mask",
+    "    index = np.flatnonzero(~wanted)",
+    "    if index.size == wanted.size:  # nothing to keep: no gathering",
+    "        return exact(*arguments)",
+    "    results = [np.array(np.broadcast_to(value, shape)) for value in cheap]",
+    "    if index.size:",
+    "        subset = exact(*(np.broadcast_to(a, shape).reshape(-1)[index] for a in arguments))",
+    "        for result, part in zip(results, subset):",
+    "            result.reshape(-1)[index] = part",
+    "    return tuple(result[()] if result.ndim == 0 else result for result in results)",
+    "",
+    "",
     "xp = SimpleNamespace(",
     "    asarray=np.asarray, clip=np.clip, errstate=np.errstate, floor=np.floor,",
     "    full_like=np.full_like, isfinite=np.isfinite, maximum=np.maximum, nan=np.nan,",
-    "    where=np.where, table_rows=_table_rows,",
+    "    where=np.where, table_rows=_table_rows, refine=_refine,",
+    "    ldexp=lambda value, n: np.ldexp(value, np.asarray(n).astype(np.int64)),",
     ")",
 ]
 
@@ -114,8 +138,8 @@ def numpy_source(forms: NumericForms) -> str:
 def array_kernels(forms: NumericForms) -> str:
     """The kernel body, written against an array namespace ``xp`` (NumPy, PyTorch, JAX).
 
-    Uses ``xp.asarray, clip, errstate, floor, full_like, isfinite, maximum, nan, where,
-    table_rows`` and the names ``exp, expm1, log, log1p``; the caller's prelude
+    Uses ``xp.asarray, clip, errstate, floor, full_like, isfinite, ldexp, maximum, nan,
+    refine, where, table_rows`` and the names ``exp, expm1, log, log1p``; the caller's prelude
     provides them.
     """
     low, high = (literal(v) for v in forms.interval)
@@ -322,6 +346,7 @@ def array_kernels(forms: NumericForms) -> str:
         "",
         "",
     ]
+    lines += _double_exp_lines()
     exact_sums = exact_sum_gradients(forms)
     for form in forms.forms.values():
         lines += _array_form(form, exact_sums)
@@ -466,6 +491,8 @@ def _exact_parts(expr: sp.Expr, name: str, lines: list[str]) -> tuple[sp.Expr, s
     hi, lo = variables(f"{name}_hi {name}_lo")
     if expr.is_Symbol or expr.is_Integer:
         return expr, None
+    if expr.is_Rational and sp.Rational(float(expr)) == expr:
+        return sp.Float(float(expr)), None  # a binary fraction (-1/2): exact
     if isinstance(expr, sp.Mul):
         scale, rest = expr.as_independent(*(expr.free_symbols - {EXACT_SCALE}), as_Add=False)
         sign, rest = rest.as_coeff_Mul()
@@ -512,17 +539,17 @@ def _array_exact_sum(exact: ExactSum, name: str) -> tuple[list[str], str, list[s
     then the factors, left to right.
     """
     lines: list[str] = []
-    conditions: list[str] = []
+    conditions: list[sp.Basic] = []
     if exact.scale_of is not None:
-        s = array_code(exact.scale_of)
+        s = _printed(array_code(exact.scale_of))
         t, shift = exact.scale_levels
-        lines.append(
-            f"        kappa = xp.where(({s} < 2.0**-{t}) & ({s} > -(2.0**-{t})), 2.0**{shift}, "
-            f"xp.where(({s} > 2.0**{t}) | ({s} < -(2.0**{t})), 2.0**-{shift}, 1.0))"
-        )
+        small = AllOf(sp.Lt(s, PowerOfTwo(-t)), sp.Gt(s, neg(PowerOfTwo(-t))))
+        large = AnyOf(sp.Gt(s, PowerOfTwo(t)), sp.Lt(s, neg(PowerOfTwo(t))))
+        lines.append(_assign("kappa", _power_of_two_scale(small, large, shift), "        "))
     highs, lows = [], []
     for index, (numerator, denominator, multiplier) in enumerate(exact.squares):
         part = f"{name}_n{index}"
+        exponential = _exp_square_lines(multiplier, part, lines) if multiplier.has(sp.exp) else None
         n_hi, n_lo = _exact_parts(numerator, part, lines)
         w_hi, w_lo, p, sq_hi, sq_lo, k, k_hi = variables(
             f"{part}_w {part}_w_lo {part}_p {part}_sq {part}_sq_lo {part}_k {part}_k_hi"
@@ -552,7 +579,19 @@ def _array_exact_sum(exact: ExactSum, name: str) -> tuple[list[str], str, list[s
             else claim("node-square-lo-exact", a=w_hi, a_lo=w_lo, p=sq_hi)
         )
         lines.append(f"        {sq_lo} = {array_arithmetic(square_lo)}")
-        if multiplier != 1:
+        if exponential is not None:
+            # (kappa m)^2 t as hi + lo (TwoProduct), then c 2^(n - 2h): the term itself
+            t, t_lo, exponent, log_unit = exponential
+            product_lo = claim("node-product-lo", a=sq_hi, a_lo=sq_lo, b=t, b_lo=t_lo, p=k_hi)
+            shift = add(exponent, float(log_unit))
+            lines += [
+                f"        {k_hi} = {array_arithmetic(mul(sq_hi, t))}",
+                f"        {sq_lo} = {array_arithmetic(product_lo)}",
+                f"        {k_hi} = {array_arithmetic(_scaled(k_hi, shift))}",
+                f"        {sq_lo} = {array_arithmetic(_scaled(sq_lo, shift))}",
+            ]
+            sq_hi = k_hi
+        elif multiplier != 1:
             lines += [
                 f"        {k} = {array_code(multiplier)}",
                 f"        {k_hi} = {array_arithmetic(mul(sq_hi, k))}",
@@ -563,10 +602,17 @@ def _array_exact_sum(exact: ExactSum, name: str) -> tuple[list[str], str, list[s
         highs.append(sq_hi)
         lows.append(sq_lo)
     for index, term in enumerate(exact.terms):
-        t_hi, t_lo = _exact_parts(term, f"{name}_t{index}", lines)
-        if isinstance(term, sp.exp):
-            # e^d - 1 keeps e^d where expm1(d) rounds to -1: only where d < -1
-            conditions.append(f"({name}_t{index}_d_hi < -1.0)")
+        if term.has(sp.exp):
+            t_hi, t_lo = _exp_term_lines(term, f"{name}_t{index}", lines)
+            if len(exact.terms) + len(exact.squares) > 1 and term.args[0].is_Add:
+                # the exponentials are right to 2^-100 of 1: better than the plain sum where
+                # |d| > 2^-50 (near d = 0 the terms cancel to d itself)
+                (d_hi,) = variables(f"{name}_t{index}_d_hi")
+                conditions.append(
+                    AnyOf(sp.Gt(d_hi, PowerOfTwo(-50)), sp.Lt(d_hi, neg(PowerOfTwo(-50))))
+                )
+        else:
+            t_hi, t_lo = _exact_parts(term, f"{name}_t{index}", lines)
         highs.append(t_hi)
         if t_lo is not None:
             lows.append(t_lo)
@@ -638,6 +684,14 @@ def _array_form(form: ParameterisedForm, exact_sums: dict[str, ExactSum]) -> lis
     else:
         exact_log = sp.Function("half_excess_exact_log")
         body = [_assign("half_excess", exact_log(*variables("x d_hi d_lo")), "        ")]
+    # with double-double exponentials, the exact gradient is computed only where the cheap
+    # one's error bound exceeds GRADIENT_ULPS (_array_refined_gradient)
+    refined = any(
+        _exponential(exact_sums[f"gradient-exact-{form.name}-{parameter}"])
+        for parameter in form.parameters
+        if f"gradient-exact-{form.name}-{parameter}" in exact_sums
+    )
+    prefix, exact_note = ("exact_", ", exact sums everywhere") if refined else ("", "")
     lines = [
         "",
         f"def parts_{name}({arguments}):",
@@ -657,14 +711,15 @@ def _array_form(form: ParameterisedForm, exact_sums: dict[str, ExactSum]) -> lis
         array_statement(Return(add(half_a, half_excess, domain)), "        "),
         "",
         "",
-        f"def gradient_{name}({arguments}):",
-        f'    """Gradient of term_{name} with respect to ({arguments})."""',
+        f"def {prefix}gradient_{name}({arguments}):",
+        f'    """Gradient of term_{name} with respect to ({arguments}){exact_note}."""',
         "    with xp.errstate(all='ignore'):",
         f"        parts = parts_{name}({arguments})",
         "        half_x, half_a = parts['half_x'], parts['half_a']",
     ]
     # x and a enter through their halves, which overflow only where the KL does
     halves = {X: 2 * HALF_X, A: 2 * HALF_A}
+    _EXPONENTIALS.clear()
     ranged = ranged_gradients()
     components = []
     for parameter in form.parameters:
@@ -672,29 +727,50 @@ def _array_form(form: ParameterisedForm, exact_sums: dict[str, ExactSum]) -> lis
         label = f"gradient-range-{form.name}-{parameter}"
         if label in ranged and form.name == "var":
             # x/(2 v_p) = -x'/(2 v_q): each side is safe on its own half-plane
-            u, v = (str(p) for p in form.parameters[1::2])
-            printed = f"xp.where({u} >= {v}, {array_code(ranged[label])}, {printed})"
+            u, v = variables(" ".join(str(p) for p in form.parameters[1::2]))
+            printed = array_arithmetic(
+                Select(
+                    sp.Ge(u, v, evaluate=False),
+                    _printed(array_code(ranged[label])),
+                    _printed(printed),
+                )
+            )
         elif label in ranged:
             printed = array_code(ranged[label])
         exact = exact_sums.get(f"gradient-exact-{form.name}-{parameter}")
-        if exact is not None:
+        if exact is not None and _exponential(exact):
             body, value, conditions = _array_exact_sum(exact, f"exact_{parameter}")
-            sum_of_halves = array_arithmetic(add(HALF_A, HALF_X))
-            difference_of_halves = array_arithmetic(add(HALF_A, neg(HALF_X)))
+            lines += [
+                "        # the exact sum of fact gradient-exact-"
+                f"{form.name}-{parameter} (double-double exponentials), where finite",
+                *body,
+            ]
+            usable = AllOf(isfinite(_printed(value)), *conditions)
+            printed = array_arithmetic(Select(usable, _printed(value), _printed(printed)))
+        elif exact is not None:
+            body, value, conditions = _array_exact_sum(exact, f"exact_{parameter}")
+            sum_of_halves = add(HALF_A, HALF_X)
+            difference_of_halves = add(HALF_A, neg(HALF_X))
+            cancels = AllOf(
+                sp.Lt(HALF_X, 0.0, evaluate=False),
+                sp.Lt(mul(4.0, sum_of_halves), difference_of_halves, evaluate=False),
+                sp.Lt(mul(-4.0, sum_of_halves), difference_of_halves, evaluate=False),
+            )
             lines += [
                 "        # where a + x cancels (x < 0, a within a factor 5/3 of -x): the exact",
                 f"        # sum of fact gradient-exact-{form.name}-{parameter}; else as above",
-                f"        cancels = (half_x < 0.0) & (4.0 * ({sum_of_halves}) < "
-                f"{difference_of_halves}) & (-4.0 * ({sum_of_halves}) < {difference_of_halves})",
+                _assign("cancels", cancels, "        "),
                 *body,
             ]
-            usable = " & ".join(["cancels", f"xp.isfinite({value})", *conditions])
-            printed = f"xp.where({usable}, {value}, {printed})"
+            usable = AllOf(variables("cancels")[0], isfinite(_printed(value)), *conditions)
+            printed = array_arithmetic(Select(usable, _printed(value), _printed(printed)))
         components.append(printed)
     lines.append("        return (")
     for printed in components:
         lines.append(f"            {printed},")
     lines += ["        )", ""]
+    if refined:
+        lines += _array_refined_gradient(form)
     if form.symmetric is not None:
         forward_half_x, reverse_x, forward_half_a, reverse_half_a, crossed = variables(
             "forward['half_x'] reverse['x'] forward['half_a'] reverse['half_a'] crossed"
@@ -724,34 +800,384 @@ def _array_jeffreys_gradient(form: ParameterisedForm, exact_sums: dict[str, Exac
     name = identifier(form.name)
     arguments = ", ".join(str(p) for p in form.parameters)
     swapped = ", ".join(str(p) for p in swapped_parameters(form))
+    # the two KLs' gradients with their exact sums everywhere: the sum of two cheap mean
+    # gradients is bounded by 5 ulp only, beyond GRADIENT_ULPS
+    exponential = any(
+        _exponential(exact)
+        for label, exact in exact_sums.items()
+        if label.startswith(f"gradient-exact-{form.name}-")
+    )
+    prefix = "exact_" if exponential else ""
     lines = [
         "",
         f"def gradient_jeffreys_{name}({arguments}):",
         f'    """Gradient of jeffreys_{name} with respect to ({arguments})."""',
         "    with xp.errstate(all='ignore'):",
-        f"        forward = gradient_{name}({arguments})",
-        f"        backward = gradient_{name}({swapped})",
+        f"        forward = {prefix}gradient_{name}({arguments})",
+        f"        backward = {prefix}gradient_{name}({swapped})",
     ]
+    _EXPONENTIALS.clear()
     components = []
     for position, parameter in enumerate(form.parameters):
         partner = (position + 2) % 4
-        plain = f"forward[{position}] + backward[{partner}]"
+        f, b = variables(f"forward[{position}] backward[{partner}]")
+        plain = array_arithmetic(add(f, b))
         exact = exact_sums.get(f"jeffreys-gradient-exact-{form.name}-{parameter}")
         if exact is None:
             components.append(plain)
             continue
-        f, b = f"forward[{position}]", f"backward[{partner}]"
         body, value, conditions = _array_exact_sum(exact, f"exact_{parameter}")
+        exact_value, total, spread, size = variables(f"{value} total spread size")
+        if _exponential(exact):
+            # double-double exponentials: the exact sum is right wherever it is finite
+            usable = AllOf(isfinite(exact_value), *conditions)
+            lines += [
+                _assign("total", add(f, b), "        "),
+                *body,
+                _assign(value, Select(usable, exact_value, total), "        "),
+            ]
+            components.append(value)
+            continue
+        # the two KLs' gradients of opposite signs, cancelling to below a quarter of their
+        # spread
+        opposite = AnyOf(
+            AllOf(sp.Gt(f, 0.0, evaluate=False), sp.Lt(b, 0.0, evaluate=False)),
+            AllOf(sp.Lt(f, 0.0, evaluate=False), sp.Gt(b, 0.0, evaluate=False)),
+        )
+        (cancels,) = variables(f"cancels_{parameter}")
         lines += [
-            f"        total, spread = {plain}, {f} - {b}",
-            "        size, spread = xp.where(total < 0.0, -total, total), "
-            "xp.where(spread < 0.0, -spread, spread)",
-            f"        cancels_{parameter} = ((({f} > 0.0) & ({b} < 0.0)) | (({f} < 0.0) & "
-            f"({b} > 0.0))) & (4.0 * size < spread)",
+            _assign("total", add(f, b), "        "),
+            _assign("spread", add(f, neg(b)), "        "),
+            _assign("size", _magnitude(total), "        "),
+            _assign("spread", _magnitude(spread), "        "),
+            _assign(
+                str(cancels),
+                AllOf(opposite, sp.Lt(mul(4.0, size), spread, evaluate=False)),
+                "        ",
+            ),
             *body,
         ]
-        usable = " & ".join([f"cancels_{parameter}", f"xp.isfinite({value})", *conditions])
-        lines.append(f"        {value} = xp.where({usable}, {value}, total)")
+        usable = AllOf(cancels, isfinite(exact_value), *conditions)
+        lines.append(_assign(value, Select(usable, exact_value, total), "        "))
         components.append(value)
     lines += ["        return (", *(f"            {c}," for c in components), "        )", ""]
+    return lines
+
+
+# ------------------------------------------------- the array gradients' double-double exponential
+#: beyond |x| = 1500, e^x is 0 or inf in binary64: the exponential's input is clipped there so
+#: that its reduction stays exact (|n| < 2^20) and the power of 2 gives the 0 or inf
+EXP_INPUT_LIMIT = 1500.0
+
+
+def _exponential(exact: ExactSum) -> bool:
+    """Whether an exact sum has exponential terms (taken by ``exp_parts``)."""
+    return any(term.has(sp.exp) for term in exact.terms)
+
+
+def ldexp(value: sp.Expr | float, exponent: sp.Expr) -> sp.Expr:
+    """``xp.ldexp(value, exponent)``: ``value 2^exponent``, the exponent integer-valued."""
+    return sp.Function("xp.ldexp")(value, exponent)
+
+
+def _floor(value: sp.Expr) -> sp.Expr:
+    return sp.Function("xp.floor")(value)
+
+
+def _scaled(value: sp.Expr, exponent: sp.Expr) -> sp.Expr:
+    """``value 2^exponent`` (exact where the result is normal): ``scaled`` below."""
+    return sp.Function("scaled")(value, exponent)
+
+
+def _double_exp_lines() -> list[str]:
+    """``exp_parts(x, x_lo)``: ``e^(x + x_lo) = 2^n (t + t_lo)`` with ``t_lo`` right to about
+    ``2^-100`` of ``t`` (fact exp-double-split: the reduction node-exp-double-reduction,
+    three table steps, the series node-exp-double-series, Dekker products node-product-lo);
+    and ``scaled(value, n)``, ``value 2^n`` in two exact halves of the exponent."""
+    first, second, third = ln2_three_parts()
+    rows, zeros = exp_table_rows()
+    x, x_lo, n, shift, r_a, a_lo, r, b_lo, r_lo, s, p, u, v = variables(
+        "x x_lo n shift r_a a_lo r b_lo r_lo s p u v"
+    )
+    value, half = variables("value half")
+    reduction = {"x": x, "x_lo": x_lo, "n": n, "shift": shift, "a_lo": a_lo, "b_lo": b_lo}
+    lines = [
+        "",
+        "",
+        f"EXP_LN2_1, EXP_LN2_2, EXP_LN2_3 = {first!r}, {second!r}, {third!r}",
+        f"EXP_INV_LN2 = {literal(1 / sp.log(2))}",
+        "#: rows (hi, lo) of e^c, c = j 2^-bits for the levels (bits, largest |j|) "
+        f"{', '.join(str(level) for level in EXP_TABLE_LEVELS)}",
+        "EXP_TABLE = xp.asarray([",
+        *(f"    ({high!r}, {low!r})," for high, low in rows),
+        "])",
+        "",
+        "",
+        "def scaled(value, n):",
+        '    """value 2^n for an integer-valued n, in two halves of n: exact wherever the result',
+        '    is a normal number, also where 2^n alone is not a double."""',
+        _assign("half", _floor(mul(0.5, n)), "    "),
+        array_statement(
+            Return(ldexp(ldexp(value, half), add(n, neg(half)))),
+            "    ",
+        ),
+        "",
+        "",
+        "def exp_parts(x, x_lo):",
+        '    """n, t, t_lo with e^(x + x_lo) = 2^n (t + t_lo), t_lo right to about 2^-100 of t',
+        "    (fact exp-double-split; x_lo at most an ulp of x).\"\"\"",
+        _assign("x", sp.Function("xp.clip")(x, -EXP_INPUT_LIMIT, EXP_INPUT_LIMIT), "    "),
+        _assign("n", _floor(add(mul(x, sp.Symbol("EXP_INV_LN2")), 0.5)), "    "),
+        _assign("r_hi", claim("node-exp-double-reduction", part="r_hi", **reduction), "    "),
+        _assign("shift", mul(n, sp.Symbol("EXP_LN2_2")), "    "),
+        _unpack((r_a, a_lo), claim("node-exp-double-reduction", part="r_a", **reduction), "    "),
+        _unpack((r, b_lo), claim("node-exp-double-reduction", part="r", **reduction), "    "),
+        _assign("r_lo", claim("node-exp-double-reduction", **reduction), "    "),
+        "    # r = c_1 + c_2 + c_3 + s, each step exact (Sterbenz), |s| <= 2^-19",
+        _assign("s", r, "    "),
+    ]
+    products = []
+    for level, ((bits, top), zero) in enumerate(zip(EXP_TABLE_LEVELS, zeros, strict=True), 1):
+        j = sp.Symbol(f"j_{level}")
+        scale = sp.Float(2.0**bits)
+        # NaN (validate=False) stays in s and so in t; the table index is read from 0
+        finite = Select(isfinite(s), s, 0.0)
+        lines += [
+            _assign(
+                f"j_{level}",
+                sp.Function("xp.clip")(_floor(add(mul(finite, scale), 0.5)), -top, top),
+                "    ",
+            ),
+            _assign("s", add(s, neg(div(j, scale))), "    "),
+            _unpack(
+                variables(f"e_{level} e_{level}_lo"),
+                sp.Function("xp.table_rows")(sp.Symbol("EXP_TABLE"), add(j, zero)),
+                "    ",
+            ),
+        ]
+        products.append(variables(f"e_{level} e_{level}_lo"))
+    lines += [
+        _assign("p", mul(s, s), "    "),
+        _assign("u", add(1.0, s), "    "),
+        _assign("v", add(u, mul(0.5, p)), "    "),
+        _assign("v_lo", claim("node-exp-double-series", s=s, r_lo=r_lo, p=p, u=u, v=v), "    "),
+    ]
+    products.append(variables("v v_lo"))
+    high, low = products[0]
+    for index, (factor, factor_lo) in enumerate(products[1:]):
+        name = "t" if index == len(products) - 2 else f"t_{index + 1}"
+        product, product_lo = variables(f"{name} {name}_lo")
+        lines += [
+            _assign(name, mul(high, factor), "    "),
+            _assign(
+                f"{name}_lo",
+                claim(
+                    "node-product-lo", a=high, a_lo=low, b=factor, b_lo=factor_lo, p=product
+                ),
+                "    ",
+            ),
+        ]
+        high, low = product, product_lo
+    lines += ["    return n, t, t_lo", "", ""]
+    return lines
+
+
+def _exp_square_lines(
+    multiplier: sp.Expr, part: str, lines: list[str]
+) -> tuple[sp.Symbol, sp.Symbol, sp.Symbol, int]:
+    """For a square's multiplier ``c e^u / kappa^2`` (``c = +-1/2``): ``e^u`` as ``2^n (t +
+    t_lo)`` and ``kappa = 2^h``, ``h = floor(n/2)``, so that ``(kappa m)^2 t`` is near the
+    term itself (no under- or overflow where the term is near 1).  Returns ``t``,
+    ``t_lo`` (signed as c), ``n - 2h`` and log2 |c|."""
+    coefficient, exponential = multiplier.as_independent(sp.exp, as_Add=False)
+    unit = sp.simplify(coefficient * EXACT_SCALE**2)
+    if not (isinstance(exponential, sp.exp) and unit in (sp.Rational(1, 2), -sp.Rational(1, 2))):
+        raise NotImplementedError(f"no exponential square multiplier {multiplier}")
+    u_hi, u_lo = _exact_parts(exponential.args[0], f"{part}_u", lines)
+    n, t, t_lo, h, kappa = variables(f"{part}_n {part}_t {part}_t_lo {part}_h kappa")
+    sign = 1 if unit > 0 else -1
+    _exp_call(exponential.args[0], (u_hi, u_lo), (n, t, t_lo), lines)
+    lines += [
+        f"        {h} = {array_arithmetic(_floor(mul(0.5, n)))}",
+        f"        {kappa} = {array_arithmetic(ldexp(1.0, h))}",
+    ]
+    if sign < 0:
+        t_signed, t_lo_signed = variables(f"{part}_t_neg {part}_t_lo_neg")
+        lines += [
+            f"        {t_signed} = {array_arithmetic(neg(t))}",
+            f"        {t_lo_signed} = {array_arithmetic(neg(t_lo))}",
+        ]
+        t, t_lo = t_signed, t_lo_signed
+    return t, t_lo, add(n, neg(mul(2.0, h))), -1
+
+
+#: the exponentials a printed function has taken, by argument: each is taken once
+_EXPONENTIALS: dict[sp.Expr, tuple[sp.Symbol, ...]] = {}
+
+
+def _exp_call(
+    argument: sp.Expr,
+    parts: tuple[sp.Expr, sp.Expr | None],
+    names: tuple[sp.Symbol, ...],
+    lines: list[str],
+) -> None:
+    """``n, t, t_lo = exp_parts(hi, lo)`` for ``e^argument``, or the names of the same
+    exponential taken earlier in the function (:data:`_EXPONENTIALS`, reset per function)."""
+    if argument in _EXPONENTIALS:
+        earlier = ", ".join(str(name) for name in _EXPONENTIALS[argument])
+        lines.append(f"        {', '.join(str(name) for name in names)} = {earlier}")
+        return
+    hi, lo = parts
+    lines.append(
+        f"        {', '.join(str(name) for name in names)} = exp_parts("
+        f"{array_arithmetic(hi)}, {array_arithmetic(0.0 if lo is None else lo)})"
+    )
+    _EXPONENTIALS[argument] = names
+
+
+def _exp_term_lines(term: sp.Expr, part: str, lines: list[str]) -> tuple[sp.Symbol, sp.Symbol]:
+    """A term ``c e^u`` (``c = +-1/2``) as ``hi + lo``: ``e^u = 2^n (t + t_lo)`` (exp_parts),
+    both parts scaled by ``c 2^n`` (exact where they are normal numbers)."""
+    coefficient, exponential = term.as_independent(sp.exp, as_Add=False)
+    if not isinstance(exponential, sp.exp):
+        raise NotImplementedError(f"no exponential term {term}")
+    d_hi, d_lo = _exact_parts(exponential.args[0], f"{part}_d", lines)
+    n, t, t_lo, hi, lo = variables(f"{part}_n {part}_t {part}_t_lo {part}_hi {part}_lo")
+    _exp_call(exponential.args[0], (d_hi, d_lo), (n, t, t_lo), lines)
+    if coefficient in (sp.Rational(1, 2), -sp.Rational(1, 2)):
+        signed = (lambda e: e) if coefficient > 0 else neg
+        exponent = add(n, -1.0)
+        lines += [
+            f"        {hi} = {array_arithmetic(_scaled(signed(t), exponent))}",
+            f"        {lo} = {array_arithmetic(_scaled(signed(t_lo), exponent))}",
+        ]
+        return hi, lo
+    # a difference of two inputs times the exponential: (c + c_lo)(t + t_lo) by TwoProduct
+    c_hi, c_lo = _exact_parts(coefficient, f"{part}_c", lines)
+    if c_lo is None:
+        raise NotImplementedError(f"no exponential term {term}")
+    lines += [
+        f"        {hi} = {array_arithmetic(mul(c_hi, t))}",
+        f"        {lo} = "
+        f"{array_arithmetic(claim('node-product-lo', a=c_hi, a_lo=c_lo, b=t, b_lo=t_lo, p=hi))}",
+        f"        {hi} = {array_arithmetic(_scaled(hi, n))}",
+        f"        {lo} = {array_arithmetic(_scaled(lo, n))}",
+    ]
+    return hi, lo
+
+
+# ------------------------------------------------- the cheap gradient and where it is refined
+#: the bound, in ulps of the true gradient, that the cheap gradient meets wherever it is used
+GRADIENT_ULPS = 4
+#: a priori bounds of the cheap values' relative errors in units of u = 2^-53, to first order,
+#: exp and expm1 taken within 1 ulp (2u) of the truth (glibc, Sleef u10; NumPy's exp measured
+#: at 0.67 ulp): half_x = x/2 from x = expm1(d_hi) + d_lo e^d_hi (2u, and u for the addition:
+#: d_lo e^d_hi and the neglected d_lo^2 e^d_hi/2 are below u^2 |d| e^d); half_a =
+#: (0.5 d^2 e^-logvar_q) 2^2k (half_mean_term): d = fl(mu_p - mu_q) (u, twice in d^2), the
+#: square (u), the product (u) and e^-logvar_q (2u), the scalings exact where the exponential
+#: is in [2^-600, 2^600] (|logvar_q| <= 400 below) and the result normal
+CHEAP_ERROR_UNITS = {HALF_X: 3, HALF_A: 6}
+#: (mu_p - mu_q) e^-logvar_q: the difference (u), the exponential (2u), the product (u)
+MEAN_GRADIENT_ERROR_UNITS = 4
+#: below this magnitude a result may be subnormal-adjacent, where relative bounds fail
+CHEAP_SMALLEST = 2.0**-960
+#: where half_a takes its full path and exp(-logvar) cannot overflow: |argument| <= this
+CHEAP_EXP_ARGUMENT = 400.0
+#: where half_x is 0.5 expm1(d) (parts_logvar takes e^d/2 in halves beyond d = 709)
+CHEAP_DIFFERENCE_LIMIT = 709.0
+
+
+def _printed(text: str) -> sp.Symbol:
+    """An operand already printed by the array printer (a gradient fact printed in SymPy's
+    own order), to stand in a printed condition or select as it is."""
+    return sp.Symbol(text)
+
+
+def _magnitude(value: sp.Expr) -> sp.Expr:
+    """``|value|`` as a select (the value itself where SymPy knows it is nonnegative)."""
+    if value.is_nonnegative:
+        return value
+    return Select(sp.Lt(value, 0.0), neg(value), value)
+
+
+def _normal_or_zero(value: sp.Expr) -> sp.Expr:
+    """``value == 0 | |value| >= CHEAP_SMALLEST`` (relative bounds hold for normal results)."""
+    return AnyOf(
+        sp.Eq(value, 0.0, evaluate=False),
+        sp.Ge(_magnitude(value), sp.Float(CHEAP_SMALLEST), evaluate=False),
+    )
+
+
+def _array_refined_gradient(form: ParameterisedForm) -> list[str]:
+    """``gradient_<form>``: the gradient facts printed plainly (no compensated arithmetic),
+    each component with its a priori error bound; where a bound exceeds GRADIENT_ULPS (or a
+    value is not finite, or an input is where the plain forms lose range) ``xp.refine`` takes
+    ``exact_gradient_<form>`` on those elements only.
+
+    The bound of a component ``g = sum_i c_i h_i`` (``h_i`` among half_a, half_x, each with
+    relative error at most ``e_i u``, ``c_i = +-1``) rounded once per addition is
+    ``sum_i e_i |h_i| u + |g| u`` (one rounding per addition, of a partial sum no larger
+    than the terms' magnitudes; first order in u), and the ulp of the true value exceeds
+    ``u |g|``: the component is within GRADIENT_ULPS ulp where ``sum_i e_i |h_i| + (terms -
+    1) |g| <= GRADIENT_ULPS |g|`` (NaN compares false: refined)."""
+    name = identifier(form.name)
+    arguments = ", ".join(str(p) for p in form.parameters)
+    halves = {X: 2 * HALF_X, A: 2 * HALF_A}
+    lines = [
+        "",
+        f"def gradient_{name}({arguments}):",
+        f'    """Gradient of term_{name} with respect to ({arguments}):',
+        f"    the plain forms where their error bound is within {GRADIENT_ULPS} ulp, "
+        f"exact_gradient_{name}",
+        '    elsewhere (on those elements only where the framework allows it: xp.refine)."""',
+        "    with xp.errstate(all='ignore'):",
+        f"        parts = parts_{name}({arguments})",
+        "        half_x, half_a = parts['half_x'], parts['half_a']",
+    ]
+    (a_argument,) = (e.args[0] for e in form.a.atoms(sp.exp))
+    cheap, usable = [], []
+    for parameter in form.parameters:
+        gradient = form.gradient[parameter].xreplace(halves)
+        value = sp.Symbol(f"cheap_{parameter}")
+        lines.append(_assign(str(value), gradient, "        "))
+        conditions = [isfinite(value), _normal_or_zero(value)]
+        terms = sp.Add.make_args(gradient)
+        if gradient.free_symbols & {HALF_A, HALF_X}:
+            bound = []
+            for term in terms:
+                coefficient, half = term.as_coeff_Mul()
+                if half not in CHEAP_ERROR_UNITS or abs(coefficient) != 1:
+                    raise NotImplementedError(f"no cheap error bound for {term}")
+                bound.append(mul(float(CHEAP_ERROR_UNITS[half]), _magnitude(half)))
+                conditions.append(_normal_or_zero(half))
+            if len(terms) > 1:  # the additions' roundings
+                bound.append(mul(float(len(terms) - 1), _magnitude(value)))
+            limit = mul(float(GRADIENT_ULPS), _magnitude(value))
+            conditions.append(sp.Le(add(*bound), limit, evaluate=False))
+            if HALF_X in gradient.free_symbols:
+                difference = variables("parts['d_hi']")[0]
+                conditions.append(
+                    sp.Le(difference, sp.Float(CHEAP_DIFFERENCE_LIMIT), evaluate=False)
+                )
+            if HALF_A in gradient.free_symbols:
+                conditions.append(
+                    sp.Le(_magnitude(a_argument), sp.Float(CHEAP_EXP_ARGUMENT), evaluate=False)
+                )
+        else:
+            # a mean gradient, the difference of the means times one exponential
+            if MEAN_GRADIENT_ERROR_UNITS > GRADIENT_ULPS or len(gradient.atoms(sp.exp)) != 1:
+                raise NotImplementedError(f"no cheap error bound for {gradient}")
+            (argument,) = (e.args[0] for e in gradient.atoms(sp.exp))
+            conditions.append(
+                sp.Le(_magnitude(argument), sp.Float(CHEAP_EXP_ARGUMENT), evaluate=False)
+            )
+        usable_name = f"usable_{parameter}"
+        lines.append(_assign(usable_name, AllOf(*conditions), "        "))
+        cheap.append(str(value))
+        usable.append(usable_name)
+    lines += [
+        f"        return xp.refine(exact_gradient_{name}, ({arguments}), "
+        f"({', '.join(cheap)}), ({', '.join(usable)}))",
+        "",
+    ]
     return lines

@@ -39,6 +39,7 @@ __all__ = [
     "exact_sum_gradients",
     "excess_series_function",
     "exp_of_negated",
+    "exp_table_rows",
     "expm1mx_from_series",
     "expm1mx_function",
     "half_excess_beyond_overflow",
@@ -49,6 +50,7 @@ __all__ = [
     "identifier",
     "input_difference",
     "ln2_split",
+    "ln2_three_parts",
     "near_exact_log_excess",
     "quotient_form",
     "quotient_remainder",
@@ -492,3 +494,31 @@ def expm1mx_function(coefficients: list[sp.Rational]) -> KernelFunction:
 
 def _floats(coefficients) -> list[sp.Float]:
     return [sp.Float(float(c)) for c in coefficients]
+
+
+# ------------------------------------------------- the array gradients' double-double exponential
+def ln2_three_parts() -> tuple[float, float, float]:
+    """``log 2 = first + second + third``, ``first`` of 33 significant bits (``n first`` is
+    exact for ``|n| < 2^20``), ``second`` and ``third`` the next two doubles: ``n log 2``
+    is then carried to about ``2^-140`` (SymPy, 80 digits)."""
+    ln2 = sp.log(2).evalf(80)
+    first = sp.floor(ln2 * 2**33) / sp.Integer(2) ** 33
+    second = sp.Float(float((ln2 - first).evalf(80)), 80)
+    return float(first), float(second), float((ln2 - first - second).evalf(40))
+
+
+def exp_table_rows() -> tuple[list[tuple[float, float]], tuple[int, ...]]:
+    """The double-double exponential's tables as one list of rows ``(hi, lo)`` of
+    ``e^c`` (SymPy, 50 digits; ``lo`` the rest of ``e^c - hi``), and per level the row
+    of ``c = 0`` (levels of :data:`symkl.kl.stable.EXP_TABLE_LEVELS`)."""
+    from symkl.kl.stable import exp_double_table
+
+    rows: list[tuple[float, float]] = []
+    zeros = []
+    for level in exp_double_table():
+        zeros.append(len(rows) + (len(level) - 1) // 2)
+        for _, value in level:
+            exact = sp.Float(value.evalf(50), 50)
+            high = float(exact)
+            rows.append((high, float(exact - sp.Float(high, 50))))
+    return rows, tuple(zeros)

@@ -30,6 +30,7 @@ from symkl.frameworks import preludes
 
 __all__ = [
     "KL_SPECS",
+    "NATIVE_GRADIENTS",
     "KLSpec",
     "array_kernels",
     "gradient_terms",
@@ -91,6 +92,13 @@ KL_SPECS: dict[str, KLSpec] = {
 }
 
 
+#: kernels whose printed gradient has no compensated arithmetic (the VAE prior's is
+#: ``(mu, expm1(logvar)/2)``): autograd computes them in the inputs' float dtype; every
+#: other gradient is computed in float64 and rounded once (Dekker's split and the exact
+#: sums hold in binary64 only)
+NATIVE_GRADIENTS = ("std-normal",)
+
+
 def gradient_terms(framework: str, kernel: str, symmetric: bool, values: Sequence[Any]):
     """The printed elementwise gradient of ``kernel`` on ``values`` (``framework``'s arrays).
 
@@ -125,13 +133,19 @@ def array_kernels(framework: str) -> SimpleNamespace:
     namespace: dict = {"__name__": f"symkl.frameworks._kernels_{framework}"}
     exec(compile(path.read_text(encoding="utf-8"), str(path), "exec"), namespace)
     if framework != "numpy":
-        table = np.asarray(namespace["TABLE"]).tolist()
+        names = ("TABLE", "EXP_TABLE")  # the printed tables (rows read by xp.table_rows)
+        tables = {name: np.asarray(namespace[name]).tolist() for name in names}
         exec(compile("\n".join(preludes.ARRAY_PRELUDES[framework]), "<prelude>", "exec"), namespace)
-        if framework == "torch":
-            namespace["TABLE"] = namespace["xp"].asarray(table)
-        else:
-            # jax: kept as NumPy (converted per call), so building it needs no jax_enable_x64
-            namespace["TABLE"] = np.asarray(table)
+        for name, table in tables.items():
+            if framework == "torch" and name == "EXP_TABLE":
+                # read in the gradients, which torch.compile traces (a tensor made of
+                # the rows there is a constant of the graph; a captured one is refused)
+                namespace[name] = table
+            elif framework == "torch":
+                namespace[name] = namespace["xp"].asarray(table)
+            else:
+                # jax: kept as NumPy (converted per call), so building it needs no x64
+                namespace[name] = np.asarray(table)
     return SimpleNamespace(**{k: v for k, v in namespace.items() if not k.startswith("__")})
 
 

@@ -41,7 +41,7 @@ import numpy as np
 
 from symkl import numeric
 from symkl._dispatch import DISPATCHED
-from symkl.frameworks import KL_SPECS, gradient_terms, round_half_numpy
+from symkl.frameworks import KL_SPECS, NATIVE_GRADIENTS, gradient_terms, round_half_numpy
 
 __all__ = list(DISPATCHED)
 
@@ -111,8 +111,28 @@ def _host(plan: _Plan, *arrays: np.ndarray) -> np.ndarray:
 
 
 def _gradient_parts(plan: _Plan, arrays: Sequence[Any], wide: Any):
+    if np.dtype(wide) != np.dtype(np.float64) and plan.kernel not in NATIVE_GRADIENTS:
+        # no float64 in JAX (jax_enable_x64 off): the printed gradient's compensated
+        # arithmetic needs it, so it runs on the host in NumPy float64, rounded once
+        shape = jnp.broadcast_shapes(*(jnp.shape(a) for a in arrays))
+        results = tuple(jax.ShapeDtypeStruct(shape, wide) for _ in arrays)
+        return jax.pure_callback(
+            functools.partial(_host_gradient, plan, np.dtype(wide)),
+            results,
+            *(jnp.broadcast_to(a, shape) for a in arrays),
+            vmap_method="broadcast_all",
+        )
     values = [jnp.asarray(a).astype(wide) for a in arrays]
     return gradient_terms("jax", plan.kernel, plan.symmetric, values)
+
+
+def _host_gradient(plan: _Plan, dtype: np.dtype, *arrays):
+    """The printed NumPy gradient in float64, each part rounded once to ``dtype``."""
+    values = [np.asarray(a, dtype=np.float64) for a in arrays]
+    shape = np.broadcast_shapes(*(v.shape for v in values))
+    with np.errstate(all="ignore"):
+        parts = gradient_terms("numpy", plan.kernel, plan.symmetric, values)
+        return tuple(np.broadcast_to(np.asarray(p) + 0.0, shape).astype(dtype) for p in parts)
 
 
 def _wide(dtype: np.dtype) -> Any:
@@ -133,7 +153,9 @@ def _kl(plan: _Plan, *arrays):
 @_kl.defjvp
 def _kl_jvp(plan: _Plan, primals, tangents):
     value = _kl(plan, *primals)
-    wide = _wide(plan.dtype)
+    # the gradient in float64 (the compensated arithmetic needs it), rounded once after
+    double = jax.config.jax_enable_x64 and plan.kernel not in NATIVE_GRADIENTS
+    wide = jnp.float64 if double else _wide(plan.dtype)
     parts = _gradient_parts(plan, primals, wide)
     shape = jnp.broadcast_shapes(*(jnp.shape(a) for a in primals))
     total = sum(

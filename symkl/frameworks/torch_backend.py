@@ -57,7 +57,13 @@ import torch
 
 from symkl import numeric
 from symkl._dispatch import DISPATCHED
-from symkl.frameworks import KL_SPECS, array_kernels, gradient_terms, round_to_odd_float32
+from symkl.frameworks import (
+    KL_SPECS,
+    NATIVE_GRADIENTS,
+    array_kernels,
+    gradient_terms,
+    round_to_odd_float32,
+)
 
 __all__ = list(DISPATCHED)
 
@@ -301,6 +307,18 @@ def _value(plan: _Plan, tensors: Sequence[torch.Tensor], dtype: torch.dtype) -> 
     return _tensor_value(plan, tensors, dtype)
 
 
+def _gradient_dtype(plan: _Plan, tensor: torch.Tensor) -> torch.dtype:
+    """The dtype autograd's gradients are computed in: float64 (then rounded once to the
+    input's dtype), as the printed kernels' compensated arithmetic (Dekker's 26-bit split,
+    the exact sums) needs; float32 where the device has no float64 (MPS); the input's
+    float dtype for a gradient without compensated arithmetic (NATIVE_GRADIENTS)."""
+    if plan.kernel in NATIVE_GRADIENTS and tensor.dtype in _NATIVE:
+        return tensor.dtype
+    if plan.kernel in NATIVE_GRADIENTS or tensor.device.type == "mps":
+        return torch.float32
+    return torch.float64
+
+
 def _gradient_parts(plan: _Plan, tensors: Sequence[torch.Tensor], wide: torch.dtype):
     """The proved elementwise gradient, as (differentiable) tensor operations in ``wide``."""
     return _gradient_terms(plan, [t.to(wide) for t in tensors], "torch")
@@ -365,11 +383,13 @@ def _blocked_backward(plan: _Plan, tensors, grad_output: torch.Tensor, needs):
         return None
     dtype = first.dtype
     native = dtype in _NATIVE
+    wide = _gradient_dtype(plan, first)  # each block computed in it, rounded once after
+    computed = np.dtype(str(wide).removeprefix("torch."))
     if native:  # NumPy views of the tensors' memory: slicing them costs no dispatch
         matrices = [t.detach().numpy().reshape(rows, k) for t in tensors]
         scale = grad_output.detach().to(dtype).numpy().reshape(rows, 1)
         targets = [np.empty((rows, k), dtype=matrices[0].dtype) if n else None for n in needs]
-    else:  # a half type: each block widened to float32 (NumPy has no bfloat16)
+    else:  # a half type: each block widened (NumPy has no bfloat16)
         matrices = [t.detach().reshape(rows, k) for t in tensors]
         scale = grad_output.detach().reshape(rows, 1)
         outputs = [torch.empty((rows, k), dtype=dtype) if n else None for n in needs]
@@ -379,18 +399,21 @@ def _blocked_backward(plan: _Plan, tensors, grad_output: torch.Tensor, needs):
         with np.errstate(all="ignore"):
             for a in range(start, stop, step):
                 b = min(a + step, stop)
+                # in `computed` (float64 but for NATIVE_GRADIENTS), rounded once into dtype
                 if native:
-                    parts = _gradient_terms(plan, [m[a:b] for m in matrices], "numpy")
+                    block_values = [m[a:b].astype(computed, copy=False) for m in matrices]
+                    parts = _gradient_terms(plan, block_values, "numpy")
+                    factor = scale[a:b].astype(computed, copy=False)
                     for part, target in zip(parts, targets, strict=True):
                         if target is not None:
-                            np.multiply(part, scale[a:b], out=target[a:b])
+                            np.multiply(part, factor, out=target[a:b], casting="same_kind")
                     continue
-                values = [m[a:b].to(torch.float32).numpy() for m in matrices]
-                factor = scale[a:b].to(torch.float32).numpy()
+                values = [m[a:b].to(wide).numpy() for m in matrices]
+                factor = scale[a:b].to(wide).numpy()
                 parts = _gradient_terms(plan, values, "numpy")
                 for part, out in zip(parts, outputs, strict=True):
-                    if out is not None:  # in float32, then rounded into the gradient
-                        block = np.empty((b - a, k), dtype=np.float32)
+                    if out is not None:
+                        block = np.empty((b - a, k), dtype=values[0].dtype)
                         np.multiply(part, factor, out=block)
                         out[a:b].copy_(torch.from_numpy(block))
 
@@ -414,7 +437,7 @@ def _blocked_backward(plan: _Plan, tensors, grad_output: torch.Tensor, needs):
 def _tensor_backward(plan: _Plan, tensors, grad_output: torch.Tensor, needs):
     """The proved gradient as (differentiable) tensor operations, summed back to the inputs."""
     dtype = tensors[0].dtype
-    wide = dtype if dtype in _NATIVE else torch.float32
+    wide = _gradient_dtype(plan, tensors[0])
     parts = _gradient_parts(plan, tensors, wide)
     scale = grad_output.to(wide)
     if plan.axis is not None:
@@ -439,7 +462,7 @@ def _jvp(ctx, plan: _Plan, dtype: torch.dtype, *tangents):
     """Forward mode (torch.func.jvp, jacfwd, forward_ad): the proved gradient times tangents."""
     plan = ctx.plan
     tensors = ctx.saved_tensors
-    wide = tensors[0].dtype if tensors[0].dtype in _NATIVE else torch.float32
+    wide = _gradient_dtype(plan, tensors[0])
     parts = _gradient_parts(plan, tensors, wide)
     shape = torch.broadcast_shapes(*(t.shape for t in tensors))
     total = torch.zeros(shape, dtype=wide, device=tensors[0].device)
@@ -512,7 +535,7 @@ class _KLFunction(torch.autograd.Function):
 def _numpy_backward(plan: _Plan, tensors, grad_output: torch.Tensor, needs_input_grad):
     """Backward for CPU tensors without a graph: the same proved gradient, printed for NumPy."""
     dtype = tensors[0].dtype
-    wide = dtype if dtype in _NATIVE else torch.float32
+    wide = _gradient_dtype(plan, tensors[0])  # then rounded once to dtype
     values = [t.detach().to(wide).numpy() for t in tensors]
     scale = grad_output.detach().to(wide).numpy()
     if plan.axis is not None:

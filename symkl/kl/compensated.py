@@ -560,6 +560,7 @@ def kernel_statements() -> dict[str, KernelStatement]:
     ]
     statements += _far_statements() + _exp_statements() + _first_order_statements()
     statements += _exact_sum_statements()
+    statements += _double_exp_statements()
     total, total_lo, excess_hi, excess_lo = variables("total total_lo excess_hi excess_lo")
     a_hi_sum = sp.Symbol("a", real=True)
     statements.append(
@@ -711,6 +712,51 @@ def _exact_sum_statements() -> list[KernelStatement]:
             expm1(d_hi + d_lo),
             {expm1_d: expm1(d_hi)},
             first_order=(d_lo,),
+        ),
+    ]
+
+
+# ------------------------------------------------- the array gradients' double-double exponential
+def _double_exp_statements() -> list[KernelStatement]:
+    """The exponential of the array gradients as ``2^n (t + t_lo)``, ``t_lo`` about ``2^-100``
+    of ``t`` (Dekker products, no fma): the reduction by ``log 2`` in three parts and the
+    series at the last table step (fact exp-double-split)."""
+    x, x_lo, n, r_hi, shift, r_a, a_lo, r, b_lo = variables(
+        "x x_lo n r_hi shift r_a a_lo r b_lo"
+    )
+    ln2_1, ln2_2, ln2_3 = variables("EXP_LN2_1 EXP_LN2_2 EXP_LN2_3")
+    s, r_lo, p, u, v = variables("s r_lo p u v")
+    taylor = sum(s**k / sp.factorial(k) for k in range(6))
+    # s^3/6 + s^4/24 + s^5/120 with p = fl(s s) in place of s^2: exact divisions by 6, 24, 120
+    cubic = add(div(mul(s, p), 6.0), div(mul(s, p, s), 24.0), div(mul(s, p, s, s), 120.0))
+    return [
+        KernelStatement(
+            "node-exp-double-reduction",
+            "r = x + x_lo - n log 2 as r + r_lo, log 2 = EXP_LN2_1 + EXP_LN2_2 + EXP_LN2_3 "
+            "(the first of 33 bits: r_hi = x - n EXP_LN2_1 exact for |n| < 2^20), shift = "
+            "fl(n EXP_LN2_2), r_a = TwoSum(r_hi, -shift, a_lo), r = TwoSum(r_a, x_lo, b_lo)",
+            add(add(add(b_lo, a_lo), neg(ProductError(n, ln2_2, shift))), neg(mul(n, ln2_3))),
+            r + OUT,
+            x + x_lo - n * (ln2_1 + ln2_2 + ln2_3),
+            {
+                r_hi: add(x, neg(mul(n, ln2_1))),
+                r_a: TwoSum(r_hi, neg(shift), a_lo),
+                r: TwoSum(r_a, x_lo, b_lo),
+            },
+        ),
+        KernelStatement(
+            "node-exp-double-series",
+            "e^(s + r_lo) as v + lo, T(s) = 1 + s + ... + s^5/5! (|s| <= 2^-19: the rest is "
+            "below 2^-120), u = fl(1 + s), v = fl(u + p/2) (Fast2Sums), p = fl(s s); "
+            "neglecting r_lo (T(s) - v) and (s^2 - p)(s/6 + s^2/24 + s^3/120)",
+            add(
+                add(add(add(1.0, neg(u)), s), add(add(u, neg(v)), mul(0.5, p))),
+                add(mul(0.5, ProductError(s, s, p)), cubic, mul(v, r_lo)),
+            ),
+            v + OUT,
+            taylor * (1 + r_lo)
+            - r_lo * (taylor - v)
+            - (s**2 - p) * (s / 6 + s**2 / 24 + s**3 / 120),
         ),
     ]
 

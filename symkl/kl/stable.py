@@ -504,6 +504,7 @@ def derive_stable() -> Derivation:
 
     facts += _extreme_value_facts(forms, kls)
     facts += _exact_sum_facts(forms, kls)
+    facts += _exp_double_facts()
     statements = kernel_statements()
     facts += [fact for statement in statements.values() for fact in statement.facts()]
 
@@ -719,7 +720,7 @@ class ExactSum:
     >>> forms = derive_stable().attachments["numeric_forms"].forms
     >>> exact = exact_sum_gradients(forms)
     >>> sorted(str(p) for _, p in exact)
-    ['logvar_q', 's_q', 'var_q']
+    ['logvar_p', 'logvar_q', 'mu_p', 'mu_q', 's_q', 'var_q']
     """
 
     squares: tuple[tuple[sp.Expr, sp.Expr, sp.Expr], ...]
@@ -747,9 +748,10 @@ def exact_sum_gradients(
 
     ``var``: ``-(m^2 + v_p - v_q)/(2 v_q^2)``, ``m = mu_p - mu_q``, every term scaled by
     ``kappa^2`` (``m`` by ``kappa``); ``std``: ``-((m/s_q)^2 + (s_p/s_q)^2 - 1)/s_q``;
-    ``logvar``: ``-((kappa m)^2 e^{-l_q}/kappa^2 + e^{l_p - l_q} - 1)/2``, where
-    ``x = e^{l_p - l_q} - 1`` is written as two terms (the far side, ``l_p - l_q < -1``,
-    where ``expm1`` rounds ``x ~ -1`` and loses ``e^{l_p - l_q}``).
+    ``logvar``: ``-((kappa m)^2 e^{-l_q}/(2 kappa^2) + e^{l_p - l_q}/2 - 1/2)``, where
+    ``x = e^{l_p - l_q} - 1`` is written as two terms; the array target takes each
+    exponential as ``2^n (t + t_lo)`` (facts exp-double-split, node-exp-double-*) and
+    ``kappa`` a power of 2 near ``e^{-l_q/2}``, so that the square times ``t`` is near 1.
     """
     kappa = EXACT_SCALE
     half = sp.Rational(1, 2)
@@ -769,11 +771,16 @@ def exact_sum_gradients(
             (sp.Integer(-1),),
             (sp.Integer(-1), 1 / s_q),
         ),
+        # the log-variance gradient in full (the array target's double-double exponential):
+        # m e^{-l_q} as one rounded product, x/2 = e^{l_p - l_q}/2 - 1/2 with d_lo carried
+        ("logvar", mu_p): ExactSum((), ((mu_p - mu_q) * sp.exp(-logvar_q),), ()),
+        ("logvar", mu_q): ExactSum((), ((mu_q - mu_p) * sp.exp(-logvar_q),), ()),
+        ("logvar", logvar_p): ExactSum((), (sp.exp(logvar_p - logvar_q) / 2, -half), ()),
+        # halved terms: e^{l_p - l_q}/2 is finite where e^{l_p - l_q} alone overflows
         ("logvar", logvar_q): ExactSum(
-            ((kappa * m, sp.Integer(1), sp.exp(-logvar_q) / kappa**2),),
-            (sp.exp(logvar_p - logvar_q), sp.Integer(-1)),
-            (-half,),
-            m,
+            ((kappa * m, sp.Integer(1), sp.exp(-logvar_q) / (2 * kappa**2)),),
+            (sp.exp(logvar_p - logvar_q) / 2, -half),
+            (sp.Integer(-1),),
         ),
     }
 
@@ -787,9 +794,9 @@ def jeffreys_exact_gradients(
 
     ``std``: ``((s_p/s_q)^2 - (s_q/s_p)^2 - (m/s_p)^2)/s_p``; ``var``: ``(v_p^2 - v_q^2 -
     m^2 v_q)/(2 v_p^2 v_q)`` with ``kappa`` (a power of 2, about ``1/v_p``) on ``v_p``,
-    ``v_q`` and ``m``; ``logvar``: ``(e^d - e^{-d} - m^2 e^{-l_p})/2``, ``d = l_p - l_q``,
-    with ``e^d - e^{-d} = expm1(d) - expm1(-d)``, two terms of one sign.  The derivatives in
-    q's scale are the same with p and q exchanged.
+    ``v_q`` and ``m``; ``logvar``: ``e^d/2 - e^{-d}/2 - (kappa m)^2 e^{-l_p}/(2 kappa^2)``,
+    ``d = l_p - l_q``, each exponential taken as ``2^n (t + t_lo)`` by the array target.  The
+    derivatives in q's scale are the same with p and q exchanged.
     """
     kappa = EXACT_SCALE
     half = sp.Rational(1, 2)
@@ -818,10 +825,9 @@ def jeffreys_exact_gradients(
 
     def logvar(mu_p, logvar_p, mu_q, logvar_q):
         return ExactSum(
-            ((kappa * (mu_p - mu_q), one, -sp.exp(-logvar_p) / kappa**2),),
-            (expm1(logvar_p - logvar_q), -expm1(logvar_q - logvar_p)),
-            (half,),
-            mu_p - mu_q,
+            ((kappa * (mu_p - mu_q), one, -sp.exp(-logvar_p) / (2 * kappa**2)),),
+            (sp.exp(logvar_p - logvar_q) / 2, -sp.exp(logvar_q - logvar_p) / 2),
+            (),
         )
 
     return {
@@ -860,4 +866,36 @@ def _exact_sum_facts(forms: dict[str, ParameterisedForm], kls: dict[str, sp.Expr
             prove=_prove_with_functions_expanded,
         )
         for (name, parameter), exact in exact_sum_gradients(forms).items()
+    ]
+
+
+# ------------------------------------------------- the array gradients' double-double exponential
+#: the tables of the double-double exponential: (bits of the step 2^-bits, largest |j|); with
+#: |r| <= log(2)/2 + 2^-40, r - c_1 - c_2 - c_3 lies within 2^-19 of 0
+EXP_TABLE_LEVELS = ((6, 23), (12, 32), (18, 32))
+
+
+def exp_double_table() -> list[list[tuple[sp.Rational, sp.Expr]]]:
+    """Rows ``(c, e^c)``, ``c = j 2^-bits``, per level of :data:`EXP_TABLE_LEVELS`."""
+    return [
+        [(sp.Rational(j, 2**bits), sp.exp(sp.Rational(j, 2**bits))) for j in range(-top, top + 1)]
+        for bits, top in EXP_TABLE_LEVELS
+    ]
+
+
+def _exp_double_facts() -> list:
+    n = sp.Symbol("n", integer=True)
+    c_1, c_2, c_3, s = sp.symbols("c_1 c_2 c_3 s", real=True)
+    return [
+        Fact(
+            "the array gradients' exponential in double-double: with "
+            "$x = n \\log 2 + c_1 + c_2 + c_3 + s$ ($c_i$ multiples of $2^{-6}$, $2^{-12}$, "
+            "$2^{-18}$ read from tables of $e^{c_i}$ as hi + lo, $|s| \\le 2^{-19}$), "
+            "$e^x = 2^n e^{c_1} e^{c_2} e^{c_3} e^s$, $e^s$ by its series "
+            "(node-exp-double-series), the products by TwoProduct (node-product-lo)",
+            sp.exp(n * sp.log(2) + c_1 + c_2 + c_3 + s),
+            2**n * sp.exp(c_1) * sp.exp(c_2) * sp.exp(c_3) * sp.exp(s),
+            label="exp-double-split",
+            prove=_prove_with_functions_expanded,
+        )
     ]
