@@ -863,6 +863,39 @@ SYMKL_VECTOR static int64_t symkl_block_std_normal_f32(int64_t n, const float *r
  * strides, 0 for broadcast axes).  Returns 0, or -(8*i + j) - 1 for the first invalid
  * argument j at flat position i when validate is set. */
 
+/* var: 2^1000 times a term below 2^-960 */
+static inline double symkl_tiny_term_var(double mu_p, double var_p, double mu_q, double var_q) {
+    const double rho = (var_p - var_q) / var_q;
+    const double x_scaled = rho * 0x1p500;
+    const double d_mu = mu_p - mu_q;
+    /* d_big: the difference of two finite means overflowed */
+    const int d_big = isinf(d_mu);
+    const double d_half = d_big ? 0.5 * mu_p - 0.5 * mu_q : d_mu;
+    const double d_scaled = d_half * 0x1p500;
+    const double a_scale = d_big ? 2.0 : 0.5;
+    const double half_a = (a_scale * (d_scaled / var_q)) * d_scaled;
+    return half_a + 1.0/4.0 * ((x_scaled)*(x_scaled));
+}
+
+static double symkl_tiny_row_var(const double *const argument[4],
+        const int64_t row[4], const int64_t col[4], int64_t r, int64_t k) {
+    double sum = 0.0, error = 0.0;
+    for (int64_t c = 0; c < k; ++c) {
+        double value[4];
+        SYMKL_UNROLLED
+        for (int j = 0; j < 4; ++j) value[j] = argument[j][r * row[j] + c * col[j]];
+        const double mu_p = value[0];
+        const double var_p = value[1];
+        const double mu_q = value[2];
+        const double var_q = value[3];
+        const double term = symkl_tiny_term_var(mu_p, var_p, mu_q, var_q);
+        double lo;
+        sum = symkl_two_sum(sum, term, &lo);
+        error += lo;
+    }
+    return (sum + error) * 0x1p-1000;
+}
+
 SYMKL_VECTOR int64_t symkl_kl_var_f64(const double *p0, int64_t row0, int64_t col0, const double *p1, int64_t row1, int64_t col1, const double *p2, int64_t row2, int64_t col2, const double *p3, int64_t row3, int64_t col3,
         int64_t rows, int64_t k, double *out, int32_t validate) {
     /* argument j, element (r, c) is argument[j][r * row[j] + c * col[j]] */
@@ -970,8 +1003,12 @@ SYMKL_VECTOR int64_t symkl_kl_var_f64(const double *p0, int64_t row0, int64_t co
         }
         for (int64_t i = 0; i < group_rows; ++i) {
             /* the plain lanes' total: four doubles added, then rounded once */
-            out[r0 + i] = 0
+            double row_total = 0
                 ? (double)(0.0) : (double)symkl_lanes_total(lane_sum[i], lane_error[i]);
+            if (row_total < 0x1p-960) {
+                row_total = symkl_tiny_row_var(argument, row, col, r0 + i, k);
+            } /* a row of tiny terms (NaN is not below) */
+            out[r0 + i] = row_total;
         }
     }
     return 0;
@@ -1084,11 +1121,45 @@ SYMKL_VECTOR int64_t symkl_kl_var_f32(const float *p0, int64_t row0, int64_t col
         }
         for (int64_t i = 0; i < group_rows; ++i) {
             /* the plain lanes' total: four doubles added, then rounded once */
-            out[r0 + i] = k <= SYMKL_PLAIN_SUM_MAX
+            float row_total = k <= SYMKL_PLAIN_SUM_MAX
                 ? (float)((lane_sum[i][0] + lane_sum[i][1]) + (lane_sum[i][2] + lane_sum[i][3])) : (float)symkl_lanes_total(lane_sum[i], lane_error[i]);
+            out[r0 + i] = row_total;
         }
     }
     return 0;
+}
+
+/* std: 2^1000 times a term below 2^-960 */
+static inline double symkl_tiny_term_std(double mu_p, double s_p, double mu_q, double s_q) {
+    const double rho = (s_p - s_q) / s_q;
+    const double x_scaled = (rho * (2 + rho)) * 0x1p500;
+    const double d_mu = mu_p - mu_q;
+    /* d_big: the difference of two finite means overflowed */
+    const int d_big = isinf(d_mu);
+    const double d_half = d_big ? 0.5 * mu_p - 0.5 * mu_q : d_mu;
+    const double d_scaled = d_half * 0x1p500;
+    const double a_scale = d_big ? 2.0 : 0.5;
+    const double half_a = (a_scale * (d_scaled / s_q)) * (d_scaled / s_q);
+    return half_a + 1.0/4.0 * ((x_scaled)*(x_scaled));
+}
+
+static double symkl_tiny_row_std(const double *const argument[4],
+        const int64_t row[4], const int64_t col[4], int64_t r, int64_t k) {
+    double sum = 0.0, error = 0.0;
+    for (int64_t c = 0; c < k; ++c) {
+        double value[4];
+        SYMKL_UNROLLED
+        for (int j = 0; j < 4; ++j) value[j] = argument[j][r * row[j] + c * col[j]];
+        const double mu_p = value[0];
+        const double s_p = value[1];
+        const double mu_q = value[2];
+        const double s_q = value[3];
+        const double term = symkl_tiny_term_std(mu_p, s_p, mu_q, s_q);
+        double lo;
+        sum = symkl_two_sum(sum, term, &lo);
+        error += lo;
+    }
+    return (sum + error) * 0x1p-1000;
 }
 
 SYMKL_VECTOR int64_t symkl_kl_std_f64(const double *p0, int64_t row0, int64_t col0, const double *p1, int64_t row1, int64_t col1, const double *p2, int64_t row2, int64_t col2, const double *p3, int64_t row3, int64_t col3,
@@ -1198,8 +1269,12 @@ SYMKL_VECTOR int64_t symkl_kl_std_f64(const double *p0, int64_t row0, int64_t co
         }
         for (int64_t i = 0; i < group_rows; ++i) {
             /* the plain lanes' total: four doubles added, then rounded once */
-            out[r0 + i] = 0
+            double row_total = 0
                 ? (double)(0.0) : (double)symkl_lanes_total(lane_sum[i], lane_error[i]);
+            if (row_total < 0x1p-960) {
+                row_total = symkl_tiny_row_std(argument, row, col, r0 + i, k);
+            } /* a row of tiny terms (NaN is not below) */
+            out[r0 + i] = row_total;
         }
     }
     return 0;
@@ -1312,11 +1387,53 @@ SYMKL_VECTOR int64_t symkl_kl_std_f32(const float *p0, int64_t row0, int64_t col
         }
         for (int64_t i = 0; i < group_rows; ++i) {
             /* the plain lanes' total: four doubles added, then rounded once */
-            out[r0 + i] = k <= SYMKL_PLAIN_SUM_MAX
+            float row_total = k <= SYMKL_PLAIN_SUM_MAX
                 ? (float)((lane_sum[i][0] + lane_sum[i][1]) + (lane_sum[i][2] + lane_sum[i][3])) : (float)symkl_lanes_total(lane_sum[i], lane_error[i]);
+            out[r0 + i] = row_total;
         }
     }
     return 0;
+}
+
+/* logvar: 2^1000 times a term below 2^-960 */
+static inline double symkl_tiny_term_logvar(double mu_p, double logvar_p, double mu_q, double logvar_q) {
+    const double x_scaled = (logvar_p - logvar_q) * 0x1p500;
+    const double d_mu = mu_p - mu_q;
+    /* d_big: the difference of two finite means overflowed */
+    const int d_big = isinf(d_mu);
+    const double d_half = d_big ? 0.5 * mu_p - 0.5 * mu_q : d_mu;
+    int d_exponent;
+    const double d_mantissa = frexp(d_half, &d_exponent);
+    const double e_full = exp(-logvar_q);
+    const double e_half = exp(-0.5 * logvar_q);
+    const double m2 = d_mantissa * d_mantissa;
+    /* e^{-l} out of the normal range: m^2 e^{-l/2} renormalised, then e^{-l/2} */
+    int t_exponent;
+    const double t_mantissa = frexp(m2 * e_half, &t_exponent);
+    const int usable = e_full >= 0x1p-1000 && e_full <= 0x1p1000;
+    const double scaled = usable ? m2 * e_full : t_mantissa * e_half;
+    const int shift = 2 * (d_exponent + d_big) + 999 + (usable ? 0 : t_exponent);
+    const double half_a = d_mu == 0.0 ? 0.0 : ldexp(scaled, shift);
+    return half_a + 1.0/4.0 * ((x_scaled)*(x_scaled));
+}
+
+static double symkl_tiny_row_logvar(const double *const argument[4],
+        const int64_t row[4], const int64_t col[4], int64_t r, int64_t k) {
+    double sum = 0.0, error = 0.0;
+    for (int64_t c = 0; c < k; ++c) {
+        double value[4];
+        SYMKL_UNROLLED
+        for (int j = 0; j < 4; ++j) value[j] = argument[j][r * row[j] + c * col[j]];
+        const double mu_p = value[0];
+        const double logvar_p = value[1];
+        const double mu_q = value[2];
+        const double logvar_q = value[3];
+        const double term = symkl_tiny_term_logvar(mu_p, logvar_p, mu_q, logvar_q);
+        double lo;
+        sum = symkl_two_sum(sum, term, &lo);
+        error += lo;
+    }
+    return (sum + error) * 0x1p-1000;
 }
 
 SYMKL_VECTOR int64_t symkl_kl_logvar_f64(const double *p0, int64_t row0, int64_t col0, const double *p1, int64_t row1, int64_t col1, const double *p2, int64_t row2, int64_t col2, const double *p3, int64_t row3, int64_t col3,
@@ -1426,8 +1543,12 @@ SYMKL_VECTOR int64_t symkl_kl_logvar_f64(const double *p0, int64_t row0, int64_t
         }
         for (int64_t i = 0; i < group_rows; ++i) {
             /* the plain lanes' total: four doubles added, then rounded once */
-            out[r0 + i] = 0
+            double row_total = 0
                 ? (double)(0.0) : (double)symkl_lanes_total(lane_sum[i], lane_error[i]);
+            if (row_total < 0x1p-960) {
+                row_total = symkl_tiny_row_logvar(argument, row, col, r0 + i, k);
+            } /* a row of tiny terms (NaN is not below) */
+            out[r0 + i] = row_total;
         }
     }
     return 0;
@@ -1540,11 +1661,36 @@ SYMKL_VECTOR int64_t symkl_kl_logvar_f32(const float *p0, int64_t row0, int64_t 
         }
         for (int64_t i = 0; i < group_rows; ++i) {
             /* the plain lanes' total: four doubles added, then rounded once */
-            out[r0 + i] = k <= SYMKL_PLAIN_SUM_MAX
+            float row_total = k <= SYMKL_PLAIN_SUM_MAX
                 ? (float)((lane_sum[i][0] + lane_sum[i][1]) + (lane_sum[i][2] + lane_sum[i][3])) : (float)symkl_lanes_total(lane_sum[i], lane_error[i]);
+            out[r0 + i] = row_total;
         }
     }
     return 0;
+}
+
+/* std-normal: 2^1000 times a term below 2^-960 */
+static inline double symkl_tiny_term_std_normal(double mu, double logvar) {
+    const double x_scaled = logvar * 0x1p500;
+    const double half_a = (0.5 * (mu * 0x1p500)) * (mu * 0x1p500);
+    return half_a + 1.0/4.0 * ((x_scaled)*(x_scaled));
+}
+
+static double symkl_tiny_row_std_normal(const double *const argument[2],
+        const int64_t row[2], const int64_t col[2], int64_t r, int64_t k) {
+    double sum = 0.0, error = 0.0;
+    for (int64_t c = 0; c < k; ++c) {
+        double value[2];
+        SYMKL_UNROLLED
+        for (int j = 0; j < 2; ++j) value[j] = argument[j][r * row[j] + c * col[j]];
+        const double mu = value[0];
+        const double logvar = value[1];
+        const double term = symkl_tiny_term_std_normal(mu, logvar);
+        double lo;
+        sum = symkl_two_sum(sum, term, &lo);
+        error += lo;
+    }
+    return (sum + error) * 0x1p-1000;
 }
 
 SYMKL_VECTOR int64_t symkl_kl_std_normal_f64(const double *p0, int64_t row0, int64_t col0, const double *p1, int64_t row1, int64_t col1,
@@ -1650,8 +1796,12 @@ SYMKL_VECTOR int64_t symkl_kl_std_normal_f64(const double *p0, int64_t row0, int
         }
         for (int64_t i = 0; i < group_rows; ++i) {
             /* the plain lanes' total: four doubles added, then rounded once */
-            out[r0 + i] = 0
+            double row_total = 0
                 ? (double)(0.0) : (double)symkl_lanes_total(lane_sum[i], lane_error[i]);
+            if (row_total < 0x1p-960) {
+                row_total = symkl_tiny_row_std_normal(argument, row, col, r0 + i, k);
+            } /* a row of tiny terms (NaN is not below) */
+            out[r0 + i] = row_total;
         }
     }
     return 0;
@@ -1760,8 +1910,9 @@ SYMKL_VECTOR int64_t symkl_kl_std_normal_f32(const float *p0, int64_t row0, int6
         }
         for (int64_t i = 0; i < group_rows; ++i) {
             /* the plain lanes' total: four doubles added, then rounded once */
-            out[r0 + i] = k <= SYMKL_PLAIN_SUM_MAX
+            float row_total = k <= SYMKL_PLAIN_SUM_MAX
                 ? (float)((lane_sum[i][0] + lane_sum[i][1]) + (lane_sum[i][2] + lane_sum[i][3])) : (float)symkl_lanes_total(lane_sum[i], lane_error[i]);
+            out[r0 + i] = row_total;
         }
     }
     return 0;

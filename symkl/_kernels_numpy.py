@@ -45,6 +45,10 @@ SERIES_LOW = -0.45
 SERIES_HIGH = 0.4
 FAR_BELOW = -0.9
 SERIES = (0.3333333333333333, 0.2, 0.14285714285714285, 0.1111111111111111, 0.09090909090909091, 0.07692307692307693, 0.06666666666666667, 0.058823529411764705, 0.05263157894736842, 0.047619047619047616, 0.043478260869565216, 0.04, 0.037037037037037035, 0.034482758620689655, 0.03225806451612903)
+#: a float64 row total below TINY_TOTAL is recomputed from the tiny_term_ functions'
+#: terms (2^(2S) times the terms) and scaled back once by TINY_BACK
+TINY_TOTAL = 2.0**-960
+TINY_BACK = 2.0**-1000
 
 
 def excess_series(x):
@@ -560,6 +564,17 @@ def term_var(mu_p, var_p, mu_q, var_q):
         return half_a + half_excess + xp.where((var_p > 0.0) & (var_q > 0.0), 0.0, xp.nan)
 
 
+def tiny_term_var(mu_p, var_p, mu_q, var_q):
+    """2^1000 times a per-coordinate KL (var) of a row whose total is below 2^-960 (facts tiny-term-scaled, excess-small, expm1mx-small)."""
+    with xp.errstate(all='ignore'):
+        rho = (var_p - var_q) / var_q
+        x_scaled = rho * 2.0**500
+        d_scaled = (mu_p - mu_q) * 2.0**500
+        w = d_scaled / var_q
+        half_a = (0.5 * w) * d_scaled
+        return half_a + (1/4)*x_scaled**2
+
+
 def gradient_var(mu_p, var_p, mu_q, var_q):
     """Gradient of term_var with respect to (mu_p, var_p, mu_q, var_q)."""
     with xp.errstate(all='ignore'):
@@ -691,6 +706,17 @@ def term_std(mu_p, s_p, mu_q, s_q):
         far_log_ratio = xp.where(s_p / s_q >= 2.2250738585072014e-308, 2 * log(s_p / s_q), -2 * log(s_q) + 2 * log(s_p))
         half_excess = half_excess_compensated(x, x_lo, rho, rho_lo, 2.0, far_log_ratio, half_x)
         return half_a + half_excess + xp.where((s_p > 0.0) & (s_q > 0.0), 0.0, xp.nan)
+
+
+def tiny_term_std(mu_p, s_p, mu_q, s_q):
+    """2^1000 times a per-coordinate KL (std) of a row whose total is below 2^-960 (facts tiny-term-scaled, excess-small, expm1mx-small)."""
+    with xp.errstate(all='ignore'):
+        rho = (s_p - s_q) / s_q
+        x_scaled = (rho * (2 + rho)) * 2.0**500
+        d_scaled = (mu_p - mu_q) * 2.0**500
+        w = d_scaled / s_q
+        half_a = (0.5 * w) * w
+        return half_a + (1/4)*x_scaled**2
 
 
 def gradient_std(mu_p, s_p, mu_q, s_q):
@@ -837,6 +863,14 @@ def term_logvar(mu_p, logvar_p, mu_q, logvar_q):
         d_hi, d_lo = parts['d_hi'], parts['d_lo']
         half_excess = half_excess_exact_log(x, d_hi, d_lo)
         return half_a + half_excess + 0.0
+
+
+def tiny_term_logvar(mu_p, logvar_p, mu_q, logvar_q):
+    """2^1000 times a per-coordinate KL (logvar) of a row whose total is below 2^-960 (facts tiny-term-scaled, excess-small, expm1mx-small)."""
+    with xp.errstate(all='ignore'):
+        x_scaled = (logvar_p - logvar_q) * 2.0**500
+        half_a = half_mean_term((mu_p - mu_q) * 2.0**500, logvar_q)
+        return half_a + (1/4)*x_scaled**2
 
 
 def exact_gradient_logvar(mu_p, logvar_p, mu_q, logvar_q):
@@ -1015,6 +1049,14 @@ def term_std_normal(mu, logvar):
         d_hi, d_lo = parts['d_hi'], parts['d_lo']
         half_excess = half_excess_exact_log(x, d_hi, d_lo)
         return half_a + half_excess + 0.0
+
+
+def tiny_term_std_normal(mu, logvar):
+    """2^1000 times a per-coordinate KL (std-normal) of a row whose total is below 2^-960 (facts tiny-term-scaled, excess-small, expm1mx-small)."""
+    with xp.errstate(all='ignore'):
+        x_scaled = logvar * 2.0**500
+        half_a = (0.5 * (mu * 2.0**500)) * (mu * 2.0**500)
+        return half_a + (1/4)*x_scaled**2
 
 
 def gradient_std_normal(mu, logvar):

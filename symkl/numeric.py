@@ -353,6 +353,8 @@ def _reduce(
         if code is None:
             compute = [np.asarray(v, dtype=np.float64) for v in views]
             result = np.sum(_NUMPY_TERMS[kernel](*compute), axis=-1)
+            if dtype == np.float64:
+                result = _tiny_rows_rescaled(kernel, compute, result)
     if code is not None:
         position, row, column = code
         moved = (*np.unravel_index(row, batch), column) if batch else (column,)
@@ -365,6 +367,21 @@ def _reduce(
         _raise_invalid(function, names[position], param, value, index)
     result = np.asarray(result, dtype=dtype).reshape(batch)
     return result[()] if result.ndim == 0 else result
+
+
+def _tiny_rows_rescaled(kernel: str, compute: list[np.ndarray], totals: Any) -> np.ndarray:
+    """Float64 row totals below ``TINY_TOTAL`` (not NaN) recomputed from the terms times
+    ``2^(2S)`` (``tiny_term_*``, fact tiny-term-scaled): there each term may be below half
+    the smallest subnormal and round to 0 alone; the scaled sum is rounded once."""
+    totals = np.array(totals, dtype=np.float64)
+    tiny = totals < kernels.TINY_TOTAL
+    if tiny.any():
+        rows = [np.broadcast_to(c, (*totals.shape, c.shape[-1]))[tiny] for c in compute]
+        # looked up here: `symkl build` imports this module before it prints them
+        scaled_terms = getattr(kernels, f"tiny_term_{kernel.replace('-', '_')}")
+        scaled = np.sum(scaled_terms(*rows), axis=-1)
+        totals[tiny] = scaled * kernels.TINY_BACK
+    return totals
 
 
 def _reduce_c(kernel, views, dtype, rows, k, validate):

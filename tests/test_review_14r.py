@@ -539,20 +539,134 @@ def test_both_backends_report_the_same_invalid_element():
     assert messages[0] == messages[1]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="every term below half the smallest subnormal rounds to 0 before the sum: "
-    "1024 terms of 5e-325 give 0.0 (both backends), the truth 5.12e-322 is ~104 ulp away "
-    "(the documented bound is 4 + log2(k) = 14 ulp)",
-)
-def test_a_sum_of_terms_each_below_the_smallest_subnormal_is_not_zero():
+#: the two backends of one call: the compiled kernels (where built) and the NumPy fallback
+BACKENDS = [
+    pytest.param(lambda f, *a, **kw: f(*a, **kw), id="c", marks=needs_c),
+    pytest.param(_numpy_fallback, id="numpy"),
+]
+SMALLEST_SUBNORMAL = mpmath.mpf(2) ** -1074
+
+
+def _ulps(got: float, truth: mpmath.mpf) -> mpmath.mpf:
+    """|got - truth| in units of the spacing of doubles at the truth (subnormal: 2^-1074)."""
+    spacing = max(SMALLEST_SUBNORMAL, mpmath.mpf(np.spacing(float(truth))))
+    return abs(mpmath.mpf(got) - truth) / spacing
+
+
+def _row_truth(columns, param):
+    """The exact KL of one row (mpmath at an adaptive precision), equal coordinates once."""
+    truth = mpmath.mpf(0)
+    with mpmath.workdps(60):
+        unique = np.unique(np.stack(columns, axis=-1), axis=0, return_counts=True)
+        for values, count in zip(*unique, strict=True):
+            truth += int(count) * _adaptive_truth(values, param)
+    return truth
+
+
+@pytest.mark.parametrize("compute", BACKENDS)
+def test_a_sum_of_terms_each_below_the_smallest_subnormal_is_not_zero(compute):
     k = 1024
     mu = np.full(k, 1e-162)
-    got = float(symkl.kl_diag(mu, np.ones(k), np.zeros(k), np.ones(k)))
+    got = float(compute(symkl.kl_diag, mu, np.ones(k), np.zeros(k), np.ones(k)))
     with mpmath.workdps(50):
         truth = k * mpmath.mpf(1e-162) ** 2 / 2
     ulps = abs(mpmath.mpf(got) - truth) / mpmath.mpf(5e-324)
     assert ulps <= 4 + math.log2(k)
+
+
+def _tiny_columns(param: str, k: int, rng) -> list[np.ndarray]:
+    """A row of k coordinates, each term below half the smallest subnormal (some exactly
+    0): tiny mean differences and, for the log-variance forms, tiny log-variance
+    differences too, at scales from 2^-1000 to 2^1000."""
+    scale = 2.0 ** rng.integers(-500, 500, k).astype(float) if param != "logvar" else np.ones(k)
+    # terms 0, ~0.1 and ~0.4 of the smallest subnormal: alone, each rounds to 0
+    mean = rng.choice([0.0, 1.0, -2.0], k) * 1e-162
+    if param == "var":
+        return [mean * scale, scale * scale, np.zeros(k), scale * scale]
+    if param == "std":
+        return [mean * scale, scale, np.zeros(k), scale]
+    logvar_q = rng.normal(size=k) * 50
+    # e^{-l} scales the mean term: divide it back out with an exact power of two
+    mean = mean * np.exp2(np.round(logvar_q / (2 * np.log(2))))
+    logvar_p = logvar_q + rng.choice([0.0, 1e-162, -2e-162], k)
+    return [mean, logvar_p, np.zeros(k), logvar_q]
+
+
+@pytest.mark.parametrize("compute", BACKENDS)
+@pytest.mark.parametrize("param", [*PARAMS, "std-normal"])
+@pytest.mark.parametrize("k", [1, 4, 1024, 4096])
+def test_rows_of_tiny_terms_add_up_to_their_total(compute, param, k):
+    """Rows whose every term is below 2^-1075 (one rounding each would give 0): within
+    4 + log2(k) ulps of the exact row sum, on both backends."""
+    rng = np.random.default_rng(k)
+    if param == "std-normal":
+        columns = list(rng.choice([0.0, 1.0, -2.0], (2, k)) * 1e-162)
+        got = float(compute(symkl.kl_std_normal, *columns))
+        # the prior is the log-variance form against (0, 0)
+        truth = _row_truth([columns[0], columns[1], np.zeros(k), np.zeros(k)], "logvar")
+    else:
+        columns = _tiny_columns(param, k, rng)
+        got = float(compute(symkl.kl_diag, *columns, param=param))
+        truth = _row_truth(columns, param)
+    assert got >= 0
+    assert _ulps(got, truth) <= 4 + math.log2(k), (got, truth)
+
+
+@pytest.mark.parametrize("compute", BACKENDS)
+def test_a_single_tiny_term_rounds_once(compute):
+    """k = 1: a term between the smallest subnormal and half of it rounds up, not to 0."""
+    mu = np.array([3.0 * 2.0**-538])  # term 4.5 * 2^-1077 = 0.5625 * 2^-1074
+    got = float(compute(symkl.kl_diag, mu, np.ones(1), np.zeros(1), np.ones(1)))
+    assert got == 2.0**-1074
+
+
+@pytest.mark.parametrize("compute", BACKENDS)
+def test_tiny_rows_next_to_normal_rows_in_one_call(compute):
+    """Tiny rows are recomputed; the normal rows of the same call are the ones computed
+    alone (bit for bit), and a NaN in a tiny row (validate=False) stays NaN."""
+    rng = np.random.default_rng(7)
+    k = 300
+    mu_p = rng.normal(size=(6, k))
+    s_p, s_q = np.exp(rng.normal(size=(2, 6, k)))
+    mu_q = rng.normal(size=(6, k))
+    tiny = [0, 3, 5]
+    mu_p[tiny] = rng.choice([0.0, 1e-162, -2e-162, 3e-162], (3, k))
+    mu_q[tiny] = 0.0
+    s_p[tiny] = s_q[tiny]
+    mu_p[5, 17] = np.nan
+    got = compute(symkl.kl_diag, mu_p, s_p, mu_q, s_q, param="std", validate=False)
+    for row in range(6):
+        alone = compute(symkl.kl_diag, mu_p[row], s_p[row], mu_q[row], s_q[row], param="std",
+                        validate=False)
+        assert got[row] == alone or (np.isnan(got[row]) and np.isnan(alone))
+    assert np.isnan(got[5])
+    for row in (0, 3):
+        truth = _row_truth([mu_p[row], s_p[row], mu_q[row], s_q[row]], "std")
+        assert 0 < truth < mpmath.mpf(2) ** -1060
+        assert _ulps(float(got[row]), truth) <= 4 + math.log2(k)
+    for row in (1, 2, 4):
+        assert got[row] > 1.0
+
+
+@pytest.mark.parametrize("compute", BACKENDS)
+def test_float32_rows_of_tiny_terms_are_zero(compute):
+    """Float32 output below its smallest subnormal is 0 (no recompute there)."""
+    mu = np.full(1024, 1e-30, dtype=np.float32)
+    one = np.ones(1024, dtype=np.float32)
+    got = compute(symkl.kl_diag, mu, one, np.zeros_like(mu), one)
+    assert got.dtype == np.float32 and got == 0
+
+
+def test_the_truncated_remainders_of_rows_of_tiny_terms_are_below_2_to_the_minus_478():
+    """Facts excess-small and expm1mx-small: the kernels keep x^2/2 of x - log(1 + x) and
+    d^2/2 of e^d - 1 - d where |x|, |d| < 2^-479 (rows of tiny terms); the remainder
+    relative to it, at the ends of that interval, checked at 400 digits."""
+    with mpmath.workdps(400):
+        edge = mpmath.mpf(2) ** -479
+        for x in (edge, -edge, edge / 2**40):
+            kept = x**2 / 2
+            assert abs((x - mpmath.log1p(x)) - kept) / kept < mpmath.mpf(2) ** -478
+            assert abs(mpmath.expm1(x) - x - kept) / kept < mpmath.mpf(2) ** -479
 
 
 # --- 3. the exported C, 4. builds for other instruction sets (slow) ----------------------

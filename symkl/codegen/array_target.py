@@ -71,12 +71,17 @@ from symkl.codegen.printers import (
 from symkl.kl.stable import (
     EXACT_SCALE,
     EXP_TABLE_LEVELS,
+    HALF_A_SCALED,
+    TINY_SCALE_EXPONENT,
+    TINY_TOTAL_EXPONENT,
+    X_SCALED,
     A,
     ExactSum,
     NumericForms,
     ParameterisedForm,
     X,
     expm1mx_series,
+    tiny_scaled_term,
 )
 
 __all__ = ["NUMPY_PRELUDE", "array_kernels", "numpy_source"]
@@ -186,6 +191,10 @@ def array_kernels(forms: NumericForms) -> str:
         f"SERIES_HIGH = {high}",
         f"FAR_BELOW = {FAR_BELOW!r}",
         f"SERIES = ({coefficients})",
+        "#: a float64 row total below TINY_TOTAL is recomputed from the tiny_term_ functions'",
+        "#: terms (2^(2S) times the terms) and scaled back once by TINY_BACK",
+        f"TINY_TOTAL = {array_code(PowerOfTwo(TINY_TOTAL_EXPONENT))}",
+        f"TINY_BACK = {array_code(PowerOfTwo(-2 * TINY_SCALE_EXPONENT))}",
         "",
         "",
         *_array_function(excess_series_function(forms)),
@@ -411,17 +420,31 @@ def _array_function(function: KernelFunction) -> list[str]:
 DBL_MIN = sp.Float(float.fromhex("0x1p-1022"))
 
 
-def _array_half_a(form: ParameterisedForm) -> list[str]:
-    """``half_a = a/2`` without a spurious under- or overflow (see :func:`_c_half_a`)."""
+def _array_half_a(form: ParameterisedForm, scale: int = 0, indent: str = "    ") -> list[str]:
+    """``half_a = a/2`` without a spurious under- or overflow (see :func:`_c_half_a`); with
+    ``scale`` S, ``half_a = 2^(2S) a/2`` (the mean difference times 2^S: exact)."""
     mu_arguments = [p for p in form.parameters if str(p).startswith("mu")]
     if len(mu_arguments) == 1:
         (mu,) = mu_arguments
-        return [f"    half_a = {array_arithmetic(half_square(mu))}"]
+        scaled_mu = mul(mu, PowerOfTwo(scale)) if scale else mu
+        return [f"{indent}half_a = {array_arithmetic(half_square(scaled_mu))}"]
     mu_p, mu_q = mu_arguments
     quotient = quotient_form(form)
+    difference = add(mu_p, neg(mu_q))
+    if scale:
+        # a row of tiny terms: the difference is finite and times 2^S still (a < 2^-959)
+        difference = mul(difference, PowerOfTwo(scale))
     if quotient is None:
         half_mean_term = sp.Function("half_mean_term")
-        return [_assign("half_a", half_mean_term(add(mu_p, neg(mu_q)), form.parameters[3]), "    ")]
+        return [_assign("half_a", half_mean_term(difference, form.parameters[3]), indent)]
+    if scale:
+        _, v_name, power, _ = quotient
+        v, w, d_scaled = variables(f"{v_name} w d_scaled")
+        return [
+            _assign("d_scaled", difference, indent),
+            _assign("w", div(d_scaled, v), indent),
+            _assign("half_a", scaled_mean_term(0.5, w, w if power == 2 else d_scaled), indent),
+        ]
     _, v_name, power, _ = quotient
     v, w, d_half, big = variables(f"{v_name} w d_half big")
     other = w if power == 2 else d_half
@@ -637,6 +660,38 @@ def _array_exact_sum(exact: ExactSum, name: str) -> tuple[list[str], str, list[s
     return lines, name, conditions
 
 
+def _array_tiny_term(form: ParameterisedForm) -> list[str]:
+    """``tiny_term_``: 2^(2S) times a term of a row of tiny terms (fact tiny-term-scaled),
+    as :func:`symkl.codegen.c_target._c_tiny_term`; ends with a blank line."""
+    name = identifier(form.name)
+    arguments = ", ".join(str(p) for p in form.parameters)
+    quotient = quotient_form(form)
+    indent = " " * 8
+    x_lines = []
+    small: sp.Expr = form.log_ratio
+    if quotient is not None:
+        # rho = (u - v)/v, never 1/v (which overflows for v < 2^-1024)
+        u_name, v_name, _, x_of_rho = quotient
+        u, v = variables(f"{u_name} {v_name}")
+        x_lines = [_assign("rho", div(add(u, neg(v)), v), indent)]
+        small = x_of_rho
+    scaled = tiny_scaled_term().xreplace(
+        {HALF_A_SCALED: variables("half_a")[0], X_SCALED: variables("x_scaled")[0]}
+    )
+    return [
+        f"def tiny_term_{name}({arguments}):",
+        f'    """2^{2 * TINY_SCALE_EXPONENT} times a per-coordinate KL ({form.name}) of a row '
+        f"whose total is below 2^{TINY_TOTAL_EXPONENT} (facts tiny-term-scaled, excess-small, "
+        'expm1mx-small)."""',
+        "    with xp.errstate(all='ignore'):",
+        *x_lines,
+        _assign("x_scaled", mul(sp.sympify(small), PowerOfTwo(TINY_SCALE_EXPONENT)), indent),
+        *_array_half_a(form, TINY_SCALE_EXPONENT, indent),
+        f"{indent}return {array_code(scaled)}",
+        "",
+    ]
+
+
 def _array_form(form: ParameterisedForm, exact_sums: dict[str, ExactSum]) -> list[str]:
     """term_, gradient_ and jeffreys_ functions of one form, in the array namespace."""
     name = identifier(form.name)
@@ -710,6 +765,8 @@ def _array_form(form: ParameterisedForm, exact_sums: dict[str, ExactSum]) -> lis
         *body,
         array_statement(Return(add(half_a, half_excess, domain)), "        "),
         "",
+        "",
+        *_array_tiny_term(form),
         "",
         f"def {prefix}gradient_{name}({arguments}):",
         f'    """Gradient of term_{name} with respect to ({arguments}){exact_note}."""',

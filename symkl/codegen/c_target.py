@@ -92,7 +92,16 @@ from symkl.codegen.printers import (
     variables,
 )
 from symkl.kl.compensated import exponent_split, scale_from_rounded
-from symkl.kl.stable import NumericForms, ParameterisedForm, expm1mx_series
+from symkl.kl.stable import (
+    HALF_A_SCALED,
+    TINY_SCALE_EXPONENT,
+    TINY_TOTAL_EXPONENT,
+    X_SCALED,
+    NumericForms,
+    ParameterisedForm,
+    expm1mx_series,
+    tiny_scaled_term,
+)
 
 __all__ = ["c_source"]
 
@@ -654,8 +663,9 @@ def _c_table(forms: NumericForms) -> list[str]:
     ]
 
 
-def _c_half_a(form: ParameterisedForm) -> list[str]:
-    """``half_a = a/2`` that neither under- nor overflows where ``a/2`` does not.
+def _c_half_a(form: ParameterisedForm, scale: int = 0) -> list[str]:
+    """``half_a = a/2`` that neither under- nor overflows where ``a/2`` does not; with
+    ``scale`` S, ``half_a = 2^(2S) a/2`` (the mean difference times 2^S: exact).
 
     Quotient forms: ``w = d/v`` times ``d`` or ``w`` (an overflowing ``d = mu_p - mu_q``
     is halved first).  Log-variance form: ``d = 2^k m`` and ``a/2 = 2^(2k-1) (m^2
@@ -666,7 +676,7 @@ def _c_half_a(form: ParameterisedForm) -> list[str]:
     quotient = quotient_form(form)
     if len(mu_arguments) == 1:
         (mu,) = mu_arguments
-        return [_const("half_a", half_square(mu))]
+        return [_const("half_a", half_square(mul(mu, PowerOfTwo(scale)) if scale else mu))]
     mu_p, mu_q = mu_arguments
     d_half, a_scale, d_mantissa, m2, t_mantissa, e_full, e_half = variables(
         "d_half a_scale d_mantissa m2 t_mantissa e_full e_half"
@@ -679,6 +689,10 @@ def _c_half_a(form: ParameterisedForm) -> list[str]:
         c_statement(constant("d_big", isinf(d_mu), type=intc)),
         _const("d_half", Select(d_big, halved_difference(mu_p, mu_q), d_mu)),
     ]
+    if scale and quotient is not None:
+        # a row of tiny terms: d_big is 0 and d 2^S finite (a < 2^-959)
+        lines.append(_const("d_scaled", mul(d_half, PowerOfTwo(scale))))
+        d_half = variables("d_scaled")[0]
     if quotient is not None:
         _, v_name, power, _ = quotient
         (v,) = variables(v_name)
@@ -711,7 +725,11 @@ def _c_half_a(form: ParameterisedForm) -> list[str]:
         c_statement(
             constant(
                 "shift",
-                add(mul(2, add(d_exponent, d_big)), -1, Select(usable, 0, t_exponent)),
+                add(
+                    mul(2, add(d_exponent, d_big)),
+                    -1 + 2 * scale,
+                    Select(usable, 0, t_exponent),
+                ),
                 type=intc,
             )
         ),
@@ -863,6 +881,60 @@ def _c_term(form: ParameterisedForm) -> list[str]:
     ]
 
 
+def _c_tiny_term(form: ParameterisedForm) -> list[str]:
+    """``2^(2S)`` times a term of a row of tiny terms (fact tiny-term-scaled): the scaled
+    mean term and ``(2^S x)^2/4``, ``x`` the relative difference of the quotient forms or
+    the log-variance difference ``d`` (facts excess-small, expm1mx-small: the remainders
+    are below ``2^-479`` of ``x^2/2`` there)."""
+    name = identifier(form.name)
+    arguments = ", ".join(f"double {p}" for p in form.parameters)
+    quotient = quotient_form(form)
+    x_lines = []
+    small: sp.Expr = form.log_ratio
+    if quotient is not None:
+        # as the scalar kernel: rho = (u - v)/v, never 1/v (which overflows for v < 2^-1024)
+        u_name, v_name, _, x_of_rho = quotient
+        u, v = variables(f"{u_name} {v_name}")
+        x_lines = [_const("rho", div(add(u, neg(v)), v))]
+        small = x_of_rho
+    scaled = tiny_scaled_term().xreplace(
+        {HALF_A_SCALED: variables("half_a")[0], X_SCALED: variables("x_scaled")[0]}
+    )
+    return [
+        f"/* {form.name}: 2^{2 * TINY_SCALE_EXPONENT} times a term below "
+        f"2^{TINY_TOTAL_EXPONENT} */",
+        f"static inline double symkl_tiny_term_{name}({arguments}) {{",
+        *x_lines,
+        _const("x_scaled", mul(sp.sympify(small), PowerOfTwo(TINY_SCALE_EXPONENT))),
+        *_c_half_a(form, TINY_SCALE_EXPONENT),
+        c_statement(Return(scaled)),
+        "}",
+        "",
+    ]
+
+
+def _c_tiny_row(form: ParameterisedForm) -> list[str]:
+    """A float64 row total below 2^TINY_TOTAL_EXPONENT recomputed from the scaled terms
+    (template ``tiny_row.c``), TwoSum-compensated, and scaled back once."""
+    count = len(form.parameters)
+    total, term, lo, error = variables("sum term lo error")
+    return _filled(
+        "tiny_row.c",
+        name=identifier(form.name),
+        count=count,
+        unpack="\n".join(
+            c_statement(constant(str(p), variables(f"value[{j}]")[0]), " " * 8)
+            for j, p in enumerate(form.parameters)
+        ),
+        values=", ".join(str(p) for p in form.parameters),
+        sum_update=_assign("sum", two_sum(total, term, lo), " " * 8),
+        error_update=_add_to("error", lo, " " * 8),
+        total_return=c_statement(
+            Return(mul(add(total, error), PowerOfTwo(-2 * TINY_SCALE_EXPONENT)))
+        ),
+    )
+
+
 def _validation(form: ParameterisedForm) -> list[str]:
     """C conditions: non-finite means; scales not finite-and-positive; log-variances non-finite."""
     (index,) = sp.symbols("index", integer=True, seq=True)
@@ -900,6 +972,7 @@ def _c_loops(forms: NumericForms) -> list[str]:
         "",
     ]
     for form in forms.forms.values():
+        lines += [*_c_tiny_term(form), *_c_tiny_row(form), ""]
         for suffix, ctype in (("f64", "double"), ("f32", "float")):
             lines += [*_c_row_sums(form, suffix, ctype), ""]
     return lines
@@ -957,6 +1030,17 @@ def _c_row_sums(form: ParameterisedForm, suffix: str, ctype: str) -> list[str]:
         for j, p in enumerate(form.parameters)
     ]
     plain_total = "0.0"
+    tiny_row = ""
+    if ctype == "double":
+        (written,) = variables("row_total")
+        recomputed = _call(
+            f"symkl_tiny_row_{identifier(form.name)}", *variables("argument row col"),
+            add(*variables("r0 i")), variables("k")[0],
+        )
+        tiny_row = "\n" + c_statement(
+            If(sp.Lt(written, PowerOfTwo(TINY_TOTAL_EXPONENT)), [Assignment(written, recomputed)]),
+            " " * 12,
+        ) + " /* a row of tiny terms (NaN is not below) */"
     if ctype == "float":
         lanes = variables(" ".join(f"lane_sum[i][{lane}]" for lane in range(4)))
         plain_total = c_arithmetic(add(add(lanes[0], lanes[1]), add(lanes[2], lanes[3])))
@@ -984,6 +1068,7 @@ def _c_row_sums(form: ParameterisedForm, suffix: str, ctype: str) -> list[str]:
         if ctype == "float"
         else 0,
         plain_total=plain_total,
+        tiny_row=tiny_row,
         inputs=", ".join(f"input[{j}]" for j in range(count)),
         values=", ".join(str(p) for p in form.parameters),
         unpack="\n".join(unpack),

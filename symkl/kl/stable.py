@@ -637,6 +637,7 @@ def _extreme_value_facts(forms: dict[str, ParameterisedForm], kls: dict[str, sp.
             label="excess-half",
             prove=_prove_with_functions_expanded,
         ),
+        *_tiny_row_facts(),
     ]
     facts += [
         Fact(
@@ -667,6 +668,80 @@ def _extreme_value_facts(forms: dict[str, ParameterisedForm], kls: dict[str, sp.
             )
         )
     return facts
+
+
+# ------------------------------------------------------------------------ rows of tiny terms
+#: a float64 row total below 2^TINY_TOTAL_EXPONENT (and not NaN) is recomputed from terms
+#: scaled by 2^(2 TINY_SCALE_EXPONENT) (powers of two: exact), summed, and scaled back once,
+#: so that terms below half the smallest subnormal still add up (issue 14): every term of
+#: such a row is below 2^-960, hence a < 2^-959 and the excess below 2^-959, so that
+#: |x| < 2^-479 (x of the quotient forms is then 0 exactly: x != 0 means |x| >= 2^-53)
+TINY_TOTAL_EXPONENT = -960
+TINY_SCALE_EXPONENT = 500
+#: placeholders of the scaled term: half_a_scaled = 2^(2S) a/2, x_scaled = 2^S x (or 2^S d)
+HALF_A_SCALED, X_SCALED = sp.symbols("half_a_scaled x_scaled", real=True)
+
+
+def tiny_scaled_term() -> sp.Expr:
+    """``2^(2S)`` times a tiny term, in the placeholders :data:`HALF_A_SCALED` and
+    :data:`X_SCALED` (facts tiny-term-scaled, excess-small, expm1mx-small).
+
+    Examples
+    --------
+    >>> tiny_scaled_term()
+    half_a_scaled + x_scaled**2/4
+    """
+    return HALF_A_SCALED + X_SCALED**2 / 4
+
+
+def _tiny_row_facts() -> list:
+    """The scaled form of a row of tiny terms and the series behind its truncation."""
+    half = sp.Rational(1, 2)
+    scale = sp.Integer(TINY_SCALE_EXPONENT)
+    a_value = sp.Symbol("a", nonnegative=True)
+    x, d = sp.symbols("x d", real=True)
+    r = sp.Symbol("r", positive=True)
+    t_of_r = (r - 1) / (r + 1)
+    n = sp.Symbol("n", integer=True, nonnegative=True)
+    term = tiny_scaled_term()
+    return [
+        Fact(
+            f"a tiny term scaled by $2^{{2S}}$, $S = {TINY_SCALE_EXPONENT}$ (exact: a power "
+            "of two), with the excess $x^2/2$ of facts excess-small and expm1mx-small: "
+            "$2^{2S}\\tfrac12(a + x^2/2) = 2^{2S} a/2 + (2^S x)^2/4$",
+            2 ** (2 * scale) * half * (a_value + x**2 / 2),
+            term.xreplace({HALF_A_SCALED: 2 ** (2 * scale) * a_value / 2, X_SCALED: 2**scale * x}),
+            label="tiny-term-scaled",
+            prove=_prove_with_functions_expanded,
+        ),
+        Fact(
+            "the excess near $x = 0$ with its remainder written out (here $x = r - 1$, "
+            "$r > 0$, $t = x/(2 + x)$, $\\log(1 + x) = 2\\operatorname{atanh} t$ by fact "
+            "log1pmx-atanh): $x - \\log(1 + x) = x^2/2 - x^3 R$, "
+            "$R = 1/(2(2 + x)) + 2 S(t^2)/(2 + x)^3$ with $S$ the convergent series of fact "
+            "atanh-series; for $|x| < 2^{-479}$ (rows of tiny terms) $0 < R < 1/3$, so "
+            "$x^3 R$ is below $2^{-479}$ of $x^2/2$, and the kernels keep $x^2/2$",
+            (r - 1) - 2 * sp.atanh(t_of_r),
+            (r - 1) ** 2 / 2
+            - (r - 1) ** 3
+            * (
+                1 / (2 * (r + 1))
+                + 2 * sp.Sum(t_of_r ** (2 * n) / (2 * n + 3), (n, 0, sp.oo)) / (r + 1) ** 3
+            ),
+            label="excess-small",
+            prove=_series_in_t(),
+        ),
+        Fact(
+            "the log-variance excess near $d = 0$ with its remainder written out: "
+            "$e^d - 1 - d = d^2/2 + d^3 Q(d)$, $Q(d) = \\sum_n d^n/(n + 3)!$; for "
+            "$|d| < 2^{-479}$ $|d^3 Q(d)| < |d|^3/5$, below $2^{-479}$ of $d^2/2$, and the "
+            "kernels keep $d^2/2$ (x = d in the scaled term)",
+            sp.exp(d) - 1 - d,
+            d**2 / 2 + d**3 * sp.Sum(d**n / sp.factorial(n + 3), (n, 0, sp.oo)),
+            label="expm1mx-small",
+            prove=_prove_sum,
+        ),
+    ]
 
 
 def ranged_gradients(forms: dict[str, ParameterisedForm]) -> dict[tuple[str, sp.Symbol], sp.Expr]:

@@ -2,7 +2,8 @@
  * ${name} and ${suffix} name the kernel, ${ctype} is the input type, ${count} the number
  * of arguments, ${pads} their padding values (whose term is exactly 0), ${prefetch_in_place}
  * whether blocks read in place are prefetched too, ${plain_lanes} when a row may be summed
- * in plain lanes; ${unpack}, ${checks} and ${plain_total} are printed statements.  Fixed
+ * in plain lanes; ${unpack}, ${checks}, ${plain_total} and ${tiny_row} (float64: a row
+ * total below 2^-960 recomputed by symkl_tiny_row_*) are printed statements.  Fixed
  * C (no formula; SYMKL_UNROLLED loops over the arguments are unrolled, measured 5-10%
  * faster at k = 16): blocks of SYMKL_BLOCK terms, the vectorised terms, the scalar kernel
  * where needed, the lane sums.  Shipped as package data. */
@@ -107,8 +108,9 @@ ${checks}
         }
         for (int64_t i = 0; i < group_rows; ++i) {
             /* the plain lanes' total: four doubles added, then rounded once */
-            out[r0 + i] = ${plain_lanes}
-                ? (${ctype})(${plain_total}) : (${ctype})symkl_lanes_total(lane_sum[i], lane_error[i]);
+            ${ctype} row_total = ${plain_lanes}
+                ? (${ctype})(${plain_total}) : (${ctype})symkl_lanes_total(lane_sum[i], lane_error[i]);${tiny_row}
+            out[r0 + i] = row_total;
         }
     }
     return 0;
