@@ -719,8 +719,8 @@ def _tiny_row_facts() -> list:
             "$r > 0$, $t = x/(2 + x)$, $\\log(1 + x) = 2\\operatorname{atanh} t$ by fact "
             "log1pmx-atanh): $x - \\log(1 + x) = x^2/2 - x^3 R$, "
             "$R = 1/(2(2 + x)) + 2 S(t^2)/(2 + x)^3$ with $S$ the convergent series of fact "
-            "atanh-series; for $|x| < 2^{-479}$ (rows of tiny terms) $0 < R < 1/3$, so "
-            "$x^3 R$ is below $2^{-479}$ of $x^2/2$, and the kernels keep $x^2/2$",
+            "atanh-series; for $|x| < 2^{-479}$ (rows of tiny terms) $0 < R < 1/2$, so "
+            "$x^3 R$ is below $2^{-478}$ of $x^2/2$, and the kernels keep $x^2/2$",
             (r - 1) - 2 * sp.atanh(t_of_r),
             (r - 1) ** 2 / 2
             - (r - 1) ** 3
